@@ -1,0 +1,57 @@
+# SkyWatch Portal. `make run` (embedded, no servers) and `make test` (real services) are the two entry points.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint format install install-dev services services-stop worker beat bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(RUN_STAMP): requirements.txt observatory/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt -e ./observatory
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(RUN_STAMP)
+install-dev: $(DEV_STAMP)
+
+## The portal on http://127.0.0.1:8000 in the embedded default: SQLite, in-process tasks, database search.
+run: install
+	scripts/run.sh
+
+## Every test against real PostgreSQL, Redis, Elasticsearch and Chromium (installed and started if missing).
+test: install-dev
+	scripts/test.sh
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Install what is missing and start PostgreSQL, Redis and Elasticsearch; prints `export` lines to eval.
+services:
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+## A Celery worker and the beat scheduler against the real broker (run `make services` first).
+worker: install
+	eval "$$(scripts/services.sh env)" && $(BIN)/celery -A skywatch_portal worker -l info
+
+beat: install
+	eval "$$(scripts/services.sh env)" && $(BIN)/celery -A skywatch_portal beat -l info
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-artifacts

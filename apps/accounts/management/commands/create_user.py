@@ -1,0 +1,28 @@
+"""`manage.py create_user <username> --role support|product|admin --password <password>`."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.accounts.roles import ROLES
+from apps.accounts.services import UserExists, user_create
+
+
+class Command(BaseCommand):
+    help = "Create a portal user in one role (a Django group of that name)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=ROLES)
+        parser.add_argument("--password", required=True)
+        parser.add_argument(
+            "--replace", action="store_true", help="reset the password and role of an existing user"
+        )
+
+    def handle(self, *args, username: str, role: str, password: str, replace: bool, **options) -> None:
+        try:
+            user = user_create(username=username, role=role, password=password, replace=replace)
+        except UserExists as exc:
+            raise CommandError(f"{exc}; pass --replace to reset its password and role") from exc
+        except ValidationError as exc:
+            raise CommandError("password refused: " + " ".join(exc.messages)) from exc
+        self.stdout.write(f"user {user.username} has role {role}")

@@ -1,0 +1,35 @@
+"""Writes for accounts: users and their roles."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from .roles import ADMIN, ROLES
+
+
+class UserExists(Exception):
+    """A user of that name exists and replacing it was not asked for."""
+
+
+@transaction.atomic
+def user_create(*, username: str, role: str, password: str, replace: bool = False) -> AbstractUser:
+    """Create a user in exactly one role; with replace=True reset an existing user's password and role.
+
+    Admins are also Django staff and superusers so that /admin/ works for them.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
+    if user is not None and not replace:
+        raise UserExists(f"user {username!r} already exists")
+    if user is None:
+        user = user_model(username=username)
+    validate_password(password, user)
+    user.set_password(password)
+    user.is_staff = user.is_superuser = role == ADMIN
+    user.save()
+    group, _ = Group.objects.get_or_create(name=role)
+    user.groups.set([group])
+    return user

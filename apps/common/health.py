@@ -1,0 +1,50 @@
+"""Readiness checks for the services the portal depends on: database, broker, search backend."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from kombu import Connection
+
+from apps.traces.search import get_trace_backend
+from apps.traces.search.base import BackendUnavailable
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str
+
+
+def check_database() -> CheckResult:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any driver error: report it, the probe must not crash
+        return CheckResult(False, f"{type(exc).__name__}: {exc}".strip())
+    return CheckResult(True, connection.vendor)
+
+
+def check_broker() -> CheckResult:
+    if not settings.CELERY_BROKER_URL:
+        return CheckResult(True, "not configured: tasks run in-process")
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # kombu raises transport-specific errors
+        return CheckResult(False, f"{type(exc).__name__}: {exc}".strip())
+    return CheckResult(True, conn.as_uri())
+
+
+def check_search() -> CheckResult:
+    backend = get_trace_backend()
+    try:
+        backend.ping()
+    except BackendUnavailable as exc:
+        return CheckResult(False, str(exc))
+    return CheckResult(True, backend.name)
+
+
+def readiness() -> dict[str, CheckResult]:
+    """Run every readiness check and return the results by service name."""
+    return {"database": check_database(), "broker": check_broker(), "elasticsearch": check_search()}

@@ -1,0 +1,165 @@
+"""Trace search on Elasticsearch: daily indices behind an index template and an alias.
+
+Indices are `<prefix>-YYYY.MM.DD` by event time, all in the alias `<prefix>` (settings
+ELASTICSEARCH_INDEX_PREFIX, default `obs-events`). `properties` is `flattened` and the mapping is strict,
+so user-chosen keys never grow the mapping.
+"""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from elastic_transport import TransportError
+from elasticsearch import Elasticsearch, helpers
+from elasticsearch import exceptions as es_exceptions
+from elasticsearch_dsl import Date, Document, Flattened, Index, Keyword, MetaField, Text, connections
+
+from .base import BackendUnavailable, IndexOutcome, TraceBackend
+
+logger = logging.getLogger(__name__)
+
+
+def es_client() -> Elasticsearch:
+    """Return the process-wide Elasticsearch client for the configured URL (created on first use)."""
+    # Keyed by URL so that a changed setting (tests, a re-pointed cluster) never reuses a stale client.
+    alias = f"skywatch:{settings.ELASTICSEARCH_URL}"
+    try:
+        return connections.get_connection(alias)
+    except KeyError:
+        pass
+    options: dict = {
+        "request_timeout": settings.ELASTICSEARCH_TIMEOUT,
+        "retry_on_timeout": True,
+        "max_retries": 2,
+    }
+    if settings.ELASTICSEARCH_API_KEY:
+        options["api_key"] = settings.ELASTICSEARCH_API_KEY
+    if settings.ELASTICSEARCH_CA_CERTS:
+        options["ca_certs"] = settings.ELASTICSEARCH_CA_CERTS
+    connections.create_connection(alias=alias, hosts=[settings.ELASTICSEARCH_URL], **options)
+    return connections.get_connection(alias)
+
+
+class EventDocument(Document):
+    """One event or log line as support staff search it."""
+
+    event_id = Keyword()
+    type = Keyword()
+    event = Keyword()
+    service = Keyword()
+    stage = Keyword()
+    level = Keyword()
+    user_id = Keyword()
+    correlation_id = Keyword()
+    message = Text(fields={"raw": Keyword(ignore_above=1024)})
+    timestamp = Date()
+    received_at = Date()
+    properties = Flattened(ignore_above=1024, depth_limit=20)
+    notes = Keyword(ignore_above=512)
+    ingest_node = Keyword()
+
+    class Meta:
+        dynamic = MetaField("strict")
+
+
+def alias_name() -> str:
+    return settings.ELASTICSEARCH_INDEX_PREFIX
+
+
+def index_name_for(event: Any) -> str:
+    """Return the daily index an event belongs to (by its own time, so re-indexing lands in one place)."""
+    return f"{alias_name()}-{event.timestamp:%Y.%m.%d}"
+
+
+def document_id(event: Any) -> str:
+    # event_id is unique per service, not globally: qualify it so no service can overwrite another's.
+    return f"{event.service}:{event.event_id}"
+
+
+def index_template_ensure() -> None:
+    """Create or update the index template that gives every daily index its mapping and the alias."""
+    index = Index(f"{alias_name()}-*")
+    index.document(EventDocument)
+    index.settings(number_of_shards=1, number_of_replicas=0, refresh_interval="1s")
+    index.aliases(**{alias_name(): {}})
+    index.as_composable_template(alias_name(), priority=100).save(using=es_client())
+
+
+def document_for(event: Any) -> dict[str, Any]:
+    return {
+        "_index": index_name_for(event),
+        "_id": document_id(event),
+        "_source": {
+            "event_id": str(event.event_id),
+            "type": event.type,
+            "event": event.event,
+            "service": event.service,
+            "stage": event.stage,
+            "level": event.level or None,
+            "user_id": event.user_id or None,
+            "correlation_id": event.correlation_id or None,
+            "message": event.message,
+            "timestamp": event.timestamp.isoformat(),
+            "received_at": event.received_at.isoformat(),
+            "properties": event.properties or {},
+            "notes": event.notes or [],
+            "ingest_node": event.ingest_node,
+        },
+    }
+
+
+class ElasticsearchTraceBackend(TraceBackend):
+    name = "elasticsearch"
+
+    def __init__(self) -> None:
+        self._template_ready_for: str | None = None
+
+    def ping(self) -> None:
+        try:
+            # A short timeout: a health probe must answer quickly even when the cluster hangs.
+            es_client().options(request_timeout=2, max_retries=0).cluster.health()
+        except (TransportError, es_exceptions.ApiError) as exc:
+            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+
+    def index_events(self, events: Sequence[Any]) -> IndexOutcome:
+        outcome = IndexOutcome()
+        if not events:
+            return outcome
+        by_doc_id = {document_id(ev): ev.pk for ev in events}
+        try:
+            self._ensure_template()
+            results = helpers.streaming_bulk(
+                es_client(),
+                (document_for(ev) for ev in events),
+                chunk_size=500,
+                max_retries=5,  # 429s are retried with exponential backoff by the helper
+                initial_backoff=0.5,
+                max_backoff=10,
+                raise_on_error=False,
+                raise_on_exception=True,
+            )
+            for ok, info in results:
+                action = info.get("index", {})
+                pk = by_doc_id[action.get("_id")]
+                if ok:
+                    outcome.indexed.append(pk)
+                elif action.get("status") == 429 or action.get("status", 500) >= 500:
+                    outcome.retry_later[pk] = _reason(action)
+                else:
+                    outcome.rejected[pk] = _reason(action)
+        except (TransportError, es_exceptions.ApiError) as exc:
+            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+        return outcome
+
+    def _ensure_template(self) -> None:
+        if self._template_ready_for != alias_name():
+            index_template_ensure()
+            self._template_ready_for = alias_name()
+
+
+def _reason(action: dict) -> str:
+    error = action.get("error") or {}
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('reason', '')}"[:1000]
+    return str(error)[:1000]

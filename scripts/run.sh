@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make run`: migrate, (re)create the demo login, serve the portal on 127.0.0.1:8000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+$PY manage.py migrate --noinput
+$PY manage.py collectstatic --noinput -v 0
+password=$($PY -c 'import secrets; print(secrets.token_urlsafe(12))')
+$PY manage.py create_user demo --role admin --password "$password" --replace >/dev/null
+cat <<MSG
+
+  SkyWatch Portal: http://127.0.0.1:8000/
+  Sign in as  demo / $password   (role admin; a new password is made on every start)
+
+MSG
+exec $PY manage.py runserver 127.0.0.1:8000
