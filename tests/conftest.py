@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ ARTIFACTS = REPO / "test-artifacts"
 def _require(setting_value: str, what: str) -> str:
     if not setting_value:
         pytest.fail(
-            f"{what} is not configured: run `make test`, or `eval \"$(scripts/services.sh start)\"` first",
+            f'{what} is not configured: run `make test`, or `eval "$(scripts/services.sh start)"` first',
             pytrace=False,
         )
     return setting_value
@@ -70,11 +69,27 @@ class WorkerProcess:
         self._log = open(log_path, "wb")  # closed in stop()
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "skywatch_portal", "worker",
-                "--loglevel=INFO", "--pool=prefork", "--concurrency=1", "--queues", queue,
-                "--hostname", f"test-{queue}@%h", "--without-gossip", "--without-mingle",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "skywatch_portal",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=prefork",
+                "--concurrency=1",
+                "--queues",
+                f"default,{queue}",
+                "--hostname",
+                f"test-{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
             ],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log_text(self) -> str:
@@ -92,21 +107,38 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def celery_worker_process(broker_url, tmp_path, django_db_setup) -> Iterator[WorkerProcess]:
-    """Start a real Celery worker on a queue of its own, against the test database; stop it afterwards."""
+def start_worker(broker_url, tmp_path, django_db_setup):
+    """Return a function that starts a real Celery worker against the test database (queue `default` and
+    one of its own), with environment overrides; every worker is stopped afterwards."""
+    import redis
     from django.db import connection
 
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    db_url = _database_url_for(connection.settings_dict)
-    worker = WorkerProcess(queue, portal_env(DATABASE_URL=db_url), tmp_path / "worker.log")
-    deadline = time.monotonic() + 60
-    while "ready." not in worker.log_text():
-        if worker.process.poll() is not None or time.monotonic() > deadline:
-            worker.stop()
-            pytest.fail("Celery worker did not start:\n" + worker.log_text()[-4000:])
-        time.sleep(0.2)
-    yield worker
-    worker.stop()
+    # Messages left by an earlier test must not reach this test's workers.
+    redis.Redis.from_url(broker_url).flushdb()
+    workers: list[WorkerProcess] = []
+
+    def start(**env_overrides: str) -> WorkerProcess:
+        queue = f"test-{uuid.uuid4().hex[:8]}"
+        env = portal_env(DATABASE_URL=_database_url_for(connection.settings_dict), **env_overrides)
+        worker = WorkerProcess(queue, env, tmp_path / f"worker-{len(workers)}.log")
+        workers.append(worker)
+        deadline = time.monotonic() + 60
+        while "ready." not in worker.log_text():
+            if worker.process.poll() is not None or time.monotonic() > deadline:
+                worker.stop()
+                pytest.fail("Celery worker did not start:\n" + worker.log_text()[-4000:])
+            time.sleep(0.2)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker) -> WorkerProcess:
+    """A real Celery worker against the test database."""
+    return start_worker()
 
 
 def _database_url_for(settings_dict: dict) -> str:
@@ -117,3 +149,113 @@ def _database_url_for(settings_dict: dict) -> str:
     user, password = settings_dict.get("USER", ""), settings_dict.get("PASSWORD", "")
     host, port = settings_dict.get("HOST") or "127.0.0.1", settings_dict.get("PORT") or 5432
     return f"postgres://{user}:{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def make_key(db):
+    """Return a function that creates a service API key and returns (ApiKey, raw secret)."""
+    from apps.ingest.services import service_key_create
+
+    def make(service: str = "search-api", stage: str = "prod", forwarder: bool = False):
+        return service_key_create(service_name=service, stage=stage, can_forward=forwarder)
+
+    return make
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+def free_port() -> int:
+    """Return a loopback port that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PortalServer:
+    """The portal served by a real gunicorn child process on loopback."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+        import requests
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "wb")  # closed in stop()
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "skywatch_portal.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "60",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail("gunicorn exited:\n" + log_path.read_text(errors="replace")[-3000:])
+            try:
+                return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(answers, timeout=30, message="gunicorn to answer /healthz")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_portal(tmp_path):
+    """Return a function that starts gunicorn with environment overrides; every server stops afterwards."""
+    servers: list[PortalServer] = []
+
+    def start(**env_overrides: str) -> PortalServer:
+        server = PortalServer(portal_env(**env_overrides), tmp_path / f"gunicorn-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def clean_search_index(elasticsearch_url):
+    """Remove the test indices and template before and after a test that indexes events."""
+    from apps.traces.search import _backend_for
+    from apps.traces.search.elasticsearch import alias_name, es_client
+
+    def clean() -> None:
+        _backend_for.cache_clear()  # a fresh backend re-creates the index template on first use
+        client = es_client()
+        client.options(ignore_status=404).indices.delete(index=f"{alias_name()}-*", expand_wildcards="all")
+        client.options(ignore_status=404).indices.delete_index_template(name=alias_name())
+
+    clean()
+    yield
+    clean()

@@ -42,7 +42,8 @@ def decode_content(data: bytes, *, encoding: str, limit: int) -> bytes:
         return data
     if encoding not in ("gzip", "x-gzip"):
         raise exceptions.UnsupportedMediaType(
-            f"Content-Encoding {encoding}", detail=f"Content-Encoding {encoding!r} is not supported; use gzip."
+            f"Content-Encoding {encoding}",
+            detail=f"Content-Encoding {encoding!r} is not supported; use gzip.",
         )
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -67,6 +68,8 @@ def loads_strict(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise exceptions.ParseError(f"Body is not UTF-8 text: {exc.reason} at byte {exc.start}.") from None
     except json.JSONDecodeError as exc:
-        raise exceptions.ParseError(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+        raise exceptions.ParseError(
+            f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        ) from None
     except ValueError as exc:
         raise exceptions.ParseError(f"Malformed JSON: {exc}.") from None

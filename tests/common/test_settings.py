@@ -25,8 +25,16 @@ print(json.dumps({
 """
 
 ENV_NAMES = (
-    "DATABASE_URL", "CELERY_BROKER_URL", "ELASTICSEARCH_URL", "ELASTICSEARCH_API_KEY",
-    "ELASTICSEARCH_CA_CERTS", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SERVICE_NAME", "STAGE",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "ELASTICSEARCH_URL",
+    "ELASTICSEARCH_API_KEY",
+    "ELASTICSEARCH_CA_CERTS",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "SERVICE_NAME",
+    "STAGE",
 )
 
 
@@ -80,7 +88,10 @@ def test_each_variable_is_read():
 
     assert resolved["db_engine"] == "django.db.backends.postgresql"
     assert (resolved["db_host"], resolved["db_port"], resolved["db_user"], resolved["db_name"]) == (
-        "db.internal", 6543, "u", "portal",
+        "db.internal",
+        6543,
+        "u",
+        "portal",
     )
     assert resolved["broker"] == "redis://cache.internal:6380/2"
     assert resolved["eager"] is False

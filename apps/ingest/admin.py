@@ -1,0 +1,90 @@
+from django.contrib import admin, messages
+
+from .models import ApiKey, RawEvent, Service
+from .services import service_key_revoke
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "created_at")
+    search_fields = ("name",)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "prefix",
+        "service",
+        "stage",
+        "can_forward",
+        "label",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("stage", "can_forward", "revoked_at")
+    search_fields = ("prefix", "service__name", "label")
+    # Keys are made by `create_service_key` (the secret is shown once); the admin never sees a secret.
+    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset) -> None:
+        for api_key in queryset:
+            service_key_revoke(api_key=api_key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(RawEvent)
+class RawEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "received_at",
+        "service",
+        "stage",
+        "type",
+        "event",
+        "level",
+        "user_id",
+        "correlation_id",
+        "aggregated_at",
+        "indexed_at",
+        "dead_lettered_at",
+    )
+    list_filter = ("type", "level", "service", "stage")
+    search_fields = ("=event_id", "=correlation_id", "=user_id", "event")
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in RawEvent._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DeadLetteredFilter(admin.SimpleListFilter):
+    title = "pipeline state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("dead", "dead-lettered"),
+            ("pending", "waiting for aggregation"),
+            ("rejected", "refused by index"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "dead":
+            return queryset.filter(dead_lettered_at__isnull=False)
+        if self.value() == "pending":
+            return queryset.filter(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
+        if self.value() == "rejected":
+            return queryset.filter(index_rejected_at__isnull=False)
+        return queryset
+
+
+RawEventAdmin.list_filter = (DeadLetteredFilter, *RawEventAdmin.list_filter)

@@ -1,0 +1,60 @@
+"""Service API keys for DRF: `Authorization: Bearer <key>` or `X-Api-Key: <key>`."""
+
+from dataclasses import dataclass
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from .keys import key_hash
+from .models import ApiKey
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """The `request.user` of a request made with a service key (not a person)."""
+
+    service: str
+    stage: str
+    key_prefix: str
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    def __str__(self) -> str:
+        return f"service:{self.service}/{self.stage}"
+
+
+def _raw_key(request: Request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <api key>'.")
+        return value.strip()
+    value = request.META.get("HTTP_X_API_KEY", "").strip()
+    return value or None
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ServicePrincipal, ApiKey] | None:
+        raw = _raw_key(request)
+        if raw is None:
+            return None
+        api_key = ApiKey.objects.select_related("service").filter(key_hash=key_hash(raw)).first()
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Unknown API key.")
+        if api_key.is_revoked:
+            raise exceptions.PermissionDenied(f"API key {api_key.prefix} was revoked.")
+        return ServicePrincipal(api_key.service.name, api_key.stage, api_key.prefix), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (not 403) when no key was sent.
+        return 'Bearer realm="skywatch-ingest"'
+
+
+class HasServiceKey(BasePermission):
+    message = "A service API key is required (Authorization: Bearer <key> or X-Api-Key)."
+
+    def has_permission(self, request: Request, view) -> bool:
+        return isinstance(request.auth, ApiKey)

@@ -1,0 +1,428 @@
+"""Conform: map the shapes services really send onto the canonical event, or say exactly what is wrong.
+
+A pure function of one item and its sending context; no database, no settings. Every change it makes is
+written down as a note, so support staff can see that `userId` became `user_id` or that a clock was off.
+"""
+
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_DEPTH = 16
+MAX_NAME_LENGTH = 200
+MAX_SERVICE_LENGTH = 100
+MAX_STAGE_LENGTH = 50
+LEVELS = ("debug", "info", "warning", "error", "critical")
+LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical", "crit": "critical", "trace": "debug"}
+
+# Earliest plausible timestamp: older values are refused as clock or unit bugs (1970 from a zero epoch).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+# A timestamp further ahead than this (after skew correction) is clamped to the received time.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# Differences between sent_at and the received time below this are network latency, not clock skew.
+SKEW_TOLERANCE = timedelta(seconds=2)
+# Epoch values above this are milliseconds (1e11 seconds is the year 5138).
+EPOCH_MILLISECONDS_ABOVE = 1e11
+
+# Aliases seen in the wild -> canonical field. The canonical name wins when both are present.
+ALIASES = {
+    "userId": "user_id",
+    "userID": "user_id",
+    "user": "user_id",
+    "uid": "user_id",
+    "correlationId": "correlation_id",
+    "correlationID": "correlation_id",
+    "correlation": "correlation_id",
+    "cid": "correlation_id",
+    "eventId": "event_id",
+    "eventID": "event_id",
+    "time": "timestamp",
+    "ts": "timestamp",
+    "@timestamp": "timestamp",
+    "eventTime": "timestamp",
+    "msg": "message",
+    "severity": "level",
+    "levelname": "level",
+    "loglevel": "level",
+    "eventName": "event",
+    "event_name": "event",
+    "serviceName": "service",
+    "service_name": "service",
+}
+CANONICAL = {
+    "event_id",
+    "type",
+    "event",
+    "timestamp",
+    "user_id",
+    "correlation_id",
+    "level",
+    "message",
+    "properties",
+    "service",
+    "stage",
+}
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """What the server knows about the request an item came in: who sent it, when, with which headers."""
+
+    service: str
+    stage: str
+    can_forward: bool
+    received_at: datetime
+    sent_at: datetime | None = None
+    header_correlation_id: str = ""
+
+
+@dataclass
+class Conformed:
+    """A canonical event ready to store, or the errors that refused it (field -> message)."""
+
+    event: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    # True when the item names a service or stage its key may not send for (403 rather than 400).
+    out_of_scope: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class ConformError(Exception):
+    """A field of an item cannot be conformed; `field_name` says which."""
+
+    def __init__(self, field_name: str, message: str, *, out_of_scope: bool = False) -> None:
+        super().__init__(message)
+        self.field_name = field_name
+        self.message = message
+        self.out_of_scope = out_of_scope
+
+
+def conform_event(item: Any, context: SendContext) -> Conformed:
+    """Return the canonical event for one received item, with notes of what changed, or its errors."""
+    result = Conformed()
+    if not isinstance(item, dict):
+        result.errors["item"] = f"must be a JSON object, got {_json_type(item)}"
+        return result
+    try:
+        _check_structure(item)
+    except ConformError as refused:
+        result.errors[refused.field_name] = refused.message
+        return result
+
+    fields, extra = _rename_aliases(item, result.notes)
+    steps = (
+        ("event_id", _event_id),
+        ("service", _service_and_stage),
+        ("properties", _properties),
+        ("type", _type_and_event),
+        ("level", _level),
+        ("message", _message),
+        ("user_id", _user_id),
+        ("correlation_id", _correlation_id),
+        ("timestamp", _timestamp),
+    )
+    event: dict[str, Any] = {}
+    for field_name, step in steps:
+        try:
+            step(fields, extra, event, context, result.notes)
+        except ConformError as refused:
+            result.errors[refused.field_name or field_name] = refused.message
+            result.out_of_scope = result.out_of_scope or refused.out_of_scope
+    if result.errors:
+        return result
+    result.event = event
+    return result
+
+
+# --- structure: size, depth, characters that cannot be stored ----------------------------------------
+
+
+def _check_structure(item: dict) -> None:
+    size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > MAX_EVENT_BYTES:
+        raise ConformError("item", f"event is {size} bytes serialized; the limit is {MAX_EVENT_BYTES} bytes")
+    # Iterative walk: deep nesting must not exhaust the interpreter's stack.
+    stack: list[tuple[Any, int, str]] = [(item, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                raise ConformError(path or "item", f"nested deeper than {MAX_DEPTH} levels")
+            for key, child in value.items():
+                _check_text(key, f"{path}.{key}" if path else key, what="key")
+                stack.append((child, depth + 1, f"{path}.{key}" if path else key))
+        elif isinstance(value, list):
+            if depth > MAX_DEPTH:
+                raise ConformError(path or "item", f"nested deeper than {MAX_DEPTH} levels")
+            stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, path, what="value")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConformError(path, "NaN and Infinity are not allowed")
+
+
+def _check_text(text: str, path: str, *, what: str) -> None:
+    if "\x00" in text:
+        raise ConformError(
+            path or "item", f"{what} contains a NUL character (\\u0000), which cannot be stored"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConformError(
+            path or "item", f"{what} contains an unpaired UTF-16 surrogate (invalid Unicode)"
+        ) from None
+
+
+def _rename_aliases(item: dict, notes: list[str]) -> tuple[dict, dict]:
+    """Split an item into canonical fields (aliases renamed) and everything else."""
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in item.items():
+        if key in CANONICAL:
+            fields[key] = value
+    for key, value in item.items():
+        if key in CANONICAL:
+            continue
+        canonical = ALIASES.get(key)
+        if canonical is None:
+            extra[key] = value
+        elif canonical in fields:
+            extra[key] = value
+            notes.append(f"{key} kept in properties: {canonical} was also given")
+        else:
+            fields[canonical] = value
+            notes.append(f"{key} renamed to {canonical}")
+    return fields, extra
+
+
+# --- one step per canonical field ----------------------------------------------------------------------
+
+
+def _event_id(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    raw = fields.get("event_id")
+    if raw is None:
+        event["event_id"] = uuid.uuid4()
+        notes.append("event_id assigned by the server")
+        return
+    if not isinstance(raw, str):
+        raise ConformError("event_id", f"must be a UUID string, got {_json_type(raw)}")
+    try:
+        event["event_id"] = uuid.UUID(raw)
+    except ValueError:
+        raise ConformError("event_id", f"{_clip(raw)!r} is not a UUID") from None
+
+
+def _service_and_stage(
+    fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]
+) -> None:
+    service = fields.get("service", context.service)
+    stage = fields.get("stage", context.stage)
+    for name, value, limit in (("service", service, MAX_SERVICE_LENGTH), ("stage", stage, MAX_STAGE_LENGTH)):
+        if not isinstance(value, str) or not value.strip():
+            raise ConformError(name, "must be a non-empty string")
+        if len(value.strip()) > limit or _CONTROL_CHARS.search(value):
+            raise ConformError(name, f"must be at most {limit} printable characters")
+    service, stage = service.strip(), stage.strip()
+    if (service, stage) != (context.service, context.stage) and not context.can_forward:
+        raise ConformError(
+            "service",
+            f"this key sends for {context.service}/{context.stage} only; "
+            f"records for {service}/{stage} need a forwarder key",
+            out_of_scope=True,
+        )
+    event["service"], event["stage"] = service, stage
+
+
+def _properties(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    props = fields.get("properties", {})
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        raise ConformError("properties", f"must be a JSON object, got {_json_type(props)}")
+    props = dict(props)
+    for key, value in extra.items():
+        if key in props:
+            props[f"_top.{key}"] = value
+            notes.append(f"{key} moved to properties as _top.{key}: properties already had {key}")
+        else:
+            props[key] = value
+    if extra:
+        notes.append(f"moved to properties: {', '.join(sorted(extra))}")
+    event["properties"] = props
+
+
+def _type_and_event(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    kind = fields.get("type")
+    name = fields.get("event")
+    if kind is None:
+        # A record with a message or a level but no event name is a log line (the lessons' metric logs).
+        kind = "log" if name is None and ("message" in fields or "level" in fields) else "metric"
+        if kind == "log":
+            notes.append("type set to log: a message without an event name")
+    if kind not in ("metric", "log"):
+        raise ConformError("type", f'must be "metric" or "log", got {_clip(kind)!r}')
+    if name is None:
+        if kind == "metric":
+            raise ConformError("event", "is required for metrics (the metric's name, e.g. search_made)")
+        name = "log"
+    if not isinstance(name, str) or not name.strip():
+        raise ConformError("event", "must be a non-empty string")
+    if len(name.strip()) > MAX_NAME_LENGTH or _CONTROL_CHARS.search(name):
+        raise ConformError("event", f"must be at most {MAX_NAME_LENGTH} printable characters")
+    event["type"], event["event"] = kind, name.strip()
+
+
+def _level(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    raw = fields.get("level")
+    if raw is None:
+        if event.get("type") == "log":
+            notes.append("level set to info (none given)")
+            event["level"] = "info"
+        else:
+            event["level"] = ""
+        return
+    if not isinstance(raw, str):
+        raise ConformError("level", f"must be one of {', '.join(LEVELS)}")
+    level = raw.strip().lower()
+    level = LEVEL_ALIASES.get(level, level)
+    if level not in LEVELS:
+        raise ConformError("level", f"{_clip(raw)!r} is not one of {', '.join(LEVELS)}")
+    if level != raw:
+        notes.append(f"level {_clip(raw)!r} read as {level}")
+    event["level"] = level
+
+
+def _message(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    raw = fields.get("message", "")
+    if raw is None:
+        raw = ""
+    if not isinstance(raw, str):
+        raise ConformError("message", f"must be a string, got {_json_type(raw)}")
+    event["message"] = raw
+
+
+def _user_id(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    raw = fields.get("user_id")
+    if raw is None:
+        event["user_id"] = ""
+        return
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ConformError("user_id", f"must be a string or an integer, got {_json_type(raw)}")
+    if isinstance(raw, int):
+        notes.append("user_id number stored as text")
+    value = str(raw).strip()
+    if len(value) > MAX_NAME_LENGTH or _CONTROL_CHARS.search(value):
+        raise ConformError("user_id", f"must be at most {MAX_NAME_LENGTH} printable characters")
+    event["user_id"] = value
+
+
+def _correlation_id(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    raw = fields.get("correlation_id")
+    if raw is None or raw == "":
+        if context.header_correlation_id:
+            notes.append("correlation_id taken from the X-Correlation-ID header")
+        event["correlation_id"] = context.header_correlation_id
+        return
+    if not isinstance(raw, str):
+        raise ConformError("correlation_id", f"must be a string, got {_json_type(raw)}")
+    value = raw.strip()
+    if len(value) > MAX_NAME_LENGTH or _CONTROL_CHARS.search(value):
+        raise ConformError("correlation_id", f"must be at most {MAX_NAME_LENGTH} printable characters")
+    event["correlation_id"] = value
+
+
+def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    raw = fields.get("timestamp")
+    received = context.received_at
+    if raw is None:
+        event["timestamp"] = received
+        notes.append("timestamp missing: received time used")
+        return
+    moment = parse_timestamp(raw, notes)
+    if moment < EARLIEST_TIMESTAMP:
+        raise ConformError("timestamp", f"{_clip(raw)!r} is before 2000-01-01, which is not plausible")
+    if context.sent_at is not None:
+        skew = received - context.sent_at
+        if abs(skew) > SKEW_TOLERANCE:
+            moment += skew
+            notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
+    if moment > received + FUTURE_TOLERANCE:
+        notes.append(f"timestamp clamped to the received time: it was {moment.isoformat()}, in the future")
+        moment = received
+    event["timestamp"] = moment
+
+
+def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
+    """Return an aware UTC datetime from ISO-8601 text or epoch seconds (number or numeric text)."""
+    notes = notes if notes is not None else []
+    if isinstance(raw, bool):
+        raise ConformError("timestamp", "must be ISO-8601 text or epoch seconds, got a boolean")
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return _parse_iso(text, notes)
+        if not math.isfinite(number):
+            raise ConformError("timestamp", f"{_clip(raw)!r} is not a time")
+        notes.append("timestamp read from epoch seconds in a string")
+        return _from_epoch(number, notes)
+    if isinstance(raw, (int, float)):
+        return _from_epoch(float(raw), notes)
+    raise ConformError("timestamp", f"must be ISO-8601 text or epoch seconds, got {_json_type(raw)}")
+
+
+def _from_epoch(number: float, notes: list[str]) -> datetime:
+    if abs(number) > EPOCH_MILLISECONDS_ABOVE:
+        number /= 1000.0
+        notes.append("timestamp read as epoch milliseconds")
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ConformError("timestamp", f"{number!r} is out of range") from None
+
+
+def _parse_iso(text: str, notes: list[str]) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConformError("timestamp", f"{_clip(text)!r} is not ISO-8601 or epoch seconds") from None
+    if moment.tzinfo is None:
+        notes.append("timestamp without a time zone read as UTC")
+        return moment.replace(tzinfo=UTC)
+    converted = moment.astimezone(UTC)
+    if moment.utcoffset():
+        notes.append(f"timestamp converted to UTC from {moment.isoformat()}")
+    return converted
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,110 @@
+"""Services, their API keys, and the raw events they send (the source of truth for every figure)."""
+
+import uuid
+
+from django.db import models
+
+
+class Service(models.Model):
+    """A company service that sends events (crop-forecast, ship-tracker, ...)."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A secret a service sends as `Authorization: Bearer <key>`. Only its SHA-256 is stored."""
+
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="api_keys")
+    stage = models.CharField(max_length=50)
+    # Shown on screens and in logs to tell keys apart; the secret is never stored.
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    can_forward = models.BooleanField(
+        default=False, help_text="May send records on behalf of other services (a log shipper)."
+    )
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service__name", "stage", "-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.service.name}/{self.stage})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class RawEvent(models.Model):
+    """One accepted event or log line, conformed to the canonical shape, as committed before the 202.
+
+    Rollups and the search index are derived from these rows and can always be rebuilt from them.
+    """
+
+    TYPE_CHOICES = [("metric", "metric"), ("log", "log")]
+    LEVEL_CHOICES = [(lv, lv) for lv in ("debug", "info", "warning", "error", "critical")]
+
+    event_id = models.UUIDField(default=uuid.uuid4)
+    service = models.CharField(max_length=100)
+    stage = models.CharField(max_length=50)
+    type = models.CharField(max_length=6, choices=TYPE_CHOICES, default="metric")
+    event = models.CharField(max_length=200)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    user_id = models.CharField(max_length=200, blank=True, default="")
+    correlation_id = models.CharField(max_length=200, blank=True, default="")
+    level = models.CharField(max_length=8, choices=LEVEL_CHOICES, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    properties = models.JSONField(default=dict, blank=True)
+    # What conform changed, in words, e.g. "userId renamed to user_id"; shown to support staff.
+    notes = models.JSONField(default=list, blank=True)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    ingest_node = models.CharField(max_length=100, blank=True, default="")
+
+    # Pipeline state. Rollups and the search index are tracked apart, so one never blocks the other.
+    aggregated_at = models.DateTimeField(null=True, blank=True)
+    aggregate_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+    index_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # Why processing failed last; set on dead-lettering too. Shown in the admin.
+    last_error = models.TextField(blank=True, default="", db_default="")
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
+    # The search index refused the document (a mapping error, say): recorded, never retried forever.
+    index_rejected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # The idempotency key: a re-sent event is recognised and never stored twice.
+            models.UniqueConstraint(fields=["service", "event_id"], name="rawevent_unique_service_event_id"),
+        ]
+        indexes = [
+            models.Index(fields=["correlation_id", "timestamp"], name="rawevent_cid_ts"),
+            models.Index(fields=["user_id", "timestamp"], name="rawevent_user_ts"),
+            models.Index(fields=["timestamp"], name="rawevent_ts"),
+            # The sweeper's look-ups: small partial indexes over the rows still waiting.
+            models.Index(
+                fields=["received_at"],
+                name="rawevent_unaggregated",
+                condition=models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True),
+            ),
+            models.Index(
+                fields=["received_at"],
+                name="rawevent_unindexed",
+                condition=models.Q(indexed_at__isnull=True, index_rejected_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.event} {self.event_id}"

@@ -1,0 +1,43 @@
+"""Per-key request throttling with a fixed-window counter in the cache (one atomic increment per request)."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from .models import ApiKey
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """Return (requests, window seconds) from text like "600/min" or "10/s"."""
+    count, _, period = rate.partition("/")
+    seconds = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+    if not count.strip().isdigit() or period.strip() not in seconds:
+        raise ValueError(f"rate {rate!r} is not like '600/min'")
+    return int(count), seconds[period.strip()]
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """Allow INGEST_RATE_LIMIT requests per key and window; beyond that answer 429 with Retry-After."""
+
+    def allow_request(self, request: Request, view) -> bool:
+        if not isinstance(request.auth, ApiKey):
+            return True
+        limit, window = parse_rate(settings.INGEST_RATE_LIMIT)
+        now = time.time()
+        window_start = int(now // window) * window
+        cache_key = f"ingest-throttle:{request.auth.pk}:{window_start}"
+        # add() then incr() keeps the count atomic across processes when the cache is shared (Redis).
+        cache.add(cache_key, 0, timeout=window + 1)
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.set(cache_key, 1, timeout=window + 1)
+            count = 1
+        self._wait = max(1.0, window_start + window - now)
+        return count <= limit
+
+    def wait(self) -> float:
+        return self._wait

@@ -1,0 +1,512 @@
+"""POST /api/v1/events and /api/v1/batch, as a sending service sees them."""
+
+import gzip
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.ingest.models import ApiKey, RawEvent
+from apps.ingest.services import service_key_revoke
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, path, body, key=None, *, raw=None, headers=None, content_type="application/json"):
+    extra = dict(headers or {})
+    if key is not None:
+        extra["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    data = raw if raw is not None else json.dumps(body)
+    return client.generic("POST", path, data, content_type=content_type, **extra)
+
+
+def test_one_event_is_stored_with_202(api_client, make_key):
+    _, key = make_key()
+    event_id = str(uuid.uuid4())
+
+    response = post(
+        api_client,
+        "/api/v1/events",
+        {
+            "event_id": event_id,
+            "event": "search_made",
+            "user_id": 1234,
+            "timestamp": "2026-11-26T10:15:00Z",
+            "properties": {"query": "ships", "n_results": 12},
+        },
+        key,
+    )
+
+    assert response.status_code == 202, response.content
+    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": [], "event_id": event_id}
+    stored = RawEvent.objects.get(event_id=event_id)
+    assert (stored.service, stored.stage, stored.type, stored.event) == (
+        "search-api",
+        "prod",
+        "metric",
+        "search_made",
+    )
+    assert stored.user_id == "1234"
+    assert stored.timestamp == datetime(2026, 11, 26, 10, 15, tzinfo=UTC)
+    assert stored.properties == {"query": "ships", "n_results": 12}
+    assert "user_id number stored as text" in stored.notes
+
+
+def test_the_lessons_log_record_from_a_forwarder(api_client, make_key):
+    make_key(service="download-server")
+    _, shipper_key = make_key(service="log-shipper", forwarder=True)
+
+    response = post(
+        api_client,
+        "/api/v1/events",
+        {
+            "message": "Downloaded img",
+            "userId": "1234",
+            "imgId": "1d3x5",
+            "service": "download-server",
+            "time": "1509385330",
+        },
+        shipper_key,
+    )
+
+    assert response.status_code == 202, response.content
+    stored = RawEvent.objects.get()
+    assert stored.user_id == "1234"
+    assert stored.timestamp == datetime(2017, 10, 30, 17, 42, 10, tzinfo=UTC)
+    assert stored.service == "download-server"
+    assert stored.properties == {"imgId": "1d3x5"}
+    assert stored.type == "log"
+    assert stored.message == "Downloaded img"
+    assert "userId renamed to user_id" in stored.notes
+    assert "time renamed to timestamp" in stored.notes
+
+
+def test_forwarding_without_the_scope_is_403(api_client, make_key):
+    _, key = make_key(service="search-api")
+
+    response = post(api_client, "/api/v1/events", {"message": "x", "service": "download-server"}, key)
+
+    assert response.status_code == 403
+    assert "forwarder key" in response.json()["errors"]["service"]
+    assert RawEvent.objects.count() == 0
+
+
+def test_forwarding_in_a_batch_rejects_only_the_out_of_scope_items(api_client, make_key):
+    _, key = make_key(service="search-api")
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        {
+            "batch": [
+                {"event": "search_made"},
+                {"event": "download", "service": "download-server"},
+            ]
+        },
+        key,
+    )
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["index"] == 1
+    assert "forwarder key" in body["rejected"][0]["errors"]["service"]
+
+
+def test_mixed_batch_keeps_the_valid_items_and_lists_each_rejected_one(api_client, make_key):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        {
+            "batch": [
+                {"event": "search_made", "user_id": "u1"},
+                {"event": "search_made", "timestamp": "yesterday-ish"},
+                "not an object",
+                {"type": "log", "level": "error", "message": "tile cache miss"},
+                {"event": "x", "event_id": "not-a-uuid", "properties": [1, 2]},
+            ]
+        },
+        key,
+    )
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 2
+    assert body["duplicates"] == 0
+    rejected = {item["index"]: item["errors"] for item in body["rejected"]}
+    assert set(rejected) == {1, 2, 4}
+    assert "is not ISO-8601" in rejected[1]["timestamp"]
+    assert rejected[2] == {"item": "must be a JSON object, got a string"}
+    assert set(rejected[4]) == {"event_id", "properties"}
+    assert RawEvent.objects.count() == 2
+
+
+def test_a_bare_array_is_a_batch(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/batch", [{"event": "a"}, {"event": "b"}], key)
+
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 2
+
+
+def test_a_resent_batch_is_reported_as_duplicates_and_stored_once(api_client, make_key):
+    _, key = make_key()
+    batch = {"batch": [{"event": "search_made", "event_id": str(uuid.uuid4())} for _ in range(3)]}
+
+    first = post(api_client, "/api/v1/batch", batch, key)
+    second = post(api_client, "/api/v1/batch", batch, key)
+
+    assert first.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert second.json() == {"accepted": 0, "duplicates": 3, "rejected": []}
+    assert RawEvent.objects.count() == 3
+
+
+def test_the_same_event_twice_in_one_batch_is_stored_once(api_client, make_key):
+    _, key = make_key()
+    event = {"event": "search_made", "event_id": str(uuid.uuid4())}
+
+    response = post(api_client, "/api/v1/batch", [event, event], key)
+
+    assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+
+
+def test_the_same_event_id_from_two_services_is_two_events(api_client, make_key):
+    _, key_a = make_key(service="svc-a")
+    _, key_b = make_key(service="svc-b")
+    event = {"event": "search_made", "event_id": str(uuid.uuid4())}
+
+    post(api_client, "/api/v1/events", event, key_a)
+    response = post(api_client, "/api/v1/events", event, key_b)
+
+    assert response.json()["accepted"] == 1
+    assert RawEvent.objects.count() == 2
+
+
+def test_a_batch_is_one_insert_statement(api_client, make_key):
+    _, key = make_key()
+    batch = [{"event": "search_made", "user_id": f"u{i}", "properties": {"n": i}} for i in range(500)]
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post(api_client, "/api/v1/batch", batch, key)
+
+    assert response.json()["accepted"] == 500
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    # key lookup, savepoints and the insert; never a query per event
+    assert len(queries.captured_queries) <= 8
+
+
+def test_unicode_and_emoji_survive(api_client, make_key):
+    _, key = make_key()
+    text = "Téléchargé 画像 🛰️🚢 — ok"
+
+    response = post(
+        api_client,
+        "/api/v1/events",
+        {"event": "download", "message": text, "properties": {"ключ": "値 🌾"}},
+        key,
+    )
+
+    assert response.status_code == 202
+    stored = RawEvent.objects.get()
+    assert stored.message == text
+    assert stored.properties == {"ключ": "値 🌾"}
+
+
+def test_nul_characters_and_lone_surrogates_are_refused_clearly(api_client, make_key):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        raw='[{"event": "a\\u0000b"}, {"event": "x", "message": "\\ud800"}, {"event": "fine"}]',
+        key=key,
+        body=None,
+    )
+
+    body = response.json()
+    assert response.status_code == 202
+    assert body["accepted"] == 1
+    errors = {item["index"]: item["errors"] for item in body["rejected"]}
+    assert "NUL character" in errors[0]["event"]
+    assert "surrogate" in errors[1]["message"]
+
+
+def test_deep_nesting_is_refused_per_item(api_client, make_key):
+    _, key = make_key()
+    deep: dict = {}
+    node = deep
+    for _ in range(30):
+        node["a"] = {}
+        node = node["a"]
+
+    response = post(
+        api_client, "/api/v1/batch", [{"event": "deep", "properties": deep}, {"event": "ok"}], key
+    )
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1
+    assert "nested deeper than 16 levels" in json.dumps(body["rejected"][0]["errors"])
+
+
+def test_pathologically_deep_json_is_a_400_not_a_crash(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/events", None, key, raw="[" * 200_000 + "]" * 200_000)
+
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]
+
+
+def test_a_33_kb_event_is_refused_and_its_neighbours_kept(api_client, make_key):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        [
+            {"event": "big", "message": "x" * (33 * 1024)},
+            {"event": "small"},
+        ],
+        key,
+    )
+
+    body = response.json()
+    assert body["accepted"] == 1
+    assert "the limit is 32768 bytes" in body["rejected"][0]["errors"]["item"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_nan_and_infinity_are_refused(api_client, make_key, literal):
+    _, key = make_key()
+
+    response = post(
+        api_client, "/api/v1/events", None, key, raw=f'{{"event": "x", "properties": {{"v": {literal}}}}}'
+    )
+
+    assert response.status_code == 400
+    assert RawEvent.objects.count() == 0
+
+
+def test_gzip_body_is_accepted(api_client, make_key):
+    _, key = make_key()
+    body = gzip.compress(json.dumps({"batch": [{"event": "zipped"}] * 3}).encode())
+
+    response = post(
+        api_client, "/api/v1/batch", None, key, raw=body, headers={"HTTP_CONTENT_ENCODING": "gzip"}
+    )
+
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 3
+
+
+def test_a_gzip_bomb_is_413_without_inflating_it(api_client, make_key):
+    _, key = make_key()
+    bomb = gzip.compress(b"[" + b" " * (200 * 1024 * 1024) + b"]", compresslevel=9)
+    assert len(bomb) < 1024 * 1024
+
+    response = post(
+        api_client, "/api/v1/batch", None, key, raw=bomb, headers={"HTTP_CONTENT_ENCODING": "gzip"}
+    )
+
+    assert response.status_code == 413
+    assert "Decompressed body" in response.json()["detail"]
+
+
+def test_broken_gzip_is_400(api_client, make_key):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        None,
+        key,
+        raw=b"\x1f\x8bnot really",
+        headers={"HTTP_CONTENT_ENCODING": "gzip"},
+    )
+
+    assert response.status_code == 400
+
+
+def test_an_unsupported_content_encoding_is_415(api_client, make_key):
+    _, key = make_key()
+
+    response = post(
+        api_client, "/api/v1/batch", [{"event": "a"}], key, headers={"HTTP_CONTENT_ENCODING": "br"}
+    )
+
+    assert response.status_code == 415
+
+
+def test_a_body_over_1_mb_is_413(api_client, make_key):
+    _, key = make_key()
+    batch = [{"event": "e", "message": "x" * 2000} for _ in range(600)]
+
+    response = post(api_client, "/api/v1/batch", batch, key)
+
+    assert response.status_code == 413
+    assert RawEvent.objects.count() == 0
+
+
+def test_more_than_1000_events_is_413(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/batch", [{"event": "e"}] * 1001, key)
+
+    assert response.status_code == 413
+    assert "limit is 1000" in response.json()["detail"]
+
+
+def test_wrong_content_type_is_415(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/events", None, key, raw="event=x", content_type="text/plain")
+
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize("raw", ['{"event": ', "", '{"batch": {"event": "x"}}', '{"events": []}', "[]"])
+def test_malformed_bodies_are_400_with_a_reason(api_client, make_key, raw):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/batch", None, key, raw=raw)
+
+    assert response.status_code == 400
+    assert response.json()["detail"]
+
+
+def test_no_key_is_401(api_client, db):
+    response = post(api_client, "/api/v1/events", {"event": "x"})
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_key_is_401(api_client, make_key):
+    make_key()
+
+    response = post(api_client, "/api/v1/events", {"event": "x"}, "swk_deadbeef_not-a-real-key")
+
+    assert response.status_code == 401
+
+
+def test_a_key_in_x_api_key_works(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/events", {"event": "x"}, headers={"HTTP_X_API_KEY": key})
+
+    assert response.status_code == 202
+
+
+def test_a_revoked_key_is_403_on_the_next_request(api_client, make_key):
+    api_key, key = make_key()
+    assert post(api_client, "/api/v1/events", {"event": "x"}, key).status_code == 202
+
+    service_key_revoke(api_key=api_key)
+    response = post(api_client, "/api/v1/events", {"event": "x"}, key)
+
+    assert response.status_code == 403
+    assert "revoked" in response.json()["detail"]
+
+
+def test_use_is_recorded_on_the_key(api_client, make_key):
+    api_key, key = make_key()
+
+    post(api_client, "/api/v1/events", {"event": "x"}, key)
+
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at is not None
+
+
+def test_throttled_key_gets_429_with_retry_after(api_client, make_key, settings):
+    settings.INGEST_RATE_LIMIT = "3/min"
+    _, key = make_key()
+    _, other_key = make_key(service="other")
+
+    answers = [post(api_client, "/api/v1/events", {"event": "x"}, key).status_code for _ in range(4)]
+    throttled = post(api_client, "/api/v1/events", {"event": "x"}, key)
+
+    assert answers[:3] == [202, 202, 202]
+    assert throttled.status_code == 429
+    assert 1 <= int(throttled["Retry-After"]) <= 60
+    assert post(api_client, "/api/v1/events", {"event": "x"}, other_key).status_code == 202
+    assert RawEvent.objects.count() == 4
+
+
+def test_correlation_header_applies_to_events_without_their_own_and_is_echoed(api_client, make_key):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        [
+            {"event": "a"},
+            {"event": "b", "correlation_id": "own-id"},
+        ],
+        key,
+        headers={"HTTP_X_CORRELATION_ID": "req-12345"},
+    )
+
+    assert response["X-Correlation-ID"] == "req-12345"
+    assert dict(RawEvent.objects.values_list("event", "correlation_id")) == {"a": "req-12345", "b": "own-id"}
+
+
+def test_clock_skew_is_corrected_from_sent_at(api_client, make_key):
+    _, key = make_key()
+    now = datetime.now(tz=UTC)
+    client_clock = now - timedelta(hours=1)  # the sender's clock is an hour slow
+
+    post(
+        api_client,
+        "/api/v1/batch",
+        {
+            "sent_at": client_clock.isoformat(),
+            "batch": [
+                {"event": "a", "timestamp": (client_clock - timedelta(seconds=30)).isoformat()},
+            ],
+        },
+        key,
+    )
+
+    stored = RawEvent.objects.get()
+    assert abs((stored.timestamp - (now - timedelta(seconds=30))).total_seconds()) < 5
+    assert any(note.startswith("clock skew of +3600") for note in stored.notes)
+
+
+def test_future_timestamps_are_clamped_and_ancient_ones_refused(api_client, make_key):
+    _, key = make_key()
+    future = (datetime.now(tz=UTC) + timedelta(days=3)).isoformat()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        [
+            {"event": "future", "timestamp": future},
+            {"event": "ancient", "timestamp": 0},
+        ],
+        key,
+    )
+
+    body = response.json()
+    assert body["accepted"] == 1
+    assert "before 2000-01-01" in body["rejected"][0]["errors"]["timestamp"]
+    stored = RawEvent.objects.get()
+    assert stored.timestamp <= stored.received_at
+    assert any("clamped" in note for note in stored.notes)
+
+
+def test_openapi_schema_and_docs_are_served(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    docs = client.get("/api/docs/")
+
+    assert schema.status_code == 200
+    paths = json.loads(schema.content)["paths"]
+    assert "/api/v1/batch" in paths and "/api/v1/events" in paths
+    assert "examples" in json.dumps(paths["/api/v1/batch"])
+    assert docs.status_code == 200

@@ -1,0 +1,127 @@
+"""Django middleware, exercised through Django's test clients in a subprocess with minimal settings.
+
+A subprocess keeps these tests independent of whichever DJANGO_SETTINGS_MODULE the suite runs under.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+import observatory
+
+pytest.importorskip("django")
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY="test", ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=__name__, INSTALLED_APPS=[],
+        MIDDLEWARE=["observatory.django.CorrelationIdMiddleware"], LOGGING_CONFIG=None,
+    )
+    django.setup()
+
+    from asgiref.sync import iscoroutinefunction
+    from django.http import JsonResponse
+    from django.test import AsyncClient, Client
+    from django.urls import path
+
+    from observatory import correlation
+    from observatory.django import CorrelationIdMiddleware
+
+    def view(request):
+        response = JsonResponse({"context": correlation.get(), "attr": request.correlation_id})
+        response["X-Correlation-ID"] = "view-made"  # must be replaced by the middleware
+        return response
+
+    async def async_view(request):
+        return JsonResponse({"context": correlation.get(), "attr": request.correlation_id})
+
+    def broken(request):
+        raise RuntimeError("boom")
+
+    urlpatterns = [path("sync", view), path("async", async_view), path("broken", broken)]
+
+    def summary(response):
+        body = response.json() if response.status_code == 200 else None
+        return {"status": response.status_code, "header": response.headers.get("X-Correlation-ID"),
+                "body": body}
+
+    client = Client(raise_request_exception=False)
+    out = {
+        "django": django.get_version(),
+        "valid": summary(client.get("/sync", headers={"X-Correlation-ID": "dj-1"})),
+        "malformed": summary(client.get("/sync", headers={"X-Correlation-ID": "bad id"})),
+        "traceparent": summary(client.get(
+            "/sync", headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})),
+        "error": summary(client.get("/broken", headers={"X-Correlation-ID": "dj-err"})),
+        "async": summary(asyncio.run(AsyncClient().get("/async", headers={"X-Correlation-ID": "dj-async"}))),
+        "after": correlation.get(),
+    }
+
+    async def inner(request):
+        return None
+
+    out["async_capable"] = iscoroutinefunction(CorrelationIdMiddleware(inner))
+    out["sync_stays_sync"] = not iscoroutinefunction(CorrelationIdMiddleware(lambda request: None))
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def django_run() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OBSERVATORY_"))}
+    package_parent = str(Path(observatory.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_incoming_header_is_used_everywhere(django_run):
+    assert django_run["valid"] == {
+        "status": 200,
+        "header": "dj-1",
+        "body": {"context": "dj-1", "attr": "dj-1"},
+    }
+
+
+def test_malformed_header_is_replaced_with_a_uuid4(django_run):
+    run = django_run["malformed"]
+    assert uuid.UUID(run["header"]).version == 4
+    assert run["body"] == {"context": run["header"], "attr": run["header"]}
+
+
+def test_traceparent_trace_id_is_used(django_run):
+    assert django_run["traceparent"]["header"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_error_responses_carry_the_header(django_run):
+    assert django_run["error"]["status"] == 500
+    assert django_run["error"]["header"] == "dj-err"
+
+
+def test_async_stack(django_run):
+    assert django_run["async"] == {
+        "status": 200,
+        "header": "dj-async",
+        "body": {"context": "dj-async", "attr": "dj-async"},
+    }
+    assert django_run["async_capable"] and django_run["sync_stays_sync"]
+
+
+def test_context_is_restored_after_requests(django_run):
+    assert django_run["after"] is None

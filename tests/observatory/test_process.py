@@ -1,0 +1,111 @@
+"""Process lifecycle: events tracked right before a normal exit are flushed (atexit); forked children."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import observatory
+
+
+def _run_script(code: str, env_overrides: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSERVATORY_", "DJANGO_"))}
+    package_parent = str(Path(observatory.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_atexit_flushes_events_of_a_process_that_exits_normally(ingest_server):
+    result = _run_script(
+        """
+        import observatory
+        tracker = observatory.Tracker(flush_interval=60)  # nothing would be sent before exit otherwise
+        for i in range(5):
+            tracker.track("exit_test", {"i": i})
+        observatory.track("module_level")  # the lazily created default tracker is flushed too
+        """,
+        {"OBSERVATORY_URL": ingest_server.url, "OBSERVATORY_API_KEY": "k"},
+    )
+    assert result.returncode == 0, result.stderr
+
+    events = ingest_server.events()
+    assert sorted(e["event"] for e in events) == ["exit_test"] * 5 + ["module_level"]
+
+
+def test_exit_is_not_held_up_by_an_unreachable_server(ingest_server):
+    ingest_server.answer_next(*[500] * 1000)
+    start = time.monotonic()
+    result = _run_script(
+        """
+        import observatory
+        tracker = observatory.Tracker(shutdown_timeout=0.5, backoff_base=0.1, backoff_max=0.2)
+        tracker.track("doomed")
+        """,
+        {"OBSERVATORY_URL": ingest_server.url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 10
+    assert "shutdown timed out" in result.stderr  # told, via logging's last-resort handler
+
+
+def test_sync_mode_in_a_script(ingest_server):
+    result = _run_script(
+        """
+        import os, observatory
+        observatory.track("from_script", {"user_id": 1})
+        os._exit(0)  # skip atexit: only sync mode can have delivered the event by now
+        """,
+        {"OBSERVATORY_URL": ingest_server.url, "OBSERVATORY_SYNC": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    [event] = ingest_server.events()
+    assert (event["event"], event["user_id"]) == ("from_script", "1")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_sends_its_own_events_and_never_the_parents(ingest_server, make_tracker, wait_until):
+    ingest_server.answer_next("block")  # the parent's first POST hangs, so its later events stay queued
+    tracker = make_tracker(batch_size=1)
+    tracker.track("parent", {"n": 0})
+    wait_until(lambda: ingest_server.posts())
+    for n in range(1, 4):
+        tracker.track("parent", {"n": n})
+    assert tracker.stats()["queued"] == 4
+
+    pid = os.fork()
+    if pid == 0:  # child: must leave through os._exit whatever happens
+        code = 99
+        try:
+            fresh = tracker.stats()["queued"] == 0
+            tracker.track("child")
+            delivered = tracker.flush(5)
+            stats = tracker.stats()
+            code = 0 if (fresh and delivered and stats["sent"] == 1 and stats["queued"] == 0) else 1
+        finally:
+            os._exit(code)
+
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The child's event arrived while the parent's batch is still stuck: the child did not take over
+    # (or duplicate) the parent's queue.
+    assert [e["event"] for e in ingest_server.events()] == ["child"]
+
+    ingest_server.release.set()
+    assert tracker.flush(5)
+    events = ingest_server.events()
+    assert sorted(e["properties"].get("n", -1) for e in events) == [-1, 0, 1, 2, 3]
+    posted_ids = [i for post in ingest_server.posts() for i in post.event_ids]
+    assert len(posted_ids) == len(set(posted_ids)) == 5  # every event sent exactly once
