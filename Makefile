@@ -53,5 +53,9 @@ worker: install
 beat: install
 	eval "$$(scripts/services.sh env)" && $(BIN)/celery -A skywatch_portal beat -l info
 
+## Every benchmark against the real services; writes bench/results/latest.json and bench/README.md.
+bench: install-dev
+	scripts/bench.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-artifacts

@@ -131,7 +131,9 @@ def test_real_prefork_worker_restores_resets_and_flushes(tmp_path: Path, ingest_
     )
     app = Celery("obs_client", broker="filesystem://", backend=f"file://{results_dir}", set_as_current=False)
     app.conf.broker_transport_options = {
-        "data_folder_in": str(queue_dir), "data_folder_out": str(queue_dir), "control_folder": str(queue_dir),
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "control_folder": str(queue_dir),
     }
 
     with correlation.use("celery-1"):
