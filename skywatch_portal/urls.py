@@ -14,7 +14,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", common_views.home, name="home"),
     path("api/v1/", include("apps.ingest.urls")),
+    path("api/v1/", include("apps.traces.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("", include("apps.traces.urls")),
 ]

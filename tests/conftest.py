@@ -259,3 +259,57 @@ def clean_search_index(elasticsearch_url):
     clean()
     yield
     clean()
+
+
+TRACE_BACKENDS = {
+    "database": "apps.traces.search.database.DatabaseTraceBackend",
+    "elasticsearch": "apps.traces.search.elasticsearch.ElasticsearchTraceBackend",
+}
+
+
+@pytest.fixture(params=list(TRACE_BACKENDS))
+def trace_backend(request, settings):
+    """Run a test once per trace backend; with Elasticsearch the test indices start empty."""
+    from apps.traces.search import _backend_for
+
+    if request.param == "elasticsearch":
+        request.getfixturevalue("clean_search_index")
+    settings.TRACE_BACKEND = TRACE_BACKENDS[request.param]
+    _backend_for.cache_clear()
+    yield request.param
+    _backend_for.cache_clear()
+
+
+@pytest.fixture
+def store_events(db, make_key):
+    """Return a function that stores events (any service: a forwarder key) and makes them searchable."""
+    from django.utils import timezone
+
+    from apps.ingest.services import events_ingest
+    from apps.pipeline.services import index_chunk
+    from apps.traces.search import get_trace_backend
+
+    api_key, _ = make_key(service="log-shipper", forwarder=True)
+
+    def store(events: list[dict]) -> list[int]:
+        result = events_ingest(items=events, api_key=api_key, received_at=timezone.now())
+        assert not result.rejected, result.rejected
+        index_chunk(event_ids=result.stored_ids)
+        if get_trace_backend().name == "elasticsearch":
+            from apps.traces.search.elasticsearch import alias_name, es_client
+
+            es_client().indices.refresh(index=alias_name())
+        return result.stored_ids
+
+    return store
+
+
+@pytest.fixture
+def make_person(db):
+    """Return a function that creates a signed-in-able person in a role and returns the user."""
+    from apps.accounts.services import user_create
+
+    def make(role: str, username: str | None = None):
+        return user_create(username=username or f"{role}-person", role=role, password="correct-horse-battery")
+
+    return make

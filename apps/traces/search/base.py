@@ -2,8 +2,12 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
+
+LEVEL_RANK = {"": 0, "debug": 1, "info": 2, "warning": 3, "error": 4, "critical": 5}
+TRAIL_LIMIT = 5000
 
 
 class BackendUnavailable(Exception):
@@ -19,6 +23,93 @@ class IndexOutcome:
     retry_later: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TraceQuery:
+    """What support searches for. Empty fields do not filter; `text` is free text over messages."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    correlation_id: str = ""
+    user_id: str = ""
+    service: str = ""
+    level: str = ""
+    event: str = ""
+    text: str = ""
+
+
+@dataclass
+class TraceEvent:
+    """One event or log line of a trail, the same whichever backend found it."""
+
+    event_id: str
+    type: str
+    event: str
+    timestamp: datetime
+    received_at: datetime
+    service: str
+    stage: str
+    user_id: str
+    correlation_id: str
+    level: str
+    message: str
+    properties: dict[str, Any]
+    notes: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["timestamp"] = self.timestamp.isoformat()
+        data["received_at"] = self.received_at.isoformat()
+        return data
+
+
+@dataclass
+class RequestSummary:
+    """One request (all events sharing a correlation ID): where it went, when, and how badly it went."""
+
+    correlation_id: str
+    first: datetime
+    last: datetime
+    services: list[str]
+    count: int
+    worst_level: str
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.last - self.first).total_seconds()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "correlation_id": self.correlation_id,
+            "first": self.first.isoformat(),
+            "last": self.last.isoformat(),
+            "duration_seconds": self.duration_seconds,
+            "services": self.services,
+            "count": self.count,
+            "worst_level": self.worst_level,
+        }
+
+
+@dataclass
+class RequestPage:
+    requests: list[RequestSummary]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def worst_level(levels: Sequence[str]) -> str:
+    """Return the most severe of the given levels ("" when none is set)."""
+    return max(levels, key=lambda lv: LEVEL_RANK.get(lv, 0), default="")
+
+
 class TraceBackend(ABC):
     name: str = "abstract"
 
@@ -29,3 +120,15 @@ class TraceBackend(ABC):
     @abstractmethod
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         """Make raw events searchable; idempotent (indexing an event twice leaves one document)."""
+
+    @abstractmethod
+    def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
+        """Return the events of one correlation ID in time order (at most `limit`)."""
+
+    @abstractmethod
+    def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
+        """Return the requests with an event matching the query, newest first, one page of them."""
+
+    @abstractmethod
+    def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+        """Return a service's events in [start, end] in time order, whatever their correlation ID."""

@@ -1,11 +1,46 @@
 """Trace search on the portal's own database: the embedded default, no extra server."""
 
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count, Max, Min, QuerySet
 
-from .base import BackendUnavailable, IndexOutcome, TraceBackend
+from apps.ingest.models import RawEvent
+
+from .base import (
+    TRAIL_LIMIT,
+    BackendUnavailable,
+    IndexOutcome,
+    RequestPage,
+    RequestSummary,
+    TraceBackend,
+    TraceEvent,
+    TraceQuery,
+    worst_level,
+)
+
+_EVENT_FIELDS = (
+    "event_id",
+    "type",
+    "event",
+    "timestamp",
+    "received_at",
+    "service",
+    "stage",
+    "user_id",
+    "correlation_id",
+    "level",
+    "message",
+    "properties",
+    "notes",
+)
+
+
+def _trace_event(row: dict[str, Any]) -> TraceEvent:
+    return TraceEvent(**{**row, "event_id": str(row["event_id"])})
 
 
 class DatabaseTraceBackend(TraceBackend):
@@ -20,3 +55,78 @@ class DatabaseTraceBackend(TraceBackend):
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         # The raw event rows are the index here: committed means searchable.
         return IndexOutcome(indexed=[ev.pk for ev in events])
+
+    def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
+        rows = (
+            RawEvent.objects.filter(correlation_id=correlation_id)
+            .order_by("timestamp", "received_at", "pk")
+            .values(*_EVENT_FIELDS)[:limit]
+        )
+        return [_trace_event(row) for row in rows]
+
+    def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
+        matching = _filtered(query).exclude(correlation_id="")
+        groups = (
+            matching.values("correlation_id")
+            .annotate(newest=Max("timestamp"))
+            .order_by("-newest", "correlation_id")
+        )
+        total = groups.count()
+        offset = (page - 1) * per_page
+        cids = [row["correlation_id"] for row in groups[offset : offset + per_page]]
+        return RequestPage(_summaries(cids), total=total, page=page, per_page=per_page)
+
+    def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+        rows = (
+            RawEvent.objects.filter(service=service, timestamp__gte=start, timestamp__lte=end)
+            .order_by("timestamp", "received_at", "pk")
+            .values(*_EVENT_FIELDS)[:limit]
+        )
+        return [_trace_event(row) for row in rows]
+
+
+def _filtered(query: TraceQuery) -> QuerySet:
+    qs = RawEvent.objects.all()
+    if query.start:
+        qs = qs.filter(timestamp__gte=query.start)
+    if query.end:
+        qs = qs.filter(timestamp__lt=query.end)
+    for name in ("correlation_id", "user_id", "service", "level", "event"):
+        value = getattr(query, name)
+        if value:
+            qs = qs.filter(**{name: value})
+    for word in query.text.split():
+        qs = qs.filter(message__icontains=word)
+    return qs
+
+
+def _summaries(cids: list[str]) -> list[RequestSummary]:
+    """Summarise whole requests (every event of each ID, not only the matching ones) in three queries."""
+    if not cids:
+        return []
+    events = RawEvent.objects.filter(correlation_id__in=cids)
+    stats = {
+        row["correlation_id"]: row
+        for row in events.values("correlation_id").annotate(
+            first=Min("timestamp"), last=Max("timestamp"), n=Count("pk")
+        )
+    }
+    services: dict[str, list[str]] = defaultdict(list)
+    for cid, service in (
+        events.values_list("correlation_id", "service").distinct().order_by("correlation_id", "service")
+    ):
+        services[cid].append(service)
+    levels: dict[str, list[str]] = defaultdict(list)
+    for cid, level in events.values_list("correlation_id", "level").distinct().order_by():
+        levels[cid].append(level)
+    return [
+        RequestSummary(
+            correlation_id=cid,
+            first=stats[cid]["first"],
+            last=stats[cid]["last"],
+            services=services[cid],
+            count=stats[cid]["n"],
+            worst_level=worst_level(levels[cid]),
+        )
+        for cid in cids
+    ]

@@ -7,15 +7,37 @@ so user-chosen keys never grow the mapping.
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from elastic_transport import TransportError
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch import exceptions as es_exceptions
-from elasticsearch_dsl import Date, Document, Flattened, Index, Keyword, MetaField, Text, connections
+from elasticsearch_dsl import (
+    Date,
+    Document,
+    Flattened,
+    Index,
+    Keyword,
+    MetaField,
+    Q,
+    Search,
+    Text,
+    connections,
+)
 
-from .base import BackendUnavailable, IndexOutcome, TraceBackend
+from .base import (
+    TRAIL_LIMIT,
+    BackendUnavailable,
+    IndexOutcome,
+    RequestPage,
+    RequestSummary,
+    TraceBackend,
+    TraceEvent,
+    TraceQuery,
+    worst_level,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +174,77 @@ class ElasticsearchTraceBackend(TraceBackend):
             raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
         return outcome
 
+    def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
+        search = (
+            self._search()
+            .filter("term", correlation_id=correlation_id)
+            .sort("timestamp", "received_at")
+            .extra(size=limit, track_total_hits=False)
+        )
+        return [_trace_event(hit) for hit in self._execute(search).hits]
+
+    def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
+        # One query finds the page of requests (collapsed on the correlation ID, newest first) and counts
+        # them; a second summarises those requests whole, not only their matching events.
+        search = _filtered(self._search(), query).filter("exists", field="correlation_id")
+        search = search.sort({"timestamp": "desc"}).extra(
+            collapse={"field": "correlation_id"},
+            from_=(page - 1) * per_page,
+            size=per_page,
+            track_total_hits=False,
+            _source=["correlation_id"],
+        )
+        search.aggs.metric("requests", "cardinality", field="correlation_id", precision_threshold=40000)
+        response = self._execute(search)
+        # Read the raw _source: the DSL merges the collapse `fields` (lists) over it.
+        cids = [hit["_source"]["correlation_id"] for hit in response.to_dict()["hits"]["hits"]]
+        total = int(response.aggregations.requests.value)
+        return RequestPage(self._summaries(cids), total=total, page=page, per_page=per_page)
+
+    def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+        search = (
+            self._search()
+            .filter("term", service=service)
+            .filter("range", timestamp={"gte": start.isoformat(), "lte": end.isoformat()})
+            .sort("timestamp", "received_at")
+            .extra(size=limit, track_total_hits=False)
+        )
+        return [_trace_event(hit) for hit in self._execute(search).hits]
+
+    def _summaries(self, cids: list[str]) -> list[RequestSummary]:
+        if not cids:
+            return []
+        search = self._search().filter("terms", correlation_id=cids).extra(size=0, track_total_hits=False)
+        per_request = search.aggs.bucket("cid", "terms", field="correlation_id", size=len(cids))
+        per_request.metric("first", "min", field="timestamp")
+        per_request.metric("last", "max", field="timestamp")
+        per_request.bucket("services", "terms", field="service", size=100, order={"_key": "asc"})
+        per_request.bucket("levels", "terms", field="level", size=10)
+        buckets = {b.key: b for b in self._execute(search).aggregations.cid.buckets}
+        summaries = []
+        for cid in cids:
+            bucket = buckets[cid]
+            summaries.append(
+                RequestSummary(
+                    correlation_id=cid,
+                    first=datetime.fromisoformat(bucket.first.value_as_string),
+                    last=datetime.fromisoformat(bucket.last.value_as_string),
+                    services=[s.key for s in bucket.services.buckets],
+                    count=bucket.doc_count,
+                    worst_level=worst_level([lv.key for lv in bucket.levels.buckets]),
+                )
+            )
+        return summaries
+
+    def _search(self) -> Search:
+        return Search(using=es_client(), index=alias_name())
+
+    def _execute(self, search: Search):
+        try:
+            return search.params(ignore_unavailable=True, allow_no_indices=True).execute()
+        except (TransportError, es_exceptions.ApiError) as exc:
+            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+
     def _ensure_template(self) -> None:
         if self._template_ready_for != alias_name():
             index_template_ensure()
@@ -163,3 +256,53 @@ def _reason(action: dict) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'error')}: {error.get('reason', '')}"[:1000]
     return str(error)[:1000]
+
+
+def _filtered(search: Search, query: TraceQuery) -> Search:
+    if query.start or query.end:
+        bounds = {}
+        if query.start:
+            bounds["gte"] = query.start.isoformat()
+        if query.end:
+            bounds["lt"] = query.end.isoformat()
+        search = search.filter("range", timestamp=bounds)
+    for name in ("correlation_id", "user_id", "service", "level", "event"):
+        value = getattr(query, name)
+        if value:
+            search = search.filter("term", **{name: value})
+    if query.text.strip():
+        # simple_query_string never raises on user syntax; raw query_string would let users pick fields.
+        search = search.query(
+            Q(
+                "simple_query_string",
+                query=query.text,
+                fields=["message"],
+                default_operator="and",
+                lenient=True,
+            )
+        )
+    return search
+
+
+def _trace_event(hit) -> TraceEvent:
+    source = hit.to_dict()
+    return TraceEvent(
+        event_id=source["event_id"],
+        type=source.get("type", "metric"),
+        event=source.get("event", ""),
+        timestamp=_parse_time(source["timestamp"]),
+        received_at=_parse_time(source["received_at"]),
+        service=source.get("service", ""),
+        stage=source.get("stage", ""),
+        user_id=source.get("user_id") or "",
+        correlation_id=source.get("correlation_id") or "",
+        level=source.get("level") or "",
+        message=source.get("message", ""),
+        properties=source.get("properties") or {},
+        notes=list(source.get("notes") or []),
+    )
+
+
+def _parse_time(value) -> datetime:
+    # elasticsearch-dsl turns Date fields into datetimes only for Document classes; raw hits keep text.
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

@@ -1,0 +1,40 @@
+"""Reads for the trace viewer, on whichever search backend is configured."""
+
+from datetime import datetime, timedelta
+
+from .search import get_trace_backend
+from .search.base import RequestPage, TraceEvent, TraceQuery
+
+SURROUNDING_LIMIT = 500
+
+
+def trail_get(*, correlation_id: str) -> list[TraceEvent]:
+    """Return one request's events in time order."""
+    return get_trace_backend().trail(correlation_id)
+
+
+def requests_search(*, query: TraceQuery, page: int = 1, per_page: int = 50) -> RequestPage:
+    """Return the requests matching a search, newest first."""
+    return get_trace_backend().search_requests(query, page=page, per_page=per_page)
+
+
+def user_requests(
+    *,
+    user_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> RequestPage:
+    """Return one user's requests, newest first."""
+    return requests_search(
+        query=TraceQuery(user_id=user_id, start=start, end=end), page=page, per_page=per_page
+    )
+
+
+def surrounding_events(*, service: str, at: datetime, seconds: int) -> list[TraceEvent]:
+    """Return a service's events within ± seconds of a moment, whatever their correlation ID."""
+    window = timedelta(seconds=seconds)
+    return get_trace_backend().surrounding(
+        service=service, start=at - window, end=at + window, limit=SURROUNDING_LIMIT
+    )

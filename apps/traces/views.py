@@ -1,0 +1,101 @@
+"""Pages for support: search requests, one trail, surrounding logs of a service, one user's requests."""
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.dateparse import parse_datetime
+
+from apps.accounts.permissions import role_required
+from apps.accounts.roles import SUPPORT
+
+from . import selectors
+from .forms import DEFAULT_RANGE, TraceSearchForm
+from .timeline import timeline_for
+
+PER_PAGE = 50
+SURROUNDING_CHOICES = (10, 30, 60, 300)
+
+
+@role_required(SUPPORT)
+def trace_search(request: HttpRequest) -> HttpResponse:
+    """Search requests by correlation ID, user, service, level, event and message text."""
+    form = TraceSearchForm(request.GET or {"range": DEFAULT_RANGE})
+    result = None
+    if form.is_valid() and form.has_criteria():
+        result = selectors.requests_search(
+            query=form.to_query(), page=form.cleaned_data.get("page") or 1, per_page=PER_PAGE
+        )
+    return render(
+        request,
+        "traces/search.html",
+        {"form": form, "result": result, "query_string": _without_page(request)},
+    )
+
+
+@role_required(SUPPORT)
+def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
+    """Show one request: a lane per service, then every event in time order."""
+    events = selectors.trail_get(correlation_id=correlation_id)
+    if not events:
+        raise Http404(f"No events have the correlation ID {correlation_id!r}.")
+    user_ids = sorted({ev.user_id for ev in events if ev.user_id})
+    context = {
+        "correlation_id": correlation_id,
+        "events": events,
+        "timeline": timeline_for(events),
+        "user_ids": user_ids,
+        "payload": [{"properties": ev.properties} for ev in events],
+        "surrounding_seconds": SURROUNDING_CHOICES[1],
+    }
+    return render(request, "traces/detail.html", context)
+
+
+@role_required(SUPPORT)
+def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse:
+    """Show a service's log lines around one moment of a trail, whatever their correlation ID."""
+    service = request.GET.get("service", "")
+    at = parse_datetime(request.GET.get("at", "").replace(" ", "+"))
+    try:
+        seconds = int(request.GET.get("seconds", SURROUNDING_CHOICES[1]))
+    except ValueError:
+        seconds = SURROUNDING_CHOICES[1]
+    seconds = min(max(seconds, 1), 3600)
+    if not service or at is None or at.tzinfo is None:
+        return render(
+            request,
+            "traces/surrounding.html",
+            {"error": "Open this page from an event of a trail."},
+            status=400,
+        )
+    events = selectors.surrounding_events(service=service, at=at, seconds=seconds)
+    context = {
+        "correlation_id": correlation_id,
+        "service": service,
+        "at": at,
+        "seconds": seconds,
+        "events": events,
+        "choices": SURROUNDING_CHOICES,
+    }
+    return render(request, "traces/surrounding.html", context)
+
+
+@role_required(SUPPORT)
+def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
+    """Show one user's requests, newest first."""
+    form = TraceSearchForm(request.GET or {"range": "30d"})
+    start = end = None
+    page = 1
+    if form.is_valid():
+        start, end = form.time_bounds()
+        page = form.cleaned_data.get("page") or 1
+    result = selectors.user_requests(user_id=user_id, start=start, end=end, page=page, per_page=PER_PAGE)
+    return render(
+        request,
+        "traces/user.html",
+        {"user_id": user_id, "form": form, "result": result, "query_string": _without_page(request)},
+    )
+
+
+def _without_page(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()

@@ -1,0 +1,298 @@
+"""Plumbing shared by the benchmarks: sizes from the environment, isolation checks, child processes, results.
+
+The benchmarks run against the real services while the test suite and a developer's portal may use them
+too, so everything here works on its own database (`skywatch_bench`), Redis DB 13 and index prefix
+`bench-obs-events`, and refuses to start when the environment points anywhere else. Every process started
+here runs in its own process group and is stopped (TERM, then KILL) even when a benchmark fails.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+LOG_DIR = RESULTS_DIR / "logs"
+
+BENCH_DATABASE = "skywatch_bench"
+BENCH_REDIS_DB = 13
+BENCH_INDEX_PREFIX = "bench-obs-events"
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and process counts of a run (each from a BENCH_* environment variable)."""
+
+    events: int = field(default_factory=lambda: env_int("BENCH_EVENTS", 100_000))
+    batch_size: int = field(default_factory=lambda: env_int("BENCH_BATCH_SIZE", 100))
+    gzip_events: int = field(default_factory=lambda: env_int("BENCH_GZIP_EVENTS", 50_000))
+    single_events: int = field(default_factory=lambda: env_int("BENCH_SINGLE_EVENTS", 3_000))
+    clients: int = field(default_factory=lambda: env_int("BENCH_CLIENTS", 4))
+    gunicorn_workers: int = field(default_factory=lambda: env_int("BENCH_GUNICORN_WORKERS", 3))
+    pipeline_events: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_EVENTS", 50_000))
+    pipeline_per_event: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_PER_EVENT", 3_000))
+    phase_timeout: int = field(default_factory=lambda: env_int("BENCH_PHASE_TIMEOUT", 300))
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Result:
+    """One figure, the baseline measured beside it in the same run, and the goal for their ratio."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float
+    baseline_name: str
+    goal: float | None = None  # the ratio value ÷ baseline must be at least this; None: reported only
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": round(self.value, 1),
+            "unit": self.unit,
+            "baseline": round(self.baseline, 1),
+            "baseline_name": self.baseline_name,
+            "ratio": round(self.ratio, 3),
+            "goal": None if self.goal is None else f"ratio >= {self.goal:g}",
+            "met": None if self.goal is None else self.ratio >= self.goal,
+        }
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- isolation ----------------------------------------------------------------------------------------
+
+
+def database_url() -> str:
+    return os.environ["DATABASE_URL"]
+
+
+def admin_database_url() -> str:
+    """The portal's own database URL: used only to drop and create the bench database."""
+    return os.environ["BENCH_ADMIN_DATABASE_URL"]
+
+
+def check_isolation() -> None:
+    """Refuse to run unless the environment points at the bench database, Redis DB and index prefix."""
+    problems = []
+    db_name = urlsplit(os.environ.get("DATABASE_URL", "")).path.lstrip("/")
+    if db_name != BENCH_DATABASE:
+        problems.append(f"DATABASE_URL must name the database {BENCH_DATABASE} (got {db_name!r})")
+    if not os.environ.get("BENCH_ADMIN_DATABASE_URL"):
+        problems.append("BENCH_ADMIN_DATABASE_URL (the skywatch database, for CREATE DATABASE) is not set")
+    broker = urlsplit(os.environ.get("CELERY_BROKER_URL", ""))
+    if broker.scheme != "redis" or broker.path != f"/{BENCH_REDIS_DB}":
+        problems.append(f"CELERY_BROKER_URL must be redis://…/{BENCH_REDIS_DB}")
+    if os.environ.get("CELERY_RESULT_BACKEND"):
+        problems.append("CELERY_RESULT_BACKEND must be unset (it defaults to the bench broker)")
+    if os.environ.get("ELASTICSEARCH_INDEX_PREFIX") != BENCH_INDEX_PREFIX:
+        problems.append(f"ELASTICSEARCH_INDEX_PREFIX must be {BENCH_INDEX_PREFIX}")
+    if not os.environ.get("ELASTICSEARCH_URL"):
+        problems.append("ELASTICSEARCH_URL is not set")
+    if os.environ.get("CACHE_URL"):
+        problems.append("CACHE_URL must be unset (throttle counters would land in a shared Redis DB)")
+    if problems:
+        raise SystemExit("bench: refusing to run: " + "; ".join(problems) + " (run scripts/bench.sh)")
+
+
+def recreate_database() -> None:
+    """Drop and create the bench database (connected to the portal's database; never touching its tables)."""
+    import psycopg
+
+    with psycopg.connect(admin_database_url(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+
+
+def flush_broker() -> None:
+    """Empty the bench Redis DB (queued tasks the benchmarks left behind)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"], socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def delete_indices(*, template: bool) -> None:
+    """Delete the bench indices (`bench-obs-events-*`), and the bench index template when asked."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(os.environ["ELASTICSEARCH_URL"], request_timeout=30)
+    try:
+        names = list(
+            client.options(ignore_status=404).indices.get(
+                index=f"{BENCH_INDEX_PREFIX}-*", expand_wildcards="all"
+            )
+        )
+        for name in names:
+            if name.startswith(f"{BENCH_INDEX_PREFIX}-"):
+                client.options(ignore_status=404).indices.delete(index=name)
+        if template:
+            client.options(ignore_status=404).indices.delete_index_template(name=BENCH_INDEX_PREFIX)
+    finally:
+        client.close()
+
+
+# --- child processes ----------------------------------------------------------------------------------
+
+_running: list["Child"] = []
+
+
+class Child:
+    """A child process in its own process group, its output in a log file; stop() ends the whole group."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # closed in stop()
+        self.process = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _running.append(self)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def wait_until(self, condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited while waiting for {what}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no {what} within {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if not self._log.closed:
+            self._log.close()
+        if self in _running:
+            _running.remove(self)
+
+
+def stop_all_children() -> None:
+    """Stop every child still running (the last line of defence of run.py's finally)."""
+    for child in list(_running):
+        child.stop()
+
+
+def portal_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "skywatch_portal.settings")
+    env.update(overrides)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn(Child):
+    """The portal under gunicorn (sync workers) on a free loopback port."""
+
+    def __init__(self, *, workers: int, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "skywatch_portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "60",
+        ]
+        super().__init__("gunicorn", argv, env)
+        import requests
+
+        def answers() -> bool:
+            try:
+                return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        self.wait_until(answers, timeout=60, what="answer on /healthz")
+
+
+class CeleryWorker(Child):
+    """One Celery worker process (prefork pool, concurrency 1) on the bench broker."""
+
+    def __init__(self, *, env: dict[str, str]) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "skywatch_portal",
+            "worker",
+            "--loglevel=INFO",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--queues",
+            "default",
+            "--hostname",
+            "bench@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        super().__init__("celery-worker", argv, env)
+        self.wait_until(lambda: "ready." in self.log_tail(20_000), timeout=60, what="'ready.' in its log")
+
+
+def manage(*args: str, timeout: float = 300) -> str:
+    """Run `manage.py <args>` with the bench environment; return its stdout (raise on failure)."""
+    completed = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=portal_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
+    return completed.stdout

@@ -1,0 +1,311 @@
+"""Issue "Ingestion API": events/s through POST /api/v1/batch over real HTTP, beside a COPY of the same rows.
+
+The portal runs under gunicorn (sync workers) on loopback with a real Celery broker, so each accepted batch
+also pays for its Celery message after the commit, as in production (no worker consumes them here; the
+bench Redis DB is flushed after each phase). Several client processes send pre-built bodies; the baseline
+is the same rows, same columns, same 100-row batches, each COPY'd and committed by a psycopg connection from
+the same number of processes: the floor of what PostgreSQL needs to store these batches durably. Single-event
+POSTs to /api/v1/events show what batching buys.
+
+Client processes are spawned, not forked, and this module imports no Django at the top, so a client never
+inherits the parent's database connections.
+"""
+
+import gzip
+import json
+import multiprocessing
+import os
+import queue
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import requests
+
+from . import common
+from .common import Config, Gunicorn, Result, log
+from .workload import as_sent, make_events
+
+SERVICE = "bench-svc"
+STAGE = "bench"
+
+# The columns events_ingest writes (apps/ingest/services.py `_INSERT_FIELDS`), received_at last so each
+# COPY batch can stamp its own receive time.
+COPY_COLUMNS = (
+    "event_id",
+    "service",
+    "stage",
+    "type",
+    "event",
+    "timestamp",
+    "user_id",
+    "correlation_id",
+    "level",
+    "message",
+    "properties",
+    "notes",
+    "api_key_id",
+    "ingest_node",
+    "received_at",
+)
+
+
+# --- client processes ---------------------------------------------------------------------------------
+
+
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _client(job: dict[str, Any], barrier: Any, results: Any) -> None:
+    """One client process: build its requests (or COPY rows), wait for the others, send, report timings."""
+    outcome: dict[str, Any] = {"index": job["index"], "accepted": 0, "errors": []}
+    try:
+        events = make_events(job["count"], seed=job["seed"], end=datetime.fromisoformat(job["end"]))
+        size = job["batch_size"] if job["kind"] != "single" else 1
+        groups = [events[i : i + size] for i in range(0, len(events), size)]
+        if job["kind"] == "copy":
+            send = _copy_sender(job, groups)
+        else:
+            send = _http_sender(job, groups)
+        barrier.wait(timeout=180)
+        outcome["t0"] = time.monotonic()
+        outcome["accepted"] = send()
+        outcome["t1"] = time.monotonic()
+    except Exception as exc:  # reported to the parent, which fails the benchmark
+        outcome["errors"].append(f"{type(exc).__name__}: {exc}")
+        barrier.abort()
+    results.put(outcome)
+
+
+def _http_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]):
+    kind = job["kind"]
+    headers = {"Authorization": f"Bearer {job['key']}", "Content-Type": "application/json"}
+    if kind == "single":
+        url = job["url"] + "/api/v1/events"
+        bodies = [json.dumps(as_sent(group[0])).encode() for group in groups]
+    else:
+        url = job["url"] + "/api/v1/batch"
+        bodies = [json.dumps({"batch": [as_sent(ev) for ev in group]}).encode() for group in groups]
+        if kind == "gzip":
+            headers["Content-Encoding"] = "gzip"
+            bodies = [gzip.compress(body, compresslevel=6) for body in bodies]
+    session = requests.Session()
+
+    def send() -> int:
+        accepted = 0
+        for body in bodies:
+            response = session.post(url, data=body, headers=headers, timeout=60)
+            if response.status_code != 202:
+                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
+            accepted += response.json()["accepted"]
+        return accepted
+
+    return send
+
+
+def _copy_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]):
+    rows = [
+        [
+            (
+                ev["event_id"],
+                SERVICE,
+                STAGE,
+                "metric",
+                ev["event"],
+                ev["timestamp"],
+                ev["user_id"],
+                ev["correlation_id"],
+                "",
+                "",
+                json.dumps(ev["properties"]),
+                "[]",
+                job["api_key_id"],
+                job["ingest_node"],
+            )
+            for ev in group
+        ]
+        for group in groups
+    ]
+    conn = psycopg.connect(job["dsn"])
+    statement = f"COPY ingest_rawevent ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+
+    def send() -> int:
+        try:
+            with conn.cursor() as cursor:
+                for batch in rows:
+                    received_at = datetime.now(UTC)
+                    with cursor.copy(statement) as copy:
+                        for row in batch:
+                            copy.write_row((*row, received_at))
+                    conn.commit()  # one transaction per batch, like the endpoint's 202-after-commit
+        finally:
+            conn.close()
+        return sum(len(batch) for batch in rows)
+
+    return send
+
+
+def run_clients(kind: str, *, total: int, clients: int, base_job: dict[str, Any], timeout: float) -> float:
+    """Run `clients` processes that together send `total` events; return events/s over the common span
+    (first client's start to last client's end, all starting together at a barrier)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(clients)
+    results = ctx.Queue()
+    processes = []
+    for index, count in enumerate(_split(total, clients)):
+        job = {**base_job, "kind": kind, "index": index, "count": count, "seed": base_job["seed"] + index}
+        processes.append(ctx.Process(target=_client, args=(job, barrier, results), daemon=True))
+    outcomes: list[dict[str, Any]] = []
+    try:
+        for process in processes:
+            process.start()
+        deadline = time.monotonic() + timeout
+        while len(outcomes) < clients:
+            try:
+                outcomes.append(results.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                raise RuntimeError(f"{kind}: clients did not finish within {timeout}s") from None
+        for process in processes:
+            process.join(timeout=10)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+    errors = [error for outcome in outcomes for error in outcome["errors"]]
+    if errors:
+        raise RuntimeError(f"{kind}: clients failed: {errors[:3]}")
+    accepted = sum(outcome["accepted"] for outcome in outcomes)
+    if accepted != total:
+        raise RuntimeError(f"{kind}: {accepted} events accepted, {total} sent")
+    elapsed = max(o["t1"] for o in outcomes) - min(o["t0"] for o in outcomes)
+    return total / elapsed
+
+
+# --- database and broker state --------------------------------------------------------------------------
+
+
+def _sql(statement: str) -> list[tuple]:
+    with psycopg.connect(common.database_url(), autocommit=True) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _reset_events() -> None:
+    _sql("TRUNCATE ingest_rawevent")
+    _sql("VACUUM ANALYZE ingest_rawevent")
+
+
+def _check_stored(kind: str, expected: int) -> None:
+    stored = _sql("SELECT count(*) FROM ingest_rawevent")[0][0]
+    if stored != expected:
+        raise RuntimeError(f"{kind}: {stored} rows stored, {expected} expected")
+
+
+def _queued_messages() -> int:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"], socket_timeout=5)
+    try:
+        return int(client.llen("default"))
+    finally:
+        client.close()
+
+
+def _service_key() -> tuple[str, int]:
+    raw_key = common.manage("create_service_key", SERVICE, "--stage", STAGE).strip().splitlines()[-1]
+    key_id = _sql(
+        "SELECT k.id FROM ingest_apikey k JOIN ingest_service s ON s.id = k.service_id "
+        f"WHERE s.name = '{SERVICE}' ORDER BY k.id DESC LIMIT 1"
+    )[0][0]
+    return raw_key, key_id
+
+
+# --- the benchmark ----------------------------------------------------------------------------------------
+
+
+def run(config: Config) -> list[Result]:
+    """Measure COPY, batch (plain and gzip) and single-event ingestion; return their figures."""
+    raw_key, key_id = _service_key()
+    end = datetime.now(UTC).replace(microsecond=0).isoformat()
+    base_job = {
+        "url": "",
+        "key": raw_key,
+        "dsn": common.database_url(),
+        "api_key_id": key_id,
+        # What settings.INGEST_NODE is in the server (the same host), so COPY writes the same bytes.
+        "ingest_node": os.environ.get("INGEST_NODE") or socket.gethostname(),
+        "batch_size": config.batch_size,
+        "end": end,
+        "seed": 1000,
+    }
+    clients, timeout = config.clients, config.phase_timeout
+    batches = -(-config.events // config.batch_size)
+
+    _reset_events()
+    log(f"ingest: COPY baseline, {config.events} events in {batches} batches from {clients} processes")
+    copy_eps = run_clients("copy", total=config.events, clients=clients, base_job=base_job, timeout=timeout)
+    _check_stored("copy", config.events)
+    log(f"ingest: COPY {copy_eps:,.0f} events/s")
+
+    server = Gunicorn(
+        workers=config.gunicorn_workers, env=common.portal_env(INGEST_RATE_LIMIT="1000000/min")
+    )
+    try:
+        base_job["url"] = server.url
+        warm = {**base_job, "seed": 9000}
+        run_clients("batch", total=clients * 10 * config.batch_size, clients=clients, base_job=warm, timeout=60)
+        _reset_events()
+        common.flush_broker()
+
+        log(f"ingest: POST /api/v1/batch, {config.events} events, {config.gunicorn_workers} gunicorn workers")
+        batch_eps = run_clients("batch", total=config.events, clients=clients, base_job=base_job, timeout=timeout)
+        _check_stored("batch", config.events)
+        queued = _queued_messages()
+        if queued != batches:
+            raise RuntimeError(f"batch: {queued} Celery messages queued, {batches} expected (one per batch)")
+        log(f"ingest: batch {batch_eps:,.0f} events/s ({queued} Celery messages enqueued)")
+        _reset_events()
+        common.flush_broker()
+
+        results = [
+            Result("ingest_batch_events_per_s", batch_eps, "events/s", copy_eps, "copy_events_per_s", 0.4),
+        ]
+        if config.gzip_events:
+            log(f"ingest: POST /api/v1/batch gzip, {config.gzip_events} events")
+            gzip_eps = run_clients(
+                "gzip", total=config.gzip_events, clients=clients, base_job=base_job, timeout=timeout
+            )
+            _check_stored("gzip", config.gzip_events)
+            log(f"ingest: gzip batch {gzip_eps:,.0f} events/s")
+            _reset_events()
+            common.flush_broker()
+            results.append(
+                Result("ingest_batch_gzip_events_per_s", gzip_eps, "events/s", copy_eps, "copy_events_per_s")
+            )
+
+        log(f"ingest: POST /api/v1/events, {config.single_events} events")
+        single_eps = run_clients(
+            "single", total=config.single_events, clients=clients, base_job=base_job, timeout=timeout
+        )
+        _check_stored("single", config.single_events)
+        log(f"ingest: single {single_eps:,.0f} events/s")
+        _reset_events()
+        common.flush_broker()
+        results.append(
+            Result(
+                "ingest_batch_vs_single_event",
+                batch_eps,
+                "events/s",
+                single_eps,
+                "single_event_events_per_s",
+                20,
+            )
+        )
+        return results
+    finally:
+        server.stop()
+        common.flush_broker()

@@ -1,0 +1,187 @@
+"""One contract for both trace backends (database and Elasticsearch): same answers to the same questions."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.traces.search import get_trace_backend
+from apps.traces.search.base import TraceQuery
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+def request_events(
+    cid: str, start: float, *, user: str = "u-1", error: bool = False, services=("gateway", "download")
+):
+    """A request crossing services: the gateway knows the user, the downstream service logs without it."""
+    events = [
+        {
+            "service": services[0],
+            "event": "request_received",
+            "correlation_id": cid,
+            "user_id": user,
+            "timestamp": at(start),
+            "properties": {"path": "/tiles"},
+        },
+        {
+            "service": services[1],
+            "type": "log",
+            "level": "error" if error else "info",
+            "correlation_id": cid,
+            "message": "upstream timeout after 30s" if error else "tile served",
+            "timestamp": at(start + 0.25),
+        },
+    ]
+    return events
+
+
+def test_a_trail_is_every_event_of_the_id_in_time_order(trace_backend, store_events):
+    store_events(
+        [
+            {
+                "service": "download",
+                "type": "log",
+                "message": "third",
+                "correlation_id": "c-1",
+                "timestamp": at(2),
+            },
+            {
+                "service": "gateway",
+                "event": "first",
+                "correlation_id": "c-1",
+                "timestamp": at(0),
+                "userId": "u-9",
+                "properties": {"nested": {"deep": [1, 2]}},
+            },
+            {
+                "service": "tiles",
+                "type": "log",
+                "level": "warn",
+                "message": "second",
+                "correlation_id": "c-1",
+                "timestamp": at(1),
+            },
+            {"service": "gateway", "event": "other request", "correlation_id": "c-2", "timestamp": at(1)},
+        ]
+    )
+
+    trail = get_trace_backend().trail("c-1")
+
+    assert [(e.service, e.event, e.message) for e in trail] == [
+        ("gateway", "first", ""),
+        ("tiles", "log", "second"),
+        ("download", "log", "third"),
+    ]
+    first = trail[0]
+    assert first.user_id == "u-9"
+    assert first.properties == {"nested": {"deep": [1, 2]}}
+    assert "userId renamed to user_id" in first.notes
+    assert first.timestamp == T0
+    assert trail[1].level == "warning"
+    assert first.stage == "prod" and first.received_at >= first.timestamp
+
+
+def test_an_unknown_id_has_an_empty_trail(trace_backend, store_events):
+    store_events(request_events("c-1", 0))
+
+    assert get_trace_backend().trail("no-such-id") == []
+
+
+def test_requests_are_grouped_by_id_newest_first_with_whole_request_summaries(trace_backend, store_events):
+    store_events(
+        request_events("old", 0) + request_events("new", 60, error=True) + request_events("x", 30, user="u-2")
+    )
+
+    page = get_trace_backend().search_requests(TraceQuery(user_id="u-1"), page=1, per_page=10)
+
+    assert [r.correlation_id for r in page.requests] == ["new", "old"]
+    newest = page.requests[0]
+    # the downstream log line has no user_id, yet it belongs to the request's summary
+    assert newest.count == 2
+    assert newest.services == ["download", "gateway"]
+    assert newest.worst_level == "error"
+    assert newest.first == T0 + timedelta(seconds=60)
+    assert newest.last == T0 + timedelta(seconds=60.25)
+    assert newest.duration_seconds == pytest.approx(0.25)
+    assert page.total == 2
+    assert page.requests[1].worst_level == "info"
+
+
+def test_the_time_range_bounds_the_search(trace_backend, store_events):
+    store_events(request_events("early", 0) + request_events("late", 3600))
+
+    page = get_trace_backend().search_requests(
+        TraceQuery(user_id="u-1", start=T0 + timedelta(minutes=30), end=T0 + timedelta(hours=2)),
+        page=1,
+        per_page=10,
+    )
+
+    assert [r.correlation_id for r in page.requests] == ["late"]
+
+
+def test_pagination_walks_every_request_once_in_order(trace_backend, store_events):
+    events = []
+    for i in range(7):
+        events += request_events(f"req-{i}", i * 10)
+    store_events(events)
+    backend = get_trace_backend()
+
+    pages = [backend.search_requests(TraceQuery(user_id="u-1"), page=n, per_page=3) for n in (1, 2, 3)]
+
+    assert [[r.correlation_id for r in p.requests] for p in pages] == [
+        ["req-6", "req-5", "req-4"],
+        ["req-3", "req-2", "req-1"],
+        ["req-0"],
+    ]
+    assert [p.has_next for p in pages] == [True, True, False]
+    assert pages[0].total == 7 and pages[0].pages == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (TraceQuery(service="billing"), ["b"]),
+        (TraceQuery(level="error"), ["a"]),
+        (TraceQuery(event="request_received", service="gateway"), ["c", "a"]),
+        (TraceQuery(text="upstream timeout"), ["a"]),
+        (TraceQuery(text="TIMEOUT"), ["a"]),
+        (TraceQuery(correlation_id="b"), ["b"]),
+    ],
+)
+def test_filters(trace_backend, store_events, query, expected):
+    store_events(
+        request_events("a", 0, error=True)
+        + request_events("b", 10, services=("billing", "download"))
+        + request_events("c", 20)
+    )
+
+    page = get_trace_backend().search_requests(query, page=1, per_page=10)
+
+    assert [r.correlation_id for r in page.requests] == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["*:*", "(unbalanced", '"half quoted', "_index:obs-events", "a AND OR NOT", "x" * 500]
+)
+def test_hostile_search_text_finds_nothing_and_never_fails(trace_backend, store_events, text):
+    store_events(request_events("a", 0))
+
+    page = get_trace_backend().search_requests(TraceQuery(text=text), page=1, per_page=10)
+
+    assert page.requests == []
+
+
+def test_surrounding_logs_are_one_service_in_a_window_whatever_the_id(trace_backend, store_events):
+    store_events(request_events("a", 0) + request_events("b", 5) + request_events("far", 600))
+
+    events = get_trace_backend().surrounding(
+        service="download", start=T0 - timedelta(seconds=30), end=T0 + timedelta(seconds=30), limit=100
+    )
+
+    assert [(e.service, e.correlation_id) for e in events] == [("download", "a"), ("download", "b")]
