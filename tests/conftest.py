@@ -281,9 +281,12 @@ def trace_backend(request, settings):
 
 
 @pytest.fixture
-def store_events(db, make_key):
+def store_events(request, db, make_key, settings):
     """Return a function that stores events (any service: a forwarder key) and makes them searchable."""
     from django.utils import timezone
+
+    if settings.TRACE_BACKEND == TRACE_BACKENDS["elasticsearch"]:
+        request.getfixturevalue("clean_search_index")  # no documents left over from other tests
 
     from apps.ingest.services import events_ingest
     from apps.pipeline.services import index_chunk
@@ -313,3 +316,50 @@ def make_person(db):
         return user_create(username=username or f"{role}-person", role=role, password="correct-horse-battery")
 
     return make
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A headless Debian Chromium page driven by Playwright; records dialogs and console errors it sees."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"Chromium not found at {executable}: run `make test` (it installs Debian's chromium)")
+    # Playwright's sync API keeps an event loop in this thread; Django's ORM is still used synchronously.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.dialogs = []
+        page.console_errors = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def sign_in(page, base_url: str, username: str, password: str = "correct-horse-battery") -> None:
+    """Sign in through the real login form."""
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")

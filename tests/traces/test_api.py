@@ -1,0 +1,140 @@
+"""GET /api/v1/traces/<id> and /api/v1/users/<id>/requests, as support staff use them."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+@pytest.fixture
+def support_client(client, make_person):
+    client.force_login(make_person("support"))
+    return client
+
+
+@pytest.fixture
+def two_requests(store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "request_received",
+                "correlation_id": "req/1:a",
+                "user_id": "u-1",
+                "timestamp": at(0),
+                "properties": {"path": "/tiles"},
+            },
+            {
+                "service": "download",
+                "type": "log",
+                "level": "error",
+                "message": "upstream timeout",
+                "correlation_id": "req/1:a",
+                "timestamp": at(0.5),
+            },
+            {
+                "service": "gateway",
+                "event": "request_received",
+                "correlation_id": "req-2",
+                "user_id": "u-1",
+                "timestamp": at(60),
+            },
+        ]
+    )
+
+
+def test_a_trace_is_its_events_in_time_order_with_the_canonical_fields(
+    support_client, trace_backend, two_requests
+):
+    response = support_client.get("/api/v1/traces/req/1:a")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["correlation_id"] == "req/1:a"
+    assert [e["service"] for e in body["events"]] == ["gateway", "download"]
+    first = body["events"][0]
+    assert set(first) >= {
+        "event_id",
+        "type",
+        "event",
+        "timestamp",
+        "user_id",
+        "correlation_id",
+        "level",
+        "message",
+        "properties",
+        "service",
+        "stage",
+        "received_at",
+        "notes",
+    }
+    assert first["properties"] == {"path": "/tiles"}
+    assert datetime.fromisoformat(first["timestamp"]) == T0
+
+
+def test_an_unknown_trace_is_404_with_a_helpful_message(support_client, trace_backend, two_requests):
+    response = support_client.get("/api/v1/traces/nope-123")
+
+    assert response.status_code == 404
+    assert "No events have the correlation ID 'nope-123'" in response.json()["detail"]
+
+
+def test_a_trace_downloads_as_a_json_file(support_client, trace_backend, two_requests):
+    response = support_client.get("/api/v1/traces/req/1:a?download=1")
+
+    assert response["Content-Disposition"] == 'attachment; filename="trace-req_1_a.json"'
+
+
+def test_a_users_requests_newest_first_paginated(support_client, trace_backend, two_requests):
+    first = support_client.get("/api/v1/users/u-1/requests?per_page=1").json()
+    second = support_client.get("/api/v1/users/u-1/requests?per_page=1&page=2").json()
+
+    assert [r["correlation_id"] for r in first["requests"]] == ["req-2"]
+    assert (first["total"], first["has_next"]) == (2, True)
+    assert [r["correlation_id"] for r in second["requests"]] == ["req/1:a"]
+    summary = second["requests"][0]
+    assert summary["services"] == ["download", "gateway"]
+    assert summary["worst_level"] == "error"
+    assert summary["count"] == 2
+
+
+def test_a_users_requests_within_a_range(support_client, trace_backend, two_requests):
+    response = support_client.get("/api/v1/users/u-1/requests", {"from": at(30), "to": at(3600)})
+
+    assert [r["correlation_id"] for r in response.json()["requests"]] == ["req-2"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-11-25T10:00"}, "to"),
+        ({"page": "0"}, "page"),
+        ({"per_page": "5000"}, "per_page"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(support_client, params, field):
+    response = support_client.get("/api/v1/users/u-1/requests", params)
+
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+@pytest.mark.parametrize("role", ["product"])
+def test_other_roles_may_not_read_trails(client, make_person, role, two_requests):
+    client.force_login(make_person(role))
+
+    assert client.get("/api/v1/traces/req-2").status_code == 403
+    assert client.get("/api/v1/users/u-1/requests").status_code == 403
+
+
+def test_anonymous_callers_are_refused(client, two_requests):
+    assert client.get("/api/v1/traces/req-2").status_code == 403
+    assert client.get("/api/v1/users/u-1/requests").status_code == 403

@@ -1,0 +1,208 @@
+"""The support pages: search, one trail, surrounding logs, a user's requests."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+XSS = '<script>alert("cid")</script><img src=x onerror=alert(1)>'
+
+
+def at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+@pytest.fixture
+def support_client(client, make_person):
+    client.force_login(make_person("support"))
+    return client
+
+
+def test_search_lists_requests_with_their_summary(support_client, store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "request_received",
+                "correlation_id": "req-1",
+                "user_id": "u-1",
+                "timestamp": at(0),
+            },
+            {
+                "service": "download",
+                "type": "log",
+                "level": "error",
+                "message": "upstream timeout",
+                "correlation_id": "req-1",
+                "timestamp": at(1.5),
+            },
+        ]
+    )
+
+    response = support_client.get("/traces/", {"user_id": "u-1", "range": "all"})
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'href="/traces/req-1/"' in page
+    assert "download, gateway" in page
+    assert "1.500 s" in page
+    assert 'class="level level-error">error<' in page
+
+
+def test_search_without_criteria_shows_only_the_form(support_client):
+    response = support_client.get("/traces/")
+
+    assert response.status_code == 200
+    assert b"Requests, newest first" not in response.content
+
+
+def test_a_trail_page_shows_every_event_with_notes_and_links(support_client, store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "request_received",
+                "correlation_id": "req-1",
+                "userId": "u-1",
+                "timestamp": at(0),
+                "properties": {"path": "/tiles"},
+            },
+            {
+                "service": "download",
+                "type": "log",
+                "level": "error",
+                "message": "upstream timeout",
+                "correlation_id": "req-1",
+                "timestamp": at(0.4),
+            },
+        ]
+    )
+
+    response = support_client.get("/traces/req-1/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.index("request_received") < page.index("upstream timeout")
+    assert "userId renamed to user_id" in page
+    assert 'href="/users/u-1/"' in page
+    assert "/api/v1/traces/req-1?download=1" in page
+    assert "surrounding logs" in page
+    assert 'class="mark mark-error"' in page
+    assert 'id="trail-data"' in page
+
+
+def test_a_trail_of_500_events_renders_with_a_bounded_number_of_queries(
+    support_client, store_events, django_assert_max_num_queries
+):
+    store_events(
+        [
+            {
+                "service": f"svc-{i % 5}",
+                "event": "step",
+                "correlation_id": "big",
+                "timestamp": at(i / 10),
+                "properties": {"i": i},
+            }
+            for i in range(500)
+        ]
+    )
+
+    with django_assert_max_num_queries(6):
+        response = support_client.get("/traces/big/")
+
+    assert response.status_code == 200
+    assert response.content.decode().count('<tr id="ev-') == 500
+
+
+def test_hostile_values_are_shown_as_text(support_client, store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": XSS,
+                "correlation_id": XSS,
+                "user_id": XSS,
+                "message": XSS,
+                "timestamp": at(0),
+                "properties": {XSS: XSS},
+            }
+        ]
+    )
+
+    response = support_client.get("/traces/", {"user_id": XSS, "range": "all"})
+    detail = support_client.get(f"/traces/{XSS}/")
+
+    for page in (response.content.decode(), detail.content.decode()):
+        assert "<script>alert" not in page
+        assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(&quot;cid&quot;)&lt;/script&gt;" in detail.content.decode()
+
+
+def test_an_unknown_trail_is_404(support_client):
+    assert support_client.get("/traces/nothing-here/").status_code == 404
+
+
+def test_surrounding_logs_include_other_requests_of_the_service(support_client, store_events):
+    store_events(
+        [
+            {
+                "service": "download",
+                "type": "log",
+                "message": "mine",
+                "correlation_id": "req-1",
+                "timestamp": at(0),
+            },
+            {
+                "service": "download",
+                "type": "log",
+                "message": "neighbour",
+                "correlation_id": "req-2",
+                "timestamp": at(5),
+            },
+            {
+                "service": "gateway",
+                "type": "log",
+                "message": "other service",
+                "correlation_id": "req-3",
+                "timestamp": at(1),
+            },
+        ]
+    )
+
+    response = support_client.get(
+        "/traces/req-1/surrounding/", {"service": "download", "at": at(0), "seconds": 30}
+    )
+
+    page = response.content.decode()
+    assert "mine" in page and "neighbour" in page
+    assert "other service" not in page
+
+
+def test_a_users_page_lists_their_requests(support_client, store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "login",
+                "correlation_id": f"req-{i}",
+                "user_id": "u-7",
+                "timestamp": at(i),
+            }
+            for i in range(3)
+        ]
+    )
+
+    response = support_client.get("/users/u-7/", {"range": "all"})
+
+    page = response.content.decode()
+    assert page.index("req-2") < page.index("req-1") < page.index("req-0")
+
+
+def test_pages_need_a_login_and_the_support_role(client, make_person):
+    assert client.get("/traces/")["Location"].startswith("/login/")
+    client.force_login(make_person("product"))
+
+    assert client.get("/traces/").status_code == 403
+    assert client.get("/users/u-1/").status_code == 403
