@@ -63,7 +63,11 @@ class CorrelationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Add the attributes and keep the record."""
         if getattr(record, "correlation_id", None) is None:
-            record.correlation_id = correlation.get()
+            # Django logs 4xx/5xx responses after the middleware has left the request's context: fall back
+            # to the ID the middleware put on the request.
+            record.correlation_id = correlation.get() or getattr(
+                getattr(record, "request", None), "correlation_id", None
+            )
         if getattr(record, "service", None) is None:
             record.service = self.service
         if getattr(record, "stage", None) is None:

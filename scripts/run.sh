@@ -8,6 +8,10 @@ $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput -v 0
 password=$($PY -c 'import secrets; print(secrets.token_urlsafe(12))')
 $PY manage.py create_user demo --role admin --password "$password" --replace >/dev/null
+# The portal ships its own log lines to itself, as the service skywatch-portal.
+export OBSERVATORY_URL=http://127.0.0.1:8000
+OBSERVATORY_API_KEY=$($PY manage.py portal_key --file .cache/portal-observatory-key | tail -n 1)
+export OBSERVATORY_API_KEY
 cat <<MSG
 
   SkyWatch Portal: http://127.0.0.1:8000/

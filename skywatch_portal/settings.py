@@ -202,6 +202,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging: JSON lines on stdout, each with service, stage and correlation_id.
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+# With both set, the portal sends its own log lines to a portal (itself, under `make run`) as a service.
+OBSERVATORY_URL = os.environ.get("OBSERVATORY_URL", "")
+OBSERVATORY_API_KEY = os.environ.get("OBSERVATORY_API_KEY", "")
+PORTAL_SHIP_LOG_LEVEL = os.environ.get("PORTAL_SHIP_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -220,8 +224,17 @@ LOGGING = {
             "filters": ["correlation"],
             "formatter": "json",
         },
+        # The portal's own log lines, shipped to itself through the observatory client (service from its key).
+        "portal": {
+            "()": "observatory.logging.TrackerHandler",
+            "level": PORTAL_SHIP_LOG_LEVEL,
+            "filters": ["correlation"],
+        },
     },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "root": {
+        "handlers": ["stdout", *(["portal"] if OBSERVATORY_URL and OBSERVATORY_API_KEY else [])],
+        "level": LOG_LEVEL,
+    },
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "elastic_transport": {"level": "WARNING"},

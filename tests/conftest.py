@@ -181,10 +181,12 @@ def free_port() -> int:
 class PortalServer:
     """The portal served by a real gunicorn child process on loopback."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, workers: int = 1, port: int | None = None
+    ) -> None:
         import requests
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "wb")  # closed in stop()
         self.log_path = log_path
@@ -234,8 +236,10 @@ def start_portal(tmp_path):
     """Return a function that starts gunicorn with environment overrides; every server stops afterwards."""
     servers: list[PortalServer] = []
 
-    def start(**env_overrides: str) -> PortalServer:
-        server = PortalServer(portal_env(**env_overrides), tmp_path / f"gunicorn-{len(servers)}.log")
+    def start(port: int | None = None, **env_overrides: str) -> PortalServer:
+        server = PortalServer(
+            portal_env(**env_overrides), tmp_path / f"gunicorn-{len(servers)}.log", port=port
+        )
         servers.append(server)
         return server
 
