@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "apps.ingest",
     "apps.pipeline",
     "apps.metrics",
+    "apps.dashboards",
     "apps.traces",
 ]
 

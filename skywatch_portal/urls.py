@@ -15,6 +15,7 @@ urlpatterns = [
     path("", common_views.home, name="home"),
     path("api/v1/", include("apps.ingest.urls")),
     path("api/v1/", include("apps.traces.api_urls")),
+    path("api/v1/", include("apps.metrics.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

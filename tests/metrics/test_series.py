@@ -1,0 +1,281 @@
+"""Series from the rollups equal a plain GROUP BY over the raw events, for every measure, interval and
+breakdown; and the /api/v1/metrics/series endpoint serves them."""
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.ingest.services import events_ingest
+from apps.metrics.selectors import SeriesQuery, SeriesQueryError, series_for
+from apps.pipeline.services import aggregate_chunk
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 16, 22, 30, tzinfo=UTC)  # a Monday evening: days and a week boundary are crossed
+EVENTS = ("search_made", "tile_downloaded", "login", "export")
+
+
+def generated_events(n: int = 700, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        props = {"n_results": rng.randint(0, 50), "country": rng.choice(["NL", "FR", "DE", "US", "BR"])}
+        if rng.random() < 0.7:
+            props["latency"] = round(rng.uniform(0.01, 3.0), 3)
+        if rng.random() < 0.2:
+            props["n_results"] = "not a number"  # not summable: ignored by sum and avg
+        out.append(
+            {
+                "event": rng.choice(EVENTS),
+                "service": rng.choice(["gateway", "download", "tiles"]),
+                "stage": rng.choice(["prod", "staging"]),
+                "timestamp": (T0 + timedelta(minutes=rng.randint(0, 8 * 24 * 60))).isoformat(),
+                "properties": props,
+                **({"user_id": f"u{rng.randint(1, 40)}"} if rng.random() < 0.9 else {}),
+            }
+        )
+    return out
+
+
+@pytest.fixture
+def dataset(make_key):
+    events = generated_events()
+    api_key, _ = make_key(service="log-shipper", forwarder=True)
+    stored = events_ingest(items=events, api_key=api_key, received_at=datetime.now(tz=UTC))
+    aggregate_chunk(event_ids=stored.stored_ids)
+    return events
+
+
+def align(moment: datetime, interval: str) -> datetime:
+    if interval == "minute":
+        return moment.replace(second=0, microsecond=0)
+    if interval == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if interval == "day" else day - timedelta(days=day.weekday())
+
+
+def expected(events: list[dict], query: SeriesQuery) -> dict[str, dict[datetime, float | None]]:
+    """The straightforward answer: group the raw events in Python."""
+    kind, _, prop = query.measure.partition(":")
+    group_of = {
+        "": lambda e: "event" if len(query.events) > 1 else "total",
+        "service": lambda e: e["service"],
+        "stage": lambda e: e["stage"],
+        "event": lambda e: e["event"],
+    }
+    cells: dict[str, dict[datetime, list]] = defaultdict(lambda: defaultdict(lambda: [0, 0.0, set()]))
+    for e in events:
+        ts = datetime.fromisoformat(e["timestamp"])
+        if e["event"] not in query.events or not query.start <= ts < query.end:
+            continue
+        if query.breakdown.startswith("prop:"):
+            name = str(e["properties"].get(query.breakdown[5:], "(none)"))
+        elif not query.breakdown and len(query.events) > 1:
+            name = e["event"]
+        else:
+            name = group_of[query.breakdown](e)
+        cell = cells[name][align(ts, query.interval)]
+        if kind in ("sum", "avg"):
+            value = e["properties"].get(prop)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            cell[0] += 1
+            cell[1] += value
+        else:
+            cell[0] += 1
+            if e.get("user_id"):
+                cell[2].add(e["user_id"])
+
+    def measure(cell):
+        count, total, users = cell
+        return {
+            "count": count,
+            "sum": total,
+            "unique_users": len(users),
+            "avg": (total / count) if count else None,
+        }[kind]
+
+    def rank_total(name):
+        per_bucket = cells[name].values()
+        if kind == "unique_users":
+            return sum(len(c[2]) for c in per_bucket)
+        return sum(c[1] if kind == "sum" else c[0] for c in per_bucket)
+
+    names = sorted(cells, key=lambda n: (-rank_total(n), n))
+    if query.breakdown or len(query.events) > 1:
+        top, rest = names[: query.top_n], names[query.top_n :]
+    else:
+        top, rest = names, []
+    result = {name: {b: measure(c) for b, c in cells[name].items()} for name in top}
+    if rest:
+        merged: dict[datetime, list] = defaultdict(lambda: [0, 0.0, set()])
+        for name in rest:
+            for b, (count, total, users) in cells[name].items():
+                merged[b][0] += count
+                merged[b][1] += total
+                merged[b][2] |= users
+        result["other"] = {b: measure(c) for b, c in merged.items()}
+    return result
+
+
+def as_dict(series) -> dict[str, dict[datetime, float | None]]:
+    return {s.name: {t: v for t, v in s.points if v not in (0, None)} for s in series}
+
+
+MEASURES = ["count", "unique_users", "sum:n_results", "avg:latency"]
+INTERVALS = ["minute", "hour", "day", "week"]
+BREAKDOWNS = ["", "service", "stage", "event", "prop:country"]
+
+
+def test_rollups_equal_a_group_by_over_raw_events(dataset):
+    # One data set, every combination: measure × interval × breakdown (80 series queries).
+    for measure in MEASURES:
+        for interval in INTERVALS:
+            for breakdown in BREAKDOWNS:
+                check_against_raw(dataset, measure, interval, breakdown)
+
+
+def check_against_raw(dataset, measure, interval, breakdown):
+    where = f"{measure} by {interval}, breakdown {breakdown!r}"
+    start = T0.replace(hour=0, minute=0) - timedelta(days=T0.weekday())  # aligned for every interval
+    end = start + (timedelta(days=3) if interval == "minute" else timedelta(weeks=2))
+    events = ("search_made", "login", "export") if breakdown != "event" else EVENTS
+    query = SeriesQuery(
+        events=events, measure=measure, interval=interval, start=start, end=end, breakdown=breakdown, top_n=2
+    )
+
+    got = series_for(query)
+
+    want = expected(dataset, query)
+    assert [s.name for s in got] == list(want), where  # ranked by total, "other" last
+    got_values = as_dict(got)
+    for name, points in want.items():
+        nonempty = {b: v for b, v in points.items() if v not in (0, None)}
+        assert set(got_values[name]) == set(nonempty), (where, name)
+        for bucket, value in nonempty.items():
+            assert got_values[name][bucket] == pytest.approx(value), (where, name, bucket)
+    # every bucket of the range is present, in order
+    step = {
+        "minute": timedelta(minutes=1),
+        "hour": timedelta(hours=1),
+        "day": timedelta(days=1),
+        "week": timedelta(weeks=1),
+    }[interval]
+    assert [t for t, _ in got[0].points] == [start + i * step for i in range((end - start) // step)], where
+
+
+def test_empty_buckets_are_zero_for_counts_and_gaps_for_averages(dataset):
+    far = datetime(2026, 1, 5, tzinfo=UTC)
+    counts = series_for(
+        SeriesQuery(events=("login",), start=far, end=far + timedelta(days=3), interval="day")
+    )
+    avgs = series_for(
+        SeriesQuery(events=("login",), measure="avg:latency", start=far, end=far + timedelta(days=3))
+    )
+
+    assert [(s.name, [v for _, v in s.points]) for s in counts] == [("total", [0, 0, 0])]
+    assert [v for _, v in avgs[0].points] == [None, None, None]
+
+
+def test_a_property_filter_narrows_the_series(dataset):
+    start, end = T0 - timedelta(days=1), T0 + timedelta(days=10)
+    query = SeriesQuery(
+        events=EVENTS,
+        start=start,
+        end=end,
+        interval="week",
+        filters=(("country", "NL"),),
+        breakdown="service",
+    )
+
+    got = {s.name: sum(v for _, v in s.points) for s in series_for(query)}
+
+    want = defaultdict(int)
+    for e in dataset:
+        if e["properties"]["country"] == "NL":
+            want[e["service"]] += 1
+    assert got == dict(want)
+
+
+def test_compare_adds_the_previous_period_on_the_same_buckets(dataset):
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    got = series_for(
+        SeriesQuery(
+            events=EVENTS, start=start, end=start + timedelta(days=3), compare=True, breakdown="stage"
+        )
+    )
+
+    assert {s.name for s in got[:2]} == {"prod", "staging"}
+    previous = {s.name: s for s in got if s.name.endswith("(previous period)")}
+    assert set(previous) == {"prod (previous period)", "staging (previous period)"}
+    prev_total = sum(v for s in previous.values() for _, v in s.points)
+    window = [
+        e for e in dataset if start - timedelta(days=3) <= datetime.fromisoformat(e["timestamp"]) < start
+    ]
+    assert prev_total == len(window)
+    assert [t for t, _ in previous["prod (previous period)"].points] == [t for t, _ in got[0].points]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (SeriesQuery(events=(), start=T0, end=T0 + timedelta(days=1)), "at least one event"),
+        (SeriesQuery(events=("x",), measure="median", start=T0, end=T0 + timedelta(days=1)), "measure"),
+        (SeriesQuery(events=("x",), measure="sum", start=T0, end=T0 + timedelta(days=1)), "needs a property"),
+        (SeriesQuery(events=("x",), interval="year", start=T0, end=T0 + timedelta(days=1)), "interval"),
+        (SeriesQuery(events=("x",), breakdown="colour", start=T0, end=T0 + timedelta(days=1)), "breakdown"),
+        (SeriesQuery(events=("x",), interval="minute", start=T0, end=T0 + timedelta(days=30)), "coarser"),
+        (SeriesQuery(events=("x",), start=T0, end=T0 - timedelta(days=1)), "end after"),
+    ],
+)
+def test_bad_queries_say_what_is_wrong(query, message):
+    with pytest.raises(SeriesQueryError, match=message):
+        series_for(query)
+
+
+def test_the_series_api_answers_the_design_shape(client, make_person, dataset):
+    client.force_login(make_person("product"))
+
+    response = client.get(
+        "/api/v1/metrics/series",
+        {
+            "event": "search_made",
+            "measure": "count",
+            "interval": "day",
+            "from": "2026-11-17T00:00:00Z",
+            "to": "2026-11-19T00:00:00Z",
+            "breakdown": "service",
+        },
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert {s["name"] for s in body["series"]} <= {"gateway", "download", "tiles"}
+    assert [p["t"] for p in body["series"][0]["points"]] == [
+        "2026-11-17T00:00:00+00:00",
+        "2026-11-18T00:00:00+00:00",
+    ]
+    want = sum(
+        1
+        for e in dataset
+        if e["event"] == "search_made" and "2026-11-17" <= e["timestamp"][:10] <= "2026-11-18"
+    )
+    assert sum(p["v"] for s in body["series"] for p in s["points"]) == want
+
+
+def test_the_series_api_refuses_bad_input_clearly(client, make_person):
+    client.force_login(make_person("product"))
+
+    response = client.get("/api/v1/metrics/series", {"event": "x", "measure": "median"})
+
+    assert response.status_code == 400
+    assert "measure" in response.json()["detail"]
+
+
+def test_the_series_api_is_for_product_people(client, make_person):
+    client.force_login(make_person("support"))
+
+    assert client.get("/api/v1/metrics/series", {"event": "x"}).status_code == 403
