@@ -6,6 +6,7 @@ so user-chosen keys never grow the mapping.
 """
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,11 +16,12 @@ from elastic_transport import TransportError
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch import exceptions as es_exceptions
 from elasticsearch_dsl import (
-    Date,
+    DateNanos,
     Document,
     Flattened,
     Index,
     Keyword,
+    Long,
     MetaField,
     Q,
     Search,
@@ -75,8 +77,11 @@ class EventDocument(Document):
     user_id = Keyword()
     correlation_id = Keyword()
     message = Text(fields={"raw": Keyword(ignore_above=1024)})
-    timestamp = Date()
-    received_at = Date()
+    # Nanosecond dates keep the microseconds services send; `seq` (the raw row id) breaks remaining ties
+    # the way the database backend does, so both backends order a trail identically.
+    timestamp = DateNanos()
+    received_at = DateNanos()
+    seq = Long()
     properties = Flattened(ignore_above=1024, depth_limit=20)
     notes = Keyword(ignore_above=512)
     ingest_node = Keyword()
@@ -127,6 +132,7 @@ def document_for(event: Any) -> dict[str, Any]:
             "properties": event.properties or {},
             "notes": event.notes or [],
             "ingest_node": event.ingest_node,
+            "seq": event.pk,
         },
     }
 
@@ -178,7 +184,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         search = (
             self._search()
             .filter("term", correlation_id=correlation_id)
-            .sort("timestamp", "received_at")
+            .sort("timestamp", "received_at", "seq")
             .extra(size=limit, track_total_hits=False)
         )
         return [_trace_event(hit) for hit in self._execute(search).hits]
@@ -206,7 +212,7 @@ class ElasticsearchTraceBackend(TraceBackend):
             self._search()
             .filter("term", service=service)
             .filter("range", timestamp={"gte": start.isoformat(), "lte": end.isoformat()})
-            .sort("timestamp", "received_at")
+            .sort("timestamp", "received_at", "seq")
             .extra(size=limit, track_total_hits=False)
         )
         return [_trace_event(hit) for hit in self._execute(search).hits]
@@ -227,8 +233,8 @@ class ElasticsearchTraceBackend(TraceBackend):
             summaries.append(
                 RequestSummary(
                     correlation_id=cid,
-                    first=datetime.fromisoformat(bucket.first.value_as_string),
-                    last=datetime.fromisoformat(bucket.last.value_as_string),
+                    first=_parse_time(bucket.first.value_as_string),
+                    last=_parse_time(bucket.last.value_as_string),
                     services=[s.key for s in bucket.services.buckets],
                     count=bucket.doc_count,
                     worst_level=worst_level([lv.key for lv in bucket.levels.buckets]),
@@ -303,6 +309,11 @@ def _trace_event(hit) -> TraceEvent:
     )
 
 
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
 def _parse_time(value) -> datetime:
-    # elasticsearch-dsl turns Date fields into datetimes only for Document classes; raw hits keep text.
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    # Raw hits keep dates as text; nanosecond dates carry more fraction digits than Python reads.
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(_FRACTION.sub(r"\1", value))

@@ -1,0 +1,25 @@
+"""Every page carries a Content-Security-Policy of our own files only, and no page has an inline script."""
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/login/", "/", "/traces/", "/api/docs/", "/admin/"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_have_a_strict_csp_and_no_inline_script(admin_client, path):
+    response = admin_client.get(path, follow=True)
+
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    html = response.content.decode()
+    for tag in re.findall(r"<script\b[^>]*>(.*?)</script>", html, flags=re.S | re.I):
+        assert not tag.strip(), f"inline script on {path}: {tag[:80]!r}"
+    for opening in re.findall(r"<script\b[^>]*>", html, flags=re.I):
+        assert "src=" in opening or 'type="application/json"' in opening, opening
+    assert not re.search(r"\son[a-z]+\s*=", html), f"inline event handler on {path}"
+    assert "cdn" not in html.lower()
