@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "apps.pipeline",
     "apps.metrics",
     "apps.dashboards",
+    "apps.lifecycle",
     "apps.traces",
 ]
 
@@ -158,6 +159,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BEAT_SCHEDULE = {
     "pipeline-sweep": {"task": "pipeline.sweep", "schedule": 60.0},
+    "apply-retention": {"task": "lifecycle.apply_retention", "schedule": 24 * 3600.0},
 }
 
 # --- Pipeline: chunks of events per task; the sweeper's grace period; attempts before dead-lettering.
@@ -165,6 +167,10 @@ PIPELINE_CHUNK_SIZE = env_int("PIPELINE_CHUNK_SIZE", 500)
 PIPELINE_SWEEP_GRACE_SECONDS = env_int("PIPELINE_SWEEP_GRACE_SECONDS", 60)
 PIPELINE_SWEEP_LIMIT = env_int("PIPELINE_SWEEP_LIMIT", 50_000)
 PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
+
+# --- Data lifecycle: raw events and search indices are deleted after these ages; rollups stay.
+RETENTION_RAW_DAYS = env_int("RETENTION_RAW_DAYS", 90)
+RETENTION_INDEX_DAYS = env_int("RETENTION_INDEX_DAYS", 30)
 
 # --- Elasticsearch: trace search on Elasticsearch when ELASTICSEARCH_URL is set, else on the database.
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")

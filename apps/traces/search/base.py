@@ -132,3 +132,11 @@ class TraceBackend(ABC):
     @abstractmethod
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         """Return a service's events in [start, end] in time order, whatever their correlation ID."""
+
+    @abstractmethod
+    def drop_before(self, cutoff: datetime) -> list[str]:
+        """Drop whole stored periods (daily indices) that end before `cutoff`; return what was dropped."""
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> int:
+        """Delete every searchable document of one user; return how many were deleted."""

@@ -84,6 +84,14 @@ class DatabaseTraceBackend(TraceBackend):
         )
         return [_trace_event(row) for row in rows]
 
+    def drop_before(self, cutoff: datetime) -> list[str]:
+        # Nothing separate to drop: raw event retention removes what this backend searches.
+        return []
+
+    def delete_user(self, user_id: str) -> int:
+        # The rows are the index; deleting the user's raw events (the caller does) deletes them here.
+        return 0
+
 
 def _filtered(query: TraceQuery) -> QuerySet:
     qs = RawEvent.objects.all()

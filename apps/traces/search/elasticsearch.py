@@ -8,7 +8,7 @@ so user-chosen keys never grow the mapping.
 import logging
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -217,6 +217,33 @@ class ElasticsearchTraceBackend(TraceBackend):
         )
         return [_trace_event(hit) for hit in self._execute(search).hits]
 
+    def drop_before(self, cutoff: datetime) -> list[str]:
+        names = self._call(
+            lambda es: list(es.indices.get(index=f"{alias_name()}-*", expand_wildcards="open,closed"))
+        )
+        expired = [name for name in names if (day := _index_day(name)) is not None and day < cutoff.date()]
+        if expired:
+            self._call(lambda es: es.indices.delete(index=",".join(expired)))
+        return sorted(expired)
+
+    def delete_user(self, user_id: str) -> int:
+        # This distribution has no _delete_by_query: page through the user's documents and bulk-delete them.
+        deleted = 0
+        while True:
+            search = self._search().filter("term", user_id=user_id).extra(size=1000, _source=False)
+            hits = self._execute(search).to_dict()["hits"]["hits"]
+            if not hits:
+                return deleted
+            actions = [{"_op_type": "delete", "_index": h["_index"], "_id": h["_id"]} for h in hits]
+            self._call(lambda es, a=actions: helpers.bulk(es, a, refresh="wait_for", raise_on_error=False))
+            deleted += len(hits)
+
+    def _call(self, operation):
+        try:
+            return operation(es_client())
+        except (TransportError, es_exceptions.ApiError) as exc:
+            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+
     def _summaries(self, cids: list[str]) -> list[RequestSummary]:
         if not cids:
             return []
@@ -307,6 +334,15 @@ def _trace_event(hit) -> TraceEvent:
         properties=source.get("properties") or {},
         notes=list(source.get("notes") or []),
     )
+
+
+def _index_day(name: str):
+    """Return the day of a daily index name `<prefix>-YYYY.MM.DD`, or None for any other name."""
+    suffix = name.removeprefix(f"{alias_name()}-")
+    try:
+        return datetime.strptime(suffix, "%Y.%m.%d").replace(tzinfo=UTC).date()
+    except ValueError:
+        return None
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

@@ -1,0 +1,23 @@
+"""`manage.py apply_retention`: delete raw events and search indices past their retention age."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from apps.lifecycle.services import retention_apply
+
+
+class Command(BaseCommand):
+    help = "Delete raw events and daily search indices older than the retention settings (rollups stay)."
+
+    def handle(self, *args, **options) -> None:
+        report = retention_apply()
+        self.stdout.write(
+            f"raw events older than {report.raw_cutoff:%Y-%m-%d %H:%M} UTC "
+            f"({settings.RETENTION_RAW_DAYS} days): {report.raw_events_deleted} deleted, "
+            f"{report.raw_events_kept_unprocessed} kept because not yet processed"
+        )
+        dropped = ", ".join(report.indices_dropped) or "none"
+        self.stdout.write(
+            f"search indices before {report.index_cutoff:%Y-%m-%d} "
+            f"({settings.RETENTION_INDEX_DAYS} days): {dropped}"
+        )
