@@ -25,6 +25,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def declared_length(meta: dict) -> int | None:
+    """Return the request's Content-Length, or None when absent or malformed."""
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0) or None
+    except ValueError:
+        return None
+
+
 def read_limited(stream, *, declared_length: int | None, limit: int) -> bytes:
     """Read at most `limit` bytes from a request stream; 413 when the body is longer."""
     if declared_length is not None and declared_length > limit:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -58,3 +59,17 @@ class HasServiceKey(BasePermission):
 
     def has_permission(self, request: Request, view) -> bool:
         return isinstance(request.auth, ApiKey)
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describe service keys in the OpenAPI schema (drf-spectacular finds subclasses on import)."""
+
+    target_class = "apps.ingest.auth.ApiKeyAuthentication"
+    name = "ServiceApiKey"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A service key: Authorization: Bearer <key>",
+        }

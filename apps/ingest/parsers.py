@@ -3,7 +3,7 @@
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
-from apps.common.jsonlimits import decode_content, loads_strict, read_limited
+from apps.common.jsonlimits import declared_length, decode_content, loads_strict, read_limited
 
 
 class IngestJSONParser(BaseParser):
@@ -11,11 +11,9 @@ class IngestJSONParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         meta = parser_context["request"].META
-        try:
-            declared = int(meta.get("CONTENT_LENGTH") or 0) or None
-        except ValueError:
-            declared = None
-        body = read_limited(stream, declared_length=declared, limit=settings.INGEST_MAX_BODY_BYTES)
+        body = read_limited(
+            stream, declared_length=declared_length(meta), limit=settings.INGEST_MAX_BODY_BYTES
+        )
         body = decode_content(
             body, encoding=meta.get("HTTP_CONTENT_ENCODING", ""), limit=settings.INGEST_MAX_DECOMPRESSED_BYTES
         )

@@ -23,3 +23,32 @@ def test_pages_have_a_strict_csp_and_no_inline_script(admin_client, path):
         assert "src=" in opening or 'type="application/json"' in opening, opening
     assert not re.search(r"\son[a-z]+\s*=", html), f"inline event handler on {path}"
     assert "cdn" not in html.lower()
+
+
+def test_production_settings_pass_check_deploy_with_zero_warnings():
+    import secrets
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, portal_env
+
+    env = portal_env(
+        SECURE="1", DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="portal.example.com"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues (0 silenced)." in done.stdout
+
+
+def test_oversized_form_bodies_are_refused(client, db):
+    response = client.post("/login/", {"username": "x" * (2 * 1024 * 1024), "password": "y"})
+
+    assert response.status_code == 400
