@@ -33,3 +33,18 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.set([group])
     return user
+
+
+def audit_record(*, request, action: str, target: str, via: str) -> None:
+    """Write one audit entry for the signed-in person making `request`."""
+    from .models import AuditEntry
+
+    user = request.user if getattr(request.user, "is_authenticated", False) else None
+    AuditEntry.objects.create(
+        actor=user if hasattr(user, "pk") else None,
+        actor_name=str(user) if user else "anonymous",
+        action=action,
+        target=target[:300],
+        via=via,
+        ip=request.META.get("REMOTE_ADDR") or None,
+    )

@@ -9,8 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import SUPPORT
+from apps.accounts.services import audit_record
 
 from . import selectors
 
@@ -51,6 +53,7 @@ class TraceAPI(_SupportAPI):
         tags=["traces"],
     )
     def get(self, request: Request, correlation_id: str) -> Response:
+        audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="api")
         events = selectors.trail_get(correlation_id=correlation_id)
         if not events:
             raise exceptions.NotFound(
@@ -78,6 +81,7 @@ class UserRequestsAPI(_SupportAPI):
         tags=["traces"],
     )
     def get(self, request: Request, user_id: str) -> Response:
+        audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="api")
         params = request.query_params
         start, end = _time(params, "from"), _time(params, "to")
         page = _positive_int(params, "page", 1, 10_000)

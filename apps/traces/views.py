@@ -4,8 +4,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 
+from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import role_required
 from apps.accounts.roles import SUPPORT
+from apps.accounts.services import audit_record
 
 from . import selectors
 from .forms import DEFAULT_RANGE, TraceSearchForm
@@ -21,6 +23,13 @@ def trace_search(request: HttpRequest) -> HttpResponse:
     form = TraceSearchForm(request.GET or {"range": DEFAULT_RANGE})
     result = None
     if form.is_valid() and form.has_criteria():
+        if form.cleaned_data["user_id"]:
+            audit_record(
+                request=request,
+                action=AuditEntry.USER_VIEWED,
+                target=form.cleaned_data["user_id"],
+                via="search",
+            )
         result = selectors.requests_search(
             query=form.to_query(), page=form.cleaned_data.get("page") or 1, per_page=PER_PAGE
         )
@@ -34,6 +43,7 @@ def trace_search(request: HttpRequest) -> HttpResponse:
 @role_required(SUPPORT)
 def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show one request: a lane per service, then every event in time order."""
+    audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="page")
     events = selectors.trail_get(correlation_id=correlation_id)
     if not events:
         raise Http404(f"No events have the correlation ID {correlation_id!r}.")
@@ -66,6 +76,12 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
             {"error": "Open this page from an event of a trail."},
             status=400,
         )
+    audit_record(
+        request=request,
+        action=AuditEntry.TRAIL_VIEWED,
+        via="page",
+        target=f"surrounding {service} ±{seconds}s at {at.isoformat()}",
+    )
     events = selectors.surrounding_events(service=service, at=at, seconds=seconds)
     context = {
         "correlation_id": correlation_id,
@@ -81,6 +97,7 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
 @role_required(SUPPORT)
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     """Show one user's requests, newest first."""
+    audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="page")
     form = TraceSearchForm(request.GET or {"range": "30d"})
     start = end = None
     page = 1

@@ -1,0 +1,37 @@
+"""The audit log: who opened which user's trail or page, and every key action. Written once, never edited."""
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEntry(models.Model):
+    TRAIL_VIEWED = "trail_viewed"
+    USER_VIEWED = "user_viewed"
+    KEY_CREATED = "key_created"
+    KEY_ROTATED = "key_rotated"
+    KEY_REVOKED = "key_revoked"
+    ACTIONS = [
+        (TRAIL_VIEWED, "opened a request trail"),
+        (USER_VIEWED, "opened a user's requests"),
+        (KEY_CREATED, "created an API key"),
+        (KEY_ROTATED, "rotated an API key"),
+        (KEY_REVOKED, "revoked an API key"),
+    ]
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too, so the entry still names the person after their account is deleted.
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=20, choices=ACTIONS)
+    target = models.CharField(max_length=300)
+    via = models.CharField(max_length=10, help_text="page or api")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.target}"

@@ -1,0 +1,60 @@
+"""Every read of a user's trail or page is audited; repeated failed sign-ins lock the account for a while."""
+
+import pytest
+
+from apps.accounts.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def test_opening_trails_and_user_pages_is_audited(client, make_person, store_events):
+    sam = make_person("support", "sam")
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "req-1", "user_id": "u-1"}])
+    client.force_login(sam)
+
+    client.get("/traces/req-1/")
+    client.get("/users/u-1/")
+    client.get("/api/v1/traces/req-1")
+    client.get("/api/v1/users/u-1/requests")
+    client.get("/traces/", {"user_id": "u-1", "range": "all"})
+
+    entries = list(
+        AuditEntry.objects.order_by("at", "pk").values_list("actor_name", "action", "target", "via")
+    )
+    assert entries == [
+        ("sam", "trail_viewed", "req-1", "page"),
+        ("sam", "user_viewed", "u-1", "page"),
+        ("sam", "trail_viewed", "req-1", "api"),
+        ("sam", "user_viewed", "u-1", "api"),
+        ("sam", "user_viewed", "u-1", "search"),
+    ]
+
+
+def test_refused_reads_are_not_audited_as_reads(client, make_person):
+    client.force_login(make_person("product"))
+
+    client.get("/traces/req-1/")
+
+    assert not AuditEntry.objects.exists()
+
+
+def test_the_audit_log_is_readable_by_admins_only(client, make_person):
+    client.force_login(make_person("admin"))
+    assert client.get("/admin/accounts/auditentry/").status_code == 200
+    client.force_login(make_person("support", "sam"))
+    assert client.get("/admin/accounts/auditentry/").status_code == 302
+
+
+def test_sign_in_is_throttled_after_repeated_failures(client, make_person, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    make_person("support", "sam")
+
+    for _ in range(3):
+        assert (
+            b"enter a correct username and password"
+            in client.post("/login/", {"username": "sam", "password": "wrong"}).content
+        )
+    locked = client.post("/login/", {"username": "sam", "password": "correct-horse-battery"})
+
+    assert b"Too many failed sign-ins" in locked.content
+    assert "_auth_user_id" not in client.session
