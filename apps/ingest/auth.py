@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -47,6 +48,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown API key.")
         if api_key.is_revoked:
             raise exceptions.PermissionDenied(f"API key {api_key.prefix} was revoked.")
+        if api_key.is_expired(timezone.now()):
+            raise exceptions.PermissionDenied(
+                f"API key {api_key.prefix} was rotated and has expired; use its successor."
+            )
         return ServicePrincipal(api_key.service.name, api_key.stage, api_key.prefix), api_key
 
     def authenticate_header(self, request: Request) -> str:

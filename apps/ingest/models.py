@@ -33,6 +33,8 @@ class ApiKey(models.Model):
     label = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set when the key is rotated: it keeps working until then, so senders can switch without a gap.
+    expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -45,6 +47,9 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def is_expired(self, now) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class RawEvent(models.Model):

@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -44,6 +44,22 @@ def service_key_create(
         label=label,
     )
     return api_key, raw_key
+
+
+@transaction.atomic
+def service_key_rotate(*, api_key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
+    """Make a successor key with the same service, stage and scope; the old key expires after `grace`."""
+    successor, raw_key = service_key_create(
+        service_name=api_key.service.name,
+        stage=api_key.stage,
+        can_forward=api_key.can_forward,
+        label=api_key.label or f"rotated from {api_key.prefix}",
+    )
+    expires = timezone.now() + grace
+    if api_key.expires_at is None or api_key.expires_at > expires:
+        api_key.expires_at = expires
+        api_key.save(update_fields=["expires_at"])
+    return successor, raw_key
 
 
 def service_key_revoke(*, api_key: ApiKey) -> ApiKey:

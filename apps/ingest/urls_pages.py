@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("keys/", views.key_list, name="key-list"),
+    path("keys/<str:prefix>/rotate/", views.key_rotate, name="key-rotate"),
+    path("keys/<str:prefix>/revoke/", views.key_revoke, name="key-revoke"),
+]

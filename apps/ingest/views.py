@@ -1,0 +1,65 @@
+"""Key management for admins: list with volume, create (shown once), rotate with a grace period, revoke."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import AuditEntry
+from apps.accounts.permissions import role_required
+from apps.accounts.roles import ADMIN
+from apps.accounts.services import audit_record
+
+from .forms import KeyCreateForm, KeyRotateForm
+from .models import ApiKey
+from .selectors import VOLUME_DAYS, keys_with_volume
+from .services import service_key_create, service_key_revoke, service_key_rotate
+
+
+@role_required(ADMIN)
+def key_list(request: HttpRequest) -> HttpResponse:
+    """List every key with its scope, last use and recent volume; offer creation."""
+    form = KeyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        api_key, raw_key = service_key_create(
+            service_name=data["service"],
+            stage=data["stage"],
+            can_forward=data["can_forward"],
+            label=data["label"],
+        )
+        audit_record(request=request, action=AuditEntry.KEY_CREATED, target=api_key.prefix, via="page")
+        return render(request, "ingest/key_created.html", {"api_key": api_key, "raw_key": raw_key})
+    context = {"keys": keys_with_volume(), "form": form, "rotate_form": KeyRotateForm(), "days": VOLUME_DAYS}
+    return render(request, "ingest/keys.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@role_required(ADMIN)
+def key_rotate(request: HttpRequest, prefix: str) -> HttpResponse:
+    """Make a successor key (shown once); the old one keeps working for the chosen grace period."""
+    api_key = get_object_or_404(
+        ApiKey.objects.select_related("service"), prefix=prefix, revoked_at__isnull=True
+    )
+    form = KeyRotateForm(request.POST)
+    if not form.is_valid():
+        return redirect("key-list")
+    successor, raw_key = service_key_rotate(api_key=api_key, grace=form.grace_period())
+    audit_record(
+        request=request,
+        action=AuditEntry.KEY_ROTATED,
+        via="page",
+        target=f"{api_key.prefix} -> {successor.prefix}",
+    )
+    return render(
+        request, "ingest/key_created.html", {"api_key": successor, "raw_key": raw_key, "rotated": api_key}
+    )
+
+
+@require_POST
+@role_required(ADMIN)
+def key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
+    """Revoke a key at once: its next request gets 403."""
+    api_key = get_object_or_404(ApiKey, prefix=prefix)
+    service_key_revoke(api_key=api_key)
+    audit_record(request=request, action=AuditEntry.KEY_REVOKED, target=api_key.prefix, via="page")
+    return redirect("key-list")

@@ -1,0 +1,120 @@
+// Dashboards: draw the server-built plotly figures, say how UTC relates to the viewer's clock, and make the
+// explorer's GET form pleasant (custom range fields, event finder, "changes not applied yet").
+// Figures arrive as JSON in <script type="application/json"> blocks; nothing here builds HTML from data.
+(function () {
+  "use strict";
+
+  var PLOT_CONFIG = {
+    responsive: true,
+    displaylogo: false,
+    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+    toImageButtonOptions: { format: "png", filename: "skywatch-chart", scale: 2 }
+  };
+
+  function drawFigures() {
+    document.querySelectorAll(".plot-wrap").forEach(function (wrap) {
+      var data = wrap.querySelector('script[type="application/json"]');
+      var target = wrap.querySelector(".plot");
+      if (!data || !target) return;
+      if (typeof window.Plotly === "undefined") {
+        target.textContent = "The chart library did not load; the numbers are in the table.";
+        target.className = "plot plot-missing";
+        return;
+      }
+      var figure = JSON.parse(data.textContent);
+      window.Plotly.newPlot(target, figure.data, figure.layout, PLOT_CONFIG);
+    });
+  }
+
+  function utcOffsetText() {
+    var minutes = -new Date().getTimezoneOffset();
+    if (minutes === 0) return "Times are UTC, like your browser’s clock.";
+    var sign = minutes > 0 ? "+" : "-";
+    var abs = Math.abs(minutes);
+    var hh = String(Math.floor(abs / 60)).padStart(2, "0");
+    var mm = String(abs % 60).padStart(2, "0");
+    return "Times are UTC; your browser is UTC" + sign + hh + ":" + mm + ".";
+  }
+
+  function showUtcOffset() {
+    var text = utcOffsetText();
+    document.querySelectorAll(".js-utc-offset").forEach(function (node) { node.textContent = text; });
+  }
+
+  function setUpExplorerForm() {
+    var form = document.querySelector(".js-explorer-form");
+    if (!form) return;
+    var range = form.querySelector("#id_range");
+    var custom = form.querySelector(".js-custom-range");
+    if (range && custom) {
+      range.addEventListener("change", function () { custom.hidden = range.value !== "custom"; });
+    }
+    var apply = form.querySelector(".js-apply");
+    var hint = form.querySelector(".js-dirty-hint");
+    var markDirty = function (event) {
+      if (event.target && event.target.classList.contains("js-pick-find")) return;
+      apply.classList.add("is-dirty");
+      if (hint) hint.hidden = false;
+    };
+    form.addEventListener("change", markDirty);
+    form.addEventListener("input", markDirty);
+    // Drop empty filter inputs so the URL stays short and readable.
+    form.addEventListener("submit", function () {
+      form.querySelectorAll('input[name="filter"]').forEach(function (input) {
+        if (!input.value.trim()) input.disabled = true;
+      });
+    });
+    setUpEventFinder(form);
+  }
+
+  function setUpEventFinder(form) {
+    var find = form.querySelector(".js-pick-find");
+    var list = form.querySelector(".js-pick-list");
+    if (!find || !list) return;
+    find.hidden = false;
+    find.addEventListener("input", function () {
+      var needle = find.value.trim().toLowerCase();
+      list.querySelectorAll("label").forEach(function (label) {
+        var row = label.parentElement;
+        row.hidden = needle !== "" && label.textContent.toLowerCase().indexOf(needle) === -1;
+      });
+    });
+  }
+
+  function setUpSaveForm() {
+    var form = document.querySelector(".js-save-form");
+    if (!form) return;
+    var select = form.querySelector("select[name=dashboard]");
+    var newName = form.querySelector(".js-new-name");
+    if (!select || !newName) return;
+    var toggle = function () { newName.hidden = select.value !== "new"; };
+    select.addEventListener("change", toggle);
+    toggle();
+  }
+
+  function setUpCopyButtons() {
+    document.querySelectorAll(".js-copy").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var link = new URL(button.dataset.copyUrl, window.location.href).href;
+        var status = button.parentElement.querySelector(".js-copy-status");
+        var say = function (text) { if (status) status.textContent = text; };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(link).then(function () { say("Link copied."); }, function () { say(link); });
+        } else {
+          say(link);
+        }
+      });
+    });
+    document.querySelectorAll(".js-select-all").forEach(function (input) {
+      input.addEventListener("focus", function () { input.select(); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    showUtcOffset();
+    setUpExplorerForm();
+    setUpSaveForm();
+    setUpCopyButtons();
+    drawFigures();
+  });
+})();

@@ -1,0 +1,103 @@
+"""Admins manage service keys in the portal: create (shown once), rotate with a grace period, revoke."""
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.models import AuditEntry
+from apps.ingest.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_in(client, make_person):
+    client.force_login(make_person("admin", "ada"))
+    return client
+
+
+def send(api_client, key):
+    return api_client.generic(
+        "POST",
+        "/api/v1/events",
+        json.dumps({"event": "x"}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+
+
+def shown_key(response) -> str:
+    return re.search(r'<pre class="secret" id="new-key">([^<]+)</pre>', response.content.decode()).group(1)
+
+
+def test_create_shows_the_key_once_and_stores_only_its_hash(admin_in, api_client):
+    response = admin_in.post("/keys/", {"service": "ship-tracker", "stage": "prod", "label": "main"})
+
+    key = shown_key(response)
+    stored = ApiKey.objects.get()
+    assert key.startswith(f"swk_{stored.prefix}_") and key not in stored.key_hash
+    assert send(api_client, key).status_code == 202
+    listing = admin_in.get("/keys/").content.decode()
+    assert stored.prefix in listing and key not in listing
+    assert AuditEntry.objects.filter(action="key_created", target=stored.prefix, actor_name="ada").exists()
+
+
+def test_listing_shows_last_use_and_volume(admin_in, api_client, make_key):
+    api_key, key = make_key(service="crop-forecast")
+    for _ in range(3):
+        send(api_client, key)
+
+    page = admin_in.get("/keys/").content.decode()
+
+    row = page[page.index(api_key.prefix) :]
+    assert "<td>3</td>" in row[:600]
+    assert "never" not in row[:600]
+
+
+def test_rotation_keeps_the_old_key_for_the_grace_period(admin_in, api_client, make_key):
+    old, old_key = make_key(service="crop-forecast", forwarder=True)
+
+    response = admin_in.post(f"/keys/{old.prefix}/rotate/", {"grace": "1h"})
+
+    new_key = shown_key(response)
+    successor = ApiKey.objects.exclude(pk=old.pk).get()
+    assert (successor.service, successor.stage, successor.can_forward) == (old.service, old.stage, True)
+    assert send(api_client, new_key).status_code == 202
+    assert send(api_client, old_key).status_code == 202  # still in its grace period
+    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    expired = send(api_client, old_key)
+    assert expired.status_code == 403 and "rotated" in expired.json()["detail"]
+    assert (
+        AuditEntry.objects.filter(action="key_rotated").get().target == f"{old.prefix} -> {successor.prefix}"
+    )
+
+
+def test_revocation_is_effective_on_the_next_request(admin_in, api_client, make_key):
+    api_key, key = make_key()
+    assert send(api_client, key).status_code == 202
+
+    admin_in.post(f"/keys/{api_key.prefix}/revoke/")
+
+    assert send(api_client, key).status_code == 403
+    assert AuditEntry.objects.filter(action="key_revoked", target=api_key.prefix).exists()
+
+
+def test_a_bad_service_name_is_refused_with_a_message(admin_in):
+    response = admin_in.post("/keys/", {"service": "Ship Tracker!", "stage": "prod"})
+
+    assert response.status_code == 400
+    assert "lowercase letters" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["support", "product"])
+def test_only_admins_manage_keys(client, make_person, make_key, role):
+    api_key, _ = make_key()
+    client.force_login(make_person(role))
+
+    assert client.get("/keys/").status_code == 403
+    assert client.post(f"/keys/{api_key.prefix}/revoke/").status_code == 403
+    assert ApiKey.objects.get().revoked_at is None
