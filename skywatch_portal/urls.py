@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from apps.accounts import views as account_views
 from apps.accounts.forms import ThrottledAuthenticationForm
 from apps.common import views as common_views
 
@@ -25,4 +26,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("apps.traces.urls")),
     path("", include("apps.ingest.urls_pages")),
+    path("account/tokens/", account_views.tokens, name="tokens"),
+    path("account/tokens/<str:prefix>/revoke/", account_views.token_revoke, name="token-revoke"),
 ]

@@ -4,7 +4,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.utils import timezone
 
+from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
+
+from .models import AuditEntry, PersonalToken
 from .roles import ADMIN, ROLES
 
 
@@ -37,8 +41,6 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
 
 def audit_record(*, request, action: str, target: str, via: str) -> None:
     """Write one audit entry for the signed-in person making `request`."""
-    from .models import AuditEntry
-
     user = request.user if getattr(request.user, "is_authenticated", False) else None
     AuditEntry.objects.create(
         actor=user if hasattr(user, "pk") else None,
@@ -47,4 +49,19 @@ def audit_record(*, request, action: str, target: str, via: str) -> None:
         target=target[:300],
         via=via,
         ip=request.META.get("REMOTE_ADDR") or None,
+    )
+
+
+def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]:
+    """Create a read-API token for a person; return it and the secret, shown once."""
+    prefix, raw = new_secret(PERSONAL_TOKEN_KIND)
+    return PersonalToken.objects.create(user=user, prefix=prefix, key_hash=secret_hash(raw), label=label), raw
+
+
+def personal_token_revoke(*, user, prefix: str) -> bool:
+    """Revoke one of the person's own tokens; return whether one was revoked."""
+    return bool(
+        PersonalToken.objects.filter(user=user, prefix=prefix, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
     )

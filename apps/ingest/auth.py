@@ -9,7 +9,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from .keys import key_hash
+from apps.common.secrets import secret_hash
+
 from .models import ApiKey
 
 
@@ -43,7 +44,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = _raw_key(request)
         if raw is None:
             return None
-        api_key = ApiKey.objects.select_related("service").filter(key_hash=key_hash(raw)).first()
+        api_key = ApiKey.objects.select_related("service").filter(key_hash=secret_hash(raw)).first()
         if api_key is None:
             raise exceptions.AuthenticationFailed("Unknown API key.")
         if api_key.is_revoked:

@@ -8,8 +8,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
+
 from .conform import SendContext, conform_event
-from .keys import key_hash, new_key
 from .models import ApiKey, RawEvent, Service
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,12 @@ def service_key_create(
 ) -> tuple[ApiKey, str]:
     """Create a key for a service (creating the service when new); return it and the secret, shown once."""
     service, _ = Service.objects.get_or_create(name=service_name)
-    prefix, raw_key = new_key()
+    prefix, raw_key = new_secret(SERVICE_KEY_KIND)
     api_key = ApiKey.objects.create(
         service=service,
         stage=stage,
         prefix=prefix,
-        key_hash=key_hash(raw_key),
+        key_hash=secret_hash(raw_key),
         can_forward=can_forward,
         label=label,
     )

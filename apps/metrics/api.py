@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.auth import PersonalTokenAuthentication
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import PRODUCT
 
@@ -66,7 +67,7 @@ def _time(params, name: str):
 
 
 class SeriesAPI(APIView):
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, HasRole]
     required_roles = (PRODUCT,)
 

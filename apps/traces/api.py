@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.auth import PersonalTokenAuthentication
 from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import SUPPORT
@@ -39,7 +40,7 @@ UserRequestsSchema = inline_serializer(
 
 
 class _SupportAPI(APIView):
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, HasRole]
     required_roles = (SUPPORT,)
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.ingest.keys import key_hash
+from apps.common.secrets import secret_hash as key_hash
 from apps.ingest.models import ApiKey
 
 pytestmark = pytest.mark.django_db

@@ -136,5 +136,5 @@ def test_other_roles_may_not_read_trails(client, make_person, role, two_requests
 
 
 def test_anonymous_callers_are_refused(client, two_requests):
-    assert client.get("/api/v1/traces/req-2").status_code == 403
-    assert client.get("/api/v1/users/u-1/requests").status_code == 403
+    assert client.get("/api/v1/traces/req-2").status_code == 401
+    assert client.get("/api/v1/users/u-1/requests").status_code == 401

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.ingest.keys import key_hash
+from apps.common.secrets import secret_hash as key_hash
 from apps.ingest.models import ApiKey
 from apps.ingest.services import service_key_create
 

@@ -1,0 +1,25 @@
+"""A person's own personal tokens: create (shown once) and revoke."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from .services import personal_token_create, personal_token_revoke
+
+
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    """List the signed-in person's tokens and create one on POST (its secret is shown once)."""
+    if request.method == "POST":
+        label = request.POST.get("label", "").strip()[:100]
+        token, raw = personal_token_create(user=request.user, label=label)
+        return render(request, "accounts/token_created.html", {"token": token, "raw": raw})
+    return render(request, "accounts/tokens.html", {"tokens": request.user.personal_tokens.all()})
+
+
+@require_POST
+@login_required
+def token_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
+    personal_token_revoke(user=request.user, prefix=prefix)
+    return redirect("tokens")
