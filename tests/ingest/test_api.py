@@ -501,7 +501,8 @@ def test_future_timestamps_are_clamped_and_ancient_ones_refused(api_client, make
     assert any("clamped" in note for note in stored.notes)
 
 
-def test_openapi_schema_and_docs_are_served(client, db):
+def test_openapi_schema_and_docs_are_served(admin_client):
+    client = admin_client
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     docs = client.get("/api/docs/")
 
