@@ -159,6 +159,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.min.js straight from the pinned plotly package: no copy in git, no CDN.
+    "apps.dashboards.staticfiles.PlotlyJsFinder",
+]
 # Serve from the finders too, so `make run` and tests need no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 

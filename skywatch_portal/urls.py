@@ -17,7 +17,7 @@ urlpatterns = [
         "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", common_views.home, name="home"),
+    path("", include("apps.dashboards.urls")),
     path("api/v1/", include("apps.ingest.urls")),
     path("api/v1/", include("apps.traces.api_urls")),
     path("api/v1/", include("apps.metrics.urls")),

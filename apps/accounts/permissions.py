@@ -17,7 +17,9 @@ def has_role(user, *roles: str) -> bool:
         return False
     if user.is_superuser:
         return True
-    names = {g.name for g in user.groups.all()}
+    names = getattr(user, "_role_names", None)
+    if names is None:  # asked several times per page (views, nav): one query per request
+        names = user._role_names = frozenset(user.groups.values_list("name", flat=True))
     return ADMIN in names or bool(names.intersection(roles))
 
 

@@ -1,8 +1,6 @@
-"""Health probes and the landing page."""
+"""Health probes."""
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -28,9 +26,3 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "checks": {name: {"ok": r.ok, "detail": r.detail} for name, r in results.items()},
     }
     return JsonResponse(body, status=503 if down else 200)
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    """Show the landing page with links to what the signed-in user can open."""
-    return render(request, "common/home.html")

@@ -98,6 +98,13 @@ class RawEvent(models.Model):
             models.Index(fields=["correlation_id", "timestamp"], name="rawevent_cid_ts"),
             models.Index(fields=["user_id", "timestamp"], name="rawevent_user_ts"),
             models.Index(fields=["timestamp"], name="rawevent_ts"),
+            # The overview's ingest rate and dead-letter count.
+            models.Index(fields=["received_at"], name="rawevent_received"),
+            models.Index(
+                fields=["dead_lettered_at"],
+                name="rawevent_dead_lettered",
+                condition=models.Q(dead_lettered_at__isnull=False),
+            ),
             # The sweeper's look-ups: small partial indexes over the rows still waiting.
             models.Index(
                 fields=["received_at"],

@@ -89,7 +89,11 @@ def series_for(query: SeriesQuery) -> list[Series]:
     if not query.compare:
         return main
     span = end - start
-    previous = _series_over(query, measure, prop, start - span, start)
+    # The previous period keeps the current period's groups, so every series has its partner.
+    shown = [series.name for series in main if series.name != OTHER]
+    previous = _series_over(
+        query, measure, prop, start - span, start, names=shown, with_other=len(shown) < len(main)
+    )
     for series in previous:
         series.name = f"{series.name} (previous period)"
         series.points = [(t + span, v) for t, v in series.points]
@@ -162,17 +166,29 @@ def _group_field(query: SeriesQuery) -> str:
 # --- one period ----------------------------------------------------------------------------------------
 
 
-def _series_over(query: SeriesQuery, measure: str, prop: str, start: datetime, end: datetime) -> list[Series]:
+def _series_over(
+    query: SeriesQuery,
+    measure: str,
+    prop: str,
+    start: datetime,
+    end: datetime,
+    names: list[str] | None = None,
+    with_other: bool | None = None,
+) -> list[Series]:
+    """Return one period's series: the top groups (or the given ones) and "other" for the rest."""
     group = _group_field(query)
     use_raw = bool(query.filters) or group.startswith("prop:")
     cells = (_raw_cells if use_raw else _rollup_cells)(query, measure, prop, group, start, end)
-    names = _ranked_groups(cells, measure, query.top_n) if group else [TOTAL]
+    if names is None:
+        names = _ranked_groups(cells, measure, query.top_n) if group else [TOTAL]
     if group:
         _fold_other(cells, names, measure, query, prop, group, start, end, use_raw)
+    if with_other is None:
+        with_other = any(key[1] == OTHER for key in cells)
     buckets = bucket_starts(start, end, query.interval)
     return [
         Series(name, [(b, _value(cells.get((b, name)), measure)) for b in buckets])
-        for name in names + ([OTHER] if any(key[1] == OTHER for key in cells) else [])
+        for name in names + ([OTHER] if with_other else [])
     ]
 
 

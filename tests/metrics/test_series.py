@@ -279,3 +279,35 @@ def test_the_series_api_is_for_product_people(client, make_person):
     client.force_login(make_person("support"))
 
     assert client.get("/api/v1/metrics/series", {"event": "x"}).status_code == 403
+
+
+def test_compare_pairs_every_series_with_the_same_group_in_the_previous_period(make_key):
+    api_key, _ = make_key(service="log-shipper", forwarder=True)
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    events = [
+        {"event": "e", "service": "new-service", "timestamp": (start + timedelta(hours=1)).isoformat()},
+        {"event": "e", "service": "old-service", "timestamp": (start - timedelta(hours=1)).isoformat()},
+        {"event": "e", "service": "both", "timestamp": (start + timedelta(hours=2)).isoformat()},
+        {"event": "e", "service": "both", "timestamp": (start - timedelta(hours=2)).isoformat()},
+    ]
+    stored = events_ingest(items=events, api_key=api_key, received_at=datetime.now(tz=UTC))
+    aggregate_chunk(event_ids=stored.stored_ids)
+
+    got = series_for(
+        SeriesQuery(
+            events=("e",),
+            start=start,
+            end=start + timedelta(days=1),
+            compare=True,
+            breakdown="service",
+            top_n=5,
+        )
+    )
+
+    totals = {s.name: sum(v for _, v in s.points) for s in got}
+    assert totals == {
+        "both": 1,
+        "new-service": 1,
+        "both (previous period)": 1,
+        "new-service (previous period)": 0,
+    }

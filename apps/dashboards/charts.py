@@ -1,0 +1,70 @@
+"""One chart for a page: run its query once, then hand the same series to the figure and the table."""
+
+from dataclasses import dataclass
+
+from django.http import QueryDict
+
+from apps.metrics.selectors import Series, SeriesQueryError, series_for
+
+from . import figures
+from .forms import ChartSpec, ExplorerForm
+from .tables import SeriesTable, series_table
+
+
+@dataclass
+class RenderedChart:
+    spec: ChartSpec
+    series: list[Series]
+    figure: dict  # plotly JSON, embedded with json_script
+    table: SeriesTable
+
+
+def chart_render(spec: ChartSpec) -> RenderedChart:
+    """Return the series, figure and table of a chart spec."""
+    series = series_for(spec.query)
+    return chart_from_series(spec, series)
+
+
+def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
+    """Return the figure and table of series already read (a previous period next to its series)."""
+    series = figures.paired_order(series)
+    figure = figures.series_figure(
+        series, chart_type=spec.chart_type, measure_label=spec.measure_label, stack=spec.additive
+    )
+    table = series_table(
+        series,
+        interval=spec.query.interval,
+        additive=spec.additive,
+        decimals=spec.query.measure.startswith("avg:"),
+    )
+    return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table)
+
+
+@dataclass
+class SavedChartView:
+    """A saved chart as its dashboard shows it: drawn, or the reason it cannot be."""
+
+    chart: object  # models.Chart
+    rendered: RenderedChart | None
+    errors: list[str]
+    explorer_query: str
+
+
+def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
+    """Re-run a saved chart's query string (over another quick range when asked); an invalid one (an old
+    URL, say) becomes a message instead of a chart."""
+    data = QueryDict(chart.query_string, mutable=True)
+    if range_override:
+        data["range"] = range_override
+        data.pop("start", None)
+        data.pop("end", None)
+    form = ExplorerForm(data)
+    if not form.is_valid():
+        errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
+        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+    try:
+        rendered = chart_render(form.chart_spec())
+    except SeriesQueryError as exc:
+        errors = [f"{str(exc).capitalize()}."]
+        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+    return SavedChartView(chart=chart, rendered=rendered, errors=[], explorer_query=form.query_string())

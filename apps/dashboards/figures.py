@@ -1,0 +1,221 @@
+"""Plotly figures from series: rows in, `plotly.graph_objects.Figure` out. No queries, no request, no clock.
+
+The page embeds `figure.to_plotly_json()` with `json_script`, and static/js/dashboards.js draws it.
+Plotly renders trace names as a small HTML dialect (links, <b>, <br>), and breakdown values come from what
+services sent, so every name is entity-escaped here: plotly then shows it as plain text.
+"""
+
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import plotly.graph_objects as go
+
+from apps.metrics.selectors import Series
+
+CHART_TYPES = ("line", "bar", "area")
+PREVIOUS_SUFFIX = " (previous period)"
+OTHER = "other"
+# Colour-blind-friendly (Okabe–Ito based), the portal's blue first; "other" is always grey.
+PALETTE = (
+    "#1f5fbf",
+    "#e69f00",
+    "#009e73",
+    "#cc79a7",
+    "#56b4e9",
+    "#d55e00",
+    "#7a3e9d",
+    "#b8a000",
+    "#0b7a75",
+    "#8c564b",
+)
+OTHER_COLOR = "#9aa3b2"
+FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+GRID = "#e3e7ee"
+
+
+def plotly_text(value: str) -> str:
+    """Return `value` escaped so plotly shows it literally (its labels understand a little HTML)."""
+    return html.escape(value, quote=False)
+
+
+def _x(moment: datetime) -> str:
+    # Plotly has no time zones: give it UTC wall-clock time, and say "UTC" on the axis.
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def paired_order(series: Sequence[Series]) -> list[Series]:
+    """Return the series with each "(previous period)" series right after its current one."""
+    previous = {s.name.removesuffix(PREVIOUS_SUFFIX): s for s in series if s.name.endswith(PREVIOUS_SUFFIX)}
+    ordered: list[Series] = []
+    for s in series:
+        if s.name.endswith(PREVIOUS_SUFFIX):
+            continue
+        ordered.append(s)
+        if s.name in previous:
+            ordered.append(previous.pop(s.name))
+    return ordered + list(previous.values())
+
+
+def _colors(series: Sequence[Series]) -> dict[str, str]:
+    colors: dict[str, str] = {}
+    for s in series:
+        base = s.name.removesuffix(PREVIOUS_SUFFIX)
+        if base not in colors:
+            colors[base] = OTHER_COLOR if base == OTHER else PALETTE[len(colors) % len(PALETTE)]
+    return colors
+
+
+def base_layout(*, y_title: str, height: int = 420, show_legend: bool = True) -> dict:
+    """Return the portal's chart layout: quiet grid, legend under the plot, UTC time axis."""
+    return {
+        "template": "none",
+        "height": height,
+        "margin": {"l": 64, "r": 16, "t": 36, "b": 8},
+        "font": {"family": FONT, "size": 13, "color": "#1d2330"},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "hovermode": "x unified",
+        "showlegend": show_legend,
+        # Under the chart, so the modebar (top right, on hover) never covers an entry.
+        "legend": {
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "bottom",
+            "y": 0,
+            "x": 0,
+            "traceorder": "normal",
+            "font": {"size": 12},
+        },
+        "xaxis": {
+            "type": "date",
+            "title": {"text": "time (UTC)", "font": {"size": 12, "color": "#5b6475"}},
+            "gridcolor": GRID,
+            "linecolor": "#c5cbd6",
+            "automargin": True,
+        },
+        "yaxis": {
+            "title": {"text": plotly_text(y_title), "font": {"size": 12, "color": "#5b6475"}},
+            "gridcolor": GRID,
+            "zerolinecolor": "#c5cbd6",
+            "rangemode": "tozero",
+            "separatethousands": True,
+            "automargin": True,
+        },
+    }
+
+
+def series_figure(
+    series: Sequence[Series], *, chart_type: str, measure_label: str, stack: bool = False, height: int = 420
+) -> go.Figure:
+    """Return a time-series figure: one trace per series, drawn as lines, bars or areas.
+
+    `stack` piles bars and areas (right for counts and sums, wrong for unique users and averages).
+    A "(previous period)" series is drawn as a dashed line in its current series' colour, whatever the
+    chart type. Missing values (None) stay gaps.
+    """
+    if chart_type not in CHART_TYPES:
+        raise ValueError(f"chart_type must be one of {CHART_TYPES}, not {chart_type!r}")
+    colors = _colors(series)
+    current = [s for s in series if not s.name.endswith(PREVIOUS_SUFFIX)]
+    longest = max((len(s.points) for s in series), default=0)
+    figure = go.Figure(layout=base_layout(y_title=measure_label, height=height, show_legend=len(series) > 1))
+    if chart_type == "bar":
+        figure.update_layout(barmode="stack" if stack else "group", bargap=0.15)
+    for s in series:
+        x = [_x(t) for t, _ in s.points]
+        y = [v for _, v in s.points]
+        name = plotly_text(s.name)
+        color = colors[s.name.removesuffix(PREVIOUS_SUFFIX)]
+        hover = "%{y:,.4~f}"
+        if s.name.endswith(PREVIOUS_SUFFIX):
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    name=name,
+                    mode="lines",
+                    line={"color": color, "dash": "dash", "width": 1.5},
+                    opacity=0.75,
+                    connectgaps=False,
+                    hovertemplate=hover,
+                )
+            )
+        elif chart_type == "bar":
+            figure.add_trace(go.Bar(x=x, y=y, name=name, marker={"color": color}, hovertemplate=hover))
+        elif chart_type == "area":
+            piled = stack and len(current) > 1
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    name=name,
+                    mode="lines",
+                    line={"color": color, "width": 1.5},
+                    stackgroup="total" if piled else None,
+                    fill=None if piled else "tozeroy",
+                    connectgaps=False,
+                    hovertemplate=hover,
+                )
+            )
+        else:
+            figure.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    name=name,
+                    mode="lines+markers" if longest <= 60 else "lines",
+                    line={"color": color, "width": 2},
+                    marker={"size": 5},
+                    connectgaps=False,
+                    hovertemplate=hover,
+                )
+            )
+    values = [v for s in series for _, v in s.points if v is not None]
+    if values and all(float(v).is_integer() for v in values) and max(values) <= 6:
+        figure.update_yaxes(dtick=1)  # small counts: no "0.5 events" ticks
+    if not any(s.points for s in series):
+        figure.add_annotation(
+            text="No data in this range",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font={"size": 15, "color": "#5b6475"},
+        )
+    return figure
+
+
+def totals_bar_figure(
+    totals: Sequence[tuple[str, float]], *, measure_label: str, height: int = 320
+) -> go.Figure:
+    """Return a horizontal bar per name (largest on top), e.g. events per service."""
+    names = [plotly_text(name) for name, _ in totals][::-1]
+    values = [value for _, value in totals][::-1]
+    layout = base_layout(y_title="", height=max(height, 40 + 28 * len(totals)), show_legend=False)
+    layout["hovermode"] = "closest"
+    layout["xaxis"] = {
+        "title": {"text": plotly_text(measure_label), "font": {"size": 12, "color": "#5b6475"}},
+        "gridcolor": GRID,
+        "separatethousands": True,
+        "rangemode": "tozero",
+        "automargin": True,
+    }
+    layout["yaxis"] = {"type": "category", "automargin": True}
+    layout["bargap"] = 0.35
+    figure = go.Figure(layout=layout)
+    figure.add_trace(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            marker={"color": PALETTE[0]},
+            hovertemplate="%{y}: %{x:,}<extra></extra>",
+        )
+    )
+    if not totals:
+        figure.add_annotation(
+            text="No data in this range", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5
+        )
+    return figure

@@ -1,0 +1,139 @@
+"""The landing page's content: usage at a glance for product, and the pipeline's own health for everyone.
+
+Events per day is an ordinary explorer query, so it opens in the explorer; daily active users over all
+events is read directly (the explorer draws several events one line each).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.http import QueryDict
+
+from apps.metrics.selectors import Series
+
+from . import figures, selectors
+from .charts import chart_render
+from .forms import MAX_EVENTS, ExplorerForm, bucket_floor
+
+USAGE_DAYS = 30
+TOP_EVENTS = 10
+# A backlog older than this is worth a look (the sweeper re-queues after PIPELINE_SWEEP_GRACE_SECONDS).
+LAG_WARNING = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class UsageChart:
+    title: str
+    figure: dict  # plotly JSON
+    query_string: str = ""  # opens the chart in the explorer, when the explorer can draw it
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: str
+    detail: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Usage:
+    charts: list[UsageChart]
+    top_events: list[selectors.Total]
+    service_figure: dict
+
+
+def product_usage(*, now: datetime) -> Usage:
+    """Return the overview's usage section: charts, the top events table, volume by service."""
+    since = usage_since(now)
+    ranked = selectors.top_events(start=since, limit=MAX_EVENTS)
+    return Usage(
+        charts=usage_charts(now=now, events=[t.name for t in ranked]),
+        top_events=ranked[:TOP_EVENTS],
+        service_figure=service_volume_figure(selectors.volume_by_service(start=since)),
+    )
+
+
+def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
+    """Return the overview's time-series charts: events per day (top events), daily active users."""
+    if not events:
+        return []
+    data = QueryDict(mutable=True)
+    data.setlist("event", events)
+    data.update({"measure": "count", "interval": "day", "range": "30d", "breakdown": "event", "top": "5"})
+    form = ExplorerForm(data)
+    if not form.is_valid():  # a programming error here, not a user's
+        raise ValueError(f"overview chart: {form.errors.as_text()}")
+    per_event = chart_render(form.chart_spec(now=now)).figure
+    users = selectors.daily_active_users(start=usage_since(now), end=now)
+    active = figures.series_figure([users], chart_type="bar", measure_label="unique users").to_plotly_json()
+    return [
+        UsageChart("Events per day, top events", per_event, form.query_string()),
+        UsageChart("Daily active users, all events", active),
+    ]
+
+
+def usage_since(now: datetime) -> datetime:
+    """Return the start of the overview's period: midnight UTC, 30 days back."""
+    return bucket_floor(now - timedelta(days=USAGE_DAYS), "day")
+
+
+def service_volume_figure(totals: list[selectors.Total]) -> dict:
+    return figures.totals_bar_figure(
+        [(t.name, t.count) for t in totals], measure_label="events, last 30 days"
+    ).to_plotly_json()
+
+
+def ingest_rate_figure(health: selectors.PipelineHealth) -> dict:
+    received = Series(name="received", points=list(health.received_per_minute))
+    figure = figures.series_figure(
+        [received], chart_type="bar", measure_label="events / minute", stack=True, height=220
+    )
+    return figure.to_plotly_json()
+
+
+def health_tiles(health: selectors.PipelineHealth) -> list[Tile]:
+    """Return the pipeline's numbers as tiles, each saying whether it looks healthy."""
+    return [
+        Tile(
+            "Received, last hour",
+            f"{health.received_last_hour:,}",
+            f"{health.received_last_hour / 60:,.1f} per minute on average",
+            True,
+        ),
+        Tile(
+            "Processing lag",
+            age_text(health.processing_lag),
+            f"{health.waiting_aggregation:,} events waiting for the rollups",
+            health.processing_lag is None or health.processing_lag < LAG_WARNING,
+        ),
+        Tile(
+            "Indexing lag",
+            age_text(health.indexing_lag),
+            f"{health.waiting_index:,} events waiting to be searchable",
+            health.indexing_lag is None or health.indexing_lag < LAG_WARNING,
+        ),
+        Tile(
+            "Dead-lettered",
+            f"{health.dead_lettered:,}",
+            "events that failed processing too often (see the admin)",
+            health.dead_lettered == 0,
+        ),
+    ]
+
+
+def age_text(age: timedelta | None) -> str:
+    """Return an age for reading: "none", "42 s", "3 min", "2 h 5 min", "3 d 4 h"."""
+    if age is None:
+        return "none"
+    seconds = int(age.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

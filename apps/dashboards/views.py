@@ -1,0 +1,185 @@
+"""Pages for product: the overview, the chart explorer (state in the URL), saved and shared dashboards."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.permissions import has_role, role_required
+from apps.accounts.roles import PRODUCT, SUPPORT
+from apps.metrics.selectors import SeriesQueryError
+
+from . import overview as overview_content
+from . import selectors, services
+from .charts import chart_render, saved_chart_render
+from .csp import plotly_styles_allowed
+from .forms import QUICK_RANGES, DashboardCreateForm, ExplorerForm, SaveChartForm
+from .models import Chart, Dashboard
+from .tables import write_series_csv
+
+DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
+
+
+@require_GET
+@login_required
+@plotly_styles_allowed
+def overview(request: HttpRequest) -> HttpResponse:
+    """Show usage at a glance (product and admin) and the pipeline's health (everyone signed in)."""
+    now = timezone.now()
+    health = selectors.pipeline_health(now=now)
+    context = {
+        "tiles": overview_content.health_tiles(health),
+        "ingest_figure": overview_content.ingest_rate_figure(health),
+        "is_product": has_role(request.user, PRODUCT),
+        "is_support": has_role(request.user, SUPPORT),
+    }
+    if context["is_product"]:
+        context["usage"] = overview_content.product_usage(now=now)
+    return render(request, "dashboards/overview.html", context)
+
+
+@role_required(PRODUCT)
+@require_GET
+@plotly_styles_allowed
+def explorer(request: HttpRequest) -> HttpResponse:
+    """Draw the chart the query string describes; `format=csv` downloads its series instead."""
+    wants_csv = request.GET.get("format") == "csv"
+    options = None if wants_csv else selectors.explorer_options()
+    if any(key != "format" for key in request.GET):
+        data = request.GET
+    else:
+        default_event = selectors.default_event()
+        if default_event is None:
+            return render(request, "dashboards/explorer.html", {"form": ExplorerForm(), "no_events": True})
+        data = ExplorerForm.default_data(events=[default_event])
+    form = ExplorerForm(data, options=options)
+    chart = None
+    if form.is_valid():
+        try:
+            chart = chart_render(form.chart_spec())
+        except SeriesQueryError as exc:  # a limit of the series reader, said in its words
+            form.add_error(None, f"{str(exc).capitalize()}.")
+    if chart is None:
+        if wants_csv:
+            return HttpResponse(
+                "These chart settings are invalid:\n" + form.errors.as_text(),
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        return render(request, "dashboards/explorer.html", {"form": form}, status=400)
+    query_string = form.query_string()
+    if wants_csv:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        filename = f"skywatch-{slugify(chart.spec.title)[:80]}-{timezone.now():%Y%m%d-%H%M}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        write_series_csv(chart.series, response)
+        return response
+    save_form = SaveChartForm(
+        initial={"title": chart.spec.title, "query_string": query_string},
+        dashboards=selectors.dashboards_owned(user=request.user),
+    )
+    context = {"form": form, "chart": chart, "query_string": query_string, "save_form": save_form}
+    return render(request, "dashboards/explorer.html", context)
+
+
+@role_required(PRODUCT)
+@require_POST
+def chart_save(request: HttpRequest) -> HttpResponse:
+    """Save the explorer's chart to one of the person's dashboards, or to a new one."""
+    form = SaveChartForm(request.POST, dashboards=selectors.dashboards_owned(user=request.user))
+    if not form.is_valid():
+        problems = " ".join(msg for msgs in form.errors.values() for msg in msgs)
+        messages.error(request, f"The chart was not saved. {problems}")
+        return redirect(reverse("dashboard-explorer") + "?" + request.POST.get("query_string", "")[:20_000])
+    data = form.cleaned_data
+    dashboard = form.target() or services.dashboard_create(name=data["new_name"], owner=request.user)
+    services.chart_add(dashboard=dashboard, title=data["title"], query_string=data["query_string"])
+    messages.success(request, f"Saved “{data['title']}” to the dashboard “{dashboard.name}”.")
+    return redirect("dashboard-detail", slug=dashboard.slug)
+
+
+@role_required(PRODUCT)
+@require_http_methods(["GET", "POST"])
+def dashboard_list(request: HttpRequest) -> HttpResponse:
+    """List every saved dashboard (anyone with the product role may read them); create an empty one."""
+    form = DashboardCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        dashboard = services.dashboard_create(name=form.cleaned_data["name"], owner=request.user)
+        messages.success(request, f"Created “{dashboard.name}”. Add charts from the explorer.")
+        return redirect("dashboard-detail", slug=dashboard.slug)
+    dashboards = list(selectors.dashboard_list())
+    mine = [d for d in dashboards if d.owner_id == request.user.pk]
+    others = [d for d in dashboards if d.owner_id != request.user.pk]
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "dashboards/list.html", {"mine": mine, "others": others, "form": form}, status=status
+    )
+
+
+@role_required(PRODUCT)
+@require_GET
+@plotly_styles_allowed
+def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """Show a saved dashboard's charts, freshly computed; `range` shows them all over another range."""
+    dashboard = selectors.dashboard_get(slug=slug)
+    if dashboard is None:
+        raise Http404("No dashboard has this address.")
+    range_override = request.GET.get("range", "")
+    if range_override not in DASHBOARD_RANGES:
+        range_override = ""
+    charts = [saved_chart_render(chart, range_override=range_override) for chart in dashboard.charts.all()]
+    context = {
+        "dashboard": dashboard,
+        "charts": charts,
+        "can_edit": dashboard.editable_by(request.user),
+        "share_url": request.build_absolute_uri(reverse("dashboard-detail", args=[dashboard.slug])),
+        "ranges": DASHBOARD_RANGES,
+        "range_override": range_override,
+    }
+    return render(request, "dashboards/detail.html", context)
+
+
+def _editable_chart(request: HttpRequest, slug: str, chart_id: int) -> Chart:
+    chart = get_object_or_404(Chart.objects.select_related("dashboard"), pk=chart_id, dashboard__slug=slug)
+    if not chart.dashboard.editable_by(request.user):
+        raise PermissionDenied("only the dashboard's owner (or an admin) may change it")
+    return chart
+
+
+@role_required(PRODUCT)
+@require_POST
+def chart_move(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
+    """Move a chart one place up or down."""
+    chart = _editable_chart(request, slug, chart_id)
+    direction = request.POST.get("direction", "")
+    if direction not in ("up", "down"):
+        return HttpResponse("direction must be up or down", status=400, content_type="text/plain")
+    services.chart_move(chart=chart, direction=direction)
+    return redirect(reverse("dashboard-detail", args=[slug]) + f"#chart-{chart.pk}")
+
+
+@role_required(PRODUCT)
+@require_POST
+def chart_remove(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
+    """Remove a chart from its dashboard."""
+    chart = _editable_chart(request, slug, chart_id)
+    services.chart_remove(chart=chart)
+    messages.success(request, f"Removed “{chart.title}”.")
+    return redirect("dashboard-detail", slug=slug)
+
+
+@role_required(PRODUCT)
+@require_POST
+def dashboard_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    """Delete a dashboard and its charts."""
+    dashboard = get_object_or_404(Dashboard, slug=slug)
+    if not dashboard.editable_by(request.user):
+        raise PermissionDenied("only the dashboard's owner (or an admin) may delete it")
+    services.dashboard_delete(dashboard=dashboard)
+    messages.success(request, f"Deleted the dashboard “{dashboard.name}”.")
+    return redirect("dashboard-list")
