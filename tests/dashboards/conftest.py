@@ -1,20 +1,6 @@
-"""Dashboards fixtures: the app's URLs and plotly.js finder until the project settings wire them in."""
+"""Dashboards fixtures: a signed-in product person, and events already in the rollups."""
 
 import pytest
-from django.urls import NoReverseMatch, reverse
-
-PLOTLY_FINDER = "apps.dashboards.staticfiles.PlotlyJsFinder"
-
-
-@pytest.fixture(autouse=True)
-def dashboards_wired(settings):
-    """Serve /dashboards/ and / (the overview) and vendor/plotly.min.js, as the portal's settings will."""
-    try:
-        reverse("dashboard-explorer", urlconf=settings.ROOT_URLCONF)
-    except NoReverseMatch:
-        settings.ROOT_URLCONF = "tests.dashboards.urls"
-    if PLOTLY_FINDER not in settings.STATICFILES_FINDERS:
-        settings.STATICFILES_FINDERS = [*settings.STATICFILES_FINDERS, PLOTLY_FINDER]
 
 
 @pytest.fixture
