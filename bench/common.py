@@ -40,10 +40,11 @@ class Config:
     batch_size: int = field(default_factory=lambda: env_int("BENCH_BATCH_SIZE", 100))
     gzip_events: int = field(default_factory=lambda: env_int("BENCH_GZIP_EVENTS", 50_000))
     single_events: int = field(default_factory=lambda: env_int("BENCH_SINGLE_EVENTS", 3_000))
+    rounds: int = field(default_factory=lambda: env_int("BENCH_ROUNDS", 2))
     clients: int = field(default_factory=lambda: env_int("BENCH_CLIENTS", 4))
     gunicorn_workers: int = field(default_factory=lambda: env_int("BENCH_GUNICORN_WORKERS", 3))
     pipeline_events: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_EVENTS", 50_000))
-    pipeline_per_event: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_PER_EVENT", 3_000))
+    pipeline_per_event: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_PER_EVENT", 1_000))
     phase_timeout: int = field(default_factory=lambda: env_int("BENCH_PHASE_TIMEOUT", 300))
 
     def as_dict(self) -> dict[str, int]:

@@ -18,6 +18,7 @@ import os
 import queue
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ def _client(job: dict[str, Any], barrier: Any, results: Any) -> None:
     results.put(outcome)
 
 
-def _http_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]):
+def _http_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]) -> Callable[[], int]:
     kind = job["kind"]
     headers = {"Authorization": f"Bearer {job['key']}", "Content-Type": "application/json"}
     if kind == "single":
@@ -106,7 +107,7 @@ def _http_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]):
     return send
 
 
-def _copy_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]):
+def _copy_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]) -> Callable[[], int]:
     rows = [
         [
             (
@@ -227,10 +228,32 @@ def _service_key() -> tuple[str, int]:
 # --- the benchmark ----------------------------------------------------------------------------------------
 
 
+def _phase(kind: str, total: int, config: Config, base_job: dict[str, Any]) -> float:
+    """Send `total` events one way, check every one was stored (and, over HTTP, that each batch queued
+    its Celery message), then empty the table and the broker for the next phase; return events/s."""
+    eps = run_clients(
+        kind, total=total, clients=config.clients, base_job=base_job, timeout=config.phase_timeout
+    )
+    _check_stored(kind, total)
+    if kind != "copy":
+        size = 1 if kind == "single" else config.batch_size
+        expected = sum(-(-count // size) for count in _split(total, config.clients))  # requests sent
+        queued = _queued_messages()
+        if queued != expected:
+            raise RuntimeError(f"{kind}: {queued} Celery messages queued, {expected} expected")
+    log(f"ingest: {kind} {eps:,.0f} events/s")
+    _reset_events()
+    common.flush_broker()
+    return eps
+
+
 def run(config: Config) -> list[Result]:
-    """Measure COPY, batch (plain and gzip) and single-event ingestion; return their figures."""
+    """Measure COPY, batch (plain and gzip) and single-event ingestion; return their figures.
+
+    COPY, batch, single-event and gzip phases alternate for BENCH_ROUNDS rounds and the best of each
+    counts, so a burst of load from something else on the machine does not decide a ratio.
+    """
     raw_key, key_id = _service_key()
-    end = datetime.now(UTC).replace(microsecond=0).isoformat()
     base_job = {
         "url": "",
         "key": raw_key,
@@ -239,73 +262,52 @@ def run(config: Config) -> list[Result]:
         # What settings.INGEST_NODE is in the server (the same host), so COPY writes the same bytes.
         "ingest_node": os.environ.get("INGEST_NODE") or socket.gethostname(),
         "batch_size": config.batch_size,
-        "end": end,
+        "end": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "seed": 1000,
     }
-    clients, timeout = config.clients, config.phase_timeout
-    batches = -(-config.events // config.batch_size)
-
+    best: dict[str, float] = {"copy": 0.0, "batch": 0.0, "single": 0.0, "gzip": 0.0}
     _reset_events()
-    log(f"ingest: COPY baseline, {config.events} events in {batches} batches from {clients} processes")
-    copy_eps = run_clients("copy", total=config.events, clients=clients, base_job=base_job, timeout=timeout)
-    _check_stored("copy", config.events)
-    log(f"ingest: COPY {copy_eps:,.0f} events/s")
-
-    server = Gunicorn(
-        workers=config.gunicorn_workers, env=common.portal_env(INGEST_RATE_LIMIT="1000000/min")
-    )
+    server = Gunicorn(workers=config.gunicorn_workers, env=common.portal_env(INGEST_RATE_LIMIT="1000000/min"))
     try:
         base_job["url"] = server.url
-        warm = {**base_job, "seed": 9000}
-        run_clients("batch", total=clients * 10 * config.batch_size, clients=clients, base_job=warm, timeout=60)
-        _reset_events()
-        common.flush_broker()
-
-        log(f"ingest: POST /api/v1/batch, {config.events} events, {config.gunicorn_workers} gunicorn workers")
-        batch_eps = run_clients("batch", total=config.events, clients=clients, base_job=base_job, timeout=timeout)
-        _check_stored("batch", config.events)
-        queued = _queued_messages()
-        if queued != batches:
-            raise RuntimeError(f"batch: {queued} Celery messages queued, {batches} expected (one per batch)")
-        log(f"ingest: batch {batch_eps:,.0f} events/s ({queued} Celery messages enqueued)")
-        _reset_events()
-        common.flush_broker()
-
-        results = [
-            Result("ingest_batch_events_per_s", batch_eps, "events/s", copy_eps, "copy_events_per_s", 0.4),
-        ]
-        if config.gzip_events:
-            log(f"ingest: POST /api/v1/batch gzip, {config.gzip_events} events")
-            gzip_eps = run_clients(
-                "gzip", total=config.gzip_events, clients=clients, base_job=base_job, timeout=timeout
+        warm_up = {**base_job, "seed": 9000}
+        log("ingest: warming up the gunicorn workers (not counted)")
+        _phase("batch", config.clients * 10 * config.batch_size, config, warm_up)
+        for round_number in range(1, config.rounds + 1):
+            log(
+                f"ingest: round {round_number}/{config.rounds}: {config.events} events by COPY and by "
+                f"POST /api/v1/batch ({config.gunicorn_workers} gunicorn workers, {config.clients} clients), "
+                f"{config.single_events} by POST /api/v1/events, {config.gzip_events} gzip'd"
             )
-            _check_stored("gzip", config.gzip_events)
-            log(f"ingest: gzip batch {gzip_eps:,.0f} events/s")
-            _reset_events()
-            common.flush_broker()
-            results.append(
-                Result("ingest_batch_gzip_events_per_s", gzip_eps, "events/s", copy_eps, "copy_events_per_s")
-            )
-
-        log(f"ingest: POST /api/v1/events, {config.single_events} events")
-        single_eps = run_clients(
-            "single", total=config.single_events, clients=clients, base_job=base_job, timeout=timeout
-        )
-        _check_stored("single", config.single_events)
-        log(f"ingest: single {single_eps:,.0f} events/s")
-        _reset_events()
-        common.flush_broker()
-        results.append(
-            Result(
-                "ingest_batch_vs_single_event",
-                batch_eps,
-                "events/s",
-                single_eps,
-                "single_event_events_per_s",
-                20,
-            )
-        )
-        return results
+            for kind, total in (
+                ("copy", config.events),
+                ("batch", config.events),
+                ("single", config.single_events),
+                ("gzip", config.gzip_events),
+            ):
+                if total:
+                    best[kind] = max(best[kind], _phase(kind, total, config, base_job))
     finally:
         server.stop()
         common.flush_broker()
+    results = [
+        Result(
+            "ingest_batch_events_per_s", best["batch"], "events/s", best["copy"], "copy_events_per_s", 0.4
+        ),
+        Result(
+            "ingest_batch_vs_single_event",
+            best["batch"],
+            "events/s",
+            best["single"],
+            "single_event_events_per_s",
+            20,
+        ),
+    ]
+    if config.gzip_events:
+        results.insert(
+            1,
+            Result(
+                "ingest_batch_gzip_events_per_s", best["gzip"], "events/s", best["copy"], "copy_events_per_s"
+            ),
+        )
+    return results
