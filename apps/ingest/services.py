@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from apps.common.bulk import bulk_insert
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
@@ -114,7 +115,7 @@ def events_ingest(
                 **event,
                 "notes": conformed.notes,
                 "received_at": received_at,
-                "api_key_id": api_key.pk,
+                "api_key": api_key.pk,
                 "ingest_node": ingest_node,
             }
         )
@@ -142,31 +143,20 @@ _INSERT_FIELDS = (
     "message",
     "properties",
     "notes",
-    "api_key_id",
+    "api_key",
     "ingest_node",
 )
 
 
 def _insert_new_events(rows: list[dict[str, Any]]) -> list[int]:
     """Insert rows in one statement, skipping (service, event_id) pairs already stored; return new ids."""
-    meta = RawEvent._meta
-    model_fields = [
-        meta.get_field(name.removesuffix("_id") if name == "api_key_id" else name) for name in _INSERT_FIELDS
-    ]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in model_fields)
-    placeholder = "(" + ", ".join(["%s"] * len(model_fields)) + ")"
-    params: list[Any] = []
-    for row in rows:
-        for name, model_field in zip(_INSERT_FIELDS, model_fields, strict=True):
-            params.append(model_field.get_db_prep_save(row[name], connection))
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
-        f"VALUES {', '.join([placeholder] * len(rows))} "
-        f"ON CONFLICT (service, event_id) DO NOTHING RETURNING id"
+    return bulk_insert(
+        RawEvent,
+        _INSERT_FIELDS,
+        [tuple(row[name] for name in _INSERT_FIELDS) for row in rows],
+        conflict=("service", "event_id"),
+        returning="id",
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _enqueue_processing(stored_ids: list[int]) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.db import connection
 
-from .models import GRANULARITIES, RollupCount, RollupNumeric, RollupUser
+from apps.common.bulk import bulk_insert
 
-ROWS_PER_STATEMENT = 500
+from .models import GRANULARITIES, RollupCount, RollupNumeric, RollupUser
 
 BucketKey = tuple[datetime, str, str, str, str]  # (bucket_start, granularity, event, service, stage)
 
@@ -79,47 +79,26 @@ def rollups_apply(*, deltas: RollupDeltas) -> None:
     """Add deltas to the rollup tables. Rows go in sorted order so concurrent workers lock in one order."""
     least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
     bucket_cols = ["bucket_start", "granularity", "event", "service", "stage"]
-
-    count_rows = [(*key, n) for key, n in sorted(deltas.counts.items())]
-    _upsert(
+    bulk_insert(
         RollupCount,
-        bucket_cols + ["count"],
-        count_rows,
+        [*bucket_cols, "count"],
+        [(*key, n) for key, n in sorted(deltas.counts.items())],
         conflict=bucket_cols,
         update="count = {t}.count + excluded.count",
     )
-    numeric_rows = [(*key, prop, *stats) for (key, prop), stats in sorted(deltas.numerics.items())]
-    _upsert(
+    bulk_insert(
         RollupNumeric,
-        bucket_cols + ["prop", "count", "sum", "min", "max"],
-        numeric_rows,
-        conflict=bucket_cols + ["prop"],
+        [*bucket_cols, "prop", "count", "sum", "min", "max"],
+        [(*key, prop, *stats) for (key, prop), stats in sorted(deltas.numerics.items())],
+        conflict=[*bucket_cols, "prop"],
         update=(
             "count = {t}.count + excluded.count, sum = {t}.sum + excluded.sum, "
             f"min = {least}({{t}}.min, excluded.min), max = {greatest}({{t}}.max, excluded.max)"
         ),
     )
-    user_rows = [(*key, user) for key, user in sorted(deltas.users)]
-    _upsert(RollupUser, bucket_cols + ["user_id"], user_rows, conflict=bucket_cols + ["user_id"], update=None)
-
-
-def _upsert(model, columns: list[str], rows: list[tuple], *, conflict: list[str], update: str | None) -> None:
-    if not rows:
-        return
-    qn = connection.ops.quote_name
-    table = qn(model._meta.db_table)
-    fields = [model._meta.get_field(c) for c in columns]
-    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    action = "DO NOTHING" if update is None else "DO UPDATE SET " + update.format(t=table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            part = rows[start : start + ROWS_PER_STATEMENT]
-            params = [
-                f.get_db_prep_save(v, connection) for row in part for f, v in zip(fields, row, strict=True)
-            ]
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) "
-                f"VALUES {', '.join([placeholder] * len(part))} "
-                f"ON CONFLICT ({', '.join(qn(c) for c in conflict)}) {action}",
-                params,
-            )
+    bulk_insert(
+        RollupUser,
+        [*bucket_cols, "user_id"],
+        [(*key, user) for key, user in sorted(deltas.users)],
+        conflict=[*bucket_cols, "user_id"],
+    )

@@ -1,0 +1,59 @@
+"""The embedded default end to end: SQLite, tasks in-process, trace search on the database — no servers."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO, portal_env
+
+SCRIPT = r"""
+import json, django
+django.setup()
+from django.core.management import call_command
+from django.test import Client
+from django.conf import settings
+call_command("migrate", verbosity=0)
+from apps.ingest.services import service_key_create
+from apps.accounts.services import user_create
+from apps.ingest.models import RawEvent
+from apps.metrics.models import RollupCount
+_, key = service_key_create(service_name="gateway", stage="dev")
+client = Client(HTTP_HOST="127.0.0.1")
+batch = [{"event": "search_made", "event_id": "0b6f3c52-5f0e-4a8e-9d3f-2f4d1c1e7a01", "user_id": "u1",
+          "correlation_id": "c-1", "timestamp": "2026-11-25T10:00:00Z",
+          "properties": {"n": 2}},
+         {"type": "log", "level": "error", "message": "boom", "correlation_id": "c-1",
+          "timestamp": "2026-11-25T10:00:01Z"}]
+ingest = client.post("/api/v1/batch", json.dumps(batch), content_type="application/json",
+                     HTTP_AUTHORIZATION=f"Bearer {key}")
+again = client.post("/api/v1/batch", json.dumps(batch[:1]), content_type="application/json",
+                    HTTP_AUTHORIZATION=f"Bearer {key}")
+client.force_login(user_create(username="sam", role="support", password="correct-horse-battery"))
+trail = client.get("/api/v1/traces/c-1").json()
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"], "eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "backend": settings.TRACE_BACKEND, "ingest": ingest.json(), "again": again.json(),
+    "aggregated": RawEvent.objects.filter(aggregated_at__isnull=False).count(),
+    "day_count": sum(RollupCount.objects.filter(granularity="day").values_list("count", flat=True)),
+    "trail": [(e["type"], e["level"]) for e in trail["events"]],
+}))
+"""
+
+
+def test_ingest_aggregate_and_search_without_any_server(tmp_path):
+    env = portal_env(DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}")
+    for name in ("CELERY_BROKER_URL", "ELASTICSEARCH_URL", "CACHE_URL", "OBSERVATORY_URL"):
+        env.pop(name, None)
+
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["engine"].endswith("sqlite3") and result["eager"] is True
+    assert result["backend"].endswith("DatabaseTraceBackend")
+    assert result["ingest"] == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert result["again"] == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert result["aggregated"] == 2 and result["day_count"] == 2
+    assert result["trail"] == [["metric", ""], ["log", "error"]]
