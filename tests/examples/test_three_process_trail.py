@@ -9,7 +9,6 @@ show that: gateway → download service → Celery worker, each sending with its
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import REPO, _database_url_for, free_port, wait_for
+from tests.conftest import REPO, _database_url_for, free_port, stop_process_group, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -57,13 +56,7 @@ class ExampleProcess:
             pytest.fail(f"{self.name} exited ({self.process.returncode}):\n{self.log_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process)
         self._log.close()
 
 
