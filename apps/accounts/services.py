@@ -46,7 +46,8 @@ def audit_record(*, request, action: str, target: str, via: str) -> None:
         actor=user if hasattr(user, "pk") else None,
         actor_name=str(user) if user else "anonymous",
         action=action,
-        target=target[:300],
+        # Whatever was asked for is recorded, even text the database cannot store as is (a NUL).
+        target=target.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")[:300],
         via=via,
         ip=request.META.get("REMOTE_ADDR") or None,
     )

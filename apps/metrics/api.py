@@ -38,6 +38,9 @@ def series_query_from_params(params) -> SeriesQuery:
         if not sep or not name.strip():
             raise exceptions.ValidationError({"filter": f"{raw!r}: use filter=<property>=<value>"})
         filters.append((name.strip(), value))
+    for name in ("event", "filter", "measure", "interval", "breakdown"):
+        if any("\x00" in value for value in params.getlist(name)):
+            raise exceptions.ValidationError({name: "must not contain NUL characters"})
     top = params.get("top", "5")
     if not top.isdigit():
         raise exceptions.ValidationError({"top": "must be a whole number"})

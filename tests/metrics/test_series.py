@@ -311,3 +311,11 @@ def test_compare_pairs_every_series_with_the_same_group_in_the_previous_period(m
         "both (previous period)": 1,
         "new-service (previous period)": 0,
     }
+
+
+def test_a_nul_in_series_parameters_is_a_400(client, make_person):
+    client.force_login(make_person("product"))
+
+    response = client.get("/api/v1/metrics/series", {"event": "a\x00b"})
+
+    assert response.status_code == 400

@@ -138,3 +138,12 @@ def test_other_roles_may_not_read_trails(client, make_person, role, two_requests
 def test_anonymous_callers_are_refused(client, two_requests):
     assert client.get("/api/v1/traces/req-2").status_code == 401
     assert client.get("/api/v1/users/u-1/requests").status_code == 401
+
+
+def test_a_nul_in_an_id_is_an_empty_answer_and_still_audited(support_client, trace_backend):
+    from apps.accounts.models import AuditEntry
+
+    response = support_client.get("/api/v1/traces/abc%00def")
+
+    assert response.status_code == 404
+    assert AuditEntry.objects.get().target == "abc\ufffddef"

@@ -36,6 +36,9 @@ class TraceQuery:
     event: str = ""
     text: str = ""
 
+    def strings(self) -> tuple[str, ...]:
+        return (self.correlation_id, self.user_id, self.service, self.level, self.event, self.text)
+
 
 @dataclass
 class TraceEvent:
@@ -103,6 +106,19 @@ class RequestPage:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+def unmatchable(*values: str) -> bool:
+    """Return whether any searched value can match nothing stored (a NUL or an unpaired surrogate, which
+    ingestion refuses), so a backend answers "nothing" instead of passing it to a database that errors."""
+    for value in values:
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+    return False
 
 
 def worst_level(levels: Sequence[str]) -> str:

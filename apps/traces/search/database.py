@@ -19,6 +19,7 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
+    unmatchable,
     worst_level,
 )
 
@@ -57,6 +58,8 @@ class DatabaseTraceBackend(TraceBackend):
         return IndexOutcome(indexed=[ev.pk for ev in events])
 
     def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
+        if unmatchable(correlation_id):
+            return []
         rows = (
             RawEvent.objects.filter(correlation_id=correlation_id)
             .order_by("timestamp", "received_at", "pk")
@@ -65,6 +68,8 @@ class DatabaseTraceBackend(TraceBackend):
         return [_trace_event(row) for row in rows]
 
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
+        if unmatchable(*query.strings()):
+            return RequestPage([], total=0, page=page, per_page=per_page)
         matching = _filtered(query).exclude(correlation_id="")
         groups = (
             matching.values("correlation_id")
@@ -77,6 +82,8 @@ class DatabaseTraceBackend(TraceBackend):
         return RequestPage(_summaries(cids), total=total, page=page, per_page=per_page)
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+        if unmatchable(service):
+            return []
         rows = (
             RawEvent.objects.filter(service=service, timestamp__gte=start, timestamp__lte=end)
             .order_by("timestamp", "received_at", "pk")

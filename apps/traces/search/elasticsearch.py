@@ -38,6 +38,7 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
+    unmatchable,
     worst_level,
 )
 
@@ -181,6 +182,8 @@ class ElasticsearchTraceBackend(TraceBackend):
         return outcome
 
     def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
+        if unmatchable(correlation_id):
+            return []
         search = (
             self._search()
             .filter("term", correlation_id=correlation_id)
@@ -190,6 +193,8 @@ class ElasticsearchTraceBackend(TraceBackend):
         return [_trace_event(hit) for hit in self._execute(search).hits]
 
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
+        if unmatchable(*query.strings()):
+            return RequestPage([], total=0, page=page, per_page=per_page)
         # One query finds the page of requests (collapsed on the correlation ID, newest first) and counts
         # them; a second summarises those requests whole, not only their matching events.
         search = _filtered(self._search(), query).filter("exists", field="correlation_id")
@@ -208,6 +213,8 @@ class ElasticsearchTraceBackend(TraceBackend):
         return RequestPage(self._summaries(cids), total=total, page=page, per_page=per_page)
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+        if unmatchable(service):
+            return []
         search = (
             self._search()
             .filter("term", service=service)
