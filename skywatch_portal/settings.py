@@ -290,5 +290,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "elastic_transport": {"level": "WARNING"},
+        # runserver's access log stays on stdout: shipping it would log the shipping request, and so on.
+        "django.server": {"handlers": ["stdout"], "propagate": False},
     },
 }
