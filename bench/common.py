@@ -46,37 +46,81 @@ class Config:
     pipeline_events: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_EVENTS", 50_000))
     pipeline_per_event: int = field(default_factory=lambda: env_int("BENCH_PIPELINE_PER_EVENT", 1_000))
     phase_timeout: int = field(default_factory=lambda: env_int("BENCH_PHASE_TIMEOUT", 300))
+    client_calls: int = field(default_factory=lambda: env_int("BENCH_CLIENT_CALLS", 100_000))
+    client_events: int = field(default_factory=lambda: env_int("BENCH_CLIENT_EVENTS", 50_000))
+    trace_events: int = field(default_factory=lambda: env_int("BENCH_TRACE_EVENTS", 1_000_000))
+    trace_samples: int = field(default_factory=lambda: env_int("BENCH_TRACE_SAMPLES", 500))
+    trace_users: int = field(default_factory=lambda: env_int("BENCH_TRACE_USERS", 200))
+    metrics_events: int = field(default_factory=lambda: env_int("BENCH_METRICS_EVENTS", 10_000_000))
+    metrics_requests: int = field(default_factory=lambda: env_int("BENCH_METRICS_REQUESTS", 30))
+    metrics_raw_runs: int = field(default_factory=lambda: env_int("BENCH_METRICS_RAW_RUNS", 5))
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
+GOAL_SIDES = ("ratio", "value")
+GOAL_OPS = (">=", "<=")
+
+
 @dataclass
 class Result:
-    """One figure, the baseline measured beside it in the same run, and the goal for their ratio."""
+    """One figure, the baseline measured beside it in the same run, and its goal.
+
+    By default the ratio is value ÷ baseline and the goal is `ratio >= goal`. `speedup=True` turns the
+    ratio into baseline ÷ value (how many times a lower-is-better value beats its baseline); `goal_op`
+    "<=" bounds from above; `goal_on="value"` puts an absolute bound on the value itself (in its unit).
+    """
 
     name: str
     value: float
     unit: str
     baseline: float
     baseline_name: str
-    goal: float | None = None  # the ratio value ÷ baseline must be at least this; None: reported only
+    goal: float | None = None  # None: reported only
+    goal_op: str = ">="
+    goal_on: str = "ratio"
+    speedup: bool = False
+
+    def __post_init__(self) -> None:
+        if self.goal_op not in GOAL_OPS or self.goal_on not in GOAL_SIDES:
+            raise ValueError(f"{self.name}: goal {self.goal_on} {self.goal_op} is not understood")
 
     @property
     def ratio(self) -> float:
-        return self.value / self.baseline if self.baseline else float("nan")
+        top, bottom = (self.baseline, self.value) if self.speedup else (self.value, self.baseline)
+        return top / bottom if bottom else float("nan")
+
+    @property
+    def met(self) -> bool | None:
+        if self.goal is None:
+            return None
+        measured = self.ratio if self.goal_on == "ratio" else self.value
+        return measured >= self.goal if self.goal_op == ">=" else measured <= self.goal
+
+    def goal_text(self) -> str | None:
+        if self.goal is None:
+            return None
+        if self.goal_on == "value":
+            return f"value {self.goal_op} {self.goal:g} {self.unit}"
+        text = f"ratio {self.goal_op} {self.goal:g}"
+        return f"{text} (baseline ÷ value)" if self.speedup else text
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "value": round(self.value, 1),
+            "value": _rounded(self.value),
             "unit": self.unit,
-            "baseline": round(self.baseline, 1),
+            "baseline": _rounded(self.baseline),
             "baseline_name": self.baseline_name,
             "ratio": round(self.ratio, 3),
-            "goal": None if self.goal is None else f"ratio >= {self.goal:g}",
-            "met": None if self.goal is None else self.ratio >= self.goal,
+            "goal": self.goal_text(),
+            "met": self.met,
         }
+
+
+def _rounded(number: float) -> float:
+    return round(number, 2) if abs(number) < 10 else round(number, 1)
 
 
 def log(message: str) -> None:
