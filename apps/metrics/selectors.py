@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db import connection
+from django.db.models import BigIntegerField, Count, F, Func, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncWeek
 
@@ -263,34 +264,42 @@ def _rollup_base(model, query: SeriesQuery, start: datetime, end: datetime) -> Q
 
 def _rollup_cells(query, measure, prop, group, start, end) -> dict[tuple[datetime, str], _Cell]:
     group_values = {"g": F(group)} if group else {}
-    bucket = {"b": _bucket_expr(query.interval)}
-    cells: dict[tuple[datetime, str], _Cell] = {}
+    bucket = {"b": _bucket_key(query.interval)}
     if measure == "count":
-        rows = (
-            _rollup_base(RollupCount, query, start, end)
-            .values(**bucket, **group_values)
-            .annotate(n=Sum("count"))
-        )
-        for row in rows:
-            cells[(_as_utc(row["b"]), row.get("g", TOTAL))] = _Cell(count=row["n"])
+        base = _rollup_base(RollupCount, query, start, end)
+        aggregates, make = {"n": Sum("count")}, lambda n: _Cell(count=n)
     elif measure in ("sum", "avg"):
-        rows = (
-            _rollup_base(RollupNumeric, query, start, end)
-            .filter(prop=prop)
-            .values(**bucket, **group_values)
-            .annotate(n=Sum("count"), s=Sum("sum"))
-        )
-        for row in rows:
-            cells[(_as_utc(row["b"]), row.get("g", TOTAL))] = _Cell(count=row["n"], total=row["s"])
+        base = _rollup_base(RollupNumeric, query, start, end).filter(prop=prop)
+        aggregates, make = {"n": Sum("count"), "s": Sum("sum")}, lambda n, s: _Cell(count=n, total=s)
     else:
-        rows = (
-            _rollup_base(RollupUser, query, start, end)
-            .values(**bucket, **group_values)
-            .annotate(n=Count("user_id", distinct=True))
-        )
-        for row in rows:
-            cells[(_as_utc(row["b"]), row.get("g", TOTAL))] = _Cell(distinct=row["n"])
+        base = _rollup_base(RollupUser, query, start, end)
+        aggregates, make = {"n": Count("user_id", distinct=True)}, lambda n: _Cell(distinct=n)
+    names = ["b", *group_values, *aggregates]
+    rows = base.values(**bucket, **group_values).annotate(**aggregates).values_list(*names)
+    moments: dict[Any, datetime] = {}
+    cells: dict[tuple[datetime, str], _Cell] = {}
+    width = 2 if group else 1
+    for row in rows:
+        key = row[0]
+        moment = moments.get(key)
+        if moment is None:
+            moment = moments[key] = _bucket_moment(key)
+        cells[(moment, row[1] if group else TOTAL)] = make(*row[width:])
     return cells
+
+
+def _bucket_key(interval: str):
+    """The bucket as epoch seconds on PostgreSQL: thousands of timestamps parse slowly in Python."""
+    expression = _bucket_expr(interval)
+    if connection.vendor == "postgresql":
+        return Func(
+            expression, template="EXTRACT(EPOCH FROM %(expressions)s)::bigint", output_field=BigIntegerField()
+        )
+    return expression
+
+
+def _bucket_moment(key: Any) -> datetime:
+    return datetime.fromtimestamp(key, tz=UTC) if isinstance(key, int) else _as_utc(key)
 
 
 def _raw_cells(query, measure, prop, group, start, end) -> dict[tuple[datetime, str], _Cell]:
