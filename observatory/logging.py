@@ -166,7 +166,7 @@ class TrackerHandler(logging.Handler):
             )
         except RecursionError:
             raise
-        except Exception:
+        except Exception:  # the logging module's contract: report through handleError, never raise
             self.handleError(record)
         finally:
             self._local.busy = False
