@@ -10,12 +10,16 @@ class AuditEntry(models.Model):
     KEY_CREATED = "key_created"
     KEY_ROTATED = "key_rotated"
     KEY_REVOKED = "key_revoked"
+    REQUESTS_SEARCHED = "requests_searched"
+    USER_PURGED = "user_purged"
     ACTIONS = [
         (TRAIL_VIEWED, "opened a request trail"),
         (USER_VIEWED, "opened a user's requests"),
         (KEY_CREATED, "created an API key"),
         (KEY_ROTATED, "rotated an API key"),
         (KEY_REVOKED, "revoked an API key"),
+        (REQUESTS_SEARCHED, "searched requests"),
+        (USER_PURGED, "purged a user's data"),
     ]
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -42,14 +42,28 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
 def audit_record(*, request, action: str, target: str, via: str) -> None:
     """Write one audit entry for the signed-in person making `request`."""
     user = request.user if getattr(request.user, "is_authenticated", False) else None
-    AuditEntry.objects.create(
+    audit_write(
         actor=user if hasattr(user, "pk") else None,
         actor_name=str(user) if user else "anonymous",
+        action=action,
+        target=target,
+        via=via,
+        ip=request.META.get("REMOTE_ADDR") or None,
+    )
+
+
+def audit_write(
+    *, actor_name: str, action: str, target: str, via: str, actor=None, ip: str | None = None
+) -> None:
+    """Write one audit entry (for commands and tasks, which have no request)."""
+    AuditEntry.objects.create(
+        actor=actor,
+        actor_name=actor_name[:150],
         action=action,
         # Whatever was asked for is recorded, even text the database cannot store as is (a NUL).
         target=target.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")[:300],
         via=via,
-        ip=request.META.get("REMOTE_ADDR") or None,
+        ip=ip,
     )
 
 

@@ -1,8 +1,10 @@
 """POST /api/v1/events and /api/v1/batch: thin views over `events_ingest`."""
 
+import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -19,6 +21,8 @@ from .conform import ConformError, parse_timestamp
 from .parsers import IngestJSONParser
 from .services import IngestResult, api_key_touch, events_ingest
 from .throttling import ApiKeyRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class _IngestView(APIView):
@@ -38,7 +42,10 @@ class _IngestView(APIView):
             header_correlation_id=header_cid if correlation.is_valid(header_cid) else "",
             ingest_node=settings.INGEST_NODE,
         )
-        api_key_touch(api_key=request.auth, now=now)
+        try:
+            api_key_touch(api_key=request.auth, now=now)
+        except DatabaseError:  # the events are committed: answering 503 now would make the sender re-send
+            logger.warning("could not record the use of key %s", request.auth.prefix, exc_info=True)
         return result
 
 

@@ -26,6 +26,8 @@ EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # Differences between sent_at and the received time below this are network latency, not clock skew.
 SKEW_TOLERANCE = timedelta(seconds=2)
+# sent_at further off than this is not trusted to correct timestamps.
+MAX_SKEW_CORRECTION = timedelta(hours=24)
 # Epoch values above this are milliseconds (1e11 seconds is the year 5138).
 EPOCH_MILLISECONDS_ABOVE = 1e11
 
@@ -350,13 +352,18 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
         notes.append("timestamp missing: received time used")
         return
     moment = parse_timestamp(raw, notes)
-    if moment < EARLIEST_TIMESTAMP:
-        raise ConformError("timestamp", f"{_clip(raw)!r} is before 2000-01-01, which is not plausible")
     if context.sent_at is not None:
         skew = received - context.sent_at
-        if abs(skew) > SKEW_TOLERANCE:
+        if abs(skew) > MAX_SKEW_CORRECTION:
+            # A sent_at this far off is a broken clock or a bug: shifting events by it would misplace them.
+            notes.append(
+                f"clock skew of {skew.total_seconds():+.0f}s from sent_at is beyond 24 h: not corrected"
+            )
+        elif abs(skew) > SKEW_TOLERANCE:
             moment += skew
             notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
+    if moment < EARLIEST_TIMESTAMP:
+        raise ConformError("timestamp", f"{_clip(raw)!r} is before 2000-01-01, which is not plausible")
     if moment > received + FUTURE_TOLERANCE:
         notes.append(f"timestamp clamped to the received time: it was {moment.isoformat()}, in the future")
         moment = received
@@ -379,7 +386,10 @@ def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
         notes.append("timestamp read from epoch seconds in a string")
         return _from_epoch(number, notes)
     if isinstance(raw, (int, float)):
-        return _from_epoch(float(raw), notes)
+        try:
+            return _from_epoch(float(raw), notes)
+        except OverflowError:  # an integer beyond a float's range
+            raise ConformError("timestamp", f"{_clip(raw)!r} is out of range") from None
     raise ConformError("timestamp", f"must be ISO-8601 text or epoch seconds, got {_json_type(raw)}")
 
 
@@ -401,7 +411,10 @@ def _parse_iso(text: str, notes: list[str]) -> datetime:
     if moment.tzinfo is None:
         notes.append("timestamp without a time zone read as UTC")
         return moment.replace(tzinfo=UTC)
-    converted = moment.astimezone(UTC)
+    try:
+        converted = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 with a positive offset
+        raise ConformError("timestamp", f"{_clip(text)!r} is out of range") from None
     if moment.utcoffset():
         notes.append(f"timestamp converted to UTC from {moment.isoformat()}")
     return converted

@@ -31,8 +31,13 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     raise ValueError(f"unknown granularity {granularity!r}")
 
 
+# Larger magnitudes are not summed: a few of them would overflow a double in the rollups (inf, then NaN).
+MAX_SUMMABLE = 1e15
+
+
 def numeric_properties(properties: dict[str, Any]) -> dict[str, float]:
-    """Return the top-level properties that are finite numbers (booleans are not numbers here)."""
+    """Return the top-level properties that are finite numbers of a summable size (booleans are not numbers
+    here); the raw event keeps every value."""
     numbers = {}
     for key, value in properties.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -41,7 +46,7 @@ def numeric_properties(properties: dict[str, Any]) -> dict[str, float]:
             number = float(value)
         except OverflowError:  # an integer beyond a float's range is not summable
             continue
-        if math.isfinite(number):
+        if math.isfinite(number) and abs(number) <= MAX_SUMMABLE:
             numbers[key] = number
     return numbers
 

@@ -30,6 +30,13 @@ def trace_search(request: HttpRequest) -> HttpResponse:
                 target=form.cleaned_data["user_id"],
                 via="search",
             )
+        else:  # results show user IDs too: every search is accountable
+            audit_record(
+                request=request,
+                action=AuditEntry.REQUESTS_SEARCHED,
+                target=_without_page(request),
+                via="search",
+            )
         result = selectors.requests_search(
             query=form.to_query(), page=form.cleaned_data.get("page") or 1, per_page=PER_PAGE
         )

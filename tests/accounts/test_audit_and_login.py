@@ -17,6 +17,7 @@ def test_opening_trails_and_user_pages_is_audited(client, make_person, store_eve
     client.get("/api/v1/traces/req-1")
     client.get("/api/v1/users/u-1/requests")
     client.get("/traces/", {"user_id": "u-1", "range": "all"})
+    client.get("/traces/", {"text": "timeout", "range": "all"})
 
     entries = list(
         AuditEntry.objects.order_by("at", "pk").values_list("actor_name", "action", "target", "via")
@@ -27,6 +28,7 @@ def test_opening_trails_and_user_pages_is_audited(client, make_person, store_eve
         ("sam", "trail_viewed", "req-1", "api"),
         ("sam", "user_viewed", "u-1", "api"),
         ("sam", "user_viewed", "u-1", "search"),
+        ("sam", "requests_searched", "text=timeout&range=all", "search"),
     ]
 
 

@@ -511,3 +511,55 @@ def test_openapi_schema_and_docs_are_served(admin_client):
     assert "/api/v1/batch" in paths and "/api/v1/events" in paths
     assert "examples" in json.dumps(paths["/api/v1/batch"])
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "timestamp", [10**400, "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:00-05:00", -(10**30)]
+)
+def test_out_of_range_timestamps_are_refused_per_item_not_a_500(api_client, make_key, timestamp):
+    _, key = make_key()
+
+    response = post(
+        api_client, "/api/v1/batch", [{"event": "bad", "timestamp": timestamp}, {"event": "good"}], key
+    )
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1
+    assert "timestamp" in body["rejected"][0]["errors"]
+
+
+def test_a_sent_at_far_off_is_not_applied_and_out_of_range_sent_at_is_a_400(api_client, make_key):
+    _, key = make_key()
+    stamp = "2024-01-01T00:00:00Z"
+
+    post(
+        api_client,
+        "/api/v1/batch",
+        {"sent_at": "2036-01-01T00:00:00Z", "batch": [{"event": "a", "timestamp": stamp}]},
+        key,
+    )
+    broken = post(api_client, "/api/v1/batch", {"sent_at": 10**400, "batch": [{"event": "a"}]}, key)
+
+    stored = RawEvent.objects.get()
+    assert stored.timestamp == datetime(2024, 1, 1, tzinfo=UTC)
+    assert any("not corrected" in note for note in stored.notes)
+    assert broken.status_code == 400
+
+
+def test_a_failure_to_record_key_use_does_not_turn_a_stored_batch_into_a_503(
+    api_client, make_key, monkeypatch
+):
+    from django.db import OperationalError
+
+    _, key = make_key()
+
+    def failing_touch(**kwargs):  # failure injection: the database drops right after the commit
+        raise OperationalError("connection lost")
+
+    monkeypatch.setattr("apps.ingest.api.api_key_touch", failing_touch)
+
+    response = post(api_client, "/api/v1/batch", [{"event": "a"}], key)
+
+    assert response.status_code == 202
+    assert RawEvent.objects.count() == 1

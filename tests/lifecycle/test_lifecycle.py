@@ -108,3 +108,6 @@ def test_purge_user_removes_them_everywhere_and_corrects_the_rollups(es_backend,
     # 3 minute buckets, 1 hour and 1 day hold alice as a unique user
     assert "3 raw events, 3 search documents, 5 unique-user rollup rows deleted" in text
     assert run("purge_user", "alice").startswith("user 'alice': 0 raw events, 0 search documents")
+    from apps.accounts.models import AuditEntry
+
+    assert AuditEntry.objects.filter(action="user_purged", target="alice", via="command").count() == 2

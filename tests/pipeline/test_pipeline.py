@@ -271,3 +271,25 @@ def test_concurrent_chunks_over_the_same_events_count_each_once(api_client, make
 
     assert errors == []
     assert day_count() == 200
+
+
+def test_huge_numbers_stay_in_the_event_but_out_of_the_sums(make_key):
+    api_key, _ = make_key()
+    events = [
+        RawEvent.objects.create(
+            event="e",
+            service="search-api",
+            stage="prod",
+            timestamp=T0,
+            received_at=T0,
+            api_key=api_key,
+            properties={"bytes": value},
+        )
+        for value in (1e308, 1e308, 5)
+    ]
+
+    services.aggregate_chunk(event_ids=[ev.pk for ev in events])
+
+    assert day_count("e") == 3
+    numeric = RollupNumeric.objects.get(granularity="day", event="e", prop="bytes")
+    assert (numeric.count, numeric.sum) == (1, 5)
