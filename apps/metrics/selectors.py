@@ -264,7 +264,8 @@ def _rollup_base(model, query: SeriesQuery, start: datetime, end: datetime) -> Q
 
 def _rollup_cells(query, measure, prop, group, start, end) -> dict[tuple[datetime, str], _Cell]:
     group_values = {"g": F(group)} if group else {}
-    bucket = {"b": _bucket_key(query.interval)}
+    # Distinct counts group on the column itself, where the index order helps; the rest read epoch seconds.
+    bucket = {"b": _bucket_expr(query.interval) if measure == "unique_users" else _bucket_key(query.interval)}
     if measure == "count":
         base = _rollup_base(RollupCount, query, start, end)
         aggregates, make = {"n": Sum("count")}, lambda n: _Cell(count=n)
