@@ -24,13 +24,17 @@ class _BucketFields(models.Model):
         return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:%M} {self.service}/{self.event}"
 
 
+# The unique keys lead with (granularity, event, bucket_start): a chart reads a few events over a range,
+# so their buckets sit next to each other in the index.
+
+
 class RollupCount(_BucketFields):
     count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["granularity", "bucket_start", "event", "service", "stage"], name="rollupcount_bucket"
+                fields=["granularity", "event", "bucket_start", "service", "stage"], name="rollupcount_bucket"
             )
         ]
 
@@ -47,7 +51,7 @@ class RollupNumeric(_BucketFields):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["granularity", "bucket_start", "event", "service", "stage", "prop"],
+                fields=["granularity", "event", "bucket_start", "service", "stage", "prop"],
                 name="rollupnumeric_bucket",
             )
         ]
@@ -59,7 +63,7 @@ class RollupUser(_BucketFields):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["granularity", "bucket_start", "event", "service", "stage", "user_id"],
+                fields=["granularity", "event", "bucket_start", "service", "stage", "user_id"],
                 name="rollupuser_bucket",
             )
         ]

@@ -17,15 +17,14 @@ up: it reads the range's raw events (cost grows with the raw events in the range
 """
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, F, Func, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import TruncWeek
+from django.db.models.functions import Cast, TruncWeek
 
 from apps.ingest.models import RawEvent
 
@@ -73,13 +72,17 @@ class Series:
 
 
 @dataclass
-class _Cell:
-    """What one (bucket, group) holds before it becomes a number: additive parts, or a set of users."""
+class _Column:
+    """One group's parts, bucket by bucket, before they become numbers: additive parts, or users."""
 
-    count: float = 0.0
-    total: float = 0.0
-    users: set[str] | None = None
-    distinct: int | None = None
+    count: list[float]
+    total: list[float]
+    distinct: list[int] | None = None  # unique users counted by the database
+    users: dict[int, set[str]] | None = None  # unique users gathered from raw events, by bucket index
+
+    @classmethod
+    def empty(cls, size: int) -> "_Column":
+        return cls(count=[0] * size, total=[0.0] * size)
 
 
 def series_for(query: SeriesQuery) -> list[Series]:
@@ -179,67 +182,73 @@ def _series_over(
     """Return one period's series: the top groups (or the given ones) and "other" for the rest."""
     group = _group_field(query)
     use_raw = bool(query.filters) or group.startswith("prop:")
-    cells = (_raw_cells if use_raw else _rollup_cells)(query, measure, prop, group, start, end)
-    if names is None:
-        names = _ranked_groups(cells, measure, query.top_n) if group else [TOTAL]
-    if group:
-        _fold_other(cells, names, measure, query, prop, group, start, end, use_raw)
-    if with_other is None:
-        with_other = any(key[1] == OTHER for key in cells)
     buckets = bucket_starts(start, end, query.interval)
+    columns = (_raw_columns if use_raw else _rollup_columns)(query, measure, prop, group, start, len(buckets))
+    if names is None:
+        names = _ranked_groups(columns, measure, query.top_n) if group else [TOTAL]
+    if group:
+        _fold_other(columns, names, measure, query, group, start, end, len(buckets), use_raw)
+    if with_other is None:
+        with_other = OTHER in columns
     return [
-        Series(name, [(b, _value(cells.get((b, name)), measure)) for b in buckets])
+        Series(name, list(zip(buckets, _values(columns.get(name), measure, len(buckets)), strict=True)))
         for name in names + ([OTHER] if with_other else [])
     ]
 
 
-def _value(cell: _Cell | None, measure: str) -> float | None:
+def _values(column: _Column | None, measure: str, size: int) -> list[float | None]:
     if measure == "avg":
-        return cell.total / cell.count if cell and cell.count else None
-    if cell is None:
-        return 0
+        if column is None:
+            return [None] * size
+        return [
+            total / count if count else None for count, total in zip(column.count, column.total, strict=True)
+        ]
+    if column is None:
+        return [0] * size
     if measure == "count":
-        return cell.count
+        return column.count
     if measure == "sum":
-        return cell.total
-    return cell.distinct if cell.distinct is not None else len(cell.users or ())
+        return column.total
+    if column.distinct is not None:
+        return column.distinct
+    users = column.users or {}
+    return [len(users.get(index, ())) for index in range(size)]
 
 
-def _ranked_groups(cells: dict, measure: str, top_n: int) -> list[str]:
-    totals: dict[str, float] = defaultdict(float)
-    for (_, name), cell in cells.items():
-        totals[name] += (
-            cell.total
-            if measure == "sum"
-            else cell.count
-            if measure in ("count", "avg")
-            else (cell.distinct if cell.distinct is not None else len(cell.users or ()))
-        )
+def _ranked_groups(columns: dict[str, _Column], measure: str, top_n: int) -> list[str]:
+    size = len(next(iter(columns.values())).count) if columns else 0
+    totals = {
+        name: sum(column.count if measure == "avg" else _values(column, measure, size))
+        for name, column in columns.items()
+    }
     ranked = sorted(totals, key=lambda name: (-totals[name], name))
     return ranked[:top_n]
 
 
-def _fold_other(cells, names, measure, query, prop, group, start, end, use_raw) -> None:
-    """Replace the groups outside the top N by one "other" group per bucket (exactly, users included)."""
+def _fold_other(columns, names, measure, query, group, start, end, size, use_raw) -> None:
+    """Replace the groups outside the top N by one "other" group (exactly, users included)."""
     keep = set(names)
-    rest = [key for key in cells if key[1] not in keep]
+    rest = [name for name in columns if name not in keep]
     if not rest:
         return
     if measure == "unique_users" and not use_raw:
         # Distinct users across several groups cannot be added up: ask the rollups once more.
-        for key in rest:
-            del cells[key]
+        for name in rest:
+            del columns[name]
         qs = _rollup_base(RollupUser, query, start, end).exclude(**{f"{group}__in": names})
-        for row in qs.values(b=_bucket_expr(query.interval)).annotate(n=Count("user_id", distinct=True)):
-            cells[(_as_utc(row["b"]), OTHER)] = _Cell(distinct=row["n"])
+        found = _columns_from(qs, query.interval, start, size, "", {"u": Count("user_id", distinct=True)})
+        columns[OTHER] = found.get(TOTAL) or _Column.empty(size)
         return
-    for key in rest:
-        cell = cells.pop(key)
-        other = cells.setdefault((key[0], OTHER), _Cell(users=set() if cell.users is not None else None))
-        other.count += cell.count
-        other.total += cell.total
-        if cell.users is not None:
-            other.users |= cell.users
+    other = _Column.empty(size)
+    for name in rest:
+        column = columns.pop(name)
+        other.count = [a + b for a, b in zip(other.count, column.count, strict=True)]
+        other.total = [a + b for a, b in zip(other.total, column.total, strict=True)]
+        if column.users is not None:
+            other.users = other.users or {}
+            for index, users in column.users.items():
+                other.users.setdefault(index, set()).update(users)
+    columns[OTHER] = other
 
 
 # --- sources ---------------------------------------------------------------------------------------------
@@ -262,49 +271,70 @@ def _rollup_base(model, query: SeriesQuery, start: datetime, end: datetime) -> Q
     )
 
 
-def _rollup_cells(query, measure, prop, group, start, end) -> dict[tuple[datetime, str], _Cell]:
-    group_values = {"g": F(group)} if group else {}
-    # Distinct counts group on the column itself, where the index order helps; the rest read epoch seconds.
-    bucket = {"b": _bucket_expr(query.interval) if measure == "unique_users" else _bucket_key(query.interval)}
+def _rollup_columns(query, measure, prop, group, start, size) -> dict[str, _Column]:
+    end = start + size * STEP[query.interval]
     if measure == "count":
-        base = _rollup_base(RollupCount, query, start, end)
-        aggregates, make = {"n": Sum("count")}, lambda n: _Cell(count=n)
+        qs, aggregates = _rollup_base(RollupCount, query, start, end), {"n": Sum("count")}
     elif measure in ("sum", "avg"):
-        base = _rollup_base(RollupNumeric, query, start, end).filter(prop=prop)
-        aggregates, make = {"n": Sum("count"), "s": Sum("sum")}, lambda n, s: _Cell(count=n, total=s)
+        qs = _rollup_base(RollupNumeric, query, start, end).filter(prop=prop)
+        aggregates = {"n": Sum("count"), "s": Sum("sum")}
     else:
-        base = _rollup_base(RollupUser, query, start, end)
-        aggregates, make = {"n": Count("user_id", distinct=True)}, lambda n: _Cell(distinct=n)
-    names = ["b", *group_values, *aggregates]
-    rows = base.values(**bucket, **group_values).annotate(**aggregates).values_list(*names)
-    moments: dict[Any, datetime] = {}
-    cells: dict[tuple[datetime, str], _Cell] = {}
-    width = 2 if group else 1
-    for row in rows:
-        key = row[0]
-        moment = moments.get(key)
-        if moment is None:
-            moment = moments[key] = _bucket_moment(key)
-        cells[(moment, row[1] if group else TOTAL)] = make(*row[width:])
-    return cells
+        qs, aggregates = _rollup_base(RollupUser, query, start, end), {"u": Count("user_id", distinct=True)}
+    return _columns_from(qs, query.interval, start, size, group, aggregates)
 
 
-def _bucket_key(interval: str):
-    """The bucket as epoch seconds on PostgreSQL: thousands of timestamps parse slowly in Python."""
-    expression = _bucket_expr(interval)
+# What each aggregate fills in a column, and its type once out of the database.
+_PARTS = {"n": ("count", "bigint"), "s": ("total", "float8"), "u": ("distinct", "bigint")}
+
+
+def _columns_from(qs: QuerySet, interval: str, start: datetime, size: int, group: str, aggregates: dict):
+    """Group `qs` by bucket (and group) with the aggregates, and lay the results out as columns."""
+    # Grouping on the bucket column itself lets PostgreSQL read distinct users in index order.
+    grouped = qs.values(b=_bucket_expr(interval), g=F(group) if group else Value(TOTAL)).annotate(
+        **aggregates
+    )
+    columns: dict[str, _Column] = {}
+
+    def column_of(name: str) -> _Column:
+        column = columns.get(name)
+        if column is None:
+            column = columns[name] = _Column.empty(size)
+            if "u" in aggregates:
+                column.distinct = [0] * size
+        return column
+
     if connection.vendor == "postgresql":
-        return Func(
-            expression, template="EXTRACT(EPOCH FROM %(expressions)s)::bigint", output_field=BigIntegerField()
-        )
-    return expression
+        # One row per group, its buckets as arrays of (index, value): thousands of (bucket, group) rows cost
+        # more to turn into Python objects than the database needs to add them up.
+        sql, params = grouped.query.sql_with_params()
+        index = '(EXTRACT(EPOCH FROM "b")::bigint - %s) / %s'
+        arrays = ", ".join(f'array_agg("{part}"::{_PARTS[part][1]} ORDER BY "b")' for part in aggregates)
+        step = int(STEP[interval].total_seconds())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT "g", array_agg({index} ORDER BY "b"), {arrays} FROM ({sql}) AS cells GROUP BY "g"',
+                (int(start.timestamp()), step, *params),
+            )
+            for name, indexes, *parts in cursor.fetchall():
+                column = column_of(name)
+                for part, values in zip(aggregates, parts, strict=True):
+                    target = getattr(column, _PARTS[part][0])
+                    for position, value in zip(indexes, values, strict=True):
+                        target[position] = value
+        return columns
+    step = STEP[interval]
+    for row in grouped.values_list("b", "g", *aggregates):
+        column = column_of(row[1])
+        position = (_as_utc(row[0]) - start) // step
+        for part, value in zip(aggregates, row[2:], strict=True):
+            getattr(column, _PARTS[part][0])[position] = value
+    return columns
 
 
-def _bucket_moment(key: Any) -> datetime:
-    return datetime.fromtimestamp(key, tz=UTC) if isinstance(key, int) else _as_utc(key)
-
-
-def _raw_cells(query, measure, prop, group, start, end) -> dict[tuple[datetime, str], _Cell]:
+def _raw_columns(query, measure, prop, group, start, size) -> dict[str, _Column]:
     """Aggregate the range's raw events in Python (property breakdowns and filters are not rolled up)."""
+    step = STEP[query.interval]
+    end = start + size * step
     # Only aggregated events: the same set the rollups count, so both sources agree.
     qs = RawEvent.objects.filter(
         timestamp__gte=start, timestamp__lt=end, event__in=query.events, aggregated_at__isnull=False
@@ -312,26 +342,30 @@ def _raw_cells(query, measure, prop, group, start, end) -> dict[tuple[datetime, 
     for index, (name, value) in enumerate(query.filters):
         # The key goes in as a query parameter, never into the SQL text: property names are user-chosen.
         alias = f"filter_{index}"
-        qs = qs.alias(**{alias: KeyTextTransform(name, "properties")}).filter(**{alias: value})
-    columns = ["timestamp", "user_id", "properties"] + ([group] if group in COLUMN_BREAKDOWNS else [])
-    cells: dict[tuple[datetime, str], _Cell] = {}
-    for row in qs.values_list(*columns).iterator(chunk_size=5000):
+        # Cast to text: on SQLite, Django would otherwise read the compared value as JSON ("malformed JSON").
+        as_text = Cast(KeyTextTransform(name, "properties"), output_field=TextField())
+        qs = qs.alias(**{alias: as_text}).filter(**{alias: value})
+    columns_read = ["timestamp", "user_id", "properties"] + ([group] if group in COLUMN_BREAKDOWNS else [])
+    columns: dict[str, _Column] = {}
+    for row in qs.values_list(*columns_read).iterator(chunk_size=5000):
         timestamp, user_id, properties = row[0], row[1], row[2] or {}
         name = _raw_group(group, row, properties)
         if name is None:
             continue
-        cell = cells.setdefault((align(timestamp, query.interval), name), _Cell(users=set()))
+        column = columns.get(name)
+        if column is None:
+            column = columns[name] = _Column.empty(size)
+            column.users = {}
+        index = (align(timestamp, query.interval) - start) // step
         if measure in ("sum", "avg"):
             number = numeric_properties({prop: properties.get(prop)}).get(prop)
             if number is None:
                 continue
-            cell.count += 1
-            cell.total += number
-        else:
-            cell.count += 1
-            if user_id:
-                cell.users.add(user_id)
-    return cells
+            column.total[index] += number
+        elif user_id:
+            column.users.setdefault(index, set()).add(user_id)
+        column.count[index] += 1
+    return columns
 
 
 def _raw_group(group: str, row: tuple, properties: dict) -> str | None:

@@ -21,7 +21,7 @@ _, key = service_key_create(service_name="gateway", stage="dev")
 client = Client(HTTP_HOST="127.0.0.1")
 batch = [{"event": "search_made", "event_id": "0b6f3c52-5f0e-4a8e-9d3f-2f4d1c1e7a01", "user_id": "u1",
           "correlation_id": "c-1", "timestamp": "2026-11-25T10:00:00Z",
-          "properties": {"n": 2}},
+          "properties": {"n": 2, "region": "eu"}},
          {"type": "log", "level": "error", "message": "boom", "correlation_id": "c-1",
           "timestamp": "2026-11-25T10:00:01Z"}]
 ingest = client.post("/api/v1/batch", json.dumps(batch), content_type="application/json",
@@ -30,12 +30,21 @@ again = client.post("/api/v1/batch", json.dumps(batch[:1]), content_type="applic
                     HTTP_AUTHORIZATION=f"Bearer {key}")
 client.force_login(user_create(username="sam", role="support", password="correct-horse-battery"))
 trail = client.get("/api/v1/traces/c-1").json()
+client.force_login(user_create(username="pat", role="product", password="correct-horse-battery"))
+series = {
+    measure: client.get("/api/v1/metrics/series", {
+        "event": "search_made", "measure": measure, "interval": interval, "breakdown": "service",
+        "filter": "region=eu", "from": "2026-11-23T00:00:00Z", "to": "2026-11-30T00:00:00Z"}).json()
+    for measure, interval in (("count", "day"), ("unique_users", "week"), ("sum:n", "hour"))
+}
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"], "eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "backend": settings.TRACE_BACKEND, "ingest": ingest.json(), "again": again.json(),
     "aggregated": RawEvent.objects.filter(aggregated_at__isnull=False).count(),
     "day_count": sum(RollupCount.objects.filter(granularity="day").values_list("count", flat=True)),
     "trail": [(e["type"], e["level"]) for e in trail["events"]],
+    "series": {measure: {s["name"]: sum(p["v"] for p in s["points"]) for s in answer["series"]}
+               for measure, answer in series.items()},
 }))
 """
 
@@ -57,3 +66,9 @@ def test_ingest_aggregate_and_search_without_any_server(tmp_path):
     assert result["again"] == {"accepted": 0, "duplicates": 1, "rejected": []}
     assert result["aggregated"] == 2 and result["day_count"] == 2
     assert result["trail"] == [["metric", ""], ["log", "error"]]
+    # Charts on SQLite too, with a property filter (read from raw events) and each measure.
+    assert result["series"] == {
+        "count": {"gateway": 1},
+        "unique_users": {"gateway": 1},
+        "sum:n": {"gateway": 2},
+    }
