@@ -250,6 +250,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Trace events and request summaries share one level enum.
+    "ENUM_NAME_OVERRIDES": {"LevelEnum": "apps.ingest.conform.LEVELS"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.ingest.schema.complete_batch_request",
+    ],
 }
 
 # --- Logging: JSON lines on stdout, each with service, stage and correlation_id.

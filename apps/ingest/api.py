@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -70,11 +70,7 @@ class EventIngestView(_IngestView):
         operation_id="ingest_event",
         summary="Send one event or log line",
         request=schema.EventSchema,
-        responses={
-            202: schema.SingleResultSchema,
-            **schema.COMMON_RESPONSES,
-            400: OpenApiResponse(schema.ErrorSchema, description="Malformed body or an invalid event."),
-        },
+        responses={202: schema.SingleResultSchema, **schema.EVENT_RESPONSES},
         examples=[schema.METRIC_EXAMPLE, schema.LOG_RECORD_EXAMPLE],
         tags=["ingestion"],
     )

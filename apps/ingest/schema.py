@@ -1,64 +1,142 @@
 """OpenAPI descriptions of the ingestion endpoints (documentation only: validation lives in conform.py)."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from apps.common.openapi import ErrorSchema
+
 LEVEL_CHOICES = ["debug", "info", "warning", "error", "critical"]
+
+
+# Conform reads what services really send, so the documented types are as wide as what it accepts.
+@extend_schema_field(
+    {"anyOf": [{"type": "string"}, {"type": "number"}], "nullable": True},
+)
+class _TimestampField(serializers.Field):
+    pass
+
+
+@extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True})
+class _UserIdField(serializers.Field):
+    pass
+
 
 EventSchema = inline_serializer(
     "Event",
     fields={
-        "event_id": serializers.UUIDField(required=False, help_text="Client-made idempotency key."),
-        "type": serializers.ChoiceField(choices=["metric", "log"], required=False, default="metric"),
-        "event": serializers.CharField(max_length=200, required=False, help_text='Metric name; logs: "log".'),
-        "timestamp": serializers.CharField(required=False, help_text="ISO-8601, or epoch seconds."),
-        "user_id": serializers.CharField(max_length=200, required=False),
-        "correlation_id": serializers.CharField(max_length=200, required=False),
-        "level": serializers.ChoiceField(choices=LEVEL_CHOICES, required=False),
-        "message": serializers.CharField(required=False),
-        "properties": serializers.DictField(required=False),
-        "service": serializers.CharField(required=False, help_text="Only for forwarder keys."),
-        "stage": serializers.CharField(required=False, help_text="Only for forwarder keys."),
+        "event_id": serializers.UUIDField(
+            required=False, allow_null=True, help_text="Client-made idempotency key; the server makes one."
+        ),
+        "type": serializers.ChoiceField(choices=["metric", "log"], required=False, allow_null=True),
+        "event": serializers.CharField(
+            required=False,
+            allow_null=True,
+            min_length=1,
+            help_text='Metric name, at most 200 printable characters; logs default to "log".',
+        ),
+        "timestamp": _TimestampField(
+            required=False,
+            help_text="ISO-8601, or epoch seconds (number or numeric text); before 2000 is refused, "
+            "more than 5 minutes ahead is clamped to the received time. Default: the received time.",
+        ),
+        "user_id": _UserIdField(required=False, help_text="Text or a whole number; at most 200 characters."),
+        "correlation_id": serializers.CharField(
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="At most 200 printable characters; default: the X-Correlation-ID header.",
+        ),
+        "level": serializers.CharField(
+            required=False,
+            allow_null=True,
+            help_text=f"Logs: one of {', '.join(LEVEL_CHOICES)}, in any case; warn, err, fatal, crit and "
+            "trace are read as their level. Default for logs: info.",
+        ),
+        "message": serializers.CharField(required=False, allow_null=True, allow_blank=True),
+        "properties": serializers.DictField(required=False, allow_null=True),
+        "service": serializers.CharField(
+            required=False, min_length=1, help_text="Only for forwarder keys (default: the key's service)."
+        ),
+        "stage": serializers.CharField(
+            required=False, min_length=1, help_text="Only for forwarder keys (default: the key's stage)."
+        ),
     },
 )
 
 BatchSchema = inline_serializer(
     "Batch",
     fields={
-        "batch": serializers.ListField(child=EventSchema, max_length=1000),
-        "sent_at": serializers.CharField(required=False, help_text="When the client sent it (clock skew)."),
+        "batch": serializers.ListField(
+            child=EventSchema,
+            min_length=1,
+            max_length=1000,
+            help_text="Events; each is checked on its own and a refused one is listed in `rejected`.",
+        ),
+        "sent_at": _TimestampField(
+            required=False, help_text="When the client sent the batch, to correct its clock skew."
+        ),
     },
 )
+
+
+class RejectedItemSerializer(serializers.Serializer):
+    """One refused item of a batch (documentation only)."""
+
+    index = serializers.IntegerField(min_value=0, help_text="Position of the item in the batch.")
+    errors = serializers.DictField(child=serializers.CharField(), help_text="Field -> what is wrong.")
+
+    class Meta:
+        ref_name = "RejectedItem"
+
+
+def _rejected_items(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=RejectedItemSerializer(), **kwargs)
+
 
 IngestResultSchema = inline_serializer(
     "IngestResult",
     fields={
-        "accepted": serializers.IntegerField(),
-        "duplicates": serializers.IntegerField(),
-        "rejected": serializers.ListField(child=serializers.DictField()),
+        "accepted": serializers.IntegerField(min_value=0, help_text="Events stored by this request."),
+        "duplicates": serializers.IntegerField(min_value=0, help_text="Events already stored (by event_id)."),
+        "rejected": _rejected_items(),
     },
 )
 
 SingleResultSchema = inline_serializer(
     "SingleIngestResult",
     fields={
-        "accepted": serializers.IntegerField(),
-        "duplicates": serializers.IntegerField(),
-        "rejected": serializers.ListField(child=serializers.DictField()),
+        "accepted": serializers.IntegerField(min_value=0, max_value=1),
+        "duplicates": serializers.IntegerField(min_value=0, max_value=1),
+        "rejected": _rejected_items(max_length=0),
         "event_id": serializers.UUIDField(),
     },
 )
 
-ErrorSchema = inline_serializer("Error", fields={"detail": serializers.CharField()})
+RefusedEventSchema = inline_serializer(
+    "RefusedEvent",
+    fields={
+        "detail": serializers.CharField(),
+        "errors": serializers.DictField(
+            child=serializers.CharField(), required=False, help_text="Field -> what is wrong."
+        ),
+    },
+)
 
 COMMON_RESPONSES = {
     400: OpenApiResponse(ErrorSchema, description="Malformed body."),
     401: OpenApiResponse(ErrorSchema, description="No key or an unknown key."),
-    403: OpenApiResponse(ErrorSchema, description="Revoked key, or a record out of the key's scope."),
+    403: OpenApiResponse(ErrorSchema, description="Revoked or expired key."),
     413: OpenApiResponse(ErrorSchema, description="Body, batch or decompressed body too large."),
     415: OpenApiResponse(ErrorSchema, description="Not application/json, or an unsupported encoding."),
     429: OpenApiResponse(ErrorSchema, description="Throttled; see Retry-After."),
     503: OpenApiResponse(ErrorSchema, description="Database unavailable; nothing stored; see Retry-After."),
+}
+EVENT_RESPONSES = {
+    **COMMON_RESPONSES,
+    400: OpenApiResponse(RefusedEventSchema, description="Malformed body, or the event is invalid."),
+    403: OpenApiResponse(
+        RefusedEventSchema, description="Revoked or expired key, or an event for another service or stage."
+    ),
 }
 
 METRIC_EXAMPLE = OpenApiExample(
@@ -95,3 +173,23 @@ BATCH_EXAMPLE = OpenApiExample(
     },
     request_only=True,
 )
+
+
+def complete_batch_request(result: dict, generator, request, public: bool) -> dict:
+    """Postprocessing hook: say what drf-spectacular cannot about POST /api/v1/batch.
+
+    The envelope takes no other keys (they are refused with 400), and a bare array of events is accepted
+    as well as the envelope.
+    """
+    batch = result.get("components", {}).get("schemas", {}).get("Batch")
+    operation = result.get("paths", {}).get("/api/v1/batch", {}).get("post")
+    if batch is None or operation is None:
+        return result
+    batch["additionalProperties"] = False
+    events = batch["properties"]["batch"]
+    bare = {key: value for key, value in events.items() if key != "description"}
+    body = operation["requestBody"]["content"]["application/json"]
+    body["schema"] = {
+        "oneOf": [{"$ref": "#/components/schemas/Batch"}, {**bare, "description": "A bare array."}]
+    }
+    return result

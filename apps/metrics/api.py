@@ -1,10 +1,9 @@
 """GET /api/v1/metrics/series: a measure over time from the rollups, for charts and scripts."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -15,35 +14,62 @@ from rest_framework.views import APIView
 from apps.accounts.auth import PersonalTokenAuthentication
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import PRODUCT
+from apps.common.openapi import READ_RESPONSES
+from apps.common.params import query_bool, query_int, query_time
 
-from .selectors import SeriesQuery, SeriesQueryError, series_for
+from .selectors import INTERVALS, SeriesQuery, SeriesQueryError, series_for
 
 DEFAULT_SPAN = timedelta(days=7)
+MAX_TOP = 50
 
-SeriesResponse = inline_serializer(
-    "SeriesResponse",
-    fields={"series": serializers.ListField(child=serializers.DictField())},
+SeriesPointSchema = inline_serializer(
+    "SeriesPoint",
+    fields={
+        "t": serializers.DateTimeField(help_text="Bucket start, UTC."),
+        "v": serializers.FloatField(allow_null=True, help_text="null: an average over no events."),
+    },
 )
+SeriesSchema = inline_serializer(
+    "Series",
+    fields={
+        "name": serializers.CharField(
+            help_text='"total", a breakdown value, "other" or "… (previous period)".'
+        ),
+        "points": serializers.ListField(child=SeriesPointSchema),
+    },
+)
+SeriesResponse = inline_serializer(
+    "SeriesResponse", fields={"series": serializers.ListField(child=SeriesSchema)}
+)
+
+# What the parser below accepts, so generated requests and the docs agree with it. Patterns are searched,
+# not anchored, unless they say so. No NUL anywhere: PostgreSQL cannot store or compare it.
+# What str.strip() removes, spelled out: regex dialects disagree on what \s matches (\x1c-\x1f, \x85).
+_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+EVENT_PATTERN = f"^[^\\x00]*[^,{_SPACE}\\x00][^\\x00]*$"  # at least one name once split on commas
+FILTER_PATTERN = f"^[^=\\x00]*[^={_SPACE}\\x00][^=\\x00]*=[^\\x00]*$"
+MEASURE_PATTERN = "^(count|unique_users|(sum|avg):[^\\x00]+)$"
+BREAKDOWN_PATTERN = "^(service|stage|event|prop:[^\\x00]+)?$"
+TIME = {"type": "string", "format": "date-time"}
 
 
 def series_query_from_params(params) -> SeriesQuery:
     """Build a SeriesQuery from query parameters; raise ValidationError naming the bad one."""
+    for name in ("event", "filter", "measure", "interval", "breakdown"):
+        if any("\x00" in value for value in params.getlist(name)):
+            raise exceptions.ValidationError({name: "must not contain NUL characters"})
     events = tuple(e.strip() for raw in params.getlist("event") for e in raw.split(",") if e.strip())
-    now = timezone.now()
-    end = _time(params, "to") or now
-    start = _time(params, "from") or end - DEFAULT_SPAN
+    end = query_time(params, "to") or timezone.now()
+    start = query_time(params, "from") or _earlier(end, DEFAULT_SPAN, "to")
+    compare = query_bool(params, "compare")
+    if compare and start < end:
+        _earlier(start, end - start, "from")  # the previous period must exist on the calendar
     filters = []
     for raw in params.getlist("filter"):
         name, sep, value = raw.partition("=")
         if not sep or not name.strip():
-            raise exceptions.ValidationError({"filter": f"{raw!r}: use filter=<property>=<value>"})
+            raise exceptions.ValidationError({"filter": f"{raw[:60]!r}: use filter=<property>=<value>"})
         filters.append((name.strip(), value))
-    for name in ("event", "filter", "measure", "interval", "breakdown"):
-        if any("\x00" in value for value in params.getlist(name)):
-            raise exceptions.ValidationError({name: "must not contain NUL characters"})
-    top = params.get("top", "5")
-    if not top.isdigit():
-        raise exceptions.ValidationError({"top": "must be a whole number"})
     return SeriesQuery(
         events=events,
         measure=params.get("measure", "count"),
@@ -52,21 +78,20 @@ def series_query_from_params(params) -> SeriesQuery:
         end=end,
         breakdown=params.get("breakdown", ""),
         filters=tuple(filters),
-        top_n=int(top),
-        compare=params.get("compare", "") in ("1", "true", "yes", "on"),
+        top_n=query_int(params, "top", default=5, minimum=1, maximum=MAX_TOP),
+        compare=compare,
     )
 
 
-def _time(params, name: str):
-    raw = params.get(name, "").strip()
-    if not raw:
-        return None
-    value = parse_datetime(raw.replace(" ", "+"))
-    if value is None:
-        raise exceptions.ValidationError({name: f"{raw!r} is not an ISO-8601 date and time"})
-    if value.tzinfo is None:
-        raise exceptions.ValidationError({name: "give a time zone, e.g. 2026-11-26T00:00:00Z"})
-    return value
+TOO_EARLY = "is too early: the range (and with compare, the period before it) must start after year 1"
+
+
+def _earlier(moment: datetime, span: timedelta, name: str) -> datetime:
+    """Return moment - span; a ValidationError naming the parameter when that is before year 1."""
+    try:
+        return moment - span
+    except OverflowError:
+        raise exceptions.ValidationError({name: TOO_EARLY}) from None
 
 
 class SeriesAPI(APIView):
@@ -78,17 +103,45 @@ class SeriesAPI(APIView):
         operation_id="metrics_series",
         summary="A measure over time, optionally broken down",
         parameters=[
-            OpenApiParameter("event", str, many=True, description="one or more event names"),
-            OpenApiParameter("measure", str, description="count | unique_users | sum:<prop> | avg:<prop>"),
-            OpenApiParameter("interval", str, enum=["minute", "hour", "day", "week"]),
-            OpenApiParameter("from", str, description="ISO-8601 start (default: 7 days before `to`)"),
-            OpenApiParameter("to", str, description="ISO-8601 end (default: now)"),
-            OpenApiParameter("breakdown", str, description="service | stage | event | prop:<name>"),
-            OpenApiParameter("filter", str, many=True, description="<property>=<value>"),
-            OpenApiParameter("top", int, description="breakdown values shown before 'other' (1-50)"),
+            OpenApiParameter(
+                "event",
+                {"type": "array", "items": {"type": "string", "pattern": EVENT_PATTERN}, "minItems": 1},
+                required=True,
+                description="one or more event names (repeat the parameter, or separate them with commas)",
+                examples=[OpenApiExample("An event", value=["search_made"])],
+            ),
+            OpenApiParameter(
+                "measure",
+                {"type": "string", "pattern": MEASURE_PATTERN},
+                description="count (default) | unique_users | sum:<prop> | avg:<prop>",
+            ),
+            OpenApiParameter(
+                "interval", {"type": "string", "enum": list(INTERVALS)}, description="default day"
+            ),
+            OpenApiParameter(
+                "from",
+                TIME,
+                description="ISO-8601 start (default: 7 days before `to`)",
+            ),
+            OpenApiParameter("to", TIME, description="ISO-8601 end (default: now)"),
+            OpenApiParameter(
+                "breakdown",
+                {"type": "string", "pattern": BREAKDOWN_PATTERN},
+                description="service | stage | event | prop:<name>",
+            ),
+            OpenApiParameter(
+                "filter",
+                {"type": "array", "items": {"type": "string", "pattern": FILTER_PATTERN}},
+                description="<property>=<value>",
+            ),
+            OpenApiParameter(
+                "top",
+                {"type": "integer", "minimum": 1, "maximum": MAX_TOP},
+                description="breakdown values shown before 'other' (default 5)",
+            ),
             OpenApiParameter("compare", bool, description="add the previous period"),
         ],
-        responses={200: SeriesResponse},
+        responses={200: SeriesResponse, **READ_RESPONSES},
         tags=["metrics"],
     )
     def get(self, request: Request) -> Response:

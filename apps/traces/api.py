@@ -1,7 +1,12 @@
 """GET /api/v1/traces/<correlation_id> and /api/v1/users/<user_id>/requests."""
 
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -14,29 +19,75 @@ from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import SUPPORT
 from apps.accounts.services import audit_record
+from apps.common.openapi import READ_RESPONSES, ErrorSchema
+from apps.common.params import query_bool, query_int, query_time
 
 from . import selectors
+from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW
 
 MAX_PER_PAGE = 200
+# Shown in the API docs (and used by the schema fuzz, which seeds a request with these IDs).
+EXAMPLE_CORRELATION_ID = "8d0f6f8e-5d0b-4e37-9a52-2b3c1e0f9a77"
+EXAMPLE_USER_ID = "1234"
 
+
+def _level() -> serializers.ChoiceField:
+    # A new field each time: DRF binds a field to one serializer.
+    return serializers.ChoiceField(
+        choices=[level for level in LEVEL_RANK if level], allow_blank=True, help_text="Empty for metrics."
+    )
+
+
+TraceEventSchema = inline_serializer(
+    "TraceEvent",
+    fields={
+        "event_id": serializers.UUIDField(),
+        "type": serializers.ChoiceField(choices=["metric", "log"]),
+        "event": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "received_at": serializers.DateTimeField(),
+        "service": serializers.CharField(),
+        "stage": serializers.CharField(),
+        "user_id": serializers.CharField(allow_blank=True),
+        "correlation_id": serializers.CharField(allow_blank=True),
+        "level": _level(),
+        "message": serializers.CharField(allow_blank=True),
+        "properties": serializers.DictField(),
+        "notes": serializers.ListField(child=serializers.CharField(), help_text="What conform changed."),
+    },
+)
 TraceSchema = inline_serializer(
     "Trace",
     fields={
         "correlation_id": serializers.CharField(),
-        "events": serializers.ListField(child=serializers.DictField()),
+        "events": serializers.ListField(child=TraceEventSchema, min_length=1),
+    },
+)
+RequestSummarySchema = inline_serializer(
+    "RequestSummary",
+    fields={
+        "correlation_id": serializers.CharField(),
+        "first": serializers.DateTimeField(),
+        "last": serializers.DateTimeField(),
+        "duration_seconds": serializers.FloatField(min_value=0),
+        "services": serializers.ListField(child=serializers.CharField()),
+        "count": serializers.IntegerField(min_value=1),
+        "worst_level": _level(),
     },
 )
 UserRequestsSchema = inline_serializer(
     "UserRequests",
     fields={
         "user_id": serializers.CharField(),
-        "requests": serializers.ListField(child=serializers.DictField()),
-        "page": serializers.IntegerField(),
-        "per_page": serializers.IntegerField(),
-        "total": serializers.IntegerField(),
+        "requests": serializers.ListField(child=RequestSummarySchema),
+        "page": serializers.IntegerField(min_value=1),
+        "per_page": serializers.IntegerField(min_value=1, max_value=MAX_PER_PAGE),
+        "total": serializers.IntegerField(min_value=0),
         "has_next": serializers.BooleanField(),
     },
 )
+# Parsed by apps.common.params.query_time.
+TIME = {"type": "string", "format": "date-time"}
 
 
 class _SupportAPI(APIView):
@@ -49,11 +100,24 @@ class TraceAPI(_SupportAPI):
     @extend_schema(
         operation_id="trace_get",
         summary="The events of one correlation ID, in time order",
-        parameters=[OpenApiParameter("download", bool, description="answer as a file download")],
-        responses={200: TraceSchema},
+        parameters=[
+            OpenApiParameter(
+                "correlation_id",
+                str,
+                OpenApiParameter.PATH,
+                examples=[OpenApiExample("A request", value=EXAMPLE_CORRELATION_ID)],
+            ),
+            OpenApiParameter("download", bool, description="answer as a file download"),
+        ],
+        responses={
+            200: TraceSchema,
+            **READ_RESPONSES,
+            404: OpenApiResponse(ErrorSchema, description="No events have this correlation ID."),
+        },
         tags=["traces"],
     )
     def get(self, request: Request, correlation_id: str) -> Response:
+        download = query_bool(request.query_params, "download")
         audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="api")
         events = selectors.trail_get(correlation_id=correlation_id)
         if not events:
@@ -62,7 +126,7 @@ class TraceAPI(_SupportAPI):
                 "older than the retention period are deleted."
             )
         response = Response({"correlation_id": correlation_id, "events": [ev.as_json() for ev in events]})
-        if request.query_params.get("download"):
+        if download:
             safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in correlation_id)[:100]
             response["Content-Disposition"] = f'attachment; filename="trace-{safe_name}.json"'
         return response
@@ -73,20 +137,41 @@ class UserRequestsAPI(_SupportAPI):
         operation_id="user_requests",
         summary="One user's requests, newest first",
         parameters=[
-            OpenApiParameter("from", str, description="ISO-8601 start"),
-            OpenApiParameter("to", str, description="ISO-8601 end (exclusive)"),
-            OpenApiParameter("page", int),
-            OpenApiParameter("per_page", int, description=f"at most {MAX_PER_PAGE}"),
+            OpenApiParameter(
+                "user_id",
+                str,
+                OpenApiParameter.PATH,
+                examples=[OpenApiExample("A user", value=EXAMPLE_USER_ID)],
+            ),
+            OpenApiParameter("from", TIME, description="ISO-8601 start, with a time zone"),
+            OpenApiParameter(
+                "to",
+                TIME,
+                description="ISO-8601 end (exclusive), with a time zone",
+            ),
+            OpenApiParameter(
+                "page",
+                {"type": "integer", "minimum": 1, "maximum": MAX_RESULT_WINDOW},
+                description=f"page × per_page may not pass {MAX_RESULT_WINDOW} (default 1)",
+            ),
+            OpenApiParameter(
+                "per_page",
+                {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+                description="default 50",
+            ),
         ],
-        responses={200: UserRequestsSchema},
+        responses={200: UserRequestsSchema, **READ_RESPONSES},
         tags=["traces"],
     )
     def get(self, request: Request, user_id: str) -> Response:
         audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="api")
         params = request.query_params
-        start, end = _time(params, "from"), _time(params, "to")
-        page = _positive_int(params, "page", 1, 10_000)
-        per_page = _positive_int(params, "per_page", 50, MAX_PER_PAGE)
+        start, end = query_time(params, "from"), query_time(params, "to")
+        page = query_int(params, "page", default=1, minimum=1, maximum=MAX_RESULT_WINDOW)
+        per_page = query_int(params, "per_page", default=50, minimum=1, maximum=MAX_PER_PAGE)
+        if page * per_page > MAX_RESULT_WINDOW:
+            window = f"only the first {MAX_RESULT_WINDOW} requests can be paged through; narrow the range"
+            raise exceptions.ValidationError({"page": window})
         result = selectors.user_requests(user_id=user_id, start=start, end=end, page=page, per_page=per_page)
         return Response(
             {
@@ -98,24 +183,3 @@ class UserRequestsAPI(_SupportAPI):
                 "has_next": result.has_next,
             }
         )
-
-
-def _time(params, name: str):
-    raw = params.get(name, "").strip()
-    if not raw:
-        return None
-    value = parse_datetime(raw.replace(" ", "+"))  # a "+" in a query string arrives as a space
-    if value is None:
-        raise exceptions.ValidationError({name: f"{raw!r} is not an ISO-8601 date and time"})
-    if value.tzinfo is None:
-        raise exceptions.ValidationError({name: "give a time zone, e.g. 2026-11-26T10:00:00Z"})
-    return value
-
-
-def _positive_int(params, name: str, default: int, maximum: int) -> int:
-    raw = params.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise exceptions.ValidationError({name: f"must be a whole number from 1 to {maximum}"})
-    return int(raw)

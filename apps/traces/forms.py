@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django import forms
 from django.utils import timezone
 
-from .search.base import LEVEL_RANK, TraceQuery
+from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW, TraceQuery
 
 QUICK_RANGES = {
     "15m": ("last 15 minutes", timedelta(minutes=15)),
@@ -17,6 +17,7 @@ QUICK_RANGES = {
     "custom": ("custom range", None),
 }
 DEFAULT_RANGE = "7d"
+PER_PAGE = 50
 
 
 class TraceSearchForm(forms.Form):
@@ -35,7 +36,8 @@ class TraceSearchForm(forms.Form):
     end = forms.DateTimeField(
         required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    page = forms.IntegerField(required=False, min_value=1, max_value=10_000)
+    # Pages end where both search backends stop paging (a deeper page was a 500 on Elasticsearch).
+    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_RESULT_WINDOW // PER_PAGE)
 
     def clean(self) -> dict:
         data = super().clean()

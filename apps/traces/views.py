@@ -10,10 +10,9 @@ from apps.accounts.roles import SUPPORT
 from apps.accounts.services import audit_record
 
 from . import selectors
-from .forms import DEFAULT_RANGE, TraceSearchForm
+from .forms import DEFAULT_RANGE, PER_PAGE, TraceSearchForm
 from .timeline import timeline_for
 
-PER_PAGE = 50
 SURROUNDING_CHOICES = (10, 30, 60, 300)
 
 

@@ -319,3 +319,33 @@ def test_a_nul_in_series_parameters_is_a_400(client, make_person):
     response = client.get("/api/v1/metrics/series", {"event": "a\x00b"})
 
     assert response.status_code == 400
+
+
+YEAR_1 = "0001-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"event": "search_made", "to": YEAR_1}, "to"),  # default from: 7 days earlier
+        (
+            {
+                "event": "search_made",
+                "from": "0001-01-01T00:00:00Z",
+                "to": "0001-01-02T00:00:00Z",
+                "compare": "1",
+            },
+            "from",
+        ),
+        ({"event": "search_made", "top": "²"}, "top"),
+        ({"event": "search_made", "compare": "maybe"}, "compare"),
+    ],
+)
+def test_series_parameters_near_the_calendars_edge_are_400_not_500(client, make_person, params, field):
+    # Found by the schema fuzz (tests/fuzz): each of these was a 500.
+    client.force_login(make_person("product"))
+
+    response = client.get("/api/v1/metrics/series", params)
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import TRACE_BACKENDS
+
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -147,3 +149,87 @@ def test_a_nul_in_an_id_is_an_empty_answer_and_still_audited(support_client, tra
 
     assert response.status_code == 404
     assert AuditEntry.objects.get().target == "abc\ufffddef"
+
+
+# Found by the schema fuzz (tests/fuzz): each of these was a 500.
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        ("0272-07-02T12:43:57Z", None, ["req-2", "req/1:a"]),  # before date_nanos' 1970
+        (None, "2300-01-01T00:00:00Z", ["req-2", "req/1:a"]),  # after date_nanos' 2262
+        ("2300-01-01T00:00:00Z", None, []),
+        (None, "1900-01-01T00:00:00Z", []),
+    ],
+)
+def test_a_range_beyond_what_the_index_stores_still_answers(
+    support_client, trace_backend, two_requests, start, end, expected
+):
+    params = {name: value for name, value in (("from", start), ("to", end)) if value}
+
+    response = support_client.get("/api/v1/users/u-1/requests", params)
+
+    assert response.status_code == 200, response.content
+    assert [r["correlation_id"] for r in response.json()["requests"]] == expected
+
+
+def test_pages_beyond_the_result_window_are_400(support_client, trace_backend, two_requests):
+    response = support_client.get("/api/v1/users/u-1/requests", {"page": "51", "per_page": "200"})
+
+    assert response.status_code == 400
+    assert "10000" in response.json()["page"]
+
+
+def test_a_search_before_anything_was_indexed_is_empty(support_client, clean_search_index, settings):
+    from apps.traces.search import _backend_for
+
+    settings.TRACE_BACKEND = TRACE_BACKENDS["elasticsearch"]
+    _backend_for.cache_clear()
+
+    response = support_client.get("/api/v1/users/u-1/requests")
+
+    _backend_for.cache_clear()
+    assert response.status_code == 200, response.content
+    assert (response.json()["requests"], response.json()["total"]) == ([], 0)
+
+
+@pytest.mark.parametrize(("params", "field"), [({"page": "²"}, "page"), ({"download": "maybe"}, "download")])
+def test_odd_parameter_values_are_400_not_500(support_client, trace_backend, two_requests, params, field):
+    path = "/api/v1/traces/req-2" if field == "download" else "/api/v1/users/u-1/requests"
+
+    response = support_client.get(path, params)
+
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_download_false_is_not_a_download(support_client, trace_backend, two_requests):
+    response = support_client.get("/api/v1/traces/req-2", {"download": "false"})
+
+    assert response.status_code == 200
+    assert "Content-Disposition" not in response
+
+
+def test_an_id_with_a_newline_is_the_apis_json_404(support_client, trace_backend, two_requests):
+    response = support_client.get("/api/v1/traces/a%0Ab")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+
+
+def test_search_backend_down_is_503_with_retry_after(support_client, two_requests):
+    from django.test import override_settings
+
+    from apps.traces.search import _backend_for
+
+    # A context manager, not the settings fixture: the index clean-up afterwards needs the real URL back.
+    with override_settings(
+        TRACE_BACKEND=TRACE_BACKENDS["elasticsearch"], ELASTICSEARCH_URL="http://127.0.0.1:1"
+    ):  # nothing listens on port 1
+        _backend_for.cache_clear()
+        response = support_client.get("/api/v1/users/u-1/requests")
+    _backend_for.cache_clear()
+
+    assert response.status_code == 503
+    assert response["Retry-After"]

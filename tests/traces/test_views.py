@@ -206,3 +206,13 @@ def test_pages_need_a_login_and_the_support_role(client, make_person):
 
     assert client.get("/traces/").status_code == 403
     assert client.get("/users/u-1/").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/traces/", "/users/u-7/"])
+def test_a_page_number_past_the_result_window_is_not_a_server_error(support_client, store_events, path):
+    # page=10000 asked Elasticsearch for results 499,950 onwards: a 500 before the form capped it.
+    store_events([{"service": "gateway", "event": "login", "correlation_id": "req-0", "user_id": "u-7"}])
+
+    response = support_client.get(path, {"user_id": "u-7", "range": "all", "page": "10000"})
+
+    assert response.status_code == 200

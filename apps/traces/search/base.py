@@ -8,6 +8,8 @@ from typing import Any
 
 LEVEL_RANK = {"": 0, "debug": 1, "info": 2, "warning": 3, "error": 4, "critical": 5}
 TRAIL_LIMIT = 5000
+# The deepest result either backend pages to (Elasticsearch's index.max_result_window for from + size).
+MAX_RESULT_WINDOW = 10_000
 
 
 class BackendUnavailable(Exception):

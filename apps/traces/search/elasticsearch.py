@@ -209,7 +209,10 @@ class ElasticsearchTraceBackend(TraceBackend):
         response = self._execute(search)
         # Read the raw _source: the DSL merges the collapse `fields` (lists) over it.
         cids = [hit["_source"]["correlation_id"] for hit in response.to_dict()["hits"]["hits"]]
-        total = int(response.aggregations.requests.value)
+        # Before the first event is indexed (or after retention dropped every index) no index answers,
+        # and the response has no aggregations at all.
+        counted = getattr(response.aggregations, "requests", None)
+        total = int(counted.value) if counted is not None else 0
         return RequestPage(self._summaries(cids), total=total, page=page, per_page=per_page)
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
@@ -298,14 +301,25 @@ def _reason(action: dict) -> str:
     return str(error)[:1000]
 
 
+# What a date_nanos field holds.
+NANOS_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+NANOS_LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+
+
 def _filtered(search: Search, query: TraceQuery) -> Search:
     if query.start or query.end:
+        start, end = query.start, query.end
+        # `timestamp` is date_nanos, which refuses bounds outside what it can store: a bound beyond them
+        # either excludes everything or nothing.
+        if (start and start >= NANOS_LATEST) or (end and end <= NANOS_EARLIEST):
+            return search.filter("match_none")
         bounds = {}
-        if query.start:
-            bounds["gte"] = query.start.isoformat()
-        if query.end:
-            bounds["lt"] = query.end.isoformat()
-        search = search.filter("range", timestamp=bounds)
+        if start and start > NANOS_EARLIEST:
+            bounds["gte"] = start.isoformat()
+        if end and end < NANOS_LATEST:
+            bounds["lt"] = end.isoformat()
+        if bounds:
+            search = search.filter("range", timestamp=bounds)
     for name in ("correlation_id", "user_id", "service", "level", "event"):
         value = getattr(query, name)
         if value:
