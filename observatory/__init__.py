@@ -7,9 +7,10 @@ Usage: ``obs = observatory.Tracker(); obs.track("search_made", {"query": q, "use
 # the attribute ``logging`` on this package.
 from . import correlation
 from ._version import __version__
-from .tracker import Tracker, flush, get_tracker, log, set_tracker, shutdown, track
+from .tracker import Delivery, Tracker, flush, get_tracker, log, set_tracker, shutdown, track
 
 __all__ = [
+    "Delivery",
     "Tracker",
     "__version__",
     "correlation",

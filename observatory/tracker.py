@@ -16,7 +16,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -27,7 +28,7 @@ import requests
 from . import _guard, correlation
 from ._version import __version__
 
-__all__ = ["Tracker", "flush", "get_tracker", "log", "set_tracker", "shutdown", "track"]
+__all__ = ["Delivery", "Tracker", "flush", "get_tracker", "log", "set_tracker", "shutdown", "track"]
 
 logger = logging.getLogger("observatory.tracker")
 
@@ -150,6 +151,23 @@ class _Throttle:
         return True
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one POST of events, passed to a Tracker's ``on_delivery`` callback.
+
+    Every event a Tracker sends ends up in exactly one Delivery: ``acknowledged`` (the portal answered
+    2xx and holds the event, stored now or by an earlier send of the same event_id), ``rejected`` (refused
+    item by item in a 2xx answer: resending cannot help) or ``failed`` (the batch was given up after a 4xx
+    or when retries ran out; the portal may or may not have stored it).
+    """
+
+    acknowledged: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    status: int | None = None  # the HTTP status of the last attempt (None: no answer)
+    reason: str = ""  # why the batch failed
+
+
 class Tracker:
     """Collect metric and log events and deliver them in the background to the SkyWatch portal.
 
@@ -160,6 +178,9 @@ class Tracker:
 
     The portal takes service and stage from the API key, so events leave them out by default. A log
     shipper whose key may forward for other services passes ``send_service=True`` to name them.
+
+    ``on_delivery``, when given, is called with a :class:`Delivery` after every POST outcome (from the
+    sender thread, or the caller's in sync mode), so a sender can learn which event_ids the portal holds.
 
     Create one Tracker per process (or use the module-level :func:`track`): each owns a sender thread.
     """
@@ -184,6 +205,7 @@ class Tracker:
         warn_interval: float = 60.0,
         gzip_body: bool = True,
         send_service: bool = False,
+        on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
         url = url if url is not None else _env("OBSERVATORY_URL")
         self.url: str | None = url.rstrip("/") if url else None
@@ -205,6 +227,7 @@ class Tracker:
         self.shutdown_timeout = shutdown_timeout
         self.gzip_body = gzip_body
         self.send_service = send_service
+        self.on_delivery = on_delivery
         self._throttle = _Throttle(warn_interval)
         self._warned_unconfigured = False
         self._init_process_state()
@@ -269,13 +292,16 @@ class Tracker:
         *,
         timestamp: datetime | float | str | None = None,
         correlation_id: str | None = None,
+        event_id: str | uuid.UUID | None = None,
     ) -> str | None:
         """Record a metric event without blocking; return its event_id, or None if it was dropped.
 
         ``user_id`` falls back to ``properties["user_id"]`` (or ``"userId"``), which is then removed from
-        the properties; ``correlation_id`` falls back to the current context's correlation ID.
+        the properties; ``correlation_id`` falls back to the current context's correlation ID. ``event_id``
+        (a UUID) is new by default; pass the one of an event sent before to re-send it: the portal stores
+        an event_id once per service, so a replay (from an outbox, say) is never stored twice.
         """
-        payload = self._build("metric", str(event), properties, user_id, timestamp, correlation_id)
+        payload = self._build("metric", str(event), properties, user_id, timestamp, correlation_id, event_id)
         return self._submit(payload)
 
     def log(
@@ -287,12 +313,14 @@ class Tracker:
         *,
         timestamp: datetime | float | str | None = None,
         correlation_id: str | None = None,
+        event_id: str | uuid.UUID | None = None,
     ) -> str | None:
         """Record a log line (``type: "log"``) without blocking; return its event_id, or None if dropped.
 
-        ``level`` is a name (debug/info/warning/error/critical) or a :mod:`logging` level number.
+        ``level`` is a name (debug/info/warning/error/critical) or a :mod:`logging` level number;
+        ``event_id`` as for :meth:`track`.
         """
-        payload = self._build("log", "log", properties, user_id, timestamp, correlation_id)
+        payload = self._build("log", "log", properties, user_id, timestamp, correlation_id, event_id)
         payload["level"] = _normalise_level(level)
         payload["message"] = str(message)
         return self._submit(payload)
@@ -365,6 +393,7 @@ class Tracker:
         user_id: Any,
         timestamp: datetime | float | str | None,
         correlation_id: str | None,
+        event_id: str | uuid.UUID | None = None,
     ) -> dict[str, Any]:
         if properties is None:
             props: dict[str, Any] = {}
@@ -382,7 +411,7 @@ class Tracker:
         except TypeError:
             stamp = _utc_iso(None)
         payload: dict[str, Any] = {
-            "event_id": str(uuid.uuid4()),
+            "event_id": str(event_id) if event_id is not None else str(uuid.uuid4()),
             "type": kind,
             "event": name,
             "timestamp": stamp,
@@ -541,6 +570,7 @@ class Tracker:
                     if batch:
                         if self._abort.is_set():
                             self._count("failed_events", len(batch))
+                            self._report(lambda b=batch: Delivery(failed=_event_ids(b), reason="shutdown"))
                         else:
                             self._deliver(batch)
                 except Exception:  # never let the sender die: that would silently stall flush()
@@ -589,6 +619,7 @@ class Tracker:
             return self._give_up(chunk, "no OBSERVATORY_URL configured", retryable=False)
         started = time.monotonic()
         attempt = 0
+        status: int | None = None
         while True:
             sent_at = _utc_iso(None).encode()
             body = b'{"batch":[' + b",".join(chunk) + b'],"sent_at":"' + sent_at + b'"}'
@@ -606,7 +637,7 @@ class Tracker:
             try:
                 response = self._session.post(endpoint, data=body, headers=headers, timeout=self.timeout)
             except _TRANSIENT_ERRORS as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+                reason, status = f"{type(exc).__name__}: {exc}", None
             except requests.RequestException as exc:  # bad URL and the like: retrying cannot help
                 return self._give_up(chunk, f"{type(exc).__name__}: {exc}")
             else:
@@ -621,23 +652,27 @@ class Tracker:
                     second = self._post(chunk[middle:])
                     return first and second
                 if status not in (408, 429) and status < 500:
-                    return self._give_up(chunk, f"HTTP {status}: {response.text[:300]!r}", retryable=False)
+                    return self._give_up(
+                        chunk, f"HTTP {status}: {response.text[:300]!r}", retryable=False, status=status
+                    )
                 reason = f"HTTP {status}"
                 retry_after = _parse_retry_after(response.headers.get("Retry-After"))
                 response.close()
             attempt += 1
             if attempt > self.max_retries:
-                return self._give_up(chunk, f"{reason} after {attempt} attempt(s)")
+                return self._give_up(chunk, f"{reason} after {attempt} attempt(s)", status=status)
             if retry_after is not None:
                 delay = retry_after
             else:  # exponential backoff with full jitter
                 delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
             if time.monotonic() - started + delay > self.max_retry_time:
-                return self._give_up(chunk, f"{reason}; retry budget of {self.max_retry_time}s exhausted")
+                return self._give_up(
+                    chunk, f"{reason}; retry budget of {self.max_retry_time}s exhausted", status=status
+                )
             self._count("retries")
             logger.debug("observatory: %s; retry %d in %.2fs", reason, attempt, delay)
             if self._abort.wait(delay):
-                return self._give_up(chunk, f"{reason}; aborted by shutdown")
+                return self._give_up(chunk, f"{reason}; aborted by shutdown", status=status)
 
     def _record_success(self, chunk: list[bytes], response: requests.Response) -> None:
         try:
@@ -656,6 +691,7 @@ class Tracker:
             self._counters["accepted"] += accepted
             self._counters["duplicates"] += duplicates
             self._counters["rejected"] += len(rejected)
+        self._report(lambda: _success_delivery(chunk, rejected, response.status_code))
         if rejected and self._throttle.ready("rejected"):
             logger.warning(
                 "observatory: server rejected %d of %d event(s), e.g. %s",
@@ -664,13 +700,46 @@ class Tracker:
                 rejected[:3],
             )
 
-    def _give_up(self, chunk: list[bytes], reason: str, retryable: bool = True) -> bool:
+    def _give_up(
+        self, chunk: list[bytes], reason: str, retryable: bool = True, status: int | None = None
+    ) -> bool:
         with self._lock:
             self._counters["failed_batches"] += 1
             self._counters["failed_events"] += len(chunk)
+        self._report(lambda: Delivery(failed=_event_ids(chunk), status=status, reason=reason))
         if self._throttle.ready(f"failed:{retryable}"):
             logger.error("observatory: dropping batch of %d event(s): %s", len(chunk), reason)
         return False
+
+    def _report(self, make: Callable[[], Delivery]) -> None:
+        """Pass a Delivery to ``on_delivery`` (built only when there is a callback)."""
+        callback = self.on_delivery
+        if callback is None:
+            return
+        try:
+            callback(make())
+        except Exception:  # the sender's callback must never stop delivery; say so and go on
+            logger.exception("observatory: on_delivery callback failed")
+
+
+def _event_ids(chunk: list[bytes]) -> tuple[str, ...]:
+    """Return the event_ids of encoded events (only read when someone asked for deliveries)."""
+    return tuple(str(json.loads(data).get("event_id")) for data in chunk)
+
+
+def _success_delivery(chunk: list[bytes], rejected: list[Any], status: int) -> Delivery:
+    """Split a 2xx answer's events into acknowledged and rejected by the answer's per-item indexes."""
+    ids = _event_ids(chunk)
+    refused = {
+        item["index"]
+        for item in rejected
+        if isinstance(item, dict) and _as_int(item.get("index"), -1) in range(len(ids))
+    }
+    return Delivery(
+        acknowledged=tuple(eid for i, eid in enumerate(ids) if i not in refused),
+        rejected=tuple(ids[i] for i in sorted(refused)),
+        status=status,
+    )
 
 
 def _truncate(value: Any) -> Any:
@@ -749,9 +818,12 @@ def track(
     *,
     timestamp: datetime | float | str | None = None,
     correlation_id: str | None = None,
+    event_id: str | uuid.UUID | None = None,
 ) -> str | None:
     """Record a metric event on the default Tracker (see :meth:`Tracker.track`)."""
-    return get_tracker().track(event, properties, user_id, timestamp=timestamp, correlation_id=correlation_id)
+    return get_tracker().track(
+        event, properties, user_id, timestamp=timestamp, correlation_id=correlation_id, event_id=event_id
+    )
 
 
 def log(
@@ -762,10 +834,17 @@ def log(
     *,
     timestamp: datetime | float | str | None = None,
     correlation_id: str | None = None,
+    event_id: str | uuid.UUID | None = None,
 ) -> str | None:
     """Record a log line on the default Tracker (see :meth:`Tracker.log`)."""
     return get_tracker().log(
-        level, message, properties, user_id, timestamp=timestamp, correlation_id=correlation_id
+        level,
+        message,
+        properties,
+        user_id,
+        timestamp=timestamp,
+        correlation_id=correlation_id,
+        event_id=event_id,
     )
 
 

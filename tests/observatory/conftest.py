@@ -75,7 +75,8 @@ class IngestServer:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer_next(self, *actions: Any) -> None:
-        """Script the next POST answers: 500, 400, 401, (429, "1"), "drop", "store_then_drop", "block"."""
+        """Script the next POST answers: 500, 400, 401, (429, "1"), "drop", "store_then_drop", "block", or
+        {"status": 202, "body": {...}} (answered as is, nothing stored)."""
         with self.lock:
             self.script.extend(actions)
 
@@ -161,6 +162,8 @@ def _make_handler(server: IngestServer) -> type[http.server.BaseHTTPRequestHandl
                 action = "ok"
             if action == "drop":
                 return self._drop()
+            if isinstance(action, dict):
+                return self._reply(action["status"], action["body"])
             if isinstance(action, tuple):
                 status, retry_after = action
                 return self._reply(status, {"detail": "slow down"}, {"Retry-After": retry_after})

@@ -1,0 +1,119 @@
+"""Per-event delivery reports (`on_delivery`) and caller-chosen event_ids for idempotent re-sends."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+
+from observatory import Delivery
+
+
+def _recorder() -> tuple[list[Delivery], object]:
+    seen: list[Delivery] = []
+    return seen, seen.append
+
+
+def test_a_2xx_acknowledges_every_event_of_the_post(ingest_server, make_tracker):
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+    ids = [tracker.track("e", {"i": i}) for i in range(3)]
+
+    assert tracker.flush(5)
+
+    assert seen == [Delivery(acknowledged=tuple(ids), status=202)]
+
+
+def test_items_refused_in_a_2xx_answer_are_reported_rejected(ingest_server, make_tracker):
+    ingest_server.answer_next(
+        {"status": 202, "body": {"accepted": 2, "duplicates": 0, "rejected": [{"index": 1, "errors": {}}]}}
+    )
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+    ids = [tracker.track("e", {"i": i}) for i in range(3)]
+
+    assert tracker.flush(5)
+
+    assert seen == [Delivery(acknowledged=(ids[0], ids[2]), rejected=(ids[1],), status=202)]
+
+
+def test_a_refused_batch_is_reported_failed_with_its_status(ingest_server, make_tracker):
+    ingest_server.answer_next(400)
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+    event_id = tracker.track("e")
+
+    assert tracker.flush(5)
+
+    [delivery] = seen
+    assert (delivery.acknowledged, delivery.failed, delivery.status) == ((), (event_id,), 400)
+    assert "HTTP 400" in delivery.reason
+
+
+def test_retries_are_reported_once_with_the_final_outcome(ingest_server, make_tracker):
+    ingest_server.answer_next(503, "drop")
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+    event_id = tracker.track("e")
+
+    assert tracker.flush(5)
+
+    assert seen == [Delivery(acknowledged=(event_id,), status=202)]
+
+
+def test_retries_running_out_are_reported_failed(make_tracker):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    seen, record = _recorder()
+    tracker = make_tracker(url=f"http://127.0.0.1:{port}", max_retries=1, on_delivery=record)
+    event_id = tracker.track("e")
+
+    assert tracker.flush(5)
+
+    [delivery] = seen
+    assert (delivery.failed, delivery.status) == ((event_id,), None)
+    assert "ConnectionError" in delivery.reason
+
+
+def test_a_chosen_event_id_makes_a_resend_a_duplicate(ingest_server, make_tracker):
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+    event_id = str(uuid.uuid4())
+
+    assert tracker.track("e", {"n": 1}, event_id=event_id) == event_id
+    assert tracker.flush(5)
+    assert tracker.log("info", "again", event_id=uuid.UUID(event_id)) == event_id
+    assert tracker.flush(5)
+
+    assert [e["event_id"] for e in ingest_server.events()] == [event_id]
+    assert [d.acknowledged for d in seen] == [(event_id,), (event_id,)]
+    stats = tracker.stats()
+    assert (stats["accepted"], stats["duplicates"]) == (1, 1)
+
+
+def test_a_failing_callback_is_logged_and_delivery_goes_on(ingest_server, make_tracker, caplog):
+    def explode(delivery: Delivery) -> None:
+        raise RuntimeError("callback broke")
+
+    tracker = make_tracker(on_delivery=explode)
+    tracker.track("first")
+    assert tracker.flush(5)
+    tracker.track("second")
+    assert tracker.flush(5)
+
+    assert [e["event"] for e in ingest_server.events()] == ["first", "second"]
+    assert any(
+        r.levelno == logging.ERROR and "on_delivery" in r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("observatory")
+    )
+
+
+def test_sync_mode_reports_in_the_callers_thread(ingest_server, make_tracker):
+    seen, record = _recorder()
+    tracker = make_tracker(sync=True, on_delivery=record)
+
+    event_id = tracker.track("e")
+
+    assert seen == [Delivery(acknowledged=(event_id,), status=202)]
