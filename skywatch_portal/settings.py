@@ -170,6 +170,10 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Celery: a real broker from CELERY_BROKER_URL, else tasks run in-process (eager).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# kombu's Redis transport with a fix that keeps workers alive through a Redis restart (see broker.py).
+CELERY_BROKER_TRANSPORT = (
+    "skywatch_portal.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
+)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (CELERY_BROKER_URL or None)
@@ -184,7 +188,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BEAT_SCHEDULE = {
-    "pipeline-sweep": {"task": "pipeline.sweep", "schedule": 60.0},
+    "pipeline-sweep": {
+        "task": "pipeline.sweep",
+        "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 60)),
+    },
     "apply-retention": {"task": "lifecycle.apply_retention", "schedule": 24 * 3600.0},
 }
 
