@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format install install-dev services services-stop worker beat bench clean
+.PHONY: run test lint format install install-dev services services-stop worker beat bench soak fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ beat: install
 ## Every benchmark against the real services; writes bench/results/latest.json and bench/README.md.
 bench: install-dev
 	scripts/bench.sh
+
+## The long soak (about 6 minutes): 20 services, every fault in turn, then the reconciliation of every store.
+soak: install
+	scripts/soak.sh
+
+## schemathesis against /api/schema/: 1,000 cases per operation (about 2 minutes).
+fuzz: install-dev
+	scripts/fuzz.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles test-artifacts

@@ -16,7 +16,13 @@
 # Needs root (apt-get, runuser). Services run without systemd.
 #
 # Environment:
-#   SKYWATCH_CACHE    cache dir (default: <repo>/.cache)
+#   SKYWATCH_CACHE    cache dir: Redis dir, Elasticsearch install and data, lock (default: <repo>/.cache)
+#   SKYWATCH_PG_CLUSTER, SKYWATCH_PG_PORT     PostgreSQL 15 cluster and port (default main, 5432)
+#   SKYWATCH_REDIS_PORT                       Redis port (default 6379)
+#   SKYWATCH_ES_PORT, SKYWATCH_ES_TRANSPORT_PORT
+#                     Elasticsearch HTTP and transport ports (default 9200 and ES's own 9300-9399)
+#                     With its own cache dir and these ports a second, independent instance set
+#                     runs beside the default one (the soak test's: see soak/instances.py).
 #   ES_VERSION        Elasticsearch version (default 8.19.7)
 #   ES_JAVA_OPTS      JVM options for Elasticsearch (default -Xms512m -Xmx1g)
 #   ES_START_TIMEOUT  seconds to wait for Elasticsearch (default 120)
@@ -27,21 +33,22 @@ REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd -P)
 CACHE_DIR=${SKYWATCH_CACHE:-$REPO_DIR/.cache}
 
 PG_VERSION=15
-PG_CLUSTER=main
+PG_CLUSTER=${SKYWATCH_PG_CLUSTER:-main}
 PG_HOST=127.0.0.1
-PG_PORT=5432
+PG_PORT=${SKYWATCH_PG_PORT:-5432}
 PG_LOG=/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log
 DB_NAME=skywatch
 DB_USER=skywatch
 DB_PASSWORD=skywatch
 
 REDIS_HOST=127.0.0.1
-REDIS_PORT=6379
+REDIS_PORT=${SKYWATCH_REDIS_PORT:-6379}
 REDIS_DIR=$CACHE_DIR/redis
 
 ES_VERSION=${ES_VERSION:-8.19.7}
 ES_HOST=127.0.0.1
-ES_PORT=9200
+ES_PORT=${SKYWATCH_ES_PORT:-9200}
+ES_TRANSPORT_PORT=${SKYWATCH_ES_TRANSPORT_PORT:-}
 ES_USER=skywatch-es
 ES_JAVA_OPTS=${ES_JAVA_OPTS:--Xms512m -Xmx1g}
 ES_START_TIMEOUT=${ES_START_TIMEOUT:-120}
@@ -326,6 +333,12 @@ es_write_config() {
     mkdir -p "$ES_CONF" "$ES_DATA" "$ES_LOGS" "$ES_TMP"
     cp -a "$ES_HOME/config/." "$ES_CONF/"
     cp "$SCRIPT_DIR/es/elasticsearch.yml" "$ES_CONF/elasticsearch.yml"
+    if [[ -n $ES_TRANSPORT_PORT ]]; then
+        # A second instance set on this machine: a transport port of its own, so it never binds the
+        # default node's port range (discovery.type single-node keeps it from joining that node).
+        printf '\n# written by services.sh (SKYWATCH_ES_TRANSPORT_PORT)\ntransport.port: %s\n' \
+            "$ES_TRANSPORT_PORT" >>"$ES_CONF/elasticsearch.yml"
+    fi
     if [[ -d $SCRIPT_DIR/es/jvm.options.d ]]; then
         cp "$SCRIPT_DIR"/es/jvm.options.d/*.options "$ES_CONF/jvm.options.d/" 2>/dev/null || true
     fi

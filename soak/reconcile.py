@@ -1,0 +1,190 @@
+"""The reconciliation: the clients' acknowledgments against PostgreSQL, the rollups and Elasticsearch.
+
+Every figure is read from the real stores. An event is "accepted" when its client got a 2xx for it; it is
+"lost" if, once the stores have converged, it is missing from PostgreSQL, was never aggregated, or has
+no search document `<service>:<event_id>`. Rollup counts per (service, event, granularity) must equal
+the number of distinct stored events: more is double counting, fewer is a lost count.
+"""
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db import connections
+from django.db.models import Count, Q, Sum
+from django.db.models.fields.json import KT
+from elasticsearch import Elasticsearch, helpers
+
+from .traffic import EventKey, LedgerSnapshot
+
+# The one numeric property every soak event carries: its rollup count and sum are checked too.
+NUMERIC_PROP = "duration_ms"
+
+
+@dataclass
+class Reconciliation:
+    sent: int = 0
+    resent: int = 0
+    accepted: int = 0
+    refused: int = 0
+    unacknowledged: int = 0
+    stored: int = 0
+    stored_unacknowledged: int = 0  # stored although the client never heard back: allowed
+    aggregated: int = 0
+    indexed: int = 0
+    lost: int = 0
+    lost_from_database: int = 0
+    lost_from_rollups: int = 0
+    lost_from_index: int = 0
+    duplicated: int = 0
+    double_counted: int = 0
+    undercounted: int = 0
+    numeric_mismatches: int = 0
+    pending_aggregation: int = 0
+    pending_index: int = 0
+    dead_lettered: int = 0
+    index_rejected: int = 0
+    orphan_documents: int = 0  # search documents with no stored event
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def agree(self) -> bool:
+        """Return whether every store holds exactly the stored events, once each, counted once."""
+        return not any(
+            (
+                self.lost,
+                self.duplicated,
+                self.double_counted,
+                self.undercounted,
+                self.numeric_mismatches,
+                self.pending_aggregation,
+                self.pending_index,
+                self.dead_lettered,
+                self.index_rejected,
+                self.orphan_documents,
+            )
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]:
+    """Return (stored, pending aggregation, pending index, documents): cheap counts to poll before a full
+    reconciliation."""
+    from apps.ingest.models import RawEvent
+
+    connections.close_all()  # PostgreSQL may have restarted since the last query
+    counts = RawEvent.objects.aggregate(
+        stored=Count("id"),
+        unaggregated=Count("id", filter=Q(aggregated_at__isnull=True)),
+        unindexed=Count("id", filter=Q(indexed_at__isnull=True)),
+    )
+    es.indices.refresh(index=alias)
+    documents = es.count(index=alias)["count"]
+    return counts["stored"], counts["unaggregated"], counts["unindexed"], documents
+
+
+def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Reconciliation:
+    """Compare the ledger with every store and return the figures."""
+    from apps.ingest.models import RawEvent
+    from apps.metrics.models import RollupCount, RollupNumeric
+
+    connections.close_all()
+    result = Reconciliation(
+        sent=len(ledger.sent),
+        resent=ledger.resent,
+        accepted=len(ledger.acknowledged),
+        refused=len(ledger.rejected),
+        unacknowledged=len(ledger.failed),
+    )
+
+    rows = list(
+        RawEvent.objects.annotate(duration=KT(f"properties__{NUMERIC_PROP}")).values_list(
+            "service",
+            "event_id",
+            "event",
+            "aggregated_at",
+            "indexed_at",
+            "dead_lettered_at",
+            "index_rejected_at",
+            "duration",
+        )
+    )
+    keys = Counter((service, str(event_id)) for service, event_id, *_ in rows)
+    stored = set(keys)
+    result.stored = len(stored)
+    result.stored_unacknowledged = len(stored - ledger.acknowledged)
+    duplicated = sum(n - 1 for n in keys.values() if n > 1)
+    aggregated = {(s, str(e)) for s, e, _, agg, *_ in rows if agg is not None}
+    result.aggregated = len(aggregated)
+    result.pending_aggregation = sum(1 for r in rows if r[3] is None and r[5] is None)
+    result.pending_index = sum(1 for r in rows if r[4] is None and r[6] is None)
+    result.dead_lettered = sum(1 for r in rows if r[5] is not None)
+    result.index_rejected = sum(1 for r in rows if r[6] is not None)
+
+    # Search documents: `_id` is `<service>:<event_id>`; one event in two daily indices is a duplicate.
+    es.indices.refresh(index=alias)
+    doc_ids = Counter(
+        hit["_id"]
+        for hit in helpers.scan(es, index=alias, query={"query": {"match_all": {}}}, _source=False, size=5000)
+    )
+    duplicated += sum(n - 1 for n in doc_ids.values() if n > 1)
+    indexed = {_key_of(doc_id) for doc_id in doc_ids}
+    result.indexed = len(indexed & stored)
+    result.orphan_documents = len(indexed - stored)
+    result.duplicated = duplicated
+
+    missing_db = ledger.acknowledged - stored
+    missing_rollups = (ledger.acknowledged & stored) - aggregated
+    missing_index = (ledger.acknowledged & stored) - indexed
+    result.lost_from_database = len(missing_db)
+    result.lost_from_rollups = len(missing_rollups)
+    result.lost_from_index = len(missing_index)
+    result.lost = len(missing_db | missing_rollups | missing_index)
+    result.examples = {
+        name: sorted(f"{s}:{e}" for s, e in keys_)[:5]
+        for name, keys_ in (
+            ("lost_from_database", missing_db),
+            ("lost_from_rollups", missing_rollups),
+            ("lost_from_index", missing_index),
+        )
+        if keys_
+    }
+
+    # Rollups: every granularity must count each stored event of its (service, event) exactly once.
+    expected: Counter[tuple[str, str]] = Counter()
+    expected_sum: Counter[tuple[str, str]] = Counter()
+    expected_n: Counter[tuple[str, str]] = Counter()
+    for service, _eid, event, *_, duration in rows:
+        expected[(service, event)] += 1
+        if duration is not None:
+            expected_n[(service, event)] += 1
+            expected_sum[(service, event)] += int(duration)
+    counted = {
+        (r["service"], r["event"], r["granularity"]): r["total"]
+        for r in RollupCount.objects.values("service", "event", "granularity").annotate(total=Sum("count"))
+    }
+    numeric = {
+        (r["service"], r["event"], r["granularity"]): (r["n"], r["total"])
+        for r in RollupNumeric.objects.filter(prop=NUMERIC_PROP)
+        .values("service", "event", "granularity")
+        .annotate(n=Sum("count"), total=Sum("sum"))
+    }
+    granularities = {g for *_, g in counted} | {"minute", "hour", "day"}
+    groups = set(expected) | {(s, e) for s, e, _ in counted}
+    for service, event in groups:
+        for granularity in granularities:
+            want = expected.get((service, event), 0)
+            got = counted.get((service, event, granularity), 0)
+            result.double_counted += max(0, got - want)
+            result.undercounted += max(0, want - got)
+            n, total = numeric.get((service, event, granularity), (0, 0.0))
+            if n != expected_n.get((service, event), 0) or total != expected_sum.get((service, event), 0):
+                result.numeric_mismatches += 1
+    return result
+
+
+def _key_of(doc_id: str) -> EventKey:
+    service, _, event_id = doc_id.partition(":")
+    return service, event_id
