@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -356,6 +357,9 @@ def browser_page(tmp_path):
         finally:
             context.close()
             browser.close()
+            # The test's ORM calls ran inside Playwright's context, which has database connections of its
+            # own; left open, they keep the test database from being dropped at the end of the session.
+            connections.close_all()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
