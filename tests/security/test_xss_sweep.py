@@ -81,3 +81,5 @@ def test_no_payload_executes_or_becomes_markup_on_any_page(
         assert page.locator(INJECTED).count() == 0, url
 
     assert page.dialogs == []
+    # A payload that became a script or handler but was stopped by the Content-Security-Policy shows here.
+    assert [error for error in page.console_errors if "Content Security Policy" in error] == []
