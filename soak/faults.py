@@ -105,16 +105,7 @@ def kill_worker_mid_chunk(ctx: FaultContext, *, service: str, event: str, timeou
 
 def restart_redis(ctx: FaultContext, *, outage: float) -> FaultRecord:
     """Stop Redis (no persistence: every queued and unacknowledged task is lost), wait, start it."""
-    started = ctx.clock()
-    before = _count_in_log(ctx.portal_log, _ENQUEUE_FAILED)
-    ctx.instances.run("stop-redis")
-    time.sleep(outage)
-    ctx.instances.run("start-redis")
-    detail = {
-        "down_s": round(ctx.clock() - started, 1),
-        "batches_not_enqueued": _count_in_log(ctx.portal_log, _ENQUEUE_FAILED) - before,
-    }
-    return FaultRecord("Redis restart", started, ctx.clock(), detail)
+    return _restart(ctx, "Redis restart", "redis", outage, "batches_not_enqueued", _ENQUEUE_FAILED)
 
 
 def flush_redis(
@@ -187,19 +178,28 @@ class ElasticsearchOutage:
 
 def restart_postgresql(ctx: FaultContext, *, outage: float) -> FaultRecord:
     """Stop PostgreSQL (fast: open transactions are cut), wait, start it."""
-    started = ctx.clock()
-    before = _count_in_log(ctx.portal_log, _DATABASE_DOWN)
-    ctx.instances.run("stop-pg")
-    time.sleep(outage)
-    ctx.instances.run("start-pg")
-    detail = {
-        "down_s": round(ctx.clock() - started, 1),
-        "answered_503": _count_in_log(ctx.portal_log, _DATABASE_DOWN) - before,
-    }
-    return FaultRecord("PostgreSQL restart", started, ctx.clock(), detail)
+    return _restart(ctx, "PostgreSQL restart", "pg", outage, "answered_503", _DATABASE_DOWN)
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _restart(
+    ctx: FaultContext, kind: str, service: str, outage: float, counted: str, log_line: bytes
+) -> FaultRecord:
+    """Stop a service with services.sh, hold it down for `outage` seconds (the fault itself), start it;
+    count the portal's log lines that show the outage (`counted` in the record)."""
+    started = ctx.clock()
+    before = _count_in_log(ctx.portal_log, log_line)
+    ctx.instances.run(f"stop-{service}")
+    time.sleep(outage)
+    ctx.instances.run(f"start-{service}")
+    detail = {
+        "down_s": round(ctx.clock() - started, 1),
+        counted: _count_in_log(ctx.portal_log, log_line) - before,
+    }
+    return FaultRecord(kind, started, ctx.clock(), detail)
+
 
 # What the portal logs when a batch is stored but not enqueued, and when it answers 503 for the database.
 _ENQUEUE_FAILED = b"could not enqueue"

@@ -128,21 +128,15 @@ class WorkerPool:
         """Start one worker (one pool process, queue `default`); return its number once it is ready."""
         index, self._next = self._next, self._next + 1
         env = dict(self._env, DATABASE_URL=self._database_url_for(worker_app_name(index)))
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "skywatch_portal",
+        argv = celery_argv(
             "worker",
-            "--loglevel=INFO",
             "--pool=prefork",
             "--concurrency=1",
             "--queues=default",
             f"--hostname=soak-{index}@%h",
             "--without-gossip",
             "--without-mingle",
-        ]
+        )
         worker = Child(f"worker {index}", argv, env, self._log_dir / f"worker-{index}.log")
         worker.wait_for(lambda: "ready." in worker.log_text(), timeout=60, what="become ready")
         self.workers[index] = worker
@@ -157,19 +151,14 @@ class WorkerPool:
         self.workers.clear()
 
 
+def celery_argv(command: str, *options: str) -> list[str]:
+    """Return the command line of a Celery `worker` or `beat` of the portal's app, logging at INFO."""
+    return [sys.executable, "-m", "celery", "-A", "skywatch_portal", command, "--loglevel=INFO", *options]
+
+
 def start_beat(env: dict[str, str], log_dir: Path) -> Child:
     """Start celery beat: the sweeper on PIPELINE_SWEEP_INTERVAL_SECONDS, the way production runs it."""
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "skywatch_portal",
-        "beat",
-        "--loglevel=INFO",
-        "--schedule",
-        str(log_dir / "celerybeat-schedule"),
-    ]
+    argv = celery_argv("beat", "--schedule", str(log_dir / "celerybeat-schedule"))
     beat = Child("beat", argv, env, log_dir / "beat.log")
     beat.wait_for(lambda: "beat: Starting" in beat.log_text(), timeout=60, what="start")
     return beat
