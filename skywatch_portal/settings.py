@@ -275,6 +275,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
+        # No credential in a log line: they reach stdout and, shipped, the portal's own events.
+        "redact": {"()": "apps.common.redact.RedactCredentialsFilter"},
         "correlation": {
             "()": "observatory.logging.CorrelationFilter",
             "service": SERVICE_NAME,
@@ -286,14 +288,14 @@ LOGGING = {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
-            "filters": ["correlation"],
+            "filters": ["redact", "correlation"],
             "formatter": "json",
         },
         # The portal's own log lines, shipped to itself through the observatory client (service from its key).
         "portal": {
             "()": "observatory.logging.TrackerHandler",
             "level": PORTAL_SHIP_LOG_LEVEL,
-            "filters": ["correlation"],
+            "filters": ["redact", "correlation"],
         },
     },
     "root": {

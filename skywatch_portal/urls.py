@@ -8,11 +8,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.accounts import views as account_views
 from apps.accounts.forms import ThrottledAuthenticationForm
-from apps.common import views as common_views
+
+from . import probes
 
 urlpatterns = [
-    path("healthz", common_views.healthz, name="healthz"),
-    path("readyz", common_views.readyz, name="readyz"),
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
     path(
         "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),

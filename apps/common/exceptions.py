@@ -6,7 +6,7 @@ from django.db import InterfaceError, OperationalError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.traces.search.base import BackendUnavailable
+from apps.common.errors import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from apps.traces.search.base import BackendUnavailable
+from apps.common.errors import BackendUnavailable
 
 from . import services
 

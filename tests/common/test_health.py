@@ -20,7 +20,9 @@ def test_healthz_answers_without_login(client):
 
 
 @pytest.mark.django_db
-def test_readyz_is_200_with_every_service_up(client, broker_url, elasticsearch_url):
+def test_readyz_is_200_with_every_service_up(client, broker_url, elasticsearch_url, make_person):
+    client.force_login(make_person("admin"))
+
     response = client.get("/readyz")
 
     assert response.status_code == 200, response.json()
@@ -46,8 +48,9 @@ def test_readyz_names_redis_when_the_broker_is_unreachable(client, settings, ela
 
 
 @pytest.mark.django_db
-def test_readyz_names_elasticsearch_when_it_is_unreachable(client, settings, broker_url):
+def test_readyz_names_elasticsearch_when_it_is_unreachable(client, settings, broker_url, make_person):
     settings.ELASTICSEARCH_URL = f"http://127.0.0.1:{closed_port()}"
+    client.force_login(make_person("admin"))
 
     response = client.get("/readyz")
 
@@ -55,3 +58,77 @@ def test_readyz_names_elasticsearch_when_it_is_unreachable(client, settings, bro
     body = response.json()
     assert body["down"] == ["elasticsearch"]
     assert "127.0.0.1" in body["checks"]["elasticsearch"]["detail"]
+
+
+SECRET = "s3cret-Pa55word"
+
+
+@pytest.mark.django_db
+def test_anonymous_readyz_says_what_is_down_but_not_where_or_with_what(client, settings, broker_url):
+    settings.ELASTICSEARCH_URL = f"http://elastic:{SECRET}@127.0.0.1:{closed_port()}"
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["elasticsearch"]
+    assert body["checks"]["elasticsearch"] == {"ok": False}
+    assert SECRET not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_admins_see_where_the_search_backend_failed_without_its_password(
+    client, settings, broker_url, make_person
+):
+    settings.ELASTICSEARCH_URL = f"http://elastic:{SECRET}@127.0.0.1:{closed_port()}"
+    client.force_login(make_person("admin"))
+
+    response = client.get("/readyz")
+
+    detail = response.json()["checks"]["elasticsearch"]["detail"]
+    assert "http://***@127.0.0.1:" in detail
+    assert SECRET not in response.content.decode()
+    assert "elastic:" not in detail
+
+
+@pytest.mark.django_db
+def test_support_staff_without_admin_get_no_details(client, settings, broker_url, make_person):
+    settings.ELASTICSEARCH_URL = f"http://elastic:{SECRET}@127.0.0.1:{closed_port()}"
+    client.force_login(make_person("support"))
+
+    response = client.get("/readyz")
+
+    assert response.json()["checks"]["elasticsearch"] == {"ok": False}
+
+
+@pytest.mark.django_db
+def test_a_search_outage_logs_no_credentials(api_client, settings, make_person, caplog):
+    settings.ELASTICSEARCH_URL = f"http://elastic:{SECRET}@127.0.0.1:{closed_port()}"
+    settings.TRACE_BACKEND = "apps.traces.search.elasticsearch.ElasticsearchTraceBackend"
+    api_client.force_login(make_person("support"))
+
+    response = api_client.get("/api/v1/traces/some-correlation-id")
+
+    assert response.status_code == 503
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "search backend unavailable" in logged
+    assert "***@127.0.0.1" in logged
+    assert SECRET not in logged
+    assert SECRET not in response.content.decode()
+
+
+def test_every_portal_log_handler_cuts_credentials_out_of_lines():
+    """The stdout handler and the handler that ships the portal's own lines into its events."""
+    import logging
+
+    from django.conf import settings as django_settings
+
+    for name, config in django_settings.LOGGING["handlers"].items():
+        assert "redact" in config.get("filters", []), f"handler {name} does not redact"
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "cannot reach %s", (f"redis://:{SECRET}@10.0.0.1:6379/0",), None
+    )
+    handler = next(h for h in logging.getLogger().handlers if h.filters)
+    assert handler.filter(record)
+    assert SECRET not in handler.format(record)
+    assert "redis://***@10.0.0.1:6379/0" in handler.format(record)

@@ -12,10 +12,6 @@ TRAIL_LIMIT = 5000
 MAX_RESULT_WINDOW = 10_000
 
 
-class BackendUnavailable(Exception):
-    """The search backend could not be reached."""
-
-
 @dataclass
 class IndexOutcome:
     """What became of a chunk sent to the index: stored, refused for good, or to be retried later."""

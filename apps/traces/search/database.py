@@ -8,11 +8,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Max, Min, QuerySet
 
+from apps.common.errors import BackendUnavailable
+from apps.common.redact import redact_text
 from apps.ingest.models import RawEvent
 
 from .base import (
     TRAIL_LIMIT,
-    BackendUnavailable,
     IndexOutcome,
     RequestPage,
     RequestSummary,
@@ -51,7 +52,7 @@ class DatabaseTraceBackend(TraceBackend):
         try:
             connection.ensure_connection()
         except Exception as exc:  # any driver error means "unreachable" to a health probe
-            raise BackendUnavailable(str(exc)) from exc
+            raise BackendUnavailable(redact_text(str(exc))) from exc
 
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         # The raw event rows are the index here: committed means searchable.

@@ -29,9 +29,11 @@ from elasticsearch_dsl import (
     connections,
 )
 
+from apps.common.errors import BackendUnavailable
+from apps.common.redact import redact_text
+
 from .base import (
     TRAIL_LIMIT,
-    BackendUnavailable,
     IndexOutcome,
     RequestPage,
     RequestSummary,
@@ -43,6 +45,11 @@ from .base import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _unavailable(exc: Exception) -> BackendUnavailable:
+    """Return the error to raise when the cluster cannot be reached: where, why, never the credentials."""
+    return BackendUnavailable(redact_text(f"{settings.ELASTICSEARCH_URL}: {exc}"))
 
 
 def es_client() -> Elasticsearch:
@@ -149,7 +156,7 @@ class ElasticsearchTraceBackend(TraceBackend):
             # A short timeout: a health probe must answer quickly even when the cluster hangs.
             es_client().options(request_timeout=2, max_retries=0).cluster.health()
         except (TransportError, es_exceptions.ApiError) as exc:
-            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         outcome = IndexOutcome()
@@ -178,7 +185,7 @@ class ElasticsearchTraceBackend(TraceBackend):
                 else:
                     outcome.rejected[pk] = _reason(action)
         except (TransportError, es_exceptions.ApiError) as exc:
-            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+            raise _unavailable(exc) from exc
         return outcome
 
     def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
@@ -252,7 +259,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         try:
             return operation(es_client())
         except (TransportError, es_exceptions.ApiError) as exc:
-            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     def _summaries(self, cids: list[str]) -> list[RequestSummary]:
         if not cids:
@@ -286,7 +293,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         try:
             return search.params(ignore_unavailable=True, allow_no_indices=True).execute()
         except (TransportError, es_exceptions.ApiError) as exc:
-            raise BackendUnavailable(f"{settings.ELASTICSEARCH_URL}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     def _ensure_template(self) -> None:
         if self._template_ready_for != alias_name():

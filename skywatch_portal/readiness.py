@@ -1,4 +1,7 @@
-"""Readiness checks for the services the portal depends on: database, broker, search backend."""
+"""Readiness checks for the services the portal depends on: database, broker, search backend.
+
+They live in the project package because they look across apps; `apps.common` stays free of feature apps.
+"""
 
 from dataclasses import dataclass
 
@@ -6,8 +9,9 @@ from django.conf import settings
 from django.db import connection
 from kombu import Connection
 
+from apps.common.errors import BackendUnavailable
+from apps.common.redact import redact_text
 from apps.traces.search import get_trace_backend
-from apps.traces.search.base import BackendUnavailable
 
 
 @dataclass(frozen=True)
@@ -16,12 +20,16 @@ class CheckResult:
     detail: str
 
 
+def _failed(exc: Exception) -> CheckResult:
+    return CheckResult(False, redact_text(f"{type(exc).__name__}: {exc}".strip()))
+
+
 def check_database() -> CheckResult:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:  # any driver error: report it, the probe must not crash
-        return CheckResult(False, f"{type(exc).__name__}: {exc}".strip())
+        return _failed(exc)
     return CheckResult(True, connection.vendor)
 
 
@@ -32,8 +40,8 @@ def check_broker() -> CheckResult:
         with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # kombu raises transport-specific errors
-        return CheckResult(False, f"{type(exc).__name__}: {exc}".strip())
-    return CheckResult(True, conn.as_uri())
+        return _failed(exc)
+    return CheckResult(True, redact_text(conn.as_uri()))
 
 
 def check_search() -> CheckResult:
@@ -41,7 +49,7 @@ def check_search() -> CheckResult:
     try:
         backend.ping()
     except BackendUnavailable as exc:
-        return CheckResult(False, str(exc))
+        return CheckResult(False, redact_text(str(exc)))
     return CheckResult(True, backend.name)
 
 

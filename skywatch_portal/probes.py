@@ -1,0 +1,35 @@
+"""Health probes: /healthz is liveness only, /readyz names what is down (and why, to admins only)."""
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from apps.accounts.permissions import has_role
+from apps.accounts.roles import ADMIN
+
+from .readiness import readiness
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 while the process is alive; checks nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 when database, broker and search backend answer, else 503 naming what is down.
+
+    Anyone (a load balancer) learns which check failed; only admins see the details, which name hosts.
+    """
+    results = readiness()
+    down = sorted(name for name, result in results.items() if not result.ok)
+    with_detail = has_role(request.user, ADMIN)
+    checks = {
+        name: {"ok": result.ok, **({"detail": result.detail} if with_detail else {})}
+        for name, result in results.items()
+    }
+    body = {"status": "unavailable" if down else "ok", "down": down, "checks": checks}
+    return JsonResponse(body, status=503 if down else 200)
