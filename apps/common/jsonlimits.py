@@ -3,6 +3,7 @@
 import json
 import math
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import exceptions, status
@@ -65,12 +66,22 @@ def decode_content(data: bytes, *, encoding: str, limit: int) -> bytes:
     return out
 
 
-def loads_strict(data: bytes) -> Any:
-    """Parse JSON refusing NaN/Infinity and overflowing numbers; a clear 400 for anything malformed."""
+def loads_strict(
+    data: bytes,
+    *,
+    parse_float: Callable[[str], Any] = _finite_float,
+    parse_int: Callable[[str], Any] | None = None,
+) -> Any:
+    """Parse JSON refusing NaN/Infinity and overflowing numbers; a clear 400 for anything malformed.
+
+    `parse_float`/`parse_int` may keep out-of-range numbers instead (ingestion refuses only their item).
+    """
     if not data.strip():
         raise exceptions.ParseError("Request body is empty; send a JSON document.")
     try:
-        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(
+            data, parse_constant=_refuse_constant, parse_float=parse_float, parse_int=parse_int
+        )
     except RecursionError:
         raise exceptions.ParseError("JSON is nested too deeply.") from None
     except UnicodeDecodeError as exc:

@@ -70,6 +70,30 @@ CANONICAL = {
     "stage",
 }
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# NUL cannot be stored (PostgreSQL text and jsonb refuse it); log lines carry it from binary garbage, and
+# losing the line is worse than changing one character, so it becomes the replacement character.
+NUL, REPLACEMENT_CHARACTER = "\x00", "\ufffd"
+
+
+class OutOfRangeNumber(str):
+    """A JSON number beyond what can be stored (1e400, thousands of digits), kept as its text.
+
+    The body parser makes these instead of failing the whole body, so conform refuses only their item.
+    """
+
+
+def read_json_float(text: str) -> float | OutOfRangeNumber:
+    """Parse a JSON number with a fraction or exponent; out-of-range values become OutOfRangeNumber."""
+    value = float(text)
+    return value if math.isfinite(value) else OutOfRangeNumber(text)
+
+
+def read_json_int(text: str) -> int | OutOfRangeNumber:
+    """Parse a JSON integer; one too long to convert becomes OutOfRangeNumber."""
+    try:
+        return int(text)
+    except ValueError:  # beyond sys.get_int_max_str_digits()
+        return OutOfRangeNumber(text)
 
 
 @dataclass(frozen=True)
@@ -103,8 +127,11 @@ class ConformError(Exception):
     """A field of an item cannot be conformed; `field_name` says which."""
 
     def __init__(self, field_name: str, message: str, *, out_of_scope: bool = False) -> None:
+        # Field paths and messages quote what was sent, which may hold lone surrogates: the error body
+        # must render whatever the input, so they are escaped here, once.
+        message = _renderable(message)
         super().__init__(message)
-        self.field_name = field_name
+        self.field_name = _renderable(field_name)
         self.message = message
         self.out_of_scope = out_of_scope
 
@@ -116,10 +143,15 @@ def conform_event(item: Any, context: SendContext) -> Conformed:
         result.errors["item"] = f"must be a JSON object, got {_json_type(item)}"
         return result
     try:
-        _check_structure(item)
+        nul_paths = _check_structure(item)
     except ConformError as refused:
         result.errors[refused.field_name] = refused.message
         return result
+    if nul_paths:
+        item = _without_nul(item)
+        shown = ", ".join(nul_paths[:5]) + (f" and {len(nul_paths) - 5} more" if len(nul_paths) > 5 else "")
+        shown = _renderable(_without_nul(shown))
+        result.notes.append(f"NUL characters (\\u0000) replaced by U+FFFD in {shown}")
 
     fields, extra = _rename_aliases(item, result.notes)
     steps = (
@@ -149,10 +181,13 @@ def conform_event(item: Any, context: SendContext) -> Conformed:
 # --- structure: size, depth, characters that cannot be stored ----------------------------------------
 
 
-def _check_structure(item: dict) -> None:
+def _check_structure(item: dict) -> list[str]:
+    """Refuse what cannot be stored (size, depth, lone surrogates, numbers out of range); return the paths
+    of keys and values that hold a NUL character."""
     size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     if size > MAX_EVENT_BYTES:
         raise ConformError("item", f"event is {size} bytes serialized; the limit is {MAX_EVENT_BYTES} bytes")
+    nul_paths: list[str] = []
     # Iterative walk: deep nesting must not exhaust the interpreter's stack.
     stack: list[tuple[Any, int, str]] = [(item, 1, "")]
     while stack:
@@ -161,29 +196,53 @@ def _check_structure(item: dict) -> None:
             if depth > MAX_DEPTH:
                 raise ConformError(path or "item", f"nested deeper than {MAX_DEPTH} levels")
             for key, child in value.items():
-                _check_text(key, f"{path}.{key}" if path else key, what="key")
-                stack.append((child, depth + 1, f"{path}.{key}" if path else key))
+                child_path = f"{path}.{key}" if path else key
+                if _check_text(key, child_path, what="key"):
+                    nul_paths.append(f"key {child_path}")
+                stack.append((child, depth + 1, child_path))
         elif isinstance(value, list):
             if depth > MAX_DEPTH:
                 raise ConformError(path or "item", f"nested deeper than {MAX_DEPTH} levels")
             stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(value))
+        elif type(value) is OutOfRangeNumber:
+            raise ConformError(path, f"number {_clip(value)} is out of range")
         elif isinstance(value, str):
-            _check_text(value, path, what="value")
+            if _check_text(value, path, what="value"):
+                nul_paths.append(path)
         elif isinstance(value, float) and not math.isfinite(value):
             raise ConformError(path, "NaN and Infinity are not allowed")
+    return sorted(nul_paths)
 
 
-def _check_text(text: str, path: str, *, what: str) -> None:
-    if "\x00" in text:
-        raise ConformError(
-            path or "item", f"{what} contains a NUL character (\\u0000), which cannot be stored"
-        )
+def _check_text(text: str, path: str, *, what: str) -> bool:
+    """Refuse text that cannot be stored; return whether it holds a NUL (to be replaced)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ConformError(
             path or "item", f"{what} contains an unpaired UTF-16 surrogate (invalid Unicode)"
         ) from None
+    return NUL in text
+
+
+def _without_nul(value: Any) -> Any:
+    """Return a copy of a checked item with every NUL in keys and text replaced (depth is bounded)."""
+    if isinstance(value, str):
+        return value.replace(NUL, REPLACEMENT_CHARACTER)
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(child) for child in value]
+    return value
+
+
+def _renderable(text: str) -> str:
+    """Return text that encodes as UTF-8: lone surrogates become their escape (\\udfff)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _rename_aliases(item: dict, notes: list[str]) -> tuple[dict, dict]:
@@ -360,7 +419,7 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
                 f"clock skew of {skew.total_seconds():+.0f}s from sent_at is beyond 24 h: not corrected"
             )
         elif abs(skew) > SKEW_TOLERANCE:
-            moment += skew
+            moment = _shifted(moment, skew, raw)
             notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
     if moment < EARLIEST_TIMESTAMP:
         raise ConformError("timestamp", f"{_clip(raw)!r} is before 2000-01-01, which is not plausible")
@@ -368,6 +427,16 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
         notes.append(f"timestamp clamped to the received time: it was {moment.isoformat()}, in the future")
         moment = received
     event["timestamp"] = moment
+
+
+def _shifted(moment: datetime, delta: timedelta, raw: Any) -> datetime:
+    """Return moment + delta, or refuse the item when that leaves the calendar (years 1 to 9999)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        raise ConformError(
+            "timestamp", f"{_clip(raw)!r} is out of range once corrected for the sender's clock skew"
+        ) from None
 
 
 def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:

@@ -5,6 +5,8 @@ from rest_framework.parsers import BaseParser
 
 from apps.common.jsonlimits import declared_length, decode_content, loads_strict, read_limited
 
+from .conform import read_json_float, read_json_int
+
 
 class IngestJSONParser(BaseParser):
     media_type = "application/json"
@@ -17,4 +19,5 @@ class IngestJSONParser(BaseParser):
         body = decode_content(
             body, encoding=meta.get("HTTP_CONTENT_ENCODING", ""), limit=settings.INGEST_MAX_DECOMPRESSED_BYTES
         )
-        return loads_strict(body)
+        # A number out of range refuses only its item (conform), not every event of the batch.
+        return loads_strict(body, parse_float=read_json_float, parse_int=read_json_int)

@@ -219,23 +219,102 @@ def test_unicode_and_emoji_survive(api_client, make_key):
     assert stored.properties == {"ключ": "値 🌾"}
 
 
-def test_nul_characters_and_lone_surrogates_are_refused_clearly(api_client, make_key):
+def test_nul_characters_are_replaced_and_lone_surrogates_refused_clearly(api_client, make_key):
     _, key = make_key()
 
     response = post(
         api_client,
         "/api/v1/batch",
-        raw='[{"event": "a\\u0000b"}, {"event": "x", "message": "\\ud800"}, {"event": "fine"}]',
+        raw='[{"event": "a\\u0000b", "properties": {"k\\u0000": "v\\u0000"}},'
+        ' {"event": "x", "message": "\\ud800"}, {"event": "fine"}]',
         key=key,
         body=None,
     )
 
     body = response.json()
     assert response.status_code == 202
+    assert body["accepted"] == 2
+    assert [item["index"] for item in body["rejected"]] == [1]
+    assert "surrogate" in body["rejected"][0]["errors"]["message"]
+    stored = RawEvent.objects.get(event="a\ufffdb")
+    assert stored.properties == {"k\ufffd": "v\ufffd"}
+    assert any("NUL characters (\\u0000) replaced by U+FFFD" in note for note in stored.notes), stored.notes
+
+
+def test_a_lone_surrogate_in_a_property_key_refuses_its_item_and_the_answer_still_renders(
+    api_client, make_key
+):
+    _, key = make_key()
+    sibling = str(uuid.uuid4())
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        raw='[{"event": "ok", "event_id": "%s"}, {"event": "bad", "properties": {"\\udfff": 1}}]' % sibling,
+        key=key,
+        body=None,
+    )
+
+    assert response.status_code == 202, response.content
+    body = response.json()
     assert body["accepted"] == 1
-    errors = {item["index"]: item["errors"] for item in body["rejected"]}
-    assert "NUL character" in errors[0]["event"]
-    assert "surrogate" in errors[1]["message"]
+    [(path, message)] = body["rejected"][0]["errors"].items()
+    assert path == "properties.\\udfff"
+    assert "surrogate" in message
+    assert RawEvent.objects.filter(event_id=sibling).exists()
+
+
+@pytest.mark.parametrize(
+    ("extreme", "clock_off"),
+    [
+        # the sender's clock an hour behind moves the last second of 9999 past the calendar's end
+        ("9999-12-31T23:59:59+00:00", timedelta(hours=1)),
+        (253402300799, timedelta(hours=1)),
+        # an hour ahead moves year 1 before its start
+        ("0001-01-01T00:00:00+00:00", -timedelta(hours=1)),
+        (-62135596800, -timedelta(hours=1)),
+    ],
+)
+def test_an_extreme_timestamp_with_clock_skew_refuses_only_its_item(api_client, make_key, extreme, clock_off):
+    _, key = make_key()
+    now = datetime.now(UTC)
+    batch = {
+        "sent_at": (now - clock_off).isoformat(),
+        "batch": [
+            {"event": "before", "timestamp": (now - clock_off).isoformat()},
+            {"event": "extreme", "timestamp": extreme},
+            {"event": "after"},
+        ],
+    }
+
+    response = post(api_client, "/api/v1/batch", batch, key)
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [item["index"] for item in body["rejected"]] == [1]
+    assert set(body["rejected"][0]["errors"]) == {"timestamp"}
+    assert set(RawEvent.objects.values_list("event", flat=True)) == {"before", "after"}
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "9" * 5000, "-" + "9" * 5000])
+def test_a_number_out_of_range_refuses_only_its_item(api_client, make_key, number):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        raw='[{"event": "ok"}, {"event": "huge", "properties": {"n": %s}}, {"event": "also-ok"}]' % number,
+        key=key,
+        body=None,
+    )
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["accepted"] == 2
+    [rejected] = body["rejected"]
+    assert rejected["index"] == 1
+    assert "out of range" in rejected["errors"]["properties.n"]
 
 
 def test_deep_nesting_is_refused_per_item(api_client, make_key):

@@ -87,6 +87,30 @@ def test_big_unicode_messages_respect_the_size_limit(text):
     size = len(
         json.dumps({"event": "e", "message": text}, ensure_ascii=False).encode("utf-8", "surrogatepass")
     )
-    assert result.ok == (
-        size <= MAX_EVENT_BYTES and "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
-    )
+    assert result.ok == (size <= MAX_EVENT_BYTES and not any(0xD800 <= ord(c) <= 0xDFFF for c in text))
+
+
+# Any code point, lone surrogates and NUL included: what a JSON body's \\u escapes can carry.
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.dictionaries(any_text, json_values | any_text, max_size=6), any_text)
+def test_any_unicode_in_keys_and_values_is_stored_or_refused_renderably(properties, message):
+    result = conform_event({"event": "e", "message": message, "properties": properties}, CONTEXT)
+
+    # Errors and notes go into the answer (and notes into the database): they always encode.
+    json.dumps([result.errors, result.notes], ensure_ascii=False).encode("utf-8")
+    if result.ok:
+        stored = json.dumps([result.event["properties"], result.event["message"]], ensure_ascii=False)
+        assert "\\u0000" not in json.dumps(stored) and "\x00" not in stored
+        stored.encode("utf-8")  # no lone surrogate reaches the database
+        assert len(result.event["properties"]) == len(
+            {key.replace("\x00", "\ufffd") for key in properties}
+        )
+    else:
+        has_surrogate = any(
+            0xD800 <= ord(c) <= 0xDFFF for text in [message, *properties, *map(str, properties.values())]
+            for c in text
+        )
+        assert has_surrogate, result.errors
