@@ -250,7 +250,7 @@ def test_a_lone_surrogate_in_a_property_key_refuses_its_item_and_the_answer_stil
     response = post(
         api_client,
         "/api/v1/batch",
-        raw='[{"event": "ok", "event_id": "%s"}, {"event": "bad", "properties": {"\\udfff": 1}}]' % sibling,
+        raw='[{"event": "ok", "event_id": "' + sibling + '"}, {"event": "bad", "properties": {"\\udfff": 1}}]',
         key=key,
         body=None,
     )
@@ -304,7 +304,7 @@ def test_a_number_out_of_range_refuses_only_its_item(api_client, make_key, numbe
     response = post(
         api_client,
         "/api/v1/batch",
-        raw='[{"event": "ok"}, {"event": "huge", "properties": {"n": %s}}, {"event": "also-ok"}]' % number,
+        raw='[{"event": "ok"}, {"event": "huge", "properties": {"n": ' + number + '}}, {"event": "also-ok"}]',
         key=key,
         body=None,
     )
