@@ -79,9 +79,7 @@ def loads_strict(
     if not data.strip():
         raise exceptions.ParseError("Request body is empty; send a JSON document.")
     try:
-        return json.loads(
-            data, parse_constant=_refuse_constant, parse_float=parse_float, parse_int=parse_int
-        )
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=parse_float, parse_int=parse_int)
     except RecursionError:
         raise exceptions.ParseError("JSON is nested too deeply.") from None
     except UnicodeDecodeError as exc:

@@ -250,7 +250,8 @@ def test_a_lone_surrogate_in_a_property_key_refuses_its_item_and_the_answer_stil
     response = post(
         api_client,
         "/api/v1/batch",
-        raw='[{"event": "ok", "event_id": "' + sibling + '"}, {"event": "bad", "properties": {"\\udfff": 1}}]',
+        raw='[{"event": "ok", "event_id": "' + sibling + '"},'
+        ' {"event": "bad", "properties": {"\\udfff": 1}}]',
         key=key,
         body=None,
     )

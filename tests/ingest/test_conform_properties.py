@@ -105,12 +105,11 @@ def test_any_unicode_in_keys_and_values_is_stored_or_refused_renderably(properti
         stored = json.dumps([result.event["properties"], result.event["message"]], ensure_ascii=False)
         assert "\\u0000" not in json.dumps(stored) and "\x00" not in stored
         stored.encode("utf-8")  # no lone surrogate reaches the database
-        assert len(result.event["properties"]) == len(
-            {key.replace("\x00", "\ufffd") for key in properties}
-        )
+        assert len(result.event["properties"]) == len({key.replace("\x00", "\ufffd") for key in properties})
     else:
         has_surrogate = any(
-            0xD800 <= ord(c) <= 0xDFFF for text in [message, *properties, *map(str, properties.values())]
+            0xD800 <= ord(c) <= 0xDFFF
+            for text in [message, *properties, *map(str, properties.values())]
             for c in text
         )
         assert has_surrogate, result.errors
