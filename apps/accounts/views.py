@@ -3,11 +3,13 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from .services import personal_token_create, personal_token_revoke
 
 
+@never_cache  # the answer to a POST shows a new token once: no cache may keep it
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
     """List the signed-in person's tokens and create one on POST (its secret is shown once)."""

@@ -9,8 +9,9 @@ from typing import Any
 from apps.metrics.selectors import Series
 
 MAX_ROWS = 400  # the page shows the latest buckets; the CSV has them all
-# A spreadsheet runs a cell starting with one of these as a formula; a service's data must never do that.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell starting with one of these as a formula (some after trimming blanks, some
+# after folding full-width forms to ASCII); a service's data must never do that.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", " ", "\u3000", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True)

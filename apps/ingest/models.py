@@ -1,6 +1,7 @@
 """Services, their API keys, and the raw events they send (the source of truth for every figure)."""
 
 import uuid
+from datetime import datetime
 
 from django.db import models
 
@@ -17,6 +18,14 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self, now: datetime) -> "ApiKeyQuerySet":
+        """Keys that authenticate at `now`: not revoked, and not past the end of a rotation's grace."""
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
 
 
 class ApiKey(models.Model):
@@ -37,6 +46,8 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ApiKeyQuerySet.as_manager()
+
     class Meta:
         ordering = ["service__name", "stage", "-created_at"]
         verbose_name = "API key"
@@ -48,8 +59,12 @@ class ApiKey(models.Model):
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
-    def is_expired(self, now) -> bool:
+    def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+    def is_usable(self, now: datetime) -> bool:
+        """The rule of ApiKeyQuerySet.usable, for a key already loaded."""
+        return not self.is_revoked and not self.is_expired(now)
 
 
 class RawEvent(models.Model):

@@ -48,9 +48,15 @@ def service_key_create(
     return api_key, raw_key
 
 
+class KeyNotUsable(ValueError):
+    """The key is revoked or expired: it cannot be rotated (that would mint a working key from a dead one)."""
+
+
 @transaction.atomic
 def service_key_rotate(*, api_key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
     """Make a successor key with the same service, stage and scope; the old key expires after `grace`."""
+    if not api_key.is_usable(timezone.now()):
+        raise KeyNotUsable(f"key {api_key.prefix} is revoked or expired; create a new key instead")
     successor, raw_key = service_key_create(
         service_name=api_key.service.name,
         stage=api_key.stage,

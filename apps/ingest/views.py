@@ -2,6 +2,8 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import AuditEntry
@@ -15,6 +17,7 @@ from .selectors import VOLUME_DAYS, keys_with_volume
 from .services import service_key_create, service_key_revoke, service_key_rotate
 
 
+@never_cache  # the answer to a POST shows a new key once: no cache may keep it
 @role_required(ADMIN)
 def key_list(request: HttpRequest) -> HttpResponse:
     """List every key with its scope, last use and recent volume; offer creation."""
@@ -34,12 +37,12 @@ def key_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@never_cache
 @role_required(ADMIN)
 def key_rotate(request: HttpRequest, prefix: str) -> HttpResponse:
     """Make a successor key (shown once); the old one keeps working for the chosen grace period."""
-    api_key = get_object_or_404(
-        ApiKey.objects.select_related("service"), prefix=prefix, revoked_at__isnull=True
-    )
+    usable = ApiKey.objects.usable(timezone.now()).select_related("service")
+    api_key = get_object_or_404(usable, prefix=prefix)
     form = KeyRotateForm(request.POST)
     if not form.is_valid():
         return redirect("key-list")

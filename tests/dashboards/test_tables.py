@@ -42,6 +42,9 @@ def test_csv_cells_that_a_spreadsheet_would_evaluate_are_quoted_as_text():
     assert spreadsheet_text("-2") == "'-2"
     assert spreadsheet_text("@SUM(A1)") == "'@SUM(A1)"
     assert spreadsheet_text("free") == "free"
+    # Spreadsheets that trim blanks or fold full-width forms would run these too.
+    for cell in ("\n=1+1", " =1+1", "\u3000=1+1", "\uff1d1+1", "\uff0b1", "\uff0d1", "\uff20SUM(A1)"):
+        assert spreadsheet_text(cell) == "'" + cell
 
     out = io.StringIO()
     write_series_csv([series("+cmd", [1, None])], out)

@@ -101,3 +101,28 @@ def test_only_admins_manage_keys(client, make_person, make_key, role):
     assert client.get("/keys/").status_code == 403
     assert client.post(f"/keys/{api_key.prefix}/revoke/").status_code == 403
     assert ApiKey.objects.get().revoked_at is None
+
+
+def test_an_expired_key_cannot_be_rotated_into_a_working_one(admin_in, api_client, make_key):
+    old, old_key = make_key(service="crop-forecast")
+    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = admin_in.post(f"/keys/{old.prefix}/rotate/", {"grace": "1h"})
+
+    assert response.status_code == 404
+    assert ApiKey.objects.count() == 1
+    assert not AuditEntry.objects.filter(action="key_rotated").exists()
+    listing = admin_in.get("/keys/").content.decode()
+    assert f"/keys/{old.prefix}/rotate/" not in listing and "expired" in listing
+
+
+def test_pages_that_show_a_secret_once_are_never_cached(admin_in, make_key):
+    created = admin_in.post("/keys/", {"service": "ship-tracker", "stage": "prod"})
+    old, _ = make_key(service="crop-forecast")
+    rotated = admin_in.post(f"/keys/{old.prefix}/rotate/", {"grace": "1h"})
+    token = admin_in.post("/account/tokens/", {"label": "laptop"})
+
+    for response in (created, rotated, token):
+        assert response.status_code == 200
+        assert "no-store" in response["Cache-Control"]
+        assert "private" in response["Cache-Control"]

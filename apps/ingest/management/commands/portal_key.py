@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
 from apps.common.secrets import secret_hash as key_hash
 from apps.ingest.models import ApiKey
@@ -23,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, file: str, stage: str, **options) -> None:
         path = Path(file)
         saved = path.read_text().strip() if path.exists() else ""
-        if saved and ApiKey.objects.filter(key_hash=key_hash(saved), revoked_at__isnull=True).exists():
+        if saved and ApiKey.objects.usable(timezone.now()).filter(key_hash=key_hash(saved)).exists():
             self.stdout.write(saved)
             return
         _, raw_key = service_key_create(
