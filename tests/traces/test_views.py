@@ -216,3 +216,35 @@ def test_a_page_number_past_the_result_window_is_not_a_server_error(support_clie
     response = support_client.get(path, {"user_id": "u-7", "range": "all", "page": "10000"})
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("user_id", "correlation_id"),
+    [("../../admin/", "../../keys/x"), ("..", "."), ("a%41/b?c#d", "50%off/..")],
+)
+def test_links_built_from_hostile_ids_stay_on_their_pages(
+    support_client, store_events, user_id, correlation_id
+):
+    import re
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    store_events(
+        [{"event": "opened", "correlation_id": correlation_id, "user_id": user_id, "timestamp": at(0)}]
+    )
+    search = support_client.get("/traces/", {"user_id": user_id, "range": "all"})
+    [trail_href] = re.findall(r'href="(/traces/[^"]+)"', search.content.decode())
+
+    trail_url = urljoin("http://testserver/traces/", trail_href.replace("&amp;", "&"))
+    # What a browser does to the link: resolve "." and ".." segments, then send it.
+    trail_path = urlsplit(trail_url).path
+    assert trail_path.startswith("/traces/") and "/admin/" not in unquote(trail_path)
+    trail = support_client.get(urlsplit(trail_url).path)
+    assert trail.status_code == 200
+    assert trail.context["correlation_id"] == correlation_id
+
+    [user_href] = set(re.findall(r'href="(/users/[^"]+)"', trail.content.decode()))
+    user_url = urlsplit(urljoin(trail_url, user_href)).path
+    assert user_url.startswith("/users/")
+    user = support_client.get(user_url)
+    assert user.status_code == 200
+    assert user.context["user_id"] == user_id
