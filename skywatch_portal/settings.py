@@ -134,6 +134,12 @@ TEMPLATES = [
 # --- Database: SQLite by default, PostgreSQL (or any dj-database-url URL) from DATABASE_URL.
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode writes from request threads and in-process tasks at once: take the write lock at
+    # the start of a transaction (no "database is locked" on upgrade), wait for it, let readers go on (WAL).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when PostgreSQL is down, so the API can answer 503 instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 3)
@@ -187,10 +193,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# The sweeper's period: beat runs it; the embedded mode runs it after a stored batch once it is due.
+PIPELINE_SWEEP_INTERVAL_SECONDS = env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "pipeline-sweep": {
         "task": "pipeline.sweep",
-        "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 60)),
+        "schedule": float(PIPELINE_SWEEP_INTERVAL_SECONDS),
     },
     "apply-retention": {"task": "lifecycle.apply_retention", "schedule": 24 * 3600.0},
 }
@@ -277,6 +285,11 @@ LOGGING = {
     "filters": {
         # No credential in a log line: they reach stdout and, shipped, the portal's own events.
         "redact": {"()": "apps.common.redact.RedactCredentialsFilter"},
+        # The pipeline's own chatter about processing shipped lines is not shipped (it would loop).
+        "pipeline_chatter": {
+            "()": "apps.common.logfilters.WarningsOnlyFrom",
+            "loggers": ["celery", "kombu", "apps.pipeline", "apps.metrics"],
+        },
         "correlation": {
             "()": "observatory.logging.CorrelationFilter",
             "service": SERVICE_NAME,
@@ -295,7 +308,7 @@ LOGGING = {
         "portal": {
             "()": "observatory.logging.TrackerHandler",
             "level": PORTAL_SHIP_LOG_LEVEL,
-            "filters": ["redact", "correlation"],
+            "filters": ["pipeline_chatter", "redact", "correlation"],
         },
     },
     "root": {

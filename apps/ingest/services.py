@@ -13,6 +13,7 @@ from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
 from .models import ApiKey, RawEvent, Service
+from .signals import events_stored
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def events_ingest(
     if rows:
         with transaction.atomic():
             stored_ids = _insert_new_events(rows)
-            transaction.on_commit(lambda: _enqueue_processing(stored_ids))
+            transaction.on_commit(lambda: _announce_stored(stored_ids))
         result.stored_ids = stored_ids
         result.accepted = len(stored_ids)
         result.duplicates += len(rows) - len(stored_ids)
@@ -165,15 +166,15 @@ def _insert_new_events(rows: list[dict[str, Any]]) -> list[int]:
     )
 
 
-def _enqueue_processing(stored_ids: list[int]) -> None:
-    """Hand new events to the pipeline. A broker outage loses nothing: the sweeper finds the rows later."""
-    from apps.pipeline.tasks import enqueue_events
-
+def _announce_stored(stored_ids: list[int]) -> None:
+    """Tell the pipeline (a receiver of `events_stored`) about committed events; a failure loses nothing."""
     try:
-        enqueue_events(stored_ids)
+        events_stored.send(sender=RawEvent, event_ids=stored_ids)
     except Exception:  # the broker is down or refused: the rows are committed; the sweeper enqueues them
         logger.warning(
-            "could not enqueue %d new events; the sweeper will pick them up", len(stored_ids), exc_info=True
+            "could not hand %d new events to the pipeline; the sweeper will pick them up",
+            len(stored_ids),
+            exc_info=True,
         )
 
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 from tests.conftest import REPO, portal_env
 
@@ -72,3 +73,81 @@ def test_ingest_aggregate_and_search_without_any_server(tmp_path):
         "unique_users": {"gateway": 1},
         "sum:n": {"gateway": 2},
     }
+
+
+SETUP = r"""
+import django, uuid
+django.setup()
+from datetime import timedelta
+from django.core.management import call_command
+from django.utils import timezone
+call_command("migrate", verbosity=0)
+from apps.ingest.models import RawEvent
+from apps.ingest.services import service_key_create
+_, key = service_key_create(service_name="skywatch-portal", stage="dev")
+# An event whose in-process aggregation failed an hour ago (SQLite busy, say): stored, never counted.
+long_ago = timezone.now() - timedelta(hours=1)
+RawEvent.objects.create(
+    event_id=uuid.UUID("7d3c54b6-1d4e-4c36-9c51-0c3e5e2a8f10"), service="gateway", stage="dev",
+    event="search_made", timestamp=long_ago, received_at=long_ago,
+)
+print(key)
+"""
+
+
+def test_idle_embedded_portal_does_not_log_itself_in_a_loop_and_sweeps_what_failed(tmp_path, start_portal):
+    import sqlite3
+
+    import requests
+
+    from tests.conftest import free_port, wait_for
+
+    database = tmp_path / "embedded.sqlite3"
+    env = portal_env(DATABASE_URL=f"sqlite:///{database}")
+    for name in ("CELERY_BROKER_URL", "ELASTICSEARCH_URL", "CACHE_URL", "OBSERVATORY_URL"):
+        env.pop(name, None)
+    setup = subprocess.run(
+        [sys.executable, "-c", SETUP], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    port = free_port()
+    server = start_portal(
+        port=port,
+        **{name: env.get(name, "") for name in ("CELERY_BROKER_URL", "ELASTICSEARCH_URL", "CACHE_URL")},
+        DATABASE_URL=f"sqlite:///{database}",
+        OBSERVATORY_URL=f"http://127.0.0.1:{port}",
+        OBSERVATORY_API_KEY=setup.stdout.strip().splitlines()[-1],
+        PIPELINE_SWEEP_INTERVAL_SECONDS="1",
+        PIPELINE_SWEEP_GRACE_SECONDS="1",
+    )
+
+    def query(sql: str) -> int:
+        with sqlite3.connect(database, timeout=20) as db:
+            return db.execute(sql).fetchone()[0]
+
+    # A request that logs a warning: shipped to the portal itself, stored, processed in-process.
+    assert requests.get(server.url + "/no-such-page/", timeout=10).status_code == 404
+    wait_for(
+        lambda: query("SELECT COUNT(*) FROM ingest_rawevent WHERE service = 'skywatch-portal'") > 0,
+        timeout=20,
+        message="the portal's own warning to arrive",
+    )
+    # The stored batch ran the sweeper, which counted the event that had failed.
+    wait_for(
+        lambda: (
+            query(
+                "SELECT COUNT(*) FROM ingest_rawevent"
+                " WHERE event = 'search_made' AND aggregated_at IS NOT NULL"
+            )
+            == 1
+        ),
+        timeout=20,
+        message="the sweeper to aggregate the stale event",
+    )
+    # Idle: the processing of shipped lines is not itself shipped, so nothing more arrives. An absence
+    # needs a window: eight flush intervals of the portal's own tracker, after the last line settled.
+    own = "SELECT COUNT(*) FROM ingest_rawevent WHERE service = 'skywatch-portal'"
+    time.sleep(3)
+    settled = query(own)
+    time.sleep(8)
+    assert query(own) == settled, "the idle portal kept shipping lines about processing its own lines"
