@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions
 
+from .timebounds import OUT_OF_RANGE, within_query_bounds
+
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 _ASCII_DIGITS = re.compile(r"[0-9]{1,9}")
@@ -26,9 +28,12 @@ def query_time(params, name: str) -> datetime | None:
     if value.tzinfo is None:
         raise exceptions.ValidationError({name: "give a time zone, e.g. 2026-11-26T10:00:00Z"})
     try:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01 with a positive offset
-        raise exceptions.ValidationError({name: f"{raw[:60]!r} is out of range"}) from None
+        value = None
+    if value is None or not within_query_bounds(value):
+        raise exceptions.ValidationError({name: f"{raw[:60]!r} {OUT_OF_RANGE}"})
+    return value
 
 
 def query_int(params, name: str, *, default: int, minimum: int, maximum: int) -> int:

@@ -1,7 +1,9 @@
 """One chart for a page: run its query once, then hand the same series to the figure and the table."""
 
+import logging
 from dataclasses import dataclass
 
+from django.db import DatabaseError
 from django.http import QueryDict
 
 from apps.metrics.selectors import Series, SeriesQueryError, series_for
@@ -9,6 +11,8 @@ from apps.metrics.selectors import Series, SeriesQueryError, series_for
 from . import figures
 from .forms import ChartSpec, ExplorerForm
 from .tables import SeriesTable, series_table
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class SavedChartView:
     rendered: RenderedChart | None
     errors: list[str]
     explorer_query: str
+    # False when the settings are fine but the chart could not be read (the errors say why).
+    settings_invalid: bool = True
 
 
 def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
@@ -67,4 +73,14 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
     except SeriesQueryError as exc:
         errors = [f"{str(exc).capitalize()}."]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+    except DatabaseError:  # one chart's failure must not take the whole dashboard down with a 500
+        logger.exception("saved chart %s could not be drawn", chart.pk)
+        errors = ["This chart could not be drawn: the database did not answer its query. Try again later."]
+        return SavedChartView(
+            chart=chart,
+            rendered=None,
+            errors=errors,
+            explorer_query=chart.query_string,
+            settings_invalid=False,
+        )
     return SavedChartView(chart=chart, rendered=rendered, errors=[], explorer_query=form.query_string())

@@ -14,8 +14,6 @@ import plotly.graph_objects as go
 from apps.metrics.selectors import Series
 
 CHART_TYPES = ("line", "bar", "area")
-PREVIOUS_SUFFIX = " (previous period)"
-OTHER = "other"
 # Colour-blind-friendly (Okabe–Ito based), the portal's blue first; "other" is always grey.
 PALETTE = (
     "#1f5fbf",
@@ -44,25 +42,39 @@ def _x(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def series_label(series: Series) -> str:
+    """Return what a legend or a table column calls a series (display only: nothing reads it back)."""
+    return f"{series.name} (previous period)" if series.kind == "previous" else series.name
+
+
 def paired_order(series: Sequence[Series]) -> list[Series]:
-    """Return the series with each "(previous period)" series right after its current one."""
-    previous = {s.name.removesuffix(PREVIOUS_SUFFIX): s for s in series if s.name.endswith(PREVIOUS_SUFFIX)}
+    """Return the series with each previous-period series right after its current one.
+
+    series_for lists the previous-period series after the current ones, in the same order.
+    """
+    current = [s for s in series if s.kind != "previous"]
+    previous = [s for s in series if s.kind == "previous"]
     ordered: list[Series] = []
-    for s in series:
-        if s.name.endswith(PREVIOUS_SUFFIX):
-            continue
+    for position, s in enumerate(current):
         ordered.append(s)
-        if s.name in previous:
-            ordered.append(previous.pop(s.name))
-    return ordered + list(previous.values())
+        if position < len(previous):
+            ordered.append(previous[position])
+    return ordered + previous[len(current) :]
 
 
-def _colors(series: Sequence[Series]) -> dict[str, str]:
-    colors: dict[str, str] = {}
+def _colors(series: Sequence[Series]) -> list[str]:
+    """Return each series' colour (in the order of `paired_order`): the rest grey, a previous period in
+    its current series' colour."""
+    colors: list[str] = []
+    next_color = 0
     for s in series:
-        base = s.name.removesuffix(PREVIOUS_SUFFIX)
-        if base not in colors:
-            colors[base] = OTHER_COLOR if base == OTHER else PALETTE[len(colors) % len(PALETTE)]
+        if s.kind == "previous" and colors:
+            colors.append(colors[-1])
+        elif s.kind == "rest":
+            colors.append(OTHER_COLOR)
+        else:
+            colors.append(PALETTE[next_color % len(PALETTE)])
+            next_color += 1
     return colors
 
 
@@ -111,24 +123,24 @@ def series_figure(
     """Return a time-series figure: one trace per series, drawn as lines, bars or areas.
 
     `stack` piles bars and areas (right for counts and sums, wrong for unique users and averages).
-    A "(previous period)" series is drawn as a dashed line in its current series' colour, whatever the
-    chart type. Missing values (None) stay gaps.
+    A previous-period series (in `paired_order`, after its current one) is drawn as a dashed line in its
+    current series' colour, whatever the chart type. Missing values (None) stay gaps.
     """
     if chart_type not in CHART_TYPES:
         raise ValueError(f"chart_type must be one of {CHART_TYPES}, not {chart_type!r}")
+    series = paired_order(series)
     colors = _colors(series)
-    current = [s for s in series if not s.name.endswith(PREVIOUS_SUFFIX)]
+    current = [s for s in series if s.kind != "previous"]
     longest = max((len(s.points) for s in series), default=0)
     figure = go.Figure(layout=base_layout(y_title=measure_label, height=height, show_legend=len(series) > 1))
     if chart_type == "bar":
         figure.update_layout(barmode="stack" if stack else "group", bargap=0.15)
-    for s in series:
+    for s, color in zip(series, colors, strict=True):
         x = [_x(t) for t, _ in s.points]
         y = [v for _, v in s.points]
-        name = plotly_text(s.name)
-        color = colors[s.name.removesuffix(PREVIOUS_SUFFIX)]
+        name = plotly_text(series_label(s))
         hover = "%{y:,.4~f}"
-        if s.name.endswith(PREVIOUS_SUFFIX):
+        if s.kind == "previous":
             figure.add_trace(
                 go.Scatter(
                     x=x,

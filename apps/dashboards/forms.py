@@ -14,6 +14,7 @@ from django import forms
 from django.http import QueryDict
 from django.utils import timezone
 
+from apps.common.timebounds import BoundedDateTimeField
 from apps.metrics.selectors import SeriesQuery
 
 from .models import Dashboard
@@ -126,10 +127,10 @@ class ExplorerForm(forms.Form):
     range = forms.ChoiceField(
         required=False, label="Time range", choices=[(k, v[0]) for k, v in QUICK_RANGES.items()]
     )
-    start = forms.DateTimeField(
+    start = BoundedDateTimeField(
         required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    end = forms.DateTimeField(
+    end = BoundedDateTimeField(
         required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     breakdown = forms.CharField(required=False, label="Break down by", widget=forms.Select)

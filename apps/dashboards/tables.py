@@ -8,6 +8,8 @@ from typing import Any
 
 from apps.metrics.selectors import Series
 
+from .figures import series_label
+
 MAX_ROWS = 400  # the page shows the latest buckets; the CSV has them all
 # A spreadsheet runs a cell starting with one of these as a formula (some after trimming blanks, some
 # after folding full-width forms to ASCII); a service's data must never do that.
@@ -60,7 +62,7 @@ def series_table(
         totals = [format_value(sum(v for _, v in s.points if v is not None)) for s in series]
     hidden = max(len(rows) - max_rows, 0)
     return SeriesTable(
-        columns=[s.name for s in series], rows=rows[hidden:], totals=totals, hidden_rows=hidden
+        columns=[series_label(s) for s in series], rows=rows[hidden:], totals=totals, hidden_rows=hidden
     )
 
 
@@ -78,7 +80,7 @@ def _csv_number(value: float | None) -> Any:
 def write_series_csv(series: Sequence[Series], out) -> None:
     """Write the series to `out` as CSV: a `bucket_start_utc` column, then one column per series."""
     writer = csv.writer(out)
-    writer.writerow(["bucket_start_utc", *(spreadsheet_text(s.name) for s in series)])
+    writer.writerow(["bucket_start_utc", *(spreadsheet_text(series_label(s)) for s in series)])
     buckets = [t for t, _ in series[0].points] if series else []
     by_series = [dict(s.points) for s in series]
     for t in buckets:

@@ -17,7 +17,7 @@ from apps.accounts.roles import PRODUCT
 from apps.common.openapi import READ_RESPONSES
 from apps.common.params import query_bool, query_int, query_time
 
-from .selectors import INTERVALS, SeriesQuery, SeriesQueryError, series_for
+from .selectors import INTERVALS, KINDS, SeriesQuery, SeriesQueryError, series_for
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_TOP = 50
@@ -33,7 +33,13 @@ SeriesSchema = inline_serializer(
     "Series",
     fields={
         "name": serializers.CharField(
-            help_text='"total", a breakdown value, "other" or "… (previous period)".'
+            help_text='"total", a breakdown value, or "other" for the rest; a previous-period series has the '
+            "name of the current series it compares with. Read `kind`, never the name, to tell them apart."
+        ),
+        "kind": serializers.ChoiceField(
+            choices=KINDS,
+            help_text="value: one breakdown value; rest: every value outside the top N; total: no breakdown; "
+            "previous: the period before (listed after the current series, in the same order).",
         ),
         "points": serializers.ListField(child=SeriesPointSchema),
     },
@@ -59,8 +65,9 @@ def series_query_from_params(params) -> SeriesQuery:
         if any("\x00" in value for value in params.getlist(name)):
             raise exceptions.ValidationError({name: "must not contain NUL characters"})
     events = tuple(e.strip() for raw in params.getlist("event") for e in raw.split(",") if e.strip())
+    start = query_time(params, "from")
     end = query_time(params, "to") or timezone.now()
-    start = query_time(params, "from") or _earlier(end, DEFAULT_SPAN, "to")
+    start = start or _earlier(end, DEFAULT_SPAN, "to")
     compare = query_bool(params, "compare")
     if compare and start < end:
         _earlier(start, end - start, "from")  # the previous period must exist on the calendar

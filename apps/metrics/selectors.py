@@ -4,39 +4,58 @@
 
 - measure: "count" | "unique_users" | "sum:<prop>" | "avg:<prop>"
 - interval: "minute" | "hour" | "day" | "week" (weeks start on Monday, UTC)
-- breakdown: "" | "service" | "stage" | "event" | "prop:<name>"; the top N values by total, the rest summed
-  up as "other". Several events without a breakdown are broken down by event.
+- breakdown: "" | "service" | "stage" | "event" | "prop:<name>"; the top N values by total (kind "value"),
+  then one series for all the other values (kind "rest"). Several events without a breakdown are broken
+  down by event. Without a breakdown there is one series of kind "total".
 - filters: (("<property>", "<value as text>"), ...) equality on top-level properties
 - every bucket of [start, end) is present; count, unique_users and sum are 0 in empty buckets, avg is None
-- compare=True adds, for each series, "<name> (previous period)": the same span just before, shifted onto
-  the current buckets
+- compare=True adds, after the current series and in their order, one series of kind "previous" per
+  series: the same span just before, shifted onto the current buckets, under the same name
+
+What a series is lives in `kind`, never in its name: a property whose value is "other" is a "value".
+
+Groups are ranked in SQL before any bucket is read, so only the top N and the rest are ever laid out, and
+a query whose series × buckets exceed MAX_POINTS is refused with a message.
 
 Sources: count, sum and avg come from `RollupCount`/`RollupNumeric`, unique users from `RollupUser`
 (exact COUNT(DISTINCT)), weeks from day rows. A breakdown by a property or a property filter is not rolled
-up: it reads the range's raw events (cost grows with the raw events in the range).
+up: it is aggregated by the database over the range's raw events.
 """
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, QuerySet, Sum, TextField, Value
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, TruncWeek
+from django.db.models import (
+    Count,
+    Expression,
+    F,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Coalesce, Trunc, TruncWeek
 
 from apps.ingest.models import RawEvent
 
 from .models import RollupCount, RollupNumeric, RollupUser
-from .services import bucket_start, numeric_properties
+from .services import MAX_SUMMABLE, bucket_start
 
 MEASURES = ("count", "unique_users", "sum", "avg")
 INTERVALS = ("minute", "hour", "day", "week")
 COLUMN_BREAKDOWNS = ("service", "stage", "event")
-OTHER = "other"
+OTHER = "other"  # the name shown for the rest series
 TOTAL = "total"
+NONE_VALUE = "(none)"  # the group of events without the broken-down property
+KINDS = ("value", "rest", "total", "previous")
 MAX_BUCKETS = 20_000
+# Series × buckets one answer may hold (a chart of 12 days by minute with the top 10 is 190,080).
+MAX_POINTS = 200_000
 STEP = {
     "minute": timedelta(minutes=1),
     "hour": timedelta(hours=1),
@@ -66,42 +85,61 @@ class SeriesQuery:
 class Series:
     name: str
     points: list[tuple[datetime, float | None]] = field(default_factory=list)
+    # "value" (one breakdown value), "rest" (all values outside the top N), "total" (no breakdown) or
+    # "previous" (the compare period of the current series at the same position).
+    kind: str = TOTAL
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "points": [{"t": t.isoformat(), "v": v} for t, v in self.points]}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "points": [{"t": t.isoformat(), "v": v} for t, v in self.points],
+        }
 
 
 @dataclass
 class _Column:
-    """One group's parts, bucket by bucket, before they become numbers: additive parts, or users."""
+    """One group's parts, bucket by bucket: event count (or count of numbers), their sum, distinct users."""
 
     count: list[float]
     total: list[float]
-    distinct: list[int] | None = None  # unique users counted by the database
-    users: dict[int, set[str]] | None = None  # unique users gathered from raw events, by bucket index
+    distinct: list[int]
 
     @classmethod
     def empty(cls, size: int) -> "_Column":
-        return cls(count=[0] * size, total=[0.0] * size)
+        return cls(count=[0] * size, total=[0.0] * size, distinct=[0] * size)
+
+    def values(self, measure: str) -> list[float | None]:
+        if measure == "count":
+            return self.count
+        if measure == "sum":
+            return self.total
+        if measure == "unique_users":
+            return self.distinct
+        return [total / count if count else None for count, total in zip(self.count, self.total, strict=True)]
 
 
 def series_for(query: SeriesQuery) -> list[Series]:
     """Return the series a chart draws for the query (see the module docstring)."""
     measure, prop = _parse_measure(query.measure)
     start, end = _aligned_range(query)
-    main = _series_over(query, measure, prop, start, end)
+    source = _Source(query, measure, prop)
+    current = _series_over(source, start, end)
     if not query.compare:
-        return main
+        return current
     span = end - start
+    try:
+        previous_start = start - span
+    except OverflowError:
+        raise SeriesQueryError("the period before the range starts before year 1") from None
     # The previous period keeps the current period's groups, so every series has its partner.
-    shown = [series.name for series in main if series.name != OTHER]
-    previous = _series_over(
-        query, measure, prop, start - span, start, names=shown, with_other=len(shown) < len(main)
-    )
+    names = [series.name for series in current if series.kind == "value"]
+    with_rest = any(series.kind == "rest" for series in current)
+    previous = _series_over(source, previous_start, start, names=names, with_rest=with_rest)
     for series in previous:
-        series.name = f"{series.name} (previous period)"
+        series.kind = "previous"
         series.points = [(t + span, v) for t, v in series.points]
-    return main + previous
+    return current + previous
 
 
 def bucket_starts(start: datetime, end: datetime, interval: str) -> list[datetime]:
@@ -144,16 +182,26 @@ def _aligned_range(query: SeriesQuery) -> tuple[datetime, datetime]:
         raise SeriesQueryError("choose at least one event")
     if query.start is None or query.end is None:
         raise SeriesQueryError("give both ends of the time range")
-    start = align(query.start.astimezone(UTC), query.interval)
-    end = query.end.astimezone(UTC)
-    aligned_end = align(end, query.interval)
-    end = aligned_end if aligned_end == end else aligned_end + STEP[query.interval]
-    if end <= start:
-        raise SeriesQueryError("the range must end after it starts")
-    if (end - start) / STEP[query.interval] > MAX_BUCKETS:
-        raise SeriesQueryError(f"more than {MAX_BUCKETS} {query.interval}s: choose a coarser interval")
     if not 1 <= query.top_n <= 50:
         raise SeriesQueryError("top N must be between 1 and 50")
+    try:
+        start = align(query.start.astimezone(UTC), query.interval)
+        end = query.end.astimezone(UTC)
+        aligned_end = align(end, query.interval)
+        end = aligned_end if aligned_end == end else aligned_end + STEP[query.interval]
+    except OverflowError:
+        raise SeriesQueryError("the range reaches beyond the calendar (years 1 to 9999)") from None
+    if end <= start:
+        raise SeriesQueryError("the range must end after it starts")
+    buckets = (end - start) // STEP[query.interval]
+    if buckets > MAX_BUCKETS:
+        raise SeriesQueryError(f"more than {MAX_BUCKETS} {query.interval}s: choose a coarser interval")
+    series = (query.top_n + 1 if _group_field(query) else 1) * (2 if query.compare else 1)
+    if series * buckets > MAX_POINTS:
+        raise SeriesQueryError(
+            f"{series} series × {buckets} {query.interval}s is more than {MAX_POINTS:,} points: "
+            "choose a coarser interval, a shorter range or a smaller top N"
+        )
     return start, end
 
 
@@ -167,146 +215,197 @@ def _group_field(query: SeriesQuery) -> str:
     return "event" if len(query.events) > 1 else ""
 
 
-# --- one period ----------------------------------------------------------------------------------------
+# --- where the numbers come from -------------------------------------------------------------------------
 
 
-def _series_over(
-    query: SeriesQuery,
-    measure: str,
-    prop: str,
-    start: datetime,
-    end: datetime,
-    names: list[str] | None = None,
-    with_other: bool | None = None,
-) -> list[Series]:
-    """Return one period's series: the top groups (or the given ones) and "other" for the rest."""
-    group = _group_field(query)
-    use_raw = bool(query.filters) or group.startswith("prop:")
-    buckets = bucket_starts(start, end, query.interval)
-    columns = (_raw_columns if use_raw else _rollup_columns)(query, measure, prop, group, start, len(buckets))
-    if names is None:
-        names = _ranked_groups(columns, measure, query.top_n) if group else [TOTAL]
-    if group:
-        _fold_other(columns, names, measure, query, group, start, end, len(buckets), use_raw)
-    if with_other is None:
-        with_other = OTHER in columns
-    return [
-        Series(name, list(zip(buckets, _values(columns.get(name), measure, len(buckets)), strict=True)))
-        for name in names + ([OTHER] if with_other else [])
-    ]
+class PropertyText(Func):
+    """The text of one top-level property of `properties` (JSON text for numbers and booleans).
+
+    The name is always a key, whatever it looks like: "-1" or "0" are not array indexes, "$.a" is not a
+    path (Django's key transforms read such names as indexes or paths, which failed on SQLite).
+    """
+
+    output_field = TextField()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(F("properties"), Value(name))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" ->> ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
+        sql = (
+            "(SELECT CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL"
+            f" ELSE CAST(j.value AS TEXT) END FROM json_each({column[0]}) AS j WHERE j.key = {key[0]})"
+        )
+        return sql, (*column[1], *key[1])
 
 
-def _values(column: _Column | None, measure: str, size: int) -> list[float | None]:
-    if measure == "avg":
-        if column is None:
-            return [None] * size
-        return [
-            total / count if count else None for count, total in zip(column.count, column.total, strict=True)
-        ]
-    if column is None:
-        return [0] * size
-    if measure == "count":
-        return column.count
-    if measure == "sum":
-        return column.total
-    if column.distinct is not None:
-        return column.distinct
-    users = column.users or {}
-    return [len(users.get(index, ())) for index in range(size)]
+class PropertyNumber(Func):
+    """A top-level property as a number when it is one of a summable size (as the rollups count it),
+    else NULL: booleans, text and huge magnitudes are not summed."""
+
+    output_field = FloatField()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(F("properties"), Value(name))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
+        value = f"({column[0]} -> {key[0]})"
+        sql = (
+            f"(CASE WHEN jsonb_typeof({value}) = 'number' AND abs(({value})::text::float8) <= %s"
+            f" THEN ({value})::text::float8 END)"
+        )
+        return sql, (*column[1], *key[1], *column[1], *key[1], MAX_SUMMABLE, *column[1], *key[1])
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
+        sql = (
+            "(SELECT CASE WHEN j.type IN ('integer', 'real') AND abs(j.value) <= %s THEN j.value END"
+            f" FROM json_each({column[0]}) AS j WHERE j.key = {key[0]})"
+        )
+        return sql, (MAX_SUMMABLE, *column[1], *key[1])
 
 
-def _ranked_groups(columns: dict[str, _Column], measure: str, top_n: int) -> list[str]:
-    size = len(next(iter(columns.values())).count) if columns else 0
-    totals = {
-        name: sum(column.count if measure == "avg" else _values(column, measure, size))
-        for name, column in columns.items()
-    }
-    ranked = sorted(totals, key=lambda name: (-totals[name], name))
-    return ranked[:top_n]
+class _Source:
+    """One query's rows (rollups or raw events), its bucket and group expressions and its aggregates."""
 
+    def __init__(self, query: SeriesQuery, measure: str, prop: str) -> None:
+        self.query, self.measure, self.prop = query, measure, prop
+        self.group = _group_field(query)
+        self.raw = bool(query.filters) or self.group.startswith("prop:")
 
-def _fold_other(columns, names, measure, query, group, start, end, size, use_raw) -> None:
-    """Replace the groups outside the top N by one "other" group (exactly, users included)."""
-    keep = set(names)
-    rest = [name for name in columns if name not in keep]
-    if not rest:
-        return
-    if measure == "unique_users" and not use_raw:
-        # Distinct users across several groups cannot be added up: ask the rollups once more.
-        for name in rest:
-            del columns[name]
-        qs = _rollup_base(RollupUser, query, start, end).exclude(**{f"{group}__in": names})
-        found = _columns_from(qs, query.interval, start, size, "", {"u": Count("user_id", distinct=True)})
-        columns[OTHER] = found.get(TOTAL) or _Column.empty(size)
-        return
-    other = _Column.empty(size)
-    for name in rest:
-        column = columns.pop(name)
-        other.count = [a + b for a, b in zip(other.count, column.count, strict=True)]
-        other.total = [a + b for a, b in zip(other.total, column.total, strict=True)]
-        if column.users is not None:
-            other.users = other.users or {}
-            for index, users in column.users.items():
-                other.users.setdefault(index, set()).update(users)
-    columns[OTHER] = other
+    def rows(self, start: datetime, end: datetime) -> QuerySet:
+        if self.raw:
+            # Only aggregated events: the same set the rollups count, so both sources agree.
+            qs = RawEvent.objects.filter(
+                timestamp__gte=start,
+                timestamp__lt=end,
+                event__in=self.query.events,
+                aggregated_at__isnull=False,
+            )
+            for index, (name, value) in enumerate(self.query.filters):
+                qs = qs.alias(**{f"filter_{index}": PropertyText(name)}).filter(**{f"filter_{index}": value})
+            return qs
+        model = {"count": RollupCount, "unique_users": RollupUser}.get(self.measure, RollupNumeric)
+        qs = model.objects.filter(
+            granularity="day" if self.query.interval == "week" else self.query.interval,
+            bucket_start__gte=start,
+            bucket_start__lt=end,
+            event__in=self.query.events,
+        )
+        return qs.filter(prop=self.prop) if model is RollupNumeric else qs
 
+    def bucket(self) -> Expression:
+        interval = self.query.interval
+        if self.raw:
+            return Trunc("timestamp", interval, tzinfo=UTC)
+        return TruncWeek("bucket_start", tzinfo=UTC) if interval == "week" else F("bucket_start")
 
-# --- sources ---------------------------------------------------------------------------------------------
+    def group_expression(self) -> Expression:
+        if self.group.startswith("prop:"):
+            return Coalesce(PropertyText(self.group[5:]), Value(NONE_VALUE), output_field=TextField())
+        return F(self.group)
 
+    def aggregates(self) -> dict[str, Any]:
+        """The parts of a cell, named as _PARTS says, for the measure."""
+        if self.measure == "unique_users":
+            users = "user_id"
+            return {"u": Count(users, distinct=True, filter=~Q(user_id="") if self.raw else None)}
+        if not self.raw:
+            return {"n": Sum("count")} if self.measure == "count" else {"n": Sum("count"), "s": Sum("sum")}
+        if self.measure == "count":
+            return {"n": Count("pk")}
+        number = PropertyNumber(self.prop)
+        return {"n": Count(number), "s": Sum(number)}
 
-def _granularity(interval: str) -> str:
-    return "day" if interval == "week" else interval
-
-
-def _bucket_expr(interval: str):
-    return TruncWeek("bucket_start", tzinfo=UTC) if interval == "week" else F("bucket_start")
-
-
-def _rollup_base(model, query: SeriesQuery, start: datetime, end: datetime) -> QuerySet:
-    return model.objects.filter(
-        granularity=_granularity(query.interval),
-        bucket_start__gte=start,
-        bucket_start__lt=end,
-        event__in=query.events,
-    )
-
-
-def _rollup_columns(query, measure, prop, group, start, size) -> dict[str, _Column]:
-    end = start + size * STEP[query.interval]
-    if measure == "count":
-        qs, aggregates = _rollup_base(RollupCount, query, start, end), {"n": Sum("count")}
-    elif measure in ("sum", "avg"):
-        qs = _rollup_base(RollupNumeric, query, start, end).filter(prop=prop)
-        aggregates = {"n": Sum("count"), "s": Sum("sum")}
-    else:
-        qs, aggregates = _rollup_base(RollupUser, query, start, end), {"u": Count("user_id", distinct=True)}
-    return _columns_from(qs, query.interval, start, size, group, aggregates)
+    def rank_part(self) -> str:
+        """The part whose sum over the range ranks the groups (for averages: how many numbers)."""
+        return {"unique_users": "u", "sum": "s"}.get(self.measure, "n")
 
 
 # What each aggregate fills in a column, and its type once out of the database.
 _PARTS = {"n": ("count", "bigint"), "s": ("total", "float8"), "u": ("distinct", "bigint")}
 
 
-def _columns_from(qs: QuerySet, interval: str, start: datetime, size: int, group: str, aggregates: dict):
-    """Group `qs` by bucket (and group) with the aggregates, and lay the results out as columns."""
-    # Grouping on the bucket column itself lets PostgreSQL read distinct users in index order.
-    grouped = qs.values(b=_bucket_expr(interval), g=F(group) if group else Value(TOTAL)).annotate(
-        **aggregates
+def _series_over(
+    source: _Source,
+    start: datetime,
+    end: datetime,
+    names: list[str] | None = None,
+    with_rest: bool | None = None,
+) -> list[Series]:
+    """Return one period's series: the top groups (or the given ones), then the rest."""
+    buckets = bucket_starts(start, end, source.query.interval)
+    size = len(buckets)
+    rows = source.rows(start, end)
+    if not source.group:
+        columns = _columns(rows, source, start, size, grouped=False)
+        return [Series(TOTAL, _points(buckets, columns.get(TOTAL), source.measure, size), kind=TOTAL)]
+    if names is None:
+        names, with_rest = _ranked_groups(rows, source, source.query.top_n)
+    group = source.group_expression()
+    top = rows.alias(group_value=group).filter(group_value__in=names) if names else rows.none()
+    columns = _columns(top, source, start, size, grouped=True)
+    out = [
+        Series(name, _points(buckets, columns.get(name), source.measure, size), kind="value")
+        for name in names
+    ]
+    if with_rest:
+        rest_rows = rows.alias(group_value=group).exclude(group_value__in=names) if names else rows
+        rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
+        out.append(Series(OTHER, _points(buckets, rest, source.measure, size), kind="rest"))
+    return out
+
+
+def _points(buckets: list[datetime], column: _Column | None, measure: str, size: int) -> list:
+    column = column or _Column.empty(size)
+    return list(zip(buckets, column.values(measure), strict=True))
+
+
+def _ranked_groups(rows: QuerySet, source: _Source, top_n: int) -> tuple[list[str], bool]:
+    """Return the top N groups by their total over the range (ties by name), and whether others exist.
+
+    The total of a group is the sum of its bucket values (for unique users: per-bucket distinct users),
+    computed by the database over (group, bucket) cells, so a property with thousands of values costs a
+    GROUP BY, not thousands of columns in Python.
+    """
+    part = source.rank_part()
+    cells = rows.values(g=source.group_expression(), b=source.bucket()).annotate(
+        **{part: source.aggregates()[part]}
     )
+    sql, params = cells.query.sql_with_params()
+    text_order = 'COLLATE "C"' if connection.vendor == "postgresql" else ""  # code point order, as Python
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT "g" FROM ({sql}) AS cells GROUP BY "g"'
+            f' ORDER BY COALESCE(SUM("{part}"), 0) DESC, "g" {text_order} LIMIT %s',
+            (*params, top_n + 1),
+        )
+        ranked = [row[0] for row in cursor.fetchall()]
+    return ranked[:top_n], len(ranked) > top_n
+
+
+def _columns(rows: QuerySet, source: _Source, start: datetime, size: int, *, grouped: bool) -> dict:
+    """Aggregate rows by bucket (and group when `grouped`, else under TOTAL); lay them out as columns."""
+    aggregates = source.aggregates()
+    group = source.group_expression() if grouped else Value(TOTAL, output_field=TextField())
+    # Grouping on the bucket column itself lets PostgreSQL read distinct users in index order.
+    cells = rows.values(b=source.bucket(), g=group).annotate(**aggregates)
+    interval = source.query.interval
     columns: dict[str, _Column] = {}
 
     def column_of(name: str) -> _Column:
-        column = columns.get(name)
-        if column is None:
-            column = columns[name] = _Column.empty(size)
-            if "u" in aggregates:
-                column.distinct = [0] * size
-        return column
+        if name not in columns:
+            columns[name] = _Column.empty(size)
+        return columns[name]
 
     if connection.vendor == "postgresql":
         # One row per group, its buckets as arrays of (index, value): thousands of (bucket, group) rows cost
         # more to turn into Python objects than the database needs to add them up.
-        sql, params = grouped.query.sql_with_params()
+        sql, params = cells.query.sql_with_params()
         index = '(EXTRACT(EPOCH FROM "b")::bigint - %s) / %s'
         arrays = ", ".join(f'array_agg("{part}"::{_PARTS[part][1]} ORDER BY "b")' for part in aggregates)
         step = int(STEP[interval].total_seconds())
@@ -320,64 +419,15 @@ def _columns_from(qs: QuerySet, interval: str, start: datetime, size: int, group
                 for part, values in zip(aggregates, parts, strict=True):
                     target = getattr(column, _PARTS[part][0])
                     for position, value in zip(indexes, values, strict=True):
-                        target[position] = value
+                        target[position] = value or 0
         return columns
     step = STEP[interval]
-    for row in grouped.values_list("b", "g", *aggregates):
+    for row in cells.values_list("b", "g", *aggregates):
         column = column_of(row[1])
         position = (_as_utc(row[0]) - start) // step
         for part, value in zip(aggregates, row[2:], strict=True):
-            getattr(column, _PARTS[part][0])[position] = value
+            getattr(column, _PARTS[part][0])[position] = value or 0
     return columns
-
-
-def _raw_columns(query, measure, prop, group, start, size) -> dict[str, _Column]:
-    """Aggregate the range's raw events in Python (property breakdowns and filters are not rolled up)."""
-    step = STEP[query.interval]
-    end = start + size * step
-    # Only aggregated events: the same set the rollups count, so both sources agree.
-    qs = RawEvent.objects.filter(
-        timestamp__gte=start, timestamp__lt=end, event__in=query.events, aggregated_at__isnull=False
-    )
-    for index, (name, value) in enumerate(query.filters):
-        # The key goes in as a query parameter, never into the SQL text: property names are user-chosen.
-        alias = f"filter_{index}"
-        # Cast to text: on SQLite, Django would otherwise read the compared value as JSON ("malformed JSON").
-        as_text = Cast(KeyTextTransform(name, "properties"), output_field=TextField())
-        qs = qs.alias(**{alias: as_text}).filter(**{alias: value})
-    columns_read = ["timestamp", "user_id", "properties"] + ([group] if group in COLUMN_BREAKDOWNS else [])
-    columns: dict[str, _Column] = {}
-    for row in qs.values_list(*columns_read).iterator(chunk_size=5000):
-        timestamp, user_id, properties = row[0], row[1], row[2] or {}
-        name = _raw_group(group, row, properties)
-        if name is None:
-            continue
-        column = columns.get(name)
-        if column is None:
-            column = columns[name] = _Column.empty(size)
-            column.users = {}
-        index = (align(timestamp, query.interval) - start) // step
-        if measure in ("sum", "avg"):
-            number = numeric_properties({prop: properties.get(prop)}).get(prop)
-            if number is None:
-                continue
-            column.total[index] += number
-        elif user_id:
-            column.users.setdefault(index, set()).add(user_id)
-        column.count[index] += 1
-    return columns
-
-
-def _raw_group(group: str, row: tuple, properties: dict) -> str | None:
-    if not group:
-        return TOTAL
-    if group in COLUMN_BREAKDOWNS:
-        return row[3]
-    value = properties.get(group[5:])
-    if value is None:
-        return "(none)"
-    # Non-text values read as JSON text, as the database's ->> does: true, 3, 2.5
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 from django import forms
 from django.utils import timezone
 
+from apps.common.timebounds import BoundedDateTimeField
+
 from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW, TraceQuery
 
 QUICK_RANGES = {
@@ -30,10 +32,10 @@ class TraceSearchForm(forms.Form):
         required=False, choices=[("", "any level")] + [(lv, lv) for lv in LEVEL_RANK if lv]
     )
     range = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in QUICK_RANGES.items()])
-    start = forms.DateTimeField(
+    start = BoundedDateTimeField(
         required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    end = forms.DateTimeField(
+    end = BoundedDateTimeField(
         required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     # Pages end where both search backends stop paging (a deeper page was a 500 on Elasticsearch).

@@ -8,6 +8,7 @@ from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import role_required
 from apps.accounts.roles import SUPPORT
 from apps.accounts.services import audit_record
+from apps.common.timebounds import OUT_OF_RANGE, within_query_bounds
 
 from . import selectors
 from .forms import DEFAULT_RANGE, PER_PAGE, TraceSearchForm
@@ -69,7 +70,10 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
 def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show a service's log lines around one moment of a trail, whatever their correlation ID."""
     service = request.GET.get("service", "")
-    at = parse_datetime(request.GET.get("at", "").replace(" ", "+"))
+    try:
+        at = parse_datetime(request.GET.get("at", "").replace(" ", "+"))
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        at = None
     try:
         seconds = int(request.GET.get("seconds", SURROUNDING_CHOICES[1]))
     except ValueError:
@@ -82,6 +86,8 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
             {"error": "Open this page from an event of a trail."},
             status=400,
         )
+    if not within_query_bounds(at):
+        return render(request, "traces/surrounding.html", {"error": f"“at” {OUT_OF_RANGE}."}, status=400)
     audit_record(
         request=request,
         action=AuditEntry.TRAIL_VIEWED,

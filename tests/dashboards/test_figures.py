@@ -11,8 +11,8 @@ from apps.metrics.selectors import Series
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def series(name: str, values: list[float | None]) -> Series:
-    return Series(name, [(T0 + timedelta(hours=i), v) for i, v in enumerate(values)])
+def series(name: str, values: list[float | None], kind: str = "value") -> Series:
+    return Series(name, [(T0 + timedelta(hours=i), v) for i, v in enumerate(values)], kind=kind)
 
 
 def test_one_line_trace_per_series_with_utc_times_and_gaps_kept():
@@ -57,11 +57,17 @@ def test_areas_pile_up_for_additive_measures_and_fill_alone_otherwise():
 
 @pytest.mark.parametrize("chart_type", ["line", "bar", "area"])
 def test_a_previous_period_is_a_dashed_line_in_its_series_colour(chart_type):
-    rows = [series("free", [1, 2]), series("pro", [1, 1]), series("free (previous period)", [0, 1])]
+    rows = [
+        series("free", [1, 2]),
+        series("pro", [1, 1]),
+        series("free", [0, 1], "previous"),
+        series("pro", [1, 0], "previous"),
+    ]
 
     fig = figures.series_figure(rows, chart_type=chart_type, measure_label="events", stack=True)
 
-    previous = fig.data[2]
+    assert [t.name for t in fig.data] == ["free", "free (previous period)", "pro", "pro (previous period)"]
+    previous = fig.data[1]
     assert previous.type == "scatter"
     assert previous.line.dash == "dash"
     assert previous.stackgroup is None
@@ -69,17 +75,21 @@ def test_a_previous_period_is_a_dashed_line_in_its_series_colour(chart_type):
     assert previous.line.color == first_color
 
 
-def test_other_is_grey_and_names_are_shown_as_text_not_markup():
+def test_the_rest_is_grey_and_names_are_shown_as_text_not_markup():
     hostile = '<a href="http://evil.example/">click</a> & <b>bold</b>'
     fig = figures.series_figure(
-        [series(hostile, [1]), series("other", [2])], chart_type="line", measure_label="events"
+        [series(hostile, [1]), series("other", [3]), series("other", [2], "rest")],
+        chart_type="line",
+        measure_label="events",
     )
 
     assert (
         fig.data[0].name
         == '&lt;a href="http://evil.example/"&gt;click&lt;/a&gt; &amp; &lt;b&gt;bold&lt;/b&gt;'
     )
-    assert fig.data[1].line.color == figures.OTHER_COLOR
+    # A breakdown value that happens to be "other" is a value like any other; only the rest is grey.
+    assert fig.data[1].line.color != figures.OTHER_COLOR
+    assert fig.data[2].line.color == figures.OTHER_COLOR
 
 
 def test_no_points_says_so():
@@ -98,15 +108,15 @@ def test_previous_periods_follow_their_series():
     rows = [
         series("a", [1]),
         series("b", [1]),
-        series("b (previous period)", [1]),
-        series("a (previous period)", [1]),
+        series("a", [2], "previous"),
+        series("b", [3], "previous"),
     ]
 
-    assert [s.name for s in figures.paired_order(rows)] == [
-        "a",
-        "a (previous period)",
-        "b",
-        "b (previous period)",
+    assert [(s.name, s.kind) for s in figures.paired_order(rows)] == [
+        ("a", "value"),
+        ("a", "previous"),
+        ("b", "value"),
+        ("b", "previous"),
     ]
 
 

@@ -220,6 +220,9 @@ def test_hostile_breakdown_values_stay_text(product_client, usage):
         ({"chart": "pie"}, "Select a valid choice"),
         ({"event": ""}, "Tick at least one event"),
         ({"event": "x" * 201}, "Select a valid choice"),
+        # Near the calendar's ends: aligning, adding a bucket or a period went past it (a 500).
+        ({"range": "custom", "start": "9999-12-31T22:00", "end": "9999-12-31T23:59"}, "out of range"),
+        ({"range": "custom", "start": "0001-01-01T00:00", "end": "0001-01-02T00:00"}, "out of range"),
     ],
 )
 def test_bad_values_get_a_clear_message_never_a_500(product_client, usage, params, message):
@@ -481,6 +484,42 @@ def test_a_saved_chart_with_stale_settings_shows_why_instead_of_failing(client, 
     assert "saved settings are no longer valid" in content
     assert "is not a measure" in content
     assert len(figures_in(content)) == 3
+
+
+def test_a_saved_chart_filtering_on_a_numeric_property_name_draws(client, board, aggregate_events):
+    # "-1" was read as a JSON array index: a false "database unavailable" and a 500 on the dashboard.
+    aggregate_events([{"event": "search_made", "timestamp": at(1), "properties": {"-1": "1"}}])
+    Chart.objects.create(
+        dashboard=board,
+        title="Numeric name",
+        position=9,
+        query_string=urlencode(custom_range(filter="-1=1", event="search_made"), doseq=True),
+    )
+    client.force_login(board.owner)
+
+    response = client.get("/dashboards/d/usage/")
+
+    assert response.status_code == 200
+    drawn = {item.chart.title: item for item in response.context["charts"]}["Numeric name"]
+    assert drawn.errors == []
+    assert sum(v for s in drawn.rendered.series for _, v in s.points) == 1
+
+
+def test_a_saved_chart_the_database_cannot_answer_shows_a_message(client, board, monkeypatch):
+    from django.db import DatabaseError
+
+    from apps.dashboards import charts
+
+    def failing(query):
+        raise DatabaseError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(charts, "series_for", failing)  # a failure that cannot be caused on demand
+    client.force_login(board.owner)
+
+    response = client.get("/dashboards/d/usage/")
+
+    assert response.status_code == 200
+    assert "could not be drawn" in response.content.decode()
 
 
 def test_a_dashboard_can_show_every_chart_over_another_range(client, board):

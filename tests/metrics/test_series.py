@@ -208,15 +208,15 @@ def test_compare_adds_the_previous_period_on_the_same_buckets(dataset):
         )
     )
 
-    assert {s.name for s in got[:2]} == {"prod", "staging"}
-    previous = {s.name: s for s in got if s.name.endswith("(previous period)")}
-    assert set(previous) == {"prod (previous period)", "staging (previous period)"}
-    prev_total = sum(v for s in previous.values() for _, v in s.points)
+    assert {(s.name, s.kind) for s in got[:2]} == {("prod", "value"), ("staging", "value")}
+    # The previous period follows, same names in the same order, kind "previous".
+    assert [(s.name, s.kind) for s in got[2:]] == [(s.name, "previous") for s in got[:2]]
+    prev_total = sum(v for s in got[2:] for _, v in s.points)
     window = [
         e for e in dataset if start - timedelta(days=3) <= datetime.fromisoformat(e["timestamp"]) < start
     ]
     assert prev_total == len(window)
-    assert [t for t, _ in previous["prod (previous period)"].points] == [t for t, _ in got[0].points]
+    assert [t for t, _ in got[2].points] == [t for t, _ in got[0].points]
 
 
 @pytest.mark.parametrize(
@@ -304,12 +304,12 @@ def test_compare_pairs_every_series_with_the_same_group_in_the_previous_period(m
         )
     )
 
-    totals = {s.name: sum(v for _, v in s.points) for s in got}
+    totals = {(s.name, s.kind): sum(v for _, v in s.points) for s in got}
     assert totals == {
-        "both": 1,
-        "new-service": 1,
-        "both (previous period)": 1,
-        "new-service (previous period)": 0,
+        ("both", "value"): 1,
+        ("new-service", "value"): 1,
+        ("both", "previous"): 1,
+        ("new-service", "previous"): 0,
     }
 
 
@@ -339,6 +339,10 @@ YEAR_1 = "0001-01-01T00:00:00Z"
         ),
         ({"event": "search_made", "top": "²"}, "top"),
         ({"event": "search_made", "compare": "maybe"}, "compare"),
+        # The calendar's far end: aligning to a week or adding a bucket went past year 9999.
+        ({"event": "search_made", "to": "9999-12-31T23:59:59Z", "interval": "week"}, "to"),
+        ({"event": "search_made", "from": "9999-12-30T00:00:00Z", "to": "9999-12-31T23:59:59Z"}, "from"),
+        ({"event": "search_made", "from": "0001-01-01T00:00:00+01:00"}, "from"),
     ],
 )
 def test_series_parameters_near_the_calendars_edge_are_400_not_500(client, make_person, params, field):
@@ -349,3 +353,118 @@ def test_series_parameters_near_the_calendars_edge_are_400_not_500(client, make_
 
     assert response.status_code == 400, response.content
     assert field in response.json()
+
+
+def stored(make_key, events: list[dict]) -> None:
+    api_key, _ = make_key(service="log-shipper", forwarder=True)
+    result = events_ingest(items=events, api_key=api_key, received_at=datetime.now(tz=UTC))
+    assert not result.rejected, result.rejected
+    aggregate_chunk(event_ids=result.stored_ids)
+
+
+def test_a_breakdown_value_named_other_is_a_value_and_the_rest_is_a_kind(make_key):
+    day = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    counts = {"other": 5, "de": 3, "fr": 2, "it": 1}
+    stored(
+        make_key,
+        [
+            {"event": "e", "timestamp": day.isoformat(), "properties": {"country": country}}
+            for country, n in counts.items()
+            for _ in range(n)
+        ],
+    )
+
+    got = series_for(
+        SeriesQuery(events=("e",), start=day, end=day + timedelta(days=1), breakdown="prop:country", top_n=2)
+    )
+
+    assert [(s.name, s.kind, sum(v for _, v in s.points)) for s in got] == [
+        ("other", "value", 5),
+        ("de", "value", 3),
+        ("other", "rest", 3),
+    ]
+
+
+def test_the_series_api_says_what_each_series_is(client, make_person, make_key):
+    day = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    stored(
+        make_key,
+        [{"event": "e", "timestamp": day.isoformat(), "properties": {"c": c}} for c in "aabbc"],
+    )
+    client.force_login(make_person("product"))
+
+    body = client.get(
+        "/api/v1/metrics/series",
+        {
+            "event": "e",
+            "breakdown": "prop:c",
+            "top": "1",
+            "from": "2026-11-20T00:00:00Z",
+            "to": "2026-11-21T00:00:00Z",
+            "compare": "1",
+        },
+    ).json()
+
+    assert [(s["name"], s["kind"]) for s in body["series"]] == [
+        ("a", "value"),
+        ("other", "rest"),
+        ("a", "previous"),
+        ("other", "previous"),
+    ]
+
+
+def test_thousands_of_breakdown_values_cost_a_group_by_not_a_column_each(make_key):
+    start = datetime(2026, 11, 8, tzinfo=UTC)
+    stored(
+        make_key,
+        [
+            {
+                "event": "e",
+                "user_id": f"u{i % 50}",
+                "timestamp": (start + timedelta(minutes=i * 4)).isoformat(),
+                "properties": {"v": f"value-{i % 2000}", "n": i % 3},
+            }
+            for i in range(4000)
+        ],
+    )
+    query = dict(events=("e",), start=start, end=start + timedelta(days=12), breakdown="prop:v")
+
+    # Top 50 by minute would be 51 × 17,280 points: refused with a message, before any work.
+    with pytest.raises(
+        SeriesQueryError, match="choose a coarser interval, a shorter range or a smaller top N"
+    ):
+        series_for(SeriesQuery(**query, interval="minute", top_n=50))
+    for measure in ("count", "unique_users", "sum:n"):
+        got = series_for(SeriesQuery(**query, interval="minute", top_n=5, measure=measure))
+        assert [s.kind for s in got] == ["value"] * 5 + ["rest"]
+        assert all(len(s.points) == 12 * 24 * 60 for s in got)
+    counts = series_for(SeriesQuery(**query, interval="hour", top_n=5))
+    assert sum(v for s in counts for _, v in s.points) == 4000
+    assert [s.name for s in counts[:5]] == [f"value-{i}" for i in sorted(range(2000), key=str)[:5]]
+
+
+@pytest.mark.parametrize("name", ["-1", "0", "$.a", 'a"b', "a.b", "[0]"])
+def test_any_property_name_filters_and_breaks_down_as_a_key(client, make_person, make_key, name):
+    day = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    stored(
+        make_key,
+        [
+            {"event": "e", "timestamp": day.isoformat(), "properties": {name: "yes", "n": 2}},
+            {"event": "e", "timestamp": day.isoformat(), "properties": {name: "no", "n": 3}},
+            {"event": "e", "timestamp": day.isoformat(), "properties": {"other": 1}},
+        ],
+    )
+    client.force_login(make_person("product"))
+    window = {"event": "e", "from": "2026-11-20T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
+
+    filtered = client.get("/api/v1/metrics/series", {**window, "filter": f"{name}=yes", "measure": "sum:n"})
+    broken_down = client.get("/api/v1/metrics/series", {**window, "breakdown": f"prop:{name}"})
+
+    assert filtered.status_code == 200, filtered.content
+    assert [sum(p["v"] for p in s["points"]) for s in filtered.json()["series"]] == [2]
+    assert broken_down.status_code == 200, broken_down.content
+    assert {s["name"]: sum(p["v"] for p in s["points"]) for s in broken_down.json()["series"]} == {
+        "(none)": 1,
+        "no": 1,
+        "yes": 1,
+    }

@@ -248,3 +248,28 @@ def test_links_built_from_hostile_ids_stay_on_their_pages(
     user = support_client.get(user_url)
     assert user.status_code == 200
     assert user.context["user_id"] == user_id
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"service": "gateway", "at": "9999-12-31T23:59:59+00:00", "seconds": "3600"},
+        {"service": "gateway", "at": "0001-01-01T00:00:00+00:00", "seconds": "60"},
+        {"service": "gateway", "at": "2026-13-01T00:00:00+00:00"},
+    ],
+)
+def test_surrounding_logs_near_the_calendars_ends_answer_400_in_words(support_client, params):
+    response = support_client.get("/traces/req-1/surrounding/", params)
+
+    assert response.status_code == 400
+    assert b"out of range" in response.content or b"Open this page from an event" in response.content
+
+
+def test_a_custom_search_range_near_the_calendars_end_is_a_form_error(support_client):
+    response = support_client.get(
+        "/traces/",
+        {"user_id": "u-1", "range": "custom", "start": "9999-12-31T23:00", "end": "9999-12-31T23:59"},
+    )
+
+    assert response.status_code in (200, 400)
+    assert "out of range" in response.content.decode()
