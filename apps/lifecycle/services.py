@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from apps.common.jsonfields import PropertyText
+from apps.ingest.conform import ALIASES
 from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
-from apps.metrics.services import deltas_for
+from apps.metrics.services import RollupDeltas, deltas_for
 from apps.traces.search import get_trace_backend
 
 logger = logging.getLogger(__name__)
@@ -53,42 +55,81 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     return report
 
 
+# Where a user ID is stored as such: the canonical field, and top-level properties under the canonical
+# name or one of conform's aliases (an alias is kept in properties when user_id was also given).
+USER_ID_PROPERTIES = ("user_id", *sorted(alias for alias, name in ALIASES.items() if name == "user_id"))
+
+
 @dataclass
 class PurgeReport:
+    """What a purge removed, and what it could not (free text that mentions the user)."""
+
     user_id: str
     raw_events_deleted: int = 0
     search_documents_deleted: int = 0
     unique_user_rows_deleted: int = 0
     rollup_buckets_corrected: int = 0
+    # Not covered: messages are free text; these still contain the user ID, for the admin to decide.
+    messages_mentioning: int = 0
+
+    def counts(self) -> str:
+        """Return the figures without the user ID (safe for a log line, which the portal ships to itself)."""
+        return (
+            f"{self.raw_events_deleted} raw events, {self.search_documents_deleted} search documents, "
+            f"{self.unique_user_rows_deleted} unique-user rollup rows deleted; "
+            f"{self.rollup_buckets_corrected} count buckets corrected; "
+            f"{self.messages_mentioning} messages still mention the user (free text, not covered)"
+        )
+
+
+def user_events(user_id: str) -> QuerySet:
+    """Return the raw events that store `user_id` as a user ID: top-level or in a user-ID property."""
+    qs = RawEvent.objects.alias(
+        **{f"uid_{index}": PropertyText(name) for index, name in enumerate(USER_ID_PROPERTIES)}
+    )
+    where = Q(user_id=user_id)
+    for index in range(len(USER_ID_PROPERTIES)):
+        where |= Q(**{f"uid_{index}": user_id})
+    return qs.filter(where)
 
 
 def user_purge(*, user_id: str) -> PurgeReport:
-    """Remove one user's raw events, search documents and unique-user rollup rows; take their events out of
-    the counts and sums, so the rollups stay equal to the remaining raw events."""
+    """Remove one user from raw events (top-level and user-ID properties), search documents and unique-user
+    rollups; take their events out of counts and sums and recompute min and max of the touched numeric
+    buckets, so the rollups stay equal to the remaining raw events.
+
+    Not covered, and counted instead: messages (free text) that mention the ID. The audit log keeps who
+    looked at the user, by design.
+    """
     report = PurgeReport(user_id=user_id)
-    report.search_documents_deleted = get_trace_backend().delete_user(user_id)
+    backend = get_trace_backend()
+    report.search_documents_deleted = backend.delete_user(user_id, properties=USER_ID_PROPERTIES)
     with transaction.atomic():
         events = list(
-            RawEvent.objects.select_for_update()
-            .filter(user_id=user_id)
+            user_events(user_id)
+            .select_for_update(of=("self",))
             .only("id", "timestamp", "event", "service", "stage", "user_id", "properties", "aggregated_at")
         )
         aggregated = [ev for ev in events if ev.aggregated_at is not None]
-        report.rollup_buckets_corrected = _subtract(aggregated)
-        report.unique_user_rows_deleted = RollupUser.objects.filter(user_id=user_id).delete()[0]
         report.raw_events_deleted = RawEvent.objects.filter(pk__in=[ev.pk for ev in events]).delete()[0]
+        deltas = deltas_for(aggregated)
+        report.rollup_buckets_corrected = _subtract(deltas)
+        remaining = _remaining(deltas)
+        _recompute_extremes(deltas, remaining)
+        report.unique_user_rows_deleted = RollupUser.objects.filter(user_id=user_id).delete()[0]
+        report.unique_user_rows_deleted += _drop_absent_users(deltas, remaining, purged=user_id)
     # Events of this user accepted while the purge ran are indexed later: purge once more to be sure.
-    report.search_documents_deleted += get_trace_backend().delete_user(user_id)
-    logger.info("purged user: %s", report)
+    report.search_documents_deleted += backend.delete_user(user_id, properties=USER_ID_PROPERTIES)
+    report.messages_mentioning = RawEvent.objects.filter(message__contains=user_id).count()
+    logger.info("purged a user: %s", report.counts())
     return report
 
 
-def _subtract(events: list[RawEvent]) -> int:
-    """Take aggregated events out of the count and numeric rollups (min and max cannot be undone).
+def _subtract(deltas: RollupDeltas) -> int:
+    """Take purged events out of the count and numeric rollups (counts and sums; min and max are recomputed).
 
     One UPDATE per touched bucket: a purge touches one user's buckets, a small number.
     """
-    deltas = deltas_for(events)
     for (start, granularity, event, service, stage), n in sorted(deltas.counts.items()):
         RollupCount.objects.filter(
             bucket_start=start, granularity=granularity, event=event, service=service, stage=stage
@@ -98,3 +139,46 @@ def _subtract(events: list[RawEvent]) -> int:
             bucket_start=start, granularity=granularity, event=event, service=service, stage=stage, prop=prop
         ).update(count=F("count") - stats[0], sum=F("sum") - stats[1])
     return len(deltas.counts)
+
+
+def _remaining(deltas: RollupDeltas) -> RollupDeltas:
+    """Return the rollup deltas of the aggregated raw events left in the buckets a purge touched."""
+    days = {key[0] for key in deltas.counts if key[1] == "day"}
+    names = {(key[2], key[3], key[4]) for key in deltas.counts}
+    if not days:
+        return RollupDeltas()
+    left = RawEvent.objects.filter(
+        aggregated_at__isnull=False,
+        timestamp__gte=min(days),
+        timestamp__lt=max(days) + timedelta(days=1),
+        event__in={n[0] for n in names},
+        service__in={n[1] for n in names},
+        stage__in={n[2] for n in names},
+    ).only("timestamp", "event", "service", "stage", "user_id", "properties")
+    return deltas_for(
+        ev for ev in left.iterator(chunk_size=2000) if (ev.event, ev.service, ev.stage) in names
+    )
+
+
+def _recompute_extremes(deltas: RollupDeltas, remaining: RollupDeltas) -> None:
+    """Set min and max of the touched numeric buckets from what remains; drop buckets left without numbers."""
+    for key, prop in sorted(deltas.numerics):
+        bucket = RollupNumeric.objects.filter(
+            bucket_start=key[0], granularity=key[1], event=key[2], service=key[3], stage=key[4], prop=prop
+        )
+        stats = remaining.numerics.get((key, prop))
+        if stats is None:
+            bucket.delete()
+        else:
+            bucket.update(min=stats[2], max=stats[3])
+
+
+def _drop_absent_users(deltas: RollupDeltas, remaining: RollupDeltas, *, purged: str) -> int:
+    """Remove other users from touched buckets when the purged events were their only ones there."""
+    others = {(key, user) for key, user in deltas.users if user != purged}
+    dropped = 0
+    for key, user in sorted(others - remaining.users):
+        dropped += RollupUser.objects.filter(
+            bucket_start=key[0], granularity=key[1], event=key[2], service=key[3], stage=key[4], user_id=user
+        ).delete()[0]
+    return dropped

@@ -27,24 +27,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import (
-    Count,
-    Expression,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    Sum,
-    TextField,
-    Value,
-)
+from django.db.models import Count, Expression, F, Q, QuerySet, Sum, TextField, Value
 from django.db.models.functions import Coalesce, Trunc, TruncWeek
 
+from apps.common.jsonfields import PropertyNumber, PropertyText
 from apps.ingest.models import RawEvent
 
 from .models import RollupCount, RollupNumeric, RollupUser
-from .services import MAX_SUMMABLE, bucket_start
+from .services import bucket_start
 
 MEASURES = ("count", "unique_users", "sum", "avg")
 INTERVALS = ("minute", "hour", "day", "week")
@@ -216,57 +206,6 @@ def _group_field(query: SeriesQuery) -> str:
 
 
 # --- where the numbers come from -------------------------------------------------------------------------
-
-
-class PropertyText(Func):
-    """The text of one top-level property of `properties` (JSON text for numbers and booleans).
-
-    The name is always a key, whatever it looks like: "-1" or "0" are not array indexes, "$.a" is not a
-    path (Django's key transforms read such names as indexes or paths, which failed on SQLite).
-    """
-
-    output_field = TextField()
-
-    def __init__(self, name: str) -> None:
-        super().__init__(F("properties"), Value(name))
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" ->> ", **extra)
-
-    def as_sqlite(self, compiler, connection, **extra):
-        column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
-        sql = (
-            "(SELECT CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL"
-            f" ELSE CAST(j.value AS TEXT) END FROM json_each({column[0]}) AS j WHERE j.key = {key[0]})"
-        )
-        return sql, (*column[1], *key[1])
-
-
-class PropertyNumber(Func):
-    """A top-level property as a number when it is one of a summable size (as the rollups count it),
-    else NULL: booleans, text and huge magnitudes are not summed."""
-
-    output_field = FloatField()
-
-    def __init__(self, name: str) -> None:
-        super().__init__(F("properties"), Value(name))
-
-    def as_postgresql(self, compiler, connection, **extra):
-        column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
-        value = f"({column[0]} -> {key[0]})"
-        sql = (
-            f"(CASE WHEN jsonb_typeof({value}) = 'number' AND abs(({value})::text::float8) <= %s"
-            f" THEN ({value})::text::float8 END)"
-        )
-        return sql, (*column[1], *key[1], *column[1], *key[1], MAX_SUMMABLE, *column[1], *key[1])
-
-    def as_sqlite(self, compiler, connection, **extra):
-        column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
-        sql = (
-            "(SELECT CASE WHEN j.type IN ('integer', 'real') AND abs(j.value) <= %s THEN j.value END"
-            f" FROM json_each({column[0]}) AS j WHERE j.key = {key[0]})"
-        )
-        return sql, (MAX_SUMMABLE, *column[1], *key[1])
 
 
 class _Source:

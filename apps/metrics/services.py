@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection
 
 from apps.common.bulk import bulk_insert
+from apps.common.jsonfields import MAX_SUMMABLE
 
 from .models import GRANULARITIES, RollupCount, RollupNumeric, RollupUser
 
@@ -29,10 +30,6 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     if granularity == "day":
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     raise ValueError(f"unknown granularity {granularity!r}")
-
-
-# Larger magnitudes are not summed: a few of them would overflow a double in the rollups (inf, then NaN).
-MAX_SUMMABLE = 1e15
 
 
 def numeric_properties(properties: dict[str, Any]) -> dict[str, float]:

@@ -108,6 +108,53 @@ def test_purge_user_removes_them_everywhere_and_corrects_the_rollups(es_backend,
     # 3 minute buckets, 1 hour and 1 day hold alice as a unique user
     assert "3 raw events, 3 search documents, 5 unique-user rollup rows deleted" in text
     assert run("purge_user", "alice").startswith("user 'alice': 0 raw events, 0 search documents")
+    assert "0 messages still mention the user (free text, not covered)" in text
     from apps.accounts.models import AuditEntry
 
     assert AuditEntry.objects.filter(action="user_purged", target="alice", via="command").count() == 2
+
+
+def test_purge_covers_user_id_properties_and_min_max_and_says_what_it_does_not_cover(
+    es_backend, store_events, caplog
+):
+    t0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    at = t0.isoformat()
+    ids = store_events(
+        [
+            # carol's own events, one with the largest latency of the bucket
+            {"event": "download", "user_id": "carol", "timestamp": at, "properties": {"ms": 900}},
+            # carol named only in properties, beside another top-level user (dave's only event here)
+            {
+                "event": "download",
+                "user_id": "dave",
+                "timestamp": at,
+                "properties": {"userId": "carol", "ms": 5},
+            },
+            {"event": "download", "timestamp": at, "properties": {"user_id": "carol", "ms": 7}},
+            {"event": "download", "timestamp": at, "properties": {"uid": "carol"}},
+            # left alone: another user, and free text that mentions carol
+            {"event": "download", "user_id": "erin", "timestamp": at, "properties": {"ms": 40}},
+            {"type": "log", "message": "retrying the download for carol", "timestamp": at},
+        ]
+    )
+    aggregate_chunk(event_ids=ids)
+
+    text = run("purge_user", "carol")
+
+    assert list(RawEvent.objects.order_by("pk").values_list("user_id", "message")) == [
+        ("erin", ""),
+        ("", "retrying the download for carol"),
+    ]
+    for place in ("user_id", "properties.userId", "properties.user_id", "properties.uid"):
+        assert documents(**{place: "carol"}) == 0
+    assert documents(user_id="erin") == 1
+    # Rollups equal what remains: count, sum, min and max of the numbers, and the users.
+    assert RollupCount.objects.get(granularity="day", event="download").count == 1
+    numeric = RollupNumeric.objects.get(granularity="day", prop="ms")
+    assert (numeric.count, numeric.sum, numeric.min, numeric.max) == (1, 40, 40, 40)
+    assert set(RollupUser.objects.values_list("user_id", flat=True)) == {"erin"}
+    assert "4 raw events" in text
+    assert "1 messages still mention the user (free text, not covered)" in text
+    # The portal ships its own log lines into its events: the purge's line must not name the user.
+    assert [r.getMessage() for r in caplog.records if "purged a user" in r.getMessage()]
+    assert not [r for r in caplog.records if "carol" in r.getMessage()]

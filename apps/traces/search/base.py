@@ -152,5 +152,6 @@ class TraceBackend(ABC):
         """Drop whole stored periods (daily indices) that end before `cutoff`; return what was dropped."""
 
     @abstractmethod
-    def delete_user(self, user_id: str) -> int:
-        """Delete every searchable document of one user; return how many were deleted."""
+    def delete_user(self, user_id: str, *, properties: Sequence[str] = ()) -> int:
+        """Delete every searchable document that holds `user_id` as its user or in one of the top-level
+        `properties`; return how many were deleted."""

@@ -96,7 +96,7 @@ class DatabaseTraceBackend(TraceBackend):
         # Nothing separate to drop: raw event retention removes what this backend searches.
         return []
 
-    def delete_user(self, user_id: str) -> int:
+    def delete_user(self, user_id: str, *, properties: Sequence[str] = ()) -> int:
         # The rows are the index; deleting the user's raw events (the caller does) deletes them here.
         return 0
 

@@ -10,7 +10,11 @@ from apps.lifecycle.services import user_purge
 
 
 class Command(BaseCommand):
-    help = "Delete a user's raw events and search documents, and take them out of the rollups."
+    help = (
+        "Delete every raw event and search document that stores the user ID (top-level user_id, or the "
+        "properties user_id, userId, userID, user, uid) and take them out of the rollups. Not covered: "
+        "free text in messages (counted in the output) and the audit log."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("user_id")
@@ -23,9 +27,4 @@ class Command(BaseCommand):
             target=user_id,
             via="command",
         )
-        self.stdout.write(
-            f"user {user_id!r}: {report.raw_events_deleted} raw events, "
-            f"{report.search_documents_deleted} search documents, "
-            f"{report.unique_user_rows_deleted} unique-user rollup rows deleted; "
-            f"{report.rollup_buckets_corrected} count buckets corrected"
-        )
+        self.stdout.write(f"user {user_id!r}: {report.counts()}")
