@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.utils import timezone
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from apps.accounts.services import personal_token_create
@@ -250,3 +251,68 @@ def test_no_request_breaks_an_api_or_gets_an_undocumented_answer(case, credentia
     case.validate_response(
         response, headers=headers, excluded_checks=_checks_that_do_not_apply(case, response)
     )
+
+
+# The calendar's edges and beyond, as ISO text (with offsets that push past them) and epoch numbers; and
+# clocks off by the amounts conform treats differently (latency, corrected skew, not corrected).
+EDGE_TIMES = st.sampled_from(
+    [
+        "9999-12-31T23:59:59+00:00",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+00:00",
+        "0001-01-01T00:00:00+14:00",
+        "1970-01-01T00:00:00Z",
+        "2262-04-11T23:47:16Z",
+        253402300799,
+        -62135596800,
+        1e11,
+        1e18,
+        -1e18,
+        "253402300800",
+        "1e400",
+    ]
+)
+SKEWS = st.sampled_from([0, 1, 3600, -3600, 23 * 3600, -23 * 3600, 25 * 3600, -25 * 3600, 10**9])
+
+
+@st.composite
+def batches_at_the_calendars_edges(draw):
+    """Draw schema-valid batches (schemathesis' positive strategy), then put sent_at and some timestamps at
+    the calendar's edges."""
+    case = draw(schema["/api/v1/batch"]["POST"].as_strategy())
+    items = case.body["batch"] if isinstance(case.body, dict) else case.body
+    items = [item if isinstance(item, dict) else {} for item in items]
+    for item in items:
+        if draw(st.booleans()):
+            item["timestamp"] = draw(EDGE_TIMES)
+        elif draw(st.booleans()):
+            item["timestamp"] = draw(st.floats(allow_nan=False, allow_infinity=False))
+    # Mostly a real clock that is off, sometimes a sent_at at the edges itself.
+    skewed = (timezone.now() - timedelta(seconds=draw(SKEWS))).isoformat()
+    sent_at = draw(st.sampled_from([skewed, skewed, skewed, draw(EDGE_TIMES)]))
+    case.body = {"batch": items, "sent_at": sent_at}
+    return case
+
+
+@hypothesis.given(case=batches_at_the_calendars_edges())
+@hypothesis.settings(
+    max_examples=MAX_EXAMPLES * 4,
+    deadline=None,
+    database=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture, hypothesis.HealthCheck.too_slow],
+)
+def test_sent_at_and_timestamps_at_the_calendars_edges_never_lose_a_batch(case, credentials):
+    rows_before = RawEvent.objects.count()
+
+    response = case.call(headers=credentials["ingest_batch"])
+
+    # A whole-batch 400 only for a sent_at that is not a time; any timestamp refuses only its own item.
+    assert response.status_code in (202, 400), response.text
+    body = response.json()
+    if response.status_code == 400:
+        assert body["detail"].startswith("sent_at: "), body
+        assert RawEvent.objects.count() == rows_before
+        return
+    assert RawEvent.objects.count() - rows_before == body["accepted"]
+    assert body["accepted"] + body["duplicates"] + len(body["rejected"]) == len(case.body["batch"])
+    case.validate_response(response, headers=credentials["ingest_batch"])
