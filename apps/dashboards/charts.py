@@ -13,6 +13,10 @@ from .forms import ChartSpec, ExplorerForm
 from .tables import SeriesTable, series_table
 
 logger = logging.getLogger(__name__)
+ESTIMATE_NOTE = (
+    "Unique users are estimated from HyperLogLog sketches: exact up to about 1,300 users, "
+    "within about 1 % beyond."
+)
 
 
 @dataclass
@@ -21,6 +25,8 @@ class RenderedChart:
     series: list[Series]
     figure: dict  # plotly JSON, embedded with json_script
     table: SeriesTable
+    # What the page says under the chart: the spec's notes, and that the figures are estimates if they are.
+    notes: tuple[str, ...] = ()
 
 
 def chart_render(spec: ChartSpec) -> RenderedChart:
@@ -41,7 +47,8 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
         additive=spec.additive,
         decimals=spec.query.measure.startswith("avg:"),
     )
-    return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table)
+    notes = spec.notes + ((ESTIMATE_NOTE,) if any(s.estimate for s in series) else ())
+    return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table, notes=notes)
 
 
 @dataclass

@@ -69,7 +69,7 @@ def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
     active = figures.series_figure([users], chart_type="bar", measure_label="unique users").to_plotly_json()
     return [
         UsageChart("Events per day, top events", per_event, form.query_string()),
-        UsageChart("Daily active users, all events", active),
+        UsageChart("Daily active users, all events" + (" (estimated)" if users.estimate else ""), active),
     ]
 
 

@@ -13,8 +13,8 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from apps.ingest.models import RawEvent
-from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
-from apps.metrics.selectors import Series
+from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
+from apps.metrics.selectors import Series, UsersInSketches
 
 from .forms import ExplorerOptions
 from .models import Dashboard
@@ -122,12 +122,18 @@ def daily_active_users(*, start: datetime, end: datetime) -> Series:
     """Return the distinct users of any event per day in [start, end) (start at midnight UTC), zeros kept.
 
     `series_for` draws one line per event when given several, so the all-events total is read here, from
-    the same exact per-user rollup rows.
+    the same rollups: the union of the day's sketches on PostgreSQL (an estimate), user rows on SQLite.
     """
+    sketches = connection.vendor == "postgresql"
+    model, users_of = (
+        (RollupSketch, UsersInSketches("users"))
+        if sketches
+        else (RollupUser, Count("user_id", distinct=True))
+    )
     rows = (
-        RollupUser.objects.filter(granularity="day", bucket_start__gte=start, bucket_start__lt=end)
+        model.objects.filter(granularity="day", bucket_start__gte=start, bucket_start__lt=end)
         .values("bucket_start")
-        .annotate(n=Count("user_id", distinct=True))
+        .annotate(n=users_of)
         .values_list("bucket_start", "n")
     )
     users = dict(rows)
@@ -136,7 +142,7 @@ def daily_active_users(*, start: datetime, end: datetime) -> Series:
     while day < end:
         days.append((day, users.get(day, 0)))
         day += timedelta(days=1)
-    return Series(name="daily active users", points=days)
+    return Series(name="daily active users", points=days, estimate=sketches)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from apps.common.jsonfields import PropertyText
 from apps.ingest.conform import ALIASES
 from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
-from apps.metrics.services import RollupDeltas, deltas_for
+from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.traces.search import get_trace_backend
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class PurgeReport:
     user_id: str
     raw_events_deleted: int = 0
     search_documents_deleted: int = 0
-    unique_user_rows_deleted: int = 0
+    # Buckets whose unique users changed (sketches rebuilt on PostgreSQL, user rows deleted on SQLite).
+    unique_user_buckets_corrected: int = 0
     rollup_buckets_corrected: int = 0
     # Not covered: messages are free text; these still contain the user ID, for the admin to decide.
     messages_mentioning: int = 0
@@ -75,8 +76,9 @@ class PurgeReport:
     def counts(self) -> str:
         """Return the figures without the user ID (safe for a log line, which the portal ships to itself)."""
         return (
-            f"{self.raw_events_deleted} raw events, {self.search_documents_deleted} search documents, "
-            f"{self.unique_user_rows_deleted} unique-user rollup rows deleted; "
+            f"{self.raw_events_deleted} raw events, "
+            f"{self.search_documents_deleted} search documents deleted; "
+            f"{self.unique_user_buckets_corrected} unique-user buckets corrected, "
             f"{self.rollup_buckets_corrected} count buckets corrected; "
             f"{self.messages_mentioning} messages still mention the user (free text, not covered)"
         )
@@ -116,8 +118,11 @@ def user_purge(*, user_id: str) -> PurgeReport:
         report.rollup_buckets_corrected = _subtract(deltas)
         remaining = _remaining(deltas)
         _recompute_extremes(deltas, remaining)
-        report.unique_user_rows_deleted = RollupUser.objects.filter(user_id=user_id).delete()[0]
-        report.unique_user_rows_deleted += _drop_absent_users(deltas, remaining, purged=user_id)
+        if connection.vendor == "postgresql":
+            report.unique_user_buckets_corrected = _rebuild_sketches(deltas)
+        else:
+            report.unique_user_buckets_corrected = RollupUser.objects.filter(user_id=user_id).delete()[0]
+            report.unique_user_buckets_corrected += _drop_absent_users(deltas, remaining, purged=user_id)
     # Events of this user accepted while the purge ran are indexed later: purge once more to be sure.
     report.search_documents_deleted += backend.delete_user(user_id, properties=USER_ID_PROPERTIES)
     report.messages_mentioning = RawEvent.objects.filter(message__contains=user_id).count()
@@ -171,6 +176,13 @@ def _recompute_extremes(deltas: RollupDeltas, remaining: RollupDeltas) -> None:
             bucket.delete()
         else:
             bucket.update(min=stats[2], max=stats[3])
+
+
+def _rebuild_sketches(deltas: RollupDeltas) -> int:
+    """Rebuild the touched buckets' user sketches from the raw events left (within raw retention: older
+    buckets have no raw events to rebuild from, and their sketches keep the user's hash, never the ID)."""
+    cutoff = timezone.now() - timedelta(days=settings.RETENTION_RAW_DAYS)
+    return sketches_rebuild(keys={key for key, _ in deltas.users if key[0] >= cutoff})
 
 
 def _drop_absent_users(deltas: RollupDeltas, remaining: RollupDeltas, *, purged: str) -> int:

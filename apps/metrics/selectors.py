@@ -17,9 +17,10 @@ What a series is lives in `kind`, never in its name: a property whose value is "
 Groups are ranked in SQL before any bucket is read, so only the top N and the rest are ever laid out, and
 a query whose series × buckets exceed MAX_POINTS is refused with a message.
 
-Sources: count, sum and avg come from `RollupCount`/`RollupNumeric`, unique users from `RollupUser`
-(exact COUNT(DISTINCT)), weeks from day rows. A breakdown by a property or a property filter is not rolled
-up: it is aggregated by the database over the range's raw events.
+Sources: count, sum and avg come from `RollupCount`/`RollupNumeric`; unique users from the union of
+`RollupSketch` HyperLogLog sketches on PostgreSQL (an estimate: such series say `estimate=True`) and from
+`RollupUser` rows on SQLite (exact COUNT(DISTINCT)); weeks from day rows. A breakdown by a property or a
+property filter is not rolled up: it is aggregated by the database over the range's raw events (exact).
 """
 
 from dataclasses import dataclass, field
@@ -27,13 +28,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Expression, F, Q, QuerySet, Sum, TextField, Value
+from django.db.models import (
+    Aggregate,
+    BigIntegerField,
+    Count,
+    Expression,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+    Value,
+)
 from django.db.models.functions import Coalesce, Trunc, TruncWeek
 
 from apps.common.jsonfields import PropertyNumber, PropertyText
 from apps.ingest.models import RawEvent
 
-from .models import RollupCount, RollupNumeric, RollupUser
+from .models import RollupCount, RollupNumeric, RollupSketch, RollupUser
 from .services import bucket_start
 
 MEASURES = ("count", "unique_users", "sum", "avg")
@@ -78,13 +90,24 @@ class Series:
     # "value" (one breakdown value), "rest" (all values outside the top N), "total" (no breakdown) or
     # "previous" (the compare period of the current series at the same position).
     kind: str = TOTAL
+    # The values are estimates (unique users from HyperLogLog sketches), not exact counts.
+    estimate: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
+            "estimate": self.estimate,
             "points": [{"t": t.isoformat(), "v": v} for t, v in self.points],
         }
+
+
+class UsersInSketches(Aggregate):
+    """The users of the union of HyperLogLog sketches (postgresql-hll), rounded to a whole number."""
+
+    function = "hll_union_agg"
+    template = "round(hll_cardinality(%(function)s(%(expressions)s)))::bigint"
+    output_field = BigIntegerField()
 
 
 @dataclass
@@ -215,6 +238,7 @@ class _Source:
         self.query, self.measure, self.prop = query, measure, prop
         self.group = _group_field(query)
         self.raw = bool(query.filters) or self.group.startswith("prop:")
+        self.sketches = measure == "unique_users" and not self.raw and connection.vendor == "postgresql"
 
     def rows(self, start: datetime, end: datetime) -> QuerySet:
         if self.raw:
@@ -228,7 +252,8 @@ class _Source:
             for index, (name, value) in enumerate(self.query.filters):
                 qs = qs.alias(**{f"filter_{index}": PropertyText(name)}).filter(**{f"filter_{index}": value})
             return qs
-        model = {"count": RollupCount, "unique_users": RollupUser}.get(self.measure, RollupNumeric)
+        users = RollupSketch if self.sketches else RollupUser
+        model = {"count": RollupCount, "unique_users": users}.get(self.measure, RollupNumeric)
         qs = model.objects.filter(
             granularity="day" if self.query.interval == "week" else self.query.interval,
             bucket_start__gte=start,
@@ -250,9 +275,10 @@ class _Source:
 
     def aggregates(self) -> dict[str, Any]:
         """The parts of a cell, named as _PARTS says, for the measure."""
+        if self.sketches:
+            return {"u": UsersInSketches("users")}
         if self.measure == "unique_users":
-            users = "user_id"
-            return {"u": Count(users, distinct=True, filter=~Q(user_id="") if self.raw else None)}
+            return {"u": Count("user_id", distinct=True, filter=~Q(user_id="") if self.raw else None)}
         if not self.raw:
             return {"n": Sum("count")} if self.measure == "count" else {"n": Sum("count"), "s": Sum("sum")}
         if self.measure == "count":
@@ -282,20 +308,27 @@ def _series_over(
     rows = source.rows(start, end)
     if not source.group:
         columns = _columns(rows, source, start, size, grouped=False)
-        return [Series(TOTAL, _points(buckets, columns.get(TOTAL), source.measure, size), kind=TOTAL)]
+        return [
+            Series(TOTAL, _points(buckets, columns.get(TOTAL), source.measure, size), TOTAL, source.sketches)
+        ]
     if names is None:
         names, with_rest = _ranked_groups(rows, source, source.query.top_n)
     group = source.group_expression()
-    top = rows.alias(group_value=group).filter(group_value__in=names) if names else rows.none()
-    columns = _columns(top, source, start, size, grouped=True)
+    columns = (
+        _columns(
+            rows.alias(group_value=group).filter(group_value__in=names), source, start, size, grouped=True
+        )
+        if names
+        else {}
+    )
     out = [
-        Series(name, _points(buckets, columns.get(name), source.measure, size), kind="value")
+        Series(name, _points(buckets, columns.get(name), source.measure, size), "value", source.sketches)
         for name in names
     ]
     if with_rest:
         rest_rows = rows.alias(group_value=group).exclude(group_value__in=names) if names else rows
         rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
-        out.append(Series(OTHER, _points(buckets, rest, source.measure, size), kind="rest"))
+        out.append(Series(OTHER, _points(buckets, rest, source.measure, size), "rest", source.sketches))
     return out
 
 

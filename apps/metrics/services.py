@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.common.bulk import bulk_insert
 from apps.common.jsonfields import MAX_SUMMABLE
 
-from .models import GRANULARITIES, RollupCount, RollupNumeric, RollupUser
+from .models import GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
 
 BucketKey = tuple[datetime, str, str, str, str]  # (bucket_start, granularity, event, service, stage)
 
@@ -32,12 +32,16 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     raise ValueError(f"unknown granularity {granularity!r}")
 
 
+# A property name longer than a rollup's `prop` column is not rolled up (the raw event keeps it).
+MAX_PROP_NAME = 200
+
+
 def numeric_properties(properties: dict[str, Any]) -> dict[str, float]:
     """Return the top-level properties that are finite numbers of a summable size (booleans are not numbers
     here); the raw event keeps every value."""
     numbers = {}
     for key, value in properties.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or len(key) > MAX_PROP_NAME:
             continue
         try:
             number = float(value)
@@ -104,3 +108,106 @@ def rollups_apply(*, deltas: RollupDeltas) -> None:
         [(*key, user) for key, user in sorted(deltas.users)],
         conflict=[*bucket_cols, "user_id"],
     )
+
+
+# --- PostgreSQL: rollups from set-based SQL over the claimed events ---------------------------------------
+
+
+def _one_line(sql: str) -> str:
+    """Return a statement on one line (as pg_stat_activity and logs show it)."""
+    return " ".join(sql.split())
+
+
+# Every event of the chunk once per granularity, with its bucket start (UTC).
+_EVENTS_BY_BUCKET = """
+    FROM ingest_rawevent r CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(name)
+    WHERE r.id = ANY(%(ids)s)"""
+_BUCKET = "date_trunc(g.name, r.\"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+_KEY = f"g.name, r.event, {_BUCKET}, r.service, r.stage"
+_CONFLICT = "(granularity, event, bucket_start, service, stage"
+
+_ADD_COUNTS = _one_line(f"""
+    INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
+    SELECT {_KEY}, count(*) {_EVENTS_BY_BUCKET}
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT {_CONFLICT}) DO UPDATE SET count = t.count + excluded.count""")
+
+# The numbers numeric_properties() keeps: top-level JSON numbers (not booleans) of a summable size.
+_ADD_NUMERICS = _one_line(f"""
+    INSERT INTO metrics_rollupnumeric AS t
+        (granularity, event, bucket_start, service, stage, prop, count, sum, min, max)
+    SELECT {_KEY}, p.key, count(*), sum(p.n), min(p.n), max(p.n)
+    FROM ingest_rawevent r
+    CROSS JOIN LATERAL (
+        SELECT key, value::numeric::float8 AS n
+        FROM jsonb_each(CASE WHEN jsonb_typeof(r.properties) = 'object' THEN r.properties ELSE '{{}}' END)
+        WHERE jsonb_typeof(value) = 'number' AND abs(value::numeric) <= %(max_summable)s
+            AND length(key) <= %(max_prop)s
+    ) AS p
+    CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(name)
+    WHERE r.id = ANY(%(ids)s)
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT {_CONFLICT}, prop) DO UPDATE SET count = t.count + excluded.count,
+        sum = t.sum + excluded.sum, min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max)""")
+
+_ADD_SKETCHES = _one_line(f"""
+    INSERT INTO metrics_rollupsketch AS t (granularity, event, bucket_start, service, stage, users)
+    SELECT {_KEY}, hll_add_agg(hll_hash_text(r.user_id), {HLL_PARAMS}) {_EVENTS_BY_BUCKET} AND r.user_id <> ''
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT {_CONFLICT}) DO UPDATE SET users = hll_union(t.users, excluded.users)""")
+
+
+def rollups_add_sql(*, event_ids: list[int]) -> None:
+    """Add the events' counts, numbers and users to the rollups in three statements (PostgreSQL).
+
+    The caller claims the events and marks them aggregated in the same transaction (exactly once). Rows are
+    inserted in key order, so concurrent workers lock buckets in one order. Equal to rollups_apply of
+    deltas_for, but for unique users, which go into sketches instead of RollupUser rows.
+    """
+    params = {"ids": list(event_ids), "max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
+    with connection.cursor() as cursor:
+        for statement in (_ADD_COUNTS, _ADD_NUMERICS, _ADD_SKETCHES):
+            cursor.execute(statement, params)
+
+
+_SKETCH_KEYS = """
+    WITH keys AS (
+        SELECT * FROM unnest(
+            %(granularities)s::text[], %(events)s::text[], %(starts)s::timestamptz[],
+            %(services)s::text[], %(stages)s::text[]
+        ) AS k(granularity, event, bucket_start, service, stage)
+    )"""
+_DROP_SKETCHES = _one_line(f"""{_SKETCH_KEYS}
+    DELETE FROM metrics_rollupsketch t USING keys k
+    WHERE (t.granularity, t.event, t.bucket_start, t.service, t.stage)
+        = (k.granularity, k.event, k.bucket_start, k.service, k.stage)""")
+_BUILD_SKETCHES = _one_line(f"""{_SKETCH_KEYS}
+    INSERT INTO metrics_rollupsketch (granularity, event, bucket_start, service, stage, users)
+    SELECT k.granularity, k.event, k.bucket_start, k.service, k.stage,
+        hll_add_agg(hll_hash_text(r.user_id), {HLL_PARAMS})
+    FROM keys k JOIN ingest_rawevent r
+        ON r.event = k.event AND r.service = k.service AND r.stage = k.stage
+        AND r."timestamp" >= k.bucket_start
+        AND r."timestamp" < k.bucket_start + ('1 ' || k.granularity)::interval
+    WHERE r.aggregated_at IS NOT NULL AND r.user_id <> ''
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""")
+
+
+def sketches_rebuild(*, keys: Iterable[BucketKey]) -> int:
+    """Rebuild the user sketches of some buckets from their aggregated raw events (PostgreSQL); a sketch
+    cannot forget a user, so a purge rebuilds the buckets it touched. Return how many buckets."""
+    keys = sorted(set(keys))
+    if not keys:
+        return 0
+    starts, granularities, events, services, stages = (list(column) for column in zip(*keys, strict=True))
+    params = {
+        "granularities": granularities,
+        "events": events,
+        "starts": starts,
+        "services": services,
+        "stages": stages,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_DROP_SKETCHES, params)
+        cursor.execute(_BUILD_SKETCHES, params)
+    return len(keys)

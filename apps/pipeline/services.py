@@ -1,25 +1,60 @@
 """The pipeline's work: claim raw events, add them to the rollups exactly once, make them searchable.
 
 Rollups and indexing are tracked apart (`aggregated_at`, `indexed_at`), so a down search cluster never
-blocks the rollups and re-indexing never touches a count.
+blocks the rollups and re-indexing never touches a count. `process_chunk` does both at once: the search
+bulk runs in a thread while the rollups are written, and one UPDATE records both.
 """
 
 import logging
-from dataclasses import dataclass
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Left
 from django.utils import timezone
 
+from apps.common.errors import BackendUnavailable
 from apps.ingest.models import RawEvent
-from apps.metrics.services import deltas_for, rollups_apply
+from apps.metrics.services import deltas_for, rollups_add_sql, rollups_apply
 from apps.traces.search import get_trace_backend
+from apps.traces.search.base import IndexOutcome
 
 logger = logging.getLogger(__name__)
 
 _AGGREGATE_FIELDS = ("id", "timestamp", "event", "service", "stage", "user_id", "properties")
+_INDEX_FIELDS = (
+    "id",
+    "event_id",
+    "type",
+    "event",
+    "service",
+    "stage",
+    "level",
+    "user_id",
+    "correlation_id",
+    "message",
+    "timestamp",
+    "received_at",
+    "properties",
+    "notes",
+    "ingest_node",
+)
+# One thread per worker process sends search bulks; it uses no database connection.
+_indexer: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _indexer_pool() -> ThreadPoolExecutor:
+    """Return this process's indexer thread (a forked child makes its own: threads do not survive fork)."""
+    global _indexer
+    if _indexer is None or _indexer[0] != os.getpid():
+        _indexer = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-index"))
+    return _indexer[1]
 
 
 @dataclass
@@ -30,7 +65,74 @@ class ChunkOutcome:
     dead_lettered: int = 0
 
 
-def aggregate_chunk(*, event_ids: list[int]) -> ChunkOutcome:
+@dataclass
+class ProcessOutcome:
+    aggregated: ChunkOutcome = field(default_factory=ChunkOutcome)
+    indexed: ChunkOutcome = field(default_factory=ChunkOutcome)
+    # Set when the search backend could not be reached: the chunk's indexing is to be retried.
+    index_unavailable: str = ""
+
+
+class IndexRow:
+    """What the search backends read of an event (cheaper than a model instance, same attribute names)."""
+
+    __slots__ = (*_INDEX_FIELDS, "pk")
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        for name, value in zip(_INDEX_FIELDS, values, strict=True):
+            setattr(self, name, value)
+        self.pk = self.id
+
+
+def rows_to_index(event_ids: list[int]) -> list[IndexRow]:
+    """Return the chunk's events that still wait for indexing (not indexed, not refused), in id order."""
+    pending = RawEvent.objects.filter(
+        pk__in=event_ids, indexed_at__isnull=True, index_rejected_at__isnull=True
+    )
+    return [IndexRow(values) for values in pending.order_by("pk").values_list(*_INDEX_FIELDS)]
+
+
+class _Indexing:
+    """A search bulk running in the indexer thread; `indexed_ids()` waits for it."""
+
+    def __init__(self, future: Future | None) -> None:
+        self.future = future
+        self.marked: set[int] = set()  # ids whose indexed_at the aggregation's UPDATE already set
+
+    def outcome(self) -> IndexOutcome:
+        """Return the bulk's outcome (empty when nothing was sent); raise BackendUnavailable if it failed."""
+        return self.future.result() if self.future is not None else IndexOutcome()
+
+    def indexed_ids(self) -> list[int]:
+        """Return the ids the bulk stored, or none when it failed (then it is retried on its own)."""
+        try:
+            return self.outcome().indexed
+        except BackendUnavailable:
+            return []
+
+
+def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
+    """Aggregate and index a chunk at once.
+
+    The chunk's documents are read first and sent to the search backend from the indexer thread while
+    this thread claims the events and writes their rollups; the transaction then waits for the bulk, and
+    one UPDATE marks the claimed events aggregated (and indexed, those the bulk stored). A down search
+    backend never holds back the rollups: the outcome says so and the caller retries the indexing.
+    """
+    rows = rows_to_index(event_ids)
+    indexing = _Indexing(_indexer_pool().submit(get_trace_backend().index_events, rows) if rows else None)
+    result = ProcessOutcome(aggregated=aggregate_chunk(event_ids=event_ids, indexing=indexing))
+    try:
+        outcome = indexing.outcome()
+    except BackendUnavailable as exc:
+        result.index_unavailable = str(exc)
+        return result
+    result.indexed = _record_index_outcome(outcome, already_marked=indexing.marked, sent=len(rows))
+    result.indexed.skipped = len(event_ids) - len(rows)
+    return result
+
+
+def aggregate_chunk(*, event_ids: list[int], indexing: _Indexing | None = None) -> ChunkOutcome:
     """Add a chunk's events to the rollups and mark them aggregated, in one transaction.
 
     Rows another worker holds are skipped (SKIP LOCKED), rows already aggregated are ignored, so running a
@@ -39,7 +141,7 @@ def aggregate_chunk(*, event_ids: list[int]) -> ChunkOutcome:
     the rest; an event that fails PIPELINE_MAX_ATTEMPTS times is dead-lettered with the reason.
     """
     try:
-        return _aggregate(event_ids)
+        return _aggregate(event_ids, indexing)
     except (OperationalError, InterfaceError):
         raise  # the database is down or the transaction was cut off: retry later, count nothing
     except Exception as exc:
@@ -47,7 +149,7 @@ def aggregate_chunk(*, event_ids: list[int]) -> ChunkOutcome:
     outcome = ChunkOutcome()
     for event_id in event_ids:
         try:
-            part = _aggregate([event_id])
+            part = _aggregate([event_id], None)
             outcome.done += part.done
             outcome.skipped += part.skipped
         except (OperationalError, InterfaceError):
@@ -59,18 +161,33 @@ def aggregate_chunk(*, event_ids: list[int]) -> ChunkOutcome:
     return outcome
 
 
-def _aggregate(event_ids: list[int]) -> ChunkOutcome:
+def _aggregate(event_ids: list[int], indexing: _Indexing | None) -> ChunkOutcome:
     with transaction.atomic():
-        events = list(
+        claimed = list(
             RawEvent.objects.select_for_update(skip_locked=True)
             .filter(pk__in=event_ids, aggregated_at__isnull=True, dead_lettered_at__isnull=True)
-            .only(*_AGGREGATE_FIELDS)
             .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        if events:
-            rollups_apply(deltas=deltas_for(events))
-            RawEvent.objects.filter(pk__in=[ev.pk for ev in events]).update(aggregated_at=timezone.now())
-    return ChunkOutcome(done=len(events), skipped=len(event_ids) - len(events))
+        if claimed:
+            if connection.vendor == "postgresql":
+                rollups_add_sql(event_ids=claimed)
+            else:  # the embedded mode (SQLite): the same rollups from Python deltas, users exact
+                rollups_apply(
+                    deltas=deltas_for(RawEvent.objects.filter(pk__in=claimed).only(*_AGGREGATE_FIELDS))
+                )
+            now = timezone.now()
+            indexed = set(indexing.indexed_ids()) if indexing is not None else set()
+            both = [pk for pk in claimed if pk in indexed]
+            RawEvent.objects.filter(pk__in=claimed).update(
+                aggregated_at=now,
+                indexed_at=Case(When(pk__in=both, then=Value(now)), default=F("indexed_at"))
+                if both
+                else F("indexed_at"),
+            )
+            if indexing is not None:
+                indexing.marked.update(both)
+    return ChunkOutcome(done=len(claimed), skipped=len(event_ids) - len(claimed))
 
 
 def _record_failure(event_id: int, reason: str) -> int:
@@ -90,32 +207,38 @@ def index_chunk(*, event_ids: list[int]) -> ChunkOutcome:
 
     Raises BackendUnavailable when the backend cannot be reached; the events stay unindexed for a retry.
     """
-    events = list(
-        RawEvent.objects.filter(
-            pk__in=event_ids, indexed_at__isnull=True, index_rejected_at__isnull=True
-        ).order_by("pk")
+    rows = rows_to_index(event_ids)
+    outcome = _record_index_outcome(
+        get_trace_backend().index_events(rows), already_marked=set(), sent=len(rows)
     )
-    result = get_trace_backend().index_events(events)
+    outcome.skipped = len(event_ids) - len(rows)
+    return outcome
+
+
+def _record_index_outcome(result: IndexOutcome, *, already_marked: set[int], sent: int) -> ChunkOutcome:
+    """Record a bulk's outcome in a fixed number of statements: indexed, refused for good, to retry."""
     now = timezone.now()
     with transaction.atomic():
-        if result.indexed:
-            RawEvent.objects.filter(pk__in=result.indexed).update(indexed_at=now)
-        for pk, reason in result.rejected.items():
-            RawEvent.objects.filter(pk=pk).update(
-                index_rejected_at=now,
-                index_attempts=F("index_attempts") + 1,
-                last_error=f"search index refused the document: {reason}"[:2000],
-            )
-        for pk, reason in result.retry_later.items():
-            RawEvent.objects.filter(pk=pk).update(
-                index_attempts=F("index_attempts") + 1,
-                last_error=f"indexing failed, will retry: {reason}"[:2000],
-            )
+        indexed = [pk for pk in result.indexed if pk not in already_marked]
+        if indexed:
+            RawEvent.objects.filter(pk__in=indexed).update(indexed_at=now)
+        _record_reasons(result.rejected, "search index refused the document: ", index_rejected_at=now)
+        _record_reasons(result.retry_later, "indexing failed, will retry: ")
     return ChunkOutcome(
-        done=len(result.indexed),
-        skipped=len(event_ids) - len(events),
-        failed=len(result.retry_later),
-        dead_lettered=len(result.rejected),
+        done=len(result.indexed), failed=len(result.retry_later), dead_lettered=len(result.rejected)
+    )
+
+
+def _record_reasons(reasons: dict[int, str], prefix: str, **fields: Any) -> None:
+    """Count an indexing attempt and store each event's reason, in one UPDATE for all of them."""
+    if not reasons:
+        return
+    RawEvent.objects.filter(pk__in=list(reasons)).update(
+        index_attempts=F("index_attempts") + 1,
+        last_error=Left(
+            Case(*[When(pk=pk, then=Value(prefix + reason)) for pk, reason in reasons.items()]), 2000
+        ),
+        **fields,
     )
 
 

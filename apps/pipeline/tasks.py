@@ -16,17 +16,34 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue_events(event_ids: list[int]) -> None:
-    """Queue newly stored events for aggregation (which then queues their indexing), in chunks."""
+    """Queue newly stored events for processing (rollups and indexing at once), in chunks."""
     for chunk in services.chunks(event_ids, settings.PIPELINE_CHUNK_SIZE):
-        aggregate_events.delay(chunk)
+        process_events.delay(chunk)
+
+
+@shared_task(name="pipeline.process_events", acks_late=True, time_limit=300, soft_time_limit=240)
+def process_events(event_ids: list[int]) -> dict:
+    """Add a chunk of events to the rollups and make it searchable; if the search backend is down, queue
+    the chunk's indexing on its own (with its retries) while the rollups go ahead."""
+    outcome = services.process_chunk(event_ids=event_ids)
+    if outcome.index_unavailable:
+        _index_later(event_ids, outcome.index_unavailable)
+    return {"aggregated": outcome.aggregated.__dict__, "indexed": outcome.indexed.__dict__}
 
 
 @shared_task(name="pipeline.aggregate_events", acks_late=True, time_limit=300, soft_time_limit=240)
 def aggregate_events(event_ids: list[int]) -> dict:
-    """Add a chunk of events to the rollups, then queue the chunk for indexing."""
-    outcome = services.aggregate_chunk(event_ids=event_ids)
-    index_events.delay(event_ids)
-    return outcome.__dict__
+    """Process a chunk (the name rebuilds and messages queued before process_events still use)."""
+    return process_events(event_ids)
+
+
+def _index_later(event_ids: list[int], reason: str) -> None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        logger.warning(
+            "search backend unavailable, %d events left for the sweeper: %s", len(event_ids), reason
+        )
+        return
+    index_events.apply_async((event_ids,), countdown=5)
 
 
 @shared_task(
@@ -59,7 +76,7 @@ def sweep() -> dict:
         grace_seconds=settings.PIPELINE_SWEEP_GRACE_SECONDS, limit=settings.PIPELINE_SWEEP_LIMIT
     )
     for chunk in services.chunks(stale.aggregate_ids, settings.PIPELINE_CHUNK_SIZE):
-        aggregate_events.delay(chunk)
+        process_events.delay(chunk)
     # Events waiting for aggregation get indexed after it; only re-queue indexing for the others.
     waiting = set(stale.aggregate_ids)
     index_only = [pk for pk in stale.index_ids if pk not in waiting]
