@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +15,9 @@ import pytest
 
 import observatory
 from observatory import correlation
-from observatory.tracker import Tracker, _chunks
+from observatory.encoding import Encoded
+from observatory.sender import chunks
+from observatory.tracker import Tracker
 
 
 def _parse_ts(value: str) -> datetime:
@@ -214,7 +217,7 @@ def test_shutdown_flushes_and_stops_the_thread(ingest_server, make_tracker):
     assert tracker.shutdown(5)
 
     assert len(ingest_server.events()) == 3
-    assert tracker._thread is not None and not tracker._thread.is_alive()
+    assert tracker._sender.thread is not None and not tracker._sender.thread.is_alive()
     assert tracker.track("late") is None
     assert tracker.stats()["dropped"] == 1
 
@@ -238,7 +241,7 @@ def test_sync_mode_sends_in_the_callers_thread(ingest_server, make_tracker):
 
     # Delivered (after one inline retry) before track() returned: no waiting needed.
     assert [e["event_id"] for e in ingest_server.events()] == [event_id]
-    assert tracker._thread is None
+    assert tracker._sender.thread is None
     assert tracker.stats()["retries"] == 1
     assert tracker.flush(0) is True
 
@@ -371,9 +374,10 @@ def test_oversized_events_are_truncated_to_fit(ingest_server, make_tracker):
 
 
 def test_chunks_respect_count_and_bytes():
-    events = [b"x" * 10] * 7
-    assert [len(c) for c in _chunks(events, 3, 10_000)] == [3, 3, 1]
-    assert [len(c) for c in _chunks(events, 100, 25)] == [2, 2, 2, 1]
+    events = [Encoded(str(i), b"x" * 10) for i in range(7)]
+    assert [len(c) for c in chunks(events, 3, 10_000)] == [3, 3, 1]
+    assert [len(c) for c in chunks(events, 100, 25)] == [2, 2, 2, 1]
+    assert [item for chunk in chunks(events, 3, 10_000) for item in chunk] == events  # order kept
 
 
 def test_module_level_track_uses_a_lazy_default_tracker(monkeypatch, ingest_server):
@@ -398,14 +402,23 @@ def test_service_and_stage_are_left_to_the_api_key_by_default(ingest_server, mak
     assert "service" not in event and "stage" not in event
 
 
-def test_flush_delivers_in_the_caller_when_no_sender_thread_can_start(ingest_server, make_tracker):
+def test_flush_delivers_in_the_caller_when_no_sender_thread_can_start(
+    ingest_server, make_tracker, monkeypatch
+):
     # As at interpreter shutdown on newer Pythons, where starting a thread raises RuntimeError.
+    start = threading.Thread.start
+
+    def refuse(thread: threading.Thread) -> None:
+        if thread.name == "observatory-sender":
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        start(thread)  # the loopback server's request threads
+
     tracker = make_tracker()
-    tracker._thread_failed = True
+    monkeypatch.setattr(threading.Thread, "start", refuse)
     tracker.track("late")
-    assert tracker._thread is None and tracker.stats()["queued"] == 1
+    assert tracker._sender.thread is None and tracker.stats()["queued"] == 1
 
     assert tracker.flush(5)
 
     assert [e["event"] for e in ingest_server.events()] == ["late"]
-    assert tracker._thread is None
+    assert tracker._sender.thread is None
