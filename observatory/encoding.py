@@ -23,12 +23,14 @@ from . import correlation
 from .config import MAX_EVENT_BYTES
 
 __all__ = [
-    "LOG_LEVELS",
-    "Encoded",
     "AT_INDEX",
     "EVENT_ID_INDEX",
+    "LOG_LEVELS",
+    "Encoded",
     "PendingEvent",
     "capture",
+    "discard_spare_event_ids",
+    "dumps",
     "encode",
     "new_event_id",
     "normalise_level",

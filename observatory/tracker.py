@@ -143,7 +143,7 @@ class Tracker:
         self._pid = os.getpid()
         self._pid_checked_at = time.time()
         self._closed = False
-        # The fast path of _submit: a URL, not sync mode, not shut down (False once shutdown() began).
+        # The fast path of _submit: a URL, not sync mode, not shut down.
         self._queueing = self.config.endpoint is not None and not self.config.sync
         self._counters = Counters()
         self._reporter = Reporter(self._counters, self._throttle, on_delivery)
@@ -253,8 +253,8 @@ class Tracker:
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, timeout)
         delivered = self.flush(timeout)
-        self._closed = True
         self._queueing = False
+        self._closed = True
         if not delivered:
             pending = self.stats()["queued"]
             self._abort.set()
