@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
+    "DJANGO_GUID_HEADER",
     "HEADER",
+    "INCOMING_HEADERS",
     "TRACEPARENT_HEADER",
     "from_environ",
     "from_headers",
@@ -27,7 +29,11 @@ __all__ = [
 ]
 
 HEADER = "X-Correlation-ID"
+DJANGO_GUID_HEADER = "Correlation-ID"  # what django-guid reads and sends by default
 TRACEPARENT_HEADER = "traceparent"
+# Headers that may carry an incoming request's correlation ID, in order of precedence; after them the
+# trace id of a W3C traceparent.
+INCOMING_HEADERS = (HEADER, DJANGO_GUID_HEADER)
 
 # Conservative charset: safe to echo into HTTP headers and log lines without escaping (no spaces,
 # commas, quotes or control characters), long enough for UUIDs and W3C trace ids.
@@ -108,14 +114,16 @@ def parse_traceparent(value: object) -> str | None:
 def from_headers(headers: Mapping[str, Any]) -> str:
     """Pick the correlation ID for an incoming request from its headers.
 
-    Use ``X-Correlation-ID`` when valid, else the trace id of a valid W3C ``traceparent``, else a new
-    UUID4 (so malformed or hostile values are never propagated). Header names match case-insensitively.
+    Use the first valid one of ``X-Correlation-ID`` and ``Correlation-ID`` (django-guid's), else the trace
+    id of a valid W3C ``traceparent``, else a new UUID4 (so malformed or hostile values are never
+    propagated). Header names match case-insensitively.
     """
-    incoming = _as_text(_header(headers, HEADER))
-    if incoming is not None:
-        incoming = incoming.strip()
-        if is_valid(incoming):
-            return incoming
+    for name in INCOMING_HEADERS:
+        incoming = _as_text(_header(headers, name))
+        if incoming is not None:
+            incoming = incoming.strip()
+            if is_valid(incoming):
+                return incoming
     trace_id = parse_traceparent(_header(headers, TRACEPARENT_HEADER))
     if trace_id is not None:
         return trace_id
@@ -124,12 +132,8 @@ def from_headers(headers: Mapping[str, Any]) -> str:
 
 def from_environ(environ: Mapping[str, Any]) -> str:
     """Pick the correlation ID for a WSGI request from its environ (see :func:`from_headers`)."""
-    return from_headers(
-        {
-            HEADER: environ.get("HTTP_X_CORRELATION_ID"),
-            TRACEPARENT_HEADER: environ.get("HTTP_TRACEPARENT"),
-        }
-    )
+    names = (*INCOMING_HEADERS, TRACEPARENT_HEADER)
+    return from_headers({name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in names})
 
 
 def _header(headers: Mapping[str, Any], name: str) -> Any:

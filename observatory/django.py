@@ -20,8 +20,9 @@ __all__ = ["CorrelationIdMiddleware"]
 class CorrelationIdMiddleware:
     """Set the request's correlation ID for the view, on ``request.correlation_id`` and in the response.
 
-    The ID comes from ``X-Correlation-ID`` or ``traceparent`` (else a new UUID4); the response always
-    carries ``X-Correlation-ID``. Works for WSGI and ASGI (sync and async middleware chains).
+    The ID comes from ``X-Correlation-ID``, ``Correlation-ID`` or ``traceparent``, in that order (else a new
+    UUID4; see :func:`correlation.from_headers`); the response always carries ``X-Correlation-ID``. Works
+    for WSGI and ASGI (sync and async middleware chains).
     """
 
     sync_capable = True

@@ -18,9 +18,10 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 class CorrelationMiddleware:
     """Wrap a WSGI app: pick the request's correlation ID, set it while the app runs, add the header.
 
-    The ID comes from ``X-Correlation-ID`` or ``traceparent`` (see :func:`correlation.from_headers`) and
-    is also stored in ``environ["observatory.correlation_id"]``. Any ``X-Correlation-ID`` header set by
-    the app is replaced, and the previous context value is restored after the request.
+    The ID comes from ``X-Correlation-ID``, ``Correlation-ID`` or ``traceparent``, in that order (see
+    :func:`correlation.from_headers`), and is also stored in ``environ["observatory.correlation_id"]``. Any
+    ``X-Correlation-ID`` header set by the app is replaced, and the previous context value is restored
+    after the request.
     """
 
     def __init__(self, app: WSGIApp) -> None:

@@ -243,6 +243,35 @@ def make_tracker(ingest_server: IngestServer) -> Iterator[Callable[..., Any]]:
         tracker.shutdown(timeout=2.0)
 
 
+_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+_TRACEPARENT = f"00-{_TRACE_ID}-00f067aa0ba902b7-01"
+# Incoming headers and the correlation ID a middleware must pick from them (None: a new UUID4).
+_PRECEDENCE_CASES = [
+    ({"X-Correlation-ID": "x-1", "Correlation-ID": "guid-1", "traceparent": _TRACEPARENT}, "x-1"),
+    ({"Correlation-ID": "guid-1", "traceparent": _TRACEPARENT}, "guid-1"),
+    ({"traceparent": _TRACEPARENT}, _TRACE_ID),
+    ({"X-Correlation-ID": "bad id", "Correlation-ID": "guid-1", "traceparent": _TRACEPARENT}, "guid-1"),
+    ({"X-Correlation-ID": "bad id", "Correlation-ID": "bad, too", "traceparent": _TRACEPARENT}, _TRACE_ID),
+    ({"Correlation-ID": "guid-1", "traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01"}, "guid-1"),
+    ({"traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01"}, None),  # all-zero trace id
+    ({"traceparent": "00-not-a-trace-id-01"}, None),
+    ({"Correlation-ID": "", "traceparent": f"00-{_TRACE_ID}-00f067aa0ba902b7"}, None),  # no flags
+]
+
+
+@pytest.fixture(scope="session")
+def precedence_cases() -> list[tuple[dict[str, str], str | None]]:
+    """Return every (incoming headers, expected correlation ID or None for a new UUID4) case."""
+    return _PRECEDENCE_CASES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a test asking for ``precedence_case`` once per header-precedence case (WSGI and Django)."""
+    if "precedence_case" in metafunc.fixturenames:
+        ids = [f"case{i}" for i in range(len(_PRECEDENCE_CASES))]
+        metafunc.parametrize("precedence_case", _PRECEDENCE_CASES, ids=ids)
+
+
 @pytest.fixture(autouse=True)
 def _clean_observatory_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Isolate tests from OBSERVATORY_* / SERVICE_NAME / STAGE set in the developer's shell."""

@@ -236,6 +236,27 @@ def test_wsgi_end_to_end_incoming_header_reaches_outgoing_requests(ingest_server
     assert downstream.headers["X-Correlation-ID"] == "edge-1"
 
 
+def test_wsgi_middleware_header_precedence(precedence_case):
+    # X-Correlation-ID, then Correlation-ID (django-guid's), then traceparent's trace id, else a new UUID4.
+    headers, expected = precedence_case
+    seen = {}
+
+    def app(environ, start_response):
+        seen["during"] = correlation.get()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    environ = _environ(**{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()})
+    _, response_headers, _ = _call(CorrelationMiddleware(app), environ)
+
+    echoed = [v for k, v in response_headers if k.lower() == "x-correlation-id"]
+    assert len(echoed) == 1 and echoed[0] == seen["during"] == environ[ENVIRON_KEY]
+    if expected is None:
+        assert _is_uuid4(echoed[0])
+    else:
+        assert echoed[0] == expected
+
+
 # -- requests propagation ------------------------------------------------------------------------
 
 

@@ -6,6 +6,8 @@ import logging
 import socket
 import uuid
 
+import pytest
+
 from observatory import Delivery
 
 
@@ -117,3 +119,36 @@ def test_sync_mode_reports_in_the_callers_thread(ingest_server, make_tracker):
     event_id = tracker.track("e")
 
     assert seen == [Delivery(acknowledged=(event_id,), status=202)]
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_an_event_too_large_for_the_portal_is_reported_rejected_and_not_sent(
+    ingest_server, make_tracker, sync
+):
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record, sync=sync)
+    small = tracker.track("fits", {"n": 1})
+    # Long properties are truncated to fit, but nothing can shorten a 40 KB event name.
+    huge = tracker.track("x" * 40_000, {"n": 2})
+
+    assert huge is not None  # track() does not encode, so it cannot know yet
+    assert tracker.flush(5)
+
+    assert [e["event"] for e in ingest_server.events()] == ["fits"]
+    [refusal] = [d for d in seen if d.rejected]
+    assert (refusal.rejected, refusal.acknowledged, refusal.failed, refusal.status) == ((huge,), (), (), None)
+    assert "larger than" in refusal.reason
+    assert [d.acknowledged for d in seen if d.acknowledged] == [(small,)]
+    assert tracker.stats()["rejected"] == 1
+
+
+def test_an_event_that_cannot_be_encoded_is_reported_rejected(ingest_server, make_tracker):
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+    broken = tracker.track("lone surrogate \ud800")  # not valid UTF-8, whatever the encoder
+
+    assert tracker.flush(5)
+
+    assert ingest_server.events() == []
+    [refusal] = seen
+    assert refusal.rejected == (broken,) and "encoded" in refusal.reason

@@ -21,7 +21,7 @@ pytest.importorskip("django")
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, json
+    import asyncio, json, sys
     import django
     from django.conf import settings
 
@@ -52,6 +52,8 @@ SCRIPT = textwrap.dedent(
 
     urlpatterns = [path("sync", view), path("async", async_view), path("broken", broken)]
 
+    PRECEDENCE_HEADERS = json.loads(sys.argv[1])
+
     def summary(response):
         body = response.json() if response.status_code == 200 else None
         return {"status": response.status_code, "header": response.headers.get("X-Correlation-ID"),
@@ -65,6 +67,7 @@ SCRIPT = textwrap.dedent(
         "traceparent": summary(client.get(
             "/sync", headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})),
         "error": summary(client.get("/broken", headers={"X-Correlation-ID": "dj-err"})),
+        "precedence": [summary(client.get("/sync", headers=headers)) for headers in PRECEDENCE_HEADERS],
         "async": summary(asyncio.run(AsyncClient().get("/async", headers={"X-Correlation-ID": "dj-async"}))),
         "after": correlation.get(),
     }
@@ -80,12 +83,17 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def django_run() -> dict:
+def django_run(precedence_cases) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OBSERVATORY_"))}
     package_parent = str(Path(observatory.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    precedence_headers = json.dumps([headers for headers, _ in precedence_cases])
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SCRIPT, precedence_headers],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -107,6 +115,18 @@ def test_malformed_header_is_replaced_with_a_uuid4(django_run):
 
 def test_traceparent_trace_id_is_used(django_run):
     assert django_run["traceparent"]["header"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_header_precedence(django_run, precedence_cases, precedence_case):
+    # X-Correlation-ID, then Correlation-ID (django-guid's), then traceparent's trace id, else a new UUID4.
+    expected = precedence_case[1]
+    run = django_run["precedence"][precedence_cases.index(precedence_case)]
+    assert run["status"] == 200
+    assert run["body"] == {"context": run["header"], "attr": run["header"]}
+    if expected is None:
+        assert uuid.UUID(run["header"]).version == 4
+    else:
+        assert run["header"] == expected
 
 
 def test_error_responses_carry_the_header(django_run):

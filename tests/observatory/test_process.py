@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -109,3 +110,29 @@ def test_forked_child_sends_its_own_events_and_never_the_parents(ingest_server, 
     assert sorted(e["properties"].get("n", -1) for e in events) == [-1, 0, 1, 2, 3]
     posted_ids = [i for post in ingest_server.posts() for i in post.event_ids]
     assert len(posted_ids) == len(set(posted_ids)) == 5  # every event sent exactly once
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_hands_out_the_parents_event_ids(make_tracker):
+    tracker = make_tracker()
+    tracker.track("parent")  # event IDs are made in batches: the parent now holds some in advance
+    read_end, write_end = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # child: must leave through os._exit whatever happens
+        code = 99
+        try:
+            os.close(read_end)
+            os.write(write_end, json.dumps([tracker.track("child") for _ in range(50)]).encode())
+            code = 0
+        finally:
+            os._exit(code)
+
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_ids = json.loads(pipe.read())
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent_ids = [tracker.track("parent") for _ in range(50)]
+    assert len(set(child_ids)) == len(set(parent_ids)) == 50
+    assert not set(child_ids) & set(parent_ids)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import socket
+import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 import observatory
 from observatory import correlation
-from observatory.tracker import Tracker, _chunks
+from observatory.encoding import Encoded
+from observatory.sender import chunks
+from observatory.tracker import Tracker
 
 
 def _parse_ts(value: str) -> datetime:
@@ -214,7 +218,7 @@ def test_shutdown_flushes_and_stops_the_thread(ingest_server, make_tracker):
     assert tracker.shutdown(5)
 
     assert len(ingest_server.events()) == 3
-    assert tracker._thread is not None and not tracker._thread.is_alive()
+    assert tracker._sender.thread is not None and not tracker._sender.thread.is_alive()
     assert tracker.track("late") is None
     assert tracker.stats()["dropped"] == 1
 
@@ -238,7 +242,7 @@ def test_sync_mode_sends_in_the_callers_thread(ingest_server, make_tracker):
 
     # Delivered (after one inline retry) before track() returned: no waiting needed.
     assert [e["event_id"] for e in ingest_server.events()] == [event_id]
-    assert tracker._thread is None
+    assert tracker._sender.thread is None
     assert tracker.stats()["retries"] == 1
     assert tracker.flush(0) is True
 
@@ -371,9 +375,10 @@ def test_oversized_events_are_truncated_to_fit(ingest_server, make_tracker):
 
 
 def test_chunks_respect_count_and_bytes():
-    events = [b"x" * 10] * 7
-    assert [len(c) for c in _chunks(events, 3, 10_000)] == [3, 3, 1]
-    assert [len(c) for c in _chunks(events, 100, 25)] == [2, 2, 2, 1]
+    events = [Encoded(str(i), b"x" * 10) for i in range(7)]
+    assert [len(c) for c in chunks(events, 3, 10_000)] == [3, 3, 1]
+    assert [len(c) for c in chunks(events, 100, 25)] == [2, 2, 2, 1]
+    assert [item for chunk in chunks(events, 3, 10_000) for item in chunk] == events  # order kept
 
 
 def test_module_level_track_uses_a_lazy_default_tracker(monkeypatch, ingest_server):
@@ -398,14 +403,118 @@ def test_service_and_stage_are_left_to_the_api_key_by_default(ingest_server, mak
     assert "service" not in event and "stage" not in event
 
 
-def test_flush_delivers_in_the_caller_when_no_sender_thread_can_start(ingest_server, make_tracker):
+def test_flush_delivers_in_the_caller_when_no_sender_thread_can_start(
+    ingest_server, make_tracker, monkeypatch
+):
     # As at interpreter shutdown on newer Pythons, where starting a thread raises RuntimeError.
+    start = threading.Thread.start
+
+    def refuse(thread: threading.Thread) -> None:
+        if thread.name == "observatory-sender":
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        start(thread)  # the loopback server's request threads
+
     tracker = make_tracker()
-    tracker._thread_failed = True
+    monkeypatch.setattr(threading.Thread, "start", refuse)
     tracker.track("late")
-    assert tracker._thread is None and tracker.stats()["queued"] == 1
+    assert tracker._sender.thread is None and tracker.stats()["queued"] == 1
 
     assert tracker.flush(5)
 
     assert [e["event"] for e in ingest_server.events()] == ["late"]
-    assert tracker._thread is None
+    assert tracker._sender.thread is None
+
+
+def test_properties_changed_after_track_are_delivered_as_they_were(ingest_server, make_tracker):
+    class Box:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def __str__(self) -> str:
+            return self.text
+
+    tracker = make_tracker(flush_interval=60)  # the sender thread only looks at the event at flush()
+    tags = ["a"]
+    box = Box("before")
+    props = {"count": 1, "tags": tags, "nested": {"k": "v", "items": tags}, "box": box, "user_id": 7}
+    tracker.track("e", props)
+
+    props["count"] = 2
+    props["added"] = True
+    del props["user_id"]
+    tags.append("b")
+    props["nested"]["k"] = "changed"
+    box.text = "after"
+    assert tracker.flush(5)
+
+    [event] = ingest_server.events()
+    assert event["user_id"] == "7"
+    assert event["properties"] == {
+        "count": 1,
+        "tags": ["a"],
+        "nested": {"k": "v", "items": ["a"]},
+        "box": "before",
+    }
+
+
+def test_str_of_a_property_value_runs_in_the_callers_thread(ingest_server, make_tracker):
+    # A lazy object (a Django user or translation, say) must be evaluated where the request lives.
+    threads: list[threading.Thread] = []
+
+    class Lazy:
+        def __str__(self) -> str:
+            threads.append(threading.current_thread())
+            return "evaluated"
+
+    tracker = make_tracker()
+    tracker.track("e", {"who": Lazy(), "in_a_list": [Lazy()]})
+    assert tracker.flush(5)
+
+    assert threads == [threading.current_thread()] * 2
+    [event] = ingest_server.events()
+    assert event["properties"] == {"who": "evaluated", "in_a_list": ["evaluated"]}
+
+
+def test_odd_values_come_out_as_the_json_module_wrote_them(ingest_server, make_tracker):
+    class Colour(enum.Enum):
+        RED = "r"
+
+    class Size(enum.IntEnum):
+        BIG = 3
+
+    day = date(2024, 1, 2)
+    when = datetime(2024, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
+    ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    tracker = make_tracker()
+    tracker.track(
+        "e",
+        {
+            "uuid": ident,
+            "day": day,
+            "bytes": b"ok \xff",
+            "tuple": (1, "two"),
+            "frozen": frozenset({"x"}),
+            "big": 2**70,
+            "enum": Colour.RED,
+            "int_enum": Size.BIG,
+            "deep": {"when": [when], "inf": -math.inf},
+        },
+    )
+    tracker.track("int_keys", {1: "one", "s": {2: "two"}})
+    tracker.track("surrogate", {"text": "\ud800"})
+    assert tracker.flush(5)
+
+    odd, int_keys, surrogate = ingest_server.events()
+    assert odd["properties"] == {
+        "uuid": str(ident),
+        "day": "2024-01-02",
+        "bytes": "ok \ufffd",
+        "tuple": [1, "two"],
+        "frozen": ["x"],
+        "big": 2**70,
+        "enum": "Colour.RED",
+        "int_enum": 3,
+        "deep": {"when": [when.isoformat()], "inf": None},
+    }
+    assert int_keys["properties"] == {"1": "one", "s": {"2": "two"}}
+    assert surrogate["properties"] == {"_unserialisable": True}

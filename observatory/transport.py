@@ -1,0 +1,137 @@
+"""POST encoded events to ``/api/v1/batch``: gzip, retries with backoff and jitter, Retry-After, 413 splits.
+
+A retry re-sends the very same events (same event_ids), so the portal stores each once."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import random
+import threading
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+
+from ._version import __version__
+from .config import TrackerConfig
+from .delivery import Reporter
+from .encoding import Encoded, utc_iso
+
+__all__ = ["Transport", "parse_retry_after"]
+
+logger = logging.getLogger("observatory.tracker")  # one logger for everything a Tracker says
+
+# Network failures worth retrying (refused, reset, dropped, timeouts); other RequestExceptions are not.
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks to wait (delay or HTTP date), None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+class Transport:
+    """One process's HTTP session to the portal; ``send`` delivers a chunk or gives it up, and reports."""
+
+    def __init__(self, config: TrackerConfig, reporter: Reporter, abort: threading.Event) -> None:
+        self.config = config
+        self.reporter = reporter
+        self._abort = abort  # set at shutdown: cut retries and back-off short
+        self._session = requests.Session()
+        self._lock = threading.Lock()  # one POST at a time (sender thread, sync callers, flush in caller)
+
+    def send(self, chunk: list[Encoded]) -> bool:
+        """POST one chunk (within the portal's count and size limits); return whether all of it arrived."""
+        with self._lock:
+            return self._post(chunk)
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._session.close()
+
+    def _post(self, chunk: list[Encoded]) -> bool:
+        config = self.config
+        endpoint = config.endpoint
+        if endpoint is None:  # unreachable: the Tracker drops events when no URL is configured
+            self.reporter.failed(chunk, "no OBSERVATORY_URL configured", retryable=False)
+            return False
+        events = b",".join(item.data for item in chunk)
+        started = time.monotonic()
+        attempt = 0
+        status: int | None = None
+        while True:
+            sent_at = utc_iso(None).encode()
+            body = b'{"batch":[' + events + b'],"sent_at":"' + sent_at + b'"}'
+            headers = {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"observatory-python/{__version__}",
+            }
+            if config.gzip_body:
+                body = gzip.compress(body, compresslevel=5, mtime=0)
+                headers["Content-Encoding"] = "gzip"
+            if config.api_key:
+                headers["Authorization"] = f"Bearer {config.api_key}"
+            retry_after: float | None = None
+            try:
+                response = self._session.post(endpoint, data=body, headers=headers, timeout=config.timeout)
+            except _TRANSIENT_ERRORS as exc:
+                reason, status = f"{type(exc).__name__}: {exc}", None
+            except requests.RequestException as exc:  # bad URL and the like: retrying cannot help
+                self.reporter.failed(chunk, f"{type(exc).__name__}: {exc}")
+                return False
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    self.reporter.acknowledged(chunk, response)
+                    return True
+                if status == 413 and len(chunk) > 1:
+                    # Too large for this server's limit: split and send halves (same event_ids).
+                    middle = len(chunk) // 2
+                    first = self._post(chunk[:middle])
+                    second = self._post(chunk[middle:])
+                    return first and second
+                if status not in (408, 429) and status < 500:
+                    self.reporter.failed(
+                        chunk, f"HTTP {status}: {response.text[:300]!r}", retryable=False, status=status
+                    )
+                    return False
+                reason = f"HTTP {status}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+            attempt += 1
+            if attempt > config.max_retries:
+                self.reporter.failed(chunk, f"{reason} after {attempt} attempt(s)", status=status)
+                return False
+            if retry_after is not None:
+                delay = retry_after
+            else:  # exponential backoff with full jitter
+                delay = random.uniform(0, min(config.backoff_max, config.backoff_base * 2 ** (attempt - 1)))
+            if time.monotonic() - started + delay > config.max_retry_time:
+                self.reporter.failed(
+                    chunk, f"{reason}; retry budget of {config.max_retry_time}s exhausted", status=status
+                )
+                return False
+            self.reporter.counters.add(retries=1)
+            logger.debug("observatory: %s; retry %d in %.2fs", reason, attempt, delay)
+            if self._abort.wait(delay):
+                self.reporter.failed(chunk, f"{reason}; aborted by shutdown", status=status)
+                return False
