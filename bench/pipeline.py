@@ -21,7 +21,7 @@ from .common import CeleryWorker, Config, Result, log
 from .workload import make_events
 
 STAGE = "prod"
-ROLLUP_TABLES = ("metrics_rollupcount", "metrics_rollupnumeric", "metrics_rollupuser")
+ROLLUP_TABLES = ("metrics_rollupcount", "metrics_rollupnumeric", "metrics_rollupuser", "metrics_rollupsketch")
 STORE_COLUMNS = (
     "event_id",
     "service",
@@ -130,12 +130,12 @@ def pipeline_chunked(ids: list[int], worker: CeleryWorker, timeout: float) -> fl
 
 
 def pipeline_per_event(ids: list[int], worker: CeleryWorker, timeout: float) -> float:
-    """Events/s of the same pipeline when every event is its own aggregate task (and index task)."""
-    from apps.pipeline.tasks import aggregate_events
+    """Events/s of the same pipeline when every event is its own task."""
+    from apps.pipeline.tasks import process_events
 
     started = time.monotonic()
     for pk in ids:
-        aggregate_events.delay([pk])
+        process_events.delay([pk])
     finished = _wait_processed(ids, worker, timeout)
     _check_rollups(len(ids))
     return len(ids) / (finished - started)
@@ -159,18 +159,15 @@ def raw_bulk(ids: list[int]) -> float:
 
 
 def rollup_upsert(ids: list[int]) -> float:
-    """Events/s of `rollups_apply` of the same events' deltas (computed beforehand) in one transaction."""
+    """Events/s of the pipeline's own set-based rollup statements (`rollups_add_sql`) over the same events
+    in one transaction: the rollup writes alone, without claiming, marking or indexing."""
     from django.db import transaction
 
-    from apps.ingest.models import RawEvent
-    from apps.metrics.services import deltas_for, rollups_apply
-    from apps.pipeline.services import _AGGREGATE_FIELDS
+    from apps.metrics.services import rollups_add_sql
 
-    events = RawEvent.objects.filter(pk__in=ids).only(*_AGGREGATE_FIELDS).order_by("pk")
-    deltas = deltas_for(events.iterator())
     started = time.monotonic()
     with transaction.atomic():
-        rollups_apply(deltas=deltas)
+        rollups_add_sql(event_ids=ids)
     elapsed = time.monotonic() - started
     _check_rollups(len(ids))
     return len(ids) / elapsed
@@ -203,7 +200,7 @@ def run(config: Config) -> list[Result]:
     log(f"pipeline: raw bulk {timings['bulk']:,.0f} events/s")
 
     reset()
-    log(f"pipeline: rollups_apply of the deltas of {len(ids)} events in one transaction")
+    log(f"pipeline: rollups_add_sql of {len(ids)} events in one transaction")
     timings["upsert"] = rollup_upsert(ids)
     log(f"pipeline: rollup upsert {timings['upsert']:,.0f} events/s")
     reset()

@@ -130,11 +130,13 @@ pg_admin_psql() {
 }
 
 pg_install() {
-    if command -v pg_ctlcluster >/dev/null && [[ -x /usr/lib/postgresql/$PG_VERSION/bin/postgres ]]; then
+    # postgresql-hll: the HyperLogLog sketches of unique users (apps/metrics).
+    if command -v pg_ctlcluster >/dev/null && [[ -x /usr/lib/postgresql/$PG_VERSION/bin/postgres ]] \
+        && [[ -f /usr/share/postgresql/$PG_VERSION/extension/hll.control ]]; then
         return
     fi
     # Debian's policy-rc.d (if any) keeps the package from starting it; we start it below.
-    apt_install postgresql "postgresql-$PG_VERSION"
+    apt_install postgresql "postgresql-$PG_VERSION" "postgresql-$PG_VERSION-hll"
 }
 
 pg_cluster_exists() {
@@ -184,10 +186,14 @@ BEGIN
 END
 \$\$;
 SQL
+    # The hll extension needs a superuser to create: made in template1, every database created later
+    # (the test and bench databases too) has it, and the migration finds it in place.
+    pg_admin_psql -d template1 -c "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS hll"
     if [[ $(pg_admin_psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") != 1 ]]; then
         log "creating database $DB_NAME"
         pg_admin_psql -d postgres -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
     fi
+    pg_admin_psql -d "$DB_NAME" -c "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS hll"
 }
 
 start_pg() {
