@@ -33,11 +33,13 @@ from .common import Config, Gunicorn, Result, log
 from .workload import EVENT_NAMES, REGIONS, SERVICES
 
 DAYS = 30
+# The sketches' standard error (1.04 / sqrt(2^14)), beside which the measured error is printed.
+HLL_STANDARD_ERROR_PCT = 1.04 / math.sqrt(2**14) * 100
 USERS = 5_000
 EVENT = EVENT_NAMES[0]  # the busiest event: about 22% of all
 STAGE = "prod"
 LOADERS = 2  # connections generating rows at once (2 cores)
-ROLLUP_TABLES = ("metrics_rollupcount", "metrics_rollupnumeric", "metrics_rollupuser")
+ROLLUP_TABLES = ("metrics_rollupcount", "metrics_rollupnumeric", "metrics_rollupsketch")
 NUMERIC_PROPS = ("duration_ms", "n_results")
 # statement_timeout bounds every statement; client_connection_check_interval ends a long INSERT … SELECT
 # soon after this process is gone instead of letting it run to completion.
@@ -119,12 +121,20 @@ def _rollups_from_hourly(granularity: str) -> list[str]:
     ]
 
 
-def _users(granularity: str) -> str:
-    return (
-        "INSERT INTO metrics_rollupuser (bucket_start, granularity, event, service, stage, user_id) "
-        f"SELECT DISTINCT date_trunc('{granularity}', timestamp), '{granularity}', event, service, stage, "
-        "user_id FROM ingest_rawevent WHERE user_id <> '' AND aggregated_at IS NOT NULL"
-    )
+def _sketches() -> list[str]:
+    """Statements filling the hour user sketches from the raw events, then the day sketches from the hours'
+    (a union of sketches is the sketch of the union, as the pipeline's upserts build them)."""
+    from apps.metrics.models import HLL_PARAMS
+
+    return [
+        "INSERT INTO metrics_rollupsketch (bucket_start, granularity, event, service, stage, users) "
+        "SELECT date_trunc('hour', timestamp), 'hour', event, service, stage, "
+        f"hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS}) FROM ingest_rawevent "
+        "WHERE user_id <> '' AND aggregated_at IS NOT NULL GROUP BY 1, 3, 4, 5",
+        "INSERT INTO metrics_rollupsketch (bucket_start, granularity, event, service, stage, users) "
+        "SELECT date_trunc('day', bucket_start), 'day', event, service, stage, hll_union_agg(users) "
+        "FROM metrics_rollupsketch WHERE granularity = 'hour' GROUP BY 1, 3, 4, 5",
+    ]
 
 
 # --- database helpers ---------------------------------------------------------------------------------------
@@ -244,8 +254,7 @@ def load(total: int, start: datetime) -> dict[str, float]:
         _in_parallel(
             [
                 [(HOURLY, None)] + [(s, None) for g in ("hour", "day") for s in _rollups_from_hourly(g)],
-                [(_users("hour"), None)],
-                [(_users("day"), None)],
+                [(statement, None) for statement in _sketches()],
             ]
         )
         _sql("DROP TABLE bench_hourly")
@@ -297,10 +306,21 @@ def check_sample(start: datetime) -> None:
             raise RuntimeError(
                 f"metrics: hour numeric rollup {key} is {got}, deltas_for says {(n, total, lo, hi)}"
             )
-    users = set(_sql(f"SELECT event, service, stage, user_id FROM metrics_rollupuser WHERE {where}", (hour,)))
-    expected_users = {(*key[2:], user) for key, user in deltas.users if key[1] == "hour"}
-    if users != expected_users:
-        raise RuntimeError(f"metrics: hour unique-user rollups differ from deltas_for at {hour}")
+    sketched = {
+        (e, s, st): users
+        for e, s, st, users in _sql(
+            "SELECT event, service, stage, round(hll_cardinality(users)) FROM metrics_rollupsketch "
+            f"WHERE {where}",
+            (hour,),
+        )
+    }
+    expected_users: dict[tuple, int] = defaultdict(int)
+    for key, _user in deltas.users:
+        if key[1] == "hour":
+            expected_users[key[2:]] += 1
+    # Each sketch of an hour holds at most a few hundred users: exact (explicit representation).
+    if sketched != expected_users:
+        raise RuntimeError(f"metrics: hour user sketches differ from deltas_for at {hour}")
 
     day = start + timedelta(days=DAYS // 2)
     mismatches = _sql(
@@ -313,15 +333,15 @@ def check_sample(start: datetime) -> None:
             GROUP BY 1, 2, 3),
         rolled AS (
             SELECT c.event, c.service, c.stage, c.count AS n,
-                   (SELECT count(*) FROM metrics_rollupuser u WHERE u.granularity = 'day'
-                       AND u.bucket_start = c.bucket_start AND u.event = c.event AND u.service = c.service
-                       AND u.stage = c.stage) AS u,
+                   (SELECT round(hll_cardinality(u.users)) FROM metrics_rollupsketch u
+                       WHERE u.granularity = 'day' AND u.bucket_start = c.bucket_start AND u.event = c.event
+                       AND u.service = c.service AND u.stage = c.stage) AS u,
                    (SELECT sum FROM metrics_rollupnumeric m WHERE m.granularity = 'day'
                        AND m.bucket_start = c.bucket_start AND m.event = c.event AND m.service = c.service
                        AND m.stage = c.stage AND m.prop = 'duration_ms') AS s
             FROM metrics_rollupcount c WHERE c.granularity = 'day' AND c.bucket_start = %(day)s)
         SELECT count(*) FROM raw FULL JOIN rolled USING (event, service, stage)
-        WHERE raw.n IS DISTINCT FROM rolled.n OR raw.u IS DISTINCT FROM rolled.u
+        WHERE raw.n IS DISTINCT FROM rolled.n OR abs(raw.u - rolled.u) > 0.02 * raw.u
            OR abs(raw.s - rolled.s) > 1e-6 * abs(raw.s) OR raw.s IS NULL OR rolled.s IS NULL
         """,
         {"day": day},
@@ -386,6 +406,22 @@ def _raw(conn: psycopg.Connection, measure: str, start: datetime, end: datetime)
     return elapsed * 1000, answer
 
 
+def _relative_error(api: Answer, raw: Answer) -> float:
+    """Return the largest relative error of the API's points against the GROUP BY's (estimates)."""
+    if set(api) != set(raw):
+        raise RuntimeError(f"metrics unique users: API series {sorted(api)}, GROUP BY {sorted(raw)}")
+    worst = 0.0
+    for name, points in api.items():
+        for moment, value in points.items():
+            exact = raw[name].get(moment, 0)
+            if exact == 0:
+                if value:
+                    raise RuntimeError(f"metrics unique users: {name} at {moment} is {value}, exactly 0")
+                continue
+            worst = max(worst, abs(value - exact) / exact)
+    return worst
+
+
 def _same(api: Answer, raw: Answer, what: str) -> None:
     """Check the API's series equal the GROUP BY's (every non-zero point, and each series' total)."""
     if set(api) != set(raw):
@@ -411,6 +447,7 @@ def measure(config: Config, start: datetime) -> list[Result]:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     times: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, float] = {}
     try:
         with _connect() as conn:
             for measure_name, runs, raw_runs in (
@@ -421,7 +458,11 @@ def measure(config: Config, start: datetime) -> list[Result]:
                 _, raw_answer = _raw(conn, measure_name, start, end)  # warm-up, and the answer to check
                 for _ in range(3):
                     _, api_answer = _api(session, server.url, query)  # warm-up
-                _same(api_answer, raw_answer, measure_name)
+                if measure_name == "unique_users":  # estimates from sketches: measure how far off
+                    errors["unique_users"] = _relative_error(api_answer, raw_answer) * 100
+                    log(f"metrics: unique users: largest error of a point {errors['unique_users']:.2f} %")
+                else:
+                    _same(api_answer, raw_answer, measure_name)
                 log(
                     f"metrics: {measure_name}: API and GROUP BY agree on {len(api_answer)} series × "
                     f"{len(next(iter(api_answer.values())))} hours; {runs} API requests, {raw_runs} GROUP BYs"
@@ -456,7 +497,18 @@ def measure(config: Config, start: datetime) -> list[Result]:
             "ms",
             p95["raw_unique_users"],
             "raw_count_distinct_p95_ms",
+            20,
             speedup=True,
+        ),
+        Result(
+            "metrics_series_unique_users_error_pct",
+            errors["unique_users"],
+            "%",
+            HLL_STANDARD_ERROR_PCT,
+            "hll_standard_error_pct",
+            2,
+            goal_op="<=",
+            goal_on="value",
         ),
     ]
 

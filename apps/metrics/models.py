@@ -10,6 +10,9 @@ A bucket is (bucket start, granularity, event, service, stage). Unique users:
 from django.db import models
 
 GRANULARITIES = ("minute", "hour", "day")
+# Numbers and users are rolled up by hour and day only: a minute bucket holds few events (often one), so
+# minute rows would cost nearly a row per event and table; minute charts of them read the raw events.
+DETAIL_GRANULARITIES = ("hour", "day")
 
 # HyperLogLog parameters, the same for every sketch (sketches with others cannot be unioned):
 # 2^14 registers of 5 bits (standard error 1.04/sqrt(16384) = 0.8 %), the explicit (exact) representation

@@ -20,7 +20,8 @@ a query whose series × buckets exceed MAX_POINTS is refused with a message.
 Sources: count, sum and avg come from `RollupCount`/`RollupNumeric`; unique users from the union of
 `RollupSketch` HyperLogLog sketches on PostgreSQL (an estimate: such series say `estimate=True`) and from
 `RollupUser` rows on SQLite (exact COUNT(DISTINCT)); weeks from day rows. A breakdown by a property or a
-property filter is not rolled up: it is aggregated by the database over the range's raw events (exact).
+property filter is not rolled up, nor are numbers and users by minute: those are aggregated by the database
+over the range's raw events (exact).
 """
 
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from django.db.models.functions import Coalesce, Trunc, TruncWeek
 from apps.common.jsonfields import PropertyNumber, PropertyText
 from apps.ingest.models import RawEvent
 
-from .models import RollupCount, RollupNumeric, RollupSketch, RollupUser
+from .models import DETAIL_GRANULARITIES, RollupCount, RollupNumeric, RollupSketch, RollupUser
 from .services import bucket_start
 
 MEASURES = ("count", "unique_users", "sum", "avg")
@@ -237,7 +238,13 @@ class _Source:
     def __init__(self, query: SeriesQuery, measure: str, prop: str) -> None:
         self.query, self.measure, self.prop = query, measure, prop
         self.group = _group_field(query)
-        self.raw = bool(query.filters) or self.group.startswith("prop:")
+        # Numbers and users are not rolled up by minute (DETAIL_GRANULARITIES): minute charts of them read
+        # the raw events, as do property breakdowns and filters.
+        self.raw = (
+            bool(query.filters)
+            or self.group.startswith("prop:")
+            or (query.interval not in DETAIL_GRANULARITIES + ("week",) and measure != "count")
+        )
         self.sketches = measure == "unique_users" and not self.raw and connection.vendor == "postgresql"
 
     def rows(self, start: datetime, end: datetime) -> QuerySet:

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from apps.common.bulk import bulk_insert
 from apps.common.jsonfields import MAX_SUMMABLE
 
-from .models import GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
+from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
 
 BucketKey = tuple[datetime, str, str, str, str]  # (bucket_start, granularity, event, service, stage)
 
@@ -67,6 +67,8 @@ def deltas_for(events: Iterable[Any]) -> RollupDeltas:
         for granularity in GRANULARITIES:
             key = (bucket_start(ev.timestamp, granularity), granularity, ev.event, ev.service, ev.stage)
             deltas.counts[key] += 1
+            if granularity not in DETAIL_GRANULARITIES:
+                continue
             if ev.user_id:
                 deltas.users.add((key, ev.user_id))
             for prop, number in numbers.items():
@@ -118,56 +120,90 @@ def _one_line(sql: str) -> str:
     return " ".join(sql.split())
 
 
-# Every event of the chunk once per granularity, with its bucket start (UTC).
-_EVENTS_BY_BUCKET = """
-    FROM ingest_rawevent r CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(name)
-    WHERE r.id = ANY(%(ids)s)"""
-_BUCKET = "date_trunc(g.name, r.\"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-_KEY = f"g.name, r.event, {_BUCKET}, r.service, r.stage"
-_CONFLICT = "(granularity, event, bucket_start, service, stage"
+# One statement adds a chunk to every rollup table (numbers and users by hour and day only, as
+# DETAIL_GRANULARITIES says): `chunk` (the events, read once), `bucketed` (each once
+# per granularity, with its bucket start in UTC) and `numbers` (their summable numbers) feed three upserts
+# in key order (so concurrent workers lock buckets in one order), and the statement returns the chunk's ids.
+# The numbers are those numeric_properties() keeps: top-level JSON numbers (not booleans) of a summable
+# size, under a name that fits a rollup's prop column.
+_ROLLUP_CTES = f"""
+    bucketed AS MATERIALIZED (
+        SELECT g.name AS granularity, c.event,
+            date_trunc(g.name, c."timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket_start,
+            c.service, c.stage, c.user_id, c.id
+        FROM chunk c CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(name)
+    ), numbers AS MATERIALIZED (
+        SELECT c.id, p.key, p.value::numeric::float8 AS n
+        FROM chunk c CROSS JOIN LATERAL jsonb_each(
+            CASE WHEN jsonb_typeof(c.properties) = 'object' THEN c.properties ELSE '{{}}' END
+        ) AS p
+        WHERE jsonb_typeof(p.value) = 'number' AND abs(p.value::numeric) <= %(max_summable)s
+            AND length(p.key) <= %(max_prop)s
+    ), counts AS (
+        INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
+        SELECT granularity, event, bucket_start, service, stage, count(*) FROM bucketed
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (granularity, event, bucket_start, service, stage)
+        DO UPDATE SET count = t.count + excluded.count
+    ), sums AS (
+        INSERT INTO metrics_rollupnumeric AS t
+            (granularity, event, bucket_start, service, stage, prop, count, sum, min, max)
+        SELECT b.granularity, b.event, b.bucket_start, b.service, b.stage, n.key,
+            count(*), sum(n.n), min(n.n), max(n.n)
+        FROM bucketed b JOIN numbers n ON n.id = b.id
+        WHERE b.granularity <> 'minute'
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (granularity, event, bucket_start, service, stage, prop)
+        DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum,
+            min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max)
+    ), sketches AS (
+        INSERT INTO metrics_rollupsketch AS t (granularity, event, bucket_start, service, stage, users)
+        SELECT granularity, event, bucket_start, service, stage,
+            hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS})
+        FROM bucketed WHERE user_id <> '' AND granularity <> 'minute'
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (granularity, event, bucket_start, service, stage)
+        DO UPDATE SET users = hll_union(t.users, excluded.users)
+    )
+    SELECT id FROM chunk"""
+_CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
 
-_ADD_COUNTS = _one_line(f"""
-    INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
-    SELECT {_KEY}, count(*) {_EVENTS_BY_BUCKET}
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT {_CONFLICT}) DO UPDATE SET count = t.count + excluded.count""")
+_ADD = _one_line(f"""
+    WITH chunk AS MATERIALIZED (
+        SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s)
+    ), {_ROLLUP_CTES}""")
 
-# The numbers numeric_properties() keeps: top-level JSON numbers (not booleans) of a summable size.
-_ADD_NUMERICS = _one_line(f"""
-    INSERT INTO metrics_rollupnumeric AS t
-        (granularity, event, bucket_start, service, stage, prop, count, sum, min, max)
-    SELECT {_KEY}, p.key, count(*), sum(p.n), min(p.n), max(p.n)
-    FROM ingest_rawevent r
-    CROSS JOIN LATERAL (
-        SELECT key, value::numeric::float8 AS n
-        FROM jsonb_each(CASE WHEN jsonb_typeof(r.properties) = 'object' THEN r.properties ELSE '{{}}' END)
-        WHERE jsonb_typeof(value) = 'number' AND abs(value::numeric) <= %(max_summable)s
-            AND length(key) <= %(max_prop)s
-    ) AS p
-    CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(name)
-    WHERE r.id = ANY(%(ids)s)
-    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT {_CONFLICT}, prop) DO UPDATE SET count = t.count + excluded.count,
-        sum = t.sum + excluded.sum, min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max)""")
-
-_ADD_SKETCHES = _one_line(f"""
-    INSERT INTO metrics_rollupsketch AS t (granularity, event, bucket_start, service, stage, users)
-    SELECT {_KEY}, hll_add_agg(hll_hash_text(r.user_id), {HLL_PARAMS}) {_EVENTS_BY_BUCKET} AND r.user_id <> ''
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT {_CONFLICT}) DO UPDATE SET users = hll_union(t.users, excluded.users)""")
+# The pipeline's: claim the chunk's events not yet aggregated (rows other workers hold are skipped) and
+# add them, in one round trip; the caller marks them aggregated in the same transaction.
+_CLAIM_AND_ADD = _one_line(f"""
+    WITH chunk AS MATERIALIZED (
+        SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent
+        WHERE id = ANY(%(ids)s) AND aggregated_at IS NULL AND dead_lettered_at IS NULL
+        ORDER BY id FOR UPDATE SKIP LOCKED
+    ), {_ROLLUP_CTES}""")
 
 
 def rollups_add_sql(*, event_ids: list[int]) -> None:
-    """Add the events' counts, numbers and users to the rollups in three statements (PostgreSQL).
+    """Add the events' counts, numbers and users to the rollups in one statement (PostgreSQL).
 
-    The caller claims the events and marks them aggregated in the same transaction (exactly once). Rows are
-    inserted in key order, so concurrent workers lock buckets in one order. Equal to rollups_apply of
-    deltas_for, but for unique users, which go into sketches instead of RollupUser rows.
+    Equal to rollups_apply of deltas_for, but for unique users, which go into sketches instead of RollupUser
+    rows. Idempotency is the caller's (see rollups_claim_and_add).
     """
-    params = {"ids": list(event_ids), "max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
     with connection.cursor() as cursor:
-        for statement in (_ADD_COUNTS, _ADD_NUMERICS, _ADD_SKETCHES):
-            cursor.execute(statement, params)
+        cursor.execute(_ADD, _rollup_params(event_ids))
+
+
+def rollups_claim_and_add(*, event_ids: list[int]) -> list[int]:
+    """Lock the events not yet aggregated (skipping rows another worker holds), add them to the rollups,
+    and return their ids: one statement. The caller marks exactly these aggregated in the same transaction,
+    so a chunk run twice, or by two workers, is counted once."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_AND_ADD, _rollup_params(event_ids))
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _rollup_params(event_ids: list[int]) -> dict[str, Any]:
+    return {"ids": list(event_ids), "max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
 
 
 _SKETCH_KEYS = """

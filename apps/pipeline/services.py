@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.common.errors import BackendUnavailable
 from apps.ingest.models import RawEvent
-from apps.metrics.services import deltas_for, rollups_add_sql, rollups_apply
+from apps.metrics.services import deltas_for, rollups_apply, rollups_claim_and_add
 from apps.traces.search import get_trace_backend
 from apps.traces.search.base import IndexOutcome
 
@@ -163,31 +163,46 @@ def aggregate_chunk(*, event_ids: list[int], indexing: _Indexing | None = None) 
 
 def _aggregate(event_ids: list[int], indexing: _Indexing | None) -> ChunkOutcome:
     with transaction.atomic():
-        claimed = list(
-            RawEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=event_ids, aggregated_at__isnull=True, dead_lettered_at__isnull=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        claimed = _claim_and_add(event_ids)
         if claimed:
-            if connection.vendor == "postgresql":
-                rollups_add_sql(event_ids=claimed)
-            else:  # the embedded mode (SQLite): the same rollups from Python deltas, users exact
-                rollups_apply(
-                    deltas=deltas_for(RawEvent.objects.filter(pk__in=claimed).only(*_AGGREGATE_FIELDS))
-                )
-            now = timezone.now()
             indexed = set(indexing.indexed_ids()) if indexing is not None else set()
             both = [pk for pk in claimed if pk in indexed]
-            RawEvent.objects.filter(pk__in=claimed).update(
-                aggregated_at=now,
-                indexed_at=Case(When(pk__in=both, then=Value(now)), default=F("indexed_at"))
-                if both
-                else F("indexed_at"),
-            )
+            _mark_aggregated(claimed, indexed=both)
             if indexing is not None:
                 indexing.marked.update(both)
     return ChunkOutcome(done=len(claimed), skipped=len(event_ids) - len(claimed))
+
+
+def _claim_and_add(event_ids: list[int]) -> list[int]:
+    """Lock the chunk's events still to aggregate (SKIP LOCKED) and add them to the rollups; return them."""
+    if connection.vendor == "postgresql":
+        return rollups_claim_and_add(event_ids=event_ids)
+    # The embedded mode (SQLite, one writer at a time): the same rollups from Python deltas, users exact.
+    events = list(
+        RawEvent.objects.filter(pk__in=event_ids, aggregated_at__isnull=True, dead_lettered_at__isnull=True)
+        .only(*_AGGREGATE_FIELDS)
+        .order_by("pk")
+    )
+    rollups_apply(deltas=deltas_for(events))
+    return [ev.pk for ev in events]
+
+
+def _mark_aggregated(claimed: list[int], *, indexed: list[int]) -> None:
+    """Mark the claimed events aggregated, and those the search bulk stored indexed: one UPDATE."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":  # arrays as parameters: no list of 500 literals to build
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ingest_rawevent SET aggregated_at = %(now)s,"
+                " indexed_at = CASE WHEN id = ANY(%(indexed)s) THEN %(now)s ELSE indexed_at END"
+                " WHERE id = ANY(%(claimed)s)",
+                {"now": now, "indexed": indexed, "claimed": claimed},
+            )
+        return
+    indexed_at = F("indexed_at")
+    if indexed:
+        indexed_at = Case(When(pk__in=indexed, then=Value(now)), default=F("indexed_at"))
+    RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=now, indexed_at=indexed_at)
 
 
 def _record_failure(event_id: int, reason: str) -> int:

@@ -156,8 +156,8 @@ def _worker_waits_on_lock() -> bool:
     # Asked on the test's autocommit connection: inside a transaction pg_stat_activity is a frozen snapshot.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0"
         )
         return cursor.fetchone()[0] > 0
 
@@ -240,7 +240,7 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(make_
         )
         for i in range(5)
     ]
-    real = metrics_services.rollups_add_sql
+    real = metrics_services.rollups_claim_and_add
     poison_pk = events[3].pk
 
     def rollups_failing_on_e3(*, event_ids):
@@ -248,7 +248,7 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(make_
             raise ValueError("cannot aggregate e3")
         return real(event_ids=event_ids)
 
-    monkeypatch.setattr("apps.pipeline.services.rollups_add_sql", rollups_failing_on_e3)
+    monkeypatch.setattr("apps.pipeline.services.rollups_claim_and_add", rollups_failing_on_e3)
     ids = [ev.pk for ev in events]
 
     services.aggregate_chunk(event_ids=ids)
