@@ -5,11 +5,13 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError
 from django.http import QueryDict
+from django.utils import timezone
 
 from apps.metrics.selectors import Series, SeriesQueryError, series_for
 
 from . import figures
-from .forms import ChartSpec, ExplorerForm
+from .chartspec import ChartSpec, chart_spec, query_string
+from .forms import ExplorerForm
 from .tables import SeriesTable, series_table
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
         errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
     try:
-        rendered = chart_render(form.chart_spec())
+        rendered = chart_render(chart_spec(form.settings(), now=timezone.now()))
     except SeriesQueryError as exc:
         errors = [f"{str(exc).capitalize()}."]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
@@ -90,4 +92,6 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
             explorer_query=chart.query_string,
             settings_invalid=False,
         )
-    return SavedChartView(chart=chart, rendered=rendered, errors=[], explorer_query=form.query_string())
+    return SavedChartView(
+        chart=chart, rendered=rendered, errors=[], explorer_query=query_string(form.settings())
+    )

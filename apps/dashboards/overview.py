@@ -7,13 +7,13 @@ events is read directly (the explorer draws several events one line each).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.http import QueryDict
-
+from apps.metrics import buckets
 from apps.metrics.selectors import Series
 
 from . import figures, selectors
 from .charts import chart_render
-from .forms import MAX_EVENTS, ExplorerForm, bucket_floor
+from .chartspec import ChartSettings, chart_spec, query_string
+from .forms import MAX_EVENTS
 
 USAGE_DAYS = 30
 TOP_EVENTS = 10
@@ -58,24 +58,21 @@ def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
     """Return the overview's time-series charts: events per day (top events), daily active users."""
     if not events:
         return []
-    data = QueryDict(mutable=True)
-    data.setlist("event", events)
-    data.update({"measure": "count", "interval": "day", "range": "30d", "breakdown": "event", "top": "5"})
-    form = ExplorerForm(data)
-    if not form.is_valid():  # a programming error here, not a user's
-        raise ValueError(f"overview chart: {form.errors.as_text()}")
-    per_event = chart_render(form.chart_spec(now=now)).figure
+    settings = ChartSettings(
+        events=tuple(events[:MAX_EVENTS]), measure="count", interval="day", range="30d", breakdown="event"
+    )
+    per_event = chart_render(chart_spec(settings, now=now)).figure
     users = selectors.daily_active_users(start=usage_since(now), end=now)
     active = figures.series_figure([users], chart_type="bar", measure_label="unique users").to_plotly_json()
     return [
-        UsageChart("Events per day, top events", per_event, form.query_string()),
+        UsageChart("Events per day, top events", per_event, query_string(settings)),
         UsageChart("Daily active users, all events" + (" (estimated)" if users.estimate else ""), active),
     ]
 
 
 def usage_since(now: datetime) -> datetime:
     """Return the start of the overview's period: midnight UTC, 30 days back."""
-    return bucket_floor(now - timedelta(days=USAGE_DAYS), "day")
+    return buckets.floor(now - timedelta(days=USAGE_DAYS), "day")
 
 
 def service_volume_figure(totals: list[selectors.Total]) -> dict:

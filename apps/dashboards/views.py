@@ -17,8 +17,10 @@ from apps.metrics.selectors import SeriesQueryError
 from . import overview as overview_content
 from . import selectors, services
 from .charts import chart_render, saved_chart_render
+from .chartspec import QUICK_RANGES, chart_spec
+from .chartspec import query_string as chart_query_string
 from .csp import plotly_styles_allowed
-from .forms import QUICK_RANGES, DashboardCreateForm, ExplorerForm, SaveChartForm
+from .forms import DashboardCreateForm, ExplorerForm, SaveChartForm
 from .models import Chart, Dashboard
 from .tables import write_series_csv
 
@@ -61,7 +63,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
     chart = None
     if form.is_valid():
         try:
-            chart = chart_render(form.chart_spec())
+            chart = chart_render(chart_spec(form.settings(), now=timezone.now()))
         except SeriesQueryError as exc:  # a limit of the series reader, said in its words
             form.add_error(None, f"{str(exc).capitalize()}.")
     if chart is None:
@@ -72,7 +74,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
                 content_type="text/plain; charset=utf-8",
             )
         return render(request, "dashboards/explorer.html", {"form": form}, status=400)
-    query_string = form.query_string()
+    query_string = chart_query_string(form.settings())
     if wants_csv:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         filename = f"skywatch-{slugify(chart.spec.title)[:80]}-{timezone.now():%Y%m%d-%H%M}.csv"

@@ -17,7 +17,9 @@ from apps.accounts.roles import PRODUCT
 from apps.common.openapi import READ_RESPONSES
 from apps.common.params import query_bool, query_int, query_time
 
-from .selectors import INTERVALS, KINDS, SeriesQuery, SeriesQueryError, series_for
+from . import query as query_language
+from .buckets import INTERVALS
+from .selectors import KINDS, SeriesQuery, SeriesQueryError, series_for
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_TOP = 50
@@ -71,12 +73,10 @@ def series_query_from_params(params) -> SeriesQuery:
     compare = query_bool(params, "compare")
     if compare and start < end:
         _earlier(start, end - start, "from")  # the previous period must exist on the calendar
-    filters = []
-    for raw in params.getlist("filter"):
-        name, sep, value = raw.partition("=")
-        if not sep or not name.strip():
-            raise exceptions.ValidationError({"filter": f"{raw[:60]!r}: use filter=<property>=<value>"})
-        filters.append((name.strip(), value))
+    try:
+        filters = [query_language.property_filter(raw) for raw in params.getlist("filter")]
+    except query_language.QueryError as refused:
+        raise exceptions.ValidationError({refused.parameter: refused.message}) from None
     return SeriesQuery(
         events=events,
         measure=params.get("measure", "count"),

@@ -43,6 +43,8 @@ def measure(text: str) -> tuple[str, str]:
     if text in ("count", "unique_users"):
         return text, ""
     kind, sep, prop = text.partition(":")
+    if kind in ("sum", "avg") and not prop.strip():
+        raise QueryError("measure", f"Give a property name: {kind} needs a property, e.g. {kind}:n_results.")
     if kind not in ("sum", "avg") or not sep:
         raise QueryError(
             "measure",

@@ -25,7 +25,7 @@ over the range's raw events (exact).
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
@@ -46,25 +46,17 @@ from django.db.models.functions import Coalesce, Trunc, TruncWeek
 from apps.common.jsonfields import PropertyNumber, PropertyText
 from apps.ingest.models import RawEvent
 
+from . import buckets
+from . import query as query_language
+from .buckets import INTERVALS, MAX_BUCKETS, STEP
 from .models import DETAIL_GRANULARITIES, RollupCount, RollupNumeric, RollupSketch, RollupUser
-from .services import bucket_start
 
-MEASURES = ("count", "unique_users", "sum", "avg")
-INTERVALS = ("minute", "hour", "day", "week")
-COLUMN_BREAKDOWNS = ("service", "stage", "event")
 OTHER = "other"  # the name shown for the rest series
 TOTAL = "total"
 NONE_VALUE = "(none)"  # the group of events without the broken-down property
 KINDS = ("value", "rest", "total", "previous")
-MAX_BUCKETS = 20_000
 # Series × buckets one answer may hold (a chart of 12 days by minute with the top 10 is 190,080).
 MAX_POINTS = 200_000
-STEP = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-    "week": timedelta(weeks=1),
-}
 
 
 class SeriesQueryError(ValueError):
@@ -156,37 +148,14 @@ def series_for(query: SeriesQuery) -> list[Series]:
     return current + previous
 
 
-def bucket_starts(start: datetime, end: datetime, interval: str) -> list[datetime]:
-    """Return every bucket start of an aligned range."""
-    out, moment = [], start
-    while moment < end:
-        out.append(moment)
-        moment += STEP[interval]
-    return out
-
-
-def align(moment: datetime, interval: str) -> datetime:
-    """Return the start of the bucket holding `moment` (weeks start on Monday)."""
-    if interval == "week":
-        day = bucket_start(moment, "day")
-        return day - timedelta(days=day.weekday())
-    return bucket_start(moment, interval)
-
-
 # --- query parsing -------------------------------------------------------------------------------------
 
 
 def _parse_measure(measure: str) -> tuple[str, str]:
-    kind, _, prop = measure.partition(":")
-    if kind not in MEASURES:
-        raise SeriesQueryError(
-            f"measure {measure!r}: use count, unique_users, sum:<property> or avg:<property>"
-        )
-    if kind in ("sum", "avg") and not prop:
-        raise SeriesQueryError(f"measure {kind} needs a property, e.g. {kind}:n_results")
-    if kind in ("count", "unique_users") and prop:
-        raise SeriesQueryError(f"measure {kind} takes no property")
-    return kind, prop
+    try:
+        return query_language.measure(measure)
+    except query_language.QueryError as refused:
+        raise SeriesQueryError(refused.message) from None
 
 
 def _aligned_range(query: SeriesQuery) -> tuple[datetime, datetime]:
@@ -199,34 +168,32 @@ def _aligned_range(query: SeriesQuery) -> tuple[datetime, datetime]:
     if not 1 <= query.top_n <= 50:
         raise SeriesQueryError("top N must be between 1 and 50")
     try:
-        start = align(query.start.astimezone(UTC), query.interval)
+        start = buckets.floor(query.start, query.interval)
         end = query.end.astimezone(UTC)
-        aligned_end = align(end, query.interval)
+        aligned_end = buckets.floor(end, query.interval)
         end = aligned_end if aligned_end == end else aligned_end + STEP[query.interval]
     except OverflowError:
         raise SeriesQueryError("the range reaches beyond the calendar (years 1 to 9999)") from None
     if end <= start:
         raise SeriesQueryError("the range must end after it starts")
-    buckets = (end - start) // STEP[query.interval]
-    if buckets > MAX_BUCKETS:
+    bucket_count = (end - start) // STEP[query.interval]
+    if bucket_count > MAX_BUCKETS:
         raise SeriesQueryError(f"more than {MAX_BUCKETS} {query.interval}s: choose a coarser interval")
     series = (query.top_n + 1 if _group_field(query) else 1) * (2 if query.compare else 1)
-    if series * buckets > MAX_POINTS:
+    if series * bucket_count > MAX_POINTS:
         raise SeriesQueryError(
-            f"{series} series × {buckets} {query.interval}s is more than {MAX_POINTS:,} points: "
+            f"{series} series × {bucket_count} {query.interval}s is more than {MAX_POINTS:,} points: "
             "choose a coarser interval, a shorter range or a smaller top N"
         )
     return start, end
 
 
 def _group_field(query: SeriesQuery) -> str:
-    if query.breakdown in COLUMN_BREAKDOWNS:
-        return query.breakdown
-    if query.breakdown.startswith("prop:") and query.breakdown[5:]:
-        return query.breakdown
-    if query.breakdown:
-        raise SeriesQueryError(f"breakdown {query.breakdown!r}: use service, stage, event or prop:<name>")
-    return "event" if len(query.events) > 1 else ""
+    try:
+        breakdown = query_language.breakdown(query.breakdown)
+    except query_language.QueryError as refused:
+        raise SeriesQueryError(refused.message) from None
+    return breakdown or ("event" if len(query.events) > 1 else "")
 
 
 # --- where the numbers come from -------------------------------------------------------------------------
@@ -310,13 +277,15 @@ def _series_over(
     with_rest: bool | None = None,
 ) -> list[Series]:
     """Return one period's series: the top groups (or the given ones), then the rest."""
-    buckets = bucket_starts(start, end, source.query.interval)
-    size = len(buckets)
+    bucket_list = buckets.starts(start, end, source.query.interval)
+    size = len(bucket_list)
     rows = source.rows(start, end)
     if not source.group:
         columns = _columns(rows, source, start, size, grouped=False)
         return [
-            Series(TOTAL, _points(buckets, columns.get(TOTAL), source.measure, size), TOTAL, source.sketches)
+            Series(
+                TOTAL, _points(bucket_list, columns.get(TOTAL), source.measure, size), TOTAL, source.sketches
+            )
         ]
     if names is None:
         names, with_rest = _ranked_groups(rows, source, source.query.top_n)
@@ -329,13 +298,13 @@ def _series_over(
         else {}
     )
     out = [
-        Series(name, _points(buckets, columns.get(name), source.measure, size), "value", source.sketches)
+        Series(name, _points(bucket_list, columns.get(name), source.measure, size), "value", source.sketches)
         for name in names
     ]
     if with_rest:
         rest_rows = rows.alias(group_value=group).exclude(group_value__in=names) if names else rows
         rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
-        out.append(Series(OTHER, _points(buckets, rest, source.measure, size), "rest", source.sketches))
+        out.append(Series(OTHER, _points(bucket_list, rest, source.measure, size), "rest", source.sketches))
     return out
 
 

@@ -16,20 +16,10 @@ from django.db import connection, transaction
 from apps.common.bulk import bulk_insert
 from apps.common.jsonfields import MAX_SUMMABLE
 
+from . import buckets
 from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
 
 BucketKey = tuple[datetime, str, str, str, str]  # (bucket_start, granularity, event, service, stage)
-
-
-def bucket_start(moment: datetime, granularity: str) -> datetime:
-    """Return the start of the minute, hour or day bucket holding `moment` (UTC)."""
-    if granularity == "minute":
-        return moment.replace(second=0, microsecond=0)
-    if granularity == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    if granularity == "day":
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    raise ValueError(f"unknown granularity {granularity!r}")
 
 
 # A property name longer than a rollup's `prop` column is not rolled up (the raw event keeps it).
@@ -65,7 +55,7 @@ def deltas_for(events: Iterable[Any]) -> RollupDeltas:
     for ev in events:
         numbers = numeric_properties(ev.properties or {})
         for granularity in GRANULARITIES:
-            key = (bucket_start(ev.timestamp, granularity), granularity, ev.event, ev.service, ev.stage)
+            key = (buckets.floor(ev.timestamp, granularity), granularity, ev.event, ev.service, ev.stage)
             deltas.counts[key] += 1
             if granularity not in DETAIL_GRANULARITIES:
                 continue
