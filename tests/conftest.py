@@ -312,6 +312,20 @@ def store_events(request, db, make_key, settings):
 
 
 @pytest.fixture
+def aggregate_events(store_events):
+    """Return a function that stores events and adds them to the rollups, as the pipeline would."""
+    from apps.pipeline.services import aggregate_chunk
+
+    def store(events: list[dict]) -> list[int]:
+        ids = store_events(events)
+        outcome = aggregate_chunk(event_ids=ids)
+        assert outcome.done == len(ids), outcome
+        return ids
+
+    return store
+
+
+@pytest.fixture
 def make_person(db):
     """Return a function that creates a signed-in-able person in a role and returns the user."""
     from apps.accounts.services import user_create

@@ -7,10 +7,11 @@ events is read directly (the explorer draws several events one line each).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from apps.metrics import buckets
+from apps.metrics import buckets, catalogue
 from apps.metrics.selectors import Series
+from apps.pipeline.selectors import PipelineHealth
 
-from . import figures, selectors
+from . import figures
 from .charts import chart_render
 from .chartspec import ChartSettings, chart_spec, query_string
 from .forms import MAX_EVENTS
@@ -39,18 +40,18 @@ class Tile:
 @dataclass(frozen=True)
 class Usage:
     charts: list[UsageChart]
-    top_events: list[selectors.Total]
+    top_events: list[catalogue.Total]
     service_figure: dict
 
 
 def product_usage(*, now: datetime) -> Usage:
     """Return the overview's usage section: charts, the top events table, volume by service."""
     since = usage_since(now)
-    ranked = selectors.top_events(start=since, limit=MAX_EVENTS)
+    ranked = catalogue.top_events(start=since, limit=MAX_EVENTS)
     return Usage(
         charts=usage_charts(now=now, events=[t.name for t in ranked]),
         top_events=ranked[:TOP_EVENTS],
-        service_figure=service_volume_figure(selectors.volume_by_service(start=since)),
+        service_figure=service_volume_figure(catalogue.volume_by_service(start=since)),
     )
 
 
@@ -62,7 +63,7 @@ def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
         events=tuple(events[:MAX_EVENTS]), measure="count", interval="day", range="30d", breakdown="event"
     )
     per_event = chart_render(chart_spec(settings, now=now)).figure
-    users = selectors.daily_active_users(start=usage_since(now), end=now)
+    users = catalogue.daily_active_users(start=usage_since(now), end=now)
     active = figures.series_figure([users], chart_type="bar", measure_label="unique users").to_plotly_json()
     return [
         UsageChart("Events per day, top events", per_event, query_string(settings)),
@@ -75,13 +76,13 @@ def usage_since(now: datetime) -> datetime:
     return buckets.floor(now - timedelta(days=USAGE_DAYS), "day")
 
 
-def service_volume_figure(totals: list[selectors.Total]) -> dict:
+def service_volume_figure(totals: list[catalogue.Total]) -> dict:
     return figures.totals_bar_figure(
         [(t.name, t.count) for t in totals], measure_label="events, last 30 days"
     ).to_plotly_json()
 
 
-def ingest_rate_figure(health: selectors.PipelineHealth) -> dict:
+def ingest_rate_figure(health: PipelineHealth) -> dict:
     received = Series(name="received", points=list(health.received_per_minute))
     figure = figures.series_figure(
         [received], chart_type="bar", measure_label="events / minute", stack=True, height=220
@@ -89,7 +90,7 @@ def ingest_rate_figure(health: selectors.PipelineHealth) -> dict:
     return figure.to_plotly_json()
 
 
-def health_tiles(health: selectors.PipelineHealth) -> list[Tile]:
+def health_tiles(health: PipelineHealth) -> list[Tile]:
     """Return the pipeline's numbers as tiles, each saying whether it looks healthy."""
     return [
         Tile(

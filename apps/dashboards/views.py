@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.permissions import has_role, role_required
 from apps.accounts.roles import PRODUCT, SUPPORT
 from apps.metrics.selectors import SeriesQueryError
+from apps.pipeline.selectors import pipeline_health
 
 from . import overview as overview_content
 from . import selectors, services
@@ -33,7 +34,7 @@ DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
 def overview(request: HttpRequest) -> HttpResponse:
     """Show usage at a glance (product and admin) and the pipeline's health (everyone signed in)."""
     now = timezone.now()
-    health = selectors.pipeline_health(now=now)
+    health = pipeline_health(now=now)
     context = {
         "tiles": overview_content.health_tiles(health),
         "ingest_figure": overview_content.ingest_rate_figure(health),

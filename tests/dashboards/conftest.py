@@ -1,4 +1,4 @@
-"""Dashboards fixtures: a signed-in product person, and events already in the rollups."""
+"""Dashboards fixtures: a signed-in product person."""
 
 import pytest
 
@@ -7,17 +7,3 @@ import pytest
 def product_client(client, make_person):
     client.force_login(make_person("product"))
     return client
-
-
-@pytest.fixture
-def aggregate_events(store_events):
-    """Return a function that stores events and adds them to the rollups, as the pipeline would."""
-    from apps.pipeline.services import aggregate_chunk
-
-    def store(events: list[dict]) -> list[int]:
-        ids = store_events(events)
-        outcome = aggregate_chunk(event_ids=ids)
-        assert outcome.done == len(ids), outcome
-        return ids
-
-    return store

@@ -1,0 +1,117 @@
+"""What the metrics know about: event and property names, totals per event and service, active users.
+
+Reads for pickers and overviews, each one query an index serves; series are `selectors.series_for`'s.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Count, Sum
+
+from apps.ingest.models import RawEvent
+
+from .models import RollupCount, RollupNumeric, RollupSketch, RollupUser
+from .selectors import Series, UsersInSketches
+
+PROPERTY_SAMPLE = 1000  # recent raw events whose property names the breakdown picker offers
+MAX_PROPERTY_NAMES = 200
+
+
+def event_names() -> list[str]:
+    """Return every event name the rollups hold, sorted."""
+    return list(
+        RollupCount.objects.filter(granularity="day")
+        .values_list("event", flat=True)
+        .distinct()
+        .order_by("event")
+    )
+
+
+def numeric_property_names() -> list[str]:
+    """Return every numeric property the rollups sum (what "sum of" and "average" can use), sorted."""
+    return list(
+        RollupNumeric.objects.filter(granularity="day")
+        .values_list("prop", flat=True)
+        .distinct()
+        .order_by("prop")
+    )
+
+
+def recent_property_names(*, sample: int = PROPERTY_SAMPLE) -> list[str]:
+    """Return the top-level property names of the most recent raw events (any property may be a breakdown).
+
+    Property names are not rolled up, so a sample of recent events stands in for "every name there is";
+    only the keys leave the database.
+    """
+    table = connection.ops.quote_name(RawEvent._meta.db_table)
+    if connection.vendor == "postgresql":
+        sql = (
+            f"SELECT DISTINCT k FROM (SELECT properties FROM {table} ORDER BY id DESC LIMIT %s) r, "
+            "jsonb_object_keys(CASE WHEN jsonb_typeof(r.properties) = 'object' "
+            "THEN r.properties ELSE '{}'::jsonb END) AS k ORDER BY k LIMIT %s"
+        )
+    else:
+        sql = (
+            f"SELECT DISTINCT j.key FROM (SELECT properties FROM {table} ORDER BY id DESC LIMIT %s) r, "
+            "json_each(CASE WHEN json_type(r.properties) = 'object' THEN r.properties ELSE '{}' END) AS j "
+            "ORDER BY j.key LIMIT %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [sample, MAX_PROPERTY_NAMES])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class Total:
+    name: str
+    count: int
+
+
+def top_events(*, start: datetime, limit: int = 10) -> list[Total]:
+    """Return the events with the most occurrences since `start` (a day boundary), most first."""
+    rows = (
+        RollupCount.objects.filter(granularity="day", bucket_start__gte=start)
+        .values("event")
+        .annotate(total=Sum("count"))
+        .order_by("-total", "event")[:limit]
+    )
+    return [Total(row["event"], row["total"]) for row in rows]
+
+
+def volume_by_service(*, start: datetime) -> list[Total]:
+    """Return the number of events per service since `start` (a day boundary), most first."""
+    rows = (
+        RollupCount.objects.filter(granularity="day", bucket_start__gte=start)
+        .values("service")
+        .annotate(total=Sum("count"))
+        .order_by("-total", "service")
+    )
+    return [Total(row["service"], row["total"]) for row in rows]
+
+
+def daily_active_users(*, start: datetime, end: datetime) -> Series:
+    """Return the distinct users of any event per day in [start, end) (start at midnight UTC), zeros kept.
+
+    `series_for` draws one line per event when given several, so the all-events total is read here, from
+    the same rollups: the union of the day's sketches on PostgreSQL (an estimate), user rows on SQLite.
+    """
+    sketches = connection.vendor == "postgresql"
+    model, users_of = (
+        (RollupSketch, UsersInSketches("users"))
+        if sketches
+        else (RollupUser, Count("user_id", distinct=True))
+    )
+    rows = (
+        model.objects.filter(granularity="day", bucket_start__gte=start, bucket_start__lt=end)
+        .values("bucket_start")
+        .annotate(n=users_of)
+        .values_list("bucket_start", "n")
+    )
+    users = dict(rows)
+    days = []
+    day = start
+    while day < end:
+        days.append((day, users.get(day, 0)))
+        day += timedelta(days=1)
+    return Series(name="daily active users", points=days, estimate=sketches)
