@@ -79,11 +79,11 @@ class DeadLetteredFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "dead":
-            return queryset.filter(dead_lettered_at__isnull=False)
+            return queryset.dead_lettered()
         if self.value() == "pending":
-            return queryset.filter(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
+            return queryset.awaiting_aggregation()
         if self.value() == "rejected":
-            return queryset.filter(index_rejected_at__isnull=False)
+            return queryset.index_rejected()
         return queryset
 
 

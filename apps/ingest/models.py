@@ -67,6 +67,38 @@ class ApiKey(models.Model):
         return not self.is_revoked and not self.is_expired(now)
 
 
+# Pipeline state, spelled out once: each query below, the partial indexes and the pipeline's SQL use these.
+AWAITING_AGGREGATION = models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
+AWAITING_INDEX = models.Q(indexed_at__isnull=True, index_rejected_at__isnull=True)
+AWAITING_AGGREGATION_SQL = "aggregated_at IS NULL AND dead_lettered_at IS NULL"
+
+
+class RawEventQuerySet(models.QuerySet):
+    """Raw events by where they stand in the pipeline (the one owner of its null-combinations)."""
+
+    def awaiting_aggregation(self) -> "RawEventQuerySet":
+        """Not yet in the rollups, and not given up on (dead-lettered)."""
+        return self.filter(AWAITING_AGGREGATION)
+
+    def aggregated(self) -> "RawEventQuerySet":
+        """Counted in the rollups: what rollups and raw-event series agree on."""
+        return self.filter(aggregated_at__isnull=False)
+
+    def done_with_aggregation(self) -> "RawEventQuerySet":
+        """Aggregated or dead-lettered: nothing more will be added to the rollups from these."""
+        return self.exclude(AWAITING_AGGREGATION)
+
+    def dead_lettered(self) -> "RawEventQuerySet":
+        return self.filter(dead_lettered_at__isnull=False)
+
+    def awaiting_index(self) -> "RawEventQuerySet":
+        """Not yet searchable, and not refused by the search index for good."""
+        return self.filter(AWAITING_INDEX)
+
+    def index_rejected(self) -> "RawEventQuerySet":
+        return self.filter(index_rejected_at__isnull=False)
+
+
 class RawEvent(models.Model):
     """One accepted event or log line, conformed to the canonical shape, as committed before the 202.
 
@@ -104,6 +136,8 @@ class RawEvent(models.Model):
     # The search index refused the document (a mapping error, say): recorded, never retried forever.
     index_rejected_at = models.DateTimeField(null=True, blank=True)
 
+    objects = RawEventQuerySet.as_manager()
+
     class Meta:
         constraints = [
             # The idempotency key: a re-sent event is recognised and never stored twice.
@@ -124,12 +158,12 @@ class RawEvent(models.Model):
             models.Index(
                 fields=["received_at"],
                 name="rawevent_unaggregated",
-                condition=models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True),
+                condition=AWAITING_AGGREGATION,
             ),
             models.Index(
                 fields=["received_at"],
                 name="rawevent_unindexed",
-                condition=models.Q(indexed_at__isnull=True, index_rejected_at__isnull=True),
+                condition=AWAITING_INDEX,
             ),
         ]
 

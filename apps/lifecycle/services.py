@@ -44,7 +44,7 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     )
     report.indices_dropped = get_trace_backend().drop_before(report.index_cutoff)
     old = RawEvent.objects.filter(timestamp__lt=report.raw_cutoff)
-    done = old.exclude(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
+    done = old.done_with_aggregation()
     while True:  # in batches: one huge DELETE would hold locks and bloat the transaction
         ids = list(done.values_list("pk", flat=True)[:DELETE_BATCH])
         if not ids:
@@ -152,14 +152,17 @@ def _remaining(deltas: RollupDeltas) -> RollupDeltas:
     names = {(key[2], key[3], key[4]) for key in deltas.counts}
     if not days:
         return RollupDeltas()
-    left = RawEvent.objects.filter(
-        aggregated_at__isnull=False,
-        timestamp__gte=min(days),
-        timestamp__lt=max(days) + timedelta(days=1),
-        event__in={n[0] for n in names},
-        service__in={n[1] for n in names},
-        stage__in={n[2] for n in names},
-    ).only("timestamp", "event", "service", "stage", "user_id", "properties")
+    left = (
+        RawEvent.objects.aggregated()
+        .filter(
+            timestamp__gte=min(days),
+            timestamp__lt=max(days) + timedelta(days=1),
+            event__in={n[0] for n in names},
+            service__in={n[1] for n in names},
+            stage__in={n[2] for n in names},
+        )
+        .only("timestamp", "event", "service", "stage", "user_id", "properties")
+    )
     return deltas_for(
         ev for ev in left.iterator(chunk_size=2000) if (ev.event, ev.service, ev.stage) in names
     )

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 
 from apps.common.bulk import bulk_insert
 from apps.common.jsonfields import MAX_SUMMABLE
+from apps.ingest.models import AWAITING_AGGREGATION_SQL
 
 from . import buckets
 from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
@@ -168,7 +169,7 @@ _ADD = _one_line(f"""
 _CLAIM_AND_ADD = _one_line(f"""
     WITH chunk AS MATERIALIZED (
         SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent
-        WHERE id = ANY(%(ids)s) AND aggregated_at IS NULL AND dead_lettered_at IS NULL
+        WHERE id = ANY(%(ids)s) AND {AWAITING_AGGREGATION_SQL}
         ORDER BY id FOR UPDATE SKIP LOCKED
     ), {_ROLLUP_CTES}""")
 

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from apps.ingest.models import RawEvent
-from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
+from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
 
 
 def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -23,14 +24,17 @@ def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 def rollups_reset(*, start: datetime, end: datetime) -> int:
     """Delete the rollups of [start, end) and mark its events unaggregated, in one transaction.
 
-    Return how many events will be aggregated again.
+    Return how many events were taken out of the rollups (they are aggregated again).
     """
     with transaction.atomic():
-        for model in (RollupCount, RollupNumeric, RollupUser):
+        for model in (RollupCount, RollupNumeric, RollupUser, RollupSketch):
             model.objects.filter(bucket_start__gte=start, bucket_start__lt=end).delete()
-        return RawEvent.objects.filter(
-            timestamp__gte=start, timestamp__lt=end, dead_lettered_at__isnull=True
-        ).update(aggregated_at=None)
+        # What was counted is counted again; dead letters (never counted) stay given up on.
+        return (
+            RawEvent.objects.aggregated()
+            .filter(timestamp__gte=start, timestamp__lt=end)
+            .update(aggregated_at=None)
+        )
 
 
 def index_reset(*, start: datetime, end: datetime) -> int:
@@ -40,14 +44,16 @@ def index_reset(*, start: datetime, end: datetime) -> int:
     )
 
 
-def enqueue_range(*, start: datetime, end: datetime, pending_field: str, task) -> int:
-    """Queue the range's pending events in chunks, streaming ids so a huge range never sits in memory."""
-    ids = (
-        RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end, **{f"{pending_field}__isnull": True})
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .iterator(chunk_size=10_000)
-    )
+def awaiting(work: str, *, start: datetime, end: datetime) -> QuerySet:
+    """Return the range's events still waiting for `work` ("aggregation" or "index"); events given up on
+    for that work (dead-lettered, refused by the index) do not wait."""
+    waiting = {"aggregation": RawEvent.objects.awaiting_aggregation, "index": RawEvent.objects.awaiting_index}
+    return waiting[work]().filter(timestamp__gte=start, timestamp__lt=end)
+
+
+def enqueue_range(*, start: datetime, end: datetime, work: str, task) -> int:
+    """Queue the range's waiting events in chunks, streaming ids so a huge range never sits in memory."""
+    ids = awaiting(work, start=start, end=end).order_by("pk").values_list("pk", flat=True).iterator(10_000)
     chunk: list[int] = []
     queued = 0
     for pk in ids:
@@ -61,17 +67,9 @@ def enqueue_range(*, start: datetime, end: datetime, pending_field: str, task) -
     return queued
 
 
-# Events given up on for a kind of work do not count as pending for it.
-_GIVEN_UP = {"aggregated_at": "dead_lettered_at", "indexed_at": "index_rejected_at"}
-
-
-def pending_in_range(*, start: datetime, end: datetime, pending_field: str) -> int:
+def pending_in_range(*, start: datetime, end: datetime, work: str) -> int:
     """Return how many events of the range still wait for aggregation or indexing."""
-    return RawEvent.objects.filter(
-        timestamp__gte=start,
-        timestamp__lt=end,
-        **{f"{pending_field}__isnull": True, f"{_GIVEN_UP[pending_field]}__isnull": True},
-    ).count()
+    return awaiting(work, start=start, end=end).count()
 
 
 def watch(

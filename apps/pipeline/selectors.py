@@ -35,13 +35,9 @@ def pipeline_health(*, now: datetime) -> PipelineHealth:
     )
     per_minute = [(m, received.get(m, 0)) for m in (first_minute + timedelta(minutes=i) for i in range(60))]
     # These filters match the partial indexes the sweeper uses (rawevent_unaggregated, rawevent_unindexed).
-    unaggregated = RawEvent.objects.filter(
-        aggregated_at__isnull=True, dead_lettered_at__isnull=True
-    ).aggregate(n=Count("id"), oldest=Min("received_at"))
-    unindexed = RawEvent.objects.filter(indexed_at__isnull=True, index_rejected_at__isnull=True).aggregate(
-        n=Count("id"), oldest=Min("received_at")
-    )
-    dead = RawEvent.objects.filter(dead_lettered_at__isnull=False).count()
+    unaggregated = RawEvent.objects.awaiting_aggregation().aggregate(n=Count("id"), oldest=Min("received_at"))
+    unindexed = RawEvent.objects.awaiting_index().aggregate(n=Count("id"), oldest=Min("received_at"))
+    dead = RawEvent.objects.dead_lettered().count()
     return PipelineHealth(
         received_per_minute=per_minute,
         waiting_aggregation=unaggregated["n"],

@@ -86,9 +86,7 @@ class IndexRow:
 
 def rows_to_index(event_ids: list[int]) -> list[IndexRow]:
     """Return the chunk's events that still wait for indexing (not indexed, not refused), in id order."""
-    pending = RawEvent.objects.filter(
-        pk__in=event_ids, indexed_at__isnull=True, index_rejected_at__isnull=True
-    )
+    pending = RawEvent.objects.awaiting_index().filter(pk__in=event_ids)
     return [IndexRow(values) for values in pending.order_by("pk").values_list(*_INDEX_FIELDS)]
 
 
@@ -179,7 +177,8 @@ def _claim_and_add(event_ids: list[int]) -> list[int]:
         return rollups_claim_and_add(event_ids=event_ids)
     # The embedded mode (SQLite, one writer at a time): the same rollups from Python deltas, users exact.
     events = list(
-        RawEvent.objects.filter(pk__in=event_ids, aggregated_at__isnull=True, dead_lettered_at__isnull=True)
+        RawEvent.objects.awaiting_aggregation()
+        .filter(pk__in=event_ids)
         .only(*_AGGREGATE_FIELDS)
         .order_by("pk")
     )
@@ -210,10 +209,13 @@ def _record_failure(event_id: int, reason: str) -> int:
     RawEvent.objects.filter(pk=event_id).update(
         aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000]
     )
-    return RawEvent.objects.filter(
-        pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS, dead_lettered_at__isnull=True
-    ).update(
-        dead_lettered_at=timezone.now(), last_error=f"dead-lettered after repeated failures: {reason}"[:2000]
+    return (
+        RawEvent.objects.awaiting_aggregation()
+        .filter(pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS)
+        .update(
+            dead_lettered_at=timezone.now(),
+            last_error=f"dead-lettered after repeated failures: {reason}"[:2000],
+        )
     )
 
 
@@ -267,16 +269,14 @@ def stale_event_ids(*, grace_seconds: int, limit: int) -> SweepOutcome:
     """Return ids of events left unaggregated or unindexed longer than the grace period (oldest first)."""
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     unaggregated = list(
-        RawEvent.objects.filter(
-            aggregated_at__isnull=True, dead_lettered_at__isnull=True, received_at__lt=cutoff
-        )
+        RawEvent.objects.awaiting_aggregation()
+        .filter(received_at__lt=cutoff)
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
     unindexed = list(
-        RawEvent.objects.filter(
-            indexed_at__isnull=True, index_rejected_at__isnull=True, received_at__lt=cutoff
-        )
+        RawEvent.objects.awaiting_index()
+        .filter(received_at__lt=cutoff)
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -17,9 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, start: str, end: str, no_wait: bool, timeout: float, **options) -> None:
         begin, finish = backfill.whole_days(*parse_range(start, end))
         total = backfill.rollups_reset(start=begin, end=finish)
-        chunks = backfill.enqueue_range(
-            start=begin, end=finish, pending_field="aggregated_at", task=aggregate_events
-        )
+        chunks = backfill.enqueue_range(start=begin, end=finish, work="aggregation", task=aggregate_events)
         self.stdout.write(
             f"rebuilding {begin:%Y-%m-%d} to {finish:%Y-%m-%d}: {total} events in {chunks} chunks"
         )
@@ -28,9 +26,7 @@ class Command(BaseCommand):
         finished = backfill.watch(
             total=total,
             timeout=timeout,
-            remaining=lambda: backfill.pending_in_range(
-                start=begin, end=finish, pending_field="aggregated_at"
-            ),
+            remaining=lambda: backfill.pending_in_range(start=begin, end=finish, work="aggregation"),
             report=lambda done, all_: self.stdout.write(f"  aggregated {done}/{all_}"),
         )
         if not finished:

@@ -17,9 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, start: str, end: str, no_wait: bool, timeout: float, **options) -> None:
         begin, finish = parse_range(start, end)
         total = backfill.index_reset(start=begin, end=finish)
-        chunks = backfill.enqueue_range(
-            start=begin, end=finish, pending_field="indexed_at", task=index_events
-        )
+        chunks = backfill.enqueue_range(start=begin, end=finish, work="index", task=index_events)
         self.stdout.write(
             f"re-indexing {begin.isoformat()} to {finish.isoformat()}: {total} events in {chunks} chunks"
         )
@@ -28,7 +26,7 @@ class Command(BaseCommand):
         finished = backfill.watch(
             total=total,
             timeout=timeout,
-            remaining=lambda: backfill.pending_in_range(start=begin, end=finish, pending_field="indexed_at"),
+            remaining=lambda: backfill.pending_in_range(start=begin, end=finish, work="index"),
             report=lambda done, all_: self.stdout.write(f"  indexed {done}/{all_}"),
         )
         if not finished:
