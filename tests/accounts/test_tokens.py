@@ -60,3 +60,18 @@ def test_people_see_and_revoke_only_their_own_tokens(client, make_person):
     assert theirs not in client.get("/account/tokens/").content.decode()
     client.post(f"/account/tokens/{theirs}/revoke/")
     assert PersonalToken.objects.get().revoked_at is None
+
+
+def test_the_token_list_reads_a_fixed_number_of_queries(client, make_person, django_assert_max_num_queries):
+    from apps.accounts.services import personal_token_create
+
+    person = make_person("support")
+    for i in range(25):
+        personal_token_create(user=person, label=f"laptop {i}")
+    client.force_login(person)
+
+    with django_assert_max_num_queries(4):  # session, user, the tokens
+        response = client.get("/account/tokens/")
+
+    assert response.status_code == 200
+    assert response.content.decode().count("laptop ") == 25

@@ -126,3 +126,14 @@ def test_pages_that_show_a_secret_once_are_never_cached(admin_in, make_key):
         assert response.status_code == 200
         assert "no-store" in response["Cache-Control"]
         assert "private" in response["Cache-Control"]
+
+
+def test_the_key_list_reads_a_fixed_number_of_queries(admin_in, make_key, django_assert_max_num_queries):
+    for i in range(30):
+        make_key(service=f"svc-{i}")
+
+    with django_assert_max_num_queries(6):  # session, user, roles, keys with services, volumes
+        response = admin_in.get("/keys/")
+
+    assert response.status_code == 200
+    assert response.content.decode().count("/revoke/") == 30

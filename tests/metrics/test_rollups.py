@@ -12,6 +12,7 @@ from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
 from apps.metrics.selectors import SeriesQuery, series_for
 from apps.metrics.services import deltas_for, rollups_add_sql, rollups_apply
+from tests.factories import RawEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,8 @@ def raw_events(n: int, *, users: int, seed: int = 3, days: int = 3) -> list[int]
         if rng.random() < 0.1:
             props["x" * 201] = 1  # a name longer than a rollup's prop column: left out of both paths
         rows.append(
-            RawEvent(
+            RawEventFactory.build(
+                api_key=None,
                 event=rng.choice(["search_made", "download"]),
                 service=rng.choice(["gateway", "tiles"]),
                 stage="prod",

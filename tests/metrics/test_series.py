@@ -468,3 +468,21 @@ def test_any_property_name_filters_and_breaks_down_as_a_key(client, make_person,
         "no": 1,
         "yes": 1,
     }
+
+
+@pytest.mark.parametrize("breakdown", ["service", "prop:country", ""])
+def test_a_series_reads_a_fixed_number_of_queries(dataset, django_assert_max_num_queries, breakdown):
+    query = SeriesQuery(
+        events=EVENTS,
+        start=T0,
+        end=T0 + timedelta(days=8),
+        interval="hour",
+        breakdown=breakdown,
+        compare=True,
+    )
+
+    # Per period: rank the groups, their cells, the rest's cells (no query per group or per bucket).
+    with django_assert_max_num_queries(6):
+        got = series_for(query)
+
+    assert got

@@ -19,6 +19,7 @@ from apps.pipeline import services
 from apps.pipeline.tasks import sweep
 from apps.traces.search.elasticsearch import alias_name, es_client
 from tests.conftest import _database_url_for, free_port, wait_for
+from tests.factories import RawEventFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -228,18 +229,12 @@ def test_5000_distinct_property_keys_leave_the_mapping_unchanged(api_client, mak
     assert hit["hits"]["total"]["value"] == 1
 
 
-def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(make_key, monkeypatch, settings):
+def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monkeypatch, settings):
     # Failure injection: an aggregation bug that only one event triggers (no real input does this now).
     from apps.metrics import services as metrics_services
 
     settings.PIPELINE_MAX_ATTEMPTS = 2
-    api_key, _ = make_key()
-    events = [
-        RawEvent.objects.create(
-            event=f"e{i}", service="search-api", stage="prod", timestamp=T0, received_at=T0, api_key=api_key
-        )
-        for i in range(5)
-    ]
+    events = [RawEventFactory(event=f"e{i}") for i in range(5)]
     real = metrics_services.rollups_claim_and_add
     poison_pk = events[3].pk
 
@@ -284,23 +279,25 @@ def test_concurrent_chunks_over_the_same_events_count_each_once(api_client, make
     assert day_count() == 200
 
 
-def test_huge_numbers_stay_in_the_event_but_out_of_the_sums(make_key):
-    api_key, _ = make_key()
-    events = [
-        RawEvent.objects.create(
-            event="e",
-            service="search-api",
-            stage="prod",
-            timestamp=T0,
-            received_at=T0,
-            api_key=api_key,
-            properties={"bytes": value},
-        )
-        for value in (1e308, 1e308, 5)
-    ]
+def test_huge_numbers_stay_in_the_event_but_out_of_the_sums():
+    events = [RawEventFactory(event="e", properties={"bytes": value}) for value in (1e308, 1e308, 5)]
 
     services.aggregate_chunk(event_ids=[ev.pk for ev in events])
 
     assert day_count("e") == 3
     numeric = RollupNumeric.objects.get(granularity="day", event="e", prop="bytes")
     assert (numeric.count, numeric.sum) == (1, 5)
+
+
+def test_indexing_a_chunk_reads_and_writes_a_fixed_number_of_queries(
+    api_client, make_key, clean_search_index, django_assert_max_num_queries
+):
+    _, key = make_key()
+    send(api_client, key, make_events(200))
+    ids = list(RawEvent.objects.values_list("pk", flat=True))
+
+    with django_assert_max_num_queries(4):  # the rows, a savepoint pair, one UPDATE for the indexed
+        outcome = services.index_chunk(event_ids=ids)
+
+    assert outcome.done == 200
+    assert indexed_count() == 200

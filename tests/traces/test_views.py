@@ -273,3 +273,28 @@ def test_a_custom_search_range_near_the_calendars_end_is_a_form_error(support_cl
 
     assert response.status_code in (200, 400)
     assert "out of range" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/traces/", "/users/u-1/"])
+def test_request_lists_read_a_fixed_number_of_queries_whatever_their_length(
+    support_client, store_events, django_assert_max_num_queries, path
+):
+    store_events(
+        [
+            {
+                "service": f"svc-{i % 3}",
+                "event": "step",
+                "correlation_id": f"req-{i // 2}",
+                "user_id": "u-1",
+                "timestamp": at(i),
+            }
+            for i in range(120)
+        ]
+    )
+    params = {"user_id": "u-1", "range": "all"} if path == "/traces/" else {"range": "all"}
+
+    with django_assert_max_num_queries(9):  # session, user, roles, audit, the search and its summaries
+        response = support_client.get(path, params)
+
+    assert response.status_code == 200
+    assert response.content.decode().count('href="/traces/req-') >= 50
