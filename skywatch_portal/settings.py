@@ -106,8 +106,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# Only our own files: no inline scripts, no CDN, nothing framed. Inline style attributes set from our
-# own scripts (Plotly, Swagger UI) go through the CSSOM, which style-src does not block.
+# Only our own files: no inline scripts, no CDN, nothing framed, no inline styles. Pages that draw Plotly
+# charts add 'unsafe-inline' to style-src, and only that (apps/dashboards/csp.py says why).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
