@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 import observatory.celery
 
@@ -14,3 +15,15 @@ app.autodiscover_tasks()
 
 # Correlation IDs travel in task headers and are restored in the worker, so task logs join the trail.
 observatory.celery.install(app)
+
+
+@task_prerun.connect
+def _usable_database_connection(sender=None, **kwargs) -> None:
+    """Drop a connection the server ended (a restart, an idle timeout) before a worker's task uses it:
+    with health checks on, the task's first query pings first. Celery no longer reconnects for every task.
+    An eager task runs inside a request, whose connection is the request's business."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
