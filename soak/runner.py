@@ -129,13 +129,14 @@ class Run:
         )
 
     def start_traffic(self) -> None:
+        from apps.accounts.actors import Actor
         from apps.ingest.services import service_key_create
 
         self.ledger = Ledger()
         services = []
         for i in range(1, self.config.services + 1):
             name = f"soak-svc-{i:02d}"
-            _, key = service_key_create(service_name=name, stage=STAGE)
+            _, key = service_key_create(service_name=name, stage=STAGE, actor=Actor.command("soak"))
             services.append(SyntheticService(name, key, self.url, self.ledger, self.config.flush_interval))
         self.traffic = Traffic(
             services,

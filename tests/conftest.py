@@ -159,11 +159,12 @@ def _database_url_for(settings_dict: dict) -> str:
 
 @pytest.fixture
 def make_key(db):
-    """Return a function that creates a service API key and returns (ApiKey, raw secret)."""
-    from apps.ingest.services import service_key_create
+    """Return a function that creates a service API key and returns (ApiKey, raw secret). Test data: the
+    key is stored directly, not through the audited service (tests of key actions use the pages)."""
+    from tests.factories import make_api_key
 
     def make(service: str = "search-api", stage: str = "prod", forwarder: bool = False):
-        return service_key_create(service_name=service, stage=stage, can_forward=forwarder)
+        return make_api_key(service=service, stage=stage, can_forward=forwarder)
 
     return make
 

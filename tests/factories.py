@@ -20,13 +20,28 @@ class ServiceFactory(factory.django.DjangoModelFactory):
 
 
 class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """A service key stored as the portal stores it (test data: made without the audited service)."""
+
     class Meta:
         model = ApiKey
 
     service = factory.SubFactory(ServiceFactory)
     stage = "prod"
     prefix = factory.LazyFunction(lambda: new_secret(SERVICE_KEY_KIND)[0])
-    key_hash = factory.LazyAttribute(lambda key: secret_hash(f"secret-of-{key.prefix}"))
+    key_hash = factory.LazyAttribute(lambda key: secret_hash(f"unknown secret of {key.prefix}"))
+
+
+def make_api_key(*, service: str = "search-api", stage: str = "prod", can_forward: bool = False):
+    """Return a working key and its secret, for tests that send events."""
+    prefix, raw_key = new_secret(SERVICE_KEY_KIND)
+    api_key = ApiKeyFactory(
+        service=ServiceFactory(name=service),
+        stage=stage,
+        can_forward=can_forward,
+        prefix=prefix,
+        key_hash=secret_hash(raw_key),
+    )
+    return api_key, raw_key
 
 
 class RawEventFactory(factory.django.DjangoModelFactory):

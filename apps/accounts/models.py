@@ -12,6 +12,7 @@ class AuditEntry(models.Model):
     KEY_REVOKED = "key_revoked"
     REQUESTS_SEARCHED = "requests_searched"
     USER_PURGED = "user_purged"
+    RAW_EVENT_VIEWED = "raw_event_viewed"
     ACTIONS = [
         (TRAIL_VIEWED, "opened a request trail"),
         (USER_VIEWED, "opened a user's requests"),
@@ -20,6 +21,7 @@ class AuditEntry(models.Model):
         (KEY_REVOKED, "revoked an API key"),
         (REQUESTS_SEARCHED, "searched requests"),
         (USER_PURGED, "purged a user's data"),
+        (RAW_EVENT_VIEWED, "opened a raw event (admin)"),
     ]
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -30,7 +32,7 @@ class AuditEntry(models.Model):
     actor_name = models.CharField(max_length=150)
     action = models.CharField(max_length=20, choices=ACTIONS)
     target = models.CharField(max_length=300)
-    via = models.CharField(max_length=10, help_text="page or api")
+    via = models.CharField(max_length=10, help_text="page, api, admin or command")
     ip = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:

@@ -1,5 +1,8 @@
 from django.contrib import admin, messages
 
+from apps.accounts.actors import Actor, audit
+from apps.accounts.models import AuditEntry
+
 from .models import ApiKey, RawEvent, Service
 from .services import service_key_revoke
 
@@ -33,8 +36,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset) -> None:
+        actor = Actor.from_request(request, via="admin")
         for api_key in queryset:
-            service_key_revoke(api_key=api_key)
+            service_key_revoke(api_key=api_key, actor=actor)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 
@@ -64,6 +68,27 @@ class RawEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    # Raw events hold what users did: reading them here is audited as on the trace pages.
+    def changelist_view(self, request, extra_context=None):
+        searched = request.GET.get("q", "").strip()
+        if searched:
+            audit(
+                actor=Actor.from_request(request, via="admin"),
+                action=AuditEntry.REQUESTS_SEARCHED,
+                target=f"raw events matching {searched}",
+            )
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = self.get_object(request, object_id)
+        if event is not None:
+            audit(
+                actor=Actor.from_request(request, via="admin"),
+                action=AuditEntry.RAW_EVENT_VIEWED,
+                target=f"{event.service}:{event.event_id} (user {event.user_id or '-'})",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class DeadLetteredFilter(admin.SimpleListFilter):

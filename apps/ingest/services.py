@@ -8,6 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.actors import Actor, audit
+from apps.accounts.models import AuditEntry
 from apps.common.bulk import bulk_insert
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
@@ -33,10 +35,17 @@ class IngestResult:
 
 @transaction.atomic
 def service_key_create(
-    *, service_name: str, stage: str, can_forward: bool = False, label: str = ""
+    *, service_name: str, stage: str, actor: Actor, can_forward: bool = False, label: str = ""
 ) -> tuple[ApiKey, str]:
-    """Create a key for a service (creating the service when new); return it and the secret, shown once."""
+    """Create a key for a service (creating the service when new); return it and the secret, shown once.
+    Audited as `actor`'s."""
     service, _ = Service.objects.get_or_create(name=service_name)
+    api_key, raw_key = _new_key(service=service, stage=stage, can_forward=can_forward, label=label)
+    audit(actor=actor, action=AuditEntry.KEY_CREATED, target=api_key.prefix)
+    return api_key, raw_key
+
+
+def _new_key(*, service: Service, stage: str, can_forward: bool, label: str) -> tuple[ApiKey, str]:
     prefix, raw_key = new_secret(SERVICE_KEY_KIND)
     api_key = ApiKey.objects.create(
         service=service,
@@ -54,12 +63,13 @@ class KeyNotUsable(ValueError):
 
 
 @transaction.atomic
-def service_key_rotate(*, api_key: ApiKey, grace: timedelta) -> tuple[ApiKey, str]:
-    """Make a successor key with the same service, stage and scope; the old key expires after `grace`."""
+def service_key_rotate(*, api_key: ApiKey, grace: timedelta, actor: Actor) -> tuple[ApiKey, str]:
+    """Make a successor key with the same service, stage and scope; the old key expires after `grace`.
+    Audited as `actor`'s (one entry: old -> new)."""
     if not api_key.is_usable(timezone.now()):
         raise KeyNotUsable(f"key {api_key.prefix} is revoked or expired; create a new key instead")
-    successor, raw_key = service_key_create(
-        service_name=api_key.service.name,
+    successor, raw_key = _new_key(
+        service=api_key.service,
         stage=api_key.stage,
         can_forward=api_key.can_forward,
         label=api_key.label or f"rotated from {api_key.prefix}",
@@ -68,14 +78,18 @@ def service_key_rotate(*, api_key: ApiKey, grace: timedelta) -> tuple[ApiKey, st
     if api_key.expires_at is None or api_key.expires_at > expires:
         api_key.expires_at = expires
         api_key.save(update_fields=["expires_at"])
+    audit(actor=actor, action=AuditEntry.KEY_ROTATED, target=f"{api_key.prefix} -> {successor.prefix}")
     return successor, raw_key
 
 
-def service_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke a key; the next request that uses it gets 403."""
+@transaction.atomic
+def service_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key; the next request that uses it gets 403. Audited as `actor`'s (once: revoking a revoked
+    key changes nothing)."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit(actor=actor, action=AuditEntry.KEY_REVOKED, target=api_key.prefix)
     return api_key
 
 

@@ -6,10 +6,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from apps.accounts.models import AuditEntry
+from apps.accounts.actors import Actor
 from apps.accounts.permissions import role_required
 from apps.accounts.roles import ADMIN
-from apps.accounts.services import audit_record
 
 from .forms import KeyCreateForm, KeyRotateForm
 from .models import ApiKey
@@ -29,8 +28,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
             stage=data["stage"],
             can_forward=data["can_forward"],
             label=data["label"],
+            actor=Actor.from_request(request, via="page"),
         )
-        audit_record(request=request, action=AuditEntry.KEY_CREATED, target=api_key.prefix, via="page")
         return render(request, "ingest/key_created.html", {"api_key": api_key, "raw_key": raw_key})
     context = {"keys": keys_with_volume(), "form": form, "rotate_form": KeyRotateForm(), "days": VOLUME_DAYS}
     return render(request, "ingest/keys.html", context, status=400 if form.errors else 200)
@@ -46,12 +45,8 @@ def key_rotate(request: HttpRequest, prefix: str) -> HttpResponse:
     form = KeyRotateForm(request.POST)
     if not form.is_valid():
         return redirect("key-list")
-    successor, raw_key = service_key_rotate(api_key=api_key, grace=form.grace_period())
-    audit_record(
-        request=request,
-        action=AuditEntry.KEY_ROTATED,
-        via="page",
-        target=f"{api_key.prefix} -> {successor.prefix}",
+    successor, raw_key = service_key_rotate(
+        api_key=api_key, grace=form.grace_period(), actor=Actor.from_request(request, via="page")
     )
     return render(
         request, "ingest/key_created.html", {"api_key": successor, "raw_key": raw_key, "rotated": api_key}
@@ -63,6 +58,5 @@ def key_rotate(request: HttpRequest, prefix: str) -> HttpResponse:
 def key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
     """Revoke a key at once: its next request gets 403."""
     api_key = get_object_or_404(ApiKey, prefix=prefix)
-    service_key_revoke(api_key=api_key)
-    audit_record(request=request, action=AuditEntry.KEY_REVOKED, target=api_key.prefix, via="page")
+    service_key_revoke(api_key=api_key, actor=Actor.from_request(request, via="page"))
     return redirect("key-list")

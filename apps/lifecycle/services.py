@@ -12,6 +12,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from apps.accounts.actors import Actor, audit
+from apps.accounts.models import AuditEntry
 from apps.common.jsonfields import PropertyText
 from apps.ingest.conform import ALIASES
 from apps.ingest.models import RawEvent
@@ -95,14 +97,15 @@ def user_events(user_id: str) -> QuerySet:
     return qs.filter(where)
 
 
-def user_purge(*, user_id: str) -> PurgeReport:
+def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
     """Remove one user from raw events (top-level and user-ID properties), search documents and unique-user
     rollups; take their events out of counts and sums and recompute min and max of the touched numeric
     buckets, so the rollups stay equal to the remaining raw events.
 
     Not covered, and counted instead: messages (free text) that mention the ID. The audit log keeps who
-    looked at the user, by design.
+    looked at the user, by design, and records this purge as `actor`'s.
     """
+    audit(actor=actor, action=AuditEntry.USER_PURGED, target=user_id)
     report = PurgeReport(user_id=user_id)
     backend = get_trace_backend()
     report.search_documents_deleted = backend.delete_user(user_id, properties=USER_ID_PROPERTIES)

@@ -14,11 +14,12 @@ from django.core.management import call_command
 from django.test import Client
 from django.conf import settings
 call_command("migrate", verbosity=0)
+from apps.accounts.actors import Actor
 from apps.ingest.services import service_key_create
 from apps.accounts.services import user_create
 from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount
-_, key = service_key_create(service_name="gateway", stage="dev")
+_, key = service_key_create(service_name="gateway", stage="dev", actor=Actor.command("tests"))
 client = Client(HTTP_HOST="127.0.0.1")
 batch = [{"event": "search_made", "event_id": "0b6f3c52-5f0e-4a8e-9d3f-2f4d1c1e7a01", "user_id": "u1",
           "correlation_id": "c-1", "timestamp": "2026-11-25T10:00:00Z",
@@ -84,7 +85,8 @@ from django.utils import timezone
 call_command("migrate", verbosity=0)
 from apps.ingest.models import RawEvent
 from apps.ingest.services import service_key_create
-_, key = service_key_create(service_name="skywatch-portal", stage="dev")
+from apps.accounts.actors import Actor
+_, key = service_key_create(service_name="skywatch-portal", stage="dev", actor=Actor.command("tests"))
 # An event whose in-process aggregation failed an hour ago (SQLite busy, say): stored, never counted.
 long_ago = timezone.now() - timedelta(hours=1)
 RawEvent.objects.create(

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.actors import Actor
 from apps.ingest.models import ApiKey, RawEvent
 from apps.ingest.services import service_key_revoke
 
@@ -489,7 +490,7 @@ def test_a_revoked_key_is_403_on_the_next_request(api_client, make_key):
     api_key, key = make_key()
     assert post(api_client, "/api/v1/events", {"event": "x"}, key).status_code == 202
 
-    service_key_revoke(api_key=api_key)
+    service_key_revoke(api_key=api_key, actor=Actor.command("tests"))
     response = post(api_client, "/api/v1/events", {"event": "x"}, key)
 
     assert response.status_code == 403

@@ -43,3 +43,14 @@ def test_bad_service_names_are_refused(name):
     with pytest.raises(CommandError):
         run(name, "--stage", "prod")
     assert not ApiKey.objects.exists()
+
+
+def test_a_key_made_by_the_command_is_audited_as_the_command():
+    from apps.accounts.models import AuditEntry
+
+    lines = run("download-server", "--stage", "prod")
+
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.via, entry.target) == ("key_created", "command", ApiKey.objects.get().prefix)
+    assert entry.actor_name.startswith("command:")
+    assert lines[-1] not in entry.target

@@ -4,6 +4,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.accounts.actors import Actor
 from apps.ingest.services import service_key_create
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -24,7 +25,11 @@ class Command(BaseCommand):
         if not stage.strip() or len(stage) > 50:
             raise CommandError("--stage must be 1 to 50 characters")
         api_key, raw_key = service_key_create(
-            service_name=service, stage=stage.strip(), can_forward=forwarder, label=label
+            service_name=service,
+            stage=stage.strip(),
+            can_forward=forwarder,
+            label=label,
+            actor=Actor.command(),
         )
         scope = "own service and forwarding for others" if forwarder else "own service only"
         self.stdout.write(f"Created key {api_key.prefix} for {service}/{api_key.stage} ({scope}).")

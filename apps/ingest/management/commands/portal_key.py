@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from apps.accounts.actors import Actor
 from apps.common.secrets import secret_hash as key_hash
 from apps.ingest.models import ApiKey
 from apps.ingest.services import service_key_create
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             self.stdout.write(saved)
             return
         _, raw_key = service_key_create(
-            service_name=PORTAL_SERVICE, stage=stage, label="the portal's own logs"
+            service_name=PORTAL_SERVICE, stage=stage, label="the portal's own logs", actor=Actor.command()
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(raw_key + "\n")

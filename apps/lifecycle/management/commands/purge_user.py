@@ -1,11 +1,8 @@
 """`manage.py purge_user <user_id>`: remove one user from the database, the search index and the rollups."""
 
-import getpass
-
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.accounts.models import AuditEntry
-from apps.accounts.services import audit_write
+from apps.accounts.actors import Actor
 from apps.lifecycle.services import user_purge
 
 
@@ -20,11 +17,5 @@ class Command(BaseCommand):
         parser.add_argument("user_id")
 
     def handle(self, *args, user_id: str, **options) -> None:
-        report = user_purge(user_id=user_id)
-        audit_write(
-            actor_name=f"command:{getpass.getuser()}",
-            action=AuditEntry.USER_PURGED,
-            target=user_id,
-            via="command",
-        )
+        report = user_purge(user_id=user_id, actor=Actor.command())
         self.stdout.write(f"user {user_id!r}: {report.counts()}")
