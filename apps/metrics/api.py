@@ -55,9 +55,11 @@ SeriesResponse = inline_serializer(
 # What str.strip() removes, spelled out: regex dialects disagree on what \s matches (\x1c-\x1f, \x85).
 _SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 EVENT_PATTERN = f"^[^\\x00]*[^,{_SPACE}\\x00][^\\x00]*$"  # at least one name once split on commas
-FILTER_PATTERN = f"^[^=\\x00]*[^={_SPACE}\\x00][^=\\x00]*=[^\\x00]*$"
-MEASURE_PATTERN = "^(count|unique_users|(sum|avg):[^\\x00]+)$"
-BREAKDOWN_PATTERN = "^(service|stage|event|prop:[^\\x00]+)?$"
+# A property name: no control characters, at least one that is not a space (query.name's rule).
+_NAME = f"[^\\x00-\\x1f\\x7f]*[^{_SPACE}\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*"
+FILTER_PATTERN = f"^[^=\\x00-\\x1f\\x7f]*[^={_SPACE}\\x00-\\x1f\\x7f][^=\\x00-\\x1f\\x7f]*=[^\\x00]*$"
+MEASURE_PATTERN = f"^(count|unique_users|(sum|avg):{_NAME})$"
+BREAKDOWN_PATTERN = f"^(service|stage|event|prop:{_NAME})?$"
 TIME = {"type": "string", "format": "date-time"}
 
 

@@ -182,7 +182,7 @@ def _aligned_range(query: SeriesQuery) -> tuple[datetime, datetime]:
     series = (query.top_n + 1 if _group_field(query) else 1) * (2 if query.compare else 1)
     if series * bucket_count > MAX_POINTS:
         raise SeriesQueryError(
-            f"{series} series × {bucket_count} {query.interval}s is more than {MAX_POINTS:,} points: "
+            f"more than {MAX_POINTS:,} points ({series} series × {bucket_count} {query.interval}s): "
             "choose a coarser interval, a shorter range or a smaller top N"
         )
     return start, end
