@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "apps.dashboards",
     "apps.lifecycle",
     "apps.traces",
+    "apps.wire",
 ]
 
 MIDDLEWARE = [

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/", include("apps.ingest.urls")),
     path("api/v1/", include("apps.traces.api_urls")),
     path("api/v1/", include("apps.metrics.urls")),
+    path("", include("apps.wire.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its script from a URL instead of inlining it (no inline scripts anywhere).
     path(

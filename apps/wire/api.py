@@ -1,0 +1,251 @@
+"""PostHog capture and Segment's HTTP tracking API: thin views over `foreign_events_ingest`.
+
+Same guarantees as /api/v1/batch (conform and enrich, an answer only after the commit, idempotency, limits,
+throttling per key, 503 when the database is down); each format answers in the shape its SDKs check.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import exceptions, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.common.exceptions import api_exception_handler
+from apps.common.jsonlimits import PayloadTooLarge
+from apps.ingest.conform import ConformError, parse_timestamp
+from apps.ingest.services import IngestResult, api_key_touch
+from apps.ingest.throttling import ApiKeyRateThrottle
+from observatory import correlation
+
+from . import posthog, schema, segment
+from .auth import PostHogKeyAuthentication, SegmentWriteKeyAuthentication, posthog_capture
+from .body import json_body
+from .services import foreign_events_ingest
+
+logger = logging.getLogger(__name__)
+
+
+class _WireView(APIView):
+    # The authentication classes refuse a request without a key; this only says a key is needed.
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiKeyRateThrottle]
+    # No DRF parser: body.json_body reads the body (DRF would hand a chunked one over as empty).
+    parser_classes: list = []
+
+    def _store(
+        self,
+        request: Request,
+        *,
+        events: list[Any],
+        sent_at: Any,
+        sent_at_name: str,
+        to_item: Callable[..., Any],
+        wire_names: Mapping[str, str],
+    ) -> IngestResult:
+        if len(events) > settings.INGEST_MAX_BATCH_EVENTS:
+            limit = settings.INGEST_MAX_BATCH_EVENTS
+            raise PayloadTooLarge(f"batch has {len(events)} events; the limit is {limit} per request.")
+        now = timezone.now()
+        header_cid = request.META.get("HTTP_X_CORRELATION_ID", "").strip()
+        api_key = request.auth
+        result = foreign_events_ingest(
+            events=events,
+            to_item=partial(to_item, service=api_key.service.name),
+            wire_names=wire_names,
+            api_key=api_key,
+            received_at=now,
+            sent_at=_read_sent_at(sent_at, sent_at_name),
+            header_correlation_id=header_cid if correlation.is_valid(header_cid) else "",
+            ingest_node=settings.INGEST_NODE,
+        )
+        try:
+            api_key_touch(api_key=api_key, now=now)
+        except DatabaseError:  # the events are committed: answering 503 now would make the sender re-send
+            logger.warning("could not record the use of key %s", api_key.prefix, exc_info=True)
+        return result
+
+
+def _read_sent_at(raw: Any, name: str):
+    if raw is None:
+        return None
+    try:
+        return parse_timestamp(raw)
+    except ConformError as exc:
+        raise exceptions.ParseError(f"{name}: {exc.message}") from None
+
+
+def _describe(errors: Mapping[str, str]) -> str:
+    return "; ".join(f"{field}: {message}" for field, message in errors.items())
+
+
+# --- PostHog capture --------------------------------------------------------------------------------------
+
+
+class PostHogCaptureView(_WireView):
+    """What posthog SDKs given host=<portal>/posthog post to: 200 {"status": 1, ...} when the request was
+    read, refused events listed; 401 for any key problem."""
+
+    authentication_classes = [PostHogKeyAuthentication]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # Before authentication reads the body: lz64 or base64 text would only be reported as bad JSON.
+        compression = request.query_params.get("compression", "").strip().lower()
+        if compression not in posthog.READABLE_COMPRESSION:
+            raise exceptions.UnsupportedMediaType(
+                compression, detail=f"compression={compression!r} is not supported; send JSON, or gzip."
+            )
+        super().initial(request, *args, **kwargs)
+
+    def post(self, request: Request) -> Response:
+        capture = posthog_capture(request)
+        result = self._store(
+            request,
+            events=capture.events,
+            sent_at=capture.sent_at,
+            sent_at_name="sent_at",
+            to_item=posthog.to_item,
+            wire_names=posthog.WIRE_NAMES,
+        )
+        if capture.single and result.rejected:
+            errors = result.rejected[0]["errors"]
+            body = {"detail": f"The event was refused: {_describe(errors)}.", "errors": errors}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"status": 1, **result.as_response()}, status=status.HTTP_200_OK)
+
+
+def _posthog_operation(operation_id: str, summary: str) -> Callable[[type], type]:
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            description="The key goes in the body as `api_key` or `token` (or on each event); a single "
+            "event or a bare array of events is read too. gzip by Content-Encoding, `?compression=gzip-js` "
+            "or its magic bytes. Answers 200 with `status: 1` once the events are committed; refused "
+            "events are listed in `rejected` (a single event that is refused is a 400).",
+            request={"application/json": schema.PostHogBatchSchema},
+            responses=schema.posthog_responses(),
+            examples=[schema.POSTHOG_BATCH_EXAMPLE],
+            auth=[],
+            tags=["posthog"],
+        )
+    )
+
+
+@_posthog_operation("posthog_batch", "PostHog capture: a batch (posthog-python, -node, -go …)")
+class PostHogBatchView(PostHogCaptureView):
+    pass
+
+
+@_posthog_operation("posthog_capture", "PostHog capture: /capture/")
+class PostHogCaptureAliasView(PostHogCaptureView):
+    pass
+
+
+@_posthog_operation("posthog_e", "PostHog capture: /e/ (posthog-js)")
+class PostHogEView(PostHogCaptureView):
+    pass
+
+
+@_posthog_operation("posthog_i_v0_e", "PostHog capture: /i/v0/e/")
+class PostHogIV0EView(PostHogCaptureView):
+    pass
+
+
+# --- Segment HTTP tracking API ----------------------------------------------------------------------------
+
+
+def segment_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """The portal's error answers (503 + Retry-After included) with Segment's `code` and `message` added,
+    which its SDKs read from an error body."""
+    response = api_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        detail = response.data["detail"]
+        code = getattr(detail, "code", None) or ("unavailable" if response.status_code == 503 else "error")
+        response.data = {"success": False, "code": code, "message": str(detail), **response.data}
+    return response
+
+
+class _SegmentView(_WireView):
+    authentication_classes = [SegmentWriteKeyAuthentication]
+
+    def get_exception_handler(self):
+        return segment_exception_handler
+
+    def _answer(self, tracking: segment.Tracking) -> Response:
+        result = self._store(
+            self.request,
+            events=tracking.messages,
+            sent_at=tracking.sent_at,
+            sent_at_name="sentAt",
+            to_item=segment.to_item,
+            wire_names=segment.WIRE_NAMES,
+        )
+        if tracking.single and result.rejected:
+            errors = result.rejected[0]["errors"]
+            message = f"The message was refused: {_describe(errors)}."
+            body = {"success": False, "code": "invalid_message", "message": message, "errors": errors}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"success": True, **result.as_response()}, status=status.HTTP_200_OK)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="segment_batch",
+        summary="Segment HTTP tracking API: a batch (analytics-python, RudderStack …)",
+        description="The write key as the Basic-auth user (empty password) or `writeKey` in the body. "
+        'Answers 200 `{"success": true, ...}` once the messages are committed; refused messages are '
+        "listed in `rejected`.",
+        request={"application/json": schema.SegmentBatchSchema},
+        responses=schema.segment_responses(single=False),
+        examples=[schema.SEGMENT_BATCH_EXAMPLE],
+        tags=["segment"],
+    )
+)
+class SegmentBatchView(_SegmentView):
+    def post(self, request: Request) -> Response:
+        try:
+            tracking = segment.unpack_batch(json_body(request))
+        except segment.TrackingError as exc:
+            raise exceptions.ParseError(str(exc)) from None
+        return self._answer(tracking)
+
+
+class SegmentMessageView(_SegmentView):
+    """One message; the path names its type."""
+
+    kind = ""
+
+    def post(self, request: Request) -> Response:
+        try:
+            tracking = segment.unpack_single(json_body(request), kind=self.kind)
+        except segment.TrackingError as exc:
+            raise exceptions.ParseError(str(exc)) from None
+        return self._answer(tracking)
+
+
+def _segment_message_view(kind: str) -> type[SegmentMessageView]:
+    """Return the view of /v1/<kind>, with its own operation in the schema."""
+    view = type(f"Segment{kind.title()}View", (SegmentMessageView,), {"kind": kind, "__module__": __name__})
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=f"segment_{kind}",
+            summary=f"Segment HTTP tracking API: one {kind} message",
+            description="The write key as the Basic-auth user (empty password) or `writeKey` in the body. "
+            'Answers 200 `{"success": true, ...}` once the message is committed; 400 when it is refused.',
+            request={"application/json": schema.SegmentMessageSchema},
+            responses=schema.segment_responses(single=True),
+            tags=["segment"],
+        )
+    )(view)
+
+
+SEGMENT_MESSAGE_VIEWS = {kind: _segment_message_view(kind) for kind in segment.TYPES}

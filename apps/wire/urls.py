@@ -1,0 +1,24 @@
+"""Where foreign SDKs post: host=<portal>/posthog and host=<portal>/segment.
+
+The trailing slash is optional on every path. The schema shows each path as its SDKs spell it: `/?` reads as
+a slash there (PostHog's `/batch/`), `(?:/)?` as none (Segment's `/v1/batch`).
+"""
+
+from django.urls import re_path
+
+from . import api
+from .segment import TYPES
+
+urlpatterns = [
+    re_path(r"^posthog/batch/?$", api.PostHogBatchView.as_view(), name="posthog-batch"),
+    re_path(r"^posthog/capture/?$", api.PostHogCaptureAliasView.as_view(), name="posthog-capture"),
+    re_path(r"^posthog/e/?$", api.PostHogEView.as_view(), name="posthog-e"),
+    re_path(r"^posthog/i/v0/e/?$", api.PostHogIV0EView.as_view(), name="posthog-i-v0-e"),
+    re_path(r"^segment/v1/batch(?:/)?$", api.SegmentBatchView.as_view(), name="segment-batch"),
+    *(
+        re_path(
+            rf"^segment/v1/{kind}(?:/)?$", api.SEGMENT_MESSAGE_VIEWS[kind].as_view(), name=f"segment-{kind}"
+        )
+        for kind in TYPES
+    ),
+]

@@ -1,0 +1,319 @@
+"""The real posthog-python and segment-analytics-python, unmodified, against the portal served by gunicorn on
+loopback: what they send is stored once, counted in the series and found in the trail; a bad key or a bad
+record reaches them the way they expect to hear of it."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from django.db import connection
+from django.utils import timezone
+from posthog import Posthog
+from posthog import request as posthog_request
+from segment.analytics import Client as SegmentClient
+from segment.analytics import request as segment_request
+
+from apps.ingest.models import RawEvent
+from apps.ingest.services import service_key_revoke
+from observatory import correlation, requests_propagation
+from tests.conftest import _database_url_for, free_port, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def portal(start_portal, settings):
+    """The portal under gunicorn, processing in-process: rollups and the trail are there once stored."""
+    settings.TRACE_BACKEND = "apps.traces.search.database.DatabaseTraceBackend"
+    return start_portal(
+        DATABASE_URL=_database_url_for(connection.settings_dict), CELERY_BROKER_URL="", ELASTICSEARCH_URL=""
+    )
+
+
+@pytest.fixture
+def answers():
+    """Every HTTP answer the SDKs get, seen through requests' response hooks on their sessions."""
+    seen: list[requests.Response] = []
+
+    def record(response, *args, **kwargs):
+        seen.append(response)
+
+    sessions = [posthog_request._session, segment_request._session]
+    for session in sessions:
+        session.hooks["response"].append(record)
+    yield seen
+    for session in sessions:
+        session.hooks["response"].remove(record)
+
+
+@pytest.fixture
+def reader(client, make_person):
+    """The Django test client, signed in as someone who may read series and trails."""
+    client.force_login(make_person("admin"))
+    return client
+
+
+def posthog_sdk(portal, key, errors, **options) -> Posthog:
+    return Posthog(
+        key,
+        host=portal.url + "/posthog",
+        on_error=lambda error, batch: errors.append((error, batch)),
+        **{"flush_interval": 0.1, **options},
+    )
+
+
+def segment_sdk(portal, key, errors, **options) -> SegmentClient:
+    return SegmentClient(
+        write_key=key,
+        host=portal.url + "/segment",
+        on_error=lambda error, batch: errors.append((error, batch)),
+        **{"upload_interval": 0.1, **options},
+    )
+
+
+def wait_until_processed(event_ids) -> None:
+    """Wait until the portal has aggregated and indexed these events (in-process, after the commit)."""
+    query = RawEvent.objects.filter(
+        event_id__in=list(event_ids), aggregated_at__isnull=False, indexed_at__isnull=False
+    )
+    wait_for(lambda: query.count() == len(event_ids), timeout=30, message="the events to be processed")
+
+
+def series_total(reader, *, event: str, service: str) -> float:
+    now = timezone.now()
+    response = reader.get(
+        "/api/v1/metrics/series",
+        {
+            "event": event,
+            "measure": "count",
+            "interval": "hour",
+            "from": (now - timedelta(hours=2)).isoformat(),
+            "to": (now + timedelta(hours=1)).isoformat(),
+            "breakdown": "service",
+        },
+    )
+    assert response.status_code == 200, response.content
+    return sum(p["v"] for s in response.json()["series"] if s["name"] == service for p in s["points"])
+
+
+def trail(reader, cid: str) -> list[tuple]:
+    response = reader.get(f"/api/v1/traces/{cid}")
+    assert response.status_code == 200, response.content
+    return [
+        (e["service"], e["stage"], e["user_id"], e["correlation_id"], e["event"])
+        for e in response.json()["events"]
+    ]
+
+
+# --- posthog-python ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_posthog_python_events_are_stored_once_counted_and_in_the_trail(
+    portal, make_key, reader, answers, gzip
+):
+    _, key = make_key(service="checkout", stage="prod")
+    cid = f"ph-{uuid.uuid4()}"
+    errors: list = []
+    sdk = posthog_sdk(portal, key, errors, gzip=gzip)
+
+    sent = [
+        sdk.capture("basket_filled", distinct_id="user-42", properties={"items": n, "correlation_id": cid})
+        for n in range(5)
+    ]
+    profile = sdk.set(distinct_id="user-42", properties={"plan": "pro"})
+    sdk.flush()
+    for n, event_id in enumerate(sent):  # a sender retrying the same events
+        sdk.capture(
+            "basket_filled",
+            distinct_id="user-42",
+            uuid=event_id,
+            properties={"items": n, "correlation_id": cid},
+        )
+    sdk.flush()
+    sdk.shutdown()
+
+    assert errors == []
+    assert [a.request.headers.get("Content-Encoding") for a in answers] == ["gzip" if gzip else None] * 2
+    assert [a.json()["duplicates"] for a in answers] == [0, 5]
+    stored = RawEvent.objects.filter(service="checkout")
+    assert sorted(str(i) for i in stored.values_list("event_id", flat=True)) == sorted([*sent, profile])
+    assert stored.get(event="$set").properties["$set"] == {"plan": "pro"}
+    assert stored.get(event_id=sent[0]).properties["$lib"] == "posthog-python"
+    wait_until_processed([*sent, profile])
+    assert series_total(reader, event="basket_filled", service="checkout") == 5
+    assert trail(reader, cid) == [("checkout", "prod", "user-42", cid, "basket_filled")] * 5
+
+
+@pytest.mark.parametrize("key_state", ["wrong", "revoked"])
+def test_posthog_python_with_a_bad_key_hears_401_and_nothing_is_stored(portal, make_key, key_state):
+    api_key, key = make_key()
+    if key_state == "revoked":
+        service_key_revoke(api_key=api_key)
+    else:
+        key = "swk_deadbeef_not-a-real-key"
+    errors: list = []
+    sdk = posthog_sdk(portal, key, errors)
+
+    sdk.capture("basket_filled", distinct_id="user-42")
+    sdk.flush()
+    sdk.shutdown()
+
+    [(error, batch)] = errors
+    assert isinstance(error, posthog_request.APIError)
+    assert error.status == 401
+    assert ("revoked" if key_state == "revoked" else "Unknown API key") in error.message
+    assert [event["event"] for event in batch] == ["basket_filled"]
+    assert RawEvent.objects.count() == 0
+
+
+def test_posthog_python_batch_with_one_bad_record_stores_the_rest_and_hears_of_the_one(
+    portal, make_key, answers
+):
+    _, key = make_key()
+    errors: list = []
+    sdk = posthog_sdk(portal, key, errors, flush_at=3)
+
+    sdk.capture("first", distinct_id="u1")
+    sdk.capture("ancient", distinct_id="u1", timestamp=datetime(1990, 1, 1, tzinfo=UTC))
+    sdk.capture("third", distinct_id="u1")
+    sdk.flush()
+    sdk.shutdown()
+
+    assert errors == []  # a 200: the SDK does not retry the good events
+    [answer] = [a for a in answers if a.request.url.endswith("/posthog/batch/")]
+    body = answer.json()
+    assert (answer.status_code, body["status"], body["accepted"]) == (200, 1, 2)
+    [refused] = body["rejected"]
+    assert refused["index"] == 1 and "before 2000-01-01" in refused["errors"]["timestamp"]
+    assert set(RawEvent.objects.values_list("event", flat=True)) == {"first", "third"}
+
+
+# --- segment-analytics-python ----------------------------------------------------------------------------
+
+
+def test_segment_messages_of_every_type_are_stored_once_counted_and_in_the_trail(portal, make_key, reader):
+    _, key = make_key(service="billing", stage="staging")
+    cid = f"seg-{uuid.uuid4()}"
+    errors: list = []
+    sdk = segment_sdk(portal, key, errors, sync_mode=True)
+
+    # A service whose requests carry its correlation ID (observatory's propagation), sending in sync mode.
+    requests_propagation.install()
+    try:
+        with correlation.use(cid):
+            sent = [
+                sdk.track(user_id="user-7", event="Invoice Paid", properties={"amount": 12})[1],
+                sdk.identify(user_id="user-7", traits={"plan": "pro"})[1],
+                sdk.page(user_id="user-7", name="Pricing", properties={"path": "/pricing"})[1],
+                sdk.screen(user_id="user-7", name="Home")[1],
+                sdk.group(user_id="user-7", group_id="acme", traits={"size": 12})[1],
+                sdk.alias(previous_id="anon-3", user_id="user-7")[1],
+            ]
+            sdk.track(  # the same message again, as after a lost answer
+                user_id="user-7",
+                event="Invoice Paid",
+                properties={"amount": 12},
+                message_id=sent[0]["messageId"],
+            )
+    finally:
+        requests_propagation.uninstall()
+
+    assert errors == []
+    ids = [message["messageId"] for message in sent]
+    stored = {str(e.event_id): e for e in RawEvent.objects.filter(service="billing")}
+    assert sorted(stored) == sorted(ids)
+    assert [stored[i].event for i in ids] == ["Invoice Paid", "identify", "page", "screen", "group", "alias"]
+    assert stored[ids[1]].properties["traits"] == {"plan": "pro"}
+    assert stored[ids[2]].properties["name"] == "Pricing"
+    assert stored[ids[0]].properties["context"]["library"]["name"] == "analytics-python"
+    wait_until_processed(ids)
+    assert series_total(reader, event="Invoice Paid", service="billing") == 1
+    assert sorted(trail(reader, cid)) == sorted(
+        ("billing", "staging", "user-7", cid, name)
+        for name in ("Invoice Paid", "identify", "page", "screen", "group", "alias")
+    )
+
+
+@pytest.mark.parametrize(("key_state", "status"), [("wrong", 401), ("revoked", 403)])
+def test_segment_with_a_bad_key_hears_its_error_and_nothing_is_stored(portal, make_key, key_state, status):
+    api_key, key = make_key()
+    if key_state == "revoked":
+        service_key_revoke(api_key=api_key)
+    else:
+        key = "swk_deadbeef_not-a-real-key"
+    errors: list = []
+    sdk = segment_sdk(portal, key, errors)
+
+    sdk.track(user_id="user-7", event="Invoice Paid")
+    sdk.flush()
+    sdk.join()
+
+    [(error, batch)] = errors
+    assert isinstance(error, segment_request.APIError)
+    assert error.status == status
+    assert error.code in ("authentication_failed", "permission_denied")
+    assert [message["event"] for message in batch] == ["Invoice Paid"]
+    assert RawEvent.objects.count() == 0
+
+
+def test_segment_batch_with_one_bad_record_stores_the_rest_and_hears_of_the_one(portal, make_key, answers):
+    _, key = make_key()
+    errors: list = []
+    sdk = segment_sdk(portal, key, errors, upload_size=3, upload_interval=2)
+
+    sdk.track(user_id="u1", event="first")
+    sdk.track(user_id="u1", event="ancient", timestamp=datetime(1990, 1, 1, tzinfo=UTC))
+    sdk.identify(user_id="u1", traits={"plan": "pro"})
+    sdk.flush()
+    sdk.join()
+
+    assert errors == []
+    [answer] = [a for a in answers if a.request.url.endswith("/segment/v1/batch")]
+    body = answer.json()
+    assert (answer.status_code, body["success"], body["accepted"]) == (200, True, 2)
+    [refused] = body["rejected"]
+    assert refused["index"] == 1 and "before 2000-01-01" in refused["errors"]["timestamp"]
+    assert set(RawEvent.objects.values_list("event", flat=True)) == {"first", "identify"}
+
+
+# --- both, and the server's side of the body --------------------------------------------------------------
+
+
+def test_with_the_database_down_both_sdks_hear_503_with_retry_after(start_portal):
+    portal = start_portal(DATABASE_URL=f"postgres://skywatch:skywatch@127.0.0.1:{free_port()}/skywatch")
+    errors: list = []
+    posthog = posthog_sdk(portal, "swk_0123abcd_whatever", errors, max_retries=0)
+    segment = segment_sdk(portal, "swk_0123abcd_whatever", errors, sync_mode=True)
+
+    posthog.capture("basket_filled", distinct_id="user-42")
+    posthog.flush()
+    posthog.shutdown()
+    with pytest.raises(segment_request.APIError) as refused:
+        segment.track(user_id="user-7", event="Invoice Paid")
+
+    [(error, _batch)] = errors
+    assert (error.status, error.retry_after) == (503, 5.0)
+    assert refused.value.status == 503
+    assert refused.value.response.headers["Retry-After"] == "5"
+
+
+def test_a_chunked_body_without_content_length_is_read_whole_through_gunicorn(portal, make_key):
+    _, key = make_key()
+    body = b'{"api_key": "%s", "batch": [{"event": "chunked", "distinct_id": "u1"}]}' % key.encode()
+
+    def chunks():  # a generator makes requests send Transfer-Encoding: chunked and no Content-Length
+        for start in range(0, len(body), 16):
+            yield body[start : start + 16]
+
+    response = requests.post(
+        portal.url + "/posthog/batch/",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 200, response.text
+    assert RawEvent.objects.get().event == "chunked"
