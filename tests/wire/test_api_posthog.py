@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from apps.accounts.actors import Actor
 from apps.ingest.models import ApiKey, RawEvent
 from apps.ingest.services import service_key_revoke
 from apps.wire.ids import event_id_for
@@ -306,7 +307,7 @@ def test_two_different_keys_in_one_request_are_401(client, make_key):
 def test_a_revoked_or_expired_key_is_401_as_posthog_sdks_know_it(client, make_key):
     revoked, revoked_key = make_key()
     expired, expired_key = make_key(service="other")
-    service_key_revoke(api_key=revoked)
+    service_key_revoke(api_key=revoked, actor=Actor.command("tests"))
     ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     answers = [

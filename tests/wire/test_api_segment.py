@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from apps.accounts.actors import Actor
 from apps.ingest.models import RawEvent
 from apps.ingest.services import service_key_revoke
 from apps.wire.ids import event_id_for
@@ -279,7 +280,7 @@ def test_the_basic_auth_key_wins_over_a_different_write_key_in_the_body(client, 
 
 def test_a_revoked_key_is_403_as_on_api_v1(client, make_key):
     api_key, key = make_key()
-    service_key_revoke(api_key=api_key)
+    service_key_revoke(api_key=api_key, actor=Actor.command("tests"))
 
     response = post(client, "/segment/v1/batch", {"batch": [message()]}, headers=basic(key))
 

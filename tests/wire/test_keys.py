@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.accounts.actors import Actor
 from apps.ingest.models import ApiKey
 from apps.ingest.services import service_key_revoke
 from apps.wire.keys import ConflictingKeys, UnknownKey, UnusableKey, api_key_for_secret, one_key
@@ -30,7 +31,7 @@ def test_an_unknown_secret_is_unknown(make_key):
 def test_revoked_and_expired_keys_are_unusable_and_say_why(make_key):
     revoked, revoked_raw = make_key()
     expired, expired_raw = make_key(service="other")
-    service_key_revoke(api_key=revoked)
+    service_key_revoke(api_key=revoked, actor=Actor.command("tests"))
     now = timezone.now()
     ApiKey.objects.filter(pk=expired.pk).update(expires_at=now)
 

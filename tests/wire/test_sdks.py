@@ -14,6 +14,7 @@ from posthog import request as posthog_request
 from segment.analytics import Client as SegmentClient
 from segment.analytics import request as segment_request
 
+from apps.accounts.actors import Actor
 from apps.ingest.models import RawEvent
 from apps.ingest.services import service_key_revoke
 from observatory import correlation, requests_propagation
@@ -150,7 +151,7 @@ def test_posthog_python_events_are_stored_once_counted_and_in_the_trail(
 def test_posthog_python_with_a_bad_key_hears_401_and_nothing_is_stored(portal, make_key, key_state):
     api_key, key = make_key()
     if key_state == "revoked":
-        service_key_revoke(api_key=api_key)
+        service_key_revoke(api_key=api_key, actor=Actor.command("tests"))
     else:
         key = "swk_deadbeef_not-a-real-key"
     errors: list = []
@@ -240,7 +241,7 @@ def test_segment_messages_of_every_type_are_stored_once_counted_and_in_the_trail
 def test_segment_with_a_bad_key_hears_its_error_and_nothing_is_stored(portal, make_key, key_state, status):
     api_key, key = make_key()
     if key_state == "revoked":
-        service_key_revoke(api_key=api_key)
+        service_key_revoke(api_key=api_key, actor=Actor.command("tests"))
     else:
         key = "swk_deadbeef_not-a-real-key"
     errors: list = []
