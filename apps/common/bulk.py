@@ -1,15 +1,18 @@
 """One INSERT … ON CONFLICT for many rows, used by ingestion (new events) and the pipeline (rollups).
 
-On PostgreSQL the rows go in as one array per column through `unnest`: the SQL text stays the same whatever
-the row count (so the driver can cache it) and no per-value preparation runs in Python. SQLite, the
-embedded default, gets a multi-row VALUES list.
+On PostgreSQL `bulk_insert` sends the rows as one array per column through `unnest`: the SQL text stays the
+same whatever the row count. `bulk_insert_json` sends them as one JSON document instead, encoded by msgspec
+in C and taken apart by the server, so no value is adapted in Python one by one (psycopg quoting the
+arrays' elements was a fifth of an ingest request). SQLite, the embedded default, gets a multi-row VALUES
+list either way.
 """
 
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from django.db import connection
-from django.db.models import JSONField, Model
+from django.db.models import Field, JSONField, Model
 
 SQLITE_ROWS_PER_STATEMENT = 500
 
@@ -29,13 +32,8 @@ def bulk_insert(
     """
     if not rows:
         return []
-    qn = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in columns]
-    table = qn(model._meta.db_table)
-    action = "DO NOTHING" if update is None else "DO UPDATE SET " + update.format(t=table)
-    conflict_sql = ", ".join(qn(model._meta.get_field(name).column) for name in conflict)
-    head = f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
-    tail = f" ON CONFLICT ({conflict_sql}) {action}" + (f" RETURNING {qn(returning)}" if returning else "")
+    head, tail = _statement_ends(model, fields, conflict=conflict, update=update, returning=returning)
     out: list[Any] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -62,3 +60,55 @@ def bulk_insert(
             if returning:
                 out.extend(r[0] for r in cursor.fetchall())
     return out
+
+
+def bulk_insert_json(
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: Sequence[str],
+    update: str | None = None,
+    returning: str | None = None,
+) -> list[Any]:
+    """`bulk_insert`, with the rows sent to PostgreSQL as one JSON array of arrays in one parameter.
+
+    Values must be what msgspec writes as the column's text form: str, int, float, bool, None, UUID, an
+    aware datetime, and anything JSON for a JSONField (it goes in as is). Other databases: `bulk_insert`.
+    """
+    if connection.vendor != "postgresql":
+        return bulk_insert(model, columns, rows, conflict=conflict, update=update, returning=returning)
+    if not rows:
+        return []
+    fields = [model._meta.get_field(name) for name in columns]
+    head, tail = _statement_ends(model, fields, conflict=conflict, update=update, returning=returning)
+    values = ", ".join(_from_json_array(index, field) for index, field in enumerate(fields))
+    document = msgspec.json.encode(rows).decode()
+    with connection.cursor() as cursor:
+        cursor.execute(head + f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r" + tail, [document])
+        return [r[0] for r in cursor.fetchall()] if returning else []
+
+
+def _from_json_array(index: int, field: Field) -> str:
+    """Return the SQL that reads element `index` of a row array `r` as the column's type."""
+    if isinstance(field, JSONField):
+        return f"r->{index}"
+    return f"(r->>{index})::{field.db_type(connection)}"
+
+
+def _statement_ends(
+    model: type[Model],
+    fields: Sequence[Field],
+    *,
+    conflict: Sequence[str],
+    update: str | None,
+    returning: str | None,
+) -> tuple[str, str]:
+    """Return the INSERT's head (table and columns) and tail (ON CONFLICT, RETURNING)."""
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    action = "DO NOTHING" if update is None else "DO UPDATE SET " + update.format(t=table)
+    conflict_sql = ", ".join(qn(model._meta.get_field(name).column) for name in conflict)
+    head = f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
+    tail = f" ON CONFLICT ({conflict_sql}) {action}" + (f" RETURNING {qn(returning)}" if returning else "")
+    return head, tail
