@@ -185,11 +185,12 @@ def _plainly_storable(raw: bytes) -> bool:
     check with nothing to replace: within the size limit even after every float is re-encoded, at most
     MAX_DEPTH brackets, no NUL escape. Counting bytes over-counts (a "." or an "e" in text), never under.
     """
-    floats = raw.count(b".") + raw.count(b"e") + raw.count(b"E")
+    size = len(raw)
+    # Short texts cannot reach the limit even if every byte began a float: no need to count them.
+    if size * (1 + _FLOAT_GROWTH) > MAX_EVENT_BYTES:
+        size += _FLOAT_GROWTH * (raw.count(b".") + raw.count(b"e") + raw.count(b"E"))
     return (
-        len(raw) + _FLOAT_GROWTH * floats <= MAX_EVENT_BYTES
-        and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
-        and b"\\u0000" not in raw
+        size <= MAX_EVENT_BYTES and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH and b"\\u0000" not in raw
     )
 
 
@@ -472,6 +473,8 @@ def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
         raise ConformError("timestamp", "must be ISO-8601 text or epoch seconds, got a boolean")
     if isinstance(raw, str):
         text = raw.strip()
+        if ":" in text:  # never a number (float() takes no colon): spare the failed conversion
+            return _parse_iso(text, notes)
         try:
             number = float(text)
         except ValueError:
