@@ -7,6 +7,7 @@ arrays' elements was a fifth of an ingest request). SQLite, the embedded default
 list either way.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,20 +81,29 @@ def bulk_insert_json(
         return bulk_insert(model, columns, rows, conflict=conflict, update=update, returning=returning)
     if not rows:
         return []
-    fields = [model._meta.get_field(name) for name in columns]
-    head, tail = _statement_ends(model, fields, conflict=conflict, update=update, returning=returning)
-    values = ", ".join(_from_json_array(index, field) for index, field in enumerate(fields))
+    sql = _json_insert_sql(model, tuple(columns), tuple(conflict), update, returning)
     document = msgspec.json.encode(rows).decode()
     with connection.cursor() as cursor:
-        cursor.execute(head + f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r" + tail, [document])
+        cursor.execute(sql, [document])
         return [r[0] for r in cursor.fetchall()] if returning else []
 
 
-def _from_json_array(index: int, field: Field) -> str:
-    """Return the SQL that reads element `index` of a row array `r` as the column's type."""
-    if isinstance(field, JSONField):
-        return f"r->{index}"
-    return f"(r->>{index})::{field.db_type(connection)}"
+@functools.cache
+def _json_insert_sql(
+    model: type[Model],
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    update: str | None,
+    returning: str | None,
+) -> str:
+    """Return the INSERT … SELECT that reads each row of a JSON array of arrays (PostgreSQL only)."""
+    fields = [model._meta.get_field(name) for name in columns]
+    head, tail = _statement_ends(model, fields, conflict=conflict, update=update, returning=returning)
+    values = ", ".join(
+        f"r->{index}" if isinstance(field, JSONField) else f"(r->>{index})::{field.db_type(connection)}"
+        for index, field in enumerate(fields)
+    )
+    return head + f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r" + tail
 
 
 def _statement_ends(
