@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Field, JSONField, Model
 
 SQLITE_ROWS_PER_STATEMENT = 500
@@ -75,10 +75,12 @@ def bulk_insert_json(
     """`bulk_insert`, with the rows sent to PostgreSQL as one JSON array of arrays in one parameter.
 
     Values must be what msgspec writes as the column's text form: str, int, float, bool, None, UUID, an
-    aware datetime, and anything JSON for a JSONField (it goes in as is). Other databases: `bulk_insert`.
+    aware datetime, and anything JSON for a JSONField (it goes in as is). Atomic without a transaction
+    around it: one statement on PostgreSQL; elsewhere `bulk_insert` (maybe several) in a transaction.
     """
     if connection.vendor != "postgresql":
-        return bulk_insert(model, columns, rows, conflict=conflict, update=update, returning=returning)
+        with transaction.atomic():
+            return bulk_insert(model, columns, rows, conflict=conflict, update=update, returning=returning)
     if not rows:
         return []
     sql = _json_insert_sql(model, tuple(columns), tuple(conflict), update, returning)

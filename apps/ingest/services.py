@@ -140,9 +140,10 @@ def events_ingest(
             )
         )
     if rows:
-        with transaction.atomic():
-            stored_ids = _insert_new_events(rows)
-            transaction.on_commit(lambda: _announce_stored(stored_ids))
+        # The insert is atomic by itself: committed when it returns, unless a caller's transaction holds
+        # it, whose commit on_commit then waits for. No BEGIN and COMMIT round trips around it.
+        stored_ids = _insert_new_events(rows)
+        transaction.on_commit(lambda: _announce_stored(stored_ids))
         result.stored_ids = stored_ids
         result.accepted = len(stored_ids)
         result.duplicates += len(rows) - len(stored_ids)
@@ -170,7 +171,7 @@ _INSERT_FIELDS = (
 
 
 def _insert_new_events(rows: list[tuple[Any, ...]]) -> list[int]:
-    """Insert rows in one statement, skipping (service, event_id) pairs already stored; return new ids."""
+    """Insert rows atomically, skipping (service, event_id) pairs already stored; return the new ids."""
     return bulk_insert_json(RawEvent, _INSERT_FIELDS, rows, conflict=("service", "event_id"), returning="id")
 
 
