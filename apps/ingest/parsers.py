@@ -131,25 +131,24 @@ def _brackets(raw: bytes) -> int:
 
 def _fast_batch(body: bytes) -> Batch:
     """Read a well-formed batch with msgspec; raise one of _FAST_ERRORS for anything else (the strict
-    path then reads the body again and answers exactly as it always has)."""
+    path then reads the body again and answers exactly as it always has).
+
+    Two passes: the envelope with each item's text (Raw), then every value at once.
+    """
     top = _ENVELOPE.decode(body)
-    sent_at = None
-    if isinstance(top, dict):
-        if "batch" not in top or not top.keys() <= {"batch", "sent_at"}:
-            raise _NotFast
-        raws = _ITEMS.decode(top["batch"])
-        if (raw_sent_at := top.get("sent_at")) is not None and (
-            value := _VALUE.decode(raw_sent_at)
-        ) is not None:
-            sent_at = parse_timestamp(value)
-    else:
-        raws = top
+    if isinstance(top, dict) and ("batch" not in top or not top.keys() <= {"batch", "sent_at"}):
+        raise _NotFast
+    raws = _ITEMS.decode(top["batch"]) if isinstance(top, dict) else top
     if not raws or len(raws) > settings.INGEST_MAX_BATCH_EVENTS:
         raise _NotFast
     texts = [bytes(raw) for raw in raws]
-    if any(_brackets(text) > FAST_MAX_BRACKETS for text in texts):
+    if _brackets(body) > FAST_MAX_BRACKETS and any(_brackets(text) > FAST_MAX_BRACKETS for text in texts):
         raise _NotFast
-    return Batch([_VALUE.decode(text) for text in texts], texts, sent_at)
+    data = _VALUE.decode(body)
+    if isinstance(data, list):
+        return Batch(data, texts)
+    sent_at = data.get("sent_at")
+    return Batch(data["batch"], texts, None if sent_at is None else parse_timestamp(sent_at))
 
 
 def _strict(body: bytes | None) -> Any:
