@@ -260,11 +260,10 @@ def _renderable(text: str) -> str:
 
 def _rename_aliases(item: dict, notes: list[str]) -> tuple[dict, dict]:
     """Split an item into canonical fields (aliases renamed) and everything else."""
-    fields: dict[str, Any] = {}
+    fields = {key: value for key, value in item.items() if key in CANONICAL}
     extra: dict[str, Any] = {}
-    for key, value in item.items():
-        if key in CANONICAL:
-            fields[key] = value
+    if len(fields) == len(item):  # nothing to rename or move (most items)
+        return fields, extra
     for key, value in item.items():
         if key in CANONICAL:
             continue
