@@ -5,6 +5,7 @@ decoded by `parsers` (msgspec), and an accepted answer is encoded by msgspec whe
 """
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -36,7 +37,13 @@ class _IngestView(APIView):
     throttle_classes = [ApiKeyRateThrottle]
     parser_classes = [IngestJSONParser]
 
-    def _ingest(self, request: Request, items: list[Any], raws=None, sent_at=None) -> IngestResult:
+    def _ingest(
+        self,
+        request: Request,
+        items: list[Any],
+        raws: list[bytes] | None = None,
+        sent_at: datetime | None = None,
+    ) -> IngestResult:
         now = timezone.now()
         header_cid = request.META.get("HTTP_X_CORRELATION_ID", "").strip()
         result = events_ingest(
