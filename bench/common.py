@@ -22,9 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 LOG_DIR = RESULTS_DIR / "logs"
 
-BENCH_DATABASE = "skywatch_bench"
-BENCH_REDIS_DB = 13
-BENCH_INDEX_PREFIX = "bench-obs-events"
+# scripts/bench.sh exports these (same defaults) so that two benches on one machine can keep apart.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE") or "skywatch_bench"
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB") or 13)
+BENCH_INDEX_PREFIX = os.environ.get("BENCH_INDEX_PREFIX") or "bench-obs-events"
 
 
 def env_int(name: str, default: int) -> int:

@@ -1,24 +1,30 @@
-"""POST /api/v1/events and /api/v1/batch: thin views over `events_ingest`."""
+"""POST /api/v1/events and /api/v1/batch: thin views over `events_ingest`.
+
+DRF authenticates, throttles, negotiates and renders errors as for every endpoint; the body is read and
+decoded by `parsers` (msgspec), and an accepted answer is encoded by msgspec when JSON is what was asked.
+"""
 
 import logging
+from datetime import datetime
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.common.jsonlimits import PayloadTooLarge
 from observatory import correlation
 
 from . import schema
 from .auth import ApiKeyAuthentication, HasServiceKey
-from .conform import ConformError, parse_timestamp
-from .parsers import IngestJSONParser
+from .parsers import IngestJSONParser, batch_from_body, event_from_body, read_body
 from .services import IngestResult, api_key_touch, events_ingest
 from .throttling import ApiKeyRateThrottle
 
@@ -31,11 +37,18 @@ class _IngestView(APIView):
     throttle_classes = [ApiKeyRateThrottle]
     parser_classes = [IngestJSONParser]
 
-    def _ingest(self, request: Request, items: list[Any], sent_at=None) -> IngestResult:
+    def _ingest(
+        self,
+        request: Request,
+        items: list[Any],
+        raws: list[bytes] | None = None,
+        sent_at: datetime | None = None,
+    ) -> IngestResult:
         now = timezone.now()
         header_cid = request.META.get("HTTP_X_CORRELATION_ID", "").strip()
         result = events_ingest(
             items=items,
+            raws=raws,
             api_key=request.auth,
             received_at=now,
             sent_at=sent_at,
@@ -48,6 +61,22 @@ class _IngestView(APIView):
             logger.warning("could not record the use of key %s", request.auth.prefix, exc_info=True)
         return result
 
+    def _accepted(self, request: Request, body: dict[str, Any]) -> HttpResponse:
+        """Answer 202 with `body`: encoded by msgspec when plain JSON was negotiated (byte for byte what
+        DRF's JSONRenderer writes), else through DRF's renderers (the browsable API, `; indent=`)."""
+        if (
+            type(request.accepted_renderer) is not JSONRenderer
+            or request.accepted_media_type != "application/json"
+        ):
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+        # JSONRenderer escapes the two line separators that JavaScript strings cannot hold.
+        content = (
+            msgspec.json.encode(body)
+            .replace(b"\xe2\x80\xa8", b"\\u2028")
+            .replace(b"\xe2\x80\xa9", b"\\u2029")
+        )
+        return HttpResponse(content, status=status.HTTP_202_ACCEPTED, content_type="application/json")
+
 
 class BatchIngestView(_IngestView):
     @extend_schema(
@@ -58,11 +87,11 @@ class BatchIngestView(_IngestView):
         examples=[schema.BATCH_EXAMPLE],
         tags=["ingestion"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         """Store the valid items of a batch; list each refused item with its index and errors."""
-        items, sent_at = _unpack_batch(request.data)
-        result = self._ingest(request, items, sent_at)
-        return Response(result.as_response(), status=status.HTTP_202_ACCEPTED)
+        batch = batch_from_body(read_body(request))
+        result = self._ingest(request, batch.items, batch.raws, batch.sent_at)
+        return self._accepted(request, result.as_response())
 
 
 class EventIngestView(_IngestView):
@@ -74,43 +103,12 @@ class EventIngestView(_IngestView):
         examples=[schema.METRIC_EXAMPLE, schema.LOG_RECORD_EXAMPLE],
         tags=["ingestion"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         """Store one event; 400 with the field errors when it is invalid."""
-        if not isinstance(request.data, dict):
-            raise exceptions.ParseError("Send one event as a JSON object (for many, use /api/v1/batch).")
-        result = self._ingest(request, [request.data])
+        item, raw = event_from_body(read_body(request))
+        result = self._ingest(request, [item], None if raw is None else [raw])
         if result.rejected:
             errors = result.rejected[0]["errors"]
             code = status.HTTP_403_FORBIDDEN if result.out_of_scope else status.HTTP_400_BAD_REQUEST
             return Response({"detail": "The event was refused.", "errors": errors}, status=code)
-        body = {**result.as_response(), "event_id": result.event_ids[0]}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
-
-
-def _unpack_batch(data: Any) -> tuple[list[Any], Any]:
-    """Return (items, sent_at) from `{"batch": [...], "sent_at": ...}` or a bare array."""
-    sent_at = None
-    if isinstance(data, dict):
-        unknown = sorted(set(data) - {"batch", "sent_at"})
-        if "batch" not in data or unknown:
-            hint = f" (unexpected keys: {', '.join(unknown)})" if unknown else ""
-            raise exceptions.ParseError('Send {"batch": [...], "sent_at": ...} or a JSON array' + hint + ".")
-        items = data["batch"]
-        if data.get("sent_at") is not None:
-            try:
-                sent_at = parse_timestamp(data["sent_at"])
-            except ConformError as exc:
-                raise exceptions.ParseError(f"sent_at: {exc.message}") from None
-    elif isinstance(data, list):
-        items = data
-    else:
-        raise exceptions.ParseError('Send {"batch": [...], "sent_at": ...} or a JSON array.')
-    if not isinstance(items, list):
-        raise exceptions.ParseError("batch must be a JSON array of events.")
-    if not items:
-        raise exceptions.ParseError("batch is empty.")
-    if len(items) > settings.INGEST_MAX_BATCH_EVENTS:
-        raise PayloadTooLarge(
-            f"batch has {len(items)} events; the limit is {settings.INGEST_MAX_BATCH_EVENTS} per request."
-        )
-    return items, sent_at
+        return self._accepted(request, {**result.as_response(), "event_id": result.event_ids[0]})

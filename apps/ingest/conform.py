@@ -136,14 +136,18 @@ class ConformError(Exception):
         self.out_of_scope = out_of_scope
 
 
-def conform_event(item: Any, context: SendContext) -> Conformed:
-    """Return the canonical event for one received item, with notes of what changed, or its errors."""
+def conform_event(item: Any, context: SendContext, *, raw: bytes | None = None) -> Conformed:
+    """Return the canonical event for one received item, with notes of what changed, or its errors.
+
+    `raw` is the item's JSON text when a strict decoder read it (msgspec: no lone surrogates, no NaN, no
+    number out of range); it spares the structure walk for the items that plainly pass it.
+    """
     result = Conformed()
     if not isinstance(item, dict):
         result.errors["item"] = f"must be a JSON object, got {_json_type(item)}"
         return result
     try:
-        nul_paths = _check_structure(item)
+        nul_paths = [] if raw is not None and _plainly_storable(raw) else _check_structure(item)
     except ConformError as refused:
         result.errors[refused.field_name] = refused.message
         return result
@@ -154,19 +158,8 @@ def conform_event(item: Any, context: SendContext) -> Conformed:
         result.notes.append(f"NUL characters (\\u0000) replaced by U+FFFD in {shown}")
 
     fields, extra = _rename_aliases(item, result.notes)
-    steps = (
-        ("event_id", _event_id),
-        ("service", _service_and_stage),
-        ("properties", _properties),
-        ("type", _type_and_event),
-        ("level", _level),
-        ("message", _message),
-        ("user_id", _user_id),
-        ("correlation_id", _correlation_id),
-        ("timestamp", _timestamp),
-    )
     event: dict[str, Any] = {}
-    for field_name, step in steps:
+    for field_name, step in _STEPS:
         try:
             step(fields, extra, event, context, result.notes)
         except ConformError as refused:
@@ -179,6 +172,26 @@ def conform_event(item: Any, context: SendContext) -> Conformed:
 
 
 # --- structure: size, depth, characters that cannot be stored ----------------------------------------
+
+
+# How much longer json.dumps can write a float than its JSON text: repr is at most 24 characters
+# ("-2.2250738585072014e-308"), a JSON number at least 3 ("1e5" becomes "100000.0"). Other values never
+# grow: text is written as sent or shorter (escapes undone), integers as sent ("-0" shorter).
+_FLOAT_GROWTH = 21
+
+
+def _plainly_storable(raw: bytes) -> bool:
+    """Return whether an item whose JSON text is `raw`, read by a strict decoder, passes the structure
+    check with nothing to replace: within the size limit even after every float is re-encoded, at most
+    MAX_DEPTH brackets, no NUL escape. Counting bytes over-counts (a "." or an "e" in text), never under.
+    """
+    size = len(raw)
+    # Short texts cannot reach the limit even if every byte began a float: no need to count them.
+    if size * (1 + _FLOAT_GROWTH) > MAX_EVENT_BYTES:
+        size += _FLOAT_GROWTH * (raw.count(b".") + raw.count(b"e") + raw.count(b"E"))
+    return (
+        size <= MAX_EVENT_BYTES and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH and b"\\u0000" not in raw
+    )
 
 
 def _check_structure(item: dict) -> list[str]:
@@ -247,11 +260,10 @@ def _renderable(text: str) -> str:
 
 def _rename_aliases(item: dict, notes: list[str]) -> tuple[dict, dict]:
     """Split an item into canonical fields (aliases renamed) and everything else."""
-    fields: dict[str, Any] = {}
+    fields = {key: value for key, value in item.items() if key in CANONICAL}
     extra: dict[str, Any] = {}
-    for key, value in item.items():
-        if key in CANONICAL:
-            fields[key] = value
+    if len(fields) == len(item):  # nothing to rename or move (most items)
+        return fields, extra
     for key, value in item.items():
         if key in CANONICAL:
             continue
@@ -429,6 +441,20 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
     event["timestamp"] = moment
 
 
+# The steps of conform_event, in order: each fills its field of the event or refuses the item.
+_STEPS = (
+    ("event_id", _event_id),
+    ("service", _service_and_stage),
+    ("properties", _properties),
+    ("type", _type_and_event),
+    ("level", _level),
+    ("message", _message),
+    ("user_id", _user_id),
+    ("correlation_id", _correlation_id),
+    ("timestamp", _timestamp),
+)
+
+
 def _shifted(moment: datetime, delta: timedelta, raw: Any) -> datetime:
     """Return moment + delta, or refuse the item when that leaves the calendar (years 1 to 9999)."""
     try:
@@ -446,6 +472,8 @@ def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
         raise ConformError("timestamp", "must be ISO-8601 text or epoch seconds, got a boolean")
     if isinstance(raw, str):
         text = raw.strip()
+        if ":" in text:  # never a number (float() takes no colon): spare the failed conversion
+            return _parse_iso(text, notes)
         try:
             number = float(text)
         except ValueError:

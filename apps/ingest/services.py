@@ -1,6 +1,7 @@
 """Writes for ingestion: services and keys, and storing a batch of conformed events in one statement."""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
-from apps.common.bulk import bulk_insert
+from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
@@ -95,17 +96,19 @@ def service_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
 
 def events_ingest(
     *,
-    items: list[Any],
+    items: Sequence[Any],
     api_key: ApiKey,
     received_at: datetime,
     sent_at: datetime | None = None,
     header_correlation_id: str = "",
     ingest_node: str = "",
+    raws: Sequence[bytes] | None = None,
 ) -> IngestResult:
     """Conform and store a batch; valid items are stored even when others are refused.
 
     One multi-row INSERT ... ON CONFLICT DO NOTHING per batch: a re-sent event_id is a duplicate, never a
     second row. Processing is enqueued only after the commit, so a worker never sees an uncommitted id.
+    `raws`: each item's JSON text, when a strict decoder read them (see `conform_event`).
     """
     context = SendContext(
         service=api_key.service.name,
@@ -116,10 +119,10 @@ def events_ingest(
         header_correlation_id=header_correlation_id,
     )
     result = IngestResult()
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     seen: set[tuple[str, Any]] = set()
     for index, item in enumerate(items):
-        conformed = conform_event(item, context)
+        conformed = conform_event(item, context, raw=raws[index] if raws is not None else None)
         if not conformed.ok:
             result.rejected.append({"index": index, "errors": conformed.errors})
             result.out_of_scope = result.out_of_scope or conformed.out_of_scope
@@ -132,24 +135,36 @@ def events_ingest(
             continue
         seen.add(identity)
         rows.append(
-            {
-                **event,
-                "notes": conformed.notes,
-                "received_at": received_at,
-                "api_key": api_key.pk,
-                "ingest_node": ingest_node,
-            }
+            (
+                event["event_id"],
+                event["service"],
+                event["stage"],
+                event["type"],
+                event["event"],
+                event["timestamp"],
+                received_at,
+                event["user_id"],
+                event["correlation_id"],
+                event["level"],
+                event["message"],
+                event["properties"],
+                conformed.notes,
+                api_key.pk,
+                ingest_node,
+            )
         )
     if rows:
-        with transaction.atomic():
-            stored_ids = _insert_new_events(rows)
-            transaction.on_commit(lambda: _announce_stored(stored_ids))
+        # The insert is atomic by itself: committed when it returns, unless a caller's transaction holds
+        # it, whose commit on_commit then waits for. No BEGIN and COMMIT round trips around it.
+        stored_ids = _insert_new_events(rows)
+        transaction.on_commit(lambda: _announce_stored(stored_ids))
         result.stored_ids = stored_ids
         result.accepted = len(stored_ids)
         result.duplicates += len(rows) - len(stored_ids)
     return result
 
 
+# The columns of a stored event, in the order of the row tuples `events_ingest` builds.
 _INSERT_FIELDS = (
     "event_id",
     "service",
@@ -169,15 +184,9 @@ _INSERT_FIELDS = (
 )
 
 
-def _insert_new_events(rows: list[dict[str, Any]]) -> list[int]:
-    """Insert rows in one statement, skipping (service, event_id) pairs already stored; return new ids."""
-    return bulk_insert(
-        RawEvent,
-        _INSERT_FIELDS,
-        [tuple(row[name] for name in _INSERT_FIELDS) for row in rows],
-        conflict=("service", "event_id"),
-        returning="id",
-    )
+def _insert_new_events(rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert rows atomically, skipping (service, event_id) pairs already stored; return the new ids."""
+    return bulk_insert_json(RawEvent, _INSERT_FIELDS, rows, conflict=("service", "event_id"), returning="id")
 
 
 def _announce_stored(stored_ids: list[int]) -> None:

@@ -644,3 +644,67 @@ def test_a_failure_to_record_key_use_does_not_turn_a_stored_batch_into_a_503(
 
     assert response.status_code == 202
     assert RawEvent.objects.count() == 1
+
+
+def test_a_batch_the_fast_decoder_refuses_is_stored_as_the_fast_path_stores_it(api_client, make_key):
+    _, fast_key = make_key(service="fast")
+    _, strict_key = make_key(service="strict")
+    items = [
+        {"event": "a", "userId": 7, "ts": 1764151200, "properties": {"n": 10**25, "f": 1e16, "t": "é\u2028"}},
+        {"message": "x\u0000y", "level": "WARN", "extra": [1, {"k": None}], "timestamp": 1764151200.5},
+        {"event": "b", "time": "1764151200", "timestamp": "2026-11-26T10:00:00+05:00"},
+    ]
+    fast_body = json.dumps(items)
+    # One more item with a lone surrogate: msgspec refuses the whole body, the strict parser reads it.
+    strict_body = fast_body[:-1] + ', {"event": "bad", "message": "\\udfff"}]'
+
+    fast = post(api_client, "/api/v1/batch", None, fast_key, raw=fast_body)
+    strict = post(api_client, "/api/v1/batch", None, strict_key, raw=strict_body)
+
+    assert fast.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert strict.json()["accepted"] == 3
+    assert [item["index"] for item in strict.json()["rejected"]] == [3]
+    fields = ["event", "type", "level", "message", "user_id", "timestamp", "properties", "notes"]
+    stored = {
+        service: list(RawEvent.objects.filter(service=service).order_by("pk").values_list(*fields))
+        for service in ("fast", "strict")
+    }
+    assert stored["fast"] == stored["strict"]
+
+
+def test_an_accepted_answer_is_what_drf_would_render(api_client, make_key):
+    from rest_framework.renderers import JSONRenderer
+
+    _, key = make_key()
+
+    response = post(
+        api_client, "/api/v1/batch", [{"event": "ok"}, {"event": "x", "timestamp": "é\u2028 not a time"}], key
+    )
+
+    assert response.status_code == 202
+    assert response["Content-Type"] == "application/json"
+    assert response.content == JSONRenderer().render(response.json())
+    assert b"\\u2028" in response.content  # escaped, as JSONRenderer does for JavaScript's sake
+
+
+def test_an_accepted_answer_asked_for_as_html_is_the_browsable_api(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/batch", [{"event": "ok"}], key, headers={"HTTP_ACCEPT": "text/html"})
+
+    assert response.status_code == 202
+    assert response["Content-Type"].startswith("text/html")
+    assert RawEvent.objects.count() == 1
+
+
+def test_a_body_without_content_length_is_no_body_unless_the_server_terminates_it(api_client, make_key):
+    _, key = make_key()
+
+    # Django's test client always sends a Content-Length; without one and without a server that ends the
+    # input itself (gunicorn does, see test_http.py), there is no body: as DRF reads it.
+    response = api_client.generic(
+        "POST", "/api/v1/batch", b"", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == 'Send {"batch": [...], "sent_at": ...} or a JSON array.'

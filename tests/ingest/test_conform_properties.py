@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,53 @@ def test_any_unicode_in_keys_and_values_is_stored_or_refused_renderably(properti
             for c in text
         )
         assert has_surrogate, result.errors
+
+
+# --- an item's JSON text (from msgspec) spares the structure walk, and changes nothing conform decides ----
+
+
+def _same_outcome(item, raw: bytes) -> None:
+    """Conform `item` with and without its text; both must refuse, note and store the same."""
+    with_text, without = conform_event(item, CONTEXT, raw=raw), conform_event(item, CONTEXT)
+    assert (with_text.errors, with_text.notes, with_text.out_of_scope) == (
+        without.errors,
+        without.notes,
+        without.out_of_scope,
+    )
+    if with_text.ok and "event_id assigned by the server" in with_text.notes:
+        with_text.event.pop("event_id"), without.event.pop("event_id")
+    assert with_text.event == without.event
+
+
+@settings(max_examples=600, deadline=None)
+@given(event_like, st.booleans(), st.booleans())
+def test_an_items_text_changes_nothing_conform_decides(item, ascii_only, compact):
+    separators = (",", ":") if compact else (", ", ": ")
+    raw = json.dumps(item, ensure_ascii=ascii_only, separators=separators).encode("utf-8", "surrogatepass")
+    try:
+        decoded = msgspec.json.decode(raw)
+    except msgspec.DecodeError:  # lone surrogates: msgspec refuses, conform never gets the text
+        return
+    _same_outcome(decoded, raw)
+
+
+# Raw JSON numbers that json.dumps writes longer ("1e15" -> "1000000000000000.0"), text escapes it writes
+# shorter, NUL escapes, and nesting around the limit: the cases the shortcut's bounds are about.
+NUMBER_TEXTS = [b"1e15", b"-1E15", b"1e5", b"1e-7", b"0.1", b"12", b"-0", b"1.5e300"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(MAX_EVENT_BYTES - 3000, MAX_EVENT_BYTES + 10),
+    st.lists(st.sampled_from(NUMBER_TEXTS), max_size=300),
+    st.integers(0, 20),
+    st.sampled_from([b"", b"\\u0000", b"\\u00e9", b"\\\\u0000", b"\\ud83d\\ude00"]),
+)
+def test_items_near_the_limits_get_the_same_answer_with_their_text(size, numbers, depth, escape):
+    head = b'{"event": "e", "properties": {"n": [' + b",".join(numbers) + b'], "d": '
+    nested = b'{"a": ' * depth + b"1" + b"}" * depth
+    tail = b'}, "message": "' + escape
+    pad = max(0, size - len(head) - len(nested) - len(tail) - 2)
+    raw = head + nested + tail + b"x" * pad + b'"}'
+
+    _same_outcome(msgspec.json.decode(raw), raw)
