@@ -9,8 +9,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from apps.common.secrets import secret_hash
-
+from .keys import UnknownKey, UnusableKey, api_key_for_secret
 from .models import ApiKey
 
 
@@ -44,15 +43,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = _raw_key(request)
         if raw is None:
             return None
-        api_key = ApiKey.objects.select_related("service").filter(key_hash=secret_hash(raw)).first()
-        if api_key is None:
-            raise exceptions.AuthenticationFailed("Unknown API key.")
-        if api_key.is_revoked:
-            raise exceptions.PermissionDenied(f"API key {api_key.prefix} was revoked.")
-        if api_key.is_expired(timezone.now()):
-            raise exceptions.PermissionDenied(
-                f"API key {api_key.prefix} was rotated and has expired; use its successor."
-            )
+        try:
+            api_key = api_key_for_secret(raw=raw, now=timezone.now())
+        except UnknownKey:
+            raise exceptions.AuthenticationFailed("Unknown API key.") from None
+        except UnusableKey as dead:
+            raise exceptions.PermissionDenied(dead.reason) from None
         return ServicePrincipal(api_key.service.name, api_key.stage, api_key.prefix), api_key
 
     def authenticate_header(self, request: Request) -> str:

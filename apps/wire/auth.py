@@ -11,11 +11,12 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from apps.ingest.auth import ServicePrincipal
+from apps.ingest.keys import UnknownKey, UnusableKey, api_key_for_secret
 from apps.ingest.models import ApiKey
 
 from . import posthog, segment
 from .body import json_body
-from .keys import ConflictingKeys, UnknownKey, UnusableKey, api_key_for_secret
+from .keys import ConflictingKeys
 
 
 class _WireKeyAuthentication(BaseAuthentication):

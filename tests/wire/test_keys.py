@@ -6,9 +6,10 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
+from apps.ingest.keys import UnknownKey, UnusableKey, api_key_for_secret
 from apps.ingest.models import ApiKey
 from apps.ingest.services import service_key_revoke
-from apps.wire.keys import ConflictingKeys, UnknownKey, UnusableKey, api_key_for_secret, one_key
+from apps.wire.keys import ConflictingKeys, one_key
 
 
 def test_a_usable_key_is_found_with_its_service_in_one_query(make_key, django_assert_num_queries):
