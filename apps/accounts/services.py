@@ -1,15 +1,21 @@
-"""Writes for accounts: users and their roles."""
+"""Writes for accounts: users and their roles, the audit log, personal tokens (and their cached grants)."""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
 
 from .models import AuditEntry, PersonalToken
 from .roles import ADMIN, ROLES
+from .selectors import token_cache_key
 
 
 class UserExists(Exception):
@@ -74,9 +80,50 @@ def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]
 
 
 def personal_token_revoke(*, user, prefix: str) -> bool:
-    """Revoke one of the person's own tokens; return whether one was revoked."""
-    return bool(
-        PersonalToken.objects.filter(user=user, prefix=prefix, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-    )
+    """Revoke one of the person's own tokens; return whether one was revoked.
+
+    Its cached grant is dropped at once (and again after the commit, in case a concurrent request cached
+    it in between): in this process, or everywhere with a shared cache, the token stops working now;
+    elsewhere within PERSONAL_TOKEN_CACHE_SECONDS.
+    """
+    live = PersonalToken.objects.filter(user=user, prefix=prefix, revoked_at__isnull=True)
+    hashes = list(live.values_list("key_hash", flat=True))
+    revoked = bool(live.update(revoked_at=timezone.now()))
+    personal_tokens_forget(key_hashes=hashes)
+    return revoked
+
+
+def personal_tokens_forget(*, key_hashes: Iterable[str] = (), user_ids: Iterable[int] = ()) -> None:
+    """Drop cached token grants: these tokens', and every token of these users (their roles, their
+    activity or their superuser flag changed). Dropped now and again when the transaction commits."""
+    hashes = set(key_hashes)
+    user_ids = set(user_ids)
+    if user_ids:
+        hashes.update(PersonalToken.objects.filter(user_id__in=user_ids).values_list("key_hash", flat=True))
+    if not hashes:
+        return
+    keys = [token_cache_key(key_hash) for key_hash in sorted(hashes)]
+    cache.delete_many(keys)
+    transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def personal_token_touch(
+    *, token_id: int, last_used_at: datetime | None, now: datetime, every_seconds: int = 60
+) -> None:
+    """Record that a token was used: at most one write per token a minute, whatever the processes.
+
+    A process remembers its own last write; the UPDATE's condition makes another process's redundant
+    attempt a no-op (no row written), so a minute sees one write per token.
+    """
+    every = timedelta(seconds=every_seconds)
+    last = max(filter(None, (last_used_at, _tokens_touched.get(token_id))), default=None)
+    if last is not None and now - last < every:
+        return
+    _tokens_touched[token_id] = now
+    PersonalToken.objects.filter(pk=token_id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - every)
+    ).update(last_used_at=now)
+
+
+# token id -> when this process last wrote its last_used_at.
+_tokens_touched: dict[int, datetime] = {}
