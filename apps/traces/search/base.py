@@ -126,6 +126,9 @@ def worst_level(levels: Sequence[str]) -> str:
 
 class TraceBackend(ABC):
     name: str = "abstract"
+    # Whether searching reads the portal's own database (whose connection belongs to the request's thread).
+    # A backend that does not may search on another thread while the request writes its audit entry.
+    uses_database: bool = True
 
     @abstractmethod
     def ping(self) -> None:

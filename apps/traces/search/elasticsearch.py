@@ -147,6 +147,7 @@ def document_for(event: Any) -> dict[str, Any]:
 
 class ElasticsearchTraceBackend(TraceBackend):
     name = "elasticsearch"
+    uses_database = False
 
     def __init__(self) -> None:
         self._template_ready_for: str | None = None
