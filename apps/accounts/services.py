@@ -1,13 +1,15 @@
 """Writes for accounts: users and their roles, the audit log, personal tokens (and their cached grants)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.backends.postgresql.psycopg_any import is_psycopg3
 from django.db.models import Q
 from django.utils import timezone
 
@@ -47,8 +49,38 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
 
 def audit_record(*, request, action: str, target: str, via: str) -> None:
     """Write one audit entry for the signed-in person making `request`."""
+    _audit_entry(request=request, action=action, target=target, via=via).save()
+
+
+@contextmanager
+def audit_while(*, request, action: str, target: str, via: str, block_uses_database: bool) -> Iterator[None]:
+    """Write one audit entry for `request`, committed by the time the block has run; a failed write fails
+    the block's caller, so nothing read in the block is answered unaudited.
+
+    When the block leaves the database alone (a search on Elasticsearch), the entry's INSERT and COMMIT are
+    sent ahead on the request's connection in psycopg's pipeline mode: PostgreSQL writes and flushes the
+    entry while the block runs, and afterwards only the pipeline's sync is waited for, its answers long
+    there. Otherwise, or on another database, the entry is written before the block.
+    """
+    entry = _audit_entry(request=request, action=action, target=target, via=via)
+    if block_uses_database or not _pipeline_supported():
+        entry.save()
+        yield
+        return
+    with _sent_ahead(*_insert_statement(entry)):
+        yield
+
+
+def audit_write(
+    *, actor_name: str, action: str, target: str, via: str, actor=None, ip: str | None = None
+) -> None:
+    """Write one audit entry (for commands and tasks, which have no request)."""
+    _new_audit_entry(actor_name=actor_name, action=action, target=target, via=via, actor=actor, ip=ip).save()
+
+
+def _audit_entry(*, request, action: str, target: str, via: str) -> AuditEntry:
     user = request.user if getattr(request.user, "is_authenticated", False) else None
-    audit_write(
+    return _new_audit_entry(
         actor=user if hasattr(user, "pk") else None,
         actor_name=str(user) if user else "anonymous",
         action=action,
@@ -58,11 +90,10 @@ def audit_record(*, request, action: str, target: str, via: str) -> None:
     )
 
 
-def audit_write(
+def _new_audit_entry(
     *, actor_name: str, action: str, target: str, via: str, actor=None, ip: str | None = None
-) -> None:
-    """Write one audit entry (for commands and tasks, which have no request)."""
-    AuditEntry.objects.create(
+) -> AuditEntry:
+    return AuditEntry(
         actor=actor,
         actor_name=actor_name[:150],
         action=action,
@@ -71,6 +102,54 @@ def audit_write(
         via=via,
         ip=ip,
     )
+
+
+def _pipeline_supported() -> bool:
+    if connection.vendor != "postgresql" or not is_psycopg3:
+        return False
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
+def _insert_statement(entry: AuditEntry) -> tuple[str, list]:
+    """Return the INSERT of an unsaved entry without RETURNING (a pipeline would wait for the new id)."""
+    meta = AuditEntry._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
+    placeholders = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", values
+
+
+@contextmanager
+def _sent_ahead(sql: str, params: list) -> Iterator[None]:
+    """Send a statement before the block and wait for its outcome after it, in one pipeline.
+
+    Outside a transaction it is wrapped in BEGIN/COMMIT, so that PostgreSQL commits it at once rather than
+    at the sync; inside one (an atomic block) it commits with that transaction.
+    """
+    from psycopg.pq import TransactionStatus
+
+    cursor = connection.cursor()  # first: its health check may replace the connection
+    raw = connection.connection
+    own_transaction = connection.get_autocommit()
+    try:
+        with connection.wrap_database_errors, raw.pipeline():
+            if own_transaction:
+                cursor.execute("BEGIN")
+            cursor.execute(sql, params)
+            if own_transaction:
+                cursor.execute("COMMIT")
+            yield
+    finally:
+        cursor.close()
+        # A failed statement leaves the BEGIN's transaction aborted (the COMMIT was skipped): end it, so the
+        # connection serves the next request.
+        if own_transaction and raw.info.transaction_status == TransactionStatus.INERROR:
+            with connection.wrap_database_errors:
+                raw.rollback()
 
 
 def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]:

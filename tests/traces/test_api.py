@@ -277,21 +277,59 @@ def test_every_read_is_audited_once(api_client, trace_backend, two_requests, sup
     assert AuditEntry.objects.filter(actor__username="support-person").count() == 12
 
 
+def _audit_entries_the_database_refuses(monkeypatch) -> None:
+    """Make every audit entry one PostgreSQL refuses (an action longer than its column)."""
+    from apps.accounts import services
+
+    make = services._new_audit_entry
+
+    def refused(**kwargs):
+        entry = make(**kwargs)
+        entry.action = "x" * 50
+        return entry
+
+    monkeypatch.setattr(services, "_new_audit_entry", refused)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/traces/req-2", "/api/v1/users/u-1/requests"])
 def test_nothing_is_answered_when_the_audit_entry_cannot_be_written(
-    api_client, trace_backend, two_requests, support_token, monkeypatch
+    api_client, trace_backend, two_requests, support_token, monkeypatch, path
 ):
-    from django.db import OperationalError
+    _audit_entries_the_database_refuses(monkeypatch)
+    api_client.raise_request_exception = False
 
-    def audit_fails(**kwargs):
-        raise OperationalError("the audit log is unavailable")
+    response = api_client.get(path, **support_token)
 
-    monkeypatch.setattr("apps.traces.api.audit_record", audit_fails)
+    assert response.status_code == 500
+    assert b"req-2" not in response.content
 
-    trail = api_client.get("/api/v1/traces/req-2", **support_token)
-    requests = api_client.get("/api/v1/users/u-1/requests", **support_token)
 
-    assert (trail.status_code, requests.status_code) == (503, 503)
-    assert "events" not in trail.json() and "requests" not in requests.json()
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_each_read_commits_its_entry_and_a_refused_one_leaves_the_connection_usable(
+    api_client, trace_backend, make_person, store_events, monkeypatch
+):
+    """Requests run in autocommit, where an entry sent ahead of an Elasticsearch search has its own
+    BEGIN/COMMIT; the other tests run inside a transaction."""
+    from django.db import connection
+
+    from apps.accounts.models import AuditEntry
+    from apps.accounts.services import personal_token_create
+
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "req-1", "user_id": "u-1"}])
+    token = {"HTTP_AUTHORIZATION": f"Bearer {personal_token_create(user=make_person('support'))[1]}"}
+    assert connection.get_autocommit()
+
+    assert api_client.get("/api/v1/traces/req-1", **token).status_code == 200
+    with monkeypatch.context() as patch:
+        _audit_entries_the_database_refuses(patch)
+        api_client.raise_request_exception = False
+        assert api_client.get("/api/v1/traces/req-1", **token).status_code == 500
+    assert api_client.get("/api/v1/users/u-1/requests", **token).status_code == 200
+
+    assert list(AuditEntry.objects.order_by("pk").values_list("action", flat=True)) == [
+        "trail_viewed",
+        "user_viewed",
+    ]
 
 
 @pytest.fixture
