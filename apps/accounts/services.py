@@ -1,5 +1,6 @@
 """Writes for accounts: users and their roles, the audit log, personal tokens (and their cached grants)."""
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -57,13 +58,14 @@ def audit_while(*, request, action: str, target: str, via: str, block_uses_datab
     """Write one audit entry for `request`, committed by the time the block has run; a failed write fails
     the block's caller, so nothing read in the block is answered unaudited.
 
-    When the block leaves the database alone (a search on Elasticsearch), the entry's INSERT and COMMIT are
-    sent ahead on the request's connection in psycopg's pipeline mode: PostgreSQL writes and flushes the
-    entry while the block runs, and afterwards only the pipeline's sync is waited for, its answers long
-    there. Otherwise, or on another database, the entry is written before the block.
+    When the block leaves the database alone (a search on Elasticsearch), the entry's INSERT is sent ahead
+    on the request's connection without waiting: PostgreSQL writes, commits and flushes it while the block
+    runs, and its answer is read afterwards. Otherwise, or on another database, the entry is written before
+    the block. Deferring the write until after the response was ruled out: a read would be answered before
+    its entry is durable, and lost with it if the write then failed.
     """
     entry = _audit_entry(request=request, action=action, target=target, via=via)
-    if block_uses_database or not _pipeline_supported():
+    if block_uses_database or not _can_send_ahead():
         entry.save()
         yield
         return
@@ -104,16 +106,12 @@ def _new_audit_entry(
     )
 
 
-def _pipeline_supported() -> bool:
-    if connection.vendor != "postgresql" or not is_psycopg3:
-        return False
-    import psycopg
-
-    return psycopg.Pipeline.is_supported()
+def _can_send_ahead() -> bool:
+    return connection.vendor == "postgresql" and is_psycopg3
 
 
 def _insert_statement(entry: AuditEntry) -> tuple[str, list]:
-    """Return the INSERT of an unsaved entry without RETURNING (a pipeline would wait for the new id)."""
+    """Return the INSERT of an unsaved entry (without the RETURNING of the new id, which nobody reads)."""
     meta = AuditEntry._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
@@ -125,31 +123,49 @@ def _insert_statement(entry: AuditEntry) -> tuple[str, list]:
 
 @contextmanager
 def _sent_ahead(sql: str, params: list) -> Iterator[None]:
-    """Send a statement before the block and wait for its outcome after it, in one pipeline.
+    """Send a statement before the block and take its outcome after it, on the request's connection.
 
-    Outside a transaction it is wrapped in BEGIN/COMMIT, so that PostgreSQL commits it at once rather than
-    at the sync; inside one (an atomic block) it commits with that transaction.
+    libpq's asynchronous command processing (PQsendQuery, then PQgetResult; psycopg's `pq` layer):
+    PostgreSQL runs the statement, and outside a transaction commits it, while the block runs, and its
+    answer is usually waiting in the socket when the block ends: no round trip is added. Unlike psycopg's
+    pipeline mode, which commits only at its closing sync, this needs no BEGIN/COMMIT of its own. The block
+    must not use the connection. The statement is logged for `connection.queries` like any other, but
+    bypasses `connection.execute_wrappers`.
     """
-    from psycopg.pq import TransactionStatus
+    import select
 
-    cursor = connection.cursor()  # first: its health check may replace the connection
+    from psycopg import errors, pq
+
+    query = connection.ops.compose_sql(sql, params)
+    connection.cursor().close()  # Django's checks first: health (may reconnect), broken transaction
     raw = connection.connection
-    own_transaction = connection.get_autocommit()
+    pgconn = raw.pgconn
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+            raise errors.ProgrammingError("another statement is still running on this connection")
+        pgconn.send_query(query.encode(raw.info.encoding))
+        while pgconn.flush():
+            select.select([], [pgconn.socket], [])
     try:
-        with connection.wrap_database_errors, raw.pipeline():
-            if own_transaction:
-                cursor.execute("BEGIN")
-            cursor.execute(sql, params)
-            if own_transaction:
-                cursor.execute("COMMIT")
-            yield
+        yield
     finally:
-        cursor.close()
-        # A failed statement leaves the BEGIN's transaction aborted (the COMMIT was skipped): end it, so the
-        # connection serves the next request.
-        if own_transaction and raw.info.transaction_status == TransactionStatus.INERROR:
+        # Every result is read, whatever the block did, so that the connection is ready for the next query.
+        try:
             with connection.wrap_database_errors:
-                raw.rollback()
+                pgconn.consume_input()
+                while pgconn.is_busy():
+                    select.select([pgconn.socket], [], [])
+                    pgconn.consume_input()
+                failure = None
+                while (result := pgconn.get_result()) is not None:
+                    if result.status == pq.ExecStatus.FATAL_ERROR and failure is None:
+                        failure = errors.error_from_result(result, encoding=raw.info.encoding)
+                if failure is not None:
+                    raise failure
+        finally:
+            if connection.queries_logged:
+                connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - started:.3f}"})
 
 
 def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]:

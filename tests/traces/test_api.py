@@ -1,6 +1,7 @@
 """GET /api/v1/traces/<id> and /api/v1/users/<id>/requests, as support staff use them."""
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -308,8 +309,8 @@ def test_nothing_is_answered_when_the_audit_entry_cannot_be_written(
 def test_outside_a_transaction_each_read_commits_its_entry_and_a_refused_one_leaves_the_connection_usable(
     api_client, trace_backend, make_person, store_events, monkeypatch
 ):
-    """Requests run in autocommit, where an entry sent ahead of an Elasticsearch search has its own
-    BEGIN/COMMIT; the other tests run inside a transaction."""
+    """Requests run in autocommit, where an entry sent ahead of an Elasticsearch search commits on its own
+    and a refused one must leave nothing pending; the other tests run inside a transaction."""
     from django.db import connection
 
     from apps.accounts.models import AuditEntry
@@ -330,6 +331,19 @@ def test_outside_a_transaction_each_read_commits_its_entry_and_a_refused_one_lea
         "trail_viewed",
         "user_viewed",
     ]
+
+
+def test_an_id_that_looks_like_sql_is_audited_verbatim(
+    api_client, trace_backend, two_requests, support_token
+):
+    from apps.accounts.models import AuditEntry
+
+    hostile = "x'); DELETE FROM accounts_auditentry; --\\ é"
+
+    response = api_client.get(f"/api/v1/traces/{quote(hostile, safe='')}", **support_token)
+
+    assert response.status_code == 404
+    assert list(AuditEntry.objects.values_list("target", flat=True)) == [hostile]
 
 
 @pytest.fixture
