@@ -10,7 +10,6 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.backends.postgresql.psycopg_any import is_psycopg3
 from django.db.models import Q
 from django.utils import timezone
 
@@ -107,7 +106,11 @@ def _new_audit_entry(
 
 
 def _can_send_ahead() -> bool:
-    return connection.vendor == "postgresql" and is_psycopg3
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3  # psycopg2 has no `pq` layer
+
+    return is_psycopg3
 
 
 def _insert_statement(entry: AuditEntry) -> tuple[str, list]:
