@@ -2,11 +2,14 @@
 
 The benchmarks run against the real services while the test suite and a developer's portal may use them
 too, so everything here works on its own database (`skywatch_bench`), Redis DB 13 and index prefix
-`bench-obs-events`, and refuses to start when the environment points anywhere else. Every process started
-here runs in its own process group and is stopped (TERM, then KILL) even when a benchmark fails.
+`bench-obs-events`, and refuses to start when the environment points anywhere else. Two runs at once give
+each its own names through BENCH_DATABASE, BENCH_REDIS_DB and BENCH_INDEX_PREFIX (scripts/bench.sh).
+Every process started here runs in its own process group and is stopped (TERM, then KILL) even when a
+benchmark fails.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,7 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 LOG_DIR = RESULTS_DIR / "logs"
 
-# scripts/bench.sh exports these (same defaults) so that two benches on one machine can keep apart.
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE") or "skywatch_bench"
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB") or 13)
 BENCH_INDEX_PREFIX = os.environ.get("BENCH_INDEX_PREFIX") or "bench-obs-events"
@@ -143,6 +145,13 @@ def admin_database_url() -> str:
 def check_isolation() -> None:
     """Refuse to run unless the environment points at the bench database, Redis DB and index prefix."""
     problems = []
+    # The bench drops its database, flushes its Redis DB and deletes its indices: never anyone else's.
+    if not re.fullmatch(r"skywatch_bench\w*", BENCH_DATABASE):
+        problems.append(f"BENCH_DATABASE must be skywatch_bench or start with it (got {BENCH_DATABASE!r})")
+    if not 1 <= BENCH_REDIS_DB <= 15:
+        problems.append(f"BENCH_REDIS_DB must be 1-15, never the default DB 0 (got {BENCH_REDIS_DB})")
+    if not re.fullmatch(r"bench-[a-z0-9-]*[a-z0-9]", BENCH_INDEX_PREFIX):
+        problems.append(f"BENCH_INDEX_PREFIX must start with bench- (got {BENCH_INDEX_PREFIX!r})")
     db_name = urlsplit(os.environ.get("DATABASE_URL", "")).path.lstrip("/")
     if db_name != BENCH_DATABASE:
         problems.append(f"DATABASE_URL must name the database {BENCH_DATABASE} (got {db_name!r})")
@@ -184,7 +193,7 @@ def flush_broker() -> None:
 
 
 def delete_indices(*, template: bool) -> None:
-    """Delete the bench indices (`bench-obs-events-*`), and the bench index template when asked."""
+    """Delete the bench indices (`<BENCH_INDEX_PREFIX>-*`), and the bench index template when asked."""
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(os.environ["ELASTICSEARCH_URL"], request_timeout=30)

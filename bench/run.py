@@ -86,15 +86,16 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   the Tracker's own work costs (reported, no goal). `client_tracker_vs_plain_json`: the same beside
   pre-built plain JSON batches.
 - `trace_api_p95_ms`: p95 of `GET /api/v1/traces/<cid>` (personal token of a support user; each call also
-  writes its audit entry) for `BENCH_TRACE_SAMPLES` random correlation IDs, over `BENCH_TRACE_EVENTS`
-  documents. A generator in two processes writes them with `streaming_bulk` into the daily indices made by
-  the app's own `index_template_ensure()`: ~10 events per correlation ID (1-30) across 1-4 of 5 services,
-  20,000 users (some much busier), 7 days, a third log lines with messages; no refresh and an asynchronous
-  translog during the load, then the template's settings, a refresh and a force-merge to one segment per
-  daily index. Only Elasticsearch holds them (the API reads nothing else). Baseline: the same `term` query
-  on `correlation_id` with the trail's sort and size, sent by the Python client; the API and the raw query
-  alternate ID by ID after a warm-up on other IDs. `trace_api_p95_ms_absolute` is the same figure against
-  the issue's absolute bound; `trace_api_p50_ms` the medians (reported).
+  writes its audit entry, and the run fails unless there is one per call) for `BENCH_TRACE_SAMPLES` random
+  correlation IDs, over `BENCH_TRACE_EVENTS` documents. A generator in two processes writes them with
+  `streaming_bulk` into the daily indices made by the app's own `index_template_ensure()`: ~10 events per
+  correlation ID (1-30) across 1-4 of 5 services, 20,000 users (some much busier), 7 days, a third log lines
+  with messages; no refresh and an asynchronous translog during the load, then the template's settings, a
+  refresh and a force-merge to one segment per daily index. Only Elasticsearch holds them (the API reads
+  nothing else). Baseline: the same `term` query on `correlation_id` with the trail's sort and size, sent by
+  the Python client; the API and the raw query alternate ID by ID after a warm-up on other IDs.
+  `trace_api_p95_ms_absolute` is the same figure against the issue's absolute bound; `trace_api_p50_ms` the
+  medians (reported).
 - `user_requests_api_p95_ms`: p95 of `GET /api/v1/users/<user>/requests` (first page) for
   `BENCH_TRACE_USERS` users, beside the two queries the Elasticsearch backend sends for it (collapse with
   cardinality, then the page's summaries) sent directly (reported, no goal).
@@ -212,7 +213,10 @@ def _write(report: dict[str, Any]) -> None:
 
 
 def _setup() -> None:
-    log(f"recreating database {common.BENCH_DATABASE}, emptying Redis DB 13 and bench-obs-events-*")
+    log(
+        f"recreating database {common.BENCH_DATABASE}, emptying Redis DB {common.BENCH_REDIS_DB} and "
+        f"{common.BENCH_INDEX_PREFIX}-*"
+    )
     common.recreate_database()
     common.flush_broker()
     common.delete_indices(template=True)

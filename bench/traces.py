@@ -318,6 +318,16 @@ def _raw_user(es: Any, user: str, expected: int, per_page: int = 50) -> float:
     return elapsed * 1000
 
 
+def _check_audited(*, calls: int) -> None:
+    """Fail the run unless every API call left its audit entry (the speed must not come from skipping it)."""
+    from apps.accounts.models import AuditEntry
+
+    audited = AuditEntry.objects.filter(actor_name="bench-support", via="api").count()
+    if audited != calls:
+        raise RuntimeError(f"traces: {audited} audit entries for {calls} API calls")
+    log(f"traces: {audited:,} audit entries for {calls:,} API calls")
+
+
 def _alternate(pairs: list[tuple[Any, Any]]) -> tuple[list[float], list[float]]:
     """Run each (api call, raw call) pair in turn; return the API's and the raw query's times."""
     api, raw = [], []
@@ -406,6 +416,7 @@ def measure(config: Config, es: Any, made: dict[str, tuple[int, str]]) -> list[R
     finally:
         session.close()
         server.stop()
+    _check_audited(calls=len(cids) + len(users))
     api95, raw95 = percentile(api, 95), percentile(raw, 95)
     return [
         Result("trace_api_p95_ms", api95, "ms", raw95, "raw_term_query_p95_ms", 2, goal_op="<="),

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 eval "$(scripts/services.sh start)"
 
-# Two benches on one machine (two engineers, say) each need their own names: BENCH_DATABASE, BENCH_REDIS_DB
-# and BENCH_INDEX_PREFIX override the defaults below.
+# Two runs at once (say `bench.sh ingest` and `bench.sh traces` by two people) each need their own names:
+# BENCH_DATABASE (skywatch_bench…), BENCH_REDIS_DB and BENCH_INDEX_PREFIX (bench-…, not starting with
+# another run's prefix followed by "-", whose cleanup would delete these indices too).
 export BENCH_DATABASE="${BENCH_DATABASE:-skywatch_bench}"
 export BENCH_REDIS_DB="${BENCH_REDIS_DB:-13}"
 export BENCH_INDEX_PREFIX="${BENCH_INDEX_PREFIX:-bench-obs-events}"

@@ -1,15 +1,23 @@
-"""Writes for accounts: users and their roles."""
+"""Writes for accounts: users and their roles, the audit log, personal tokens (and their cached grants)."""
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
 
 from .models import AuditEntry, PersonalToken
 from .roles import ADMIN, ROLES
+from .selectors import token_cache_key
 
 
 class UserExists(Exception):
@@ -41,8 +49,39 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
 
 def audit_record(*, request, action: str, target: str, via: str) -> None:
     """Write one audit entry for the signed-in person making `request`."""
+    _audit_entry(request=request, action=action, target=target, via=via).save()
+
+
+@contextmanager
+def audit_while(*, request, action: str, target: str, via: str, block_uses_database: bool) -> Iterator[None]:
+    """Write one audit entry for `request`, committed by the time the block has run; a failed write fails
+    the block's caller, so nothing read in the block is answered unaudited.
+
+    When the block leaves the database alone (a search on Elasticsearch), the entry's INSERT is sent ahead
+    on the request's connection without waiting: PostgreSQL writes, commits and flushes it while the block
+    runs, and its answer is read afterwards. Otherwise, or on another database, the entry is written before
+    the block. Deferring the write until after the response was ruled out: a read would be answered before
+    its entry is durable, and lost with it if the write then failed.
+    """
+    entry = _audit_entry(request=request, action=action, target=target, via=via)
+    if block_uses_database or not _can_send_ahead():
+        entry.save()
+        yield
+        return
+    with _sent_ahead(*_insert_statement(entry)):
+        yield
+
+
+def audit_write(
+    *, actor_name: str, action: str, target: str, via: str, actor=None, ip: str | None = None
+) -> None:
+    """Write one audit entry (for commands and tasks, which have no request)."""
+    _new_audit_entry(actor_name=actor_name, action=action, target=target, via=via, actor=actor, ip=ip).save()
+
+
+def _audit_entry(*, request, action: str, target: str, via: str) -> AuditEntry:
     user = request.user if getattr(request.user, "is_authenticated", False) else None
-    audit_write(
+    return _new_audit_entry(
         actor=user if hasattr(user, "pk") else None,
         actor_name=str(user) if user else "anonymous",
         action=action,
@@ -52,11 +91,10 @@ def audit_record(*, request, action: str, target: str, via: str) -> None:
     )
 
 
-def audit_write(
+def _new_audit_entry(
     *, actor_name: str, action: str, target: str, via: str, actor=None, ip: str | None = None
-) -> None:
-    """Write one audit entry (for commands and tasks, which have no request)."""
-    AuditEntry.objects.create(
+) -> AuditEntry:
+    return AuditEntry(
         actor=actor,
         actor_name=actor_name[:150],
         action=action,
@@ -67,6 +105,72 @@ def audit_write(
     )
 
 
+def _can_send_ahead() -> bool:
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3  # psycopg2 has no `pq` layer
+
+    return is_psycopg3
+
+
+def _insert_statement(entry: AuditEntry) -> tuple[str, list]:
+    """Return the INSERT of an unsaved entry (without the RETURNING of the new id, which nobody reads)."""
+    meta = AuditEntry._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
+    placeholders = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", values
+
+
+@contextmanager
+def _sent_ahead(sql: str, params: list) -> Iterator[None]:
+    """Send a statement before the block and take its outcome after it, on the request's connection.
+
+    libpq's asynchronous command processing (PQsendQuery, then PQgetResult; psycopg's `pq` layer):
+    PostgreSQL runs the statement, and outside a transaction commits it, while the block runs, and its
+    answer is usually waiting in the socket when the block ends: no round trip is added. Unlike psycopg's
+    pipeline mode, which commits only at its closing sync, this needs no BEGIN/COMMIT of its own. The block
+    must not use the connection. The statement is logged for `connection.queries` like any other, but
+    bypasses `connection.execute_wrappers`.
+    """
+    import select
+
+    from psycopg import errors, pq
+
+    query = connection.ops.compose_sql(sql, params)
+    connection.cursor().close()  # Django's checks first: health (may reconnect), broken transaction
+    raw = connection.connection
+    pgconn = raw.pgconn
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+            raise errors.ProgrammingError("another statement is still running on this connection")
+        pgconn.send_query(query.encode(raw.info.encoding))
+        while pgconn.flush():
+            select.select([], [pgconn.socket], [])
+    try:
+        yield
+    finally:
+        # Every result is read, whatever the block did, so that the connection is ready for the next query.
+        try:
+            with connection.wrap_database_errors:
+                pgconn.consume_input()
+                while pgconn.is_busy():
+                    select.select([pgconn.socket], [], [])
+                    pgconn.consume_input()
+                failure = None
+                while (result := pgconn.get_result()) is not None:
+                    if result.status == pq.ExecStatus.FATAL_ERROR and failure is None:
+                        failure = errors.error_from_result(result, encoding=raw.info.encoding)
+                if failure is not None:
+                    raise failure
+        finally:
+            if connection.queries_logged:
+                connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - started:.3f}"})
+
+
 def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]:
     """Create a read-API token for a person; return it and the secret, shown once."""
     prefix, raw = new_secret(PERSONAL_TOKEN_KIND)
@@ -74,9 +178,50 @@ def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]
 
 
 def personal_token_revoke(*, user, prefix: str) -> bool:
-    """Revoke one of the person's own tokens; return whether one was revoked."""
-    return bool(
-        PersonalToken.objects.filter(user=user, prefix=prefix, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-    )
+    """Revoke one of the person's own tokens; return whether one was revoked.
+
+    Its cached grant is dropped at once (and again after the commit, in case a concurrent request cached
+    it in between): in this process, or everywhere with a shared cache, the token stops working now;
+    elsewhere within PERSONAL_TOKEN_CACHE_SECONDS.
+    """
+    live = PersonalToken.objects.filter(user=user, prefix=prefix, revoked_at__isnull=True)
+    hashes = list(live.values_list("key_hash", flat=True))
+    revoked = bool(live.update(revoked_at=timezone.now()))
+    personal_tokens_forget(key_hashes=hashes)
+    return revoked
+
+
+def personal_tokens_forget(*, key_hashes: Iterable[str] = (), user_ids: Iterable[int] = ()) -> None:
+    """Drop cached token grants: these tokens', and every token of these users (their roles, their
+    activity or their superuser flag changed). Dropped now and again when the transaction commits."""
+    hashes = set(key_hashes)
+    user_ids = set(user_ids)
+    if user_ids:
+        hashes.update(PersonalToken.objects.filter(user_id__in=user_ids).values_list("key_hash", flat=True))
+    if not hashes:
+        return
+    keys = [token_cache_key(key_hash) for key_hash in sorted(hashes)]
+    cache.delete_many(keys)
+    transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def personal_token_touch(
+    *, token_id: int, last_used_at: datetime | None, now: datetime, every_seconds: int = 60
+) -> None:
+    """Record that a token was used: at most one write per token a minute, whatever the processes.
+
+    A process remembers its own last write; the UPDATE's condition makes another process's redundant
+    attempt a no-op (no row written), so a minute sees one write per token.
+    """
+    every = timedelta(seconds=every_seconds)
+    last = max(filter(None, (last_used_at, _tokens_touched.get(token_id))), default=None)
+    if last is not None and now - last < every:
+        return
+    _tokens_touched[token_id] = now
+    PersonalToken.objects.filter(pk=token_id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - every)
+    ).update(last_used_at=now)
+
+
+# token id -> when this process last wrote its last_used_at.
+_tokens_touched: dict[int, datetime] = {}

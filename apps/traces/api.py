@@ -18,7 +18,7 @@ from apps.accounts.auth import PersonalTokenAuthentication
 from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import SUPPORT
-from apps.accounts.services import audit_record
+from apps.accounts.services import audit_while
 from apps.common.openapi import READ_RESPONSES, ErrorSchema
 from apps.common.params import query_bool, query_int, query_time
 
@@ -118,8 +118,16 @@ class TraceAPI(_SupportAPI):
     )
     def get(self, request: Request, correlation_id: str) -> Response:
         download = query_bool(request.query_params, "download")
-        audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="api")
-        events = selectors.trail_get(correlation_id=correlation_id)
+        # Every read is audited: the entry is committed before any event is answered (a failed write fails
+        # the request); PostgreSQL writes it while Elasticsearch searches.
+        with audit_while(
+            request=request,
+            action=AuditEntry.TRAIL_VIEWED,
+            target=correlation_id,
+            via="api",
+            block_uses_database=selectors.search_uses_database(),
+        ):
+            events = selectors.trail_get(correlation_id=correlation_id)
         if not events:
             raise exceptions.NotFound(
                 f"No events have the correlation ID {correlation_id!r}. Check it was copied whole; events "
@@ -164,7 +172,6 @@ class UserRequestsAPI(_SupportAPI):
         tags=["traces"],
     )
     def get(self, request: Request, user_id: str) -> Response:
-        audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="api")
         params = request.query_params
         start, end = query_time(params, "from"), query_time(params, "to")
         page = query_int(params, "page", default=1, minimum=1, maximum=MAX_RESULT_WINDOW)
@@ -172,7 +179,17 @@ class UserRequestsAPI(_SupportAPI):
         if page * per_page > MAX_RESULT_WINDOW:
             window = f"only the first {MAX_RESULT_WINDOW} requests can be paged through; narrow the range"
             raise exceptions.ValidationError({"page": window})
-        result = selectors.user_requests(user_id=user_id, start=start, end=end, page=page, per_page=per_page)
+        # Audited as a trail is (see TraceAPI), once the parameters were accepted.
+        with audit_while(
+            request=request,
+            action=AuditEntry.USER_VIEWED,
+            target=user_id,
+            via="api",
+            block_uses_database=selectors.search_uses_database(),
+        ):
+            result = selectors.user_requests(
+                user_id=user_id, start=start, end=end, page=page, per_page=per_page
+            )
         return Response(
             {
                 "user_id": user_id,

@@ -8,6 +8,11 @@ from .search.base import RequestPage, TraceEvent, TraceQuery
 SURROUNDING_LIMIT = 500
 
 
+def search_uses_database() -> bool:
+    """Return whether searching reads the portal's database (the embedded default) or leaves it alone."""
+    return get_trace_backend().uses_database
+
+
 def trail_get(*, correlation_id: str) -> list[TraceEvent]:
     """Return one request's events in time order."""
     return get_trace_backend().trail(correlation_id)

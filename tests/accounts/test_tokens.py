@@ -1,8 +1,16 @@
-"""Personal tokens read the APIs with their owner's role; revoked tokens stop at once."""
+"""Personal tokens read the APIs with their owner's role; revoked tokens stop at once, and changes made
+elsewhere are seen within the grant cache's lifetime."""
 
 import re
+import time
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.accounts.models import PersonalToken
 
@@ -75,3 +83,129 @@ def test_the_token_list_reads_a_fixed_number_of_queries(client, make_person, dja
 
     assert response.status_code == 200
     assert response.content.decode().count("laptop ") == 25
+
+
+# What a token grants is cached for PERSONAL_TOKEN_CACHE_SECONDS: changes made here are seen at once, changes
+# this process is not told of (another process's, with a local-memory cache) within that lifetime.
+
+
+@pytest.fixture
+def trail(store_events):
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "req-1", "user_id": "u-1"}])
+
+
+def read_trail(api_client, raw: str):
+    return api_client.get("/api/v1/traces/req-1", HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+def test_a_revoked_token_stops_at_once_in_the_process_that_revoked_it(client, api_client, make_person, trail):
+    raw = make_token(client, make_person("support"))
+    assert read_trail(api_client, raw).status_code == 200  # its grant is cached now
+
+    client.post(f"/account/tokens/{PersonalToken.objects.get().prefix}/revoke/")
+    answer = read_trail(api_client, raw)
+
+    assert answer.status_code == 401
+    assert "was revoked" in answer.json()["detail"]
+
+
+def test_a_token_revoked_elsewhere_stops_within_the_cache_lifetime(
+    client, api_client, make_person, trail, settings
+):
+    settings.PERSONAL_TOKEN_CACHE_SECONDS = 1
+    raw = make_token(client, make_person("support"))
+    assert read_trail(api_client, raw).status_code == 200
+
+    # As another process revokes it: the row changes and nobody tells this process's cache.
+    PersonalToken.objects.update(revoked_at=timezone.now())
+    assert read_trail(api_client, raw).status_code == 200  # the grant cached a moment ago
+    time.sleep(1.2)
+
+    assert read_trail(api_client, raw).status_code == 401
+
+
+def _remove_from_support(person, how: str) -> None:
+    support = Group.objects.get(name="support")
+    if how == "user.groups.remove":
+        person.groups.remove(support)
+    elif how == "user.groups.clear":
+        person.groups.clear()
+    elif how == "group.user_set.remove":
+        support.user_set.remove(person)
+    elif how == "group.user_set.clear":
+        support.user_set.clear()
+    elif how == "group deleted":
+        support.delete()
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "user.groups.remove",
+        "user.groups.clear",
+        "group.user_set.remove",
+        "group.user_set.clear",
+        "group deleted",
+    ],
+)
+def test_a_person_removed_from_support_loses_access_at_once(client, api_client, make_person, trail, how):
+    person = make_person("support")
+    raw = make_token(client, person)
+    assert read_trail(api_client, raw).status_code == 200
+
+    _remove_from_support(person, how)
+
+    assert read_trail(api_client, raw).status_code == 403
+
+
+def test_a_person_removed_from_support_elsewhere_loses_access_within_the_cache_lifetime(
+    client, api_client, make_person, trail, settings
+):
+    settings.PERSONAL_TOKEN_CACHE_SECONDS = 1
+    person = make_person("support")
+    raw = make_token(client, person)
+    assert read_trail(api_client, raw).status_code == 200
+
+    # A bulk delete of memberships sends no m2m_changed: as seen from a process that did not make it.
+    get_user_model().groups.through.objects.filter(user=person).delete()
+    time.sleep(1.2)
+
+    assert read_trail(api_client, raw).status_code == 403
+
+
+def test_a_deactivated_persons_token_stops_at_once(client, api_client, make_person, trail):
+    person = make_person("support")
+    raw = make_token(client, person)
+    assert read_trail(api_client, raw).status_code == 200
+
+    person.is_active = False
+    person.save()
+
+    assert read_trail(api_client, raw).status_code == 401
+
+
+def test_a_person_given_the_support_role_reads_at_once(client, api_client, make_person, trail):
+    person = make_person("product")
+    raw = make_token(client, person)
+    assert read_trail(api_client, raw).status_code == 403
+
+    person.groups.add(Group.objects.get(name="support"))
+
+    assert read_trail(api_client, raw).status_code == 200
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(client, api_client, make_person, trail, monkeypatch):
+    raw = make_token(client, make_person("support"))
+
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            assert read_trail(api_client, raw).status_code == 200
+    touches = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "accounts_personaltoken"')]
+    assert len(touches) == 1
+    first = PersonalToken.objects.get().last_used_at
+
+    later = first + timedelta(seconds=61)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    read_trail(api_client, raw)
+
+    assert PersonalToken.objects.get().last_used_at == later

@@ -1,6 +1,7 @@
 """GET /api/v1/traces/<id> and /api/v1/users/<id>/requests, as support staff use them."""
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -243,3 +244,169 @@ def test_search_backend_down_is_503_with_retry_after(support_client, two_request
 
     assert response.status_code == 503
     assert response["Retry-After"]
+
+
+# Every read is audited, and what a read costs the database does not grow with what it answers.
+
+
+@pytest.fixture
+def support_token(make_person) -> dict[str, str]:
+    from apps.accounts.services import personal_token_create
+
+    return {"HTTP_AUTHORIZATION": f"Bearer {personal_token_create(user=make_person('support'))[1]}"}
+
+
+def test_every_read_is_audited_once(api_client, trace_backend, two_requests, support_token):
+    from collections import Counter
+
+    from apps.accounts.models import AuditEntry
+
+    for path, times in (
+        ("/api/v1/traces/req-2", 5),
+        ("/api/v1/traces/nope", 3),
+        ("/api/v1/users/u-1/requests", 4),
+    ):
+        for _ in range(times):
+            api_client.get(path, **support_token)
+
+    entries = AuditEntry.objects.values_list("actor_name", "action", "target", "via")
+    assert Counter(entries) == {
+        ("support-person", "trail_viewed", "req-2", "api"): 5,
+        ("support-person", "trail_viewed", "nope", "api"): 3,
+        ("support-person", "user_viewed", "u-1", "api"): 4,
+    }
+    assert AuditEntry.objects.filter(actor__username="support-person").count() == 12
+
+
+def _audit_entries_the_database_refuses(monkeypatch) -> None:
+    """Make every audit entry one PostgreSQL refuses (an action longer than its column)."""
+    from apps.accounts import services
+
+    make = services._new_audit_entry
+
+    def refused(**kwargs):
+        entry = make(**kwargs)
+        entry.action = "x" * 50
+        return entry
+
+    monkeypatch.setattr(services, "_new_audit_entry", refused)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/traces/req-2", "/api/v1/users/u-1/requests"])
+def test_nothing_is_answered_when_the_audit_entry_cannot_be_written(
+    api_client, trace_backend, two_requests, support_token, monkeypatch, path
+):
+    _audit_entries_the_database_refuses(monkeypatch)
+    api_client.raise_request_exception = False
+
+    response = api_client.get(path, **support_token)
+
+    assert response.status_code == 500
+    assert b"req-2" not in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_each_read_commits_its_entry_and_a_refused_one_leaves_the_connection_usable(
+    api_client, trace_backend, make_person, store_events, monkeypatch
+):
+    """Requests run in autocommit, where an entry sent ahead of an Elasticsearch search commits on its own
+    and a refused one must leave nothing pending; the other tests run inside a transaction."""
+    from django.db import connection
+
+    from apps.accounts.models import AuditEntry
+    from apps.accounts.services import personal_token_create
+
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "req-1", "user_id": "u-1"}])
+    token = {"HTTP_AUTHORIZATION": f"Bearer {personal_token_create(user=make_person('support'))[1]}"}
+    assert connection.get_autocommit()
+
+    assert api_client.get("/api/v1/traces/req-1", **token).status_code == 200
+    with monkeypatch.context() as patch:
+        _audit_entries_the_database_refuses(patch)
+        api_client.raise_request_exception = False
+        assert api_client.get("/api/v1/traces/req-1", **token).status_code == 500
+    assert api_client.get("/api/v1/users/u-1/requests", **token).status_code == 200
+
+    assert list(AuditEntry.objects.order_by("pk").values_list("action", flat=True)) == [
+        "trail_viewed",
+        "user_viewed",
+    ]
+
+
+def test_an_id_that_looks_like_sql_is_audited_verbatim(
+    api_client, trace_backend, two_requests, support_token
+):
+    from apps.accounts.models import AuditEntry
+
+    hostile = "x'); DELETE FROM accounts_auditentry; --\\ é"
+
+    response = api_client.get(f"/api/v1/traces/{quote(hostile, safe='')}", **support_token)
+
+    assert response.status_code == 404
+    assert list(AuditEntry.objects.values_list("target", flat=True)) == [hostile]
+
+
+@pytest.fixture
+def a_busy_user(store_events):
+    """30 requests of user u-busy, the last one 40 events long across three services."""
+    events = [
+        {
+            "service": "gateway",
+            "event": "x",
+            "correlation_id": f"req-{n}",
+            "user_id": "u-busy",
+            "timestamp": at(n),
+        }
+        for n in range(29)
+    ]
+    events += [
+        {
+            "service": ("gateway", "tiles", "search")[i % 3],
+            "event": "y",
+            "correlation_id": "req-long",
+            "user_id": "u-busy",
+            "timestamp": at(100 + i),
+        }
+        for i in range(40)
+    ]
+    store_events(events)
+
+
+# The audit entry, and on the database backend the reads: nothing per event or request, nothing for the
+# token (its grant is cached) or the role check.
+TRAIL_QUERIES = {"database": 2, "elasticsearch": 1}
+USER_REQUESTS_QUERIES = {"database": 6, "elasticsearch": 1}
+
+
+def test_a_trail_costs_the_same_few_queries_however_long(
+    api_client, trace_backend, a_busy_user, support_token, django_assert_max_num_queries
+):
+    api_client.get("/api/v1/traces/req-0", **support_token)  # caches the token's grant, notes its use
+
+    with django_assert_max_num_queries(TRAIL_QUERIES[trace_backend]):
+        response = api_client.get("/api/v1/traces/req-long", **support_token)
+
+    assert len(response.json()["events"]) == 40
+
+
+def test_a_users_requests_cost_the_same_few_queries_however_many(
+    api_client, trace_backend, a_busy_user, support_token, django_assert_max_num_queries
+):
+    api_client.get("/api/v1/traces/req-0", **support_token)
+
+    with django_assert_max_num_queries(USER_REQUESTS_QUERIES[trace_backend]):
+        response = api_client.get("/api/v1/users/u-busy/requests", **support_token)
+
+    assert response.json()["total"] == 30
+    assert len(response.json()["requests"]) == 30
+    assert response.json()["requests"][0]["services"] == ["gateway", "search", "tiles"]
+
+
+def test_an_event_answers_every_field_it_has():
+    from dataclasses import fields
+
+    from apps.traces.search.base import TraceEvent
+
+    event = TraceEvent(**{f.name: None for f in fields(TraceEvent)} | {"timestamp": T0, "received_at": T0})
+
+    assert set(event.as_json()) == {f.name for f in fields(TraceEvent)}
