@@ -240,6 +240,10 @@ CACHES = {
     )
 }
 
+# What a personal token grants (owner, roles) is cached this long; revoking a token or changing its owner's
+# roles takes effect at once in the process that did it, and everywhere at once with a shared CACHE_URL.
+PERSONAL_TOKEN_CACHE_SECONDS = env_int("PERSONAL_TOKEN_CACHE_SECONDS", 5)
+
 # --- Ingestion limits (DESIGN.md): per event 32 KB (in conform.py), per batch 1000 events and 1 MB.
 INGEST_MAX_BATCH_EVENTS = 1000
 INGEST_MAX_BODY_BYTES = 1024 * 1024

@@ -12,14 +12,12 @@ from django.db import DEFAULT_DB_ALIAS
 
 from .models import PersonalToken
 
-# Seconds a token's grant may be served from the cache: the longest a revocation, a role change or a
-# deactivation can go unnoticed by a process that did not make the change (the one that did forgets it at
-# once, and with a shared Redis cache every process does).
-DEFAULT_TOKEN_CACHE_SECONDS = 5
-
 
 def token_cache_seconds() -> int:
-    return getattr(settings, "PERSONAL_TOKEN_CACHE_SECONDS", DEFAULT_TOKEN_CACHE_SECONDS)
+    """Seconds a token's grant may be served from the cache (settings.PERSONAL_TOKEN_CACHE_SECONDS): the
+    longest a revocation, a role change or a deactivation can go unnoticed by a process that did not make
+    the change (the one that did forgets it at once, and with a shared Redis cache every process does)."""
+    return settings.PERSONAL_TOKEN_CACHE_SECONDS
 
 
 def token_cache_key(key_hash: str) -> str:
