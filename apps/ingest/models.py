@@ -5,6 +5,8 @@ from datetime import datetime
 
 from django.db import models
 
+from .conform import LEVELS
+
 
 class Service(models.Model):
     """A company service that sends events (crop-forecast, ship-tracker, ...)."""
@@ -118,7 +120,7 @@ class RawEvent(models.Model):
     """
 
     TYPE_CHOICES = [("metric", "metric"), ("log", "log")]
-    LEVEL_CHOICES = [(lv, lv) for lv in ("debug", "info", "warning", "error", "critical")]
+    LEVEL_CHOICES = [(level, level) for level in LEVELS]
 
     event_id = models.UUIDField(default=uuid.uuid4)
     service = models.CharField(max_length=100)

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from apps.common.openapi import ErrorSchema
 
-LEVEL_CHOICES = ["debug", "info", "warning", "error", "critical"]
+from .conform import LEVELS
 
 
 # Conform reads what services really send, so the documented types are as wide as what it accepts.
@@ -49,7 +49,7 @@ EventSchema = inline_serializer(
         "level": serializers.CharField(
             required=False,
             allow_null=True,
-            help_text=f"Logs: one of {', '.join(LEVEL_CHOICES)}, in any case; warn, err, fatal, crit and "
+            help_text=f"Logs: one of {', '.join(LEVELS)}, in any case; warn, err, fatal, crit and "
             "trace are read as their level. Default for logs: info.",
         ),
         "message": serializers.CharField(required=False, allow_null=True, allow_blank=True),

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-LEVEL_RANK = {"": 0, "debug": 1, "info": 2, "warning": 3, "error": 4, "critical": 5}
+from apps.ingest.conform import LEVELS
+
+# Worst first is highest: "" (a metric, no level) ranks below every level.
+LEVEL_RANK = {"": 0, **{level: rank for rank, level in enumerate(LEVELS, start=1)}}
 TRAIL_LIMIT = 5000
 # The deepest result either backend pages to (Elasticsearch's index.max_result_window for from + size).
 MAX_RESULT_WINDOW = 10_000
