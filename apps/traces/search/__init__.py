@@ -1,6 +1,7 @@
 """Trace search behind one interface: Elasticsearch when configured, else the database.
 
-Only `elasticsearch.py` in this package imports the Elasticsearch client (and one index command).
+Only `elasticsearch.py` in this package imports the Elasticsearch client; everything else, management
+commands included, goes through `get_trace_backend()`.
 """
 
 from functools import cache
