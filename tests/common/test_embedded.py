@@ -39,6 +39,9 @@ series = {
         "filter": "region=eu", "from": "2026-11-23T00:00:00Z", "to": "2026-11-30T00:00:00Z"}).json()
     for measure, interval in (("count", "day"), ("unique_users", "week"), ("sum:n", "hour"))
 }
+users = client.get("/api/v1/metrics/series", {
+    "event": "search_made", "measure": "unique_users", "interval": "day",
+    "from": "2026-11-23T00:00:00Z", "to": "2026-11-30T00:00:00Z"}).json()["series"]
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"], "eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "backend": settings.TRACE_BACKEND, "ingest": ingest.json(), "again": again.json(),
@@ -47,6 +50,7 @@ print(json.dumps({
     "trail": [(e["type"], e["level"]) for e in trail["events"]],
     "series": {measure: {s["name"]: sum(p["v"] for p in s["points"]) for s in answer["series"]}
                for measure, answer in series.items()},
+    "users": [(s["kind"], s["estimate"], sum(p["v"] for p in s["points"])) for s in users],
 }))
 """
 
@@ -74,6 +78,8 @@ def test_ingest_aggregate_and_search_without_any_server(tmp_path):
         "unique_users": {"gateway": 1},
         "sum:n": {"gateway": 2},
     }
+    # From the rollups: exact on SQLite (user rows), not an estimate.
+    assert result["users"] == [["total", False, 1]]
 
 
 SETUP = r"""
