@@ -14,8 +14,9 @@
 
 What a series is lives in `kind`, never in its name: a property whose value is "other" is a "value".
 
-Groups are ranked in SQL before any bucket is read, so only the top N and the rest are ever laid out, and
-a query whose series × buckets exceed MAX_POINTS is refused with a message.
+A property breakdown's groups are ranked in SQL before any bucket is read, so only the top N and the rest
+are laid out (services, stages and events are few: one query reads them all); a query whose series ×
+buckets exceed MAX_POINTS is refused with a message.
 
 Sources: count, sum and avg come from `RollupCount`/`RollupNumeric`; unique users from the union of
 `RollupSketch` HyperLogLog sketches on PostgreSQL (an estimate: such series say `estimate=True`) and from
@@ -284,25 +285,56 @@ def _series_over(
                 TOTAL, _points(bucket_list, columns.get(TOTAL), source.measure, size), TOTAL, source.sketches
             )
         ]
-    if names is None:
-        names, with_rest = _ranked_groups(rows, source, source.query.top_n)
     group = source.group_expression()
-    columns = (
-        _columns(
-            rows.alias(group_value=group).filter(group_value__in=names), source, start, size, grouped=True
-        )
-        if names
-        else {}
-    )
+    if source.raw:
+        # A property may have thousands of values: rank them in SQL, then read only the top N and the rest.
+        if names is None:
+            names, with_rest = _ranked_groups(rows, source, source.query.top_n)
+        columns = {}
+        if names:
+            top_rows = rows.alias(group_value=group).filter(group_value__in=names)
+            columns = _columns(top_rows, source, start, size, grouped=True)
+        rest = None
+        if with_rest:
+            rest_rows = rows.alias(group_value=group).exclude(group_value__in=names) if names else rows
+            rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
+    else:
+        # Services, stages and events are few: one query reads every group, ranked and folded here.
+        columns = _columns(rows, source, start, size, grouped=True)
+        if names is None:
+            names = _ranked_in_python(columns, source)[: source.query.top_n]
+            with_rest = len(columns) > len(names)
+        others = [name for name in columns if name not in names]
+        rest = None
+        if with_rest and others and source.measure == "unique_users":
+            # The users of several groups do not add up: the union of their sketches (or rows) is asked.
+            rest_rows = rows.alias(group_value=group).exclude(group_value__in=names)
+            rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
+        elif with_rest:
+            rest = _folded([columns[name] for name in others], size)
     out = [
         Series(name, _points(bucket_list, columns.get(name), source.measure, size), "value", source.sketches)
         for name in names
     ]
     if with_rest:
-        rest_rows = rows.alias(group_value=group).exclude(group_value__in=names) if names else rows
-        rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
         out.append(Series(OTHER, _points(bucket_list, rest, source.measure, size), "rest", source.sketches))
     return out
+
+
+def _ranked_in_python(columns: dict[str, _Column], source: _Source) -> list[str]:
+    """Return the groups by their total over the range, largest first, ties by name (as _ranked_groups)."""
+    part = _PARTS[source.rank_part()][0]
+    totals = {name: sum(getattr(column, part)) for name, column in columns.items()}
+    return sorted(totals, key=lambda name: (-totals[name], name))
+
+
+def _folded(columns: list[_Column], size: int) -> _Column:
+    """Return the sum of additive columns (counts and sums), bucket by bucket."""
+    rest = _Column.empty(size)
+    for column in columns:
+        rest.count = [a + b for a, b in zip(rest.count, column.count, strict=True)]
+        rest.total = [a + b for a, b in zip(rest.total, column.total, strict=True)]
+    return rest
 
 
 def _points(buckets: list[datetime], column: _Column | None, measure: str, size: int) -> list:
