@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 from elastic_transport import TransportError
 from elasticsearch import Elasticsearch, helpers
@@ -52,6 +53,21 @@ def _unavailable(exc: Exception) -> BackendUnavailable:
     return BackendUnavailable(redact_text(f"{settings.ELASTICSEARCH_URL}: {exc}"))
 
 
+def _encoding_with_orjson(serializer: Any) -> Any:
+    """Return `serializer` with its encoding done by orjson, several times faster than the json module
+    (bulk bodies are most of what the pipeline sends); what orjson refuses (an integer beyond 64 bits in
+    a property) is encoded as before. Decoding is left alone: orjson reads such integers as floats."""
+
+    class OrjsonEncoding(type(serializer)):
+        def json_dumps(self, data: Any) -> bytes:
+            try:
+                return orjson.dumps(data, default=self.default)
+            except orjson.JSONEncodeError:
+                return super().json_dumps(data)
+
+    return OrjsonEncoding()
+
+
 def es_client() -> Elasticsearch:
     """Return the process-wide Elasticsearch client for the configured URL (created on first use)."""
     # Keyed by URL so that a changed setting (tests, a re-pointed cluster) never reuses a stale client.
@@ -69,8 +85,13 @@ def es_client() -> Elasticsearch:
         options["api_key"] = settings.ELASTICSEARCH_API_KEY
     if settings.ELASTICSEARCH_CA_CERTS:
         options["ca_certs"] = settings.ELASTICSEARCH_CA_CERTS
-    connections.create_connection(alias=alias, hosts=[settings.ELASTICSEARCH_URL], **options)
-    return connections.get_connection(alias)
+    client = connections.create_connection(alias=alias, hosts=[settings.ELASTICSEARCH_URL], **options)
+    # elasticsearch-dsl chooses the serializers itself, so their encoding is swapped on the transport.
+    serializers = client.transport.serializers.serializers
+    for mimetype, serializer in list(serializers.items()):
+        if "json" in mimetype:
+            serializers[mimetype] = _encoding_with_orjson(serializer)
+    return client
 
 
 class EventDocument(Document):
