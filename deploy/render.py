@@ -4,8 +4,8 @@
     python3 deploy/render.py --prefix /opt/skywatch --user skywatch --server-name portal.example.com \\
         --out build/deploy
 
-writes build/deploy/systemd/*.service, *.target, build/deploy/nginx/skywatch.conf and build/deploy/skywatch.env
-(with a fresh SECRET_KEY, mode 0600). Standard library only: it runs before any virtualenv exists.
+writes build/deploy/systemd/ (units), build/deploy/nginx/skywatch.conf and build/deploy/skywatch.env (with a
+fresh SECRET_KEY, mode 0600). Standard library only: it runs before any virtualenv exists.
 
 A template names a value as @NAME@. A line holding a list-valued placeholder (the listen addresses) is
 repeated once per value. Every placeholder must be known and every one is replaced, or rendering fails.
@@ -33,7 +33,7 @@ SYSTEMD_UNITS = (
 NGINX_SITE = "skywatch.conf"
 ENV_FILE = "skywatch.env"
 
-# Time budgets, from the shortest wait to the longest; tests/deploy checks that each stays above the one before.
+# Time budgets, shortest wait first; tests/deploy checks that each stays above the one before.
 # nginx: probes answer fast or the machine is taken out; pages and the ingestion API within 30 s; charts and
 # the series API read rollups over long ranges (and CSV downloads), so only they may take 2 minutes.
 PROBE_READ_SECONDS = 15
