@@ -98,3 +98,59 @@ def read_env_file(path: Path) -> dict[str, str]:
             name, _, value = line.partition("=")
             values[name] = value
     return values
+
+
+def unit_environment(unit, env_file: Path | None = None, **overrides: str) -> dict[str, str]:
+    """Return the environment systemd would give the unit's command (a clean one: PATH and LANG, the unit's
+    Environment=, then the env file), with a test's overrides on top."""
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **unit.default_environment()}
+    if env_file is not None:
+        env.update(read_env_file(env_file))
+    env.update(overrides)
+    return env
+
+
+def service_overrides(**more: str) -> dict[str, str]:
+    """Return the test run's service URLs in place of the env file's <placeholders>."""
+    values = {
+        "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", ""),
+        "ELASTICSEARCH_URL": os.environ.get("ELASTICSEARCH_URL", ""),
+        "ELASTICSEARCH_INDEX_PREFIX": os.environ.get("ELASTICSEARCH_INDEX_PREFIX", "obs-events"),
+        # One process per test: its memory is the cache (the broker's Redis database stays the broker's).
+        "CACHE_URL": "",
+    }
+    values.update(more)
+    return values
+
+
+def start_unit(unit, env: dict[str, str], log_path: Path, key: str = "ExecStart") -> subprocess.Popen:
+    """Start the unit's command as systemd would (its working directory, this environment), in a session of
+    its own so a test can clean up every process it left."""
+    log = open(log_path, "wb")  # the child holds it; closed here at once
+    try:
+        return subprocess.Popen(
+            unit.command(key, env),
+            cwd=unit.value("Service", "WorkingDirectory"),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def stop_main_process(process: subprocess.Popen, timeout: float) -> int:
+    """Send SIGTERM to the main process only (KillMode=mixed) and return its exit code; SIGKILL the session
+    and fail when it does not exit in time."""
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        pytest.fail(f"{process.args[0]} did not stop within {timeout}s of SIGTERM")
