@@ -127,6 +127,11 @@ def service_overrides(**more: str) -> dict[str, str]:
 def start_unit(unit, env: dict[str, str], log_path: Path, key: str = "ExecStart") -> subprocess.Popen:
     """Start the unit's command as systemd would (its working directory, this environment), in a session of
     its own so a test can clean up every process it left."""
+    for name in unit.values("Service", "RuntimeDirectory"):
+        # systemd makes it (under /run) and names it in $RUNTIME_DIRECTORY; here beside the log.
+        runtime = log_path.parent / "run" / name
+        runtime.mkdir(parents=True, exist_ok=True)
+        env = {**env, "RUNTIME_DIRECTORY": str(runtime)}
     log = open(log_path, "wb")  # the child holds it; closed here at once
     try:
         return subprocess.Popen(

@@ -93,10 +93,13 @@ def test_services_run_unprivileged_and_hardened(rendered, name):
     assert unit.value("Service", "EnvironmentFile") == str(rendered[render.ENV_FILE])
     for key, value in HARDENING.items():
         assert unit.value("Service", key) == value, key
-    # Nothing is writable but the beat schedule's state directory.
+    # Nothing is writable but beat's state directory (its schedule) and gunicorn's runtime one (its control
+    # socket), both made by systemd for the unit.
     assert not unit.values("Service", "ReadWritePaths")
     state = unit.values("Service", "StateDirectory")
     assert state == (["skywatch"] if name == "skywatch-beat.service" else [])
+    runtime = unit.values("Service", "RuntimeDirectory")
+    assert runtime == (["skywatch-web"] if name == "skywatch-web.service" else [])
     if name != "skywatch-migrate.service":
         assert unit.value("Service", "Restart") == "on-failure"
         assert unit.value("Install", "WantedBy") == "skywatch.target"
@@ -222,6 +225,8 @@ def test_the_web_unit_serves_and_tells_systemd_it_is_ready(tmp_path):
         except TimeoutError:
             pytest.fail("no sd_notify message:\n" + (tmp_path / "web.log").read_text())
         assert "READY=1" in message
+        control = tmp_path / "run" / "skywatch-web" / "gunicorn.ctl"
+        wait_for(control.exists, timeout=10, message="gunicorn's control socket in its RuntimeDirectory")
         url = f"http://127.0.0.1:{port}/healthz"
         assert requests.get(url, headers={"Host": "portal.example.com"}, timeout=10).status_code == 200
 
