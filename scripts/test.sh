@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-chromium.sh
+scripts/ensure-test-tools.sh
 eval "$(scripts/services.sh start)"
 
 # Tests use their own Redis database and index prefix, so a developer's running portal is left alone.
