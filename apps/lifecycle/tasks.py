@@ -1,4 +1,5 @@
-"""Daily retention and, before it, the archive of what retention is about to drop (run by Celery beat)."""
+"""Daily retention and, before it, the archive of what retention is about to drop (run by Celery beat); the
+units of a replay, taken by any worker."""
 
 from dataclasses import asdict
 from datetime import date
@@ -7,6 +8,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import archive
+from .archive_layout import Archive
+from .replay import row_group_replay
 from .services import retention_apply
 
 
@@ -35,3 +38,14 @@ def archive_day(day: str) -> dict:
     result = archive.day_archive(archive=target, day=date.fromisoformat(day))
     return {**asdict(result), "day": day}
 
+
+@shared_task(
+    name="lifecycle.replay_row_group",
+    acks_late=True,
+    ignore_result=False,  # the replay command adds up the units' outcomes
+    time_limit=900,
+    soft_time_limit=840,
+)
+def replay_row_group(archive_url: str, path: str, row_group: int) -> dict:
+    """Replay one row group of an archived file. Idempotent: events already stored are left as they are."""
+    return row_group_replay(archive=Archive.at(archive_url), path=path, row_group=row_group).as_json()
