@@ -52,4 +52,4 @@ class Command(BaseCommand):
             + (f" ({rows / seconds:,.0f} rows/s)" if seconds > 0 and rows else "")
         )
         if failed:
-            raise CommandError(f"{len(failed)} days not archived (named above); their files are untouched")
+            raise CommandError(f"days not archived: {len(failed)} (named above); their files are untouched")
