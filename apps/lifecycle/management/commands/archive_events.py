@@ -6,9 +6,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.lifecycle.archive import ArchiveError, day_archive, days_with_events
-from apps.lifecycle.archive_layout import Archive
 
-from ._archive_args import parse_day
+from ._archive_args import open_archive, parse_day
 
 
 class Command(BaseCommand):
@@ -28,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, before: str, target: str, since: str | None, **options) -> None:
         end = parse_day(before, "--before")
         start = parse_day(since, "--from") if since else None
-        archive = Archive.at(target)
+        archive = open_archive(target)
         began = time.monotonic()
         days = rows = 0
         failed: list[str] = []

@@ -6,11 +6,10 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.lifecycle.archive_layout import Archive
 from apps.lifecycle.replay import ReplayOutcome, ReplayPlan, replay_plan, row_group_replay
 from apps.lifecycle.tasks import replay_row_group
 
-from ._archive_args import parse_day
+from ._archive_args import open_archive, parse_day
 
 SHOWN_REASONS = 20
 
@@ -45,7 +44,7 @@ class Command(BaseCommand):
         after = parse_day(end, "--to") if end else None
         if first and after and after <= first:
             raise CommandError("--to must be after --from")
-        archive = Archive.at(directory)
+        archive = open_archive(directory, must_exist=True)
         plan = replay_plan(archive=archive, start=first, end=after, services=service)
         self.stdout.write(
             f"replaying {len(plan.files)} files of {archive.url}: {len(plan.units)} row groups, "
