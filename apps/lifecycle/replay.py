@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 # Rows per INSERT: a batch's worth, as at ingestion.
 INSERT_BATCH = 1000
+# Distinct refusal reasons kept per unit (reasons quote values: a bad file could make one per row).
+MAX_REASONS = 100
+OTHER_REASONS = "(other reasons)"
 # The archive's columns with nulls allowed: files written by other tools are read, and their nulls refused
 # row by row rather than the whole file.
 _READABLE = pa.schema([f.with_nullable(True) for f in SCHEMA])
@@ -173,7 +176,7 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
         outcome.rows_read += 1
         stored_row, reason = _conformed(row)
         if stored_row is None:
-            refused[reason] += 1
+            refused[reason if reason in refused or len(refused) < MAX_REASONS else OTHER_REASONS] += 1
             continue
         identity = (stored_row[1], stored_row[0])
         if identity in seen:  # one event twice in the archive: stored once
