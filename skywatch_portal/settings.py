@@ -206,6 +206,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PIPELINE_SWEEP_INTERVAL_SECONDS),
     },
     "apply-retention": {"task": "lifecycle.apply_retention", "schedule": 24 * 3600.0},
+    # Archives the days retention drops within two days (nothing to do while ARCHIVE_DIR is unset).
+    "archive-events": {"task": "lifecycle.archive_due", "schedule": 24 * 3600.0},
 }
 
 # --- Pipeline: chunks of events per task; the sweeper's grace period; attempts before dead-lettering.
@@ -217,6 +219,9 @@ PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
 # --- Data lifecycle: raw events and search indices are deleted after these ages; rollups stay.
 RETENTION_RAW_DAYS = env_int("RETENTION_RAW_DAYS", 90)
 RETENTION_INDEX_DAYS = env_int("RETENTION_INDEX_DAYS", 30)
+# Raw events as Parquet before retention drops them: a directory, or an fsspec URL (s3://bucket/prefix, with
+# s3fs installed). Set, retention deletes only days the archive holds. Unset (the default): no archive.
+ARCHIVE_DIR = os.environ.get("ARCHIVE_DIR", "")
 
 # --- Elasticsearch: trace search on Elasticsearch when ELASTICSEARCH_URL is set, else on the database.
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")

@@ -1,6 +1,7 @@
 """Data leaves when it must: retention by age, and purging one user everywhere.
 
-Rollups outlive raw events (they hold no user data but unique-user rows, which a purge removes).
+Rollups outlive raw events (they hold no user data but unique-user rows, which a purge removes). With
+ARCHIVE_DIR set, raw events leave only once the archive holds them (apps/lifecycle/archive.py).
 """
 
 import logging
@@ -21,6 +22,8 @@ from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.traces.search import get_trace_backend
 
+from .archive import retention_scope
+
 logger = logging.getLogger(__name__)
 DELETE_BATCH = 5000
 
@@ -32,12 +35,17 @@ class RetentionReport:
     raw_events_deleted: int = 0
     raw_events_kept_unprocessed: int = 0
     indices_dropped: list[str] = field(default_factory=list)
+    # Days kept because ARCHIVE_DIR is set and the archive does not hold them as they are (YYYY-MM-DD).
+    raw_days_not_archived: list[str] = field(default_factory=list)
+    raw_events_kept_unarchived: int = 0
 
 
 def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     """Delete raw events older than RETENTION_RAW_DAYS and search indices older than RETENTION_INDEX_DAYS.
 
-    Events not yet aggregated are kept (deleting them would lose them from the rollups) and counted.
+    Events not yet aggregated are kept (deleting them would lose them from the rollups) and counted. With
+    ARCHIVE_DIR set, so is every UTC day the archive does not hold as it is (beat archives days before
+    they are due; a day refused here is archived by its next run and deleted by the next retention).
     """
     now = now or timezone.now()
     report = RetentionReport(
@@ -47,12 +55,25 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     report.indices_dropped = get_trace_backend().drop_before(report.index_cutoff)
     old = RawEvent.objects.filter(timestamp__lt=report.raw_cutoff)
     done = old.done_with_aggregation()
+    archived = retention_scope(before=report.raw_cutoff)
+    if archived is not None:
+        done = done.filter(archived.held)
+        report.raw_days_not_archived = [day.isoformat() for day in archived.not_archived]
     while True:  # in batches: one huge DELETE would hold locks and bloat the transaction
         ids = list(done.values_list("pk", flat=True)[:DELETE_BATCH])
         if not ids:
             break
         report.raw_events_deleted += RawEvent.objects.filter(pk__in=ids).delete()[0]
-    report.raw_events_kept_unprocessed = old.count()
+    report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
+    if archived is not None:
+        report.raw_events_kept_unarchived = old.done_with_aggregation().count()
+    if report.raw_days_not_archived:
+        logger.warning(
+            "retention kept %d raw events of %d days the archive does not hold: %s",
+            report.raw_events_kept_unarchived,
+            len(report.raw_days_not_archived),
+            ", ".join(report.raw_days_not_archived),
+        )
     logger.info("retention: %s", report)
     return report
 

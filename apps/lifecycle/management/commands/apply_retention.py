@@ -16,6 +16,11 @@ class Command(BaseCommand):
             f"({settings.RETENTION_RAW_DAYS} days): {report.raw_events_deleted} deleted, "
             f"{report.raw_events_kept_unprocessed} kept because not yet processed"
         )
+        if report.raw_days_not_archived:
+            self.stdout.write(
+                f"kept {report.raw_events_kept_unarchived} raw events of days the archive at "
+                f"{settings.ARCHIVE_DIR} does not hold yet: {', '.join(report.raw_days_not_archived)}"
+            )
         dropped = ", ".join(report.indices_dropped) or "none"
         self.stdout.write(
             f"search indices before {report.index_cutoff:%Y-%m-%d} "

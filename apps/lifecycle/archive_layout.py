@@ -1,0 +1,248 @@
+"""The archive's format: an explicit Arrow schema and the Hive layout every engine reads,
+`<root>/date=YYYY-MM-DD/service=<name>/part-0.parquet`, on whatever filesystem fsspec finds behind a path
+or URL (local disk here; `s3://…` once s3fs is installed, which this project does not pin or test).
+
+Files are written under a dot-name and renamed into place, so a reader never meets half a file; engines
+skip names that begin with `.` or `_` (the day's `_archive.json` marker too).
+"""
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, unquote
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMAT_VERSION = 1
+PART_NAME = "part-0.parquet"
+MARKER_NAME = "_archive.json"
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+
+def _text(name: str) -> pa.Field:
+    return pa.field(name, pa.string(), nullable=False)
+
+
+# One row per raw event: every canonical field as stored, JSON as text, and whether it was in the rollups.
+SCHEMA = pa.schema(
+    [
+        _text("event_id"),
+        _text("service"),
+        _text("stage"),
+        _text("type"),
+        _text("event"),
+        pa.field("timestamp", UTC_MICROS, nullable=False),
+        pa.field("received_at", UTC_MICROS, nullable=False),
+        _text("user_id"),
+        _text("correlation_id"),
+        _text("level"),
+        _text("message"),
+        _text("properties"),  # a JSON object, keys sorted
+        _text("notes"),  # a JSON array of what conform changed, in words
+        _text("ingest_node"),
+        # Counted in the rollups when archived: replay keeps it so, and never counts it again.
+        pa.field("aggregated", pa.bool_(), nullable=False),
+    ],
+    metadata={"skywatch.archive.version": str(FORMAT_VERSION)},
+)
+COLUMNS = tuple(SCHEMA.names)
+# Writer options are fixed: the same rows in the same order give the same bytes (pyarrow's version is
+# pinned; its name is in each file's `created_by`).
+# Page checksums let a reader tell a damaged page from data.
+WRITE_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "version": "2.6",
+    "write_statistics": True,
+    "write_page_checksum": True,
+}
+
+# The database fields an archive row is made of, in this order (`id` first: not archived, but counted).
+DATABASE_FIELDS = (
+    "id",
+    "event_id",
+    "service",
+    "stage",
+    "type",
+    "event",
+    "timestamp",
+    "received_at",
+    "user_id",
+    "correlation_id",
+    "level",
+    "message",
+    "properties",
+    "notes",
+    "ingest_node",
+    "aggregated_at",
+)
+
+ArchiveRow = tuple[Any, ...]  # values in COLUMNS order
+# Rows of a file are in time order, then by event ID (said in the footer, for engines that use it).
+SORTING = [pq.SortingColumn(COLUMNS.index("timestamp")), pq.SortingColumn(COLUMNS.index("event_id"))]
+
+
+def json_text(value: Any) -> str:
+    """Return JSON text with sorted keys and no spaces: one spelling for one value."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def archive_row(values: Sequence[Any]) -> ArchiveRow:
+    """Return the archive row of a raw event read as DATABASE_FIELDS."""
+    (_, event_id, service, stage, kind, event, timestamp, received_at, user_id, cid, level, message) = values[
+        :12
+    ]
+    properties, notes, ingest_node, aggregated_at = values[12:]
+    return (
+        str(event_id),
+        service,
+        stage,
+        kind,
+        event,
+        timestamp,
+        received_at,
+        user_id,
+        cid,
+        level,
+        message,
+        json_text(properties if properties is not None else {}),
+        json_text(notes if notes is not None else []),
+        ingest_node,
+        aggregated_at is not None,
+    )
+
+
+def sort_key(row: ArchiveRow) -> tuple[datetime, str]:
+    """Return a row's place in its file (SORTING): the same rows always make the same file."""
+    return row[5], row[0]
+
+
+def record_batch(rows: Sequence[ArchiveRow]) -> pa.RecordBatch:
+    columns = zip(*rows, strict=True) if rows else [()] * len(COLUMNS)
+    arrays = [pa.array(list(values), type=f.type) for values, f in zip(columns, SCHEMA, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+def batch_rows(batch: pa.RecordBatch | pa.Table) -> Iterator[ArchiveRow]:
+    """Yield a batch's rows as tuples in COLUMNS order."""
+    yield from zip(*(batch.column(name).to_pylist() for name in COLUMNS), strict=True)
+
+
+def day_range(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def service_segment(service: str) -> str:
+    """Return `service=<name>` with anything unsafe in a path percent-encoded (engines decode it)."""
+    return "service=" + quote(service, safe="")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """An archive directory: `fs` is its fsspec filesystem, `root` its path there, `url` as given."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+    url: str
+
+    @classmethod
+    def at(cls, url: str) -> "Archive":
+        """Return the archive at a local directory or an fsspec URL (`s3://bucket/prefix`)."""
+        fs, root = fsspec.core.url_to_fs(url)
+        root = root.rstrip("/") or "/"
+        # A local directory by its absolute path: a worker elsewhere in the tree finds the same one.
+        return cls(fs=fs, root=root, url=url if "://" in url else root)
+
+    def day_dir(self, day: date) -> str:
+        return f"{self.root}/date={day:%Y-%m-%d}"
+
+    def part_path(self, day: date, service: str) -> str:
+        return f"{self.day_dir(day)}/{service_segment(service)}/{PART_NAME}"
+
+    def days(self) -> list[date]:
+        """Return the days the archive holds, oldest first (directories named `date=YYYY-MM-DD`)."""
+        if not self.fs.exists(self.root):
+            return []
+        found = []
+        for path in self.fs.ls(self.root, detail=False):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("date="):
+                try:
+                    found.append(date.fromisoformat(name[5:]))
+                except ValueError:
+                    continue
+        return sorted(found)
+
+    def service_files(self, day: date) -> dict[str, list[str]]:
+        """Return a day's Parquet files by service (decoded from `service=<name>`), names sorted."""
+        day_dir = self.day_dir(day)
+        if not self.fs.exists(day_dir):
+            return {}
+        files: dict[str, list[str]] = {}
+        for path in sorted(self.fs.ls(day_dir, detail=False)):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if not name.startswith("service=") or not self.fs.isdir(path):
+                continue
+            parts = sorted(
+                p
+                for p in self.fs.ls(path, detail=False)
+                if p.rsplit("/", 1)[-1].endswith(".parquet") and p.rsplit("/", 1)[-1][0] not in "._"
+            )
+            if parts:
+                files[unquote(name[len("service=") :])] = parts
+        return files
+
+    def write_atomically(self, path: str, write: Callable[[str], None]) -> None:
+        """Call `write(temporary_path)`, then rename the result to `path` (no half file, ever)."""
+        directory, name = path.rsplit("/", 1)
+        self.fs.makedirs(directory, exist_ok=True)
+        temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            write(temporary)
+            self.fs.mv(temporary, path)
+        finally:
+            if self.fs.exists(temporary):
+                self.fs.rm_file(temporary)
+
+    def write_parquet(self, path: str, batches: Iterable[pa.RecordBatch]) -> int:
+        """Write record batches (one row group each) to `path` atomically; return the rows written."""
+        written = 0
+
+        def write(temporary: str) -> None:
+            nonlocal written
+            with pq.ParquetWriter(
+                temporary, SCHEMA, filesystem=self.fs, sorting_columns=SORTING, **WRITE_OPTIONS
+            ) as writer:
+                for batch in batches:
+                    writer.write_batch(batch, row_group_size=max(batch.num_rows, 1))
+                    written += batch.num_rows
+
+        self.write_atomically(path, write)
+        return written
+
+    def parquet_file(self, path: str) -> pq.ParquetFile:
+        """Open a Parquet file of the archive (reads its footer; raises on a file that is not Parquet)."""
+        return pq.ParquetFile(path, filesystem=self.fs, page_checksum_verification=True)
+
+    def read_marker(self, day: date) -> dict[str, Any] | None:
+        """Return the day's marker (what was archived, up to which row, when), or None when absent."""
+        path = f"{self.day_dir(day)}/{MARKER_NAME}"
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as handle:
+            return json.loads(handle.read())
+
+    def write_marker(self, day: date, marker: dict[str, Any]) -> None:
+        text = json.dumps(marker, indent=2, sort_keys=True).encode()
+
+        def write(temporary: str) -> None:
+            with self.fs.open(temporary, "wb") as handle:
+                handle.write(text)
+
+        self.write_atomically(f"{self.day_dir(day)}/{MARKER_NAME}", write)

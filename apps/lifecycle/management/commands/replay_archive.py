@@ -1,0 +1,163 @@
+"""`manage.py replay_archive <directory> [--from --to --service]`: archived events back through conform and
+into storage, a Celery task per row group (run here, one after the other, in the embedded mode)."""
+
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.lifecycle.replay import ReplayOutcome, ReplayPlan, replay_plan, row_group_replay
+from apps.lifecycle.tasks import replay_row_group
+
+from ._archive_args import open_archive, parse_day
+
+SHOWN_REASONS = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Replay archived events: conform each again and store those not already stored, keeping their "
+        "received time, notes and whether they were counted in the rollups (so nothing is counted twice). "
+        "A file that cannot be read is named and skipped; the rest replays."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", help="archive directory or URL")
+        parser.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (UTC)")
+        parser.add_argument("--to", dest="end", help="day after the last, YYYY-MM-DD (exclusive)")
+        parser.add_argument("--service", action="append", default=[], help="only this service (repeatable)")
+        parser.add_argument("--no-wait", action="store_true", help="queue the row groups and return")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the workers")
+
+    def handle(
+        self,
+        *args,
+        directory: str,
+        start: str | None,
+        end: str | None,
+        service: list[str],
+        no_wait: bool,
+        timeout: float,
+        **options,
+    ) -> None:
+        first = parse_day(start, "--from") if start else None
+        after = parse_day(end, "--to") if end else None
+        if first and after and after <= first:
+            raise CommandError("--to must be after --from")
+        archive = open_archive(directory, must_exist=True)
+        plan = replay_plan(archive=archive, start=first, end=after, services=service)
+        self.stdout.write(
+            f"replaying {len(plan.files)} files of {archive.url}: {len(plan.units)} row groups, "
+            f"{plan.rows:,} rows"
+        )
+        outcome = ReplayOutcome(unreadable=dict(plan.unreadable))
+        began = time.monotonic()
+        progress = _Progress(self, plan)
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            for unit in plan.units:
+                outcome.add(row_group_replay(archive=archive, path=unit.path, row_group=unit.row_group))
+                progress.update(unit.rows)
+        else:
+            queued = [
+                (unit, replay_row_group.delay(archive.url, unit.path, unit.row_group)) for unit in plan.units
+            ]
+            if no_wait:
+                self.stdout.write(f"queued {len(queued)} row groups; each task logs what it stored")
+                return
+            self._wait(queued, outcome, progress, timeout)
+        progress.finish()
+        self._summarise(plan, outcome, time.monotonic() - began)
+        if outcome.unreadable:
+            raise CommandError(
+                f"{len(outcome.unreadable)} files or row groups could not be read (named above); "
+                "everything else was replayed"
+            )
+
+    def _wait(self, queued, outcome: ReplayOutcome, progress: "_Progress", timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while queued:
+            waiting = []
+            for unit, result in queued:
+                if not result.ready():
+                    waiting.append((unit, result))
+                    continue
+                try:
+                    outcome.add(ReplayOutcome.from_json(result.get()))
+                except Exception as exc:  # the task failed: named like an unreadable file, the rest goes on
+                    outcome.unreadable[f"{unit.path} (row group {unit.row_group})"] = (
+                        f"task failed: {type(exc).__name__}: {exc}"[:500]
+                    )
+                result.forget()
+                progress.update(unit.rows)
+            queued = waiting
+            if not queued:
+                return
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"timed out with {len(queued)} row groups unfinished; the queued tasks keep running on "
+                    "the workers (a second replay stores nothing twice)"
+                )
+            time.sleep(0.5)
+            progress.tick()
+
+    def _summarise(self, plan: ReplayPlan, outcome: ReplayOutcome, seconds: float) -> None:
+        rate = f" ({outcome.rows_read / seconds:,.0f} rows/s)" if seconds > 0 and outcome.rows_read else ""
+        self.stdout.write(
+            f"replayed {len(plan.files)} files ({len(plan.units)} row groups) in {seconds:.1f} s: "
+            f"{outcome.rows_read:,} rows read, {outcome.stored:,} stored, "
+            f"{outcome.already_there:,} already there, {outcome.refused_rows:,} refused{rate}"
+        )
+        if outcome.stored:
+            self.stdout.write(
+                "  stored events go through the pipeline: indexed, and counted if they never were"
+            )
+        if outcome.refused:
+            self.stdout.write("  refused, by reason:")
+            reasons = sorted(outcome.refused.items(), key=lambda item: (-item[1], item[0]))
+            for reason, count in reasons[:SHOWN_REASONS]:
+                self.stdout.write(f"    {count:>8,}  {reason}")
+            if len(reasons) > SHOWN_REASONS:
+                self.stdout.write(f"    … and {len(reasons) - SHOWN_REASONS} other reasons")
+        for name, reason in sorted(outcome.unreadable.items()):
+            self.stderr.write(f"  skipped, cannot be read: {name}: {reason}")
+
+
+class _Progress:
+    """A progress bar on a terminal; elsewhere (logs, pipes) a line every few seconds."""
+
+    WIDTH = 30
+    EVERY_SECONDS = 10.0
+
+    def __init__(self, command: BaseCommand, plan: ReplayPlan) -> None:
+        self.out = command.stdout
+        self.total_units, self.total_rows = len(plan.units), plan.rows
+        self.units = self.rows = 0
+        self.began = self.last = time.monotonic()
+        self.tty = hasattr(self.out, "isatty") and self.out.isatty()
+
+    def update(self, rows: int) -> None:
+        self.units += 1
+        self.rows += rows
+        self.tick()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.tty:
+            done = int(self.WIDTH * self.units / self.total_units) if self.total_units else self.WIDTH
+            bar = "#" * done + "." * (self.WIDTH - done)
+            self.out.write(f"\r  [{bar}] {self.line(now)}", ending="")
+            self.out.flush()
+        elif now - self.last >= self.EVERY_SECONDS:
+            self.out.write(f"  {self.line(now)}")
+            self.last = now
+
+    def line(self, now: float) -> str:
+        seconds = max(now - self.began, 1e-9)
+        return (
+            f"{self.units}/{self.total_units} row groups, {self.rows:,}/{self.total_rows:,} rows, "
+            f"{self.rows / seconds:,.0f} rows/s"
+        )
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("")

@@ -1,0 +1,297 @@
+"""Replay an archive: archived events go back through conform and into storage, stored once whatever is
+already there, in units (one row group of one file) that any number of workers take.
+
+Identity is (service, event_id), as at ingestion: an event already stored is left untouched. A new row
+keeps what the archive says of it (received time, conform notes, ingest node) and whether it was counted
+in the rollups: counted events come back marked aggregated, since the rollups outlived them; the others
+wait for the pipeline like any new event. Every new row is announced (`events_stored`), so the pipeline
+indexes it and counts what was never counted: nothing is counted twice.
+"""
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+from django.db import transaction
+
+from apps.common.bulk import bulk_insert_json
+from apps.ingest.conform import SendContext, conform_event
+from apps.ingest.models import RawEvent
+from apps.ingest.signals import events_stored
+
+from .archive_layout import COLUMNS, SCHEMA, Archive, ArchiveRow, batch_rows
+
+logger = logging.getLogger(__name__)
+
+# Rows per INSERT: a batch's worth, as at ingestion.
+INSERT_BATCH = 1000
+# Distinct refusal reasons kept per unit (reasons quote values: a bad file could make one per row).
+MAX_REASONS = 100
+OTHER_REASONS = "(other reasons)"
+# The archive's columns with nulls allowed: files written by other tools are read, and their nulls refused
+# row by row rather than the whole file.
+_READABLE = pa.schema([f.with_nullable(True) for f in SCHEMA])
+_INSERT_FIELDS = (
+    "event_id",
+    "service",
+    "stage",
+    "type",
+    "event",
+    "timestamp",
+    "received_at",
+    "user_id",
+    "correlation_id",
+    "level",
+    "message",
+    "properties",
+    "notes",
+    "ingest_node",
+    "aggregated_at",
+)
+
+
+@dataclass(frozen=True)
+class ReplayUnit:
+    """One task's work: a row group of an archived file."""
+
+    path: str
+    row_group: int
+    rows: int
+
+
+@dataclass
+class ReplayPlan:
+    files: list[str] = field(default_factory=list)
+    units: list[ReplayUnit] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # file -> why it is skipped
+
+    @property
+    def rows(self) -> int:
+        return sum(unit.rows for unit in self.units)
+
+
+@dataclass
+class ReplayOutcome:
+    """What a replay did; units' outcomes add up (plain JSON both ways, for task results)."""
+
+    rows_read: int = 0
+    stored: int = 0
+    already_there: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    unreadable: dict[str, str] = field(default_factory=dict)  # file (row group) -> why it was skipped
+
+    @property
+    def refused_rows(self) -> int:
+        return sum(self.refused.values())
+
+    def add(self, other: "ReplayOutcome") -> None:
+        self.rows_read += other.rows_read
+        self.stored += other.stored
+        self.already_there += other.already_there
+        self.refused = dict(Counter(self.refused) + Counter(other.refused))
+        self.unreadable.update(other.unreadable)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "stored": self.stored,
+            "already_there": self.already_there,
+            "refused": dict(self.refused),
+            "unreadable": dict(self.unreadable),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ReplayOutcome":
+        return cls(**data)
+
+
+def replay_plan(
+    *,
+    archive: Archive,
+    start: date | None = None,
+    end: date | None = None,
+    services: Collection[str] = (),
+) -> ReplayPlan:
+    """Return the units of the archive's files for days in [start, end) and the given services (all when
+    none are given). A file whose footer cannot be read, or that lacks the archive's columns, is listed as
+    unreadable by name and skipped."""
+    plan = ReplayPlan()
+    for day in archive.days():
+        if (start is not None and day < start) or (end is not None and day >= end):
+            continue
+        for service, paths in archive.service_files(day).items():
+            if services and service not in services:
+                continue
+            for path in paths:
+                plan.files.append(path)
+                try:
+                    parquet = archive.parquet_file(path)
+                    _check_columns(parquet.schema_arrow)
+                    metadata = parquet.metadata
+                except Exception as exc:  # corrupt or foreign: named in the summary, the rest replays
+                    plan.unreadable[path] = _reason(exc)
+                    continue
+                plan.units.extend(
+                    ReplayUnit(path=path, row_group=index, rows=metadata.row_group(index).num_rows)
+                    for index in range(metadata.num_row_groups)
+                )
+    return plan
+
+
+def row_group_replay(*, archive: Archive, path: str, row_group: int) -> ReplayOutcome:
+    """Replay one row group of an archived file; a row group that cannot be read is reported, not raised."""
+    outcome = ReplayOutcome()
+    try:
+        table = archive.parquet_file(path).read_row_group(row_group)
+        _check_columns(table.schema)
+        table = table.select(list(COLUMNS)).cast(_READABLE)
+    except Exception as exc:
+        outcome.unreadable[f"{path} (row group {row_group})"] = _reason(exc)
+        return outcome
+    for batch in table.to_batches(max_chunksize=INSERT_BATCH):
+        _replay_rows(list(batch_rows(batch)), outcome)
+    logger.info(
+        "replayed %s row group %d: %d read, %d stored, %d already there, %d refused",
+        path,
+        row_group,
+        outcome.rows_read,
+        outcome.stored,
+        outcome.already_there,
+        outcome.refused_rows,
+    )
+    return outcome
+
+
+def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
+    """Conform a batch of archived rows and store the new ones in one INSERT; announce them."""
+    refused: Counter[str] = Counter(outcome.refused)
+    to_store: list[tuple[Any, ...]] = []
+    seen: set[tuple[str, Any]] = set()
+    for row in rows:
+        outcome.rows_read += 1
+        stored_row, reason = _conformed(row)
+        if stored_row is None:
+            refused[reason if reason in refused or len(refused) < MAX_REASONS else OTHER_REASONS] += 1
+            continue
+        identity = (stored_row[1], stored_row[0])
+        if identity in seen:  # one event twice in the archive: stored once
+            outcome.already_there += 1
+            continue
+        seen.add(identity)
+        to_store.append(stored_row)
+    outcome.refused = dict(refused)
+    if not to_store:
+        return
+    stored_ids = bulk_insert_json(
+        RawEvent, _INSERT_FIELDS, to_store, conflict=("service", "event_id"), returning="id"
+    )
+    outcome.stored += len(stored_ids)
+    outcome.already_there += len(to_store) - len(stored_ids)
+    if stored_ids:
+        transaction.on_commit(lambda: _announce(stored_ids))
+
+
+def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
+    """Return the row to store for an archived row (through conform, as the service would have sent it),
+    or None and why it is refused."""
+    (
+        event_id,
+        service,
+        stage,
+        kind,
+        event,
+        timestamp,
+        received_at,
+        user_id,
+        correlation_id,
+        level,
+        message,
+        properties,
+        notes,
+        ingest_node,
+        aggregated,
+    ) = row
+    # Without these the event would change on the way in (a new ID each replay, the received time as its
+    # time): refused, not guessed.
+    for name, value in (("event_id", event_id), ("timestamp", timestamp), ("received_at", received_at)):
+        if not value:
+            return None, f"{name}: missing in the archive"
+    try:
+        properties = json.loads(properties) if properties else {}
+        notes = json.loads(notes) if notes else []
+    except ValueError as exc:
+        return None, f"properties or notes: not JSON text ({exc})"
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        return None, "notes: not a JSON array of text"
+    item: dict[str, Any] = {
+        "event_id": event_id,
+        "timestamp": timestamp.isoformat(),
+        "properties": properties,
+    }
+    # Empty values were defaults when stored: left out, conform makes them again (and notes nothing).
+    optional = (
+        ("type", kind),
+        ("event", event),
+        ("user_id", user_id),
+        ("correlation_id", correlation_id),
+        ("level", level),
+        ("message", message),
+    )
+    item.update((name, value) for name, value in optional if value)
+    # The archived service and stage, as if that service's own key sent the event when it was received.
+    context = SendContext(
+        service=service or "", stage=stage or "", can_forward=False, received_at=received_at
+    )
+    conformed = conform_event(item, context)
+    if not conformed.ok:
+        return None, "; ".join(f"{name}: {text}" for name, text in sorted(conformed.errors.items()))
+    canonical = conformed.event
+    return (
+        canonical["event_id"],
+        canonical["service"],
+        canonical["stage"],
+        canonical["type"],
+        canonical["event"],
+        canonical["timestamp"],
+        received_at,
+        canonical["user_id"],
+        canonical["correlation_id"],
+        canonical["level"],
+        canonical["message"],
+        canonical["properties"],
+        # What conform changes now is written down after what it changed then (nothing, for an archived
+        # canonical event).
+        notes + conformed.notes,
+        ingest_node or "",
+        # Counted in the rollups before it was archived: counted still. The archive keeps whether, not
+        # when; the received time is the earliest it can have been.
+        received_at if aggregated else None,
+    ), ""
+
+
+def _check_columns(schema: pa.Schema) -> None:
+    missing = [name for name in COLUMNS if name not in schema.names]
+    if missing:
+        raise ValueError(f"not a SkyWatch archive file: no column {', '.join(missing)}")
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _announce(stored_ids: list[int]) -> None:
+    """Hand replayed events to the pipeline (index them; count those never counted); a failure loses
+    nothing: the sweeper picks them up."""
+    try:
+        events_stored.send(sender=RawEvent, event_ids=stored_ids)
+    except Exception:
+        logger.warning(
+            "could not hand %d replayed events to the pipeline; the sweeper will pick them up",
+            len(stored_ids),
+            exc_info=True,
+        )

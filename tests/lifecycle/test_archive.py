@@ -1,0 +1,247 @@
+"""The archive's files (Hive layout, same bytes on every run) and beat's order: archive, then retention."""
+
+import hashlib
+import io
+import json
+from datetime import timedelta
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from apps.ingest.models import RawEvent
+from apps.lifecycle import archive, tasks
+from apps.lifecycle.archive_layout import SCHEMA, Archive
+from apps.lifecycle.services import retention_apply
+from apps.pipeline.services import process_chunk
+
+from .conftest import at
+
+pytestmark = pytest.mark.django_db
+
+
+def archive_all(archive_dir) -> str:
+    out = io.StringIO()
+    call_command(
+        "archive_events", "--before", f"{timezone.now():%Y-%m-%d}", "--to", str(archive_dir), stdout=out
+    )
+    return out.getvalue()
+
+
+def checksums(archive_dir) -> dict[str, str]:
+    return {
+        str(path.relative_to(archive_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(archive_dir.rglob("*.parquet"))
+    }
+
+
+def rows_of(path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+def test_rearchiving_writes_the_same_bytes_even_after_retention_and_replay(
+    old_events, archive_dir, inline, monkeypatch
+):
+    monkeypatch.setattr(archive, "ROW_GROUP_ROWS", 1)  # several row groups per file, boundaries included
+    archive_all(archive_dir)
+    written = checksums(archive_dir)
+    assert len(written) == 4
+    second_day = archive_dir / f"date={old_events[1]}" / "service=gateway" / "part-0.parquet"
+    assert pq.ParquetFile(second_day).metadata.num_row_groups == 2
+
+    archive_all(archive_dir)
+    assert checksums(archive_dir) == written
+
+    retention_apply()
+    assert not RawEvent.objects.exists()
+    archive_all(archive_dir)  # nothing left in the database: the archive is left as it is
+    assert checksums(archive_dir) == written
+
+    call_command("replay_archive", str(archive_dir), stdout=io.StringIO())
+    process_chunk(event_ids=list(RawEvent.objects.values_list("pk", flat=True)))
+    archive_all(archive_dir)  # the replayed rows are the archived ones, field for field
+    assert checksums(archive_dir) == written
+
+
+def test_the_archive_is_a_hive_dataset_any_engine_reads(old_events, archive_dir):
+    first, second = old_events
+    archive_all(archive_dir)
+
+    dataset = ds.dataset(str(archive_dir), format="parquet", partitioning="hive")
+    table = dataset.to_table()
+
+    assert table.num_rows == 5
+    assert {(str(row["date"]), row["service"]) for row in table.to_pylist()} == {
+        (first.isoformat(), "gateway"),
+        (first.isoformat(), "forecast"),
+        (first.isoformat(), "odd service/β"),
+        (second.isoformat(), "gateway"),
+    }
+    assert (archive_dir / f"date={first}" / "service=odd%20service%2F%CE%B2" / "part-0.parquet").exists()
+    odd = dataset.to_table(
+        filter=(ds.field("date") == first.isoformat()) & (ds.field("service") == "odd service/β")
+    )
+    [log] = odd.to_pylist()
+    assert (log["type"], log["level"], log["message"]) == ("log", "warning", "slow answer: 900 ms")
+    assert json.loads(log["notes"]) == ["event_id assigned by the server", "level 'WARN' read as warning"]
+
+    path = archive_dir / f"date={first}" / "service=gateway" / "part-0.parquet"
+    schema = pq.read_schema(path)
+    assert [(f.name, f.type, f.nullable) for f in schema] == [(f.name, f.type, f.nullable) for f in SCHEMA]
+    assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    [row] = rows_of(path)
+    assert json.loads(row["properties"]) == {"ms": 120, "region": "eu", "nested": {"a": [1.5, "x"], "b": 1}}
+    assert (row["aggregated"], row["ingest_node"], row["received_at"]) == (True, "node-a", at(first, 10, 5))
+    later = rows_of(archive_dir / f"date={second}" / "service=gateway" / "part-0.parquet")
+    assert [r["timestamp"] for r in later] == sorted(r["timestamp"] for r in later)
+
+
+def test_an_unreadable_archived_file_is_never_overwritten(old_events, archive_dir):
+    first, _ = old_events
+    archive_all(archive_dir)
+    broken = archive_dir / f"date={first}" / "service=forecast" / "part-0.parquet"
+    broken.write_bytes(b"not parquet")
+    marker = (archive_dir / f"date={first}" / "_archive.json").read_text()
+
+    with pytest.raises(CommandError, match="days not archived: 1"):
+        call_command(
+            "archive_events",
+            "--before",
+            f"{timezone.now():%Y-%m-%d}",
+            "--to",
+            str(archive_dir),
+            stdout=io.StringIO(),
+            stderr=(err := io.StringIO()),
+        )
+
+    assert str(broken) in err.getvalue()
+    assert broken.read_bytes() == b"not parquet"
+    assert (archive_dir / f"date={first}" / "_archive.json").read_text() == marker
+
+
+def run_beat_archive(monkeypatch) -> list[str]:
+    """Run beat's archive task, with the per-day tasks it queues run here."""
+    monkeypatch.setattr(tasks.archive_day, "delay", lambda day: tasks.archive_day(day))
+    return tasks.archive_due()["queued"]
+
+
+def test_retention_keeps_days_beat_has_not_archived_then_deletes_them(old_events, archive_dir, monkeypatch):
+    first, second = old_events
+
+    report = retention_apply()
+
+    assert (report.raw_events_deleted, report.raw_events_kept_unarchived) == (0, 5)
+    assert report.raw_days_not_archived == [first.isoformat(), second.isoformat()]
+    out = io.StringIO()
+    call_command("apply_retention", stdout=out)
+    assert f"kept 5 raw events of days the archive at {archive_dir} does not hold yet" in out.getvalue()
+
+    assert run_beat_archive(monkeypatch) == [first.isoformat(), second.isoformat()]
+    assert run_beat_archive(monkeypatch) == []  # held as they are: nothing to do
+
+    report = retention_apply()
+    assert (report.raw_events_deleted, report.raw_days_not_archived) == (5, [])
+    assert ds.dataset(str(archive_dir), format="parquet", partitioning="hive").count_rows() == 5
+
+
+def test_a_day_that_changed_after_its_archive_is_kept_until_archived_again(
+    send_old, days, archive_dir, monkeypatch
+):
+    first, _ = days
+    send_old(
+        [{"service": "gateway", "event": "a", "timestamp": at(first, h).isoformat()} for h in (1, 2)],
+        received_at=at(first, 3),
+    )
+    [pending] = send_old(
+        [{"service": "gateway", "event": "b", "timestamp": at(first, 4).isoformat()}],
+        received_at=at(first, 5),
+        pending=True,
+    )
+    assert run_beat_archive(monkeypatch) == [first.isoformat()]
+    RawEvent.objects.filter(event="a", timestamp=at(first, 1)).delete()  # say a purge took it
+    process_chunk(event_ids=[pending])  # counted after the archive read it as waiting
+    send_old(  # and a late arrival for that day
+        [{"service": "gateway", "event": "c", "timestamp": at(first, 6).isoformat()}],
+        received_at=timezone.now() - timedelta(minutes=2),
+    )
+
+    report = retention_apply()
+
+    assert (report.raw_events_deleted, report.raw_days_not_archived) == (0, [first.isoformat()])
+
+    monkeypatch.setattr(archive, "SETTLE", timedelta(0))  # the next run, with everything settled
+    assert run_beat_archive(monkeypatch) == [first.isoformat()]
+    report = retention_apply()
+    assert (report.raw_events_deleted, report.raw_days_not_archived) == (3, [])
+    rows = rows_of(archive_dir / f"date={first}" / "service=gateway" / "part-0.parquet")
+    # The row deleted from the database is kept from the archive; the others as they are now.
+    assert [(r["event"], r["aggregated"]) for r in rows] == [
+        ("a", True),
+        ("a", True),
+        ("b", True),
+        ("c", True),
+    ]
+
+
+def test_without_an_archive_directory_nothing_is_archived_and_retention_is_as_before(old_events, settings):
+    settings.ARCHIVE_DIR = ""
+    assert tasks.archive_due() == {"queued": []}
+    assert tasks.archive_day(f"{old_events[0]}") == {"archive": "off"}
+    assert retention_apply().raw_events_deleted == 5
+
+
+def test_archive_paths_take_any_service_name(tmp_path):
+    target = Archive.at(str(tmp_path))
+    day = timezone.now().date()
+    for name in ("gateway", "a/b", "..", "x=y%z", "naïve", "with space"):
+        path = target.part_path(day, name)
+        assert path.count("/") == str(tmp_path).count("/") + 3
+        target.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        target.fs.touch(path)
+    assert set(target.service_files(day)) == {"gateway", "a/b", "..", "x=y%z", "naïve", "with space"}
+
+
+@pytest.fixture
+def memory_archive(settings):
+    """An archive behind an fsspec URL (the in-memory filesystem: the code path s3:// takes, without S3)."""
+    import fsspec
+
+    url = "memory://skywatch-tests/archive"
+    settings.ARCHIVE_DIR = url
+    yield url
+    fs, root = fsspec.core.url_to_fs(url)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_an_fsspec_url_archives_and_replays_through_the_same_code(old_events, memory_archive, inline):
+    from apps.traces.selectors import trail_get
+
+    trail = trail_get(correlation_id="trail-1")
+    out = io.StringIO()
+    call_command(
+        "archive_events", "--before", f"{timezone.now():%Y-%m-%d}", "--to", memory_archive, stdout=out
+    )
+    assert "archived 2 days, 5 rows" in out.getvalue()
+    assert retention_apply().raw_events_deleted == 5  # retention read the markers there
+
+    target = Archive.at(memory_archive)
+    dataset = ds.dataset(target.root, filesystem=target.fs, format="parquet", partitioning="hive")
+    assert dataset.count_rows() == 5
+    assert not [p for p in target.fs.find(target.root) if p.rsplit("/", 1)[-1].startswith(".")]
+
+    call_command("replay_archive", memory_archive, stdout=(out := io.StringIO()))
+    assert "5 rows read, 5 stored" in out.getvalue()
+    process_chunk(event_ids=list(RawEvent.objects.values_list("pk", flat=True)))
+    assert trail_get(correlation_id="trail-1") == trail
+
+
+def test_commands_say_what_is_wrong_with_the_place(tmp_path):
+    with pytest.raises(CommandError, match="Install s3fs"):
+        call_command("archive_events", "--before", "2026-01-01", "--to", "s3://bucket/archive")
+    with pytest.raises(CommandError, match="no such archive directory"):
+        call_command("replay_archive", str(tmp_path / "missing"))
+    with pytest.raises(CommandError, match="--before must be a date"):
+        call_command("archive_events", "--before", "yesterday", "--to", str(tmp_path))

@@ -1,0 +1,207 @@
+"""Archive, retention, replay on the real PostgreSQL: the trail comes back once, the charts as they were."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from apps.ingest.models import RawEvent
+from apps.lifecycle.archive_layout import Archive, record_batch
+from apps.lifecycle.services import retention_apply
+from apps.metrics.selectors import SeriesQuery, series_for
+from apps.pipeline.services import process_chunk
+from apps.traces.selectors import trail_get
+from tests.conftest import wait_for
+
+from .conftest import at
+
+pytestmark = pytest.mark.django_db
+
+
+def run(command: str, *args) -> str:
+    out = io.StringIO()
+    call_command(command, *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def archive_all(archive_dir) -> str:
+    return run("archive_events", "--before", f"{timezone.now():%Y-%m-%d}", "--to", str(archive_dir))
+
+
+def charts(days) -> list[dict]:
+    """What the charts of those days draw: counts by hour, users, sums, breakdowns (rollups and raw rows)."""
+    start, end = at(days[0], 0), at(days[1], 0) + timedelta(days=1)
+    queries = [
+        SeriesQuery(events=("search_made",), measure="count", interval="hour", start=start, end=end),
+        SeriesQuery(events=("search_made",), measure="unique_users", interval="day", start=start, end=end),
+        SeriesQuery(events=("search_made",), measure="sum:ms", interval="day", start=start, end=end),
+        SeriesQuery(events=("search_made", "log"), interval="day", breakdown="service", start=start, end=end),
+        # Property breakdowns read the aggregated raw events themselves.
+        SeriesQuery(events=("search_made",), interval="day", breakdown="prop:region", start=start, end=end),
+    ]
+    return [[series.as_json() for series in series_for(query)] for query in queries]
+
+
+def process_replayed() -> int:
+    """Run the pipeline on the replayed rows, as the events_stored receiver would have queued it."""
+    ids = list(RawEvent.objects.awaiting_index().values_list("pk", flat=True))
+    process_chunk(event_ids=ids)
+    return len(ids)
+
+
+def test_round_trip_gives_back_the_trail_once_and_the_charts_as_they_were(old_events, archive_dir, inline):
+    trail = trail_get(correlation_id="trail-1")
+    assert len(trail) == 3 and any(event.notes for event in trail)
+    before = charts(old_events)
+
+    assert "archived 2 days, 5 rows" in archive_all(archive_dir)
+    report = retention_apply()
+    assert (report.raw_events_deleted, report.raw_days_not_archived) == (5, [])
+    assert trail_get(correlation_id="trail-1") == []
+    assert charts(old_events) != before  # the property breakdown reads raw rows: gone
+
+    text = run("replay_archive", str(archive_dir))
+    assert "replaying 4 files" in text
+    assert "5 rows read, 5 stored, 0 already there, 0 refused" in text
+    assert process_replayed() == 5
+
+    assert trail_get(correlation_id="trail-1") == trail  # every field: received time, notes, stage, ...
+    assert charts(old_events) == before  # counted once: rollups kept, replayed rows marked counted
+
+    again = run("replay_archive", str(archive_dir))
+    assert "5 rows read, 0 stored, 5 already there, 0 refused" in again
+    assert process_replayed() == 0
+    assert trail_get(correlation_id="trail-1") == trail
+    assert charts(old_events) == before
+    assert RawEvent.objects.count() == 5
+
+
+def test_replay_selects_days_and_services(old_events, archive_dir, inline):
+    first, second = old_events
+    archive_all(archive_dir)
+    retention_apply()
+
+    text = run("replay_archive", str(archive_dir), "--from", f"{second}", "--service", "gateway")
+    assert "replaying 1 files" in text and "2 rows read, 2 stored" in text
+    text = run("replay_archive", str(archive_dir), "--to", f"{second}", "--service", "odd service/β")
+    assert "1 rows read, 1 stored" in text
+    services = sorted(RawEvent.objects.values_list("service", flat=True))
+    assert services == ["gateway", "gateway", "odd service/β"]
+
+
+def test_an_event_never_counted_is_counted_once_after_replay(send_old, days, archive_dir, inline):
+    first, _ = days
+    [pending] = send_old(
+        [{"service": "gateway", "event": "search_made", "timestamp": at(first, 12).isoformat()}],
+        received_at=at(first, 12, 1),
+        pending=True,
+    )
+    archive_all(archive_dir)  # archived while it waited for the pipeline: not counted
+    RawEvent.objects.filter(pk=pending).delete()  # lost from the database (say, restored from a backup)
+
+    assert "1 stored" in run("replay_archive", str(archive_dir))
+    process_replayed()
+    run("replay_archive", str(archive_dir))
+    process_replayed()
+
+    [series] = series_for(
+        SeriesQuery(events=("search_made",), start=at(first, 0), end=at(first, 0) + timedelta(days=1))
+    )
+    assert sum(v for _, v in series.points) == 1
+
+
+def test_a_corrupt_file_is_named_and_the_rest_replays(old_events, archive_dir, inline):
+    first, second = old_events
+    archive_all(archive_dir)
+    retention_apply()
+    archive = Archive.at(str(archive_dir))
+    broken = archive.part_path(first, "forecast")
+    with open(broken, "r+b") as handle:  # the footer, and so the whole file, unreadable
+        handle.seek(-12, 2)
+        handle.write(b"\x00" * 12)
+    damaged = archive.part_path(second, "gateway")
+    data = bytearray(open(damaged, "rb").read())
+    data[200:260] = b"\xff" * 60  # a data page damaged: its checksum no longer matches
+    open(damaged, "wb").write(bytes(data))
+
+    with pytest.raises(CommandError, match="2 files or row groups could not be read"):
+        call_command("replay_archive", str(archive_dir), stdout=(out := io.StringIO()), stderr=out)
+
+    text = out.getvalue()
+    assert f"skipped, cannot be read: {broken}:" in text
+    assert f"skipped, cannot be read: {damaged} (row group 0):" in text
+    assert "2 rows read, 2 stored" in text
+    assert sorted(RawEvent.objects.values_list("service", flat=True)) == ["gateway", "odd service/β"]
+
+
+def test_rows_conform_refuses_are_counted_by_reason(archive_dir, inline, db):
+    archive = Archive.at(str(archive_dir))
+    good = (
+        "0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a01",
+        "gateway",
+        "prod",
+        "metric",
+        "search_made",
+        at(timezone.now().date(), 1),
+        at(timezone.now().date(), 1, 1),
+        "",
+        "",
+        "",
+        "",
+        "{}",
+        "[]",
+        "node-a",
+        True,
+    )
+    too_early = (good[0].replace("01", "02"), *good[1:5], good[5].replace(year=1999), *good[6:])
+    no_id = ("", *good[1:])
+    bad_level = (good[0].replace("01", "03"), *good[1:9], "loud", *good[10:])
+    rows = [good, too_early, no_id, bad_level]
+    archive.write_parquet(archive.part_path(timezone.now().date(), "gateway"), [record_batch(rows)])
+
+    text = run("replay_archive", str(archive_dir))
+
+    assert "4 rows read, 1 stored, 0 already there, 3 refused" in text
+    assert "event_id: missing in the archive" in text
+    assert "timestamp: '1999-" in text and "is before 2000-01-01" in text
+    assert "level: 'loud' is not one of debug, info, warning, error, critical" in text
+    stored = RawEvent.objects.get()
+    assert (stored.notes, stored.ingest_node, stored.aggregated_at) == ([], "node-a", good[6])
+
+
+def test_a_unit_stores_its_rows_in_one_statement_per_batch(
+    old_events, archive_dir, django_assert_num_queries
+):
+    from apps.lifecycle.replay import replay_plan, row_group_replay
+
+    archive_all(archive_dir)
+    retention_apply()
+    archive = Archive.at(str(archive_dir))
+    [unit] = [u for u in replay_plan(archive=archive).units if u.rows == 2]
+
+    with django_assert_num_queries(1):  # one INSERT ... ON CONFLICT for the two rows, none per row
+        outcome = row_group_replay(archive=archive, path=unit.path, row_group=unit.row_group)
+
+    assert (outcome.rows_read, outcome.stored) == (2, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_workers_take_the_row_groups_and_the_pipeline_the_stored_rows(old_events, archive_dir, start_worker):
+    trail = trail_get(correlation_id="trail-1")
+    before = charts(old_events)
+    archive_all(archive_dir)
+    retention_apply()
+    start_worker(ELASTICSEARCH_URL="")  # trace search on the database, as in this process
+
+    text = run("replay_archive", str(archive_dir), "--timeout", "60")
+
+    assert "4 row groups" in text and "5 rows read, 5 stored, 0 already there, 0 refused" in text
+    wait_for(
+        lambda: not RawEvent.objects.awaiting_index().exists(), timeout=30, message="the pipeline to index"
+    )
+    assert trail_get(correlation_id="trail-1") == trail
+    assert charts(old_events) == before
+    assert "5 rows read, 0 stored, 5 already there" in run("replay_archive", str(archive_dir))
