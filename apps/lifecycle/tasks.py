@@ -28,7 +28,7 @@ def archive_due() -> dict:
     return {"queued": [day.isoformat() for day in days]}
 
 
-@shared_task(name="lifecycle.archive_day", acks_late=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
+@shared_task(name="lifecycle.archive_day", acks_late=True, time_limit=3600, soft_time_limit=3540)
 def archive_day(day: str) -> dict:
     """Archive one UTC day (YYYY-MM-DD) to ARCHIVE_DIR. Idempotent: a rerun rewrites the same files. Not
     retried: a day that failed stays due, and the next beat run tries it again."""
