@@ -93,11 +93,12 @@ def test_services_run_unprivileged_and_hardened(rendered, name):
     assert unit.value("Service", "EnvironmentFile") == str(rendered[render.ENV_FILE])
     for key, value in HARDENING.items():
         assert unit.value("Service", key) == value, key
-    # Nothing is writable but beat's state directory (its schedule) and gunicorn's runtime one (its control
-    # socket), both made by systemd for the unit.
+    # Nothing is writable but beat's state directory (its schedule), the workers' archive directory (Parquet
+    # before retention) and gunicorn's runtime one (its control socket), all made by systemd for the unit.
     assert not unit.values("Service", "ReadWritePaths")
     state = unit.values("Service", "StateDirectory")
-    assert state == (["skywatch"] if name == "skywatch-beat.service" else [])
+    writable = {"skywatch-beat.service": ["skywatch"], "skywatch-worker@.service": ["skywatch/archive"]}
+    assert state == writable.get(name, [])
     runtime = unit.values("Service", "RuntimeDirectory")
     assert runtime == (["skywatch-web"] if name == "skywatch-web.service" else [])
     if name != "skywatch-migrate.service":
