@@ -465,7 +465,7 @@ def _correlation_id(fields: dict, extra: dict, event: dict, context: SendContext
     raw = fields.get("correlation_id")
     if raw is None or raw == "":
         if context.header_correlation_id:
-            notes.append("correlation_id taken from the X-Correlation-ID header")
+            notes.append("correlation_id taken from the request's correlation header")
         event["correlation_id"] = context.header_correlation_id
         return
     if not isinstance(raw, str):

@@ -50,7 +50,8 @@ EventSchema = inline_serializer(
             required=False,
             allow_null=True,
             allow_blank=True,
-            help_text="At most 200 printable characters; default: the X-Correlation-ID header.",
+            help_text="At most 200 printable characters; default: the request's X-Correlation-ID header, "
+            "else its Correlation-ID (django-guid's), else the trace id of its W3C traceparent.",
         ),
         "level": serializers.CharField(
             required=False,

@@ -55,7 +55,6 @@ class _WireView(APIView):
             limit = settings.INGEST_MAX_BATCH_EVENTS
             raise PayloadTooLarge(f"batch has {len(events)} events; the limit is {limit} per request.")
         now = timezone.now()
-        header_cid = request.META.get("HTTP_X_CORRELATION_ID", "").strip()
         api_key = request.auth
         result = foreign_events_ingest(
             events=events,
@@ -64,7 +63,7 @@ class _WireView(APIView):
             api_key=api_key,
             received_at=now,
             sent_at=_read_sent_at(sent_at, sent_at_name),
-            header_correlation_id=header_cid if correlation.is_valid(header_cid) else "",
+            header_correlation_id=correlation.incoming_from_environ(request.META) or "",
             ingest_node=settings.INGEST_NODE,
         )
         try:
