@@ -222,3 +222,29 @@ def test_with_the_database_down_the_exporter_hears_503_with_retry_after(start_po
     [answer] = app.answers
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "5")
     assert answer.headers["Content-Type"] == PROTOBUF
+
+
+def test_the_readmes_environment_settings_are_all_an_sdk_needs(portal, make_key, monkeypatch):
+    _, key = make_key(service="tiles-api", stage="prod")
+    for name, value in {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": portal.url + "/otlp",
+        "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{key}",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_SERVICE_NAME": "tiles-api",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod",
+    }.items():
+        monkeypatch.setenv(name, value)
+    tracer_provider = TracerProvider(resource=Resource.create())
+    tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+    logger_provider = LoggerProvider(resource=Resource.create())
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter()))
+
+    with tracer_provider.get_tracer("tiles").start_as_current_span("GET /tiles/{z}"):
+        logger_provider.get_logger("tiles").emit(body="tile served", severity_number=SeverityNumber.INFO)
+    tracer_provider.shutdown()
+    logger_provider.shutdown()
+
+    assert sorted(RawEvent.objects.values_list("service", "stage", "type")) == [
+        ("tiles-api", "prod", "log"),
+        ("tiles-api", "prod", "span"),
+    ]
