@@ -56,6 +56,7 @@ class _WireView(APIView):
         sent_at_name: str,
         to_item: Callable[..., Any],
         wire_names: Mapping[str, str],
+        json_ready: bool = False,
     ) -> IngestResult:
         if len(events) > settings.INGEST_MAX_BATCH_EVENTS:
             limit = settings.INGEST_MAX_BATCH_EVENTS
@@ -71,6 +72,7 @@ class _WireView(APIView):
             sent_at=_read_sent_at(sent_at, sent_at_name),
             header_correlation_id=correlation.incoming_from_environ(request.META) or "",
             ingest_node=settings.INGEST_NODE,
+            json_ready=json_ready,
         )
         try:
             api_key_touch(api_key=api_key, now=now)
@@ -287,6 +289,7 @@ class _OtlpView(_WireView):
             sent_at_name="",
             to_item=self.mapping.to_item,
             wire_names=self.mapping.wire_names,
+            json_ready=True,  # made from protobuf messages: valid text, finite numbers (otlp_items.plain)
         )
         answer = otlp.export_response(
             signal,

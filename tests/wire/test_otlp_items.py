@@ -5,6 +5,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -257,6 +258,12 @@ def test_any_log_record_becomes_an_item_that_conform_stores_or_refuses_clearly(
 
     result = conform_event(item, CONTEXT)
 
+    # The endpoints hand conform each item's msgspec text (json_ready): it must decide exactly the same.
+    fast = conform_event(item, CONTEXT, raw=msgspec.json.encode(item))
+    assert (fast.ok, fast.errors, fast.notes) == (result.ok, result.errors, result.notes)
+    assert {k: v for k, v in fast.event.items() if k != "event_id"} == {
+        k: v for k, v in result.event.items() if k != "event_id"
+    }
     if result.ok:
         json.dumps(result.event["properties"])
         assert result.event["timestamp"] <= NOW + timedelta(minutes=5)
