@@ -42,6 +42,7 @@ class Config:
     events: int = field(default_factory=lambda: env_int("BENCH_EVENTS", 100_000))
     batch_size: int = field(default_factory=lambda: env_int("BENCH_BATCH_SIZE", 100))
     gzip_events: int = field(default_factory=lambda: env_int("BENCH_GZIP_EVENTS", 50_000))
+    otlp_events: int = field(default_factory=lambda: env_int("BENCH_OTLP_EVENTS", 100_000))
     single_events: int = field(default_factory=lambda: env_int("BENCH_SINGLE_EVENTS", 3_000))
     rounds: int = field(default_factory=lambda: env_int("BENCH_ROUNDS", 2))
     clients: int = field(default_factory=lambda: env_int("BENCH_CLIENTS", 4))

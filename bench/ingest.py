@@ -1,11 +1,14 @@
-"""Issue "Ingestion API": events/s through POST /api/v1/batch over real HTTP, beside a COPY of the same rows.
+"""Issue "Ingestion API": events/s through POST /api/v1/batch over real HTTP, beside a COPY of the same rows;
+and the same events as OTLP log records through POST /otlp/v1/logs, beside /api/v1/batch.
 
 The portal runs under gunicorn (sync workers) on loopback with a real Celery broker, so each accepted batch
 also pays for its Celery message after the commit, as in production (no worker consumes them here; the
 bench Redis DB is flushed after each phase). Several client processes send pre-built bodies; the baseline
 is the same rows, same columns, same 100-row batches, each COPY'd and committed by a psycopg connection from
 the same number of processes: the floor of what PostgreSQL needs to store these batches durably. Single-event
-POSTs to /api/v1/events show what batching buys.
+POSTs to /api/v1/events show what batching buys. The OTLP phase sends the same events as an OpenTelemetry
+SDK would, one ExportLogsServiceRequest in binary protobuf per 100 log records (the event's name as
+`event_name`, its correlation ID as the trace id, its user as `enduser.id`, its properties as attributes).
 
 Client processes are spawned, not forked, and this module imports no Django at the top, so a client never
 inherits the parent's database connections.
@@ -81,10 +84,55 @@ def _client(job: dict[str, Any], barrier: Any, results: Any) -> None:
     results.put(outcome)
 
 
+def _otlp_logs_body(events: list[dict[str, Any]]) -> bytes:
+    """Return one OTLP/HTTP logs request (binary protobuf) holding `events` as log records."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    for key, value in (("service.name", SERVICE), ("deployment.environment.name", STAGE)):
+        resource_logs.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+    scope_logs = resource_logs.scope_logs.add()
+    scope_logs.scope.name = "bench"
+    for ev in events:
+        record = scope_logs.log_records.add()
+        record.time_unix_nano = int(ev["timestamp"].timestamp()) * 1_000_000_000
+        record.event_name = ev["event"]
+        record.trace_id = bytes.fromhex(ev["correlation_id"])
+        record.attributes.add(key="enduser.id", value=AnyValue(string_value=ev["user_id"]))
+        for key, value in ev["properties"].items():
+            if isinstance(value, str):
+                record.attributes.add(key=key, value=AnyValue(string_value=value))
+            elif isinstance(value, int):
+                record.attributes.add(key=key, value=AnyValue(int_value=value))
+            else:
+                record.attributes.add(key=key, value=AnyValue(double_value=value))
+    return request.SerializeToString()
+
+
+def _otlp_accepted(response: Any, sent: int) -> int:
+    """Return how many records an OTLP answer accepted (all but its partial_success's refused)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+    refused = ExportLogsServiceResponse.FromString(response.content).partial_success
+    if refused.rejected_log_records:
+        raise RuntimeError(
+            f"OTLP refused {refused.rejected_log_records} records: {refused.error_message[:300]}"
+        )
+    return sent
+
+
 def _http_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]) -> Callable[[], int]:
     kind = job["kind"]
     headers = {"Authorization": f"Bearer {job['key']}", "Content-Type": "application/json"}
-    if kind == "single":
+    expected = 202
+    if kind == "otlp":
+        url = job["url"] + "/otlp/v1/logs"
+        headers["Content-Type"] = "application/x-protobuf"
+        bodies = [_otlp_logs_body(group) for group in groups]
+        expected = 200
+    elif kind == "single":
         url = job["url"] + "/api/v1/events"
         bodies = [json.dumps(as_sent(group[0])).encode() for group in groups]
     else:
@@ -95,13 +143,15 @@ def _http_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]) -> Cal
             bodies = [gzip.compress(body, compresslevel=6) for body in bodies]
     session = requests.Session()
 
+    sizes = [len(group) for group in groups]
+
     def send() -> int:
         accepted = 0
-        for body in bodies:
+        for body, size in zip(bodies, sizes, strict=True):
             response = session.post(url, data=body, headers=headers, timeout=60)
-            if response.status_code != 202:
+            if response.status_code != expected:
                 raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:300]}")
-            accepted += response.json()["accepted"]
+            accepted += _otlp_accepted(response, size) if kind == "otlp" else response.json()["accepted"]
         return accepted
 
     return send
@@ -265,7 +315,7 @@ def run(config: Config) -> list[Result]:
         "end": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "seed": 1000,
     }
-    best: dict[str, float] = {"copy": 0.0, "batch": 0.0, "single": 0.0, "gzip": 0.0}
+    best: dict[str, float] = {"copy": 0.0, "batch": 0.0, "otlp": 0.0, "single": 0.0, "gzip": 0.0}
     _reset_events()
     server = Gunicorn(workers=config.gunicorn_workers, env=common.portal_env(INGEST_RATE_LIMIT="1000000/min"))
     try:
@@ -273,15 +323,19 @@ def run(config: Config) -> list[Result]:
         warm_up = {**base_job, "seed": 9000}
         log("ingest: warming up the gunicorn workers (not counted)")
         _phase("batch", config.clients * 10 * config.batch_size, config, warm_up)
+        if config.otlp_events:
+            _phase("otlp", config.clients * 2 * config.batch_size, config, warm_up)
         for round_number in range(1, config.rounds + 1):
             log(
                 f"ingest: round {round_number}/{config.rounds}: {config.events} events by COPY and by "
                 f"POST /api/v1/batch ({config.gunicorn_workers} gunicorn workers, {config.clients} clients), "
-                f"{config.single_events} by POST /api/v1/events, {config.gzip_events} gzip'd"
+                f"{config.otlp_events} by POST /otlp/v1/logs (protobuf), {config.single_events} by POST "
+                f"/api/v1/events, {config.gzip_events} gzip'd"
             )
             for kind, total in (
                 ("copy", config.events),
                 ("batch", config.events),
+                ("otlp", config.otlp_events),
                 ("single", config.single_events),
                 ("gzip", config.gzip_events),
             ):
@@ -308,6 +362,18 @@ def run(config: Config) -> list[Result]:
             1,
             Result(
                 "ingest_batch_gzip_events_per_s", best["gzip"], "events/s", best["copy"], "copy_events_per_s"
+            ),
+        )
+    if config.otlp_events:
+        results.insert(
+            1,
+            Result(
+                "ingest_otlp_events_per_s",
+                best["otlp"],
+                "events/s",
+                best["batch"],
+                "ingest_batch_events_per_s",
+                0.8,
             ),
         )
     return results

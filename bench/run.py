@@ -32,6 +32,7 @@ and regenerates this file; the logs of the gunicorn and Celery processes it star
 runs only those and only prints them.
 Sizes come from the environment: `BENCH_EVENTS` (events per batch phase, default 100000), `BENCH_BATCH_SIZE`
 (100), `BENCH_ROUNDS` (2), `BENCH_SINGLE_EVENTS` (3000), `BENCH_GZIP_EVENTS` (50000, 0 skips),
+`BENCH_OTLP_EVENTS` (100000, 0 skips),
 `BENCH_CLIENTS` (client processes, 4), `BENCH_GUNICORN_WORKERS` (3), `BENCH_PIPELINE_EVENTS` (50000),
 `BENCH_PIPELINE_PER_EVENT` (1000), `BENCH_PHASE_TIMEOUT` (300 s), `BENCH_CLIENT_CALLS` (track() calls
 timed, 100000), `BENCH_CLIENT_EVENTS` (events one Tracker delivers, 50000), `BENCH_TRACE_EVENTS` (indexed
@@ -55,6 +56,10 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   batch enqueues after its commit. Baseline: the same rows (the columns `events_ingest` writes) COPY'd
   into `ingest_rawevent` by psycopg in the same 100-row batches with one commit each, from as many
   processes: what PostgreSQL alone needs to store them.
+- `ingest_otlp_events_per_s`: the same events as OpenTelemetry log records through `POST /otlp/v1/logs`,
+  one binary-protobuf `ExportLogsServiceRequest` of 100 records a request (name as `event_name`, correlation
+  ID as the trace id, user as `enduser.id`, properties as attributes), same gunicorn, clients and rounds.
+  Baseline: `ingest_batch_events_per_s` of the same run.
 - `ingest_batch_gzip_events_per_s`: the same with gzip bodies (reported, no goal).
 - `ingest_batch_vs_single_event`: batch events/s ÷ events/s of one-event `POST /api/v1/events`.
 - `pipeline_events_per_s`: events/s of the whole pipeline (`process_events` tasks in chunks of

@@ -19,6 +19,8 @@ __all__ = [
     "from_environ",
     "from_headers",
     "get",
+    "incoming",
+    "incoming_from_environ",
     "is_valid",
     "make",
     "new",
@@ -111,29 +113,39 @@ def parse_traceparent(value: object) -> str | None:
     return trace_id
 
 
+def incoming(headers: Mapping[str, Any]) -> str | None:
+    """Return the correlation ID an incoming request's headers carry, or None when none carries a valid one.
+
+    The first valid one of ``X-Correlation-ID`` and ``Correlation-ID`` (django-guid's), else the trace id
+    of a valid W3C ``traceparent``. Header names match case-insensitively.
+    """
+    for name in INCOMING_HEADERS:
+        value = _as_text(_header(headers, name))
+        if value is not None:
+            value = value.strip()
+            if is_valid(value):
+                return value
+    return parse_traceparent(_header(headers, TRACEPARENT_HEADER))
+
+
+def incoming_from_environ(environ: Mapping[str, Any]) -> str | None:
+    """Return the correlation ID a WSGI request's headers carry, or None (see :func:`incoming`)."""
+    names = (*INCOMING_HEADERS, TRACEPARENT_HEADER)
+    return incoming({name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in names})
+
+
 def from_headers(headers: Mapping[str, Any]) -> str:
     """Pick the correlation ID for an incoming request from its headers.
 
-    Use the first valid one of ``X-Correlation-ID`` and ``Correlation-ID`` (django-guid's), else the trace
-    id of a valid W3C ``traceparent``, else a new UUID4 (so malformed or hostile values are never
-    propagated). Header names match case-insensitively.
+    The one they carry (see :func:`incoming`), else a new UUID4 (so malformed or hostile values are never
+    propagated).
     """
-    for name in INCOMING_HEADERS:
-        incoming = _as_text(_header(headers, name))
-        if incoming is not None:
-            incoming = incoming.strip()
-            if is_valid(incoming):
-                return incoming
-    trace_id = parse_traceparent(_header(headers, TRACEPARENT_HEADER))
-    if trace_id is not None:
-        return trace_id
-    return make()
+    return incoming(headers) or make()
 
 
 def from_environ(environ: Mapping[str, Any]) -> str:
     """Pick the correlation ID for a WSGI request from its environ (see :func:`from_headers`)."""
-    names = (*INCOMING_HEADERS, TRACEPARENT_HEADER)
-    return from_headers({name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in names})
+    return incoming_from_environ(environ) or make()
 
 
 def _header(headers: Mapping[str, Any], name: str) -> Any:

@@ -45,14 +45,14 @@ class _IngestView(APIView):
         sent_at: datetime | None = None,
     ) -> IngestResult:
         now = timezone.now()
-        header_cid = request.META.get("HTTP_X_CORRELATION_ID", "").strip()
         result = events_ingest(
             items=items,
             raws=raws,
             api_key=request.auth,
             received_at=now,
             sent_at=sent_at,
-            header_correlation_id=header_cid if correlation.is_valid(header_cid) else "",
+            # X-Correlation-ID, else django-guid's Correlation-ID, else a W3C traceparent's trace id.
+            header_correlation_id=correlation.incoming_from_environ(request.META) or "",
             ingest_node=settings.INGEST_NODE,
         )
         try:

@@ -17,6 +17,7 @@ MAX_DEPTH = 16
 MAX_NAME_LENGTH = 200
 MAX_SERVICE_LENGTH = 100
 MAX_STAGE_LENGTH = 50
+TYPES = ("metric", "log", "span")
 LEVELS = ("debug", "info", "warning", "error", "critical")
 LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical", "crit": "critical", "trace": "debug"}
 
@@ -30,6 +31,12 @@ SKEW_TOLERANCE = timedelta(seconds=2)
 MAX_SKEW_CORRECTION = timedelta(hours=24)
 # Epoch values above this are milliseconds (1e11 seconds is the year 5138).
 EPOCH_MILLISECONDS_ABOVE = 1e11
+
+# What only a span carries (OTLP traces): its id, its parent's id and how long it took.
+SPAN_FIELDS = ("span_id", "parent_span_id", "duration_ms")
+# W3C and OTLP span ids are 16 hex digits, trace ids 32: no id a tracer makes is longer.
+MAX_SPAN_ID_LENGTH = 32
+_HEX = re.compile(r"[0-9a-f]+")
 
 # Aliases seen in the wild -> canonical field. The canonical name wins when both are present.
 ALIASES = {
@@ -68,6 +75,7 @@ CANONICAL = {
     "properties",
     "service",
     "stage",
+    *SPAN_FIELDS,
 }
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 # NUL cannot be stored (PostgreSQL text and jsonb refuse it); log lines carry it from binary garbage, and
@@ -343,17 +351,70 @@ def _type_and_event(fields: dict, extra: dict, event: dict, context: SendContext
         kind = "log" if name is None and ("message" in fields or "level" in fields) else "metric"
         if kind == "log":
             notes.append("type set to log: a message without an event name")
-    if kind not in ("metric", "log"):
-        raise ConformError("type", f'must be "metric" or "log", got {_clip(kind)!r}')
+    if kind not in TYPES:
+        raise ConformError("type", f'must be "metric", "log" or "span", got {_clip(kind)!r}')
     if name is None:
         if kind == "metric":
             raise ConformError("event", "is required for metrics (the metric's name, e.g. search_made)")
+        if kind == "span":
+            raise ConformError("event", "is required for spans (the operation's name, e.g. GET /tiles)")
         name = "log"
     if not isinstance(name, str) or not name.strip():
         raise ConformError("event", "must be a non-empty string")
     if len(name.strip()) > MAX_NAME_LENGTH or _CONTROL_CHARS.search(name):
         raise ConformError("event", f"must be at most {MAX_NAME_LENGTH} printable characters")
     event["type"], event["event"] = kind, name.strip()
+
+
+def _span(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    event["span_id"], event["parent_span_id"], event["duration_ms"] = "", "", None
+    given = [name for name in SPAN_FIELDS if name in fields]
+    if not given:
+        return
+    # Refused when malformed whatever the type, so that what the schema documents is what is accepted.
+    values = {name: _span_id(fields.get(name), name) for name in ("span_id", "parent_span_id")}
+    values["duration_ms"] = _duration_ms(fields.get("duration_ms"))
+    kind, properties = event.get("type"), event.get("properties")
+    if kind is None or properties is None:  # the type or the properties were refused: so is the item
+        return
+    if kind == "span":
+        for name in ("span_id", "parent_span_id"):
+            if values[name] != (fields.get(name) or ""):
+                notes.append(f"{name} read as {values[name]}")
+        event.update(values)
+        return
+    # Only spans have a place for these: anything else keeps them as it keeps any other field.
+    for name in given:
+        properties[f"_top.{name}" if name in properties else name] = fields[name]
+    notes.append(f"{', '.join(given)} kept in properties: only spans are stored with span fields")
+
+
+def _span_id(raw: Any, name: str) -> str:
+    """Return a span id as lowercase hex ("" when none was given), or refuse it."""
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str):
+        raise ConformError(name, f"must be a hex string, got {_json_type(raw)}")
+    value = raw.lower()
+    if len(value) > MAX_SPAN_ID_LENGTH or not _HEX.fullmatch(value):
+        raise ConformError(name, f"{_clip(raw)!r} is not a hex id of at most {MAX_SPAN_ID_LENGTH} digits")
+    return value
+
+
+def _duration_ms(raw: Any) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ConformError("duration_ms", f"must be a number of milliseconds, got {_json_type(raw)}")
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer beyond a float's range
+        raise ConformError("duration_ms", f"{_clip(raw)!r} is out of range") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConformError(
+            "duration_ms", f"must be a finite number of milliseconds, at least 0, got {_clip(raw)}"
+        )
+    return value
 
 
 def _level(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
@@ -404,7 +465,7 @@ def _correlation_id(fields: dict, extra: dict, event: dict, context: SendContext
     raw = fields.get("correlation_id")
     if raw is None or raw == "":
         if context.header_correlation_id:
-            notes.append("correlation_id taken from the X-Correlation-ID header")
+            notes.append("correlation_id taken from the request's correlation header")
         event["correlation_id"] = context.header_correlation_id
         return
     if not isinstance(raw, str):
@@ -447,6 +508,7 @@ _STEPS = (
     ("service", _service_and_stage),
     ("properties", _properties),
     ("type", _type_and_event),
+    ("span_id", _span),
     ("level", _level),
     ("message", _message),
     ("user_id", _user_id),

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.db import models
 
-from .conform import LEVELS
+from .conform import LEVELS, MAX_SPAN_ID_LENGTH, TYPES
 
 
 class Service(models.Model):
@@ -119,7 +119,7 @@ class RawEvent(models.Model):
     Rollups and the search index are derived from these rows and can always be rebuilt from them.
     """
 
-    TYPE_CHOICES = [("metric", "metric"), ("log", "log")]
+    TYPE_CHOICES = [(kind, kind) for kind in TYPES]
     LEVEL_CHOICES = [(level, level) for level in LEVELS]
 
     event_id = models.UUIDField(default=uuid.uuid4)
@@ -138,6 +138,11 @@ class RawEvent(models.Model):
     notes = models.JSONField(default=list, blank=True)
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     ingest_node = models.CharField(max_length=100, blank=True, default="")
+    # Spans only (OTLP traces): hex ids that nest a span under its parent, and how long it took. The
+    # database defaults let an INSERT of metrics and logs leave them out.
+    span_id = models.CharField(max_length=MAX_SPAN_ID_LENGTH, blank=True, default="", db_default="")
+    parent_span_id = models.CharField(max_length=MAX_SPAN_ID_LENGTH, blank=True, default="", db_default="")
+    duration_ms = models.FloatField(null=True, blank=True)
 
     # Pipeline state. Rollups and the search index are tracked apart, so one never blocks the other.
     aggregated_at = models.DateTimeField(null=True, blank=True)

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from apps.common.openapi import ErrorSchema
 
-from .conform import LEVELS
+from .conform import LEVELS, MAX_SPAN_ID_LENGTH, TYPES
 
 
 # Conform reads what services really send, so the documented types are as wide as what it accepts.
@@ -27,7 +27,13 @@ EventSchema = inline_serializer(
         "event_id": serializers.UUIDField(
             required=False, allow_null=True, help_text="Client-made idempotency key; the server makes one."
         ),
-        "type": serializers.ChoiceField(choices=["metric", "log"], required=False, allow_null=True),
+        "type": serializers.ChoiceField(
+            choices=list(TYPES),
+            required=False,
+            allow_null=True,
+            help_text='Default "metric" ("log" for a message without an event name); spans usually come '
+            "from OTLP traces.",
+        ),
         "event": serializers.CharField(
             required=False,
             allow_null=True,
@@ -44,7 +50,8 @@ EventSchema = inline_serializer(
             required=False,
             allow_null=True,
             allow_blank=True,
-            help_text="At most 200 printable characters; default: the X-Correlation-ID header.",
+            help_text="At most 200 printable characters; default: the request's X-Correlation-ID header, "
+            "else its Correlation-ID (django-guid's), else the trace id of its W3C traceparent.",
         ),
         "level": serializers.CharField(
             required=False,
@@ -54,6 +61,27 @@ EventSchema = inline_serializer(
         ),
         "message": serializers.CharField(required=False, allow_null=True, allow_blank=True),
         "properties": serializers.DictField(required=False, allow_null=True),
+        "span_id": serializers.RegexField(
+            rf"^[0-9a-fA-F]{{0,{MAX_SPAN_ID_LENGTH}}}$",
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="The span's id, hex (stored in lowercase). Only spans store it; other types keep it in "
+            "properties.",
+        ),
+        "parent_span_id": serializers.RegexField(
+            rf"^[0-9a-fA-F]{{0,{MAX_SPAN_ID_LENGTH}}}$",
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="Spans: the parent span's id, hex; empty for a root span.",
+        ),
+        "duration_ms": serializers.FloatField(
+            required=False,
+            allow_null=True,
+            min_value=0,
+            help_text="Spans: how long it took, in milliseconds.",
+        ),
         "service": serializers.CharField(
             required=False, min_length=1, help_text="Only for forwarder keys (default: the key's service)."
         ),

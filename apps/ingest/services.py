@@ -120,6 +120,8 @@ def events_ingest(
     )
     result = IngestResult()
     rows: list[tuple[Any, ...]] = []
+    # Each row's span columns, written only when the batch holds a span (their database defaults otherwise).
+    span_values: list[tuple[str, str, float | None]] = []
     seen: set[tuple[str, Any]] = set()
     for index, item in enumerate(items):
         conformed = conform_event(item, context, raw=raws[index] if raws is not None else None)
@@ -153,10 +155,15 @@ def events_ingest(
                 ingest_node,
             )
         )
+        span_values.append((event["span_id"], event["parent_span_id"], event["duration_ms"]))
     if rows:
+        columns = _INSERT_FIELDS
+        if any(values != _NO_SPAN for values in span_values):
+            columns = _SPAN_INSERT_FIELDS
+            rows = [(*row, *values) for row, values in zip(rows, span_values, strict=True)]
         # The insert is atomic by itself: committed when it returns, unless a caller's transaction holds
         # it, whose commit on_commit then waits for. No BEGIN and COMMIT round trips around it.
-        stored_ids = _insert_new_events(rows)
+        stored_ids = _insert_new_events(rows, columns)
         transaction.on_commit(lambda: _announce_stored(stored_ids))
         result.stored_ids = stored_ids
         result.accepted = len(stored_ids)
@@ -182,11 +189,14 @@ _INSERT_FIELDS = (
     "api_key",
     "ingest_node",
 )
+# The same, then the span columns (a batch that holds a span).
+_SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, "span_id", "parent_span_id", "duration_ms")
+_NO_SPAN = ("", "", None)
 
 
-def _insert_new_events(rows: list[tuple[Any, ...]]) -> list[int]:
+def _insert_new_events(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[int]:
     """Insert rows atomically, skipping (service, event_id) pairs already stored; return the new ids."""
-    return bulk_insert_json(RawEvent, _INSERT_FIELDS, rows, conflict=("service", "event_id"), returning="id")
+    return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
 
 
 def _announce_stored(stored_ids: list[int]) -> None:

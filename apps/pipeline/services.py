@@ -44,6 +44,9 @@ _INDEX_FIELDS = (
     "properties",
     "notes",
     "ingest_node",
+    "span_id",
+    "parent_span_id",
+    "duration_ms",
 )
 # One thread per worker process sends search bulks; it uses no database connection.
 _indexer: tuple[int, ThreadPoolExecutor] | None = None

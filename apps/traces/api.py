@@ -21,6 +21,7 @@ from apps.accounts.roles import SUPPORT
 from apps.accounts.services import audit_while
 from apps.common.openapi import READ_RESPONSES, ErrorSchema
 from apps.common.params import query_bool, query_int, query_time
+from apps.ingest.conform import TYPES
 
 from . import selectors
 from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW
@@ -42,7 +43,7 @@ TraceEventSchema = inline_serializer(
     "TraceEvent",
     fields={
         "event_id": serializers.UUIDField(),
-        "type": serializers.ChoiceField(choices=["metric", "log"]),
+        "type": serializers.ChoiceField(choices=list(TYPES)),
         "event": serializers.CharField(),
         "timestamp": serializers.DateTimeField(),
         "received_at": serializers.DateTimeField(),
@@ -54,6 +55,13 @@ TraceEventSchema = inline_serializer(
         "message": serializers.CharField(allow_blank=True),
         "properties": serializers.DictField(),
         "notes": serializers.ListField(child=serializers.CharField(), help_text="What conform changed."),
+        "span_id": serializers.CharField(allow_blank=True, help_text="Spans: hex id; empty otherwise."),
+        "parent_span_id": serializers.CharField(
+            allow_blank=True, help_text="Spans: the parent's hex id; empty for a root span and otherwise."
+        ),
+        "duration_ms": serializers.FloatField(
+            allow_null=True, min_value=0, help_text="Spans: milliseconds from start to end; null otherwise."
+        ),
     },
 )
 TraceSchema = inline_serializer(

@@ -1,4 +1,4 @@
-"""PostHog capture and Segment's HTTP tracking API: thin views over `foreign_events_ingest`.
+"""PostHog capture, Segment's HTTP tracking API and OTLP/HTTP: thin views over `foreign_events_ingest`.
 
 Same guarantees as /api/v1/batch (conform and enrich, an answer only after the commit, idempotency, limits,
 throttling per key, 503 when the database is down); each format answers in the shape its SDKs check.
@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, status
@@ -26,9 +27,14 @@ from apps.ingest.services import IngestResult, api_key_touch
 from apps.ingest.throttling import ApiKeyRateThrottle
 from observatory import correlation
 
-from . import posthog, schema, segment
-from .auth import PostHogKeyAuthentication, SegmentWriteKeyAuthentication, posthog_capture
-from .body import json_body
+from . import otlp, otlp_items, posthog, schema, segment
+from .auth import (
+    OtlpBearerAuthentication,
+    PostHogKeyAuthentication,
+    SegmentWriteKeyAuthentication,
+    posthog_capture,
+)
+from .body import json_body, media_type_of, raw_body
 from .services import foreign_events_ingest
 
 logger = logging.getLogger(__name__)
@@ -50,12 +56,12 @@ class _WireView(APIView):
         sent_at_name: str,
         to_item: Callable[..., Any],
         wire_names: Mapping[str, str],
+        json_ready: bool = False,
     ) -> IngestResult:
         if len(events) > settings.INGEST_MAX_BATCH_EVENTS:
             limit = settings.INGEST_MAX_BATCH_EVENTS
             raise PayloadTooLarge(f"batch has {len(events)} events; the limit is {limit} per request.")
         now = timezone.now()
-        header_cid = request.META.get("HTTP_X_CORRELATION_ID", "").strip()
         api_key = request.auth
         result = foreign_events_ingest(
             events=events,
@@ -64,8 +70,9 @@ class _WireView(APIView):
             api_key=api_key,
             received_at=now,
             sent_at=_read_sent_at(sent_at, sent_at_name),
-            header_correlation_id=header_cid if correlation.is_valid(header_cid) else "",
+            header_correlation_id=correlation.incoming_from_environ(request.META) or "",
             ingest_node=settings.INGEST_NODE,
+            json_ready=json_ready,
         )
         try:
             api_key_touch(api_key=api_key, now=now)
@@ -249,3 +256,90 @@ def _segment_message_view(kind: str) -> type[SegmentMessageView]:
 
 
 SEGMENT_MESSAGE_VIEWS = {kind: _segment_message_view(kind) for kind in segment.TYPES}
+
+
+# --- OTLP/HTTP --------------------------------------------------------------------------------------------
+
+
+class _OtlpView(_WireView):
+    """What OTLP exporters given <portal>/otlp as their endpoint post to: 200 with an Export…ServiceResponse
+    (`partial_success` naming refused records), or the failure's google.rpc.Status, in the request's
+    encoding. Retryable failures are only 429 and 503, both with Retry-After."""
+
+    authentication_classes = [OtlpBearerAuthentication]
+    mapping: otlp_items.SignalMapping
+
+    def post(self, request: Request) -> HttpResponse:
+        media_type = media_type_of(request)
+        if media_type not in otlp.MEDIA_TYPES:
+            raise exceptions.UnsupportedMediaType(
+                media_type,
+                detail=f"Content-Type {media_type!r} is not supported; send {otlp.PROTOBUF} or {otlp.JSON}.",
+            )
+        signal = self.mapping.signal
+        try:
+            export = otlp.decode(raw_body(request), signal=signal, media_type=media_type)
+        except otlp.BodyError as exc:
+            raise exceptions.ParseError(str(exc)) from None
+        records = self.mapping.records(export)
+        result = self._store(
+            request,
+            events=records,
+            sent_at=None,
+            sent_at_name="",
+            to_item=self.mapping.to_item,
+            wire_names=self.mapping.wire_names,
+            json_ready=True,  # made from protobuf messages: valid text, finite numbers (otlp_items.plain)
+        )
+        answer = otlp.export_response(
+            signal,
+            rejected=len(result.rejected),
+            message=otlp_items.refusals(result.rejected, records, plural=signal.record_plural),
+        )
+        return HttpResponse(otlp.encode(answer, media_type), content_type=media_type)
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        """Answer a failure as OTLP says: its HTTP status, its google.rpc.Status as the body, Retry-After
+        kept (429 and 503) and WWW-Authenticate (401)."""
+        response = super().handle_exception(exc)
+        media_type = otlp.PROTOBUF if media_type_of(self.request) == otlp.PROTOBUF else otlp.JSON
+        data = response.data
+        detail = data.get("detail", data) if isinstance(data, dict) else data
+        status_message = otlp.failure(http_status=response.status_code, message=str(detail))
+        answer = HttpResponse(
+            otlp.encode(status_message, media_type), status=response.status_code, content_type=media_type
+        )
+        for header in ("Retry-After", "WWW-Authenticate"):
+            if header in response:
+                answer[header] = response[header]
+        return answer
+
+
+def _otlp_operation(mapping: otlp_items.SignalMapping, operation_id: str) -> Callable[[type], type]:
+    signal = mapping.signal
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=f"OTLP/HTTP {signal.name}: OpenTelemetry SDK exporters and Collectors",
+            description=f"An {signal.request_type.__name__} in binary protobuf "
+            f"(`{otlp.PROTOBUF}`) or OTLP JSON (`{otlp.JSON}`: hex trace and span ids, integer enums), gzip "
+            "by Content-Encoding; the key as `Authorization: Bearer <key>`. Answers in the request's "
+            f"encoding: 200 with the {signal.response_type.__name__} once the {signal.record_plural} are "
+            f"committed, its `partial_success` giving how many were refused and why; a failure's body is a "
+            "google.rpc.Status. Only 429 and 503 (with Retry-After) are worth retrying.",
+            request=schema.otlp_request(signal),
+            responses=schema.otlp_responses(signal),
+            examples=[schema.OTLP_EXAMPLES[signal.name]],
+            tags=["otlp"],
+        )
+    )
+
+
+@_otlp_operation(otlp_items.LOGS, "otlp_logs")
+class OtlpLogsView(_OtlpView):
+    mapping = otlp_items.LOGS
+
+
+@_otlp_operation(otlp_items.TRACES, "otlp_traces")
+class OtlpTracesView(_OtlpView):
+    mapping = otlp_items.TRACES

@@ -91,6 +91,23 @@ class SegmentWriteKeyAuthentication(_WireKeyAuthentication):
         return user or None
 
 
+class OtlpBearerAuthentication(_WireKeyAuthentication):
+    """The key as OTLP exporters are configured to send it: `Authorization: Bearer <key>` (a header in
+    OTEL_EXPORTER_OTLP_HEADERS, or a Collector's `headers`). A revoked or expired key is 403."""
+
+    realm = 'Bearer realm="skywatch-otlp"'
+    missing_key = "A service key is required: send it as 'Authorization: Bearer <key>'."
+
+    def raw_key(self, request: Request) -> str | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <service key>'.")
+        return value.strip()
+
+
 def posthog_capture(request: Request) -> posthog.Capture:
     """Return the capture request the body holds; 400 when it holds none."""
     try:
@@ -110,4 +127,18 @@ class SegmentWriteKeyScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "basic",
             "description": "A service key as the Basic-auth user, password empty (or writeKey in the body).",
+        }
+
+
+class OtlpBearerScheme(OpenApiAuthenticationExtension):
+    """Describe the OTLP endpoints' key in the OpenAPI schema."""
+
+    target_class = "apps.wire.auth.OtlpBearerAuthentication"
+    name = "OtlpServiceKey"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A service key: Authorization: Bearer <key> (OTEL_EXPORTER_OTLP_HEADERS).",
         }

@@ -1,5 +1,7 @@
 """Read a foreign SDK's request body whole: by Content-Length or chunked, gzip however announced, bounded.
 
+JSON bodies are decoded here too (`json_body`); OTLP's protobuf and JSON bodies are decoded by `otlp`.
+
 The wire views read their body here rather than through a DRF parser: Django gives a request without a
 Content-Length an empty body and DRF then never calls its parser, while analytics exporters do send
 `Transfer-Encoding: chunked` with no length. Under a server that de-chunks and ends `wsgi.input` (gunicorn
@@ -38,21 +40,30 @@ def json_body(request: Request) -> Any:
     cached = request.__dict__.get(_CACHE)
     if cached is not None:
         return cached[0]
-    media_type = request.META.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    media_type = media_type_of(request)
     if media_type not in JSON_MEDIA_TYPES:
         raise exceptions.UnsupportedMediaType(
             media_type, detail=f"Content-Type {media_type!r} is not supported; send application/json."
         )
+    # A number out of range refuses only its event (conform), not the whole body.
+    value = loads_strict(raw_body(request), parse_float=read_json_float, parse_int=read_json_int)
+    request.__dict__[_CACHE] = (value,)
+    return value
+
+
+def media_type_of(request: Request) -> str:
+    """Return the request's Content-Type without its parameters, in lowercase ("" when none)."""
+    return request.META.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+
+
+def raw_body(request: Request) -> bytes:
+    """Return the request's body, read whole and decompressed, whatever it holds (see `json_body`)."""
     stream, length = _body_stream(request)
     raw = read_limited(stream, declared_length=length, limit=settings.INGEST_MAX_BODY_BYTES)
     encoding = request.META.get("HTTP_CONTENT_ENCODING", "")
     if not encoding.strip() and raw.startswith(GZIP_MAGIC):
         encoding = "gzip"
-    data = decode_content(raw, encoding=encoding, limit=settings.INGEST_MAX_DECOMPRESSED_BYTES)
-    # A number out of range refuses only its event (conform), not the whole body.
-    value = loads_strict(data, parse_float=read_json_float, parse_int=read_json_int)
-    request.__dict__[_CACHE] = (value,)
-    return value
+    return decode_content(raw, encoding=encoding, limit=settings.INGEST_MAX_DECOMPRESSED_BYTES)
 
 
 def _body_stream(request: Request) -> tuple[Any, int | None]:

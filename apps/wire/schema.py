@@ -1,5 +1,5 @@
-"""OpenAPI descriptions of the PostHog and Segment endpoints (documentation only: the formats' modules read
-the bodies)."""
+"""OpenAPI descriptions of the PostHog, Segment and OTLP endpoints (documentation only: the formats' modules
+read the bodies)."""
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -161,3 +161,221 @@ SEGMENT_BATCH_EXAMPLE = OpenApiExample(
     },
     request_only=True,
 )
+
+
+# --- OTLP/HTTP ----------------------------------------------------------------------------------------
+# OTLP JSON as the specification spells it (lowerCamelCase keys, hex ids, integer enums); the endpoints
+# read it with opentelemetry-proto's messages, which also ignore fields they do not know.
+
+_ANY_VALUE = {
+    "type": "object",
+    "description": "An AnyValue: one of stringValue, boolValue, intValue, doubleValue, arrayValue "
+    "({values: [...]}), kvlistValue ({values: [{key, value}]}) or bytesValue (base64).",
+}
+_ATTRIBUTES = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"key": {"type": "string"}, "value": _ANY_VALUE}},
+}
+_NANOS = {
+    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}],
+    "description": "Nanoseconds since the epoch (a 64-bit integer: a number or decimal text).",
+}
+
+
+def _hex(digits: int, description: str) -> dict:
+    return {"type": "string", "pattern": f"^([0-9a-fA-F]{{{digits}}})?$", "description": description}
+
+
+_RESOURCE = {
+    "type": "object",
+    "properties": {"attributes": _ATTRIBUTES},
+    "description": "service.name is the service (the key's when absent); deployment.environment[.name] the "
+    "stage. Both must be the key's unless it is a forwarder key.",
+}
+_SCOPE = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "attributes": _ATTRIBUTES},
+}
+_LOG_RECORD = {
+    "type": "object",
+    "properties": {
+        "timeUnixNano": _NANOS,
+        "observedTimeUnixNano": _NANOS,
+        "severityNumber": {"type": "integer", "minimum": 0, "maximum": 24},
+        "severityText": {"type": "string"},
+        "body": _ANY_VALUE,
+        "attributes": _ATTRIBUTES,
+        "traceId": _hex(32, "Stored as the correlation ID."),
+        "spanId": _hex(16, "Kept in properties as otel.span_id."),
+        "eventName": {"type": "string", "description": 'Stored as the event (default "log").'},
+    },
+}
+_SPAN = {
+    "type": "object",
+    "properties": {
+        "traceId": _hex(32, "Required; stored as the correlation ID."),
+        "spanId": _hex(16, "Required."),
+        "parentSpanId": _hex(16, "Empty for a root span."),
+        "name": {"type": "string", "description": "Stored as the event."},
+        "kind": {"type": "integer", "minimum": 0, "maximum": 5},
+        "startTimeUnixNano": _NANOS,
+        "endTimeUnixNano": _NANOS,
+        "attributes": _ATTRIBUTES,
+        "events": {"type": "array", "items": {"type": "object"}},
+        "links": {"type": "array", "items": {"type": "object"}},
+        "status": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 2,
+                    "description": "2 (error): level error.",
+                },
+                "message": {"type": "string"},
+            },
+        },
+    },
+}
+
+
+def _export_request(resources: str, scopes: str, records: str, record: dict) -> dict:
+    scope_group = {
+        "type": "object",
+        "properties": {"scope": _SCOPE, records: {"type": "array", "items": record}},
+    }
+    resource_group = {
+        "type": "object",
+        "properties": {"resource": _RESOURCE, scopes: {"type": "array", "items": scope_group}},
+    }
+    return {"type": "object", "properties": {resources: {"type": "array", "items": resource_group}}}
+
+
+_OTLP_JSON_REQUESTS = {
+    "logs": _export_request("resourceLogs", "scopeLogs", "logRecords", _LOG_RECORD),
+    "traces": _export_request("resourceSpans", "scopeSpans", "spans", _SPAN),
+}
+_BINARY = {"type": "string", "format": "binary"}
+_STATUS = {
+    "type": "object",
+    "description": "A google.rpc.Status (in protobuf, for a protobuf request).",
+    "properties": {
+        "code": {"type": "integer", "description": "A gRPC code, for troubleshooting only."},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def otlp_request(signal) -> dict:
+    """Return the request body of an OTLP endpoint: protobuf or OTLP JSON."""
+    return {"application/x-protobuf": _BINARY, "application/json": _OTLP_JSON_REQUESTS[signal.name]}
+
+
+def otlp_responses(signal) -> dict:
+    """Return the answers of an OTLP endpoint, each in protobuf and in JSON (the request's encoding)."""
+    rejected = "rejectedLogRecords" if signal.name == "logs" else "rejectedSpans"
+    success = {
+        "type": "object",
+        "description": f"A {signal.response_type.__name__}: empty when every record was stored (or "
+        "already was).",
+        "properties": {
+            "partialSuccess": {
+                "type": "object",
+                "properties": {
+                    rejected: {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]},
+                    "errorMessage": {
+                        "type": "string",
+                        "description": "Where each refused record sat, and why.",
+                    },
+                },
+            }
+        },
+    }
+    failures = {
+        400: "The body does not decode (malformed protobuf or JSON, an id that is not hex).",
+        401: "No key, or an unknown one.",
+        403: "Revoked or expired key.",
+        411: "Chunked body the server cannot tell the end of.",
+        413: "Body, decompressed body or record count over the limit.",
+        415: "Not application/x-protobuf or application/json, or an encoding other than gzip.",
+        429: "Throttled; retry after Retry-After.",
+        503: "Database unavailable; nothing stored; retry after Retry-After.",
+    }
+    answers: dict = {}
+    for code, (json_schema, description) in {
+        200: (success, "Stored; refused records (if any) counted in partialSuccess."),
+        **{code: (_STATUS, text) for code, text in failures.items()},
+    }.items():
+        answers[(code, "application/json")] = OpenApiResponse(json_schema, description=description)
+        answers[(code, "application/x-protobuf")] = OpenApiResponse(_BINARY, description=description)
+    return answers
+
+
+_OTLP_RESOURCE = {
+    "attributes": [
+        {"key": "service.name", "value": {"stringValue": "tiles-api"}},
+        {"key": "deployment.environment.name", "value": {"stringValue": "prod"}},
+    ]
+}
+_OTLP_SCOPE = {"name": "tiles.handlers", "version": "2.3.0"}
+OTLP_EXAMPLES = {
+    "logs": OpenApiExample(
+        "OTLP JSON log records",
+        value={
+            "resourceLogs": [
+                {
+                    "resource": _OTLP_RESOURCE,
+                    "scopeLogs": [
+                        {
+                            "scope": _OTLP_SCOPE,
+                            "logRecords": [
+                                {
+                                    "timeUnixNano": "1795687200000000000",
+                                    "severityNumber": 17,
+                                    "severityText": "ERROR",
+                                    "traceId": "5b8efff798038103d269b633813fc60c",
+                                    "spanId": "eee19b7ec3c1b174",
+                                    "body": {"stringValue": "tile cache miss"},
+                                    "attributes": [
+                                        {"key": "enduser.id", "value": {"stringValue": "1234"}},
+                                        {"key": "tile.zoom", "value": {"intValue": "12"}},
+                                    ],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        },
+        request_only=True,
+    ),
+    "traces": OpenApiExample(
+        "OTLP JSON spans",
+        value={
+            "resourceSpans": [
+                {
+                    "resource": _OTLP_RESOURCE,
+                    "scopeSpans": [
+                        {
+                            "scope": _OTLP_SCOPE,
+                            "spans": [
+                                {
+                                    "traceId": "5b8efff798038103d269b633813fc60c",
+                                    "spanId": "eee19b7ec3c1b174",
+                                    "parentSpanId": "eee19b7ec3c1b173",
+                                    "name": "GET /tiles/{z}/{x}/{y}",
+                                    "kind": 2,
+                                    "startTimeUnixNano": "1795687200000000000",
+                                    "endTimeUnixNano": "1795687200042000000",
+                                    "status": {"code": 2, "message": "upstream timed out"},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        },
+        request_only=True,
+    ),
+}

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from apps.ingest.models import ApiKey
 from apps.ingest.services import IngestResult, events_ingest
 
@@ -24,8 +26,14 @@ def foreign_events_ingest(
     sent_at: datetime | None = None,
     header_correlation_id: str = "",
     ingest_node: str = "",
+    json_ready: bool = False,
 ) -> IngestResult:
-    """Conform and store the events a foreign SDK sent; valid ones are stored even when others are refused."""
+    """Conform and store the events a foreign SDK sent; valid ones are stored even when others are refused.
+
+    `json_ready`: `to_item` makes items of valid text, finite numbers and string keys only (OTLP's, from
+    protobuf messages), so their msgspec text spares conform its structure walk, as a strictly decoded
+    JSON body does.
+    """
     items: list[Any] = []
     positions: list[int] = []
     rejected: list[dict[str, Any]] = []
@@ -38,6 +46,7 @@ def foreign_events_ingest(
         positions.append(index)
     result = events_ingest(
         items=items,
+        raws=[msgspec.json.encode(item) for item in items] if json_ready else None,
         api_key=api_key,
         received_at=received_at,
         sent_at=sent_at,

@@ -1,4 +1,4 @@
-"""Where foreign SDKs post: host=<portal>/posthog and host=<portal>/segment.
+"""Where foreign SDKs post: host=<portal>/posthog, host=<portal>/segment and the OTLP endpoint <portal>/otlp.
 
 The trailing slash is optional on every path. The schema shows each path as its SDKs spell it: `/?` reads as
 a slash there (PostHog's `/batch/`), `(?:/)?` as none (Segment's `/v1/batch`).
@@ -21,4 +21,6 @@ urlpatterns = [
         )
         for kind in TYPES
     ),
+    re_path(r"^otlp/v1/logs(?:/)?$", api.OtlpLogsView.as_view(), name="otlp-logs"),
+    re_path(r"^otlp/v1/traces(?:/)?$", api.OtlpTracesView.as_view(), name="otlp-traces"),
 ]

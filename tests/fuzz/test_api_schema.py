@@ -49,6 +49,8 @@ WIRE_FORMATS = (
     "segment_screen",
     "segment_group",
     "segment_alias",
+    "otlp_logs",
+    "otlp_traces",
 )
 
 

@@ -538,6 +538,110 @@ def test_correlation_header_applies_to_events_without_their_own_and_is_echoed(ap
     assert dict(RawEvent.objects.values_list("event", "correlation_id")) == {"a": "req-12345", "b": "own-id"}
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (
+            {
+                "HTTP_X_CORRELATION_ID": "req-1",
+                "HTTP_CORRELATION_ID": "guid-1",
+                "HTTP_TRACEPARENT": TRACEPARENT,
+            },
+            "req-1",
+        ),
+        ({"HTTP_CORRELATION_ID": "guid-1", "HTTP_TRACEPARENT": TRACEPARENT}, "guid-1"),
+        ({"HTTP_TRACEPARENT": TRACEPARENT}, TRACE_ID),
+        # A malformed header is passed over for the next one; a malformed traceparent gives none at all.
+        ({"HTTP_X_CORRELATION_ID": "bad id", "HTTP_CORRELATION_ID": "guid-1"}, "guid-1"),
+        ({"HTTP_X_CORRELATION_ID": "<x>", "HTTP_TRACEPARENT": TRACEPARENT}, TRACE_ID),
+        ({"HTTP_TRACEPARENT": f"00-{'0' * 32}-00f067aa0ba902b7-01"}, ""),
+        ({"HTTP_TRACEPARENT": "not a traceparent"}, ""),
+    ],
+    ids=["x-correlation-id", "django-guid", "traceparent", "bad-x", "bad-x-then-traceparent", "zero", "junk"],
+)
+def test_events_without_a_correlation_id_take_the_requests_by_precedence(
+    api_client, make_key, headers, expected
+):
+    _, key = make_key()
+
+    response = post(
+        api_client,
+        "/api/v1/batch",
+        [{"event": "a"}, {"event": "b", "correlation_id": "own"}],
+        key,
+        headers=headers,
+    )
+
+    assert response.status_code == 202, response.content
+    assert dict(RawEvent.objects.values_list("event", "correlation_id")) == {"a": expected, "b": "own"}
+    notes = RawEvent.objects.get(event="a").notes
+    assert ("correlation_id taken from the request's correlation header" in notes) == bool(expected)
+
+
+def test_spans_are_stored_with_their_ids_and_duration_beside_other_events(api_client, make_key):
+    _, key = make_key()
+    span = {
+        "type": "span",
+        "event": "GET /tiles",
+        "span_id": "00F067AA0BA902B7",
+        "parent_span_id": "53995c3f42cd8ad8",
+        "duration_ms": 12.5,
+        "correlation_id": TRACE_ID,
+        "level": "error",
+    }
+
+    response = post(api_client, "/api/v1/batch", [span, {"event": "search_made"}], key)
+
+    assert response.status_code == 202 and response.json()["accepted"] == 2, response.content
+    stored = RawEvent.objects.get(type="span")
+    assert (stored.span_id, stored.parent_span_id, stored.duration_ms, stored.level) == (
+        "00f067aa0ba902b7",
+        "53995c3f42cd8ad8",
+        12.5,
+        "error",
+    )
+    assert "span_id read as 00f067aa0ba902b7" in stored.notes
+    metric = RawEvent.objects.get(type="metric")
+    assert (metric.span_id, metric.parent_span_id, metric.duration_ms) == ("", "", None)
+
+
+def test_a_batch_without_spans_leaves_the_span_columns_to_their_defaults(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/batch", [{"event": "a", "span_id": "abc"}, {"message": "b"}], key)
+
+    assert response.json()["accepted"] == 2
+    assert set(RawEvent.objects.values_list("span_id", "parent_span_id", "duration_ms")) == {("", "", None)}
+    assert RawEvent.objects.get(event="a").properties == {"span_id": "abc"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("span_id", "xyz", "is not a hex id"),
+        ("span_id", "a" * 33, "is not a hex id"),
+        ("parent_span_id", 12, "must be a hex string"),
+        ("duration_ms", -1, "at least 0"),
+        ("duration_ms", "12", "must be a number"),
+        ("duration_ms", True, "must be a number"),
+    ],
+)
+def test_malformed_span_fields_refuse_only_their_item(api_client, make_key, field, value, message):
+    _, key = make_key()
+    bad = {"type": "span", "event": "op", field: value}
+
+    response = post(api_client, "/api/v1/batch", [{"event": "fine"}, bad], key)
+
+    body = response.json()
+    assert (response.status_code, body["accepted"]) == (202, 1)
+    [refused] = body["rejected"]
+    assert refused["index"] == 1 and message in refused["errors"][field]
+
+
 def test_clock_skew_is_corrected_from_sent_at(api_client, make_key):
     _, key = make_key()
     now = datetime.now(tz=UTC)

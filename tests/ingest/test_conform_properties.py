@@ -47,6 +47,9 @@ KEYS = [
     "time",
     "ts",
     "severity",
+    "span_id",
+    "parent_span_id",
+    "duration_ms",
     "extra",
 ]
 event_like = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), json_values, max_size=10)
@@ -56,7 +59,9 @@ def check(result) -> None:
     if result.ok:
         event = result.event
         assert event["service"] == "svc" and event["stage"] == "prod"
-        assert event["type"] in ("metric", "log")
+        assert event["type"] in ("metric", "log", "span")
+        if event["type"] != "span":
+            assert (event["span_id"], event["parent_span_id"], event["duration_ms"]) == ("", "", None)
         assert isinstance(event["event"], str) and 0 < len(event["event"]) <= 200
         assert event["timestamp"].tzinfo is not None and event["timestamp"] <= NOW + timedelta(minutes=5)
         assert isinstance(event["properties"], dict)
@@ -164,3 +169,31 @@ def test_items_near_the_limits_get_the_same_answer_with_their_text(size, numbers
     raw = head + nested + tail + b"x" * pad + b'"}'
 
     _same_outcome(msgspec.json.decode(raw), raw)
+
+
+# --- spans: their fields are stored checked, or the span is refused naming the field ----------------------
+
+span_ids = st.text(alphabet="0123456789abcdefABCDEF", max_size=34) | json_values
+durations = st.floats() | st.integers() | json_values
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"type": st.just("span"), "event": st.text(max_size=5)},
+        optional={"span_id": span_ids, "parent_span_id": span_ids, "duration_ms": durations},
+    )
+)
+def test_span_fields_are_stored_well_formed_or_refused_by_name(item):
+    result = conform_event(item, CONTEXT)
+
+    check(result)
+    if result.ok:
+        event = result.event
+        for name in ("span_id", "parent_span_id"):
+            assert len(event[name]) <= 32 and set(event[name]) <= set("0123456789abcdef")
+        assert event["duration_ms"] is None or (
+            isinstance(event["duration_ms"], float) and 0 <= event["duration_ms"] < float("inf")
+        )
+    else:
+        assert set(result.errors) <= {"span_id", "parent_span_id", "duration_ms", "event", "item"}

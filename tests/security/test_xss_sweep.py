@@ -52,6 +52,27 @@ def test_no_payload_executes_or_becomes_markup_on_any_page(
             "timestamp": t0.isoformat(),
         }
     )
+    # A trace whose spans carry the payloads in their names, services, messages and attributes: bars and
+    # their tooltips on the trail page.
+    for i, payload in enumerate(PAYLOADS):
+        events.append(
+            {
+                "service": payload[:100] if i % 2 else "gateway",
+                "type": "span",
+                "event": payload,
+                "span_id": f"{i + 1:016x}",
+                "parent_span_id": f"{i:016x}" if i else "",
+                "duration_ms": 10.0 * (len(PAYLOADS) - i),
+                "level": "error" if i % 3 == 0 else None,
+                "message": payload,
+                "correlation_id": "cid-spans",
+                "timestamp": (t0 + timedelta(milliseconds=i)).isoformat(),
+                "properties": {
+                    payload: payload,
+                    "otel.events": [{"name": payload, "attributes": {payload: 1}}],
+                },
+            }
+        )
     aggregate_chunk(event_ids=store_events(events))
     make_person("admin", "ada")
     page = browser_page
@@ -64,6 +85,7 @@ def test_no_payload_executes_or_becomes_markup_on_any_page(
         f"/traces/{quote(PAYLOADS[0], safe='')}/",
         "/traces/cid-1/",
         "/traces/cid-2/",
+        "/traces/cid-spans/",
         f"/users/{quote(PAYLOADS[1], safe='')}/?range=all",
         f"/traces/cid-1/surrounding/?service={quote(PAYLOADS[1][:100])}&at={quote(t0.isoformat())}&seconds=60",
         "/dashboards/?" + "&".join(f"event={quote(p)}" for p in PAYLOADS) + "&breakdown=service&range=24h",

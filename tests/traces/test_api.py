@@ -82,6 +82,40 @@ def test_a_trace_is_its_events_in_time_order_with_the_canonical_fields(
     assert datetime.fromisoformat(first["timestamp"]) == T0
 
 
+def test_a_traces_spans_carry_their_ids_and_duration(support_client, trace_backend, store_events):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "type": "span",
+                "event": "GET /tiles",
+                "span_id": "00f067aa0ba902b7",
+                "parent_span_id": "53995c3f42cd8ad8",
+                "duration_ms": 42.5,
+                "correlation_id": trace_id,
+                "timestamp": at(0),
+            },
+            {"service": "gateway", "event": "tile_served", "correlation_id": trace_id, "timestamp": at(1)},
+        ]
+    )
+
+    span, metric = support_client.get(f"/api/v1/traces/{trace_id}").json()["events"]
+
+    assert (span["type"], span["span_id"], span["parent_span_id"], span["duration_ms"]) == (
+        "span",
+        "00f067aa0ba902b7",
+        "53995c3f42cd8ad8",
+        42.5,
+    )
+    assert (metric["type"], metric["span_id"], metric["parent_span_id"], metric["duration_ms"]) == (
+        "metric",
+        "",
+        "",
+        None,
+    )
+
+
 def test_an_unknown_trace_is_404_with_a_helpful_message(support_client, trace_backend, two_requests):
     response = support_client.get("/api/v1/traces/nope-123")
 

@@ -87,6 +87,49 @@ def test_a_trail_is_every_event_of_the_id_in_time_order(trace_backend, store_eve
     assert first.stage == "prod" and first.received_at >= first.timestamp
 
 
+def test_spans_come_back_with_their_ids_and_duration_beside_log_lines(trace_backend, store_events):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "type": "span",
+                "event": "GET /tiles",
+                "span_id": "00f067aa0ba902b7",
+                "duration_ms": 250.5,
+                "correlation_id": trace_id,
+                "timestamp": at(0),
+            },
+            {
+                "service": "tiles",
+                "type": "span",
+                "event": "render",
+                "span_id": "53995c3f42cd8ad8",
+                "parent_span_id": "00f067aa0ba902b7",
+                "duration_ms": 0.125,
+                "level": "error",
+                "correlation_id": trace_id,
+                "timestamp": at(0.1),
+            },
+            {
+                "service": "tiles",
+                "type": "log",
+                "message": "cache miss",
+                "correlation_id": trace_id,
+                "timestamp": at(0.05),
+            },
+        ]
+    )
+
+    trail = get_trace_backend().trail(trace_id)
+
+    assert [(e.type, e.event, e.span_id, e.parent_span_id, e.duration_ms, e.level) for e in trail] == [
+        ("span", "GET /tiles", "00f067aa0ba902b7", "", 250.5, ""),
+        ("log", "log", "", "", None, "info"),
+        ("span", "render", "53995c3f42cd8ad8", "00f067aa0ba902b7", 0.125, "error"),
+    ]
+
+
 def test_an_unknown_id_has_an_empty_trail(trace_backend, store_events):
     store_events(request_events("c-1", 0))
 

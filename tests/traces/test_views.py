@@ -93,6 +93,66 @@ def test_a_trail_page_shows_every_event_with_notes_and_links(support_client, sto
     assert 'id="trail-data"' in page
 
 
+def test_a_trails_spans_are_bars_on_their_lanes_nested_by_parent_with_errors_red(
+    support_client, store_events
+):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    span = {"type": "span", "correlation_id": trace_id}
+    store_events(
+        [
+            {
+                **span,
+                "service": "gateway",
+                "event": "GET /tiles",
+                "span_id": "a" * 16,
+                "duration_ms": 1000,
+                "timestamp": at(0),
+            },
+            {
+                **span,
+                "service": "gateway",
+                "event": "auth",
+                "span_id": "b" * 16,
+                "parent_span_id": "a" * 16,
+                "duration_ms": 100,
+                "timestamp": at(0.1),
+            },
+            {
+                **span,
+                "service": "tiles",
+                "event": "render <b>",
+                "span_id": "c" * 16,
+                "parent_span_id": "a" * 16,
+                "duration_ms": 500,
+                "level": "error",
+                "message": "renderer crashed",
+                "timestamp": at(0.3),
+            },
+            {
+                "service": "tiles",
+                "type": "log",
+                "message": "cache miss",
+                "correlation_id": trace_id,
+                "timestamp": at(0.4),
+            },
+        ]
+    )
+
+    page = support_client.get(f"/traces/{trace_id}/").content.decode()
+
+    assert page.count('class="span-bar span-normal"') == 2
+    assert page.count('class="span-bar span-error"') == 1
+    # The root on the gateway's first span row, its child on the next; the tiles lane's one span on its first.
+    assert 'data-depth="0"><title>+0.000s gateway span GET /tiles: 1000.000 ms</title>' in page
+    assert 'data-depth="1"><title>+0.100s gateway span auth: 100.000 ms</title>' in page
+    assert "<title>+0.300s tiles span render &lt;b&gt;: 500.000 ms (renderer crashed)</title>" in page
+    assert page.count('<li class="span-row" aria-hidden="true"></li>') == 3
+    assert 'class="mark mark-normal"' in page  # the log line, in place on the tiles lane
+    assert '<span class="duration">500.000 ms</span>' in page
+    assert f"span <code>{'c' * 16}</code> in <code>{'a' * 16}</code>" in page
+    assert "render <b>" not in page
+
+
 def test_a_trail_of_500_events_renders_with_a_bounded_number_of_queries(
     support_client, store_events, django_assert_max_num_queries
 ):

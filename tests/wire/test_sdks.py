@@ -3,12 +3,10 @@ loopback: what they send is stored once, counted in the series and found in the 
 record reaches them the way they expect to hear of it."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import requests
-from django.db import connection
-from django.utils import timezone
 from posthog import Posthog
 from posthog import request as posthog_request
 from segment.analytics import Client as SegmentClient
@@ -18,18 +16,10 @@ from apps.accounts.actors import Actor
 from apps.ingest.models import RawEvent
 from apps.ingest.services import service_key_revoke
 from observatory import correlation, requests_propagation
-from tests.conftest import _database_url_for, free_port, wait_for
+from tests.conftest import free_port
+from tests.wire.conftest import series_total, trail, wait_until_processed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def portal(start_portal, settings):
-    """The portal under gunicorn, processing in-process: rollups and the trail are there once stored."""
-    settings.TRACE_BACKEND = "apps.traces.search.database.DatabaseTraceBackend"
-    return start_portal(
-        DATABASE_URL=_database_url_for(connection.settings_dict), CELERY_BROKER_URL="", ELASTICSEARCH_URL=""
-    )
 
 
 @pytest.fixture
@@ -48,13 +38,6 @@ def answers():
         session.hooks["response"].remove(record)
 
 
-@pytest.fixture
-def reader(client, make_person):
-    """The Django test client, signed in as someone who may read series and trails."""
-    client.force_login(make_person("admin"))
-    return client
-
-
 def posthog_sdk(portal, key, errors, **options) -> Posthog:
     return Posthog(
         key,
@@ -71,40 +54,6 @@ def segment_sdk(portal, key, errors, **options) -> SegmentClient:
         on_error=lambda error, batch: errors.append((error, batch)),
         **{"upload_interval": 0.1, **options},
     )
-
-
-def wait_until_processed(event_ids) -> None:
-    """Wait until the portal has aggregated and indexed these events (in-process, after the commit)."""
-    query = RawEvent.objects.filter(
-        event_id__in=list(event_ids), aggregated_at__isnull=False, indexed_at__isnull=False
-    )
-    wait_for(lambda: query.count() == len(event_ids), timeout=30, message="the events to be processed")
-
-
-def series_total(reader, *, event: str, service: str) -> float:
-    now = timezone.now()
-    response = reader.get(
-        "/api/v1/metrics/series",
-        {
-            "event": event,
-            "measure": "count",
-            "interval": "hour",
-            "from": (now - timedelta(hours=2)).isoformat(),
-            "to": (now + timedelta(hours=1)).isoformat(),
-            "breakdown": "service",
-        },
-    )
-    assert response.status_code == 200, response.content
-    return sum(p["v"] for s in response.json()["series"] if s["name"] == service for p in s["points"])
-
-
-def trail(reader, cid: str) -> list[tuple]:
-    response = reader.get(f"/api/v1/traces/{cid}")
-    assert response.status_code == 200, response.content
-    return [
-        (e["service"], e["stage"], e["user_id"], e["correlation_id"], e["event"])
-        for e in response.json()["events"]
-    ]
 
 
 # --- posthog-python ---------------------------------------------------------------------------------------

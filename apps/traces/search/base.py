@@ -58,6 +58,14 @@ class TraceEvent:
     message: str
     properties: dict[str, Any]
     notes: list[str]
+    # Spans only: hex ids ("" otherwise) and how long the span took (None otherwise).
+    span_id: str = ""
+    parent_span_id: str = ""
+    duration_ms: float | None = None
+
+    @property
+    def is_span(self) -> bool:
+        return self.type == "span"
 
     def as_json(self) -> dict[str, Any]:
         # Field by field: dataclasses.asdict deep-copies `properties`, which cost more than the rest of the
@@ -76,6 +84,9 @@ class TraceEvent:
             "message": self.message,
             "properties": self.properties,
             "notes": self.notes,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "duration_ms": self.duration_ms,
         }
 
 

@@ -38,6 +38,9 @@ _EVENT_FIELDS = (
     "message",
     "properties",
     "notes",
+    "span_id",
+    "parent_span_id",
+    "duration_ms",
 )
 
 

@@ -19,6 +19,7 @@ from elasticsearch import exceptions as es_exceptions
 from elasticsearch_dsl import (
     DateNanos,
     Document,
+    Double,
     Flattened,
     Index,
     Keyword,
@@ -114,6 +115,10 @@ class EventDocument(Document):
     properties = Flattened(ignore_above=1024, depth_limit=20)
     notes = Keyword(ignore_above=512)
     ingest_node = Keyword()
+    # Spans only (absent from other documents): hex ids, and the duration to sort or filter by.
+    span_id = Keyword()
+    parent_span_id = Keyword()
+    duration_ms = Double()
 
     class Meta:
         dynamic = MetaField("strict")
@@ -134,12 +139,22 @@ def document_id(event: Any) -> str:
 
 
 def index_template_ensure() -> None:
-    """Create or update the index template that gives every daily index its mapping and the alias."""
+    """Create or update the index template that gives every daily index its mapping and the alias, and
+    add fields the mapping gained to the daily indices that exist (the mapping is strict: a document with
+    a field its index does not map is refused)."""
     index = Index(f"{alias_name()}-*")
     index.document(EventDocument)
     index.settings(number_of_shards=1, number_of_replicas=0, refresh_interval="1s")
     index.aliases(**{alias_name(): {}})
-    index.as_composable_template(alias_name(), priority=100).save(using=es_client())
+    client = es_client()
+    index.as_composable_template(alias_name(), priority=100).save(using=client)
+    # Adding a field is the one change a mapping takes in place; fields already mapped are left as they are.
+    client.indices.put_mapping(
+        index=f"{alias_name()}-*",
+        properties=EventDocument._doc_type.mapping.to_dict()["properties"],
+        allow_no_indices=True,
+        expand_wildcards="open",
+    )
 
 
 def document_for(event: Any) -> dict[str, Any]:
@@ -162,8 +177,19 @@ def document_for(event: Any) -> dict[str, Any]:
             "notes": event.notes or [],
             "ingest_node": event.ingest_node,
             "seq": event.pk,
+            **_span_fields(event),
         },
     }
+
+
+def _span_fields(event: Any) -> dict[str, Any]:
+    """Return a span's own fields for its document; other events have none (they stay small)."""
+    if event.type != "span":
+        return {}
+    fields = {"span_id": event.span_id or None, "parent_span_id": event.parent_span_id or None}
+    if event.duration_ms is not None:
+        fields["duration_ms"] = event.duration_ms
+    return fields
 
 
 class ElasticsearchTraceBackend(TraceBackend):
@@ -399,6 +425,9 @@ def _trace_event_from(source: dict[str, Any]) -> TraceEvent:
         message=source.get("message", ""),
         properties=source.get("properties") or {},
         notes=list(source.get("notes") or []),
+        span_id=source.get("span_id") or "",
+        parent_span_id=source.get("parent_span_id") or "",
+        duration_ms=source.get("duration_ms"),
     )
 
 
