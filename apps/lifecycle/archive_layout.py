@@ -18,7 +18,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FORMAT_VERSION = 1
+# 2: span fields (span_id, parent_span_id, duration_ms); version 1 files read with them empty.
+FORMAT_VERSION = 2
 PART_NAME = "part-0.parquet"
 MARKER_NAME = "_archive.json"
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -45,6 +46,9 @@ SCHEMA = pa.schema(
         _text("properties"),  # a JSON object, keys sorted
         _text("notes"),  # a JSON array of what conform changed, in words
         _text("ingest_node"),
+        _text("span_id"),
+        _text("parent_span_id"),
+        pa.field("duration_ms", pa.float64(), nullable=True),
         # Counted in the rollups when archived: replay keeps it so, and never counts it again.
         pa.field("aggregated", pa.bool_(), nullable=False),
     ],
@@ -79,8 +83,13 @@ DATABASE_FIELDS = (
     "properties",
     "notes",
     "ingest_node",
+    "span_id",
+    "parent_span_id",
+    "duration_ms",
     "aggregated_at",
 )
+# Columns older archive files lack, and what they mean there.
+ADDED_COLUMNS = {"span_id": "", "parent_span_id": "", "duration_ms": None}
 
 ArchiveRow = tuple[Any, ...]  # values in COLUMNS order
 # Rows of a file are in time order, then by event ID (said in the footer, for engines that use it).
@@ -97,7 +106,7 @@ def archive_row(values: Sequence[Any]) -> ArchiveRow:
     (_, event_id, service, stage, kind, event, timestamp, received_at, user_id, cid, level, message) = values[
         :12
     ]
-    properties, notes, ingest_node, aggregated_at = values[12:]
+    properties, notes, ingest_node, span_id, parent_span_id, duration_ms, aggregated_at = values[12:]
     return (
         str(event_id),
         service,
@@ -113,6 +122,9 @@ def archive_row(values: Sequence[Any]) -> ArchiveRow:
         json_text(properties if properties is not None else {}),
         json_text(notes if notes is not None else []),
         ingest_node,
+        span_id or "",
+        parent_span_id or "",
+        duration_ms,
         aggregated_at is not None,
     )
 

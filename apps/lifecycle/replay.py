@@ -24,7 +24,7 @@ from apps.ingest.conform import SendContext, conform_event
 from apps.ingest.models import RawEvent
 from apps.ingest.signals import events_stored
 
-from .archive_layout import COLUMNS, SCHEMA, Archive, ArchiveRow, batch_rows
+from .archive_layout import ADDED_COLUMNS, COLUMNS, DATABASE_FIELDS, SCHEMA, Archive, ArchiveRow, batch_rows
 
 logger = logging.getLogger(__name__)
 
@@ -36,23 +36,8 @@ OTHER_REASONS = "(other reasons)"
 # The archive's columns with nulls allowed: files written by other tools are read, and their nulls refused
 # row by row rather than the whole file.
 _READABLE = pa.schema([f.with_nullable(True) for f in SCHEMA])
-_INSERT_FIELDS = (
-    "event_id",
-    "service",
-    "stage",
-    "type",
-    "event",
-    "timestamp",
-    "received_at",
-    "user_id",
-    "correlation_id",
-    "level",
-    "message",
-    "properties",
-    "notes",
-    "ingest_node",
-    "aggregated_at",
-)
+# What a replayed row stores: the archived event's columns (as archive_layout reads them) but its id.
+_INSERT_FIELDS = DATABASE_FIELDS[1:]
 
 
 @dataclass(frozen=True)
@@ -149,7 +134,7 @@ def row_group_replay(*, archive: Archive, path: str, row_group: int) -> ReplayOu
     try:
         table = archive.parquet_file(path).read_row_group(row_group)
         _check_columns(table.schema)
-        table = table.select(list(COLUMNS)).cast(_READABLE)
+        table = _with_added_columns(table).select(list(COLUMNS)).cast(_READABLE)
     except Exception as exc:
         outcome.unreadable[f"{path} (row group {row_group})"] = _reason(exc)
         return outcome
@@ -214,6 +199,9 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         properties,
         notes,
         ingest_node,
+        span_id,
+        parent_span_id,
+        duration_ms,
         aggregated,
     ) = row
     # Without these the event would change on the way in (a new ID each replay, the received time as its
@@ -241,6 +229,9 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         ("correlation_id", correlation_id),
         ("level", level),
         ("message", message),
+        ("span_id", span_id),
+        ("parent_span_id", parent_span_id),
+        ("duration_ms", duration_ms),
     )
     item.update((name, value) for name, value in optional if value)
     # The archived service and stage, as if that service's own key sent the event when it was received.
@@ -268,6 +259,9 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         # canonical event).
         notes + conformed.notes,
         ingest_node or "",
+        canonical.get("span_id", ""),
+        canonical.get("parent_span_id", ""),
+        canonical.get("duration_ms"),
         # Counted in the rollups before it was archived: counted still. The archive keeps whether, not
         # when; the received time is the earliest it can have been.
         received_at if aggregated else None,
@@ -275,9 +269,18 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
 
 
 def _check_columns(schema: pa.Schema) -> None:
-    missing = [name for name in COLUMNS if name not in schema.names]
+    missing = [name for name in COLUMNS if name not in schema.names and name not in ADDED_COLUMNS]
     if missing:
         raise ValueError(f"not a SkyWatch archive file: no column {', '.join(missing)}")
+
+
+def _with_added_columns(table: pa.Table) -> pa.Table:
+    """Return the table with the columns an older archive format lacks, as they meant there."""
+    for name, value in ADDED_COLUMNS.items():
+        if name not in table.schema.names:
+            kind = SCHEMA.field(name).type
+            table = table.append_column(name, pa.array([value] * table.num_rows, type=kind))
+    return table
 
 
 def _reason(exc: Exception) -> str:

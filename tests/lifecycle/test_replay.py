@@ -153,6 +153,9 @@ def test_rows_conform_refuses_are_counted_by_reason(archive_dir, inline, db):
         "{}",
         "[]",
         "node-a",
+        "",
+        "",
+        None,
         True,
     )
     too_early = (good[0].replace("01", "02"), *good[1:5], good[5].replace(year=1999), *good[6:])
@@ -205,3 +208,67 @@ def test_workers_take_the_row_groups_and_the_pipeline_the_stored_rows(old_events
     assert trail_get(correlation_id="trail-1") == trail
     assert charts(old_events) == before
     assert "5 rows read, 0 stored, 5 already there" in run("replay_archive", str(archive_dir))
+
+
+def test_spans_come_back_with_their_ids_and_duration(send_old, days, archive_dir, inline):
+    span = {
+        "type": "span",
+        "event": "GET /tiles",
+        "service": "tiles",
+        "correlation_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7",
+        "parent_span_id": "a3ce929d0e0e4736",
+        "duration_ms": 12.5,
+        "timestamp": at(days[0], 9).isoformat(),
+    }
+    send_old([span], received_at=at(days[0], 9, 1))
+    archive_all(archive_dir)
+    RawEvent.objects.all().delete()
+
+    run("replay_archive", str(archive_dir))
+
+    stored = RawEvent.objects.get()
+    assert (stored.type, stored.span_id, stored.parent_span_id, stored.duration_ms) == (
+        "span",
+        "00f067aa0ba902b7",
+        "a3ce929d0e0e4736",
+        12.5,
+    )
+
+
+def test_a_file_of_the_first_archive_format_replays_without_span_fields(archive_dir, inline, db):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    archive = Archive.at(str(archive_dir))
+    row = (
+        "0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a09",
+        "gateway",
+        "prod",
+        "metric",
+        "search_made",
+        at(timezone.now().date(), 1),
+        at(timezone.now().date(), 1, 1),
+        "u-1",
+        "",
+        "",
+        "",
+        "{}",
+        "[]",
+        "node-a",
+        "",
+        "",
+        None,
+        False,
+    )
+    table = pa.Table.from_batches([record_batch([row])])
+    version_one = table.drop_columns(["span_id", "parent_span_id", "duration_ms"])
+    path = archive_dir / f"date={timezone.now().date():%Y-%m-%d}" / "service=gateway" / "part-0.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(version_one, path)
+    assert archive.parquet_file(str(path)) is not None
+
+    text = run("replay_archive", str(archive_dir))
+
+    assert "1 rows read, 1 stored" in text
+    assert RawEvent.objects.get().span_id == ""
