@@ -69,6 +69,25 @@ class ApiKey(models.Model):
         return not self.is_revoked and not self.is_expired(now)
 
 
+# What conform and enrichment store of an event, in one order: the insert, the archive and replay use it.
+EVENT_COLUMNS = (
+    "event_id",
+    "service",
+    "stage",
+    "type",
+    "event",
+    "timestamp",
+    "received_at",
+    "user_id",
+    "correlation_id",
+    "level",
+    "message",
+    "properties",
+    "notes",
+    "ingest_node",
+)
+SPAN_COLUMNS = ("span_id", "parent_span_id", "duration_ms")
+
 # Pipeline state, spelled out once: each query below, the partial indexes and the pipeline's SQL use these.
 AWAITING_AGGREGATION = models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
 AWAITING_INDEX = models.Q(indexed_at__isnull=True, index_rejected_at__isnull=True)

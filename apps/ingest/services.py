@@ -15,7 +15,7 @@ from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
-from .models import ApiKey, RawEvent, Service
+from .models import EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, Service
 from .signals import events_stored
 
 logger = logging.getLogger(__name__)
@@ -151,8 +151,8 @@ def events_ingest(
                 event["message"],
                 event["properties"],
                 conformed.notes,
-                api_key.pk,
                 ingest_node,
+                api_key.pk,
             )
         )
         span_values.append((event["span_id"], event["parent_span_id"], event["duration_ms"]))
@@ -172,25 +172,9 @@ def events_ingest(
 
 
 # The columns of a stored event, in the order of the row tuples `events_ingest` builds.
-_INSERT_FIELDS = (
-    "event_id",
-    "service",
-    "stage",
-    "type",
-    "event",
-    "timestamp",
-    "received_at",
-    "user_id",
-    "correlation_id",
-    "level",
-    "message",
-    "properties",
-    "notes",
-    "api_key",
-    "ingest_node",
-)
+_INSERT_FIELDS = (*EVENT_COLUMNS, "api_key")
 # The same, then the span columns (a batch that holds a span).
-_SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, "span_id", "parent_span_id", "duration_ms")
+_SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, *SPAN_COLUMNS)
 _NO_SPAN = ("", "", None)
 
 

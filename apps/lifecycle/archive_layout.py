@@ -18,6 +18,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from apps.ingest.models import EVENT_COLUMNS, SPAN_COLUMNS
+
 # 2: span fields (span_id, parent_span_id, duration_ms); version 1 files read with them empty.
 FORMAT_VERSION = 2
 PART_NAME = "part-0.parquet"
@@ -67,27 +69,7 @@ WRITE_OPTIONS = {
 }
 
 # The database fields an archive row is made of, in this order (`id` first: not archived, but counted).
-DATABASE_FIELDS = (
-    "id",
-    "event_id",
-    "service",
-    "stage",
-    "type",
-    "event",
-    "timestamp",
-    "received_at",
-    "user_id",
-    "correlation_id",
-    "level",
-    "message",
-    "properties",
-    "notes",
-    "ingest_node",
-    "span_id",
-    "parent_span_id",
-    "duration_ms",
-    "aggregated_at",
-)
+DATABASE_FIELDS = ("id", *EVENT_COLUMNS, *SPAN_COLUMNS, "aggregated_at")
 # Columns older archive files lack, and what they mean there.
 ADDED_COLUMNS = {"span_id": "", "parent_span_id": "", "duration_ms": None}
 

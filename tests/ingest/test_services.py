@@ -7,7 +7,7 @@ from django.db import connection
 
 from apps.common.bulk import bulk_insert, bulk_insert_json
 from apps.ingest import services
-from apps.ingest.models import RawEvent
+from apps.ingest.models import EVENT_COLUMNS, RawEvent
 from apps.ingest.parsers import batch_from_body
 
 pytestmark = pytest.mark.django_db
@@ -25,21 +25,7 @@ BODY = r"""{"sent_at": "2026-11-26T11:00:00Z", "batch": [
   {"event": "empty", "properties": null, "timestamp": "2026-11-26T10:00:00"},
   {"event": "\u0000nul-key", "properties": {"k\u0000": "v\u0000"}, "user_id": " padded "}
 ]}"""
-COLUMNS = [
-    "event_id",
-    "stage",
-    "type",
-    "event",
-    "timestamp",
-    "received_at",
-    "user_id",
-    "correlation_id",
-    "level",
-    "message",
-    "properties",
-    "notes",
-    "ingest_node",
-]
+COLUMNS = [name for name in EVENT_COLUMNS if name != "service"]
 
 
 def _stored(service: str) -> list[tuple]:
@@ -88,7 +74,7 @@ def test_the_json_insert_skips_what_is_stored_and_returns_the_new_ids(make_key):
     api_key, _ = make_key()
     stamp = NOW - timedelta(minutes=1)
     rows = [
-        (event_id, "svc", "prod", "metric", name, stamp, NOW, "", "", "", "", {"x": 1}, [], api_key.pk, "n")
+        (event_id, "svc", "prod", "metric", name, stamp, NOW, "", "", "", "", {"x": 1}, [], "n", api_key.pk)
         for event_id, name in [
             ("6a0c3f0e-9f1e-4b7a-8a53-0f3a1c2d4e5f", "a"),
             ("0b2f5e1c-3d4a-4c6b-9e8f-1a2b3c4d5e6f", "b"),
