@@ -132,6 +132,32 @@ class PostgresPartialIndex(models.Index):
         return super(PostgresPartialIndex, index).create_sql(model, schema_editor, using=using, **kwargs)
 
 
+class RecentEventKey(models.Model):
+    """An idempotency key received lately (PostgreSQL): what keeps "stored once" exact across partitions.
+
+    The raw-event table is partitioned by day of `timestamp`, and a partitioned table's unique index must
+    include that column, so it cannot see a re-send whose skew-corrected timestamp differs from the
+    original's (every attempt re-stamps `sent_at`, so the correction moves by the network latency, and an
+    event near midnight changes day). This small unpartitioned table has the plain `(service, event_id)`
+    key: while an insert of the key is uncommitted, a concurrent one waits on it and then skips. Keys
+    older than RECENT_KEY_HOURS are removed (the originals are committed by then, and the insert's check of
+    neighbouring days finds them).
+    """
+
+    service = models.CharField(max_length=100)
+    event_id = models.UUIDField()
+    stored_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "event_id"], name="recentkey_unique_service_event_id")
+        ]
+        indexes = [models.Index(fields=["stored_at"], name="recentkey_stored_at")]
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.event_id}"
+
+
 class RawEvent(models.Model):
     """One accepted event or log line, conformed to the canonical shape, as committed before the 202.
 
@@ -178,7 +204,10 @@ class RawEvent(models.Model):
 
     class Meta:
         constraints = [
-            # The idempotency key: a re-sent event is recognised and never stored twice.
+            # The idempotency key: a re-sent event is recognised and never stored twice. On PostgreSQL the
+            # table is partitioned by day (migration 0006, apps/ingest/partitions.py): there this name holds
+            # (service, event_id, timestamp), and RecentEventKey with a check of the neighbouring days makes
+            # the key exact again (apps/ingest/services.py).
             models.UniqueConstraint(fields=["service", "event_id"], name="rawevent_unique_service_event_id"),
         ]
         indexes = [

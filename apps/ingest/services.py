@@ -1,12 +1,15 @@
 """Writes for ingestion: services and keys, and storing a batch of conformed events in one statement."""
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+import msgspec
+from django.db import connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
@@ -14,8 +17,8 @@ from apps.accounts.models import AuditEntry
 from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
-from .conform import SendContext, conform_event
-from .models import EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, Service
+from .conform import MAX_SKEW_CORRECTION, SendContext, conform_event
+from .models import EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, RecentEventKey, Service
 from .signals import events_stored
 
 logger = logging.getLogger(__name__)
@@ -179,8 +182,67 @@ _NO_SPAN = ("", "", None)
 
 
 def _insert_new_events(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[int]:
-    """Insert rows atomically, skipping (service, event_id) pairs already stored; return the new ids."""
-    return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
+    return raw_events_store(rows=rows, columns=columns)
+
+
+# How far apart the stored timestamps of one event's sends can be: each send is corrected for clock skew by
+# at most MAX_SKEW_CORRECTION, so two of them differ by at most twice that.
+RESEND_WINDOW = 2 * MAX_SKEW_CORRECTION
+
+
+def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[int]:
+    """Insert rows (tuples in `columns` order, distinct (service, event_id)) atomically, skipping events
+    already stored; return the new ids.
+
+    One table (SQLite): ON CONFLICT on the (service, event_id) key. Partitioned by day (PostgreSQL): that key
+    cannot exist (a partitioned table's unique keys hold the partition column), and a re-send may carry
+    another timestamp than its original, even another day's (skew correction from each send's `sent_at`).
+    So, in one statement: the key goes into RecentEventKey (a concurrent insert of the same key waits for
+    this one and skips it), and a key new there is still skipped when a committed row of the same event
+    lies within RESEND_WINDOW of its timestamp (an original received before the recent keys' horizon).
+    """
+    if connection.vendor != "postgresql":
+        return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
+    document = msgspec.json.encode(rows).decode()
+    with connection.cursor() as cursor:
+        cursor.execute(_partitioned_insert_sql(tuple(columns)), [document, RESEND_WINDOW, RESEND_WINDOW])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@functools.cache
+def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
+    """Return the statement that stores new events once (see `raw_events_store`); PostgreSQL only."""
+    fields = [RawEvent._meta.get_field(name) for name in columns]
+    quote = connection.ops.quote_name
+    names = [quote(field.column) for field in fields]
+    values = ", ".join(
+        f"r->{index}" if isinstance(field, JSONField) else f"(r->>{index})::{field.db_type(connection)}"
+        for index, field in enumerate(fields)
+    )
+    table = quote(RawEvent._meta.db_table)
+    keys = quote(RecentEventKey._meta.db_table)
+    return (
+        f"WITH incoming ({', '.join(names)}) AS ("
+        f"  SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r),"
+        f" fresh AS ("
+        f"  INSERT INTO {keys} (service, event_id, stored_at)"
+        f"  SELECT service, event_id, now() FROM incoming"
+        f"  ON CONFLICT (service, event_id) DO NOTHING RETURNING service, event_id)"
+        f" INSERT INTO {table} ({', '.join(names)})"
+        f" SELECT {', '.join(f'i.{name}' for name in names)} FROM incoming i"
+        f" JOIN fresh f ON f.service = i.service AND f.event_id = i.event_id"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {table} o WHERE o.service = i.service AND o.event_id = i.event_id"
+        f'  AND o."timestamp" >= i."timestamp" - %s AND o."timestamp" <= i."timestamp" + %s)'
+        # Never met (the keys above decide), but an arbiter keeps a double from ever failing the batch.
+        f' ON CONFLICT (service, event_id, "timestamp") DO NOTHING'
+        f" RETURNING id"
+    )
+
+
+def recent_keys_forget(*, before: datetime) -> int:
+    """Remove the recent idempotency keys stored before `before` (their events are committed long since,
+    and found by the insert's look at neighbouring days); return how many."""
+    return RecentEventKey.objects.filter(stored_at__lt=before).delete()[0]
 
 
 def _announce_stored(stored_ids: list[int]) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 from django.db import transaction
 
-from apps.common.bulk import bulk_insert_json
 from apps.ingest.conform import SendContext, conform_event
 from apps.ingest.models import RawEvent
+from apps.ingest.services import raw_events_store
 from apps.ingest.signals import events_stored
 
 from .archive_layout import ADDED_COLUMNS, COLUMNS, DATABASE_FIELDS, SCHEMA, Archive, ArchiveRow, batch_rows
@@ -172,9 +172,7 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
     outcome.refused = dict(refused)
     if not to_store:
         return
-    stored_ids = bulk_insert_json(
-        RawEvent, _INSERT_FIELDS, to_store, conflict=("service", "event_id"), returning="id"
-    )
+    stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)
     if stored_ids:

@@ -6,18 +6,20 @@ ARCHIVE_DIR set, raw events leave only once the archive holds them (apps/lifecyc
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
 from apps.common.jsonfields import PropertyText
+from apps.ingest import partitions
 from apps.ingest.conform import ALIASES
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AWAITING_AGGREGATION, RawEvent
+from apps.ingest.services import recent_keys_forget
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.traces.search import get_trace_backend
@@ -38,6 +40,8 @@ class RetentionReport:
     # Days kept because ARCHIVE_DIR is set and the archive does not hold them as they are (YYYY-MM-DD).
     raw_days_not_archived: list[str] = field(default_factory=list)
     raw_events_kept_unarchived: int = 0
+    # Days whose partition was dropped whole (PostgreSQL), YYYY-MM-DD.
+    raw_partitions_dropped: list[str] = field(default_factory=list)
 
 
 def retention_apply(*, now: datetime | None = None) -> RetentionReport:
@@ -59,6 +63,9 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     if archived is not None:
         done = done.filter(archived.held)
         report.raw_days_not_archived = [day.isoformat() for day in archived.not_archived]
+    if partitions.is_partitioned():
+        _drop_whole_days(report, held=archived.held if archived is not None else None)
+    # What no dropped partition held: the cut-off's own day, the default partition, days kept in part.
     while True:  # in batches: one huge DELETE would hold locks and bloat the transaction
         ids = list(done.values_list("pk", flat=True)[:DELETE_BATCH])
         if not ids:
@@ -76,6 +83,50 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         )
     logger.info("retention: %s", report)
     return report
+
+
+def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
+    """Detach and drop each day partition that ends before the cut-off and whose every row retention would
+    delete (none awaits aggregation; with an archive, `held` covers them all); add its rows to the report.
+    A day with other rows, or whose lock is not had within the lock timeout, is left to the batched DELETE
+    (or the next run)."""
+    quote = connection.ops.quote_name
+    for day, name in sorted(partitions.day_partitions().items()):
+        start, end = partitions.day_bounds(day)
+        if end > report.raw_cutoff:
+            break
+        on_day = RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        kept = on_day.awaiting_aggregation()
+        if held is not None:
+            kept = on_day.filter(Q(AWAITING_AGGREGATION) | ~held)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+                    # Held from the check to the drop, so no row arrives in between; DETACH needs it anyway.
+                    cursor.execute(f"LOCK TABLE {quote(partitions.PARENT)} IN ACCESS EXCLUSIVE MODE")
+                if kept.exists():
+                    continue
+                rows = on_day.count()
+                partitions.partition_drop(name)
+        except OperationalError as error:  # the lock timeout: long reads held the table
+            logger.warning("retention could not drop the partition of %s now: %s", day, error)
+            continue
+        report.raw_events_deleted += rows
+        report.raw_partitions_dropped.append(day.isoformat())
+
+
+def partitions_maintain(*, now: datetime) -> dict:
+    """Make the raw-event partitions from yesterday to PARTITION_DAYS_AHEAD ahead (and of days found in the
+    default partition), and forget recent idempotency keys older than INGEST_RECENT_KEY_HOURS. Nothing to
+    do where the table is not partitioned (SQLite)."""
+    if not partitions.is_partitioned():
+        return {"partitioned": False}
+    made = partitions.partitions_ensure(
+        today=now.astimezone(UTC).date(), days_ahead=settings.PARTITION_DAYS_AHEAD
+    )
+    forgotten = recent_keys_forget(before=now - timedelta(hours=settings.INGEST_RECENT_KEY_HOURS))
+    return {"partitioned": True, "made": [day.isoformat() for day in made], "keys_forgotten": forgotten}
 
 
 # Where a user ID is stored as such: the canonical field, and top-level properties under the canonical

@@ -1,0 +1,110 @@
+"""Raw events partitioned by UTC day of `timestamp` (PostgreSQL): retention drops a day whole instead of
+DELETEing millions of rows; a default partition takes what no day partition holds, so no insert fails.
+
+Why `timestamp` and not `received_at`: retention, archive days and every query filter on `timestamp`, and a
+re-send is received later than its original but carries the same event time (up to skew correction, which
+`apps/ingest/services.py` deals with). SQLite, the embedded mode, keeps one table: nothing here runs there.
+"""
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import connection, transaction
+
+PARENT = "ingest_rawevent"
+DEFAULT_PARTITION = f"{PARENT}_default"
+_DAY_NAME = re.compile(rf"^{PARENT}_p(\d{{8}})$")
+# Making and dropping partitions waits at most this long for its lock; beat or the next run tries again.
+LOCK_TIMEOUT = "5s"
+
+
+def partition_name(day: date) -> str:
+    return f"{PARENT}_p{day:%Y%m%d}"
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def is_partitioned() -> bool:
+    """Return whether the raw-event table is partitioned (PostgreSQL after migration 0006)."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "p"
+
+
+def day_partitions() -> dict[date, str]:
+    """Return the day partitions by day (the default partition is not among them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s)",
+            [PARENT],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    days = {}
+    for name in names:
+        match = _DAY_NAME.match(name)
+        if match:
+            days[date.fromisoformat(match.group(1))] = name
+    return days
+
+
+def partition_create(day: date) -> bool:
+    """Make the partition of `day` unless it exists; return whether it was made.
+
+    Rows of that day already in the default partition move into it first (attaching a partition whose
+    range the default partition holds rows of fails), in one transaction that holds the default partition
+    so no row of the day lands there meanwhile.
+    """
+    name = partition_name(day)
+    start, end = day_bounds(day)
+    quote = connection.ops.quote_name
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            if cursor.fetchone()[0]:
+                return False
+            cursor.execute(f"LOCK TABLE {quote(DEFAULT_PARTITION)} IN SHARE ROW EXCLUSIVE MODE")
+            cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(PARENT)} INCLUDING DEFAULTS)")
+            cursor.execute(
+                f"WITH moved AS (DELETE FROM {quote(DEFAULT_PARTITION)} "
+                f'WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING *) '
+                f"INSERT INTO {quote(name)} SELECT * FROM moved",
+                [start, end],
+            )
+            cursor.execute(
+                f"ALTER TABLE {quote(PARENT)} ATTACH PARTITION {quote(name)} FOR VALUES FROM (%s) TO (%s)",
+                [start, end],
+            )
+    return True
+
+
+def partitions_ensure(*, today: date, days_ahead: int) -> list[date]:
+    """Make the partitions of yesterday, today and `days_ahead` days ahead, and of every day that has rows
+    in the default partition; return the days made. Idempotent."""
+    wanted = {today + timedelta(days=offset) for offset in range(-1, days_ahead + 1)}
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT (\"timestamp\" AT TIME ZONE 'UTC')::date FROM {quote(DEFAULT_PARTITION)}"
+        )
+        wanted |= {row[0] for row in cursor.fetchall()}
+    existing = day_partitions()
+    return [day for day in sorted(wanted - set(existing)) if partition_create(day)]
+
+
+def partition_drop(name: str) -> None:
+    """Detach and drop a day partition. The caller holds the parent's lock (see lifecycle retention)."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        # The api_key foreign key is checked at commit: rows written in this transaction must be checked
+        # now, or PostgreSQL refuses to drop a table with checks pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {quote(PARENT)} DETACH PARTITION {quote(name)}")
+        cursor.execute(f"DROP TABLE {quote(name)}")
