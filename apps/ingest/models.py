@@ -140,19 +140,24 @@ class RecentEventKey(models.Model):
     original's (every attempt re-stamps `sent_at`, so the correction moves by the network latency, and an
     event near midnight changes day). This small unpartitioned table has the plain `(service, event_id)`
     key: while an insert of the key is uncommitted, a concurrent one waits on it and then skips. Keys
-    older than RECENT_KEY_HOURS are removed (the originals are committed by then, and the insert's check of
-    neighbouring days finds them).
+    older than INGEST_RECENT_KEY_HOURS are removed (the originals are committed by then, and the insert's
+    check of neighbouring days finds them).
     """
 
     service = models.CharField(max_length=100)
     event_id = models.UUIDField()
+    # The event's time: retention forgets the keys of the days it deletes, so a replay stores them again.
+    timestamp = models.DateTimeField()
     stored_at = models.DateTimeField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["service", "event_id"], name="recentkey_unique_service_event_id")
         ]
-        indexes = [models.Index(fields=["stored_at"], name="recentkey_stored_at")]
+        indexes = [
+            models.Index(fields=["stored_at"], name="recentkey_stored_at"),
+            models.Index(fields=["timestamp"], name="recentkey_timestamp"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.service}/{self.event_id}"

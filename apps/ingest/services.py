@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 from django.db import connection, transaction
-from django.db.models import JSONField
+from django.db.models import Exists, JSONField, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
@@ -225,8 +225,8 @@ def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
         f"WITH incoming ({', '.join(names)}) AS ("
         f"  SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r),"
         f" fresh AS ("
-        f"  INSERT INTO {keys} (service, event_id, stored_at)"
-        f"  SELECT service, event_id, now() FROM incoming"
+        f'  INSERT INTO {keys} (service, event_id, "timestamp", stored_at)'
+        f'  SELECT service, event_id, "timestamp", now() FROM incoming'
         f"  ON CONFLICT (service, event_id) DO NOTHING RETURNING service, event_id)"
         f" INSERT INTO {table} ({', '.join(names)})"
         f" SELECT {', '.join(f'i.{name}' for name in names)} FROM incoming i"
@@ -237,6 +237,13 @@ def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
         f' ON CONFLICT (service, event_id, "timestamp") DO NOTHING'
         f" RETURNING id"
     )
+
+
+def recent_keys_release(*, keys: Q) -> int:
+    """Forget the recent keys matching `keys` whose events are no longer stored (retention or a purge
+    deleted them), so that a replay stores those events again; return how many."""
+    stored = RawEvent.objects.filter(service=OuterRef("service"), event_id=OuterRef("event_id"))
+    return RecentEventKey.objects.filter(keys).exclude(Exists(stored)).delete()[0]
 
 
 def recent_keys_forget(*, before: datetime) -> int:

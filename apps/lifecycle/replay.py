@@ -18,10 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 from django.db import transaction
+from django.db.models import Q
 
 from apps.ingest.conform import SendContext, conform_event
 from apps.ingest.models import RawEvent
-from apps.ingest.services import raw_events_store
+from apps.ingest.services import raw_events_store, recent_keys_release
 from apps.ingest.signals import events_stored
 
 from .archive_layout import ADDED_COLUMNS, COLUMNS, DATABASE_FIELDS, SCHEMA, Archive, ArchiveRow, batch_rows
@@ -172,6 +173,9 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
     outcome.refused = dict(refused)
     if not to_store:
         return
+    # A replay stores what the database lacks, however it came to lack it (deleted by hand, a restore): the
+    # recent keys of events no longer stored must not pass for them.
+    recent_keys_release(keys=Q(event_id__in=[row[0] for row in to_store]))
     stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)

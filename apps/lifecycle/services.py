@@ -19,7 +19,7 @@ from apps.common.jsonfields import PropertyText
 from apps.ingest import partitions
 from apps.ingest.conform import ALIASES
 from apps.ingest.models import AWAITING_AGGREGATION, RawEvent
-from apps.ingest.services import recent_keys_forget
+from apps.ingest.services import recent_keys_forget, recent_keys_release
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.traces.search import get_trace_backend
@@ -71,6 +71,7 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         if not ids:
             break
         report.raw_events_deleted += RawEvent.objects.filter(pk__in=ids).delete()[0]
+    recent_keys_release(keys=Q(timestamp__lt=report.raw_cutoff))
     report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
     if archived is not None:
         report.raw_events_kept_unarchived = old.done_with_aggregation().count()
@@ -185,10 +186,21 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
         events = list(
             user_events(user_id)
             .select_for_update(of=("self",))
-            .only("id", "timestamp", "event", "service", "stage", "user_id", "properties", "aggregated_at")
+            .only(
+                "id",
+                "event_id",
+                "timestamp",
+                "event",
+                "service",
+                "stage",
+                "user_id",
+                "properties",
+                "aggregated_at",
+            )
         )
         aggregated = [ev for ev in events if ev.aggregated_at is not None]
         report.raw_events_deleted = RawEvent.objects.filter(pk__in=[ev.pk for ev in events]).delete()[0]
+        recent_keys_release(keys=Q(event_id__in={ev.event_id for ev in events}))
         deltas = deltas_for(aggregated)
         report.rollup_buckets_corrected = _subtract(deltas)
         remaining = _remaining(deltas)

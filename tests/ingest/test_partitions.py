@@ -142,7 +142,9 @@ def test_ensure_partitions_makes_the_days_ahead_once_and_forgets_old_keys(key, s
     settings.PARTITION_DAYS_AHEAD = 3
     later = timezone.now() + timedelta(days=400)
     today = later.astimezone(UTC).date()
-    RecentEventKey.objects.create(service="gateway", event_id=uuid.uuid4(), stored_at=timezone.now())
+    RecentEventKey.objects.create(
+        service="gateway", event_id=uuid.uuid4(), timestamp=timezone.now(), stored_at=timezone.now()
+    )
 
     first = partitions_maintain(now=later)
     second = partitions_maintain(now=later)

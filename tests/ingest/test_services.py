@@ -80,12 +80,10 @@ def test_the_json_insert_skips_what_is_stored_and_returns_the_new_ids(make_key):
             ("0b2f5e1c-3d4a-4c6b-9e8f-1a2b3c4d5e6f", "b"),
         ]
     ]
-    insert = dict(conflict=("service", "event_id"), returning="id")
+    columns = services._INSERT_FIELDS
 
-    first = bulk_insert_json(RawEvent, services._INSERT_FIELDS, rows, **insert)
-    again = bulk_insert_json(
-        RawEvent, services._INSERT_FIELDS, [*rows, (*rows[0][:4], "c", *rows[0][5:])], **insert
-    )
+    first = services.raw_events_store(rows=rows, columns=columns)
+    again = services.raw_events_store(rows=[*rows, (*rows[0][:4], "c", *rows[0][5:])], columns=columns)
 
     assert sorted(first) == sorted(RawEvent.objects.values_list("pk", flat=True))
     assert again == []  # the third row has the first one's event_id

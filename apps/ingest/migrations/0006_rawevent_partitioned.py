@@ -140,10 +140,14 @@ class Migration(migrations.Migration):
                 ),
                 ("service", models.CharField(max_length=100)),
                 ("event_id", models.UUIDField()),
+                ("timestamp", models.DateTimeField()),
                 ("stored_at", models.DateTimeField()),
             ],
             options={
-                "indexes": [models.Index(fields=["stored_at"], name="recentkey_stored_at")],
+                "indexes": [
+                    models.Index(fields=["stored_at"], name="recentkey_stored_at"),
+                    models.Index(fields=["timestamp"], name="recentkey_timestamp"),
+                ],
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("service", "event_id"), name="recentkey_unique_service_event_id"

@@ -1,0 +1,127 @@
+"""`retention_drop`: retention removing one day of raw events by dropping its partition, beside a DELETE of
+the same rows from an unpartitioned copy (the table as it was before migration 0006, same indexes).
+
+The day's rows (BENCH_PARTITION_EVENTS, default 1,000,000) and a tenth as many of the next day, which both
+keep, are generated inside PostgreSQL, processed already (retention drops only what the rollups hold).
+The figure is the app's own `retention_apply` with the cut-off at the day's end (its checks, the count of
+what goes, DETACH and DROP); the baseline is one `DELETE … WHERE timestamp < <the day's end>` on the copy
+(one statement: faster than the batched DELETE retention ran before partitions). The DELETE runs first,
+so the drop may pay for the checkpoint its writes bring on (the bench's role may not run CHECKPOINT).
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from . import common
+from .common import Config, Result, env_int, log
+from .workload import EVENT_NAMES, SERVICES
+
+DAY = datetime(2026, 1, 15, tzinfo=UTC)
+PLAIN = "bench_rawevent_unpartitioned"
+
+GENERATE = """
+INSERT INTO {table} (event_id, service, stage, type, event, timestamp, received_at, user_id, correlation_id,
+    level, message, properties, notes, ingest_node, aggregated_at, indexed_at)
+SELECT gen_random_uuid(), (%(services)s::text[])[1 + floor(random() * %(n_services)s)::int], 'prod', 'metric',
+    (%(events)s::text[])[1 + floor(random() * %(n_events)s)::int], t, t + interval '1 second',
+    'user-' || floor(5000 * random())::int, md5(random()::text), '', '',
+    jsonb_build_object('duration_ms', round((random() * 500)::numeric, 2), 'region', 'eu'),
+    '[]', 'bench-node', t + interval '1 minute', t + interval '1 minute'
+FROM (SELECT %(start)s::timestamptz + (g + random()) * (interval '1 day' / %(total)s) AS t
+      FROM generate_series(0, %(total)s - 1) AS g) AS moments
+"""
+
+
+def _sql(statement: str, params: Any = None) -> list[tuple]:
+    with psycopg.connect(common.database_url(), autocommit=True) as conn:
+        conn.execute("SET statement_timeout = '1800s'; SET maintenance_work_mem = '512MB'")
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _generate(table: str, start: datetime, total: int) -> None:
+    params = {
+        "services": list(SERVICES),
+        "n_services": len(SERVICES),
+        "events": list(EVENT_NAMES),
+        "n_events": len(EVENT_NAMES),
+        "start": start,
+        "total": total,
+    }
+    _sql(GENERATE.format(table=table), params)
+
+
+def _plain_copy() -> None:
+    """Make the unpartitioned table as migration 0006 found it: same columns, keys and indexes."""
+    _sql(f"DROP TABLE IF EXISTS {PLAIN}")
+    _sql(f"CREATE TABLE {PLAIN} (LIKE ingest_rawevent INCLUDING DEFAULTS)")
+    _sql(f"INSERT INTO {PLAIN} SELECT * FROM ingest_rawevent")
+    _sql(f"ALTER TABLE {PLAIN} ADD PRIMARY KEY (id)")
+    _sql(f"ALTER TABLE {PLAIN} ADD UNIQUE (service, event_id)")
+    indexes = _sql(
+        "SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x WHERE x.indrelid = 'ingest_rawevent'::regclass "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
+    )
+    for (definition,) in indexes:
+        name = definition.split()[2]
+        definition = definition.replace(f"INDEX {name} ON", f"INDEX {name}_plain ON", 1)
+        _sql(definition.replace("ON public.ingest_rawevent ", f"ON public.{PLAIN} ", 1))
+
+
+def run(config: Config) -> list[Result]:
+    from django.conf import settings
+
+    from apps.ingest import partitions
+    from apps.lifecycle.services import retention_apply
+    from apps.traces.search import get_trace_backend
+
+    total = env_int("BENCH_PARTITION_EVENTS", 1_000_000)
+    end = DAY + timedelta(days=1)
+    log(f"partitions: {total} raw events of {DAY:%Y-%m-%d} and {total // 10} of the next day")
+    _sql("TRUNCATE ingest_rawevent")
+    for day in (DAY.date(), end.date()):
+        partitions.partition_create(day)
+    _generate("ingest_rawevent", DAY, total)
+    _generate("ingest_rawevent", end, total // 10)
+    log("partitions: the unpartitioned copy")
+    _plain_copy()
+    _sql(f"VACUUM ANALYZE ingest_rawevent, {PLAIN}")
+
+    started = time.perf_counter()
+    deleted = _sql(
+        f"WITH gone AS (DELETE FROM {PLAIN} WHERE timestamp < %s RETURNING 1) SELECT count(*) FROM gone",
+        (end,),
+    )[0][0]
+    delete_seconds = time.perf_counter() - started
+
+    # Retention also drops old search indices; the client's first call connects and checks the template,
+    # which a DELETE of raw rows never does: done once before the clock starts.
+    get_trace_backend().drop_before(DAY - timedelta(days=3650))
+    started = time.perf_counter()
+    report = retention_apply(now=end + timedelta(days=settings.RETENTION_RAW_DAYS))
+    drop_seconds = time.perf_counter() - started
+
+    if report.raw_partitions_dropped != [DAY.date().isoformat()] or report.raw_events_deleted != total:
+        raise RuntimeError(f"partitions: retention did not drop the day whole: {report}")
+    if deleted != total:
+        raise RuntimeError(f"partitions: the DELETE removed {deleted} rows, not {total}")
+    left = _sql("SELECT count(*) FROM ingest_rawevent")[0][0]
+    if left != total // 10:
+        raise RuntimeError(f"partitions: {left} rows left, not the next day's {total // 10}")
+    log(f"partitions: DELETE {delete_seconds:.2f} s, partition dropped by retention {drop_seconds:.3f} s")
+    _sql(f"DROP TABLE {PLAIN}")
+    _sql("TRUNCATE ingest_rawevent")
+    return [
+        Result(
+            name="retention_drop",
+            value=drop_seconds,
+            unit="s",
+            baseline=delete_seconds,
+            baseline_name=f"DELETE … WHERE timestamp < … of the same {total} rows, unpartitioned copy",
+            goal=10,
+            speedup=True,
+        )
+    ]
