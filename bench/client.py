@@ -171,7 +171,7 @@ def _stored() -> int:
 
 
 def _reset() -> None:
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_recenteventkey")  # the keys too: the next run re-sends the ids
     common.flush_broker()
 
 
