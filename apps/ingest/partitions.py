@@ -1,5 +1,6 @@
-"""Raw events partitioned by UTC day of `timestamp` (PostgreSQL): retention drops a day whole instead of
-DELETEing millions of rows; a default partition takes what no day partition holds, so no insert fails.
+"""Raw events partitioned by UTC day of `timestamp` (PostgreSQL): retention detaches and drops a day
+whole instead of DELETEing millions of rows; a default partition takes what no day partition holds, so no
+insert fails.
 
 Why `timestamp` and not `received_at`: retention, archive days and every query filter on `timestamp`, and a
 re-send is received later than its original but carries the same event time (up to skew correction, which
@@ -99,12 +100,28 @@ def partitions_ensure(*, today: date, days_ahead: int) -> list[date]:
     return [day for day in sorted(wanted - set(existing)) if partition_create(day)]
 
 
-def partition_drop(name: str) -> None:
-    """Detach and drop a day partition. The caller holds the parent's lock (see lifecycle retention)."""
+def partition_detach(name: str) -> None:
+    """Detach a day partition: its rows leave the table at once. The caller holds the parent's lock (see
+    lifecycle retention) and drops the detached table after its commit (`detached_drop`)."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         # The api_key foreign key is checked at commit: rows written in this transaction must be checked
-        # now, or PostgreSQL refuses to drop a table with checks pending.
+        # now, or PostgreSQL refuses to detach a table with checks pending.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"ALTER TABLE {quote(PARENT)} DETACH PARTITION {quote(name)}")
-        cursor.execute(f"DROP TABLE {quote(name)}")
+
+
+def detached_drop() -> list[str]:
+    """Drop the day tables no longer attached (detached by retention); return their names. Apart from the
+    detach, so the file system's work of freeing them never holds the raw-event table's lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname LIKE %s "
+            "AND NOT c.relispartition",
+            [f"{PARENT}_p%"],
+        )
+        names = [row[0] for row in cursor.fetchall() if _DAY_NAME.match(row[0])]
+        for name in names:
+            cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}")
+    return names

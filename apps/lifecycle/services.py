@@ -87,7 +87,7 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
 
 
 def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
-    """Detach and drop each day partition that ends before the cut-off and whose every row retention would
+    """Detach, then drop, each day partition that ends before the cut-off and whose every row retention would
     delete (none awaits aggregation; with an archive, `held` covers them all); add its rows to the report.
     A day with other rows, or whose lock is not had within the lock timeout, is left to the batched DELETE
     (or the next run)."""
@@ -109,12 +109,13 @@ def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
                 if kept.exists():
                     continue
                 rows = on_day.count()
-                partitions.partition_drop(name)
+                partitions.partition_detach(name)
         except OperationalError as error:  # the lock timeout: long reads held the table
-            logger.warning("retention could not drop the partition of %s now: %s", day, error)
+            logger.warning("retention could not detach the partition of %s now: %s", day, error)
             continue
         report.raw_events_deleted += rows
         report.raw_partitions_dropped.append(day.isoformat())
+    partitions.detached_drop()  # and any a crash left detached
 
 
 def partitions_maintain(*, now: datetime) -> dict:

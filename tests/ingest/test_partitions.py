@@ -253,6 +253,9 @@ def test_retention_drops_old_days_whole_and_leaves_the_other_days_as_they_were(k
 
     assert report.raw_partitions_dropped == [old_day.isoformat()]
     assert old_day not in partitions.day_partitions() and pending_day in partitions.day_partitions()
+    with connection.cursor() as cursor:  # detached, then dropped
+        cursor.execute("SELECT to_regclass(%s)", [partitions.partition_name(old_day)])
+        assert cursor.fetchone()[0] is None
     assert report.raw_events_deleted == 5 + 1 + 1  # the dropped day, the default's row, the done one
     assert report.raw_events_kept_unprocessed == 1
     assert set(RawEvent.objects.values_list("pk", flat=True)) == {pending, *ids[-3:]}
