@@ -246,7 +246,7 @@ def _terminated(signum: int, frame: Any) -> None:
     sys.exit(128 + signum)
 
 
-BENCHMARKS = ("ingest", "pipeline", "client", "traces", "metrics")
+BENCHMARKS = ("ingest", "pipeline", "lifecycle", "client", "traces", "metrics")
 
 
 def main(argv: list[str]) -> int:
