@@ -170,6 +170,14 @@ class TraceBackend(ABC):
         """Return the events of one correlation ID in time order (at most `limit`)."""
 
     @abstractmethod
+    def correlation_exists(self, correlation_id: str) -> bool:
+        """Return whether any event has exactly this correlation ID (one cheap look-up; "" never exists)."""
+
+    @abstractmethod
+    def user_exists(self, user_id: str) -> bool:
+        """Return whether any event has exactly this user ID (one cheap look-up; "" never exists)."""
+
+    @abstractmethod
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         """Return the requests with an event matching the query, newest first, one page of them."""
 

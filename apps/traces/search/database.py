@@ -71,6 +71,16 @@ class DatabaseTraceBackend(TraceBackend):
         )
         return [_trace_event(row) for row in rows]
 
+    def correlation_exists(self, correlation_id: str) -> bool:
+        if not correlation_id or unmatchable(correlation_id):
+            return False
+        return RawEvent.objects.filter(correlation_id=correlation_id).exists()
+
+    def user_exists(self, user_id: str) -> bool:
+        if not user_id or unmatchable(user_id):
+            return False
+        return RawEvent.objects.filter(user_id=user_id).exists()
+
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         if unmatchable(*query.strings()):
             return RequestPage([], total=0, page=page, per_page=per_page)

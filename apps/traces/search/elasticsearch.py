@@ -256,6 +256,16 @@ class ElasticsearchTraceBackend(TraceBackend):
         hits = answer.body.get("hits", {}).get("hits", [])  # no hits: an empty body
         return [_trace_event_from(hit["_source"]) for hit in hits]
 
+    def correlation_exists(self, correlation_id: str) -> bool:
+        if not correlation_id or unmatchable(correlation_id):
+            return False
+        return self._any_document({"term": {"correlation_id": correlation_id}})
+
+    def user_exists(self, user_id: str) -> bool:
+        if not user_id or unmatchable(user_id):
+            return False
+        return self._any_document({"term": {"user_id": user_id}})
+
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         if unmatchable(*query.strings()):
             return RequestPage([], total=0, page=page, per_page=per_page)
@@ -315,6 +325,22 @@ class ElasticsearchTraceBackend(TraceBackend):
             actions = [{"_op_type": "delete", "_index": h["_index"], "_id": h["_id"]} for h in hits]
             self._call(lambda es, a=actions: helpers.bulk(es, a, refresh="wait_for", raise_on_error=False))
             deleted += len(hits)
+
+    def _any_document(self, condition: dict[str, Any]) -> bool:
+        # Each shard stops at its first match and nothing but the count comes back.
+        answer = self._call(
+            lambda es: es.search(
+                index=alias_name(),
+                query={"bool": {"filter": [condition]}},
+                size=0,
+                terminate_after=1,
+                track_total_hits=1,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                filter_path=["hits.total.value"],
+            )
+        )
+        return answer.body.get("hits", {}).get("total", {}).get("value", 0) > 0
 
     def _call(self, operation):
         try:
