@@ -1,0 +1,91 @@
+"""`manage.py seed_demo [--seed N] [--days D] [--users U] [--end ISO] [--if-empty]`: demo traffic through
+the real ingestion path, so a new portal has something to show."""
+
+import logging
+import time
+from contextlib import contextmanager
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from apps.demo.selectors import raw_events_exist
+from apps.demo.services import demo_seed
+from apps.demo.traffic import SERVICES, demo_plan
+
+DEFAULT_SEED = 2017  # the year of the lessons' first downloads table
+
+
+class Command(BaseCommand):
+    help = (
+        "Send SkyWatch-like demo traffic (gateway, search-api, download-server, download-worker, "
+        "crop-forecast, ship-tracking) through conform and the pipeline. Deterministic for a --seed."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+        parser.add_argument("--days", type=int, default=30, help="days of traffic ending now (default 30)")
+        parser.add_argument("--users", type=int, default=2000, help="how many users (default 2000)")
+        parser.add_argument("--end", help="when the traffic ends, ISO-8601 (default now)")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="do nothing when events are already stored"
+        )
+
+    def handle(
+        self, *args, seed: int, days: int, users: int, end: str | None, if_empty: bool, **options
+    ) -> None:
+        if not 1 <= days <= 365:
+            raise CommandError("--days must be from 1 to 365")
+        if not 1 <= users <= 100_000:
+            raise CommandError("--users must be from 1 to 100000")
+        ends = _end(end)
+        if if_empty and raw_events_exist():
+            self.stdout.write("seed_demo: events are already stored; nothing seeded (--if-empty)")
+            return
+        began = time.monotonic()
+        plan = demo_plan(seed=seed, days=days, users=users, end=ends)
+        with _quiet("celery.app.trace"):
+            outcome = demo_seed(plan=plan)
+        seconds = time.monotonic() - began
+        if outcome.rejected:
+            raise CommandError(f"{len(outcome.rejected)} demo items were refused, e.g. {outcome.rejected[0]}")
+        logs = outcome.by_type["log"]
+        self.stdout.write(
+            f"seed_demo: {outcome.stored:,} events stored ({logs:,} log lines, {outcome.by_type['span']:,} "
+            f"spans, {outcome.duplicates:,} already there), {len(outcome.users):,} users, "
+            f"{len(outcome.services)} services ({', '.join(s for s in SERVICES if s in outcome.services)}), "
+            f"{days} days to {plan.end:%Y-%m-%d %H:%M} UTC, seed {seed}, {seconds:.1f} s"
+        )
+        deploy = outcome.annotation
+        if deploy is not None:
+            where = "annotated" if outcome.annotation_stored else "not stored (no annotations app)"
+            self.stdout.write(
+                f"  error spike on {plan.spike_day:%Y-%m-%d}; deploy at {deploy.timestamp:%Y-%m-%d %H:%M} "
+                f"UTC {where}: {deploy.text}"
+            )
+
+
+def _end(text: str | None) -> datetime:
+    if text is None:
+        return timezone.now()
+    try:
+        moment = parse_datetime(text)
+    except ValueError:
+        moment = None
+    if moment is None or timezone.is_naive(moment):
+        raise CommandError(f"--end {text!r}: give an ISO-8601 time with a zone, e.g. 2026-12-01T12:00:00Z")
+    return moment
+
+
+@contextmanager
+def _quiet(name: str):
+    """Raise a logger to WARNING for a while: in-process tasks log every chunk (hundreds of lines, each with
+    its ids) at INFO, which would bury the summary; their warnings and errors still show."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
