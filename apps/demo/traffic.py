@@ -43,7 +43,8 @@ HOURS = tuple(range(24))
 
 # The error spike: from 12:00 UTC on the bad day storage reads time out, until the fix is deployed at 17:40.
 SPIKE_HOURS = (12, 18)
-SPIKE_FAILURE_RATE = 0.55
+SPIKE_FAILURE_RATE = 0.55  # of downloads
+SPIKE_SEARCH_FAILURE_RATE = 0.3  # of searches (the scene catalogue is on the same storage)
 NORMAL_FAILURE_RATE = 0.03
 
 
@@ -117,7 +118,7 @@ def demo_items(plan: DemoPlan) -> Iterator[tuple[str, dict]]:
         day = _Day(rng, plan, midnight)
         for person in people:
             for _ in range(_sessions(rng, person, day_index, midnight)):
-                day.session(person)
+                day.session(person, first=day_index == person.first_day)
         day.background()
         yield from day.items
 
@@ -248,17 +249,27 @@ class _Day:
         rate = ID_DROP_RATE.get(service, 0.0)
         return rate > 0 and (rate >= 1 or self.rng.random() < rate)
 
-    def _moment(self) -> datetime:
-        hour = self.rng.choices(HOURS, weights=HOUR_WEIGHTS)[0]
-        return self.midnight + timedelta(hours=hour, seconds=self.rng.uniform(0, 3600))
+    def _moment(self, *, in_window: bool = False) -> datetime:
+        """A time of the day, busier in working hours; `in_window`: inside the plan's window if the day
+        overlaps it enough to find one (the first and last days are partial)."""
+        for _ in range(20 if in_window else 1):
+            hour = self.rng.choices(HOURS, weights=HOUR_WEIGHTS)[0]
+            moment = self.midnight + timedelta(hours=hour, seconds=self.rng.uniform(0, 3600))
+            if self._in_window(moment):
+                break
+        return moment
 
     # --- a user's visit --------------------------------------------------------------------------------
-    def session(self, person: _User) -> None:
-        """A visit: a search, maybe a scene, maybe an order that the worker fulfils (or fails)."""
+    def session(self, person: _User, *, first: bool = False) -> None:
+        """A visit: a search, maybe a scene, maybe an order that the worker fulfils (or fails). A user's
+        first visit falls inside the window, so every user asked for is seen."""
         rng, user = self.rng, person.user_id
         cid = self._id()
-        t = self._moment()
+        t = self._moment(in_window=first)
         query = rng.choice(QUERIES)
+        if self._spiking(t) and rng.random() < SPIKE_SEARCH_FAILURE_RATE:
+            self._failed_search(person, t, cid, query)
+            return
         results = max(0, int(rng.gauss(40, 25)))
         took = rng.lognormvariate(4.5, 0.5)
         self._log(
@@ -337,8 +348,7 @@ class _Day:
             WORKER, t, f"fetching scene {scene} ({size} MB)", cid=cid, user=user, imgId=scene, level="debug"
         )
         seconds = size / rng.uniform(40, 120)
-        spiking = self.spike and SPIKE_HOURS[0] <= t.hour and t < self.plan.deploy.timestamp
-        if rng.random() < (SPIKE_FAILURE_RATE if spiking else NORMAL_FAILURE_RATE):
+        if rng.random() < (SPIKE_FAILURE_RATE if self._spiking(t) else NORMAL_FAILURE_RATE):
             t += timedelta(seconds=30)
             self._log(
                 WORKER,
@@ -383,6 +393,33 @@ class _Day:
             scene_id=scene,
             image_size=size,
             seconds=round(seconds, 1),
+        )
+
+    def _spiking(self, moment: datetime) -> bool:
+        """Whether storage is timing out at `moment`: the spike day, from its start hour to the deploy."""
+        return self.spike and moment.hour >= SPIKE_HOURS[0] and moment < self.plan.deploy.timestamp
+
+    def _failed_search(self, person: _User, t: datetime, cid: str, query: str) -> None:
+        """A search during the outage: the catalogue read times out, the gateway answers 504."""
+        user = person.user_id
+        self._log(
+            SEARCH,
+            t + timedelta(seconds=10),
+            f"search {query!r} failed: catalogue read timed out",
+            cid=cid,
+            user=user,
+            level="error",
+            error="ReadTimeout",
+        )
+        self._log(
+            GATEWAY,
+            t + timedelta(seconds=10),
+            f"GET /api/search?q={query} 504",
+            cid=cid,
+            user=user,
+            level="error",
+            path="/api/search",
+            status=504,
         )
 
     def _forecast(self, person: _User, t: datetime, cid: str) -> None:
