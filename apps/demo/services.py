@@ -28,13 +28,17 @@ class SeedOutcome:
     by_type: Counter = field(default_factory=Counter)
     users: set[str] = field(default_factory=set)
     services: set[str] = field(default_factory=set)
+    sent: int = 0
     annotation: DemoAnnotation | None = None
-    annotation_stored: bool = False
+    # What became of the annotation: "stored", "no annotations app" or "no new events" (a repeated seed).
+    annotation_state: str = ""
 
 
 def demo_seed(*, plan: DemoPlan) -> SeedOutcome:
     """Send the plan's traffic through ingestion in batches per service; return what was stored."""
-    outcome = SeedOutcome(annotation=plan.deploy)
+    # A window too short to hold the spike's afternoon (one day ending in the morning) has no deploy either.
+    deploy = plan.deploy if plan.start <= plan.deploy.timestamp <= plan.end else None
+    outcome = SeedOutcome(annotation=deploy)
     keys: dict[str, ApiKey] = {}
     pending: dict[str, list[dict]] = {}
     for service, item in demo_items(plan):
@@ -47,7 +51,8 @@ def demo_seed(*, plan: DemoPlan) -> SeedOutcome:
         if batch:
             _send(service, batch, keys, outcome)
     # A repeated seed stores no event twice (the same event ids), and so no second deploy either.
-    outcome.annotation_stored = outcome.stored > 0 and _annotate(plan.deploy)
+    if deploy is not None:
+        outcome.annotation_state = _annotate(deploy) if outcome.stored else "no new events"
     return outcome
 
 
@@ -62,6 +67,7 @@ def _send(service: str, batch: list[dict], keys: dict[str, ApiKey], outcome: See
     outcome.services.add(service)
     for refused in result.rejected:  # never expected: the generator makes only valid items
         outcome.rejected.append({"service": service, **refused})
+    outcome.sent += len(batch)
     for item in batch:
         outcome.by_type[item.get("type", "metric")] += 1
         user = item.get("user_id") or item.get("userId")
@@ -85,11 +91,11 @@ def _demo_key(service: str) -> ApiKey:
     return api_key
 
 
-def _annotate(annotation: DemoAnnotation) -> bool:
-    """Store the deploy annotation when the annotations app is installed; say whether it was stored."""
+def _annotate(annotation: DemoAnnotation) -> str:
+    """Store the deploy annotation when the annotations app is installed; say what became of it."""
     if not apps.is_installed("apps.annotations"):
-        return False
+        return "no annotations app"
     from apps.annotations.services import create_annotation  # only importable when the app is installed
 
     create_annotation(service=annotation.service, text=annotation.text, timestamp=annotation.timestamp)
-    return True
+    return "stored"

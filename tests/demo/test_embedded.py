@@ -60,7 +60,8 @@ def test_make_runs_seed_is_processed_in_process_and_matches_postgresql(tmp_path,
 
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert f"{result['stored']:,} events stored" in result["first"]
+    assert f"{result['stored']:,} stored, 0 already there" in result["first"]
+    assert "queued for the Celery workers" not in result["first"]
     assert "nothing seeded (--if-empty)" in result["second"]
     assert result["unprocessed"] == 0  # rolled up and indexed before the command returned
     assert result["series"] == [["total", result["completed"]]] and result["completed"] > 10

@@ -2,9 +2,10 @@
 rollups and trace search answer from it."""
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from django.apps import apps
 from django.core.management import CommandError
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -37,7 +38,8 @@ def test_a_second_seed_with_the_same_seed_stores_nothing_twice(seeded):
     output = seed()
 
     assert RawEvent.objects.count() == count
-    assert "0 events stored" in output and f"{count:,} already there" in output
+    assert f"{count:,} events sent" in output and f": 0 stored, {count:,} already there" in output
+    assert "(no new events)" in output  # and so no second deploy annotation
     # The demo's keys are made once per service and reused.
     assert ApiKey.objects.filter(label__startswith="demo data").count() == len(SERVICES)
 
@@ -46,11 +48,14 @@ def test_it_prints_a_summary_of_what_it_stored(seeded):
     count = RawEvent.objects.count()
     logs = RawEvent.objects.filter(type="log").count()
     users = RawEvent.objects.exclude(user_id="").values("user_id").distinct().count()
+    spans = RawEvent.objects.filter(type="span").count()
 
-    assert f"{count:,} events stored ({logs:,} log lines" in seeded
-    assert f"{users:,} users, 6 services" in seeded
-    assert "7 days to 2026-11-30 15:30 UTC, seed 7" in seeded
-    assert "error spike on 2026-11-24" in seeded and "deploy at 2026-11-24 17:40 UTC" in seeded
+    assert f"{count:,} events sent ({logs:,} log lines, {spans:,} spans) by {users:,} users" in seeded
+    assert f": {count:,} stored, 0 already there" in seeded
+    assert "queued for the Celery workers" in seeded  # the tests' settings have a broker
+    assert "to 6 services (gateway, search-api, download-server, download-worker, crop-forecast" in seeded
+    assert "over 7 days to 2026-11-30 15:30 UTC (seed 7)" in seeded
+    assert "error spike on 2026-11-24; deploy at 2026-11-24 17:40 UTC (" in seeded
 
 
 def test_every_event_is_conformed_with_its_service_and_stage_from_the_key(seeded):
@@ -136,7 +141,7 @@ def test_users_are_about_as_many_as_asked_with_a_funnel_that_narrows(seeded):
 
 def test_users_come_back_less_as_time_goes_on(db):
     seed(days=21, users=300)
-    first_day = timezone.datetime.fromisoformat(SMALL["end"]) - timedelta(days=21)
+    first_day = datetime.fromisoformat(SMALL["end"]) - timedelta(days=21)
     searches = RawEvent.objects.filter(event="search_made").values_list("user_id", "timestamp")
     days_of = defaultdict(set)
     for user, moment in searches:
@@ -165,7 +170,7 @@ def test_the_traffic_spans_the_days_asked_for_ending_at_the_end(db):
 def test_if_empty_seeds_an_empty_database(db):
     output = seed(if_empty=True)
 
-    assert "events stored" in output and RawEvent.objects.exists()
+    assert f"{RawEvent.objects.count():,} stored" in output and RawEvent.objects.exists()
 
 
 def test_if_empty_leaves_a_database_with_events_alone(db, make_key):
@@ -236,3 +241,23 @@ def test_support_finds_a_seeded_download_trail_and_the_users_requests(
     assert "Downloaded img" in [e["message"] for e in events]
     assert requests.status_code == 200
     assert worker_line.correlation_id in [r["correlation_id"] for r in requests.json()["requests"]]
+
+
+def test_the_deploy_is_annotated_when_the_annotations_app_is_installed(seeded, client, make_person):
+    plan = demo_plan(seed=7, days=7, users=200, end=END)
+    if not apps.is_installed("apps.annotations"):
+        assert f"deploy at 2026-11-24 17:40 UTC (no annotations app): {plan.deploy.text}" in seeded
+        return
+    client.force_login(make_person("product"))
+
+    answer = client.get(
+        "/api/v1/annotations", {"from": (END - timedelta(days=7)).isoformat(), "to": END.isoformat()}
+    )
+
+    assert "deploy at 2026-11-24 17:40 UTC (annotated)" in seeded
+    assert answer.status_code == 200, answer.content
+    found = [
+        (note["service"], note["text"], datetime.fromisoformat(note["timestamp"].replace("Z", "+00:00")))
+        for note in answer.json()["annotations"]
+    ]
+    assert found == [(plan.deploy.service, plan.deploy.text, plan.deploy.timestamp)]

@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -50,19 +51,23 @@ class Command(BaseCommand):
         seconds = time.monotonic() - began
         if outcome.rejected:
             raise CommandError(f"{len(outcome.rejected)} demo items were refused, e.g. {outcome.rejected[0]}")
-        logs = outcome.by_type["log"]
+        services = ", ".join(name for name in SERVICES if name in outcome.services)
         self.stdout.write(
-            f"seed_demo: {outcome.stored:,} events stored ({logs:,} log lines, {outcome.by_type['span']:,} "
-            f"spans, {outcome.duplicates:,} already there), {len(outcome.users):,} users, "
-            f"{len(outcome.services)} services ({', '.join(s for s in SERVICES if s in outcome.services)}), "
-            f"{days} days to {plan.end:%Y-%m-%d %H:%M} UTC, seed {seed}, {seconds:.1f} s"
+            f"seed_demo: {outcome.sent:,} events sent ({outcome.by_type['log']:,} log lines, "
+            f"{outcome.by_type['span']:,} spans) by {len(outcome.users):,} users to {len(outcome.services)} "
+            f"services ({services}) over {days} days to {plan.end:%Y-%m-%d %H:%M} UTC (seed {seed}): "
+            f"{outcome.stored:,} stored, {outcome.duplicates:,} already there, {seconds:.1f} s"
         )
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            self.stdout.write(
+                "  queued for the Celery workers: rollups and trace search fill in as they process it"
+            )
         deploy = outcome.annotation
         if deploy is not None:
-            where = "annotated" if outcome.annotation_stored else "not stored (no annotations app)"
+            state = "annotated" if outcome.annotation_state == "stored" else outcome.annotation_state
             self.stdout.write(
-                f"  error spike on {plan.spike_day:%Y-%m-%d}; deploy at {deploy.timestamp:%Y-%m-%d %H:%M} "
-                f"UTC {where}: {deploy.text}"
+                f"  error spike on {plan.spike_day:%Y-%m-%d}; deploy at "
+                f"{deploy.timestamp:%Y-%m-%d %H:%M} UTC ({state}): {deploy.text}"
             )
 
 
