@@ -43,8 +43,8 @@ HOURS = tuple(range(24))
 
 # The error spike: from 12:00 UTC on the bad day storage reads time out, until the fix is deployed at 17:40.
 SPIKE_HOURS = (12, 18)
-SPIKE_FAILURE_RATE = 0.55  # of downloads
-SPIKE_SEARCH_FAILURE_RATE = 0.3  # of searches (the scene catalogue is on the same storage)
+SPIKE_FAILURE_RATE = 0.7  # of downloads
+SPIKE_SEARCH_FAILURE_RATE = 0.5  # of searches (the scene catalogue is on the same storage)
 NORMAL_FAILURE_RATE = 0.03
 
 
@@ -94,7 +94,7 @@ class _User:
     habit: str  # "daily", "weekly" or "casual"
     first_day: int  # index of the day of the first visit
     last_day: int  # after this day the user does not come back (churn)
-    weekday: int  # the weekly user's day
+    weekday: int  # the weekly user's day (0 = Monday)
     region: str
 
 
@@ -138,7 +138,8 @@ def _users(rng: random.Random, plan: DemoPlan) -> list[_User]:
                 habit=habit,
                 first_day=first,
                 last_day=last,
-                weekday=rng.randrange(7),
+                # A weekly user comes back on the weekday of their first visit.
+                weekday=(plan.start.date() + timedelta(days=first)).weekday(),
                 region=rng.choice(REGIONS),
             )
         )
