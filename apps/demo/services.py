@@ -22,13 +22,15 @@ DEMO_KEY_LABEL = "demo data (seed_demo)"
 
 @dataclass
 class SeedOutcome:
+    """What a seed sent (items by type, their users and services) and what ingestion made of it."""
+
+    sent: int = 0
     stored: int = 0
     duplicates: int = 0
     rejected: list[dict] = field(default_factory=list)
     by_type: Counter = field(default_factory=Counter)
     users: set[str] = field(default_factory=set)
     services: set[str] = field(default_factory=set)
-    sent: int = 0
     annotation: DemoAnnotation | None = None
     # What became of the annotation: "stored", "no annotations app" or "no new events" (a repeated seed).
     annotation_state: str = ""

@@ -54,7 +54,7 @@ def seeded(db) -> str:
 
 @pytest.fixture
 def processed(seeded, settings):
-    """The small demo, rolled up and indexed as a worker would (in chunks), with database trace search."""
+    """The small demo, rolled up and indexed (by the configured trace backend) as a worker would."""
     from apps.ingest.models import RawEvent
     from apps.pipeline.services import chunks, process_chunk
 
