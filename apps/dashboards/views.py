@@ -17,7 +17,7 @@ from apps.pipeline.selectors import pipeline_health
 
 from . import overview as overview_content
 from . import selectors, services
-from .charts import chart_render, saved_chart_render
+from .charts import chart_render, charts_annotate, saved_chart_render
 from .chartspec import QUICK_RANGES, chart_spec
 from .chartspec import query_string as chart_query_string
 from .csp import plotly_styles_allowed
@@ -43,6 +43,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     }
     if context["is_product"]:
         context["usage"] = overview_content.product_usage(now=now)
+    if context["is_product"] or context["is_support"]:
+        overview_content.overview_annotate(
+            usage=context.get("usage"), ingest_figure=context["ingest_figure"], now=now
+        )
+    if context["is_support"]:
+        context["coverage"] = overview_content.coverage_last_day(now=now)
+        context["coverage_threshold"] = overview_content.COVERAGE_THRESHOLD_PERCENT
     return render(request, "dashboards/overview.html", context)
 
 
@@ -82,6 +89,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         write_series_csv(chart.series, response)
         return response
+    charts_annotate([chart])
     save_form = SaveChartForm(
         initial={"title": chart.spec.title, "query_string": query_string},
         dashboards=selectors.dashboards_owned(user=request.user),
@@ -136,6 +144,7 @@ def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if range_override not in DASHBOARD_RANGES:
         range_override = ""
     charts = [saved_chart_render(chart, range_override=range_override) for chart in dashboard.charts.all()]
+    charts_annotate([c.rendered for c in charts if c.rendered is not None])
     context = {
         "dashboard": dashboard,
         "charts": charts,
