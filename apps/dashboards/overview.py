@@ -1,4 +1,5 @@
-"""The landing page's content: usage at a glance for product, and the pipeline's own health for everyone.
+"""The landing page's content: usage at a glance for product, the pipeline's own health for everyone, and
+correlation coverage for support.
 
 Events per day is an ordinary explorer query, so it opens in the explorer; daily active users over all
 events is read directly (the explorer draws several events one line each).

@@ -32,7 +32,8 @@ DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
 @login_required
 @plotly_styles_allowed
 def overview(request: HttpRequest) -> HttpResponse:
-    """Show usage at a glance (product and admin) and the pipeline's health (everyone signed in)."""
+    """Show usage at a glance (product and admin), the pipeline's health (everyone signed in) and the
+    correlation coverage of each service (support and admin); annotations on the time-series charts."""
     now = timezone.now()
     health = pipeline_health(now=now)
     context = {
