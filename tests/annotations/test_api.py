@@ -246,3 +246,14 @@ def test_the_schema_documents_both_operations(client_as):
     assert set(operations["post"]["responses"]) >= {"201", "400", "401", "403"}
     assert operations["get"]["operationId"] == "annotations_list"
     assert {"ServiceApiKey": []} not in operations["get"]["security"]
+
+
+def test_posting_counts_against_the_keys_rate_like_ingestion(api_client, deploy_key, settings):
+    settings.INGEST_RATE_LIMIT = "1/hour"  # an hour's window: two posts rarely straddle its edge
+
+    first = post(api_client, deploy_key[1], {"text": "deploy 1"})
+    second = post(api_client, deploy_key[1], {"text": "deploy 2"})
+
+    assert (first.status_code, second.status_code) == (201, 429)
+    assert int(second["Retry-After"]) >= 1
+    assert [a.text for a in Annotation.objects.all()] == ["deploy 1"]
