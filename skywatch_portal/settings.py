@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "apps.lifecycle",
     "apps.traces",
     "apps.wire",
+    "apps.annotations",
     "apps.demo",
 ]
 

@@ -7,6 +7,7 @@ from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
 
+from apps.annotations.selectors import annotations_between
 from apps.metrics.selectors import Series, SeriesQueryError, series_for
 
 from . import figures
@@ -51,6 +52,19 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     )
     notes = spec.notes + ((ESTIMATE_NOTE,) if any(s.estimate for s in series) else ())
     return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table, notes=notes)
+
+
+def charts_annotate(charts: list[RenderedChart]) -> None:
+    """Draw the annotations on each chart of a page that covers their time: one query for all charts."""
+    if not charts:
+        return
+    start = min(chart.spec.query.start for chart in charts)
+    end = max(chart.spec.query.end for chart in charts)
+    annotations = annotations_between(start, end)
+    for chart in charts:
+        figures.add_annotation_markers(
+            chart.figure, annotations, start=chart.spec.query.start, end=chart.spec.query.end
+        )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from apps.pipeline.selectors import pipeline_health
 
 from . import overview as overview_content
 from . import selectors, services
-from .charts import chart_render, saved_chart_render
+from .charts import chart_render, charts_annotate, saved_chart_render
 from .chartspec import QUICK_RANGES, chart_spec
 from .chartspec import query_string as chart_query_string
 from .csp import plotly_styles_allowed
@@ -32,7 +32,8 @@ DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
 @login_required
 @plotly_styles_allowed
 def overview(request: HttpRequest) -> HttpResponse:
-    """Show usage at a glance (product and admin) and the pipeline's health (everyone signed in)."""
+    """Show usage at a glance (product and admin), the pipeline's health (everyone signed in) and the
+    correlation coverage of each service (support and admin); annotations on the time-series charts."""
     now = timezone.now()
     health = pipeline_health(now=now)
     context = {
@@ -43,6 +44,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     }
     if context["is_product"]:
         context["usage"] = overview_content.product_usage(now=now)
+    if context["is_product"] or context["is_support"]:
+        overview_content.overview_annotate(
+            usage=context.get("usage"), ingest_figure=context["ingest_figure"], now=now
+        )
+    if context["is_support"]:
+        context["coverage"] = overview_content.coverage_last_day(now=now)
+        context["coverage_threshold"] = overview_content.COVERAGE_THRESHOLD_PERCENT
     return render(request, "dashboards/overview.html", context)
 
 
@@ -82,6 +90,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         write_series_csv(chart.series, response)
         return response
+    charts_annotate([chart])
     save_form = SaveChartForm(
         initial={"title": chart.spec.title, "query_string": query_string},
         dashboards=selectors.dashboards_owned(user=request.user),
@@ -136,6 +145,7 @@ def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if range_override not in DASHBOARD_RANGES:
         range_override = ""
     charts = [saved_chart_render(chart, range_override=range_override) for chart in dashboard.charts.all()]
+    charts_annotate([c.rendered for c in charts if c.rendered is not None])
     context = {
         "dashboard": dashboard,
         "charts": charts,
