@@ -228,3 +228,21 @@ def test_another_applications_red_index_leaves_the_portal_ready(
 
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["elasticsearch"]["detail"].startswith("elasticsearch: green")
+
+
+@pytest.mark.django_db
+def test_readyz_in_the_embedded_mode_is_ok_with_search_on_the_database(client, settings, make_person):
+    from apps.traces.search import _backend_for
+
+    settings.CELERY_BROKER_URL = ""
+    settings.TRACE_BACKEND = "apps.traces.search.database.DatabaseTraceBackend"
+    _backend_for.cache_clear()
+    client.force_login(make_person("admin"))
+
+    response = client.get("/readyz")
+    _backend_for.cache_clear()
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["down"], body["degraded"]) == ("ok", [], [])
+    assert body["checks"]["elasticsearch"]["detail"] == "database"
