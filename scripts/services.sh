@@ -499,7 +499,8 @@ take_cluster_lock() {
     mkdir -p "$CACHE_DIR"
     # A lock of its own: a slow cluster start never holds up the single node's start/stop (fault tests).
     exec 8>"$CACHE_DIR/.cluster.lock"
-    flock -w 300 8 || die "another services.sh holds $CACHE_DIR/.cluster.lock"
+    # Long enough for a start that another caller began (node launch + green wait, each up to the timeout).
+    flock -w $((ES_CLUSTER_START_TIMEOUT * 2 + 60)) 8 || die "another services.sh holds $CACHE_DIR/.cluster.lock"
 }
 
 cluster_paths() {
