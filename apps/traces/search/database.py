@@ -14,6 +14,7 @@ from apps.ingest.models import RawEvent
 
 from .base import (
     TRAIL_LIMIT,
+    BackendHealth,
     IndexOutcome,
     RequestPage,
     RequestSummary,
@@ -51,11 +52,12 @@ def _trace_event(row: dict[str, Any]) -> TraceEvent:
 class DatabaseTraceBackend(TraceBackend):
     name = "database"
 
-    def ping(self) -> None:
+    def ping(self) -> BackendHealth:
         try:
             connection.ensure_connection()
         except Exception as exc:  # any driver error means "unreachable" to a health probe
             raise BackendUnavailable(redact_text(str(exc))) from exc
+        return BackendHealth(detail=self.name)
 
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         # The raw event rows are the index here: committed means searchable.
