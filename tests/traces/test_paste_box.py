@@ -315,9 +315,11 @@ def test_the_box_is_in_the_header_for_those_who_may_search_traces(client, make_p
 
     page = client.get(path).content.decode()
 
-    assert ('<form class="paste-box"' in page) is shown
+    header = page[page.index('<header class="topbar">') : page.index("</header>")]
+    assert ('<form class="paste-box"' in header) is shown
+    # The Traces link too: product would only meet a 403 behind it.
+    assert ('href="/traces/">Traces</a>' in header) is shown
     if shown:
-        header = page[page.index('<header class="topbar">') : page.index("</header>")]
         assert 'action="/traces/"' in header and 'name="q"' in header
 
 
