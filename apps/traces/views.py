@@ -84,6 +84,10 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
     result = selectors.requests_search(
         query=form.to_query(), page=form.cleaned_data.get("page") or 1, per_page=PER_PAGE
     )
+    if result.total == 1 and result.requests[0].correlation_id:
+        # Exactly one request holds the text: open its trail, as the box does for an ID.
+        messages.info(request, f"Looked up as text: {recognition.value} (one request matched)")
+        return redirect("trace-detail", correlation_id=result.requests[0].correlation_id)
     context = {
         "form": form,
         "result": result,

@@ -152,6 +152,16 @@ def test_text_lists_the_requests_whose_messages_match(support_client, trace_back
     assert AuditEntry.objects.filter(action=AuditEntry.REQUESTS_SEARCHED).count() == 1
 
 
+def test_text_held_by_exactly_one_request_opens_its_trail(support_client, trace_backend, stored):
+    location, page = opened(support_client, paste(support_client, "timeout after 30s"))
+
+    assert location == "/traces/req-1/"
+    assert "Looked up as text: timeout after 30s (one request matched)" in page
+    # The search that found it is accounted for, and so is the trail it opened.
+    actions = set(AuditEntry.objects.values_list("action", flat=True))
+    assert {AuditEntry.REQUESTS_SEARCHED, AuditEntry.TRAIL_VIEWED} <= actions
+
+
 def test_text_pages_keep_the_pasted_value(support_client, store_events):
     store_events(
         [
@@ -236,7 +246,9 @@ def test_a_bad_page_with_a_paste_is_a_400_naming_the_field(support_client):
 
 @pytest.mark.parametrize("q", ["line one\nline two", "y" * 201])
 def test_a_value_that_cannot_be_an_id_is_searched_only_as_text(support_client, store_events, q):
-    store_events([{"type": "log", "message": q, "correlation_id": "req-1", "timestamp": recent(0)}])
+    store_events(
+        [{"type": "log", "message": q, "correlation_id": f"req-{i}", "timestamp": recent(0)} for i in (1, 2)]
+    )
 
     response = paste(support_client, q)
 
@@ -351,7 +363,8 @@ client = Client(HTTP_HOST="127.0.0.1")
 from django.utils import timezone
 now = timezone.now().isoformat()
 batch = [{"event": "opened", "user_id": "u1", "correlation_id": "c-1", "timestamp": now},
-         {"type": "log", "message": "quota exceeded", "correlation_id": "c-2", "timestamp": now}]
+         {"type": "log", "message": "quota exceeded", "correlation_id": "c-2", "timestamp": now},
+         {"type": "log", "message": "quota exceeded", "correlation_id": "c-3", "timestamp": now}]
 client.post("/api/v1/batch", json.dumps(batch), content_type="application/json",
             HTTP_AUTHORIZATION=f"Bearer {key}")
 client.force_login(user_create(username="sam", role="support", password="correct-horse-battery"))
