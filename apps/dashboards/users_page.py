@@ -8,7 +8,8 @@ trails. That part is a requests search on the trace backend, so it is audited li
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -22,7 +23,14 @@ from apps.accounts.services import audit_record
 from apps.common.errors import BackendUnavailable
 from apps.common.params import query_int
 from apps.metrics.api import MAX_OFFSET, point_query_from_params
-from apps.metrics.people import PointQuery, PointUser, events_without_user, point_events, users_behind
+from apps.metrics.people import (
+    PointQuery,
+    PointUser,
+    events_without_user,
+    point_events,
+    users_behind,
+    users_count,
+)
 from apps.traces import selectors as trace_selectors
 from apps.traces.search.base import RequestSummary
 
@@ -43,7 +51,9 @@ def point_description(point: PointQuery) -> str:
     """Return what the point is, in words: "search_made, service = tiles, 2026-11-03 14:00–15:00 UTC"."""
     parts = [", ".join(point.events)]
     group = point.breakdown[5:] if point.breakdown.startswith("prop:") else point.breakdown
-    if point.value is not None:
+    if point.breakdown == "event" and point.value is not None:
+        parts = [point.value]  # one of the chart's events
+    elif point.value is not None:
         parts.append(f"{group} = {point.value}")
     elif point.rest:
         parts.append(f"{group} not " + (", ".join(point.exclude) if point.exclude else "in the top values"))
@@ -53,7 +63,11 @@ def point_description(point: PointQuery) -> str:
 
 
 def time_range_text(start: datetime, end: datetime) -> str:
-    """Return "2026-11-03 14:00–15:00 UTC", or both dates when the range spans days."""
+    """Return "2026-11-03 14:00–15:00 UTC", "2026-11-03 (UTC day)", or both ends."""
+    if start.time() == end.time() == start.time().min and end - start == timedelta(days=1):
+        return f"{start:%Y-%m-%d} (UTC day)"
+    if start.time() == end.time() == start.time().min and end - start == timedelta(weeks=1):
+        return f"week of {start:%Y-%m-%d} (UTC)"
     if start.date() == end.date():
         return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
     return f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
@@ -102,10 +116,19 @@ def point_users(request: HttpRequest) -> HttpResponse:
         "next_offset": offset + PER_PAGE if page.has_next and offset + PER_PAGE <= MAX_OFFSET else None,
         "query_string": _without_offset(request),
         "without_user": events_without_user(events) if offset == 0 else None,
+        "users_count": users_count(events),
+        # A user's own page over the point's range (its form reads times without a zone as UTC).
+        "range_query": urlencode(
+            {"range": "custom", "start": _minute(point.start), "end": _minute(point.end)}
+        ),
         "show_trails": show_trails,
         "trails_unavailable": trails_unavailable,
     }
     return render(request, "dashboards/users.html", context)
+
+
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M")
 
 
 def _messages(msgs) -> list:

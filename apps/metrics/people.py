@@ -116,3 +116,8 @@ def users_behind(
 def events_without_user(events: QuerySet) -> int:
     """Return how many of the point's events carry no user ID (counted in the point, listed nowhere)."""
     return events.filter(user_id="").count()
+
+
+def users_count(events: QuerySet) -> int:
+    """Return how many distinct users are behind the point's events."""
+    return events.exclude(user_id="").values("user_id").distinct().count()

@@ -10,7 +10,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from apps.accounts.models import AuditEntry
-from apps.dashboards.users_page import PER_PAGE
+from apps.dashboards.users_page import PER_PAGE, point_description
+from apps.metrics.people import PointQuery
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +106,7 @@ def test_product_sees_the_users_most_active_first_without_trails(client, make_pe
     assert user_rows(html) == [("ana", "2"), ("bob", "1")]
     assert "search_made, service = tiles, 2026-11-03 14:00–15:00 UTC" in html
     assert "1 event of this point carries no user ID" in html
+    assert "2 users, most active first." in html
     # No trail or user page is reachable from here, not even as text.
     assert not re.search(r'href="/traces/[^"]', html)  # the nav's search page only
     assert "/users/" not in html
@@ -271,3 +273,34 @@ def test_the_overviews_events_chart_links_its_points(client, make_person, aggreg
     per_event = figure_of(html)["data"][0]
     today = dict(parse_qsl(urlsplit(per_event["customdata"][-1]).query))
     assert today["breakdown"] == "event" and today["value"] == "search_made"
+
+
+@pytest.mark.parametrize(
+    ("point", "text"),
+    [
+        (
+            PointQuery(
+                events=("a", "b"), start=H14, end=H14 + timedelta(hours=1), breakdown="event", value="b"
+            ),
+            "b, 2026-11-03 14:00–15:00 UTC",
+        ),
+        (
+            PointQuery(
+                events=("a",),
+                start=H14.replace(hour=0),
+                end=H14.replace(hour=0) + timedelta(days=1),
+                breakdown="prop:plan",
+                rest=True,
+                exclude=("pro", "free"),
+                filters=(("country", "NL"),),
+            ),
+            "a, plan not pro, free, country = NL, 2026-11-03 (UTC day)",
+        ),
+        (
+            PointQuery(events=("a",), start=H14, end=H14 + timedelta(days=2)),
+            "a, 2026-11-03 14:00 – 2026-11-05 14:00 UTC",
+        ),
+    ],
+)
+def test_the_page_says_which_point_it_is(point, text):
+    assert point_description(point) == text
