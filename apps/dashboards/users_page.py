@@ -49,7 +49,7 @@ class UserRow:
 
 def point_description(point: PointQuery) -> str:
     """Return what the point is, in words: "search_made, service = tiles, 2026-11-03 14:00–15:00 UTC"."""
-    parts = [", ".join(point.events)]
+    parts = [", ".join(point.events) or "every event"]
     group = point.breakdown[5:] if point.breakdown.startswith("prop:") else point.breakdown
     if point.breakdown == "event" and point.value is not None:
         parts = [point.value]  # one of the chart's events

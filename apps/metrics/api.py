@@ -204,8 +204,8 @@ def point_query_from_params(params) -> PointQuery:
         if any("\x00" in value for value in params.getlist(name)):
             raise exceptions.ValidationError({name: "must not contain NUL characters"})
     events = tuple(e.strip() for raw in params.getlist("event") for e in raw.split(",") if e.strip())
-    if not events:
-        raise exceptions.ValidationError({"event": "give at least one event name"})
+    if "event" in params and not events:
+        raise exceptions.ValidationError({"event": "give an event name, or leave event out for every event"})
     end = query_time(params, "to") or timezone.now()
     start = query_time(params, "from") or _earlier(end, DEFAULT_SPAN, "to")
     if end <= start:
@@ -255,8 +255,8 @@ class PointUsersAPI(APIView):
             OpenApiParameter(
                 "event",
                 {"type": "array", "items": {"type": "string", "pattern": EVENT_PATTERN}, "minItems": 1},
-                required=True,
-                description="one or more event names (repeat the parameter, or separate them with commas)",
+                description="one or more event names (repeat the parameter, or separate them with commas); "
+                "left out: every event (as the overview's daily active users)",
                 examples=[OpenApiExample("An event", value=["search_made"])],
             ),
             OpenApiParameter("from", TIME, description="ISO-8601 start: the point's bucket start"),

@@ -30,7 +30,7 @@ MAX_LIMIT = 200
 
 @dataclass(frozen=True)
 class PointQuery:
-    """The events behind one point: [start, end) is the point's bucket.
+    """The events behind one point: [start, end) is the point's bucket; no events means every event.
 
     `breakdown` is canonical (query.breakdown); with it, either `value` names the group, or `exclude`
     lists the top values the rest group leaves out (`rest=True`).

@@ -190,7 +190,7 @@ def test_support_pages_ask_the_trace_backend_once_per_listed_user_at_most(
 @pytest.mark.parametrize(
     ("params", "named"),
     [
-        ({"from": POINT["from"]}, "event"),
+        ({**POINT, "event": " "}, "event"),
         ({**POINT, "from": "soon"}, "from"),
         ({**POINT, "breakdown": ""}, "value"),
         ({**POINT, "offset": "x"}, "offset"),
@@ -270,9 +270,16 @@ def test_the_overviews_events_chart_links_its_points(client, make_person, aggreg
 
     html = signed_in(client, make_person, "product").get("/").content.decode()
 
-    per_event = figure_of(html)["data"][0]
+    figures = re.findall(r'<script type="application/json">(.*?)</script>', html, re.S)
+    per_event, active_users = (json.loads(figure)["data"][0] for figure in figures[:2])
     today = dict(parse_qsl(urlsplit(per_event["customdata"][-1]).query))
     assert today["breakdown"] == "event" and today["value"] == "search_made"
+    # Daily active users count every event's users: their link names no event, and lists ana.
+    today_active = active_users["customdata"][-1]
+    assert "event" not in dict(parse_qsl(urlsplit(today_active).query))
+    listed = client.get(today_active).content.decode()
+    assert user_rows(listed) == [("ana", "1")]
+    assert "every event, " in listed
 
 
 @pytest.mark.parametrize(

@@ -149,8 +149,9 @@ def test_breakdown_groups_and_filters_narrow_the_point(product, known, params, e
     assert users(product.get(URL, {**BUCKET, **params})) == expected
 
 
-def test_several_events_are_one_point_together(product, known):
-    response = product.get(URL, {**BUCKET, "event": "search_made,login"})
+@pytest.mark.parametrize("events", [{"event": "search_made,login"}, {"event": ["login", "search_made"]}, {}])
+def test_several_events_are_one_point_together_and_none_means_every_event(product, known, events):
+    response = product.get(URL, {"from": BUCKET["from"], "to": BUCKET["to"], **events})
 
     assert users(response) == [("u1", 3), ("u2", 2), ("u3", 1), ("u5", 1)]
 
@@ -208,7 +209,7 @@ def test_a_points_users_add_up_to_the_series_value(product, make_key, query, mea
 @pytest.mark.parametrize(
     ("params", "name"),
     [
-        ({"from": BUCKET["from"]}, "event"),
+        ({**BUCKET, "event": ""}, "event"),
         ({**BUCKET, "event": " , "}, "event"),
         ({**BUCKET, "from": "yesterday"}, "from"),
         ({**BUCKET, "from": "2026-11-03T14:00:00"}, "from"),  # no time zone
