@@ -84,6 +84,7 @@ def point_users(request: HttpRequest) -> HttpResponse:
         errors = [f"{name}: {' '.join(map(str, _messages(msgs)))}" for name, msgs in refused.detail.items()]
         return render(request, "dashboards/users.html", {"errors": errors}, status=400)
     events = point_events(point)
+    # A funnel step's users would narrow the list here: users_behind(..., among=<their user IDs>).
     page = users_behind(events=events, limit=PER_PAGE, offset=offset)
     show_trails = has_role(request.user, SUPPORT)
     rows, trails_unavailable = [], False

@@ -8,10 +8,12 @@ same group of a breakdown (one value, `(none)` for events without the property, 
 outside the top N, given as the values to leave out). So the users' counts add up to the point's count
 (less the events that carry no user ID), and there are as many users as the unique-users point says.
 
-`among` narrows the users to another set of user IDs (a queryset of them, e.g. a funnel step's converted
-or dropped users), so a chart that is not a series can list its people through the same function.
+`among` narrows the users to another set of user IDs, e.g. a funnel step's converted or dropped users (a
+queryset of user IDs stays one statement; a list becomes an IN list), so a chart that is not a series lists
+its people through the same function: the step's event over the funnel's range, among the step's users.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,7 +95,11 @@ def point_events(point: PointQuery) -> QuerySet:
 
 
 def users_behind(
-    *, events: QuerySet, limit: int = 50, offset: int = 0, among: QuerySet | None = None
+    *,
+    events: QuerySet,
+    limit: int = 50,
+    offset: int = 0,
+    among: QuerySet | Collection[str] | None = None,
 ) -> UsersPage:
     """Return the users of `events` with their event count, first and last time; most active first.
 

@@ -156,6 +156,23 @@ def test_several_events_are_one_point_together_and_none_means_every_event(produc
     assert users(response) == [("u1", 3), ("u2", 2), ("u3", 1), ("u5", 1)]
 
 
+def test_among_narrows_a_point_to_another_set_of_users(known):
+    """The hook for charts that are not series (a funnel step's users): the point's events, those users."""
+    from apps.ingest.models import RawEvent
+    from apps.metrics.people import PointQuery, point_events, users_behind
+
+    point = point_events(PointQuery(events=("search_made",), start=H14, end=H14 + timedelta(hours=1)))
+    did_login = RawEvent.objects.filter(event="login").values("user_id")  # u5 only: nobody searched
+    late = RawEvent.objects.filter(timestamp__gte=H14 + timedelta(minutes=40)).values("user_id")
+
+    assert users_behind(events=point, among=did_login).users == []
+    assert [(u.user_id, u.count) for u in users_behind(events=point, among=late).users] == [
+        ("u1", 3),
+        ("u3", 1),
+    ]
+    assert [u.user_id for u in users_behind(events=point, among=["u2", "u3", "nobody"]).users] == ["u2", "u3"]
+
+
 @pytest.mark.parametrize(
     ("query", "measure"),
     [
