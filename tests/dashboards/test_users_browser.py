@@ -145,3 +145,62 @@ def test_a_click_on_an_explorer_bar_opens_the_users_of_that_bar(
     without_user = int(note.get_attribute("data-count")) if note.count() else 0
     assert sum(events) + without_user == point["value"]  # the bar's events: listed, or said to have no user
     assert page.console_errors == []
+
+
+POINT_OF_SERIES = """(name) => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const trace = plot.data.find((t) => t.name === name);
+  const k = trace.y.findIndex((v) => v > 0);
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis, box = plot.getBoundingClientRect();
+  return {
+    x: box.left + xa._offset + xa.l2p(xa.d2l(trace.x[k])),
+    y: box.top + ya._offset + ya.l2p(ya.d2l(trace.y[k])),
+    link: trace.customdata[k],
+  };
+}"""
+
+
+def test_with_several_lines_a_click_opens_the_line_under_the_pointer(
+    live_server, browser_page, make_person, aggregate_events
+):
+    """The chart's hover is unified on x, so a click reports every line at that time: the one under the
+    pointer wins."""
+    hour_ago = timezone.now() - timedelta(hours=1)
+    aggregate_events(
+        [
+            {
+                "service": "gateway",
+                "event": "search_made",
+                "user_id": f"g{i}",
+                "timestamp": hour_ago.isoformat(),
+            }
+            for i in range(6)
+        ]
+        + [
+            {
+                "service": "search-api",
+                "event": "search_made",
+                "user_id": "s0",
+                "timestamp": hour_ago.isoformat(),
+            }
+        ]
+    )
+    make_person("product", "pia")
+    page = browser_page
+    sign_in(page, live_server.url, "pia")
+    chart = f"{live_server.url}/dashboards/?event=search_made&range=24h&interval=hour&breakdown=service"
+
+    for name, users in (("search-api", ["s0"]), ("gateway", [f"g{i}" for i in range(6)])):
+        page.goto(chart)
+        page.wait_for_function(
+            "() => { const p = document.querySelector('.js-plotly-plot'); return p && p._fullLayout; }"
+        )
+        point = page.evaluate(POINT_OF_SERIES, name)
+        page.mouse.move(point["x"], point["y"])
+        page.mouse.click(point["x"], point["y"])
+        page.wait_for_url("**/dashboards/users/?**")
+
+        assert page.url == live_server.url + point["link"]
+        assert dict(parse_qsl(urlsplit(page.url).query))["value"] == name
+        assert page.locator(".point-users-table td.user-id").all_inner_texts() == users
+    assert page.console_errors == []

@@ -311,3 +311,28 @@ def test_the_overviews_events_chart_links_its_points(client, make_person, aggreg
 )
 def test_the_page_says_which_point_it_is(point, text):
     assert point_description(point) == text
+
+
+def test_the_database_work_of_a_page_does_not_grow_with_its_users(client, make_person, aggregate_events):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    page = signed_in(client, make_person, "product")
+
+    def queries_with(users: int) -> int:
+        aggregate_events(
+            [
+                {
+                    "event": "search_made",
+                    "service": "tiles",
+                    "user_id": f"n{users}-{i}",
+                    "timestamp": at(i % 60),
+                }
+                for i in range(users)
+            ]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert page.get("/dashboards/users/", POINT).status_code == 200
+        return len(queries)
+
+    assert queries_with(2) == queries_with(PER_PAGE + 10)
