@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.annotations.selectors import annotations_between
 from apps.metrics.selectors import Series, SeriesQueryError, series_for
 
-from . import figures
+from . import drilldown, figures
 from .chartspec import ChartSpec, chart_spec, query_string
 from .forms import ExplorerForm
 from .tables import SeriesTable, series_table
@@ -44,6 +44,7 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     figure = figures.series_figure(
         series, chart_type=spec.chart_type, measure_label=spec.measure_label, stack=spec.additive
     )
+    drilldown.with_point_links(figure, drilldown.point_links(spec.query, series))
     table = series_table(
         series,
         interval=spec.query.interval,

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 
 from apps.annotations.selectors import annotations_between
 from apps.metrics import buckets, catalogue
-from apps.metrics.selectors import Series
+from apps.metrics.selectors import Series, SeriesQuery
 from apps.pipeline.selectors import PipelineHealth
 from apps.traces.coverage import COVERAGE_THRESHOLD, ServiceCoverage, correlation_coverage
 
-from . import figures
+from . import drilldown, figures
 from .charts import chart_render
 from .chartspec import ChartSettings, chart_spec, query_string
 from .forms import MAX_EVENTS
@@ -74,7 +74,11 @@ def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
     spec = chart_spec(settings, now=now)
     per_event = chart_render(spec).figure
     users = catalogue.daily_active_users(start=usage_since(now), end=now)
-    active = figures.series_figure([users], chart_type="bar", measure_label="unique users").to_plotly_json()
+    active = figures.series_figure([users], chart_type="bar", measure_label="unique users")
+    # Every event's users: a query of no event names means all of them on the users page.
+    every_event = SeriesQuery(events=(), measure="unique_users", interval="day")
+    drilldown.with_point_links(active, drilldown.point_links(every_event, [users]))
+    active = active.to_plotly_json()
     return [
         UsageChart(
             "Events per day, top events",

@@ -1,5 +1,8 @@
 from django.urls import path
 
-from .api import SeriesAPI
+from .api import PointUsersAPI, SeriesAPI
 
-urlpatterns = [path("metrics/series", SeriesAPI.as_view(), name="api-metrics-series")]
+urlpatterns = [
+    path("metrics/series", SeriesAPI.as_view(), name="api-metrics-series"),
+    path("metrics/users", PointUsersAPI.as_view(), name="api-metrics-users"),
+]

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from apps.accounts.services import personal_token_create
 from apps.common.timebounds import OUT_OF_RANGE
 from apps.ingest.models import RawEvent
-from apps.metrics.api import TOO_EARLY
+from apps.metrics.api import POINT_REFUSALS, TOO_EARLY
 from apps.pipeline.services import aggregate_chunk
 from apps.traces import api as traces_api
 from apps.traces.search import _backend_for
@@ -35,7 +35,7 @@ SEED = os.environ.get("FUZZ_SEED", "")
 
 INGESTION = ("ingest_batch", "ingest_event")
 SUPPORT_READS = ("trace_get", "user_requests")
-PRODUCT_READS = ("metrics_series",)
+PRODUCT_READS = ("metrics_series", "metrics_users")
 # Annotations: a service key posts (not ingestion: nothing goes to RawEvent), people read.
 ANNOTATION_POSTS = ("annotations_create",)
 OTHER_READS = ("annotations_list", "correlation_coverage")
@@ -225,11 +225,7 @@ def _checks_that_do_not_apply(case, response) -> list:
         page, per_page = _whole(case.query, "page", 1), _whole(case.query, "per_page", 50)
         if page and per_page and page * per_page > MAX_RESULT_WINDOW:
             return [positive_data_acceptance]
-    if (
-        operation_id == "metrics_series"
-        and status == 400
-        and body in ({"to": TOO_EARLY}, {"from": TOO_EARLY})
-    ):
+    if operation_id in PRODUCT_READS and status == 400 and body in ({"to": TOO_EARLY}, {"from": TOO_EARLY}):
         # A valid `to` near year 1 leaves no room for the default 7 days before it (or `compare`'s period).
         return [positive_data_acceptance]
     if (
@@ -247,6 +243,12 @@ def _checks_that_do_not_apply(case, response) -> list:
         # Each parameter valid, but the range ends before it starts or holds too many points, or a property
         # name is longer than 200 characters.
         if all(str(message).startswith(RANGE_REFUSALS) for message in body.values()):
+            return [positive_data_acceptance]
+    if operation_id == "metrics_users" and status == 400 and len(body) == 1:
+        # Each parameter valid alone, not together: a range that ends before it starts, a value or rest
+        # without a breakdown, both, exclude without rest; or a property name over 200 characters.
+        (message,) = body.values()
+        if message in POINT_REFUSALS.values() or str(message).startswith(RANGE_REFUSALS):
             return [positive_data_acceptance]
     return []
 

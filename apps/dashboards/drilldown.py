@@ -1,0 +1,63 @@
+"""From a chart's point to the people behind it: the users page's address for each point of a series.
+
+The address carries what the series counted there (events, filters, the breakdown group, the bucket), so
+the users page lists the same events. Only points that count events or users get one; a previous period,
+a sum or an average does not (whose users would "the average" be?). Which series is which is read from
+`kind`, never from its name.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from apps.metrics.buckets import STEP
+from apps.metrics.selectors import Series, SeriesQuery
+
+LINKED_MEASURES = ("count", "unique_users")
+LINKED_KINDS = ("total", "value", "rest")
+
+
+def point_params(query: SeriesQuery, series: Series, others: Sequence[str], at: datetime) -> list[tuple]:
+    """Return the users page's parameters for one point: the series' events, filters and group, and the
+    bucket starting at `at` (`others`: the names of the "value" series, which the rest leaves out)."""
+    start = at.astimezone(UTC)
+    end = start + STEP[query.interval]
+    params: list[tuple[str, str]] = [("event", e) for e in query.events]
+    params += [("from", _iso(start)), ("to", _iso(end))]
+    # Several events without a breakdown are drawn one series per event (series_for).
+    breakdown = query.breakdown or ("event" if len(query.events) > 1 else "")
+    if breakdown and series.kind == "value":
+        params += [("breakdown", breakdown), ("value", series.name)]
+    elif breakdown and series.kind == "rest":
+        params += [("breakdown", breakdown), ("rest", "true")] + [("exclude", name) for name in others]
+    params += [("filter", f"{k}={v}") for k, v in query.filters]
+    return params
+
+
+def point_links(query: SeriesQuery, series: Sequence[Series]) -> list[list[str] | None]:
+    """Return, per series, each point's users page address (None for a series whose points have none)."""
+    if query.measure not in LINKED_MEASURES:
+        return [None] * len(series)
+    base = reverse("dashboard-users")
+    others = [s.name for s in series if s.kind == "value"]
+    links: list[list[str] | None] = []
+    for s in series:
+        if s.kind not in LINKED_KINDS:
+            links.append(None)
+            continue
+        links.append([f"{base}?{urlencode(point_params(query, s, others, t))}" for t, _ in s.points])
+    return links
+
+
+def with_point_links(figure, links: Sequence[list[str] | None]) -> None:
+    """Put each point's address into its trace's `customdata`, which static/js/dashboards.js follows on a
+    click. The series' traces come first, in the series' order (annotations may follow)."""
+    for trace, urls in zip(figure.data, links, strict=False):
+        if urls is not None:
+            trace.customdata = urls
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
