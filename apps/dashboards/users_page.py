@@ -73,7 +73,8 @@ def time_range_text(start: datetime, end: datetime) -> str:
     return f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
 
 
-@role_required(PRODUCT)
+# Support may open it too: product shares a spike's link, support follows it to the trails behind it.
+@role_required(PRODUCT, SUPPORT)
 @require_GET
 def point_users(request: HttpRequest) -> HttpResponse:
     """List the users behind a chart's point, most active first (support: with their requests)."""

@@ -36,7 +36,7 @@ MATRIX = [
     ("GET", "/dashboards/", None, ("product", "admin")),
     ("GET", "/dashboards/?event=search&format=csv", None, ("product", "admin")),
     ("GET", "/dashboards/d/", None, ("product", "admin")),
-    ("GET", "/dashboards/users/?event=search", None, ("product", "admin")),
+    ("GET", "/dashboards/users/?event=search", None, ("product", "support", "admin")),
     ("GET", "/keys/", None, ("admin",)),
     ("POST", "/keys/{prefix}/rotate/", {"grace": "1h"}, ("admin",)),
     ("GET", "/account/tokens/", None, PEOPLE),

@@ -94,8 +94,10 @@ def test_anonymous_people_go_to_the_login_page(client):
     assert response["Location"].startswith("/login/")
 
 
-def test_support_alone_may_not_open_it(client, make_person, traffic):
-    assert signed_in(client, make_person, "support").get("/dashboards/users/", POINT).status_code == 403
+def test_people_with_neither_product_nor_support_may_not_open_it(client, django_user_model, traffic):
+    client.force_login(django_user_model.objects.create_user("no-role", password="correct-horse-battery"))
+
+    assert client.get("/dashboards/users/", POINT).status_code == 403
 
 
 def test_product_sees_the_users_most_active_first_without_trails(client, make_person, traffic):
@@ -114,7 +116,7 @@ def test_product_sees_the_users_most_active_first_without_trails(client, make_pe
     assert not AuditEntry.objects.exists()
 
 
-@pytest.mark.parametrize("roles", [("support", "product"), ("admin",)])
+@pytest.mark.parametrize("roles", [("support",), ("support", "product"), ("admin",)])
 def test_support_and_admin_reach_each_users_page_and_their_requests(client, make_person, traffic, roles):
     response = signed_in(client, make_person, *roles).get("/dashboards/users/", POINT)
 
