@@ -5,7 +5,6 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 import pytest
-from django.apps import apps
 from django.core.management import CommandError
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -243,11 +242,8 @@ def test_support_finds_a_seeded_download_trail_and_the_users_requests(
     assert worker_line.correlation_id in [r["correlation_id"] for r in requests.json()["requests"]]
 
 
-def test_the_deploy_is_annotated_when_the_annotations_app_is_installed(seeded, client, make_person):
+def test_the_deploy_is_annotated(seeded, client, make_person):
     plan = demo_plan(seed=7, days=7, users=200, end=END)
-    if not apps.is_installed("apps.annotations"):
-        assert f"deploy at 2026-11-24 17:40 UTC (no annotations app): {plan.deploy.text}" in seeded
-        return
     client.force_login(make_person("product"))
 
     answer = client.get(
@@ -261,3 +257,4 @@ def test_the_deploy_is_annotated_when_the_annotations_app_is_installed(seeded, c
         for note in answer.json()["annotations"]
     ]
     assert found == [(plan.deploy.service, plan.deploy.text, plan.deploy.timestamp)]
+    assert answer.json()["annotations"][0]["stage"] == "prod"
