@@ -14,10 +14,10 @@ What counts (README, "Funnels and retention"):
   when several step-1 events share t1); groups ranked by step-1 users, the top N returned, and the
   overall funnel is always exact.
 
-PostgreSQL answers in ONE statement: a window function per step (`MIN(t) FILTER (…) OVER (PARTITION BY
-user)`) stacked over a single sort by user, then one row per user, then counts and medians, with the
+PostgreSQL answers in ONE statement: the rows read once, then per step a hash join of the users who reached
+the previous step with their rows and a MIN per user, then counts and `percentile_cont` medians, with the
 overall and the groups as grouping sets. SQLite (the embedded mode) reads the same rows in user and time
-order and matches them in Python (`funnel_from_rows`, also the benchmark's baseline).
+order and matches them in Python (`funnel_paths`, also the benchmark's baseline).
 """
 
 import statistics
@@ -150,30 +150,36 @@ def funnel_step_users(
 
 
 def _user_paths_sql(query: FunnelQuery) -> tuple[str, tuple]:
-    """Return SQL of one row per user who did step 1: (u, b, t1, …, tn), and its parameters."""
+    """Return SQL of one row per user who did step 1: (u, b, t1, …, tn), and its parameters.
+
+    The rows are read once (a materialized CTE); each step is then a hash join of the users who reached
+    the previous step with the rows, and a MIN per user: no sort of the rows at all. (A window function
+    per step over rows sorted by user gives the same answer, about twice as slowly.)
+    """
     rows = event_rows(
         names=query.steps, start=query.start, end=query.end, where=query.where, breakdown=query.breakdown
     )
     sql, params = rows.query.sql_with_params()
-    b = "ev.b" if query.breakdown else "NULL::text"
-    # One window per step over the same partition: PostgreSQL sorts the rows by user once.
-    layered = (
-        f"SELECT ev.u, ev.e, ev.t, {b} AS b,"
-        f" MIN(ev.t) FILTER (WHERE ev.e = %s) OVER (PARTITION BY ev.u) AS t1 FROM ({sql}) AS ev"
-    )
-    params = (query.steps[0], *params)
+    parts = [f"ev AS MATERIALIZED ({sql})", "s1 AS (SELECT u, MIN(t) AS t1 FROM ev WHERE e = %s GROUP BY u)"]
+    params = (*params, query.steps[0])
     for k in range(2, len(query.steps) + 1):
-        layered = (
-            f"SELECT l.*, MIN(l.t) FILTER (WHERE l.e = %s AND l.t > l.t{k - 1} AND l.t <= l.t1 + %s)"
-            f" OVER (PARTITION BY l.u) AS t{k} FROM ({layered}) AS l"
+        parts.append(
+            f"s{k} AS (SELECT p.u, p.t1, MIN(ev.t) AS t{k} FROM s{k - 1} AS p JOIN ev ON ev.u = p.u"
+            f" AND ev.e = %s AND ev.t > p.t{k - 1} AND ev.t <= p.t1 + %s GROUP BY p.u, p.t1)"
         )
-        params = (query.steps[k - 1], query.window, *params)
-    times = ", ".join(f"MAX(t{k}) AS t{k}" for k in range(1, len(query.steps) + 1))
-    per_user = (
-        f"SELECT u, MIN(b) FILTER (WHERE e = %s AND t = t1) AS b, {times}"
-        f" FROM ({layered}) AS layered WHERE t1 IS NOT NULL GROUP BY u"
-    )
-    return per_user, (query.steps[0], *params)
+        params = (*params, query.steps[k - 1], query.window)
+    b, joins = "NULL::text", ""
+    if query.breakdown:
+        # The breakdown value of the step-1 event matched (the smallest when several share its time).
+        parts.append(
+            "bs AS (SELECT p.u, MIN(ev.b) AS b FROM s1 AS p JOIN ev ON ev.u = p.u AND ev.e = %s"
+            " AND ev.t = p.t1 GROUP BY p.u)"
+        )
+        params = (*params, query.steps[0])
+        b, joins = "bs.b", " LEFT JOIN bs ON bs.u = s1.u"
+    times = ", ".join(f"s{k}.t{k}" for k in range(1, len(query.steps) + 1))
+    joins = "".join(f" LEFT JOIN s{k} ON s{k}.u = s1.u" for k in range(2, len(query.steps) + 1)) + joins
+    return f"WITH {', '.join(parts)} SELECT s1.u AS u, {b} AS b, {times} FROM s1{joins}", params
 
 
 def _counts_in_sql(query: FunnelQuery) -> dict:

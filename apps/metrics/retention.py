@@ -13,9 +13,9 @@ What counts (README, "Funnels and retention"):
   each user counts once per cell. Return events are read up to the range's end, so a cohort has one value
   per bucket from its own to the last.
 
-PostgreSQL answers in ONE statement (the first start time per user as a window function, then a count of
-distinct users per cohort and offset); SQLite matches the same rows in Python (`retention_from_rows`, also
-the benchmark's baseline).
+PostgreSQL answers in ONE statement (the rows read once, the first start time per user, a hash join with
+their return events, distinct users per cohort and offset); SQLite matches the same rows in Python
+(`retention_users` and `retention_cells`, also the benchmark's baseline).
 """
 
 from collections.abc import Iterable
@@ -124,24 +124,24 @@ def retention_cell_users(query: RetentionQuery, *, cohort: datetime, offset: int
 
 
 def _cells_in_sql(query: RetentionQuery, start: datetime, end: datetime) -> dict[tuple[datetime, int], int]:
+    """Count cohorts and returns in one statement: the rows read once, the first start per user, a hash
+    join of the users with their return events, distinct (user, cohort, k)."""
     rows = event_rows(names=(query.start_event, query.return_event), start=start, end=end, where=query.where)
     sql, params = rows.query.sql_with_params()
     step = int(buckets.STEP[query.interval].total_seconds())
-    unit = query.interval
-    cohort = f"date_trunc('{unit}', t0 AT TIME ZONE 'UTC')"
-    offset = (
-        f"CASE WHEN e = %s AND t > t0 THEN round(EXTRACT(EPOCH FROM "
-        f"date_trunc('{unit}', t AT TIME ZONE 'UTC') - {cohort}) / {step})::int ELSE -1 END"
-    )
+    unit = query.interval  # "day" or "week" (checked by aligned_range), never user text
+    cohort = f"date_trunc('{unit}', f.t0 AT TIME ZONE 'UTC')"
     statement = (
-        f"SELECT c, k, COUNT(DISTINCT u) FROM ("
-        f" SELECT u, {cohort} AS c, {offset} AS k FROM ("
-        f"  SELECT ev.u, ev.e, ev.t, MIN(ev.t) FILTER (WHERE ev.e = %s) OVER (PARTITION BY ev.u) AS t0"
-        f"  FROM ({sql}) AS ev) AS firsts"
-        f" WHERE t0 IS NOT NULL) AS cells GROUP BY c, k"
+        f"WITH ev AS MATERIALIZED ({sql}),"
+        " firsts AS (SELECT u, MIN(t) AS t0 FROM ev WHERE e = %s GROUP BY u),"
+        f" cells AS (SELECT DISTINCT f.u, {cohort} AS c, round(EXTRACT(EPOCH FROM"
+        f" date_trunc('{unit}', ev.t AT TIME ZONE 'UTC') - {cohort}) / {step})::int AS k"
+        " FROM firsts AS f JOIN ev ON ev.u = f.u AND ev.e = %s AND ev.t > f.t0)"
+        f" SELECT {cohort}, -1, COUNT(*) FROM firsts AS f GROUP BY 1"
+        " UNION ALL SELECT c, k, COUNT(*) FROM cells GROUP BY c, k"
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, (query.return_event, query.start_event, *params))
+        cursor.execute(statement, (*params, query.start_event, query.return_event))
         return {(c.replace(tzinfo=UTC), k): n for c, k, n in cursor.fetchall()}
 
 
