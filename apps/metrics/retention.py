@@ -128,16 +128,17 @@ def _cells_in_sql(query: RetentionQuery, start: datetime, end: datetime) -> dict
     join of the users with their return events, distinct (user, cohort, k)."""
     rows = event_rows(names=(query.start_event, query.return_event), start=start, end=end, where=query.where)
     sql, params = rows.query.sql_with_params()
-    step = int(buckets.STEP[query.interval].total_seconds())
+    days = buckets.STEP[query.interval].days
     unit = query.interval  # "day" or "week" (checked by aligned_range), never user text
-    cohort = f"date_trunc('{unit}', f.t0 AT TIME ZONE 'UTC')"
+    # Dates subtract to whole days; a cohort's bucket is computed once per user, not per return event.
     statement = (
         f"WITH ev AS MATERIALIZED ({sql}),"
-        " firsts AS (SELECT u, MIN(t) AS t0 FROM ev WHERE e = %s GROUP BY u),"
-        f" cells AS (SELECT DISTINCT f.u, {cohort} AS c, round(EXTRACT(EPOCH FROM"
-        f" date_trunc('{unit}', ev.t AT TIME ZONE 'UTC') - {cohort}) / {step})::int AS k"
+        f" firsts AS (SELECT u, date_trunc('{unit}', MIN(t) AT TIME ZONE 'UTC') AS c, MIN(t) AS t0"
+        " FROM ev WHERE e = %s GROUP BY u),"
+        " cells AS (SELECT DISTINCT f.u, f.c,"
+        f" (date_trunc('{unit}', ev.t AT TIME ZONE 'UTC')::date - f.c::date) / {days} AS k"
         " FROM firsts AS f JOIN ev ON ev.u = f.u AND ev.e = %s AND ev.t > f.t0)"
-        f" SELECT {cohort}, -1, COUNT(*) FROM firsts AS f GROUP BY 1"
+        " SELECT c, -1, COUNT(*) FROM firsts GROUP BY c"
         " UNION ALL SELECT c, k, COUNT(*) FROM cells GROUP BY c, k"
     )
     with connection.cursor() as cursor:
