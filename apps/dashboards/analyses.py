@@ -21,6 +21,7 @@ from apps.metrics.funnel import MAX_WINDOW, Funnel, FunnelQuery, funnel_for
 from apps.metrics.retention import Retention, RetentionQuery, retention_for
 
 from . import analysis_figures
+from .analysis_figures import duration_text
 from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES
 from .forms import EARLIEST, MAX_FILTERS, MAX_SPAN, ExplorerOptions, TextListField, _parsed, _utc
 from .tables import spreadsheet_text
@@ -224,24 +225,6 @@ def window_text(seconds: int) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''}"
     return f"{seconds} seconds"
-
-
-def duration_text(seconds: float | None) -> str:
-    """Return a median wait for reading: "42 s", "3 min 20 s", "2 h 5 min", "1 d 4 h"; "—" for none."""
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{seconds:.3g} s" if seconds < 10 else f"{whole} s"
-    for big, big_size, small, small_size in (
-        ("d", 86400, "h", 3600),
-        ("h", 3600, "min", 60),
-        ("min", 60, "s", 1),
-    ):
-        if whole >= big_size:
-            rest = (whole % big_size) // small_size
-            return f"{whole // big_size} {big}" + (f" {rest} {small}" if rest else "")
-    return f"{whole} s"
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,22 @@ def _layout(height: int, *, legend: bool) -> dict:
     }
 
 
-def _median_text(seconds: float | None) -> str:
-    from .analyses import duration_text  # display words live with the tables
-
-    return duration_text(seconds)
+def duration_text(seconds: float | None) -> str:
+    """Return a median wait for reading: "42 s", "3 min 20 s", "2 h 5 min", "1 d 4 h"; "—" for none."""
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:.3g} s" if seconds < 10 else f"{whole} s"
+    for big, big_size, small, small_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "min", 60),
+        ("min", 60, "s", 1),
+    ):
+        if whole >= big_size:
+            rest = (whole % big_size) // small_size
+            return f"{whole // big_size} {big}" + (f" {rest} {small}" if rest else "")
+    return f"{whole} s"
 
 
 def _funnel_trace(steps: list[FunnelStep], *, name: str, color: str) -> go.Funnel:
@@ -38,7 +50,7 @@ def _funnel_trace(steps: list[FunnelStep], *, name: str, color: str) -> go.Funne
         for n, s in enumerate(steps)
     ]
     waits = [
-        "" if n == 0 else f"median {_median_text(s.median_seconds)} after the previous step"
+        "" if n == 0 else f"median {duration_text(s.median_seconds)} after the previous step"
         for n, s in enumerate(steps)
     ]
     return go.Funnel(

@@ -30,7 +30,6 @@ from django.db import connection
 
 from .eventrows import EventFilter, event_rows
 
-MIN_STEPS, MAX_STEPS = 2, 8
 MAX_WINDOW = timedelta(days=90)
 OUTCOMES = ("converted", "dropped")
 
