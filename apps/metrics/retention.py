@@ -13,8 +13,8 @@ What counts (README, "Funnels and retention"):
   each user counts once per cell. Return events are read up to the range's end, so a cohort has one value
   per bucket from its own to the last.
 
-PostgreSQL answers in ONE statement (the rows read once, the first start time per user, a hash join with
-their return events, distinct users per cohort and offset); SQLite matches the same rows in Python
+PostgreSQL answers in ONE statement (the first start time per user, the buckets each user came back in,
+joined by user and counted per cohort and offset); SQLite matches the same rows in Python
 (`retention_users` and `retention_cells`, also the benchmark's baseline).
 """
 
@@ -124,22 +124,25 @@ def retention_cell_users(query: RetentionQuery, *, cohort: datetime, offset: int
 
 
 def _cells_in_sql(query: RetentionQuery, start: datetime, end: datetime) -> dict[tuple[datetime, int], int]:
-    """Count cohorts and returns in one statement: the rows read once, the first start per user, a hash
-    join of the users with their return events, distinct (user, cohort, k)."""
+    """Count cohorts and returns in one statement: each user's first start, each user's return buckets
+    (with the last return in each, which is after the first start when any is), joined by user.
+
+    The rows are scanned twice (each scan reads one event's rows) rather than stored once: a stored copy
+    spills to disk on a busy month, and one (user, bucket) row per return bucket needs no DISTINCT later.
+    """
     rows = event_rows(names=(query.start_event, query.return_event), start=start, end=end, where=query.where)
     sql, params = rows.query.sql_with_params()
     days = buckets.STEP[query.interval].days
     unit = query.interval  # "day" or "week" (checked by aligned_range), never user text
-    # Dates subtract to whole days; a cohort's bucket is computed once per user, not per return event.
     statement = (
-        f"WITH ev AS MATERIALIZED ({sql}),"
+        f"WITH ev AS NOT MATERIALIZED ({sql}),"
         f" firsts AS (SELECT u, date_trunc('{unit}', MIN(t) AT TIME ZONE 'UTC') AS c, MIN(t) AS t0"
         " FROM ev WHERE e = %s GROUP BY u),"
-        " cells AS (SELECT DISTINCT f.u, f.c,"
-        f" (date_trunc('{unit}', ev.t AT TIME ZONE 'UTC')::date - f.c::date) / {days} AS k"
-        " FROM firsts AS f JOIN ev ON ev.u = f.u AND ev.e = %s AND ev.t > f.t0)"
+        f" backs AS (SELECT u, date_trunc('{unit}', t AT TIME ZONE 'UTC') AS d, MAX(t) AS last"
+        " FROM ev WHERE e = %s GROUP BY 1, 2)"
         " SELECT c, -1, COUNT(*) FROM firsts GROUP BY c"
-        " UNION ALL SELECT c, k, COUNT(*) FROM cells GROUP BY c, k"
+        f" UNION ALL SELECT f.c, (b.d::date - f.c::date) / {days}, COUNT(*)"
+        " FROM firsts AS f JOIN backs AS b ON b.u = f.u AND b.last > f.t0 GROUP BY 1, 2"
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, (*params, query.start_event, query.return_event))

@@ -1,5 +1,5 @@
-"""Run the funnel and retention tests named `test_exact_*` again on SQLite (the embedded mode), in a child
-pytest with no database URL, so the same known answers hold on both databases."""
+"""Run the funnel and retention tests named `test_exact_*`, and the explorer's analysis pages, again on SQLite
+(the embedded mode), in a child pytest with no database URL, so the same known answers hold on both."""
 
 import subprocess
 import sys
@@ -7,7 +7,11 @@ from pathlib import Path
 
 from tests.conftest import REPO, portal_env
 
-MODULES = ("tests/metrics/test_funnel.py", "tests/metrics/test_retention.py")
+MODULES = (
+    "tests/metrics/test_funnel.py",
+    "tests/metrics/test_retention.py",
+    "tests/dashboards/test_analyses.py",
+)
 
 
 def run_exact_tests_on_sqlite(tmp_path: Path) -> subprocess.CompletedProcess:
@@ -20,5 +24,15 @@ def run_exact_tests_on_sqlite(tmp_path: Path) -> subprocess.CompletedProcess:
         "SKYWATCH_REQUIRE_SERVICES",
     ):
         env.pop(name, None)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "exact", *MODULES]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "exact or test_analyses",
+        *MODULES,
+    ]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
