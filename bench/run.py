@@ -28,9 +28,10 @@ then runs `python -m bench.run` against them on its own database `skywatch_bench
 each run), Redis DB 13 and index prefix `bench-obs-events`, so the test suite and a developer's portal can
 use the same services meanwhile (two runs at once give each its own with `BENCH_DATABASE`, a name starting
 with `skywatch_bench`, `BENCH_REDIS_DB` and `BENCH_INDEX_PREFIX`, starting with `bench-`). It takes about
-15 minutes on 2 cores, writes `bench/results/latest.json` and regenerates this file; the logs of the
+20 minutes on 2 cores, writes `bench/results/latest.json` and regenerates this file; the logs of the
 gunicorn and Celery processes it starts go to `bench/results/logs/`. `scripts/bench.sh ingest` (or
-`pipeline`, `lifecycle`, `client`, `traces`, `metrics`, or several) runs only those and only prints them.
+`pipeline`, `lifecycle`, `client`, `traces`, `metrics`, `analytics`, or several) runs only those and
+only prints them.
 Sizes come from the environment: `BENCH_EVENTS` (events per batch phase, default 100000), `BENCH_BATCH_SIZE`
 (100), `BENCH_ROUNDS` (2), `BENCH_SINGLE_EVENTS` (3000), `BENCH_GZIP_EVENTS` (50000, 0 skips),
 `BENCH_OTLP_EVENTS` (100000, 0 skips),
@@ -41,7 +42,9 @@ Sizes come from the environment: `BENCH_EVENTS` (events per batch phase, default
 timed, 100000), `BENCH_CLIENT_EVENTS` (events one Tracker delivers, 50000), `BENCH_TRACE_EVENTS` (indexed
 documents, 1000000), `BENCH_TRACE_SAMPLES` (trails timed, 500), `BENCH_TRACE_USERS` (users' requests
 timed, 200), `BENCH_METRICS_EVENTS` (raw events, 10000000), `BENCH_METRICS_REQUESTS` (series requests
-timed, 30), `BENCH_METRICS_RAW_RUNS` (raw GROUP BYs timed, 5).
+timed, 30), `BENCH_METRICS_RAW_RUNS` (raw GROUP BYs timed, 5),
+`BENCH_ANALYTICS_REQUESTS` (funnel and retention requests timed, 10), `BENCH_ANALYTICS_BASELINE_RUNS`
+(Python passes timed, 3).
 
 Every figure stands beside a baseline measured in the same run on the same data, so the table keeps its
 meaning on a faster or busier machine. The ratio is figure ÷ baseline, except where the goal says
@@ -155,6 +158,16 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   each `BENCH_METRICS_RAW_RUNS` times; goal: at least 20× faster. `metrics_series_unique_users_error_pct`:
   the largest relative error of any of its points against the exact answer, in %, beside the sketches'
   standard error (1.04/√16384 = 0.81 %); goal: at most 2 %.
+- `funnel_p95_ms`: p95 of `GET /api/v1/metrics/funnel` over 30 days of the metrics benchmark's raw events
+  (generated again the same way, `BENCH_METRICS_EVENTS`, without rollups), 3 steps (the three busiest event
+  names), a 1-hour window: one SQL statement (the rows read once, each step a hash join of the users who
+  reached the previous one with their rows and a MIN per user, then counts and `percentile_cont` medians).
+  Baseline: the same funnel by a per-user Python pass over the rows (`user_id, event, timestamp`, ordered)
+  fetched from PostgreSQL through psycopg; both answers (counts and medians per step) are checked equal first.
+  `BENCH_ANALYTICS_REQUESTS` API calls (10) and `BENCH_ANALYTICS_BASELINE_RUNS` Python passes (3); the ratio
+  is the speed-up, Python ÷ API; goal ≥ 10×.
+- `retention_p95_ms`: the same for `GET /api/v1/metrics/retention` (daily cohorts by first
+  `login_succeeded`, returning with `search_made`, 30 days) beside the per-user Python pass; goal ≥ 10×.
 """
 
 
@@ -278,7 +291,7 @@ def _terminated(signum: int, frame: Any) -> None:
     sys.exit(128 + signum)
 
 
-BENCHMARKS = ("ingest", "pipeline", "lifecycle", "client", "traces", "metrics")
+BENCHMARKS = ("ingest", "pipeline", "lifecycle", "client", "traces", "metrics", "analytics")
 
 
 def main(argv: list[str]) -> int:

@@ -8,9 +8,11 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from apps.annotations.selectors import annotations_between
+from apps.metrics.retention import RetentionQueryError
 from apps.metrics.selectors import Series, SeriesQueryError, series_for
 
 from . import drilldown, figures
+from .analyses import analysis_of
 from .chartspec import ChartSpec, chart_spec, query_string
 from .forms import ExplorerForm
 from .tables import SeriesTable, series_table
@@ -84,6 +86,8 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
     """Re-run a saved chart's query string (over another quick range when asked); an invalid one (an old
     URL, say) becomes a message instead of a chart."""
     data = QueryDict(chart.query_string, mutable=True)
+    if analysis_of(data) != "trends":
+        return saved_analysis_render(chart, range_override=range_override)
     if range_override:
         data["range"] = range_override
         data.pop("start", None)
@@ -109,4 +113,33 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
         )
     return SavedChartView(
         chart=chart, rendered=rendered, errors=[], explorer_query=query_string(form.settings())
+    )
+
+
+def saved_analysis_render(chart, *, range_override: str = "") -> SavedChartView:
+    """Re-run a saved funnel or retention table, as saved_chart_render does a trend chart."""
+    from .analyses import analysis_form_from_query_string, analysis_render, analysis_spec
+    from .analyses import query_string as analysis_query_string
+
+    form = analysis_form_from_query_string(chart.query_string, range_override=range_override)
+    if not form.is_valid():
+        errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
+        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+    try:
+        rendered = analysis_render(analysis_spec(form.settings(), now=timezone.now()))
+    except RetentionQueryError as exc:
+        errors = [f"{str(exc).capitalize()}."]
+        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+    except DatabaseError:  # one chart's failure must not take the whole dashboard down with a 500
+        logger.exception("saved chart %s could not be drawn", chart.pk)
+        errors = ["This chart could not be drawn: the database did not answer its query. Try again later."]
+        return SavedChartView(
+            chart=chart,
+            rendered=None,
+            errors=errors,
+            explorer_query=chart.query_string,
+            settings_invalid=False,
+        )
+    return SavedChartView(
+        chart=chart, rendered=rendered, errors=[], explorer_query=analysis_query_string(form.settings())
     )

@@ -266,6 +266,16 @@ class SaveChartForm(forms.Form):
 
     def clean_query_string(self) -> str:
         value = self.cleaned_data["query_string"]
+        from .analyses import AnalysisForm, analysis_of  # analyses builds on this module
+        from .analyses import query_string as analysis_query_string
+
+        if analysis_of(QueryDict(value)) != "trends":
+            analysis = AnalysisForm(QueryDict(value))
+            if not analysis.is_valid():
+                raise forms.ValidationError(
+                    "This chart has invalid settings; fix them in the explorer first."
+                )
+            return analysis_query_string(analysis.settings())
         chart = ExplorerForm(QueryDict(value))
         if not chart.is_valid():
             raise forms.ValidationError("This chart has invalid settings; fix them in the explorer first.")

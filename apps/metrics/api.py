@@ -1,5 +1,6 @@
-"""GET /api/v1/metrics/series: a measure over time from the rollups, for charts and scripts; and
-GET /api/v1/metrics/users: who is behind one point of such a series."""
+"""GET /api/v1/metrics/series: a measure over time from the rollups, for charts and scripts;
+GET /api/v1/metrics/users: who is behind one point of such a series; and the product analyses over raw
+events: /api/v1/metrics/funnel and /api/v1/metrics/retention."""
 
 from datetime import datetime, timedelta
 
@@ -21,8 +22,11 @@ from apps.common.params import query_bool, query_int, query_time
 
 from . import query as query_language
 from .buckets import INTERVALS
+from .eventrows import EventFilter
+from .funnel import MAX_WINDOW, FunnelQuery, funnel_for
 from .people import MAX_LIMIT as MAX_USERS
 from .people import PointQuery, point_events, users_behind
+from .retention import RETENTION_INTERVALS, RetentionQuery, RetentionQueryError, retention_for
 from .selectors import KINDS, SeriesQuery, SeriesQueryError, series_for
 
 DEFAULT_SPAN = timedelta(days=7)
@@ -164,6 +168,262 @@ class SeriesAPI(APIView):
         except SeriesQueryError as exc:
             raise exceptions.ValidationError({"detail": str(exc)}) from exc
         return Response({"series": [s.as_json() for s in series]})
+
+
+# --- funnels and retention -------------------------------------------------------------------------------
+
+_STEP = f"[^,\\x00]*[^,{_SPACE}\\x00][^,\\x00]*"
+STEPS_PATTERN = f"^{_STEP}(,{_STEP}){{1,7}}$"  # 2 to 8 comma-separated names, none blank
+NAME_PATTERN = f"^[^\\x00]*[^{_SPACE}\\x00][^\\x00]*$"
+ANALYSIS_BREAKDOWN_PATTERN = f"^(service|stage|prop:{_NAME})?$"
+DEFAULT_WINDOW = 86_400
+MAX_GROUPS = 50
+RETENTION_SPAN = timedelta(days=30)
+
+
+def _funnel_step_schema() -> serializers.Serializer:
+    """A new instance each time: DRF binds a serializer to the one field that holds it."""
+    return inline_serializer(
+        "FunnelStep",
+        fields={
+            "event": serializers.CharField(),
+            "count": serializers.IntegerField(help_text="Users who reached this step."),
+            "conversion": serializers.FloatField(allow_null=True, help_text="count ÷ step-1 count (0 to 1)."),
+            "conversion_from_previous": serializers.FloatField(
+                allow_null=True, help_text="count ÷ the previous step's count (0 to 1)."
+            ),
+            "median_seconds": serializers.FloatField(
+                allow_null=True, help_text="Median seconds from the previous step; null for step 1."
+            ),
+        },
+    )
+
+
+FunnelGroupSchema = inline_serializer(
+    "FunnelGroup",
+    fields={
+        "name": serializers.CharField(help_text="The breakdown value of the users' step-1 event."),
+        "kind": serializers.ChoiceField(choices=["value"]),
+        "steps": serializers.ListField(child=_funnel_step_schema()),
+    },
+)
+FunnelResponse = inline_serializer(
+    "FunnelResponse",
+    fields={
+        "steps": serializers.ListField(
+            child=_funnel_step_schema(), help_text="Every user, whatever the breakdown."
+        ),
+        "groups": serializers.ListField(
+            child=FunnelGroupSchema,
+            required=False,
+            help_text="With a breakdown: the top groups by step-1 users.",
+        ),
+        "other_groups": serializers.IntegerField(required=False, help_text="Groups left out of `groups`."),
+    },
+)
+CohortSchema = inline_serializer(
+    "Cohort",
+    fields={
+        "start": serializers.DateTimeField(help_text="The cohort's bucket start, UTC."),
+        "size": serializers.IntegerField(help_text="Users whose first start_event fell in the bucket."),
+        "values": serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="values[k]: of them, who did return_event k intervals later.",
+        ),
+        "percentages": serializers.ListField(
+            child=serializers.FloatField(allow_null=True),
+            help_text="values ÷ size × 100; null for an empty cohort.",
+        ),
+    },
+)
+RetentionResponse = inline_serializer(
+    "RetentionResponse",
+    fields={
+        "interval": serializers.ChoiceField(choices=RETENTION_INTERVALS),
+        "cohorts": serializers.ListField(child=CohortSchema),
+    },
+)
+FILTER_PARAMETERS = [
+    OpenApiParameter(
+        "filter",
+        {"type": "array", "items": {"type": "string", "pattern": FILTER_PATTERN}},
+        description="<property>=<value>: only events with this property value count",
+    ),
+    OpenApiParameter(
+        "service", {"type": "string", "pattern": "^[^\\x00]*$"}, description="only this service's events"
+    ),
+    OpenApiParameter(
+        "stage", {"type": "string", "pattern": "^[^\\x00]*$"}, description="only this stage's events"
+    ),
+]
+
+
+def _refused(refused: query_language.QueryError) -> exceptions.ValidationError:
+    return exceptions.ValidationError({refused.parameter: refused.message})
+
+
+def _no_nul(params, names: tuple[str, ...]) -> None:
+    for name in names:
+        if any("\x00" in value for value in params.getlist(name)):
+            raise exceptions.ValidationError({name: "must not contain NUL characters"})
+
+
+def _range(params, default_span: timedelta) -> tuple[datetime, datetime]:
+    start = query_time(params, "from")
+    end = query_time(params, "to") or timezone.now()
+    start = start or _earlier(end, default_span, "from" if "from" in params else "to")
+    if end <= start:
+        raise exceptions.ValidationError({"to": "the range must end after it starts"})
+    return start, end
+
+
+def _event_filter(params) -> EventFilter:
+    try:
+        filters = tuple(query_language.property_filter(raw) for raw in params.getlist("filter"))
+    except query_language.QueryError as refused:
+        raise _refused(refused) from None
+    return EventFilter(
+        properties=filters, service=params.get("service", "").strip(), stage=params.get("stage", "").strip()
+    )
+
+
+def funnel_query_from_params(params) -> FunnelQuery:
+    """Build a FunnelQuery from query parameters; raise ValidationError naming the bad one."""
+    _no_nul(params, ("steps", "breakdown", "filter", "service", "stage"))
+    if "steps" not in params:
+        raise exceptions.ValidationError({"steps": "give 2 to 8 event names separated by commas"})
+    try:
+        steps = query_language.funnel_steps(params["steps"])
+        breakdown = query_language.analysis_breakdown(params.get("breakdown", ""))
+    except query_language.QueryError as refused:
+        raise _refused(refused) from None
+    window = query_int(
+        params, "window", default=DEFAULT_WINDOW, minimum=1, maximum=int(MAX_WINDOW.total_seconds())
+    )
+    start, end = _range(params, DEFAULT_SPAN)
+    return FunnelQuery(
+        steps=steps,
+        window=timedelta(seconds=window),
+        start=start,
+        end=end,
+        breakdown=breakdown,
+        where=_event_filter(params),
+        top_n=query_int(params, "top", default=10, minimum=1, maximum=MAX_GROUPS),
+    )
+
+
+def retention_query_from_params(params) -> RetentionQuery:
+    """Build a RetentionQuery from query parameters; raise ValidationError naming the bad one."""
+    _no_nul(params, ("start_event", "return_event", "interval", "filter", "service", "stage"))
+    names = {}
+    for name in ("start_event", "return_event"):
+        if not params.get(name, "").strip():
+            raise exceptions.ValidationError({name: "give an event name"})
+        names[name] = params[name].strip()
+    interval = params.get("interval", "day")
+    if interval not in RETENTION_INTERVALS:
+        raise exceptions.ValidationError({"interval": "use day or week"})
+    start, end = _range(params, RETENTION_SPAN)
+    return RetentionQuery(
+        start_event=names["start_event"],
+        return_event=names["return_event"],
+        start=start,
+        end=end,
+        interval=interval,
+        where=_event_filter(params),
+    )
+
+
+RANGE_PARAMETERS = [
+    OpenApiParameter("from", TIME, description="ISO-8601 start (default: 7 days before `to`; retention 30)"),
+    OpenApiParameter("to", TIME, description="ISO-8601 end (default: now)"),
+]
+
+
+class FunnelAPI(APIView):
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasRole]
+    required_roles = (PRODUCT,)
+
+    @extend_schema(
+        operation_id="metrics_funnel",
+        summary="Users through ordered steps within a conversion window",
+        description="A user enters at their first step-1 event in the range; each next step is their "
+        "earliest such event after the previous step's and within `window` seconds of step 1 (README)",
+        parameters=[
+            OpenApiParameter(
+                "steps",
+                {"type": "string", "pattern": STEPS_PATTERN},
+                required=True,
+                description="2 to 8 event names, in order, separated by commas",
+                examples=[
+                    OpenApiExample("Three steps", value="search_made,forecast_requested,report_exported")
+                ],
+            ),
+            OpenApiParameter(
+                "window",
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_WINDOW.total_seconds())},
+                description=f"seconds from step 1 by which every step must happen (default {DEFAULT_WINDOW})",
+            ),
+            *RANGE_PARAMETERS,
+            OpenApiParameter(
+                "breakdown",
+                {"type": "string", "pattern": ANALYSIS_BREAKDOWN_PATTERN},
+                description="service | stage | prop:<name>, of each user's step-1 event",
+            ),
+            OpenApiParameter(
+                "top",
+                {"type": "integer", "minimum": 1, "maximum": MAX_GROUPS},
+                description="breakdown groups returned, most step-1 users first (default 10)",
+            ),
+            *FILTER_PARAMETERS,
+        ],
+        responses={200: FunnelResponse, **READ_RESPONSES},
+        tags=["metrics"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(funnel_for(funnel_query_from_params(request.query_params)).as_json())
+
+
+class RetentionAPI(APIView):
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasRole]
+    required_roles = (PRODUCT,)
+
+    @extend_schema(
+        operation_id="metrics_retention",
+        summary="Cohorts by first start_event, and who returned each interval after",
+        parameters=[
+            OpenApiParameter(
+                "start_event",
+                {"type": "string", "pattern": NAME_PATTERN},
+                required=True,
+                description="the event that puts a user in a cohort (their first in the range)",
+                examples=[OpenApiExample("An event", value="login_succeeded")],
+            ),
+            OpenApiParameter(
+                "return_event",
+                {"type": "string", "pattern": NAME_PATTERN},
+                required=True,
+                description="the event that counts as coming back",
+                examples=[OpenApiExample("An event", value="search_made")],
+            ),
+            OpenApiParameter(
+                "interval", {"type": "string", "enum": list(RETENTION_INTERVALS)}, description="default day"
+            ),
+            *RANGE_PARAMETERS,
+            *FILTER_PARAMETERS,
+        ],
+        responses={200: RetentionResponse, **READ_RESPONSES},
+        tags=["metrics"],
+    )
+    def get(self, request: Request) -> Response:
+        query = retention_query_from_params(request.query_params)
+        try:
+            retention = retention_for(query)
+        except RetentionQueryError as refused:
+            raise exceptions.ValidationError({"detail": str(refused)}) from refused
+        return Response(retention.as_json())
 
 
 # --- GET /api/v1/metrics/users: who is behind a point ------------------------------------------------------
