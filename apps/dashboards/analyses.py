@@ -23,6 +23,7 @@ from apps.metrics.retention import Retention, RetentionQuery, retention_for
 from . import analysis_figures
 from .analysis_figures import duration_text
 from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES
+from .drilldown import funnel_step_links
 from .forms import EARLIEST, MAX_FILTERS, MAX_SPAN, ExplorerOptions, TextListField, _parsed, _utc
 from .tables import spreadsheet_text
 
@@ -292,7 +293,9 @@ def analysis_render(spec: AnalysisSpec) -> RenderedAnalysis:
         notes = ()
         if funnel.other_groups:
             notes = (f"{funnel.other_groups} smaller groups are left out; the overall funnel counts them.",)
-        figure = analysis_figures.funnel_figure(funnel)
+        links = {None: [c for c, _ in funnel_step_links(spec.query)]}
+        links.update({g.name: [c for c, _ in funnel_step_links(spec.query, g.name)] for g in funnel.groups})
+        figure = analysis_figures.funnel_figure(funnel, links=links)
         return RenderedAnalysis(spec=spec, figure=figure.to_plotly_json(), funnel=funnel, notes=notes)
     retention = retention_for(spec.query)
     figure = analysis_figures.retention_figure(retention)
@@ -306,12 +309,14 @@ def percent_text(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
 
 
-def funnel_rows(funnel: Funnel) -> list[dict]:
-    """Return the funnel's table rows: the overall steps, then each group's."""
-    groups = [("All users", funnel.steps)] + [(g.name, g.steps) for g in funnel.groups]
+def funnel_rows(funnel: Funnel, query: FunnelQuery | None = None) -> list[dict]:
+    """Return the funnel's table rows: the overall steps, then each group's; with the query, each step's
+    users pages (those who reached it, those who dropped off before it)."""
+    groups = [("All users", None, funnel.steps)] + [(g.name, g.name, g.steps) for g in funnel.groups]
     rows = []
-    for group, steps in groups:
-        for number, step in enumerate(steps, start=1):
+    for group, value, steps in groups:
+        links = funnel_step_links(query, value) if query is not None else [(None, None)] * len(steps)
+        for number, (step, (users_url, dropped_url)) in enumerate(zip(steps, links, strict=True), start=1):
             rows.append(
                 {
                     "group": group,
@@ -321,6 +326,8 @@ def funnel_rows(funnel: Funnel) -> list[dict]:
                     "conversion": percent_text(step.conversion),
                     "from_previous": percent_text(step.conversion_from_previous) if number > 1 else "—",
                     "median": duration_text(step.median_seconds),
+                    "users_url": users_url,
+                    "dropped_url": dropped_url,
                 }
             )
     return rows

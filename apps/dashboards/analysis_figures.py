@@ -40,7 +40,9 @@ def duration_text(seconds: float | None) -> str:
     return f"{whole} s"
 
 
-def _funnel_trace(steps: list[FunnelStep], *, name: str, color: str) -> go.Funnel:
+def _funnel_trace(
+    steps: list[FunnelStep], *, name: str, color: str, links: list[str] | None = None
+) -> go.Funnel:
     labels = [plotly_text(f"{n}. {step.event}") for n, step in enumerate(steps, start=1)]
     conversion = ["—" if s.conversion is None else f"{100 * s.conversion:.1f} % of step 1" for s in steps]
     previous = [
@@ -59,7 +61,11 @@ def _funnel_trace(steps: list[FunnelStep], *, name: str, color: str) -> go.Funne
         x=[s.count for s in steps],
         text=[f"{s.count:,} · {c}" for s, c in zip(steps, conversion, strict=True)],
         textinfo="text",
-        customdata=list(zip(conversion, previous, waits, strict=True)),
+        # The last item, when there, is the step's users page (static/js/dashboards.js follows it on a click).
+        customdata=[
+            [*texts, *([links[n]] if links else [])]
+            for n, texts in enumerate(zip(conversion, previous, waits, strict=True))
+        ],
         hovertemplate="%{y}<br>%{x:,} users<br>%{customdata[0]}<br>%{customdata[1]}<br>%{customdata[2]}"
         "<extra>%{fullData.name}</extra>",
         marker={"color": color},
@@ -67,16 +73,29 @@ def _funnel_trace(steps: list[FunnelStep], *, name: str, color: str) -> go.Funne
     )
 
 
-def funnel_figure(funnel: Funnel, *, height: int = 420) -> go.Figure:
-    """Return the funnel: one trace for everyone, or one per breakdown group (the overall in the table)."""
+def funnel_figure(
+    funnel: Funnel, *, height: int = 420, links: dict[str | None, list[str]] | None = None
+) -> go.Figure:
+    """Return the funnel: one trace for everyone, or one per breakdown group (the overall in the table);
+    `links`: per group (None: everyone), each step's users page."""
+    links = links or {}
     groups = funnel.groups
     figure = go.Figure(layout=_layout(max(height, 80 * len(funnel.steps)), legend=bool(groups)))
     figure.update_layout(yaxis={"automargin": True}, hovermode="closest")
     if groups:
         for index, group in enumerate(groups):
-            figure.add_trace(_funnel_trace(group.steps, name=group.name, color=PALETTE[index % len(PALETTE)]))
+            figure.add_trace(
+                _funnel_trace(
+                    group.steps,
+                    name=group.name,
+                    color=PALETTE[index % len(PALETTE)],
+                    links=links.get(group.name),
+                )
+            )
     else:
-        figure.add_trace(_funnel_trace(funnel.steps, name="All users", color=PALETTE[0]))
+        figure.add_trace(
+            _funnel_trace(funnel.steps, name="All users", color=PALETTE[0], links=links.get(None))
+        )
     if not funnel.steps or funnel.steps[0].count == 0:
         figure.add_annotation(
             text="Nobody did step 1 in this range", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from apps.metrics.buckets import STEP
+from apps.metrics.funnel import FunnelQuery
 from apps.metrics.selectors import Series, SeriesQuery
 
 LINKED_MEASURES = ("count", "unique_users")
@@ -57,6 +58,38 @@ def with_point_links(figure, links: Sequence[list[str] | None]) -> None:
     for trace, urls in zip(figure.data, links, strict=False):
         if urls is not None:
             trace.customdata = urls
+
+
+def funnel_step_links(query: FunnelQuery, group: str | None = None) -> list[tuple[str, str | None]]:
+    """Return, per step of the funnel (one breakdown group's when given), the users page's address for
+    those who reached it and for those who dropped off before it (None at step 1, where nobody drops)."""
+    params: list[tuple[str, str]] = [
+        ("steps", ",".join(query.steps)),
+        ("window", str(int(query.window.total_seconds()))),
+        ("from", _iso(query.start.astimezone(UTC))),
+        ("to", _iso(query.end.astimezone(UTC))),
+    ]
+    if query.breakdown:
+        params.append(("breakdown", query.breakdown))
+    if query.breakdown and group is not None:
+        params.append(("group", group))
+    params += [("filter", f"{k}={v}") for k, v in query.where.properties]
+    params += [
+        (name, value)
+        for name, value in (("service", query.where.service), ("stage", query.where.stage))
+        if value
+    ]
+    base = reverse("dashboard-users")
+    links = []
+    for step in range(1, len(query.steps) + 1):
+        converted = f"{base}?{urlencode([*params, ('step', str(step))])}"
+        dropped = (
+            f"{base}?{urlencode([*params, ('step', str(step)), ('outcome', 'dropped')])}"
+            if step > 1
+            else None
+        )
+        links.append((converted, dropped))
+    return links
 
 
 def _iso(moment: datetime) -> str:

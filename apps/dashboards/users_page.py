@@ -22,12 +22,12 @@ from apps.accounts.roles import PRODUCT, SUPPORT
 from apps.accounts.services import audit_record
 from apps.common.errors import BackendUnavailable
 from apps.common.params import query_int
-from apps.metrics.api import MAX_OFFSET, point_query_from_params
+from apps.metrics.api import MAX_OFFSET, people_from_params
 from apps.metrics.people import (
+    FunnelStepPoint,
     PointQuery,
     PointUser,
     events_without_user,
-    point_events,
     users_behind,
     users_count,
 )
@@ -47,8 +47,10 @@ class UserRow:
     more_requests: bool
 
 
-def point_description(point: PointQuery) -> str:
+def point_description(point: PointQuery | FunnelStepPoint) -> str:
     """Return what the point is, in words: "search_made, service = tiles, 2026-11-03 14:00–15:00 UTC"."""
+    if isinstance(point, FunnelStepPoint):
+        return funnel_step_description(point)
     parts = [", ".join(point.events) or "every event"]
     group = point.breakdown[5:] if point.breakdown.startswith("prop:") else point.breakdown
     if point.breakdown == "event" and point.value is not None:
@@ -59,6 +61,21 @@ def point_description(point: PointQuery) -> str:
         parts.append(f"{group} not " + (", ".join(point.exclude) if point.exclude else "in the top values"))
     parts += [f"{name} = {value}" for name, value in point.filters]
     parts.append(time_range_text(point.start, point.end))
+    return ", ".join(parts)
+
+
+def funnel_step_description(point: FunnelStepPoint) -> str:
+    """Return "funnel a → b → c: step 2 (b), dropped off, …" in words, with the range."""
+    query = point.query
+    step = query.steps[point.step - 1]
+    outcome = "reached it" if point.outcome == "converted" else "dropped off before it"
+    parts = [f"Funnel {' → '.join(query.steps)}: step {point.step} ({step}), {outcome}"]
+    if point.group is not None:
+        by = query.breakdown[5:] if query.breakdown.startswith("prop:") else query.breakdown
+        parts.append(f"{by} = {point.group}")
+    parts += [f"{name} = {value}" for name, value in query.where.properties]
+    parts.append(time_range_text(query.start, query.end))
+    parts.append(f"events counted: {point.event}")
     return ", ".join(parts)
 
 
@@ -79,14 +96,13 @@ def time_range_text(start: datetime, end: datetime) -> str:
 def point_users(request: HttpRequest) -> HttpResponse:
     """List the users behind a chart's point, most active first (support: with their requests)."""
     try:
-        point = point_query_from_params(request.GET)
+        point, events, among = people_from_params(request.GET)
         offset = query_int(request.GET, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
     except ValidationError as refused:
         errors = [f"{name}: {' '.join(map(str, _messages(msgs)))}" for name, msgs in refused.detail.items()]
         return render(request, "dashboards/users.html", {"errors": errors}, status=400)
-    events = point_events(point)
-    # A funnel step's users would narrow the list here: users_behind(..., among=<their user IDs>).
-    page = users_behind(events=events, limit=PER_PAGE, offset=offset)
+    page = users_behind(events=events, limit=PER_PAGE, offset=offset, among=among)
+    start, end = (point.query.start, point.query.end) if among is not None else (point.start, point.end)
     show_trails = has_role(request.user, SUPPORT)
     rows, trails_unavailable = [], False
     if show_trails and page.users:
@@ -101,7 +117,7 @@ def point_users(request: HttpRequest) -> HttpResponse:
         if show_trails and not trails_unavailable:
             try:
                 found = trace_selectors.user_requests(
-                    user_id=user.user_id, start=point.start, end=point.end, per_page=REQUESTS_PER_USER
+                    user_id=user.user_id, start=start, end=end, per_page=REQUESTS_PER_USER
                 )
                 requests, more = found.requests, found.has_next
             except BackendUnavailable:
@@ -117,12 +133,11 @@ def point_users(request: HttpRequest) -> HttpResponse:
         "previous_offset": max(offset - PER_PAGE, 0) if offset else None,
         "next_offset": offset + PER_PAGE if page.has_next and offset + PER_PAGE <= MAX_OFFSET else None,
         "query_string": _without_offset(request),
-        "without_user": events_without_user(events) if offset == 0 else None,
-        "users_count": users_count(events),
+        # A funnel step's users are identified by definition, and known already.
+        "without_user": events_without_user(events) if offset == 0 and among is None else None,
+        "users_count": users_count(events) if among is None else len(among),
         # A user's own page over the point's range (its form reads times without a zone as UTC).
-        "range_query": urlencode(
-            {"range": "custom", "start": _minute(point.start), "end": _minute(point.end)}
-        ),
+        "range_query": urlencode({"range": "custom", "start": _minute(start), "end": _minute(end)}),
         "show_trails": show_trails,
         "trails_unavailable": trails_unavailable,
     }

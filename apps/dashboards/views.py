@@ -158,7 +158,7 @@ def analysis_explorer(request: HttpRequest) -> HttpResponse:
         "save_form": save_form,
     }
     if rendered.funnel is not None:
-        context["funnel_rows"] = funnel_rows(rendered.funnel)
+        context["funnel_rows"] = funnel_rows(rendered.funnel, rendered.spec.query)
     else:
         context["retention_rows"] = retention_rows(rendered.retention)
         cohorts = rendered.retention.cohorts

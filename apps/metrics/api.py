@@ -4,6 +4,7 @@ events: /api/v1/metrics/funnel and /api/v1/metrics/retention."""
 
 from datetime import datetime, timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -23,9 +24,9 @@ from apps.common.params import query_bool, query_int, query_time
 from . import query as query_language
 from .buckets import INTERVALS
 from .eventrows import EventFilter
-from .funnel import MAX_WINDOW, FunnelQuery, funnel_for
+from .funnel import MAX_WINDOW, OUTCOMES, FunnelQuery, funnel_for
 from .people import MAX_LIMIT as MAX_USERS
-from .people import PointQuery, point_events, users_behind
+from .people import FunnelStepPoint, PointQuery, funnel_step_people, point_events, users_behind
 from .retention import RETENTION_INTERVALS, RetentionQuery, RetentionQueryError, retention_for
 from .selectors import KINDS, SeriesQuery, SeriesQueryError, series_for
 
@@ -437,7 +438,15 @@ POINT_REFUSALS = {
     "rest": "the rest group needs a breakdown",
     "both": "give either a value or rest, not both",
     "exclude": "exclude lists the top values the rest group leaves out: add rest=true",
+    "funnel_point": "a funnel step is named by steps and step; event, value, rest, exclude: a series' point",
+    "step": "give the step whose users to list: 1 for the funnel's first, up to the number of steps",
+    "funnel_only": "step, outcome, window and group describe a funnel step: give steps too",
+    "dropped_at_1": "nobody drops at step 1: it is where the funnel starts",
+    "group": "a group is a value of the funnel's breakdown: add breakdown",
+    "funnel_breakdown": "A funnel's steps are events: break it down by service, stage or a property.",
 }
+FUNNEL_POINT_PARAMS = ("step", "outcome", "window", "group")
+SERIES_POINT_PARAMS = ("event", "value", "rest", "exclude")
 
 PointUserSchema = inline_serializer(
     "PointUser",
@@ -500,6 +509,42 @@ def point_query_from_params(params) -> PointQuery:
     )
 
 
+def funnel_step_point_from_params(params) -> FunnelStepPoint:
+    """Build the funnel step whose users the parameters ask for; raise ValidationError naming the bad one."""
+    if any(name in params for name in SERIES_POINT_PARAMS):
+        raise exceptions.ValidationError({"steps": POINT_REFUSALS["funnel_point"]})
+    query = funnel_query_from_params(params)
+    if "step" not in params:
+        raise exceptions.ValidationError({"step": POINT_REFUSALS["step"]})
+    step = query_int(params, "step", default=1, minimum=1, maximum=8)
+    if step > len(query.steps):
+        raise exceptions.ValidationError({"step": POINT_REFUSALS["step"]})
+    outcome = params.get("outcome", "converted")
+    if outcome not in OUTCOMES:
+        raise exceptions.ValidationError({"outcome": f"one of {', '.join(OUTCOMES)}"})
+    if outcome == "dropped" and step == 1:
+        raise exceptions.ValidationError({"outcome": POINT_REFUSALS["dropped_at_1"]})
+    group = params.get("group")
+    if group is not None and not query.breakdown:
+        raise exceptions.ValidationError({"group": POINT_REFUSALS["group"]})
+    if group is not None and "\x00" in group:
+        raise exceptions.ValidationError({"group": "must not contain NUL characters"})
+    return FunnelStepPoint(query=query, step=step, outcome=outcome, group=group)
+
+
+def people_from_params(params) -> tuple[PointQuery | FunnelStepPoint, QuerySet, list[str] | None]:
+    """Read a series' point or a funnel's step (`steps` given) from the parameters; return it, the events
+    to count and, for a funnel step, the users to list (None: everyone behind the events)."""
+    if "steps" in params:
+        funnel_point = funnel_step_point_from_params(params)
+        events, among = funnel_step_people(funnel_point)
+        return funnel_point, events, among
+    if any(name in params for name in FUNNEL_POINT_PARAMS):
+        raise exceptions.ValidationError({"steps": POINT_REFUSALS["funnel_only"]})
+    point = point_query_from_params(params)
+    return point, point_events(point), None
+
+
 class PointUsersAPI(APIView):
     authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, HasRole]
@@ -510,7 +555,11 @@ class PointUsersAPI(APIView):
         summary="Who is behind a point of a chart, most active first",
         description="The users of the events a series counted in one point: the same events, filters and "
         "breakdown group as /api/v1/metrics/series, over [from, to) (a point's bucket). Events without a "
-        "user ID are counted in the series but listed nowhere.",
+        "user ID are counted in the series but listed nowhere. Or, with `steps` (and `step`, `outcome`, "
+        "`window`, `group`, the funnel's `breakdown` and filters, as /api/v1/metrics/funnel), the users of "
+        "one funnel step: those who reached it, or who reached the step before it and not this one "
+        "(dropped); "
+        "their counts are of the step's event (the last one reached, for those who dropped).",
         parameters=[
             OpenApiParameter(
                 "event",
@@ -543,6 +592,31 @@ class PointUsersAPI(APIView):
                 description="<property>=<value>",
             ),
             OpenApiParameter(
+                "steps",
+                {"type": "string", "pattern": STEPS_PATTERN},
+                description="a funnel's steps, comma-separated (as /api/v1/metrics/funnel)",
+            ),
+            OpenApiParameter(
+                "step",
+                {"type": "integer", "minimum": 1, "maximum": 8},
+                description="with steps: 1 for the first",
+            ),
+            OpenApiParameter(
+                "outcome",
+                {"type": "string", "enum": list(OUTCOMES)},
+                description="with steps: converted (reached the step, the default) or dropped",
+            ),
+            OpenApiParameter(
+                "window",
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_WINDOW.total_seconds())},
+                description="with steps: the funnel's conversion window in seconds",
+            ),
+            OpenApiParameter(
+                "group",
+                {"type": "string", "pattern": "^[^\\x00]*$"},
+                description="with steps and a breakdown: one group's users",
+            ),
+            OpenApiParameter(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": MAX_USERS},
                 description=f"users per page (default {DEFAULT_USERS})",
@@ -557,10 +631,10 @@ class PointUsersAPI(APIView):
         tags=["metrics"],
     )
     def get(self, request: Request) -> Response:
-        point = point_query_from_params(request.query_params)
+        _point, events, among = people_from_params(request.query_params)
         limit = query_int(request.query_params, "limit", default=DEFAULT_USERS, minimum=1, maximum=MAX_USERS)
         offset = query_int(request.query_params, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
-        page = users_behind(events=point_events(point), limit=limit, offset=offset)
+        page = users_behind(events=events, limit=limit, offset=offset, among=among)
         next_url = None
         if page.has_next and offset + limit <= MAX_OFFSET:
             next_url = replace_query_param(request.build_absolute_uri(), "offset", offset + limit)

@@ -31,6 +31,17 @@ def event_rows(
     *, names: tuple[str, ...], start: datetime, end: datetime, where: EventFilter, breakdown: str = ""
 ) -> QuerySet:
     """Return the rows (u, e, t[, b]) of the named events of identified users in [start, end)."""
+    qs = identified_events(names=names, start=start, end=end, where=where)
+    columns = {"u": F("user_id"), "e": F("event"), "t": F("timestamp")}
+    if breakdown:
+        columns["b"] = breakdown_expression(breakdown)
+    return qs.values(**columns)
+
+
+def identified_events(
+    *, names: tuple[str, ...], start: datetime, end: datetime, where: EventFilter
+) -> QuerySet:
+    """Return the named events of identified users in [start, end) that the filters keep."""
     qs = RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end, event__in=sorted(set(names)))
     qs = qs.exclude(user_id="")
     if where.service:
@@ -39,10 +50,7 @@ def event_rows(
         qs = qs.filter(stage=where.stage)
     for index, (name, value) in enumerate(where.properties):
         qs = qs.alias(**{f"filter_{index}": PropertyText(name)}).filter(**{f"filter_{index}": value})
-    columns = {"u": F("user_id"), "e": F("event"), "t": F("timestamp")}
-    if breakdown:
-        columns["b"] = breakdown_expression(breakdown)
-    return qs.values(**columns)
+    return qs
 
 
 def breakdown_expression(breakdown: str):

@@ -25,6 +25,8 @@ from apps.common.jsonfields import PropertyText
 from apps.ingest.models import RawEvent
 
 from . import query as query_language
+from .eventrows import identified_events
+from .funnel import FunnelQuery, funnel_step_users
 from .selectors import NONE_VALUE
 
 MAX_LIMIT = 200
@@ -127,3 +129,28 @@ def events_without_user(events: QuerySet) -> int:
 def users_count(events: QuerySet) -> int:
     """Return how many distinct users are behind the point's events."""
     return events.exclude(user_id="").values("user_id").distinct().count()
+
+
+@dataclass(frozen=True)
+class FunnelStepPoint:
+    """The users behind one step of a funnel: those who reached it ("converted"), or who reached the step
+    before it and not this one ("dropped"); only the breakdown group `group` when given."""
+
+    query: FunnelQuery
+    step: int  # 1-based
+    outcome: str = "converted"
+    group: str | None = None
+
+    @property
+    def event(self) -> str:
+        """The event their counts are of: the step itself, or for those who dropped, the last one reached."""
+        return self.query.steps[self.step - 1 if self.outcome == "converted" else self.step - 2]
+
+
+def funnel_step_people(point: FunnelStepPoint) -> tuple[QuerySet, list[str]]:
+    """Return the events to count for a funnel step's users (`point.event` in the funnel's range and
+    filters) and the users themselves, for `users_behind(events=…, among=…)`."""
+    users = funnel_step_users(point.query, step=point.step, outcome=point.outcome, group=point.group)
+    query = point.query
+    events = identified_events(names=(point.event,), start=query.start, end=query.end, where=query.where)
+    return events, users

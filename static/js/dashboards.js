@@ -34,9 +34,18 @@
     return typeof value === "string" && value.charAt(0) === "/" && value.charAt(1) !== "/" && value.charAt(1) !== "\\";
   }
 
+  // A point's address is its customdata, or the last item of it (a funnel step keeps its hover texts first).
+  function linkOf(customdata) {
+    if (isPointLink(customdata)) return customdata;
+    if (Array.isArray(customdata) && isPointLink(customdata[customdata.length - 1])) {
+      return customdata[customdata.length - 1];
+    }
+    return null;
+  }
+
   function followPointLinks(target, figure) {
     var linked = (figure.data || []).some(function (trace) {
-      return Array.isArray(trace.customdata) && trace.customdata.some(isPointLink);
+      return Array.isArray(trace.customdata) && trace.customdata.some(linkOf);
     });
     if (!linked || typeof target.on !== "function") return;
     target.classList.add("has-point-links");
@@ -49,11 +58,11 @@
   // With "x unified" hover a click reports every series at that time: take the one drawn under the pointer
   // (for stacked bars and areas, the band holding it; otherwise the nearest value).
   function clickedLink(target, figure, eventData) {
-    var points = ((eventData && eventData.points) || []).filter(function (p) { return isPointLink(p.customdata); });
-    if (points.length <= 1) return points.length ? points[0].customdata : null;
+    var points = ((eventData && eventData.points) || []).filter(function (p) { return linkOf(p.customdata); });
+    if (points.length <= 1) return points.length ? linkOf(points[0].customdata) : null;
     var mouse = eventData.event;
     var axis = points[0].yaxis;
-    if (!mouse || !axis || typeof axis.p2c !== "function") return points[0].customdata;
+    if (!mouse || !axis || typeof axis.p2c !== "function") return linkOf(points[0].customdata);
     var y = axis.p2c(mouse.clientY - target.getBoundingClientRect().top - axis._offset);
     points.sort(function (a, b) { return a.curveNumber - b.curveNumber; });
     var stacked = points.every(function (p) {
@@ -71,7 +80,7 @@
       if (distance < bestDistance) { best = p; bestDistance = distance; }
       base += value;
     });
-    return best.customdata;
+    return linkOf(best.customdata);
   }
 
   function utcOffsetText() {
