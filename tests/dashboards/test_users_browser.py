@@ -140,9 +140,16 @@ def test_a_click_on_an_explorer_bar_opens_the_users_of_that_bar(
     point = click_busiest_point(page)
 
     assert page.url == live_server.url + point["link"]
-    events = [int(c) for c in page.locator(".point-users-table tbody td:nth-child(3)").all_inner_texts()]
     note = page.locator(".without-user")
     without_user = int(note.get_attribute("data-count")) if note.count() else 0
+    events = []
+    while True:  # every page of the list (25 users a page)
+        events += [int(c) for c in page.locator(".point-users-table tbody td:nth-child(3)").all_inner_texts()]
+        more = page.locator("nav.pager a", has_text="less active")
+        if not more.count():
+            break
+        with page.expect_navigation():
+            more.click()
     assert sum(events) + without_user == point["value"]  # the bar's events: listed, or said to have no user
     assert page.console_errors == []
 
