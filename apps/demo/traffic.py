@@ -231,7 +231,16 @@ class _Day:
         self._add(service, item, moment)
 
     def _span(
-        self, service: str, moment: datetime, name: str, *, cid: str, span: str, parent: str, ms: float
+        self,
+        service: str,
+        moment: datetime,
+        name: str,
+        *,
+        cid: str,
+        span: str,
+        parent: str,
+        ms: float,
+        user: str,
     ) -> None:
         item = {
             "event_id": self._id(),
@@ -239,6 +248,7 @@ class _Day:
             "event": name,
             "timestamp": moment.isoformat(),
             "correlation_id": cid,
+            "user_id": user,  # as an OpenTelemetry span's enduser.id
             "span_id": span,
             "duration_ms": round(ms, 1),
         }
@@ -302,7 +312,7 @@ class _Day:
         )
         if rng.random() < 0.2:  # some requests are traced as spans too
             root = self._span_id()
-            self._span(GATEWAY, t, "GET /api/search", cid=cid, span=root, parent="", ms=took)
+            self._span(GATEWAY, t, "GET /api/search", cid=cid, span=root, parent="", ms=took, user=user)
             self._span(
                 SEARCH,
                 t + timedelta(milliseconds=5),
@@ -311,6 +321,7 @@ class _Day:
                 span=self._span_id(),
                 parent=root,
                 ms=took * 0.8,
+                user=user,
             )
         if rng.random() < 0.15:
             self._forecast(person, t + timedelta(seconds=rng.uniform(5, 120)), cid)

@@ -182,22 +182,22 @@ MAX_GROUPS = 50
 RETENTION_SPAN = timedelta(days=30)
 
 
-def _funnel_step_schema() -> serializers.Serializer:
-    """A new instance each time: DRF binds a serializer to the one field that holds it."""
-    return inline_serializer(
-        "FunnelStep",
-        fields={
-            "event": serializers.CharField(),
-            "count": serializers.IntegerField(help_text="Users who reached this step."),
-            "conversion": serializers.FloatField(allow_null=True, help_text="count ÷ step-1 count (0 to 1)."),
-            "conversion_from_previous": serializers.FloatField(
-                allow_null=True, help_text="count ÷ the previous step's count (0 to 1)."
-            ),
-            "median_seconds": serializers.FloatField(
-                allow_null=True, help_text="Median seconds from the previous step; null for step 1."
-            ),
-        },
+class FunnelStepSchema(serializers.Serializer):
+    """One step of a funnel's answer (one class, so the schema names one component; each list holds its
+    own instance, as DRF binds a serializer to the one field that holds it)."""
+
+    event = serializers.CharField()
+    count = serializers.IntegerField(help_text="Users who reached this step.")
+    conversion = serializers.FloatField(allow_null=True, help_text="count ÷ step-1 count (0 to 1).")
+    conversion_from_previous = serializers.FloatField(
+        allow_null=True, help_text="count ÷ the previous step's count (0 to 1)."
     )
+    median_seconds = serializers.FloatField(
+        allow_null=True, help_text="Median seconds from the previous step; null for step 1."
+    )
+
+    class Meta:
+        ref_name = "FunnelStep"
 
 
 FunnelGroupSchema = inline_serializer(
@@ -205,14 +205,14 @@ FunnelGroupSchema = inline_serializer(
     fields={
         "name": serializers.CharField(help_text="The breakdown value of the users' step-1 event."),
         "kind": serializers.ChoiceField(choices=["value"]),
-        "steps": serializers.ListField(child=_funnel_step_schema()),
+        "steps": serializers.ListField(child=FunnelStepSchema()),
     },
 )
 FunnelResponse = inline_serializer(
     "FunnelResponse",
     fields={
         "steps": serializers.ListField(
-            child=_funnel_step_schema(), help_text="Every user, whatever the breakdown."
+            child=FunnelStepSchema(), help_text="Every user, whatever the breakdown."
         ),
         "groups": serializers.ListField(
             child=FunnelGroupSchema,
