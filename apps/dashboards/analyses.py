@@ -24,7 +24,7 @@ from . import analysis_figures
 from .analysis_figures import duration_text
 from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES
 from .drilldown import funnel_step_links
-from .forms import EARLIEST, MAX_FILTERS, MAX_SPAN, ExplorerOptions, TextListField, _parsed, _utc
+from .forms import MAX_FILTERS, ExplorerOptions, TextListField, _parsed, clean_custom_range
 from .tables import spreadsheet_text
 
 ANALYSES = {"trends": "Trends", "funnel": "Funnel", "retention": "Retention"}
@@ -154,20 +154,7 @@ class AnalysisForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("range") == "custom":
-            start, end = _utc(data.get("start")), _utc(data.get("end"))
-            if start is None:
-                self.add_error("start", "A custom range needs a start.")
-            if end is None:
-                self.add_error("end", "A custom range needs an end.")
-            if start and end:
-                if end <= start:
-                    raise forms.ValidationError("“To” must be after “From”.")
-                if start < EARLIEST:
-                    self.add_error("start", "Events before 2000-01-01 are never stored.")
-                if end - start > MAX_SPAN:
-                    raise forms.ValidationError("A custom range may span at most two years.")
-            data["start"], data["end"] = start, end
+        clean_custom_range(self, data)
         return data
 
     def settings(self) -> AnalysisSettings:

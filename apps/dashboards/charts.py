@@ -92,13 +92,24 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
         data["range"] = range_override
         data.pop("start", None)
         data.pop("end", None)
-    form = ExplorerForm(data)
+    return _saved_render(
+        chart,
+        ExplorerForm(data),
+        draw=lambda settings: chart_render(chart_spec(settings, now=timezone.now())),
+        refusals=(SeriesQueryError,),
+        canonical=query_string,
+    )
+
+
+def _saved_render(chart, form, *, draw, refusals: tuple[type[Exception], ...], canonical) -> SavedChartView:
+    """Draw a saved chart from its bound form: invalid settings, a limit of the reader (`refusals`) or a
+    database that does not answer become the chart's message, never the dashboard's 500."""
     if not form.is_valid():
         errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
     try:
-        rendered = chart_render(chart_spec(form.settings(), now=timezone.now()))
-    except SeriesQueryError as exc:
+        rendered = draw(form.settings())
+    except refusals as exc:
         errors = [f"{str(exc).capitalize()}."]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
     except DatabaseError:  # one chart's failure must not take the whole dashboard down with a 500
@@ -112,7 +123,7 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
             settings_invalid=False,
         )
     return SavedChartView(
-        chart=chart, rendered=rendered, errors=[], explorer_query=query_string(form.settings())
+        chart=chart, rendered=rendered, errors=[], explorer_query=canonical(form.settings())
     )
 
 
@@ -121,25 +132,10 @@ def saved_analysis_render(chart, *, range_override: str = "") -> SavedChartView:
     from .analyses import analysis_form_from_query_string, analysis_render, analysis_spec
     from .analyses import query_string as analysis_query_string
 
-    form = analysis_form_from_query_string(chart.query_string, range_override=range_override)
-    if not form.is_valid():
-        errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
-        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
-    try:
-        rendered = analysis_render(analysis_spec(form.settings(), now=timezone.now()))
-    except RetentionQueryError as exc:
-        errors = [f"{str(exc).capitalize()}."]
-        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
-    except DatabaseError:  # one chart's failure must not take the whole dashboard down with a 500
-        logger.exception("saved chart %s could not be drawn", chart.pk)
-        errors = ["This chart could not be drawn: the database did not answer its query. Try again later."]
-        return SavedChartView(
-            chart=chart,
-            rendered=None,
-            errors=errors,
-            explorer_query=chart.query_string,
-            settings_invalid=False,
-        )
-    return SavedChartView(
-        chart=chart, rendered=rendered, errors=[], explorer_query=analysis_query_string(form.settings())
+    return _saved_render(
+        chart,
+        analysis_form_from_query_string(chart.query_string, range_override=range_override),
+        draw=lambda settings: analysis_render(analysis_spec(settings, now=timezone.now())),
+        refusals=(RetentionQueryError,),
+        canonical=analysis_query_string,
     )

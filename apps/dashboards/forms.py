@@ -199,20 +199,7 @@ class ExplorerForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("range") == "custom":
-            start, end = _utc(data.get("start")), _utc(data.get("end"))
-            if start is None:
-                self.add_error("start", "A custom range needs a start.")
-            if end is None:
-                self.add_error("end", "A custom range needs an end.")
-            if start and end:
-                if end <= start:
-                    raise forms.ValidationError("“To” must be after “From”.")
-                if start < EARLIEST:
-                    self.add_error("start", "Events before 2000-01-01 are never stored.")
-                if end - start > MAX_SPAN:
-                    raise forms.ValidationError("A custom range may span at most two years.")
-            data["start"], data["end"] = start, end
+        clean_custom_range(self, data)
         return data
 
     def settings(self) -> ChartSettings:
@@ -242,6 +229,25 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+def clean_custom_range(form: forms.Form, data: dict) -> None:
+    """Check a custom range's ends (UTC) in the form's cleaned data, as every explorer form reads them."""
+    if data.get("range") != "custom":
+        return
+    start, end = _utc(data.get("start")), _utc(data.get("end"))
+    if start is None:
+        form.add_error("start", "A custom range needs a start.")
+    if end is None:
+        form.add_error("end", "A custom range needs an end.")
+    if start and end:
+        if end <= start:
+            raise forms.ValidationError("“To” must be after “From”.")
+        if start < EARLIEST:
+            form.add_error("start", "Events before 2000-01-01 are never stored.")
+        if end - start > MAX_SPAN:
+            raise forms.ValidationError("A custom range may span at most two years.")
+    data["start"], data["end"] = start, end
 
 
 class SaveChartForm(forms.Form):
