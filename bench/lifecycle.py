@@ -190,6 +190,10 @@ def run(config: Config) -> list[Result]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         empty_raw_table()
+        # The replayed events' indexing: done by the workers before they stopped, or still queued. Neither
+        # may reach the benchmarks after this one (the traces bench counts its index exactly).
+        common.delete_indices(template=False)
+        common.flush_broker()
 
     return [
         Result(
