@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 from django import forms
 from django.http import QueryDict
 
-from apps.common.timebounds import BoundedDateTimeField
 from apps.metrics import query as query_language
 from apps.metrics.eventrows import EventFilter
 from apps.metrics.funnel import MAX_WINDOW, Funnel, FunnelQuery, funnel_for
@@ -24,7 +23,7 @@ from . import analysis_figures
 from .analysis_figures import duration_text
 from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES
 from .drilldown import funnel_step_links
-from .forms import MAX_FILTERS, ExplorerOptions, TextListField, _parsed, clean_custom_range
+from .forms import MAX_FILTERS, ExplorerOptions, TextListField, TimeRangeForm, _parsed
 from .tables import spreadsheet_text
 
 ANALYSES = {"trends": "Trends", "funnel": "Funnel", "retention": "Retention"}
@@ -55,7 +54,7 @@ class AnalysisSettings:
     filters: tuple[tuple[str, str], ...] = ()
 
 
-class AnalysisForm(forms.Form):
+class AnalysisForm(TimeRangeForm):
     analysis = forms.ChoiceField(choices=[("funnel", "Funnel"), ("retention", "Retention")])
     steps = forms.CharField(
         required=False,
@@ -79,15 +78,6 @@ class AnalysisForm(forms.Form):
     )
     interval = forms.ChoiceField(
         required=False, label="Cohorts by", choices=[("day", "Day"), ("week", "Week")]
-    )
-    range = forms.ChoiceField(
-        required=False, label="Time range", choices=[(k, v[0]) for k, v in QUICK_RANGES.items()]
-    )
-    start = BoundedDateTimeField(
-        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    end = BoundedDateTimeField(
-        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     breakdown = forms.CharField(required=False, label="Break down by", widget=forms.Select)
     filter = TextListField(required=False, label="Only events where")
@@ -151,11 +141,6 @@ class AnalysisForm(forms.Form):
         if len(raw) > MAX_FILTERS:
             raise forms.ValidationError(f"Use at most {MAX_FILTERS} filters.")
         return [_parsed(query_language.property_filter, item) for item in raw]
-
-    def clean(self) -> dict:
-        data = super().clean()
-        clean_custom_range(self, data)
-        return data
 
     def settings(self) -> AnalysisSettings:
         """Return the settings of a valid form."""

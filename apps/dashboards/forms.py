@@ -78,7 +78,26 @@ class TextListField(forms.Field):
         return [str(v).strip() for v in value if str(v).strip()]
 
 
-class ExplorerForm(forms.Form):
+class TimeRangeForm(forms.Form):
+    """The explorer's time range, shared by trends and the analyses: a quick range, or a custom one (UTC)."""
+
+    range = forms.ChoiceField(
+        required=False, label="Time range", choices=[(k, v[0]) for k, v in QUICK_RANGES.items()]
+    )
+    start = BoundedDateTimeField(
+        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    end = BoundedDateTimeField(
+        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        clean_custom_range(self, data)
+        return data
+
+
+class ExplorerForm(TimeRangeForm):
     event = NameListField(
         required=False,
         label="Events",
@@ -88,15 +107,6 @@ class ExplorerForm(forms.Form):
     measure = forms.CharField(required=False, widget=forms.Select)
     interval = forms.ChoiceField(
         required=False, choices=[(name, INTERVAL_LABELS[name]) for name in INTERVALS]
-    )
-    range = forms.ChoiceField(
-        required=False, label="Time range", choices=[(k, v[0]) for k, v in QUICK_RANGES.items()]
-    )
-    start = BoundedDateTimeField(
-        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    end = BoundedDateTimeField(
-        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     breakdown = forms.CharField(required=False, label="Break down by", widget=forms.Select)
     top = forms.TypedChoiceField(
@@ -196,11 +206,6 @@ class ExplorerForm(forms.Form):
 
     def clean_chart(self) -> str:
         return self.cleaned_data.get("chart") or DEFAULTS["chart"]
-
-    def clean(self) -> dict:
-        data = super().clean()
-        clean_custom_range(self, data)
-        return data
 
     def settings(self) -> ChartSettings:
         """Return the chart settings of a valid form."""
