@@ -58,6 +58,8 @@ class Config:
     metrics_events: int = field(default_factory=lambda: env_int("BENCH_METRICS_EVENTS", 10_000_000))
     metrics_requests: int = field(default_factory=lambda: env_int("BENCH_METRICS_REQUESTS", 30))
     metrics_raw_runs: int = field(default_factory=lambda: env_int("BENCH_METRICS_RAW_RUNS", 5))
+    archive_events: int = field(default_factory=lambda: env_int("BENCH_ARCHIVE_EVENTS", 500_000))
+    replay_workers: int = field(default_factory=lambda: env_int("BENCH_REPLAY_WORKERS", 2))
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -314,9 +316,15 @@ class Gunicorn(Child):
 
 
 class CeleryWorker(Child):
-    """One Celery worker process (prefork pool, concurrency 1) on the bench broker."""
+    """One Celery worker process (prefork pool, concurrency 1) on the bench broker.
 
-    def __init__(self, *, env: dict[str, str]) -> None:
+    Several at once need their own `name` (the log file) and `hostname` (Celery's node name): two nodes of
+    one name would share their task bookkeeping.
+    """
+
+    def __init__(
+        self, *, env: dict[str, str], name: str = "celery-worker", hostname: str = "bench@%h"
+    ) -> None:
         argv = [
             sys.executable,
             "-m",
@@ -330,13 +338,32 @@ class CeleryWorker(Child):
             "--queues",
             "default",
             "--hostname",
-            "bench@%h",
+            hostname,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
         ]
-        super().__init__("celery-worker", argv, env)
+        super().__init__(name, argv, env)
         self.wait_until(lambda: "ready." in self.log_tail(20_000), timeout=60, what="'ready.' in its log")
+
+
+def celery_workers(count: int, *, env: dict[str, str]) -> list[CeleryWorker]:
+    """Start `count` worker processes (one node each, as production's skywatch-worker@N units run them);
+    stop those already started if one fails to come up."""
+    workers: list[CeleryWorker] = []
+    try:
+        for number in range(1, count + 1):
+            if count == 1:
+                workers.append(CeleryWorker(env=env))
+            else:
+                workers.append(
+                    CeleryWorker(env=env, name=f"celery-worker-{number}", hostname=f"bench{number}@%h")
+                )
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
 
 
 def manage(*args: str, timeout: float = 300) -> str:

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# `make run`: migrate, (re)create the demo login, serve the portal on 127.0.0.1:8000.
+# `make run`: migrate, load demo traffic into an empty database, (re)create the demo login, serve the portal
+# on 127.0.0.1:8000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
 $PY manage.py migrate --noinput
+# Before the portal's own log lines arrive, so a new database gets the demo and a used one is left alone.
+$PY manage.py seed_demo --if-empty
 $PY manage.py collectstatic --noinput -v 0
 password=$($PY -c 'import secrets; print(secrets.token_urlsafe(12))')
 $PY manage.py create_user demo --role admin --password "$password" --replace >/dev/null

@@ -12,6 +12,16 @@
 #   start-X / stop-X   one service only, waiting until it is up / down
 #                      (for fault injection in soak tests)
 #
+# A 3-node Elasticsearch cluster for tests, beside the single node (which it never touches):
+#   cluster-start      start the missing nodes (from stopped: with empty data dirs, a new cluster),
+#                      wait until the cluster is green with 3 nodes, print its env line:
+#                      eval "$(scripts/services.sh cluster-start)"   (already up: says so)
+#   cluster-stop       stop every node of the cluster (harmless when already stopped)
+#   cluster-status     one line per node and one for the cluster's health; exit 0 if green with 3 nodes
+#   cluster-env        print its export line (ELASTICSEARCH_URL=<the three node URLs, comma-separated>)
+#   cluster-node-stop N / cluster-node-start N
+#                      stop node N (1-3) / start it again with its data and wait until it has rejoined
+#
 # Only the `export` lines go to stdout; all progress goes to stderr.
 # Needs root (apt-get, runuser). Services run without systemd.
 #
@@ -26,6 +36,11 @@
 #   ES_VERSION        Elasticsearch version (default 8.19.7)
 #   ES_JAVA_OPTS      JVM options for Elasticsearch (default -Xms512m -Xmx1g)
 #   ES_START_TIMEOUT  seconds to wait for Elasticsearch (default 120)
+#   SKYWATCH_ES_CLUSTER_PORT, SKYWATCH_ES_CLUSTER_TRANSPORT_PORT
+#                     the cluster's first HTTP and transport ports (default 9221 and 9321: nodes on
+#                     9221-9223 and 9321-9323; 9210-9211 and 9310-9311 are the soak's instance sets)
+#   ES_CLUSTER_JAVA_OPTS  JVM options of each cluster node (default -Xms256m -Xmx256m)
+#   ES_CLUSTER_START_TIMEOUT  seconds to wait for the cluster to turn green (default 300)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -56,6 +71,13 @@ ES_ARTIFACT=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERS
 M2_REPO=${M2_REPO:-$HOME/.m2/repository}
 ES_ZIP=$M2_REPO/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
 ES_URL=http://$ES_HOST:$ES_PORT
+
+ES_CLUSTER_NODES=3
+ES_CLUSTER_PORT=${SKYWATCH_ES_CLUSTER_PORT:-9221}
+ES_CLUSTER_TRANSPORT_PORT=${SKYWATCH_ES_CLUSTER_TRANSPORT_PORT:-9321}
+ES_CLUSTER_JAVA_OPTS=${ES_CLUSTER_JAVA_OPTS:--Xms256m -Xmx256m}
+ES_CLUSTER_START_TIMEOUT=${ES_CLUSTER_START_TIMEOUT:-300}
+ES_CLUSTER_NAME=skywatch-test-cluster
 
 # ---------------------------------------------------------------- helpers ---
 
@@ -468,6 +490,264 @@ stop_es() {
     log "Elasticsearch down"
 }
 
+# ------------------------------------------------- Elasticsearch cluster ---
+# Three nodes on loopback for the cluster tests (tests/traces/test_cluster.py): real discovery, real
+# replicas, a node that can be stopped. They reuse the single node's unpacked distribution and user; their
+# config, data, logs and pidfiles live in <ES_BASE>/cluster-<version>/node-N.
+
+take_cluster_lock() {
+    mkdir -p "$CACHE_DIR"
+    # A lock of its own: a slow cluster start never holds up the single node's start/stop (fault tests).
+    exec 8>"$CACHE_DIR/.cluster.lock"
+    # Long enough for a start that another caller began (node launch + green wait, each up to the timeout).
+    flock -w $((ES_CLUSTER_START_TIMEOUT * 2 + 60)) 8 || die "another services.sh holds $CACHE_DIR/.cluster.lock"
+}
+
+cluster_paths() {
+    es_paths
+    CLUSTER_BASE=$ES_BASE/cluster-$ES_VERSION
+}
+
+node_check_number() {
+    [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= ES_CLUSTER_NODES)) ||
+        die "no cluster node '$1' (nodes are 1 to $ES_CLUSTER_NODES)"
+}
+
+node_dir() { echo "$CLUSTER_BASE/node-$1"; }
+node_name() { echo "skywatch-cluster-node-$1"; }
+node_port() { echo $((ES_CLUSTER_PORT + $1 - 1)); }
+node_transport_port() { echo $((ES_CLUSTER_TRANSPORT_PORT + $1 - 1)); }
+node_url() { echo "http://$ES_HOST:$(node_port "$1")"; }
+node_log() { echo "$(node_dir "$1")/logs/$ES_CLUSTER_NAME.log"; }
+
+cluster_urls() {
+    local n urls=()
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do urls+=("$(node_url "$n")"); done
+    (IFS=,; echo "${urls[*]}")
+}
+
+cluster_print_env() { echo "export ELASTICSEARCH_URL=$(cluster_urls)"; }
+
+# Print the pid of cluster node $1 (from its pidfile), or fail; same guards as es_pid.
+node_pid() {
+    local pid pidfile
+    pidfile=$(node_dir "$1")/elasticsearch.pid
+    [[ -f $pidfile ]] || return 1
+    pid=$(<"$pidfile")
+    [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid" || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == java ]] || return 1
+    [[ $(stat -c %U "/proc/$pid" 2>/dev/null) == "$ES_USER" ]] || return 1
+    echo "$pid"
+}
+
+# True when node $1's HTTP port gives any answer (a node without an elected master still answers).
+node_answers() { curl -s -m 3 -o /dev/null "$(node_url "$1")/" 2>/dev/null; }
+
+node_is_gone() { ! proc_alive "$1" && ! node_answers "$2"; }
+
+# Print the cluster health JSON as the first answering node sees it (waiting up to 1 s for $1), or fail.
+cluster_health() {
+    local n wait=${1:-}
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+        node_answers "$n" || continue
+        curl -s -m 5 "$(node_url "$n")/_cluster/health?timeout=1s$wait" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+cluster_is_green() {
+    cluster_health "&wait_for_status=green&wait_for_nodes=$ES_CLUSTER_NODES" |
+        grep -q '"status":"green".*"timed_out":false\|"timed_out":false.*"status":"green"'
+}
+
+# True when node $1 is part of a cluster of all the nodes (whatever its shards are doing).
+node_has_joined() {
+    curl -s -m 5 "$(node_url "$1")/_cluster/health?timeout=1s&local=true&wait_for_nodes=$ES_CLUSTER_NODES" \
+        2>/dev/null | grep -q '"timed_out":false'
+}
+
+cluster_show_logs() {
+    local n
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+        show_log_tail "$(node_dir "$n")/console.log"
+        show_log_tail "$(node_log "$n")"
+    done
+}
+
+# Fresh config dir for node $1 (the distribution's defaults + scripts/es/cluster.yml); data kept.
+node_write_config() {
+    local dir conf
+    dir=$(node_dir "$1")
+    conf=$dir/config
+    rm -rf "$conf"
+    mkdir -p "$conf" "$dir/data" "$dir/logs" "$dir/tmp"
+    cp -a "$ES_HOME/config/." "$conf/"
+    cp "$SCRIPT_DIR/es/cluster.yml" "$conf/elasticsearch.yml"
+    chown -R "$ES_USER:" "$dir"
+}
+
+# Start node $1 in the background of this shell (the launcher returns once the node runs or failed).
+node_launch() {
+    local n=$1 dir java_home seeds masters i
+    dir=$(node_dir "$n")
+    java_home=$(es_java_home)
+    seeds=() masters=()
+    for ((i = 1; i <= ES_CLUSTER_NODES; i++)); do
+        seeds+=("$ES_HOST:$(node_transport_port "$i")")
+        masters+=("$(node_name "$i")")
+    done
+    log "starting cluster node $n ($(node_url "$n"), transport $(node_transport_port "$n"), data $dir/data)"
+    rm -f "$dir/elasticsearch.pid"
+    (
+        cd "$dir"
+        ulimit -n 65535 2>/dev/null || true
+        exec timeout "$ES_CLUSTER_START_TIMEOUT" runuser -u "$ES_USER" -- env \
+            ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="$ES_CLUSTER_JAVA_OPTS" \
+            ES_PATH_CONF="$dir/config" ES_TMPDIR="$dir/tmp" \
+            SKYWATCH_ES_NODE_NAME="$(node_name "$n")" \
+            SKYWATCH_ES_PORT="$(node_port "$n")" SKYWATCH_ES_TRANSPORT_PORT="$(node_transport_port "$n")" \
+            SKYWATCH_ES_SEED_HOSTS="$(IFS=,; echo "${seeds[*]}")" \
+            SKYWATCH_ES_INITIAL_MASTERS="$(IFS=,; echo "${masters[*]}")" \
+            SKYWATCH_ES_DATA="$dir/data" SKYWATCH_ES_LOGS="$dir/logs" \
+            "$ES_HOME/bin/elasticsearch" -d -p "$dir/elasticsearch.pid" >"$dir/console.log" 2>&1 3>&- 8>&- 9>&-
+    ) &
+}
+
+# The unpacked distribution and a base dir the ES user can traverse, as the single node's start leaves them.
+cluster_ensure_install() {
+    es_ensure_user
+    mkdir -p "$CACHE_DIR"
+    cluster_paths
+    if [[ ! -x $ES_HOME/bin/elasticsearch ]]; then
+        # Unpacking is the single node's business too: do it under its lock.
+        take_lock
+        es_unpack
+        exec 9>&-
+    fi
+    chmod 755 "$ES_BASE"
+    if ((ES_FALLBACK)); then
+        chmod 755 /var/tmp/skywatch-es
+    fi
+    mkdir -p "$CLUSTER_BASE"
+    chown "$ES_USER:" "$CLUSTER_BASE"
+}
+
+cluster_start() {
+    cluster_ensure_install
+    if cluster_is_green; then
+        log "Elasticsearch cluster already up and green on $(cluster_urls)"
+        return
+    fi
+    local n running=0 missing=() launchers=() failed=0
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+        if node_pid "$n" >/dev/null; then running=$((running + 1)); else missing+=("$n"); fi
+    done
+    if ((running == 0)); then
+        # A cluster for tests: from stopped it starts empty, so it always forms anew (initial_master_nodes)
+        # and no test meets indices an earlier run left.
+        log "new Elasticsearch cluster: clearing the nodes' data dirs under $CLUSTER_BASE"
+        rm -rf "$CLUSTER_BASE"/node-*/data
+    else
+        log "$running of $ES_CLUSTER_NODES cluster nodes already running; starting the others"
+    fi
+    es_check_max_map_count
+    for n in "${missing[@]}"; do
+        node_write_config "$n"
+        node_launch "$n"
+        launchers+=($!)
+    done
+    # The nodes start together: the first to start waits for the others to elect a master.
+    for n in "${launchers[@]}"; do wait "$n" || failed=1; done
+    if ((failed)); then
+        cluster_show_logs
+        die "an Elasticsearch cluster node failed to start (launcher output above)"
+    fi
+    if ! wait_until "$ES_CLUSTER_START_TIMEOUT" cluster_is_green; then
+        cluster_show_logs
+        log "last health: $(cluster_health || echo 'no node answers')"
+        die "the Elasticsearch cluster did not turn green with $ES_CLUSTER_NODES nodes within $ES_CLUSTER_START_TIMEOUT s"
+    fi
+    log "Elasticsearch cluster green with $ES_CLUSTER_NODES nodes on $(cluster_urls) (${SECONDS}s)"
+}
+
+# Stop node $1 and wait until its process is gone (SIGKILL after 60 s).
+node_stop() {
+    local n=$1 pid
+    if pid=$(node_pid "$n"); then
+        log "stopping cluster node $n (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_until 60 node_is_gone "$pid" "$n"; then
+            log "cluster node $n did not stop within 60 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_until 10 node_is_gone "$pid" "$n" || die "could not stop cluster node $n (pid $pid)"
+        fi
+    elif node_answers "$n"; then
+        die "something answers on $(node_url "$n") but no Elasticsearch pid in $(node_dir "$n"); not stopping it"
+    fi
+    rm -f "$(node_dir "$n")/elasticsearch.pid"
+}
+
+cluster_stop() {
+    cluster_paths
+    local n pid
+    # Signal every node first, then wait: one after the other, each stop would wait out a re-election.
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+        if pid=$(node_pid "$n"); then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do node_stop "$n"; done
+    log "Elasticsearch cluster down"
+}
+
+cluster_node_stop() {
+    node_check_number "$1"
+    cluster_paths
+    node_stop "$1"
+    log "cluster node $1 down"
+}
+
+cluster_node_start() {
+    node_check_number "$1"
+    cluster_ensure_install
+    local n=$1
+    if node_pid "$n" >/dev/null; then
+        log "cluster node $n already running (pid $(node_pid "$n"))"
+    else
+        [[ -d $(node_dir "$n")/data ]] || die "cluster node $n has no data dir: start the cluster with cluster-start"
+        node_write_config "$n"
+        node_launch "$n"
+        if ! wait $!; then
+            show_log_tail "$(node_dir "$n")/console.log"
+            show_log_tail "$(node_log "$n")"
+            die "cluster node $n failed to start"
+        fi
+    fi
+    if ! wait_until "$ES_CLUSTER_START_TIMEOUT" node_has_joined "$n"; then
+        show_log_tail "$(node_log "$n")"
+        die "cluster node $n did not rejoin the cluster within $ES_CLUSTER_START_TIMEOUT s"
+    fi
+    log "cluster node $n up and in the cluster ($(node_url "$n"))"
+}
+
+cluster_status() {
+    cluster_paths
+    local n pid health status nodes
+    for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+        if pid=$(node_pid "$n") && node_answers "$n"; then
+            echo "cluster node $n: up ($(node_url "$n"), pid $pid)"
+        else
+            echo "cluster node $n: down ($(node_url "$n"))"
+        fi
+    done
+    if health=$(cluster_health); then
+        status=$(grep -o '"status":"[a-z]*"' <<<"$health" | cut -d'"' -f4)
+        nodes=$(grep -o '"number_of_nodes":[0-9]*' <<<"$health" | cut -d: -f2)
+        echo "cluster: ${status:-unknown} (${nodes:-?} nodes)"
+    else
+        echo "cluster: down"
+    fi
+    cluster_is_green || return 3
+}
+
 # ------------------------------------------------------------------- main ---
 
 status_line() {
@@ -495,7 +775,10 @@ main() {
     case $cmd in
         env) print_env; return ;;
         status) status; return ;;
+        cluster-env) cluster_print_env; return ;;
+        cluster-status) cluster_status; return ;;
         start | stop | start-* | stop-*) ;;
+        cluster-start | cluster-stop | cluster-node-stop | cluster-node-start) ;;
         *) usage ;;
     esac
     need_root
@@ -504,6 +787,21 @@ main() {
     # Daemons are started with fds 3 and 9 closed: if they inherited them,
     # $(services.sh start) would never see EOF and the lock would stay held.
     exec 3>&1 1>&2
+    case $cmd in
+        cluster-*)
+            take_cluster_lock
+            case $cmd in
+                cluster-start)
+                    cluster_start
+                    cluster_print_env >&3
+                    ;;
+                cluster-stop) cluster_stop ;;
+                cluster-node-stop) cluster_node_stop "${2:-}" ;;
+                cluster-node-start) cluster_node_start "${2:-}" ;;
+            esac
+            return
+            ;;
+    esac
     take_lock
     case $cmd in
         start)

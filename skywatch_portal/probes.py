@@ -22,14 +22,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     """Answer 200 when database, broker and search backend answer, else 503 naming what is down.
 
-    Anyone (a load balancer) learns which check failed; only admins see the details, which name hosts.
+    A degraded service (a yellow Elasticsearch cluster: every search and write still succeeds) keeps the
+    portal ready: 200, status "degraded", named under `degraded`. Anyone (a load balancer) learns which
+    check failed or is degraded; only admins see the details, which name hosts and cluster health.
     """
     results = readiness()
     down = sorted(name for name, result in results.items() if not result.ok)
+    degraded = sorted(name for name, result in results.items() if result.ok and result.degraded)
     with_detail = has_role(request.user, ADMIN)
     checks = {
         name: {"ok": result.ok, **({"detail": result.detail} if with_detail else {})}
         for name, result in results.items()
     }
-    body = {"status": "unavailable" if down else "ok", "down": down, "checks": checks}
+    status = "unavailable" if down else "degraded" if degraded else "ok"
+    body = {"status": status, "down": down, "degraded": degraded, "checks": checks}
     return JsonResponse(body, status=503 if down else 200)

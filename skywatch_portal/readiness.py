@@ -18,6 +18,8 @@ from apps.traces.search import get_trace_backend
 class CheckResult:
     ok: bool
     detail: str
+    # Up and serving, with less redundancy than configured (a yellow Elasticsearch cluster): still ready.
+    degraded: bool = False
 
 
 def _failed(exc: Exception) -> CheckResult:
@@ -47,10 +49,10 @@ def check_broker() -> CheckResult:
 def check_search() -> CheckResult:
     backend = get_trace_backend()
     try:
-        backend.ping()
-    except BackendUnavailable as exc:
+        health = backend.ping()
+    except BackendUnavailable as exc:  # unreachable, or a red cluster
         return CheckResult(False, redact_text(str(exc)))
-    return CheckResult(True, backend.name)
+    return CheckResult(True, health.detail, degraded=health.degraded)
 
 
 def readiness() -> dict[str, CheckResult]:

@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "apps.lifecycle",
     "apps.traces",
     "apps.wire",
+    "apps.annotations",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [
@@ -231,11 +233,22 @@ INGEST_RECENT_KEY_HOURS = env_int("INGEST_RECENT_KEY_HOURS", 24)
 ARCHIVE_DIR = os.environ.get("ARCHIVE_DIR", "")
 
 # --- Elasticsearch: trace search on Elasticsearch when ELASTICSEARCH_URL is set, else on the database.
+# Several comma-separated URLs name nodes of one cluster: the client spreads requests over them and sends a
+# request again to another node when one cannot be reached.
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")
 ELASTICSEARCH_API_KEY = os.environ.get("ELASTICSEARCH_API_KEY", "")
 ELASTICSEARCH_CA_CERTS = os.environ.get("ELASTICSEARCH_CA_CERTS", "")
 ELASTICSEARCH_INDEX_PREFIX = os.environ.get("ELASTICSEARCH_INDEX_PREFIX", "obs-events")
 ELASTICSEARCH_TIMEOUT = env_int("ELASTICSEARCH_TIMEOUT", 10)
+# The daily indices' primary shards and replicas each. Replicas default to 0, right for one node (a replica
+# is never placed beside its primary, so a single node with replicas would stay yellow); a cluster sets 1+.
+# Shards apply to daily indices created from then on; replicas to the existing ones too.
+ELASTICSEARCH_SHARDS = env_int("ELASTICSEARCH_SHARDS", 1)
+ELASTICSEARCH_REPLICAS = env_int("ELASTICSEARCH_REPLICAS", 0)
+if not 1 <= ELASTICSEARCH_SHARDS <= 1024:
+    raise ImproperlyConfigured(f"ELASTICSEARCH_SHARDS={ELASTICSEARCH_SHARDS} must be between 1 and 1024")
+if ELASTICSEARCH_REPLICAS < 0:
+    raise ImproperlyConfigured(f"ELASTICSEARCH_REPLICAS={ELASTICSEARCH_REPLICAS} must be 0 or more")
 TRACE_BACKEND = (
     "apps.traces.search.elasticsearch.ElasticsearchTraceBackend"
     if ELASTICSEARCH_URL

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.accounts import views as account_views
 from apps.accounts.forms import ThrottledAuthenticationForm
+from apps.traces.coverage_api import CoverageAPI
 
 from . import probes
 
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/v1/", include("apps.ingest.urls")),
     path("api/v1/", include("apps.traces.api_urls")),
     path("api/v1/", include("apps.metrics.urls")),
+    path("api/v1/", include("apps.annotations.urls")),
+    path("api/v1/coverage", CoverageAPI.as_view(), name="api-coverage"),
     path("", include("apps.wire.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its script from a URL instead of inlining it (no inline scripts anywhere).

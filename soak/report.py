@@ -20,8 +20,15 @@ _ROWS = (
     ("indexed", "indexed", "stored events with an Elasticsearch document <service>:<event_id>"),
     ("lost", "lost", "accepted but missing from PostgreSQL, the rollups or Elasticsearch"),
     ("duplicated", "duplicated", "extra rows or documents for one (service, event_id)"),
-    ("double_counted", "double-counted", "rollup counts above the stored events (all granularities)"),
-    ("undercounted", "under-counted", "rollup counts below the stored events"),
+    ("double_counted", "double-counted", "rollup counts above the stored events (bucket by bucket)"),
+    ("undercounted", "under-counted", "rollup counts below the stored events (bucket by bucket)"),
+    ("claims", "claims", "committed SKIP LOCKED claims the ledger recorded (one per aggregated event)"),
+    (
+        "claimed_twice",
+        "claimed twice",
+        "events whose claim committed more than once (a chunk processed twice)",
+    ),
+    ("aggregated_unclaimed", "aggregated, unclaimed", "aggregated events the claim ledger never saw"),
     ("numeric_mismatches", "numeric mismatches", "rollup groups whose duration_ms count/sum is off"),
 )
 
@@ -47,6 +54,8 @@ class Report:
             and self.time_to_converge is not None
             and self.time_to_converge <= self.converge_limit
             and f.lost == f.duplicated == f.double_counted == f.undercounted == f.numeric_mismatches == 0
+            and f.claimed_twice == f.aggregated_unclaimed == 0
+            and len(f.claims_by_worker) >= 2  # two workers at once, or SKIP LOCKED was never contended
             and f.accepted > 0
         )
 
@@ -91,8 +100,13 @@ class Report:
                 "",
                 *rows,
                 "",
+                "Claims by worker: "
+                + (
+                    ", ".join(f"{w} {n}" for w, n in self.figures.claims_by_worker.items()) or "none recorded"
+                ),
                 "Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()),
-                f"Goal (0 lost, 0 duplicated, 0 double-counted, converged ≤ {limit}): {verdict}",
+                f"Goal (0 lost, 0 duplicated, 0 double-counted, no event claimed twice by the 2+ workers, "
+                f"converged ≤ {limit}): {verdict}",
             ]
         )
 

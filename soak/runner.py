@@ -22,7 +22,7 @@ from .faults import (
 )
 from .instances import InstanceSet
 from .processes import Child, WorkerPool, start_beat, start_portal
-from .reconcile import Reconciliation, quick_pending, reconcile
+from .reconcile import Reconciliation, claim_ledger_install, quick_pending, reconcile
 from .report import Report
 from .traffic import Ledger, SyntheticService, Traffic
 
@@ -107,6 +107,7 @@ class Run:
 
         django.setup()
         call_command("migrate", verbosity=0)
+        claim_ledger_install()  # every committed claim recorded, so none can go twice unseen
         es = self.es()
         es.options(ignore_status=404).indices.delete(index=f"{INDEX_PREFIX}-*", expand_wildcards="all")
         es.options(ignore_status=404).indices.delete_index_template(name=INDEX_PREFIX)

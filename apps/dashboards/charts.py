@@ -7,9 +7,12 @@ from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
 
+from apps.annotations.selectors import annotations_between
+from apps.metrics.retention import RetentionQueryError
 from apps.metrics.selectors import Series, SeriesQueryError, series_for
 
-from . import figures
+from . import drilldown, figures
+from .analyses import analysis_of
 from .chartspec import ChartSpec, chart_spec, query_string
 from .forms import ExplorerForm
 from .tables import SeriesTable, series_table
@@ -43,6 +46,7 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     figure = figures.series_figure(
         series, chart_type=spec.chart_type, measure_label=spec.measure_label, stack=spec.additive
     )
+    drilldown.with_point_links(figure, drilldown.point_links(spec.query, series))
     table = series_table(
         series,
         interval=spec.query.interval,
@@ -51,6 +55,19 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     )
     notes = spec.notes + ((ESTIMATE_NOTE,) if any(s.estimate for s in series) else ())
     return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table, notes=notes)
+
+
+def charts_annotate(charts: list[RenderedChart]) -> None:
+    """Draw the annotations on each chart of a page that covers their time: one query for all charts."""
+    if not charts:
+        return
+    start = min(chart.spec.query.start for chart in charts)
+    end = max(chart.spec.query.end for chart in charts)
+    annotations = annotations_between(start, end)
+    for chart in charts:
+        figures.add_annotation_markers(
+            chart.figure, annotations, start=chart.spec.query.start, end=chart.spec.query.end
+        )
 
 
 @dataclass
@@ -69,17 +86,30 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
     """Re-run a saved chart's query string (over another quick range when asked); an invalid one (an old
     URL, say) becomes a message instead of a chart."""
     data = QueryDict(chart.query_string, mutable=True)
+    if analysis_of(data) != "trends":
+        return saved_analysis_render(chart, range_override=range_override)
     if range_override:
         data["range"] = range_override
         data.pop("start", None)
         data.pop("end", None)
-    form = ExplorerForm(data)
+    return _saved_render(
+        chart,
+        ExplorerForm(data),
+        draw=lambda settings: chart_render(chart_spec(settings, now=timezone.now())),
+        refusals=(SeriesQueryError,),
+        canonical=query_string,
+    )
+
+
+def _saved_render(chart, form, *, draw, refusals: tuple[type[Exception], ...], canonical) -> SavedChartView:
+    """Draw a saved chart from its bound form: invalid settings, a limit of the reader (`refusals`) or a
+    database that does not answer become the chart's message, never the dashboard's 500."""
     if not form.is_valid():
         errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
     try:
-        rendered = chart_render(chart_spec(form.settings(), now=timezone.now()))
-    except SeriesQueryError as exc:
+        rendered = draw(form.settings())
+    except refusals as exc:
         errors = [f"{str(exc).capitalize()}."]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
     except DatabaseError:  # one chart's failure must not take the whole dashboard down with a 500
@@ -93,5 +123,19 @@ def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
             settings_invalid=False,
         )
     return SavedChartView(
-        chart=chart, rendered=rendered, errors=[], explorer_query=query_string(form.settings())
+        chart=chart, rendered=rendered, errors=[], explorer_query=canonical(form.settings())
+    )
+
+
+def saved_analysis_render(chart, *, range_override: str = "") -> SavedChartView:
+    """Re-run a saved funnel or retention table, as saved_chart_render does a trend chart."""
+    from .analyses import analysis_form_from_query_string, analysis_render, analysis_spec
+    from .analyses import query_string as analysis_query_string
+
+    return _saved_render(
+        chart,
+        analysis_form_from_query_string(chart.query_string, range_override=range_override),
+        draw=lambda settings: analysis_render(analysis_spec(settings, now=timezone.now())),
+        refusals=(RetentionQueryError,),
+        canonical=analysis_query_string,
     )

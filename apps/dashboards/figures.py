@@ -231,3 +231,58 @@ def totals_bar_figure(
             text="No data in this range", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5
         )
     return figure
+
+
+ANNOTATION_COLOR = "#7a3e9d"
+# An axis of its own for the markers; a high number leaves y2… free for charts that need a second scale.
+ANNOTATION_AXIS = "y9"
+
+
+def add_annotation_markers(figure: dict, annotations: Sequence, *, start: datetime, end: datetime) -> None:
+    """Draw each annotation with start <= timestamp <= end on a time-series figure (plotly JSON, changed
+    in place): a dotted vertical line, and a marker at the top whose hover names the service and the text.
+
+    `annotations` are rows with `timestamp`, `service` and `text` (apps.annotations); the text came from a
+    service, so it is escaped like every name here.
+    """
+    inside = [a for a in annotations if start <= a.timestamp <= end]
+    if not inside:
+        return
+    layout = figure.setdefault("layout", {})
+    x = [_x(a.timestamp) for a in inside]
+    layout["shapes"] = [
+        *layout.get("shapes", ()),
+        *(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": moment,
+                "x1": moment,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": ANNOTATION_COLOR, "width": 1, "dash": "dot"},
+                "layer": "below",
+            }
+            for moment in x
+        ),
+    ]
+    # A hidden axis from 0 to 1 puts the markers along the top whatever the data's scale.
+    layout["yaxis" + ANNOTATION_AXIS[1:]] = {
+        "overlaying": "y",
+        "range": [0, 1],
+        "visible": False,
+        "fixedrange": True,
+    }
+    marker = go.Scatter(
+        x=x,
+        y=[0.98] * len(inside),
+        yaxis=ANNOTATION_AXIS,
+        name="annotations",
+        mode="markers",
+        marker={"symbol": "triangle-down", "size": 10, "color": ANNOTATION_COLOR},
+        text=[plotly_text(f"{a.service}: {a.text}") for a in inside],
+        hovertemplate="%{text}<extra>annotation</extra>",
+        showlegend=False,
+    ).to_plotly_json()
+    figure.setdefault("data", []).append(marker)

@@ -78,7 +78,26 @@ class TextListField(forms.Field):
         return [str(v).strip() for v in value if str(v).strip()]
 
 
-class ExplorerForm(forms.Form):
+class TimeRangeForm(forms.Form):
+    """The explorer's time range, shared by trends and the analyses: a quick range, or a custom one (UTC)."""
+
+    range = forms.ChoiceField(
+        required=False, label="Time range", choices=[(k, v[0]) for k, v in QUICK_RANGES.items()]
+    )
+    start = BoundedDateTimeField(
+        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    end = BoundedDateTimeField(
+        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        clean_custom_range(self, data)
+        return data
+
+
+class ExplorerForm(TimeRangeForm):
     event = NameListField(
         required=False,
         label="Events",
@@ -88,15 +107,6 @@ class ExplorerForm(forms.Form):
     measure = forms.CharField(required=False, widget=forms.Select)
     interval = forms.ChoiceField(
         required=False, choices=[(name, INTERVAL_LABELS[name]) for name in INTERVALS]
-    )
-    range = forms.ChoiceField(
-        required=False, label="Time range", choices=[(k, v[0]) for k, v in QUICK_RANGES.items()]
-    )
-    start = BoundedDateTimeField(
-        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    end = BoundedDateTimeField(
-        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     breakdown = forms.CharField(required=False, label="Break down by", widget=forms.Select)
     top = forms.TypedChoiceField(
@@ -197,24 +207,6 @@ class ExplorerForm(forms.Form):
     def clean_chart(self) -> str:
         return self.cleaned_data.get("chart") or DEFAULTS["chart"]
 
-    def clean(self) -> dict:
-        data = super().clean()
-        if data.get("range") == "custom":
-            start, end = _utc(data.get("start")), _utc(data.get("end"))
-            if start is None:
-                self.add_error("start", "A custom range needs a start.")
-            if end is None:
-                self.add_error("end", "A custom range needs an end.")
-            if start and end:
-                if end <= start:
-                    raise forms.ValidationError("“To” must be after “From”.")
-                if start < EARLIEST:
-                    self.add_error("start", "Events before 2000-01-01 are never stored.")
-                if end - start > MAX_SPAN:
-                    raise forms.ValidationError("A custom range may span at most two years.")
-            data["start"], data["end"] = start, end
-        return data
-
     def settings(self) -> ChartSettings:
         """Return the chart settings of a valid form."""
         data = self.cleaned_data
@@ -244,6 +236,25 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
+def clean_custom_range(form: forms.Form, data: dict) -> None:
+    """Check a custom range's ends (UTC) in the form's cleaned data, as every explorer form reads them."""
+    if data.get("range") != "custom":
+        return
+    start, end = _utc(data.get("start")), _utc(data.get("end"))
+    if start is None:
+        form.add_error("start", "A custom range needs a start.")
+    if end is None:
+        form.add_error("end", "A custom range needs an end.")
+    if start and end:
+        if end <= start:
+            raise forms.ValidationError("“To” must be after “From”.")
+        if start < EARLIEST:
+            form.add_error("start", "Events before 2000-01-01 are never stored.")
+        if end - start > MAX_SPAN:
+            raise forms.ValidationError("A custom range may span at most two years.")
+    data["start"], data["end"] = start, end
+
+
 class SaveChartForm(forms.Form):
     """Save the explorer's chart to one of your dashboards, or to a new one."""
 
@@ -266,6 +277,16 @@ class SaveChartForm(forms.Form):
 
     def clean_query_string(self) -> str:
         value = self.cleaned_data["query_string"]
+        from .analyses import AnalysisForm, analysis_of  # analyses builds on this module
+        from .analyses import query_string as analysis_query_string
+
+        if analysis_of(QueryDict(value)) != "trends":
+            analysis = AnalysisForm(QueryDict(value))
+            if not analysis.is_valid():
+                raise forms.ValidationError(
+                    "This chart has invalid settings; fix them in the explorer first."
+                )
+            return analysis_query_string(analysis.settings())
         chart = ExplorerForm(QueryDict(value))
         if not chart.is_valid():
             raise forms.ValidationError("This chart has invalid settings; fix them in the explorer first.")

@@ -1,4 +1,5 @@
-"""The landing page's content: usage at a glance for product, and the pipeline's own health for everyone.
+"""The landing page's content: usage at a glance for product, the pipeline's own health for everyone, and
+correlation coverage for support.
 
 Events per day is an ordinary explorer query, so it opens in the explorer; daily active users over all
 events is read directly (the explorer draws several events one line each).
@@ -7,11 +8,13 @@ events is read directly (the explorer draws several events one line each).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from apps.annotations.selectors import annotations_between
 from apps.metrics import buckets, catalogue
-from apps.metrics.selectors import Series
+from apps.metrics.selectors import Series, SeriesQuery
 from apps.pipeline.selectors import PipelineHealth
+from apps.traces.coverage import COVERAGE_THRESHOLD, ServiceCoverage, correlation_coverage
 
-from . import figures
+from . import drilldown, figures
 from .charts import chart_render
 from .chartspec import ChartSettings, chart_spec, query_string
 from .forms import MAX_EVENTS
@@ -20,6 +23,9 @@ USAGE_DAYS = 30
 TOP_EVENTS = 10
 # A backlog older than this is worth a look (the sweeper re-queues after PIPELINE_SWEEP_GRACE_SECONDS).
 LAG_WARNING = timedelta(minutes=5)
+INGEST_WINDOW = timedelta(hours=1)  # what the ingest-rate chart shows (pipeline_health's last hour)
+COVERAGE_WINDOW = timedelta(days=1)
+COVERAGE_THRESHOLD_PERCENT = round(COVERAGE_THRESHOLD * 100)  # what the page says services are flagged below
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,9 @@ class UsageChart:
     title: str
     figure: dict  # plotly JSON
     query_string: str = ""  # opens the chart in the explorer, when the explorer can draw it
+    # The time range the chart covers, so annotations of that range can be drawn on it.
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +71,44 @@ def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
     settings = ChartSettings(
         events=tuple(events[:MAX_EVENTS]), measure="count", interval="day", range="30d", breakdown="event"
     )
-    per_event = chart_render(chart_spec(settings, now=now)).figure
+    spec = chart_spec(settings, now=now)
+    per_event = chart_render(spec).figure
     users = catalogue.daily_active_users(start=usage_since(now), end=now)
-    active = figures.series_figure([users], chart_type="bar", measure_label="unique users").to_plotly_json()
+    active = figures.series_figure([users], chart_type="bar", measure_label="unique users")
+    # Every event's users: a query of no event names means all of them on the users page.
+    every_event = SeriesQuery(events=(), measure="unique_users", interval="day")
+    drilldown.with_point_links(active, drilldown.point_links(every_event, [users]))
+    active = active.to_plotly_json()
     return [
-        UsageChart("Events per day, top events", per_event, query_string(settings)),
-        UsageChart("Daily active users, all events" + (" (estimated)" if users.estimate else ""), active),
+        UsageChart(
+            "Events per day, top events",
+            per_event,
+            query_string(settings),
+            start=spec.query.start,
+            end=spec.query.end,
+        ),
+        UsageChart(
+            "Daily active users, all events" + (" (estimated)" if users.estimate else ""),
+            active,
+            start=usage_since(now),
+            end=now,
+        ),
     ]
+
+
+def overview_annotate(*, usage: Usage | None, ingest_figure: dict, now: datetime) -> None:
+    """Draw the annotations on the overview's time-series charts that cover them: one query for the page."""
+    ingest_start = now - INGEST_WINDOW
+    charts = [c for c in (usage.charts if usage else ()) if c.start is not None and c.end is not None]
+    annotations = annotations_between(min([ingest_start, *(c.start for c in charts)]), now)
+    figures.add_annotation_markers(ingest_figure, annotations, start=ingest_start, end=now)
+    for chart in charts:
+        figures.add_annotation_markers(chart.figure, annotations, start=chart.start, end=chart.end)
+
+
+def coverage_last_day(*, now: datetime) -> list[ServiceCoverage]:
+    """Return each service's correlation coverage over the last day (support's table on the overview)."""
+    return correlation_coverage(start=now - COVERAGE_WINDOW, end=now)
 
 
 def usage_since(now: datetime) -> datetime:

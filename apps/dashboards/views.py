@@ -12,12 +12,23 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.permissions import has_role, role_required
 from apps.accounts.roles import PRODUCT, SUPPORT
+from apps.metrics.retention import RetentionQueryError
 from apps.metrics.selectors import SeriesQueryError
 from apps.pipeline.selectors import pipeline_health
 
 from . import overview as overview_content
 from . import selectors, services
-from .charts import chart_render, saved_chart_render
+from .analyses import (
+    AnalysisForm,
+    analysis_of,
+    analysis_render,
+    analysis_spec,
+    funnel_rows,
+    retention_rows,
+    write_analysis_csv,
+)
+from .analyses import query_string as analysis_query_string
+from .charts import RenderedChart, chart_render, charts_annotate, saved_chart_render
 from .chartspec import QUICK_RANGES, chart_spec
 from .chartspec import query_string as chart_query_string
 from .csp import plotly_styles_allowed
@@ -32,7 +43,8 @@ DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
 @login_required
 @plotly_styles_allowed
 def overview(request: HttpRequest) -> HttpResponse:
-    """Show usage at a glance (product and admin) and the pipeline's health (everyone signed in)."""
+    """Show usage at a glance (product and admin), the pipeline's health (everyone signed in) and the
+    correlation coverage of each service (support and admin); annotations on the time-series charts."""
     now = timezone.now()
     health = pipeline_health(now=now)
     context = {
@@ -43,6 +55,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     }
     if context["is_product"]:
         context["usage"] = overview_content.product_usage(now=now)
+    if context["is_product"] or context["is_support"]:
+        overview_content.overview_annotate(
+            usage=context.get("usage"), ingest_figure=context["ingest_figure"], now=now
+        )
+    if context["is_support"]:
+        context["coverage"] = overview_content.coverage_last_day(now=now)
+        context["coverage_threshold"] = overview_content.COVERAGE_THRESHOLD_PERCENT
     return render(request, "dashboards/overview.html", context)
 
 
@@ -51,6 +70,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 @plotly_styles_allowed
 def explorer(request: HttpRequest) -> HttpResponse:
     """Draw the chart the query string describes; `format=csv` downloads its series instead."""
+    if analysis_of(request.GET) != "trends":
+        return analysis_explorer(request)
     wants_csv = request.GET.get("format") == "csv"
     options = None if wants_csv else selectors.explorer_options()
     if any(key != "format" for key in request.GET):
@@ -82,12 +103,67 @@ def explorer(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         write_series_csv(chart.series, response)
         return response
+    charts_annotate([chart])
     save_form = SaveChartForm(
         initial={"title": chart.spec.title, "query_string": query_string},
         dashboards=selectors.dashboards_owned(user=request.user),
     )
     context = {"form": form, "chart": chart, "query_string": query_string, "save_form": save_form}
     return render(request, "dashboards/explorer.html", context)
+
+
+def analysis_explorer(request: HttpRequest) -> HttpResponse:
+    """Draw the funnel or retention table the query string describes (the explorer's other analyses);
+    `format=csv` downloads its numbers instead."""
+    wants_csv = request.GET.get("format") == "csv"
+    options = None if wants_csv else selectors.explorer_options()
+    analysis = request.GET["analysis"]
+    if not wants_csv and set(request.GET) <= {"analysis"}:
+        # Opened from the analysis switch: the empty form, with its defaults, and a word on what to fill in.
+        form = AnalysisForm(initial={"analysis": analysis, "range": "30d", "window": 86400}, options=options)
+        return render(
+            request, "dashboards/analysis.html", {"form": form, "analysis": analysis, "fresh": True}
+        )
+    form = AnalysisForm(request.GET, options=options)
+    rendered = None
+    if form.is_valid():
+        try:
+            rendered = analysis_render(analysis_spec(form.settings(), now=timezone.now()))
+        except RetentionQueryError as exc:
+            form.add_error(None, f"{str(exc).capitalize()}.")
+    if rendered is None:
+        if wants_csv:
+            return HttpResponse(
+                "These settings are invalid:\n" + form.errors.as_text(),
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        return render(request, "dashboards/analysis.html", {"form": form, "analysis": analysis}, status=400)
+    query_string = analysis_query_string(form.settings())
+    if wants_csv:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        filename = f"skywatch-{slugify(rendered.spec.title)[:80]}-{timezone.now():%Y%m%d-%H%M}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        write_analysis_csv(rendered, response)
+        return response
+    save_form = SaveChartForm(
+        initial={"title": rendered.spec.title, "query_string": query_string},
+        dashboards=selectors.dashboards_owned(user=request.user),
+    )
+    context = {
+        "form": form,
+        "analysis": analysis,
+        "chart": rendered,
+        "query_string": query_string,
+        "save_form": save_form,
+    }
+    if rendered.funnel is not None:
+        context["funnel_rows"] = funnel_rows(rendered.funnel, rendered.spec.query)
+    else:
+        context["retention_rows"] = retention_rows(rendered.retention)
+        cohorts = rendered.retention.cohorts
+        context["offsets"] = range(len(cohorts[0].values) if cohorts else 0)
+    return render(request, "dashboards/analysis.html", context)
 
 
 @role_required(PRODUCT)
@@ -136,6 +212,8 @@ def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if range_override not in DASHBOARD_RANGES:
         range_override = ""
     charts = [saved_chart_render(chart, range_override=range_override) for chart in dashboard.charts.all()]
+    # Markers belong on time axes: a funnel or a retention table has none.
+    charts_annotate([c.rendered for c in charts if isinstance(c.rendered, RenderedChart)])
     context = {
         "dashboard": dashboard,
         "charts": charts,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 
+import pyarrow as pa
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import TruncDay
@@ -188,7 +189,7 @@ def _relative(archive: Archive, path: str) -> str:
 def _row_count(archive: Archive, path: str) -> int:
     try:
         return archive.parquet_file(path).metadata.num_rows
-    except Exception:  # counted as unknown; replay reports the file by name
+    except (OSError, pa.ArrowException):  # unreadable or not Parquet: replay reports the file by name
         logger.warning("archive file %s cannot be read", path, exc_info=True)
         return 0
 

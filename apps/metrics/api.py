@@ -1,7 +1,10 @@
-"""GET /api/v1/metrics/series: a measure over time from the rollups, for charts and scripts."""
+"""GET /api/v1/metrics/series: a measure over time from the rollups, for charts and scripts;
+GET /api/v1/metrics/users: who is behind one point of such a series; and the product analyses over raw
+events: /api/v1/metrics/funnel and /api/v1/metrics/retention."""
 
 from datetime import datetime, timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -9,6 +12,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from apps.accounts.auth import PersonalTokenAuthentication
@@ -19,6 +23,11 @@ from apps.common.params import query_bool, query_int, query_time
 
 from . import query as query_language
 from .buckets import INTERVALS
+from .eventrows import EventFilter
+from .funnel import MAX_WINDOW, OUTCOMES, FunnelQuery, funnel_for
+from .people import MAX_LIMIT as MAX_USERS
+from .people import FunnelStepPoint, PointQuery, funnel_step_people, point_events, users_behind
+from .retention import RETENTION_INTERVALS, RetentionQuery, RetentionQueryError, retention_for
 from .selectors import KINDS, SeriesQuery, SeriesQueryError, series_for
 
 DEFAULT_SPAN = timedelta(days=7)
@@ -160,3 +169,473 @@ class SeriesAPI(APIView):
         except SeriesQueryError as exc:
             raise exceptions.ValidationError({"detail": str(exc)}) from exc
         return Response({"series": [s.as_json() for s in series]})
+
+
+# --- funnels and retention -------------------------------------------------------------------------------
+
+_STEP = f"[^,\\x00]*[^,{_SPACE}\\x00][^,\\x00]*"
+STEPS_PATTERN = f"^{_STEP}(,{_STEP}){{1,7}}$"  # 2 to 8 comma-separated names, none blank
+NAME_PATTERN = f"^[^\\x00]*[^{_SPACE}\\x00][^\\x00]*$"
+ANALYSIS_BREAKDOWN_PATTERN = f"^(service|stage|prop:{_NAME})?$"
+DEFAULT_WINDOW = 86_400
+MAX_GROUPS = 50
+RETENTION_SPAN = timedelta(days=30)
+
+
+class FunnelStepSchema(serializers.Serializer):
+    """One step of a funnel's answer (one class, so the schema names one component; each list holds its
+    own instance, as DRF binds a serializer to the one field that holds it)."""
+
+    event = serializers.CharField()
+    count = serializers.IntegerField(help_text="Users who reached this step.")
+    conversion = serializers.FloatField(allow_null=True, help_text="count ÷ step-1 count (0 to 1).")
+    conversion_from_previous = serializers.FloatField(
+        allow_null=True, help_text="count ÷ the previous step's count (0 to 1)."
+    )
+    median_seconds = serializers.FloatField(
+        allow_null=True, help_text="Median seconds from the previous step; null for step 1."
+    )
+
+    class Meta:
+        ref_name = "FunnelStep"
+
+
+FunnelGroupSchema = inline_serializer(
+    "FunnelGroup",
+    fields={
+        "name": serializers.CharField(help_text="The breakdown value of the users' step-1 event."),
+        "kind": serializers.ChoiceField(choices=["value"]),
+        "steps": serializers.ListField(child=FunnelStepSchema()),
+    },
+)
+FunnelResponse = inline_serializer(
+    "FunnelResponse",
+    fields={
+        "steps": serializers.ListField(
+            child=FunnelStepSchema(), help_text="Every user, whatever the breakdown."
+        ),
+        "groups": serializers.ListField(
+            child=FunnelGroupSchema,
+            required=False,
+            help_text="With a breakdown: the top groups by step-1 users.",
+        ),
+        "other_groups": serializers.IntegerField(required=False, help_text="Groups left out of `groups`."),
+    },
+)
+CohortSchema = inline_serializer(
+    "Cohort",
+    fields={
+        "start": serializers.DateTimeField(help_text="The cohort's bucket start, UTC."),
+        "size": serializers.IntegerField(help_text="Users whose first start_event fell in the bucket."),
+        "values": serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="values[k]: of them, who did return_event k intervals later.",
+        ),
+        "percentages": serializers.ListField(
+            child=serializers.FloatField(allow_null=True),
+            help_text="values ÷ size × 100; null for an empty cohort.",
+        ),
+    },
+)
+RetentionResponse = inline_serializer(
+    "RetentionResponse",
+    fields={
+        "interval": serializers.ChoiceField(choices=RETENTION_INTERVALS),
+        "cohorts": serializers.ListField(child=CohortSchema),
+    },
+)
+FILTER_PARAMETERS = [
+    OpenApiParameter(
+        "filter",
+        {"type": "array", "items": {"type": "string", "pattern": FILTER_PATTERN}},
+        description="<property>=<value>: only events with this property value count",
+    ),
+    OpenApiParameter(
+        "service", {"type": "string", "pattern": "^[^\\x00]*$"}, description="only this service's events"
+    ),
+    OpenApiParameter(
+        "stage", {"type": "string", "pattern": "^[^\\x00]*$"}, description="only this stage's events"
+    ),
+]
+
+
+def _refused(refused: query_language.QueryError) -> exceptions.ValidationError:
+    return exceptions.ValidationError({refused.parameter: refused.message})
+
+
+def _no_nul(params, names: tuple[str, ...]) -> None:
+    for name in names:
+        if any("\x00" in value for value in params.getlist(name)):
+            raise exceptions.ValidationError({name: "must not contain NUL characters"})
+
+
+def _range(params, default_span: timedelta) -> tuple[datetime, datetime]:
+    start = query_time(params, "from")
+    end = query_time(params, "to") or timezone.now()
+    start = start or _earlier(end, default_span, "from" if "from" in params else "to")
+    if end <= start:
+        raise exceptions.ValidationError({"to": "the range must end after it starts"})
+    return start, end
+
+
+def _event_filter(params) -> EventFilter:
+    try:
+        filters = tuple(query_language.property_filter(raw) for raw in params.getlist("filter"))
+    except query_language.QueryError as refused:
+        raise _refused(refused) from None
+    return EventFilter(
+        properties=filters, service=params.get("service", "").strip(), stage=params.get("stage", "").strip()
+    )
+
+
+def funnel_query_from_params(params) -> FunnelQuery:
+    """Build a FunnelQuery from query parameters; raise ValidationError naming the bad one."""
+    _no_nul(params, ("steps", "breakdown", "filter", "service", "stage"))
+    if "steps" not in params:
+        raise exceptions.ValidationError({"steps": "give 2 to 8 event names separated by commas"})
+    try:
+        steps = query_language.funnel_steps(params["steps"])
+        breakdown = query_language.analysis_breakdown(params.get("breakdown", ""))
+    except query_language.QueryError as refused:
+        raise _refused(refused) from None
+    window = query_int(
+        params, "window", default=DEFAULT_WINDOW, minimum=1, maximum=int(MAX_WINDOW.total_seconds())
+    )
+    start, end = _range(params, DEFAULT_SPAN)
+    return FunnelQuery(
+        steps=steps,
+        window=timedelta(seconds=window),
+        start=start,
+        end=end,
+        breakdown=breakdown,
+        where=_event_filter(params),
+        top_n=query_int(params, "top", default=10, minimum=1, maximum=MAX_GROUPS),
+    )
+
+
+def retention_query_from_params(params) -> RetentionQuery:
+    """Build a RetentionQuery from query parameters; raise ValidationError naming the bad one."""
+    _no_nul(params, ("start_event", "return_event", "interval", "filter", "service", "stage"))
+    names = {}
+    for name in ("start_event", "return_event"):
+        if not params.get(name, "").strip():
+            raise exceptions.ValidationError({name: "give an event name"})
+        names[name] = params[name].strip()
+    interval = params.get("interval", "day")
+    if interval not in RETENTION_INTERVALS:
+        raise exceptions.ValidationError({"interval": "use day or week"})
+    start, end = _range(params, RETENTION_SPAN)
+    return RetentionQuery(
+        start_event=names["start_event"],
+        return_event=names["return_event"],
+        start=start,
+        end=end,
+        interval=interval,
+        where=_event_filter(params),
+    )
+
+
+RANGE_PARAMETERS = [
+    OpenApiParameter("from", TIME, description="ISO-8601 start (default: 7 days before `to`; retention 30)"),
+    OpenApiParameter("to", TIME, description="ISO-8601 end (default: now)"),
+]
+
+
+class FunnelAPI(APIView):
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasRole]
+    required_roles = (PRODUCT,)
+
+    @extend_schema(
+        operation_id="metrics_funnel",
+        summary="Users through ordered steps within a conversion window",
+        description="A user enters at their first step-1 event in the range; each next step is their "
+        "earliest such event after the previous step's and within `window` seconds of step 1 (README)",
+        parameters=[
+            OpenApiParameter(
+                "steps",
+                {"type": "string", "pattern": STEPS_PATTERN},
+                required=True,
+                description="2 to 8 event names, in order, separated by commas",
+                examples=[
+                    OpenApiExample("Three steps", value="search_made,forecast_requested,report_exported")
+                ],
+            ),
+            OpenApiParameter(
+                "window",
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_WINDOW.total_seconds())},
+                description=f"seconds from step 1 by which every step must happen (default {DEFAULT_WINDOW})",
+            ),
+            *RANGE_PARAMETERS,
+            OpenApiParameter(
+                "breakdown",
+                {"type": "string", "pattern": ANALYSIS_BREAKDOWN_PATTERN},
+                description="service | stage | prop:<name>, of each user's step-1 event",
+            ),
+            OpenApiParameter(
+                "top",
+                {"type": "integer", "minimum": 1, "maximum": MAX_GROUPS},
+                description="breakdown groups returned, most step-1 users first (default 10)",
+            ),
+            *FILTER_PARAMETERS,
+        ],
+        responses={200: FunnelResponse, **READ_RESPONSES},
+        tags=["metrics"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(funnel_for(funnel_query_from_params(request.query_params)).as_json())
+
+
+class RetentionAPI(APIView):
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasRole]
+    required_roles = (PRODUCT,)
+
+    @extend_schema(
+        operation_id="metrics_retention",
+        summary="Cohorts by first start_event, and who returned each interval after",
+        parameters=[
+            OpenApiParameter(
+                "start_event",
+                {"type": "string", "pattern": NAME_PATTERN},
+                required=True,
+                description="the event that puts a user in a cohort (their first in the range)",
+                examples=[OpenApiExample("An event", value="login_succeeded")],
+            ),
+            OpenApiParameter(
+                "return_event",
+                {"type": "string", "pattern": NAME_PATTERN},
+                required=True,
+                description="the event that counts as coming back",
+                examples=[OpenApiExample("An event", value="search_made")],
+            ),
+            OpenApiParameter(
+                "interval", {"type": "string", "enum": list(RETENTION_INTERVALS)}, description="default day"
+            ),
+            *RANGE_PARAMETERS,
+            *FILTER_PARAMETERS,
+        ],
+        responses={200: RetentionResponse, **READ_RESPONSES},
+        tags=["metrics"],
+    )
+    def get(self, request: Request) -> Response:
+        query = retention_query_from_params(request.query_params)
+        try:
+            retention = retention_for(query)
+        except RetentionQueryError as refused:
+            raise exceptions.ValidationError({"detail": str(refused)}) from refused
+        return Response(retention.as_json())
+
+
+# --- GET /api/v1/metrics/users: who is behind a point ------------------------------------------------------
+
+DEFAULT_USERS = 50
+MAX_OFFSET = 100_000
+# Parameters each valid alone but not together (what JSON Schema cannot say; the fuzz test knows them).
+POINT_REFUSALS = {
+    "range": "must be after from",
+    "value": "a value needs a breakdown (service, stage, event or prop:<property>)",
+    "rest": "the rest group needs a breakdown",
+    "both": "give either a value or rest, not both",
+    "exclude": "exclude lists the top values the rest group leaves out: add rest=true",
+    "funnel_point": "a funnel step is named by steps and step; event, value, rest, exclude: a series' point",
+    "step": "give the step whose users to list: 1 for the funnel's first, up to the number of steps",
+    "funnel_only": "step, outcome, window and group describe a funnel step: give steps too",
+    "dropped_at_1": "nobody drops at step 1: it is where the funnel starts",
+    "group": "a group is a value of the funnel's breakdown: add breakdown",
+    "funnel_breakdown": "A funnel's steps are events: break it down by service, stage or a property.",
+}
+FUNNEL_POINT_PARAMS = ("step", "outcome", "window", "group")
+SERIES_POINT_PARAMS = ("event", "value", "rest", "exclude")
+
+PointUserSchema = inline_serializer(
+    "PointUser",
+    fields={
+        "user_id": serializers.CharField(),
+        "count": serializers.IntegerField(help_text="The user's events in the point."),
+        "first": serializers.DateTimeField(help_text="The user's first event in the point, UTC."),
+        "last": serializers.DateTimeField(help_text="The user's last event in the point, UTC."),
+    },
+)
+UsersResponse = inline_serializer(
+    "PointUsersResponse",
+    fields={
+        "users": serializers.ListField(child=PointUserSchema),
+        "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last one."),
+    },
+)
+
+
+def point_query_from_params(params) -> PointQuery:
+    """Build the PointQuery the parameters describe (the series' meaning); raise ValidationError naming the
+    bad parameter."""
+    for name in ("event", "filter", "breakdown", "value", "exclude"):
+        if any("\x00" in value for value in params.getlist(name)):
+            raise exceptions.ValidationError({name: "must not contain NUL characters"})
+    events = tuple(e.strip() for raw in params.getlist("event") for e in raw.split(",") if e.strip())
+    if "event" in params and not events:
+        raise exceptions.ValidationError({"event": "give an event name, or leave event out for every event"})
+    end = query_time(params, "to") or timezone.now()
+    start = query_time(params, "from") or _earlier(end, DEFAULT_SPAN, "to")
+    if end <= start:
+        raise exceptions.ValidationError({"to": POINT_REFUSALS["range"]})
+    try:
+        breakdown = query_language.breakdown(params.get("breakdown", ""))
+        filters = tuple(query_language.property_filter(raw) for raw in params.getlist("filter"))
+    except query_language.QueryError as refused:
+        raise exceptions.ValidationError({refused.parameter: refused.message}) from None
+    value = params.get("value")
+    rest = query_bool(params, "rest")
+    exclude = tuple(params.getlist("exclude"))
+    if value is not None and not breakdown:
+        raise exceptions.ValidationError({"value": POINT_REFUSALS["value"]})
+    if rest and not breakdown:
+        raise exceptions.ValidationError({"rest": POINT_REFUSALS["rest"]})
+    if rest and value is not None:
+        raise exceptions.ValidationError({"rest": POINT_REFUSALS["both"]})
+    if exclude and not rest:
+        raise exceptions.ValidationError({"exclude": POINT_REFUSALS["exclude"]})
+    if len(exclude) > MAX_TOP:
+        raise exceptions.ValidationError({"exclude": f"at most {MAX_TOP} values (the top N of a series)"})
+    return PointQuery(
+        events=events,
+        start=start,
+        end=end,
+        breakdown=breakdown,
+        value=value,
+        rest=rest,
+        exclude=exclude,
+        filters=filters,
+    )
+
+
+def funnel_step_point_from_params(params) -> FunnelStepPoint:
+    """Build the funnel step whose users the parameters ask for; raise ValidationError naming the bad one."""
+    if any(name in params for name in SERIES_POINT_PARAMS):
+        raise exceptions.ValidationError({"steps": POINT_REFUSALS["funnel_point"]})
+    query = funnel_query_from_params(params)
+    if "step" not in params:
+        raise exceptions.ValidationError({"step": POINT_REFUSALS["step"]})
+    step = query_int(params, "step", default=1, minimum=1, maximum=8)
+    if step > len(query.steps):
+        raise exceptions.ValidationError({"step": POINT_REFUSALS["step"]})
+    outcome = params.get("outcome", "converted")
+    if outcome not in OUTCOMES:
+        raise exceptions.ValidationError({"outcome": f"one of {', '.join(OUTCOMES)}"})
+    if outcome == "dropped" and step == 1:
+        raise exceptions.ValidationError({"outcome": POINT_REFUSALS["dropped_at_1"]})
+    group = params.get("group")
+    if group is not None and not query.breakdown:
+        raise exceptions.ValidationError({"group": POINT_REFUSALS["group"]})
+    if group is not None and "\x00" in group:
+        raise exceptions.ValidationError({"group": "must not contain NUL characters"})
+    return FunnelStepPoint(query=query, step=step, outcome=outcome, group=group)
+
+
+def people_from_params(params) -> tuple[PointQuery | FunnelStepPoint, QuerySet, list[str] | None]:
+    """Read a series' point or a funnel's step (`steps` given) from the parameters; return it, the events
+    to count and, for a funnel step, the users to list (None: everyone behind the events)."""
+    if "steps" in params:
+        funnel_point = funnel_step_point_from_params(params)
+        events, among = funnel_step_people(funnel_point)
+        return funnel_point, events, among
+    if any(name in params for name in FUNNEL_POINT_PARAMS):
+        raise exceptions.ValidationError({"steps": POINT_REFUSALS["funnel_only"]})
+    point = point_query_from_params(params)
+    return point, point_events(point), None
+
+
+class PointUsersAPI(APIView):
+    authentication_classes = [PersonalTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasRole]
+    required_roles = (PRODUCT,)
+
+    @extend_schema(
+        operation_id="metrics_users",
+        summary="Who is behind a point of a chart, most active first",
+        description="The users of the events a series counted in one point: the same events, filters and "
+        "breakdown group as /api/v1/metrics/series, over [from, to) (a point's bucket). Events without a "
+        "user ID are counted in the series but listed nowhere. Or, with `steps` (and `step`, `outcome`, "
+        "`window`, `group`, the funnel's `breakdown` and filters, as /api/v1/metrics/funnel), the users of "
+        "one funnel step: those who reached it, or who reached the step before it and not this one "
+        "(dropped); "
+        "their counts are of the step's event (the last one reached, for those who dropped).",
+        parameters=[
+            OpenApiParameter(
+                "event",
+                {"type": "array", "items": {"type": "string", "pattern": EVENT_PATTERN}, "minItems": 1},
+                description="one or more event names (repeat the parameter, or separate them with commas); "
+                "left out: every event (as the overview's daily active users)",
+                examples=[OpenApiExample("An event", value=["search_made"])],
+            ),
+            OpenApiParameter("from", TIME, description="ISO-8601 start: the point's bucket start"),
+            OpenApiParameter("to", TIME, description="ISO-8601 end, excluded: the bucket's end"),
+            OpenApiParameter(
+                "breakdown",
+                {"type": "string", "pattern": BREAKDOWN_PATTERN},
+                description="service | stage | event | prop:<name>, as the series was broken down",
+            ),
+            OpenApiParameter(
+                "value",
+                {"type": "string", "pattern": "^[^\\x00]*$"},
+                description="the breakdown value of the point's series ((none): events without the property)",
+            ),
+            OpenApiParameter("rest", bool, description="the series' rest group: every value but `exclude`"),
+            OpenApiParameter(
+                "exclude",
+                {"type": "array", "items": {"type": "string", "pattern": "^[^\\x00]*$"}, "maxItems": MAX_TOP},
+                description="with rest: the top values the rest leaves out",
+            ),
+            OpenApiParameter(
+                "filter",
+                {"type": "array", "items": {"type": "string", "pattern": FILTER_PATTERN}},
+                description="<property>=<value>",
+            ),
+            OpenApiParameter(
+                "steps",
+                {"type": "string", "pattern": STEPS_PATTERN},
+                description="a funnel's steps, comma-separated (as /api/v1/metrics/funnel)",
+            ),
+            OpenApiParameter(
+                "step",
+                {"type": "integer", "minimum": 1, "maximum": 8},
+                description="with steps: 1 for the first",
+            ),
+            OpenApiParameter(
+                "outcome",
+                {"type": "string", "enum": list(OUTCOMES)},
+                description="with steps: converted (reached the step, the default) or dropped",
+            ),
+            OpenApiParameter(
+                "window",
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_WINDOW.total_seconds())},
+                description="with steps: the funnel's conversion window in seconds",
+            ),
+            OpenApiParameter(
+                "group",
+                {"type": "string", "pattern": "^[^\\x00]*$"},
+                description="with steps and a breakdown: one group's users",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_USERS},
+                description=f"users per page (default {DEFAULT_USERS})",
+            ),
+            OpenApiParameter(
+                "offset",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                description="users skipped",
+            ),
+        ],
+        responses={200: UsersResponse, **READ_RESPONSES},
+        tags=["metrics"],
+    )
+    def get(self, request: Request) -> Response:
+        _point, events, among = people_from_params(request.query_params)
+        limit = query_int(request.query_params, "limit", default=DEFAULT_USERS, minimum=1, maximum=MAX_USERS)
+        offset = query_int(request.query_params, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
+        page = users_behind(events=events, limit=limit, offset=offset, among=among)
+        next_url = None
+        if page.has_next and offset + limit <= MAX_OFFSET:
+            next_url = replace_query_param(request.build_absolute_uri(), "offset", offset + limit)
+        return Response({"users": [u.as_json() for u in page.users], "next": next_url})

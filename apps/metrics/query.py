@@ -76,3 +76,28 @@ def property_filter(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise QueryError("filter", f"“{text[:80]}” is not a filter: write property=value.")
     return name(key, what="property name", parameter="filter"), value.strip()[:MAX_FILTER_VALUE]
+
+
+# --- funnels and retention ------------------------------------------------------------------------------
+
+MIN_STEPS, MAX_STEPS = 2, 8
+
+
+def funnel_steps(text: str) -> tuple[str, ...]:
+    """Return a funnel's steps from comma-separated event names (2 to 8; the same name may come twice)."""
+    steps = tuple(step.strip() for step in text.split(","))
+    if any(not step for step in steps):
+        raise QueryError("steps", "Name an event for every step (separate the names with commas).")
+    if not MIN_STEPS <= len(steps) <= MAX_STEPS:
+        raise QueryError("steps", f"A funnel has {MIN_STEPS} to {MAX_STEPS} steps, not {len(steps)}.")
+    return steps
+
+
+def analysis_breakdown(text: str) -> str:
+    """Return a funnel's breakdown: "", service, stage or prop:<property> (not event: steps are events)."""
+    text = text.strip()
+    if text == "event":
+        raise QueryError(
+            "breakdown", "A funnel's steps are events: break it down by service, stage or a property."
+        )
+    return breakdown(text)

@@ -20,12 +20,14 @@ QUICK_RANGES = {
 }
 DEFAULT_RANGE = "7d"
 PER_PAGE = 50
+# Message text searched at once: the detailed form's field and the paste box, which searches it as text.
+TEXT_MAX_LENGTH = 500
 
 
 class TraceSearchForm(forms.Form):
     correlation_id = forms.CharField(required=False, max_length=200, label="Correlation ID")
     user_id = forms.CharField(required=False, max_length=200, label="User ID")
-    text = forms.CharField(required=False, max_length=500, label="Message text")
+    text = forms.CharField(required=False, max_length=TEXT_MAX_LENGTH, label="Message text")
     service = forms.CharField(required=False, max_length=100)
     event = forms.CharField(required=False, max_length=200)
     level = forms.ChoiceField(
@@ -80,6 +82,21 @@ class TraceSearchForm(forms.Form):
     def has_criteria(self) -> bool:
         data = self.cleaned_data
         return any(data.get(n) for n in ("correlation_id", "user_id", "service", "event", "text", "level"))
+
+
+class PasteBoxForm(forms.Form):
+    """The one paste box: `q` is whatever support pasted (trimmed); the rest of the query string is the
+    detailed form's, which the text search uses for its range and page."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=TEXT_MAX_LENGTH,
+        label="Find",
+        error_messages={
+            "max_length": "Too long to look up: it has %(show_value)d characters, at most %(limit_value)d "
+            "are searched."
+        },
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:

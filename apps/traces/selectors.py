@@ -43,3 +43,13 @@ def surrounding_events(*, service: str, at: datetime, seconds: int) -> list[Trac
     return get_trace_backend().surrounding(
         service=service, start=at - window, end=at + window, limit=SURROUNDING_LIMIT
     )
+
+
+def correlation_exists(*, correlation_id: str) -> bool:
+    """Return whether any event carries exactly this correlation ID."""
+    return get_trace_backend().correlation_exists(correlation_id)
+
+
+def user_exists(*, user_id: str) -> bool:
+    """Return whether any event carries exactly this user ID."""
+    return get_trace_backend().user_exists(user_id)

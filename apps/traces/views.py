@@ -1,7 +1,8 @@
 """Pages for support: search requests, one trail, surrounding logs of a service, one user's requests."""
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import AuditEntry
@@ -11,7 +12,8 @@ from apps.accounts.services import audit_record
 from apps.common.timebounds import OUT_OF_RANGE, within_query_bounds
 
 from . import selectors
-from .forms import DEFAULT_RANGE, PER_PAGE, TraceSearchForm
+from .forms import DEFAULT_RANGE, PER_PAGE, QUICK_RANGES, PasteBoxForm, TraceSearchForm
+from .paste import LookedUpAs, paste_recognise
 from .timeline import timeline_for
 
 SURROUNDING_CHOICES = (10, 30, 60, 300)
@@ -19,7 +21,10 @@ SURROUNDING_CHOICES = (10, 30, 60, 300)
 
 @role_required(SUPPORT)
 def trace_search(request: HttpRequest) -> HttpResponse:
-    """Search requests by correlation ID, user, service, level, event and message text."""
+    """Search requests by correlation ID, user, service, level, event and message text; or, given `q` (the
+    paste box), open what it names directly."""
+    if request.GET.get("q", "").strip():
+        return _paste_box(request)
     form = TraceSearchForm(request.GET or {"range": DEFAULT_RANGE})
     result = None
     if form.is_valid() and form.has_criteria():
@@ -45,6 +50,53 @@ def trace_search(request: HttpRequest) -> HttpResponse:
         "traces/search.html",
         {"form": form, "result": result, "query_string": _without_page(request)},
     )
+
+
+def _paste_box(request: HttpRequest) -> HttpResponse:
+    """Open the trail or the user that `q` names, else search it as message text."""
+    paste = PasteBoxForm(request.GET)
+    # The rest of the query string (range, page) is the detailed form's, for the text search.
+    data = request.GET.copy()
+    data.pop("q")
+    data.setdefault("range", DEFAULT_RANGE)
+    if paste.is_valid():
+        data["text"] = paste.cleaned_data["q"]
+    form = TraceSearchForm(data)
+    if not paste.is_valid() or not form.is_valid():
+        context = {
+            "form": form,
+            "result": None,
+            "paste_q": request.GET["q"],
+            "paste_errors": paste.errors.get("q", []),
+        }
+        return render(request, "traces/search.html", context, status=400)
+
+    recognition = paste_recognise(value=paste.cleaned_data["q"])
+    if recognition.found is not None:
+        # The page opened audits the view itself (a trail or a user's requests), as when opened by a link.
+        messages.info(request, f"Looked up as {recognition.found.label}: {recognition.value}")
+        if recognition.found == LookedUpAs.USER_ID:
+            return redirect("user-detail", user_id=recognition.value)
+        return redirect("trace-detail", correlation_id=recognition.value)
+
+    query_string = _without_page(request)
+    audit_record(request=request, action=AuditEntry.REQUESTS_SEARCHED, target=query_string, via="search")
+    result = selectors.requests_search(
+        query=form.to_query(), page=form.cleaned_data.get("page") or 1, per_page=PER_PAGE
+    )
+    if result.total == 1 and result.requests[0].correlation_id:
+        # Exactly one request holds the text: open its trail, as the box does for an ID.
+        messages.info(request, f"Looked up as text: {recognition.value} (one request matched)")
+        return redirect("trace-detail", correlation_id=result.requests[0].correlation_id)
+    context = {
+        "form": form,
+        "result": result,
+        "query_string": query_string,
+        "paste_q": recognition.value,
+        "recognition": recognition,
+        "range_label": QUICK_RANGES[form.cleaned_data.get("range") or DEFAULT_RANGE][0],
+    }
+    return render(request, "traces/search.html", context)
 
 
 @role_required(SUPPORT)

@@ -22,8 +22,65 @@
         return;
       }
       var figure = JSON.parse(data.textContent);
-      window.Plotly.newPlot(target, figure.data, figure.layout, PLOT_CONFIG);
+      window.Plotly.newPlot(target, figure.data, figure.layout, PLOT_CONFIG).then(function () {
+        followPointLinks(target, figure);
+      });
     });
+  }
+
+  // A point whose trace carries its address in `customdata` (apps/dashboards/drilldown.py) opens the users
+  // behind it. Only same-site paths are followed.
+  function isPointLink(value) {
+    return typeof value === "string" && value.charAt(0) === "/" && value.charAt(1) !== "/" && value.charAt(1) !== "\\";
+  }
+
+  // A point's address is its customdata, or the last item of it (a funnel step keeps its hover texts first).
+  function linkOf(customdata) {
+    if (isPointLink(customdata)) return customdata;
+    if (Array.isArray(customdata) && isPointLink(customdata[customdata.length - 1])) {
+      return customdata[customdata.length - 1];
+    }
+    return null;
+  }
+
+  function followPointLinks(target, figure) {
+    var linked = (figure.data || []).some(function (trace) {
+      return Array.isArray(trace.customdata) && trace.customdata.some(linkOf);
+    });
+    if (!linked || typeof target.on !== "function") return;
+    target.classList.add("has-point-links");
+    target.on("plotly_click", function (eventData) {
+      var link = clickedLink(target, figure, eventData);
+      if (link) window.location.assign(link);
+    });
+  }
+
+  // With "x unified" hover a click reports every series at that time: take the one drawn under the pointer
+  // (for stacked bars and areas, the band holding it; otherwise the nearest value).
+  function clickedLink(target, figure, eventData) {
+    var points = ((eventData && eventData.points) || []).filter(function (p) { return linkOf(p.customdata); });
+    if (points.length <= 1) return points.length ? linkOf(points[0].customdata) : null;
+    var mouse = eventData.event;
+    var axis = points[0].yaxis;
+    if (!mouse || !axis || typeof axis.p2c !== "function") return linkOf(points[0].customdata);
+    var y = axis.p2c(mouse.clientY - target.getBoundingClientRect().top - axis._offset);
+    points.sort(function (a, b) { return a.curveNumber - b.curveNumber; });
+    var stacked = points.every(function (p) {
+      var trace = figure.data[p.curveNumber] || {};
+      return trace.stackgroup || (trace.type === "bar" && figure.layout && figure.layout.barmode === "stack");
+    });
+    var best = points[0];
+    var bestDistance = Infinity;
+    var base = 0;
+    points.forEach(function (p) {
+      var value = Number(p.y) || 0;
+      var low = stacked ? base : value;
+      var high = stacked ? base + value : value;
+      var distance = y < low ? low - y : (y > high ? y - high : 0);
+      if (distance < bestDistance) { best = p; bestDistance = distance; }
+      base += value;
+    });
+    return linkOf(best.customdata);
   }
 
   function utcOffsetText() {

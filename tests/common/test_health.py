@@ -31,7 +31,7 @@ def test_readyz_is_200_with_every_service_up(client, broker_url, elasticsearch_u
     assert body["down"] == []
     assert set(body["checks"]) == {"database", "broker", "elasticsearch"}
     assert body["checks"]["database"]["detail"] == "postgresql"
-    assert body["checks"]["elasticsearch"]["detail"] == "elasticsearch"
+    assert body["checks"]["elasticsearch"]["detail"].startswith("elasticsearch: green, ")
 
 
 @pytest.mark.django_db
@@ -132,3 +132,117 @@ def test_every_portal_log_handler_cuts_credentials_out_of_lines():
     assert handler.filter(record)
     assert SECRET not in handler.format(record)
     assert "redis://***@10.0.0.1:6379/0" in handler.format(record)
+
+
+# --- Elasticsearch cluster health: a real index on the real node, made yellow or red on purpose.
+
+
+@pytest.fixture
+def portal_index(settings, clean_search_index):
+    """Return a function that creates an index among the portal's daily indices with the given settings."""
+    from apps.traces.search import _backend_for
+    from apps.traces.search.elasticsearch import alias_name, es_client
+
+    settings.TRACE_BACKEND = "apps.traces.search.elasticsearch.ElasticsearchTraceBackend"
+    _backend_for.cache_clear()
+
+    def create(day: str, **index_settings) -> str:
+        name = f"{alias_name()}-{day}"
+        # wait_for_active_shards=0: the call returns even when (on purpose) no copy can be assigned.
+        es_client().indices.create(index=name, settings=index_settings, wait_for_active_shards="0")
+        return name
+
+    yield create
+    _backend_for.cache_clear()
+
+
+@pytest.mark.django_db
+def test_readyz_is_200_but_degraded_with_a_yellow_cluster(client, broker_url, make_person, portal_index):
+    # One node cannot hold a replica beside its primary: a replica stays unassigned, the index is yellow.
+    portal_index("2026.01.01", number_of_shards=1, number_of_replicas=1)
+    client.force_login(make_person("admin"))
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["down"], body["degraded"]) == ("degraded", [], ["elasticsearch"])
+    assert body["checks"]["elasticsearch"]["ok"] is True
+    assert body["checks"]["elasticsearch"]["detail"] == (
+        "elasticsearch: yellow, 1 unassigned replica shards, 1 nodes"
+    )
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_elasticsearch_red_when_a_primary_is_unassigned(
+    client, broker_url, make_person, portal_index
+):
+    # A primary that may only live on a node that does not exist is never assigned: the index is red.
+    portal_index(
+        "2026.01.02",
+        number_of_shards=1,
+        number_of_replicas=0,
+        **{"routing.allocation.require._name": "no-such-node"},
+    )
+    client.force_login(make_person("admin"))
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["down"], body["degraded"]) == ("unavailable", ["elasticsearch"], [])
+    detail = body["checks"]["elasticsearch"]["detail"]
+    assert "cluster health red, 1 unassigned primary shards" in detail
+
+
+@pytest.mark.django_db
+def test_anonymous_readyz_names_a_degraded_service_without_its_health(client, broker_url, portal_index):
+    portal_index("2026.01.03", number_of_shards=1, number_of_replicas=1)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["degraded"] == ["elasticsearch"]
+    assert body["checks"]["elasticsearch"] == {"ok": True}
+
+
+@pytest.mark.django_db
+def test_another_applications_red_index_leaves_the_portal_ready(
+    client, broker_url, make_person, portal_index
+):
+    """Only the portal's own indices count: a shared cluster's other tenants do not make it unready."""
+    from apps.traces.search.elasticsearch import alias_name, es_client
+
+    other = f"{alias_name()}x-other-app"  # outside `<prefix>-*`
+    es_client().indices.create(
+        index=other,
+        settings={"number_of_replicas": 0, "routing.allocation.require._name": "no-such-node"},
+        wait_for_active_shards="0",
+    )
+    try:
+        client.force_login(make_person("admin"))
+        response = client.get("/readyz")
+    finally:
+        es_client().indices.delete(index=other)
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["elasticsearch"]["detail"].startswith("elasticsearch: green")
+
+
+@pytest.mark.django_db
+def test_readyz_in_the_embedded_mode_is_ok_with_search_on_the_database(client, settings, make_person):
+    from apps.traces.search import _backend_for
+
+    settings.CELERY_BROKER_URL = ""
+    settings.TRACE_BACKEND = "apps.traces.search.database.DatabaseTraceBackend"
+    _backend_for.cache_clear()
+    client.force_login(make_person("admin"))
+
+    response = client.get("/readyz")
+    _backend_for.cache_clear()
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["down"], body["degraded"]) == ("ok", [], [])
+    assert body["checks"]["elasticsearch"]["detail"] == "database"

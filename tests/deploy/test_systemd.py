@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 import requests
@@ -232,13 +231,12 @@ def test_the_web_unit_serves_and_tells_systemd_it_is_ready(tmp_path):
         assert requests.get(url, headers={"Host": "portal.example.com"}, timeout=10).status_code == 200
 
         process.send_signal(signal.SIGHUP)  # what `systemctl reload skywatch-web` sends
-        time.sleep(1)
-        assert process.poll() is None
         wait_for(
             lambda: requests.get(url, headers={"Host": "portal.example.com"}, timeout=10).status_code == 200,
             timeout=30,
             message="gunicorn to answer after a reload",
         )
+        assert process.poll() is None
         assert stop_main_process(process, timeout=seconds(unit.value("Service", "TimeoutStopSec"))) == 0
     finally:
         notify.close()

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from apps.accounts.services import personal_token_create
 from apps.common.timebounds import OUT_OF_RANGE
 from apps.ingest.models import RawEvent
-from apps.metrics.api import TOO_EARLY
+from apps.metrics.api import POINT_REFUSALS, TOO_EARLY
 from apps.pipeline.services import aggregate_chunk
 from apps.traces import api as traces_api
 from apps.traces.search import _backend_for
@@ -35,7 +35,11 @@ SEED = os.environ.get("FUZZ_SEED", "")
 
 INGESTION = ("ingest_batch", "ingest_event")
 SUPPORT_READS = ("trace_get", "user_requests")
-PRODUCT_READS = ("metrics_series",)
+PRODUCT_READS = ("metrics_series", "metrics_users", "metrics_funnel", "metrics_retention")
+ANALYSES = ("metrics_funnel", "metrics_retention")
+# Annotations: a service key posts (not ingestion: nothing goes to RawEvent), people read.
+ANNOTATION_POSTS = ("annotations_create",)
+OTHER_READS = ("annotations_list", "correlation_coverage")
 # Other senders' formats live outside /api/v1/ (not fuzzed here; tests/wire sends with the real SDKs).
 WIRE_FORMATS = (
     "posthog_batch",
@@ -124,9 +128,14 @@ def test_the_fuzzed_schema_is_the_one_served_at_api_schema(client, make_person):
     assert response.status_code == 200
     assert response.json() == _served_schema()
     operations = {op["operationId"] for path in response.json()["paths"].values() for op in path.values()}
-    assert operations == {*INGESTION, *SUPPORT_READS, *PRODUCT_READS, *WIRE_FORMATS}, (
-        "a new operation needs credentials here"
-    )
+    assert operations == {
+        *INGESTION,
+        *SUPPORT_READS,
+        *PRODUCT_READS,
+        *ANNOTATION_POSTS,
+        *OTHER_READS,
+        *WIRE_FORMATS,
+    }, "a new operation needs credentials here"
 
 
 @pytest.fixture
@@ -154,6 +163,8 @@ def credentials(
         **dict.fromkeys(INGESTION, {"Authorization": f"Bearer {service_key}"}),
         **dict.fromkeys(SUPPORT_READS, {"Authorization": f"Bearer {support_token}"}),
         **dict.fromkeys(PRODUCT_READS, {"Authorization": f"Bearer {product_token}"}),
+        **dict.fromkeys(ANNOTATION_POSTS, {"Authorization": f"Bearer {service_key}"}),
+        **dict.fromkeys(OTHER_READS, {"Authorization": f"Bearer {support_token}"}),
     }
     yield headers
     # Every accepted event queued a pipeline task that no worker here consumes.
@@ -215,25 +226,36 @@ def _checks_that_do_not_apply(case, response) -> list:
         page, per_page = _whole(case.query, "page", 1), _whole(case.query, "per_page", 50)
         if page and per_page and page * per_page > MAX_RESULT_WINDOW:
             return [positive_data_acceptance]
-    if (
-        operation_id == "metrics_series"
-        and status == 400
-        and body in ({"to": TOO_EARLY}, {"from": TOO_EARLY})
-    ):
+    if operation_id in PRODUCT_READS and status == 400 and body in ({"to": TOO_EARLY}, {"from": TOO_EARLY}):
         # A valid `to` near year 1 leaves no room for the default 7 days before it (or `compare`'s period).
         return [positive_data_acceptance]
     if (
-        operation_id in (*SUPPORT_READS, *PRODUCT_READS)
+        operation_id in (*SUPPORT_READS, *PRODUCT_READS, *ANNOTATION_POSTS, *OTHER_READS)
         and status == 400
-        and set(body) <= {"from", "to"}
+        and set(body) <= {"from", "to", "timestamp"}
         and all(OUT_OF_RANGE in message for message in body.values())
     ):
         # A valid date-time outside 1900..9000, where read paths stop computing (JSON Schema cannot say so).
         return [positive_data_acceptance]
+    if operation_id in OTHER_READS and status == 400 and body == {"to": "the range must end after it starts"}:
+        # from and to each valid, but in the wrong order.
+        return [positive_data_acceptance]
+    if operation_id in ANALYSES and status == 400:
+        # Each parameter valid, but the range ends before it starts (a `from` after now, say), holds more
+        # cohorts than one table shows, starts before year 1 by default, or names a property over 200
+        # characters.
+        if all(str(message).startswith(RANGE_REFUSALS) or message == TOO_EARLY for message in body.values()):
+            return [positive_data_acceptance]
     if operation_id == "metrics_series" and status == 400 and set(body) <= {"detail", "filter"}:
         # Each parameter valid, but the range ends before it starts or holds too many points, or a property
         # name is longer than 200 characters.
         if all(str(message).startswith(RANGE_REFUSALS) for message in body.values()):
+            return [positive_data_acceptance]
+    if operation_id == "metrics_users" and status == 400 and len(body) == 1:
+        # Each parameter valid alone, not together: a range that ends before it starts, a value or rest
+        # without a breakdown, both, exclude without rest; or a property name over 200 characters.
+        (message,) = body.values()
+        if message in POINT_REFUSALS.values() or str(message).startswith(RANGE_REFUSALS):
             return [positive_data_acceptance]
     return []
 

@@ -45,7 +45,7 @@ def run_short_soak(artifacts_dir) -> tuple[dict, str]:
     return json.loads(report_path.read_text()), output
 
 
-def test_short_soak_loses_duplicates_and_double_counts_nothing(artifacts_dir):
+def test_short_soak_loses_duplicates_double_counts_and_claims_twice_nothing(artifacts_dir):
     report, output = run_short_soak(artifacts_dir)
     figures = report["figures"]
     faults = {fault["kind"]: fault for fault in report["faults"]}
@@ -64,6 +64,10 @@ def test_short_soak_loses_duplicates_and_double_counts_nothing(artifacts_dir):
         figures["numeric_mismatches"],
     )
     assert lost_duplicated_double == (0, 0, 0, 0, 0), summary
+    # SKIP LOCKED under two workers at once: every aggregated event's claim committed exactly once.
+    assert len(figures["claims_by_worker"]) >= 2, summary
+    assert (figures["claimed_twice"], figures["aggregated_unclaimed"]) == (0, 0), summary
+    assert figures["claims"] == figures["aggregated"], summary
     assert report["converged"], summary
     assert report["time_to_converge_s"] <= report["converge_limit_s"]
     assert report["goal_met"] and figures["indexed"] == figures["aggregated"] == figures["stored"]

@@ -60,3 +60,37 @@ def test_search_open_expand_and_payloads_shown_as_text(
     assert page.locator("table.events script").count() == 0
     page.screenshot(path=str(artifacts_dir / "trace-viewer.png"), full_page=True)
     assert page.dialogs == []
+
+
+def test_a_traceparent_pasted_into_the_header_box_opens_the_trace(
+    live_server, browser_page, store_events, make_person, artifacts_dir
+):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    make_person("support", "sam")
+    store_events(
+        [
+            {
+                "service": "tiles",
+                "type": "span",
+                "event": "GET /tiles",
+                "span_id": "00f067aa0ba902b7",
+                "duration_ms": 12.5,
+                "correlation_id": trace_id,
+                "timestamp": T0.isoformat(),
+            }
+        ]
+    )
+    page = browser_page
+    sign_in(page, live_server.url, "sam")
+
+    # From any page (here the overview), the box in the header.
+    page.fill("header .paste-box input[name=q]", f"  traceparent: 00-{trace_id}-00f067aa0ba902b7-01 ")
+    page.press("header .paste-box input[name=q]", "Enter")
+    page.wait_for_url(f"**/traces/{trace_id}/")
+
+    assert page.inner_text("ul.messages") == f"Looked up as trace ID: {trace_id}"
+    assert "GET /tiles" in page.inner_text("table.events")
+    # The box's stylesheet applied (no CSP refusal): it is not stretched across the header.
+    assert page.locator("header .paste-box input").bounding_box()["width"] < 500
+    page.screenshot(path=str(artifacts_dir / "paste-box.png"))
+    assert page.console_errors == []

@@ -228,3 +228,37 @@ def test_surrounding_logs_are_one_service_in_a_window_whatever_the_id(trace_back
     )
 
     assert [(e.service, e.correlation_id) for e in events] == [("download", "a"), ("download", "b")]
+
+
+def test_a_correlation_id_exists_only_when_an_event_has_exactly_it(trace_backend, store_events):
+    store_events(
+        request_events("req/1 50%", 0)
+        + [{"service": "gateway", "event": "no request", "timestamp": at(5), "user_id": "u-9"}]
+    )
+    backend = get_trace_backend()
+
+    assert backend.correlation_exists("req/1 50%") is True
+    assert [
+        backend.correlation_exists(other)
+        for other in ("REQ/1 50%", "req/1", "req/1 50% ", "u-1", "", "*", "req\x00", "\ud800")
+    ] == [False] * 8
+
+
+def test_a_user_id_exists_only_when_an_event_has_exactly_it(trace_backend, store_events):
+    store_events(
+        request_events("c-1", 0, user="Ada.Lovelace")
+        + [{"service": "gateway", "event": "anonymous", "correlation_id": "c-2", "timestamp": at(5)}]
+    )
+    backend = get_trace_backend()
+
+    assert backend.user_exists("Ada.Lovelace") is True
+    assert [backend.user_exists(other) for other in ("ada.lovelace", "Ada", "c-1", "", "*", "Ada\x00")] == [
+        False
+    ] * 6
+
+
+def test_nothing_exists_before_anything_is_stored(trace_backend):
+    backend = get_trace_backend()
+
+    assert backend.correlation_exists("c-1") is False
+    assert backend.user_exists("u-1") is False

@@ -25,6 +25,15 @@ class IndexOutcome:
 
 
 @dataclass(frozen=True)
+class BackendHealth:
+    """What a ping found of a backend that answers. `degraded`: it serves every search and write, but with
+    less redundancy than configured (an Elasticsearch cluster with replicas not assigned: yellow)."""
+
+    detail: str
+    degraded: bool = False
+
+
+@dataclass(frozen=True)
 class TraceQuery:
     """What support searches for. Empty fields do not filter; `text` is free text over messages."""
 
@@ -158,8 +167,9 @@ class TraceBackend(ABC):
     uses_database: bool = True
 
     @abstractmethod
-    def ping(self) -> None:
-        """Check the backend answers; raise BackendUnavailable with the reason when it does not."""
+    def ping(self) -> BackendHealth:
+        """Check the backend answers and say how well; raise BackendUnavailable with the reason when it
+        does not, or cannot serve every search and write (a red cluster)."""
 
     @abstractmethod
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
@@ -168,6 +178,14 @@ class TraceBackend(ABC):
     @abstractmethod
     def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
         """Return the events of one correlation ID in time order (at most `limit`)."""
+
+    @abstractmethod
+    def correlation_exists(self, correlation_id: str) -> bool:
+        """Return whether any event has exactly this correlation ID (one cheap look-up; "" never exists)."""
+
+    @abstractmethod
+    def user_exists(self, user_id: str) -> bool:
+        """Return whether any event has exactly this user ID (one cheap look-up; "" never exists)."""
 
     @abstractmethod
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:

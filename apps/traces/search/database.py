@@ -14,6 +14,7 @@ from apps.ingest.models import RawEvent
 
 from .base import (
     TRAIL_LIMIT,
+    BackendHealth,
     IndexOutcome,
     RequestPage,
     RequestSummary,
@@ -51,11 +52,12 @@ def _trace_event(row: dict[str, Any]) -> TraceEvent:
 class DatabaseTraceBackend(TraceBackend):
     name = "database"
 
-    def ping(self) -> None:
+    def ping(self) -> BackendHealth:
         try:
             connection.ensure_connection()
         except Exception as exc:  # any driver error means "unreachable" to a health probe
             raise BackendUnavailable(redact_text(str(exc))) from exc
+        return BackendHealth(detail=self.name)
 
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         # The raw event rows are the index here: committed means searchable.
@@ -70,6 +72,16 @@ class DatabaseTraceBackend(TraceBackend):
             .values(*_EVENT_FIELDS)[:limit]
         )
         return [_trace_event(row) for row in rows]
+
+    def correlation_exists(self, correlation_id: str) -> bool:
+        if not correlation_id or unmatchable(correlation_id):
+            return False
+        return RawEvent.objects.filter(correlation_id=correlation_id).exists()
+
+    def user_exists(self, user_id: str) -> bool:
+        if not user_id or unmatchable(user_id):
+            return False
+        return RawEvent.objects.filter(user_id=user_id).exists()
 
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         if unmatchable(*query.strings()):

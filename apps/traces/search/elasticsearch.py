@@ -36,6 +36,7 @@ from apps.common.redact import redact_text
 
 from .base import (
     TRAIL_LIMIT,
+    BackendHealth,
     IndexOutcome,
     RequestPage,
     RequestSummary,
@@ -69,6 +70,11 @@ def _encoding_with_orjson(serializer: Any) -> Any:
     return OrjsonEncoding()
 
 
+def es_hosts() -> list[str]:
+    """Return the node URLs of ELASTICSEARCH_URL (one, or several comma-separated)."""
+    return [url.strip() for url in settings.ELASTICSEARCH_URL.split(",") if url.strip()]
+
+
 def es_client() -> Elasticsearch:
     """Return the process-wide Elasticsearch client for the configured URL (created on first use)."""
     # Keyed by URL so that a changed setting (tests, a re-pointed cluster) never reuses a stale client.
@@ -86,7 +92,8 @@ def es_client() -> Elasticsearch:
         options["api_key"] = settings.ELASTICSEARCH_API_KEY
     if settings.ELASTICSEARCH_CA_CERTS:
         options["ca_certs"] = settings.ELASTICSEARCH_CA_CERTS
-    client = connections.create_connection(alias=alias, hosts=[settings.ELASTICSEARCH_URL], **options)
+    # Several hosts: requests go round the nodes, and one that fails to connect is sent again to another.
+    client = connections.create_connection(alias=alias, hosts=es_hosts(), **options)
     # elasticsearch-dsl chooses the serializers itself, so their encoding is swapped on the transport.
     serializers = client.transport.serializers.serializers
     for mimetype, serializer in list(serializers.items()):
@@ -144,10 +151,22 @@ def index_template_ensure() -> None:
     a field its index does not map is refused)."""
     index = Index(f"{alias_name()}-*")
     index.document(EventDocument)
-    index.settings(number_of_shards=1, number_of_replicas=0, refresh_interval="1s")
+    index.settings(
+        number_of_shards=settings.ELASTICSEARCH_SHARDS,
+        number_of_replicas=settings.ELASTICSEARCH_REPLICAS,
+        refresh_interval="1s",
+    )
     index.aliases(**{alias_name(): {}})
     client = es_client()
     index.as_composable_template(alias_name(), priority=100).save(using=client)
+    # The replica count is the one index setting that changes in place: the daily indices that exist take
+    # a new one too (their shard count stays; only indices created from now on get a new one).
+    client.indices.put_settings(
+        index=f"{alias_name()}-*",
+        settings={"index": {"number_of_replicas": settings.ELASTICSEARCH_REPLICAS}},
+        allow_no_indices=True,
+        expand_wildcards="open",
+    )
     # Adding a field is the one change a mapping takes in place; fields already mapped are left as they are.
     client.indices.put_mapping(
         index=f"{alias_name()}-*",
@@ -199,12 +218,44 @@ class ElasticsearchTraceBackend(TraceBackend):
     def __init__(self) -> None:
         self._template_ready_for: str | None = None
 
-    def ping(self) -> None:
+    def ping(self) -> BackendHealth:
         try:
-            # A short timeout: a health probe must answer quickly even when the cluster hangs.
-            es_client().options(request_timeout=2, max_retries=0).cluster.health()
+            # One short request: a health probe must answer quickly even when the cluster hangs. Only a
+            # node that refuses the connection is passed over for the next one (refusals cost no time); a
+            # timeout or an error answer is the answer.
+            client = es_client().options(
+                request_timeout=2, max_retries=len(es_hosts()) - 1, retry_on_timeout=False, retry_on_status=()
+            )
+            # The health of the portal's own indices: another application's red index on a shared cluster
+            # does not stop the portal from serving (no index yet: green). Health comes from the elected
+            # master; while the cluster elects one (seconds) the node answers 503 after master_timeout.
+            health = client.cluster.health(
+                index=f"{alias_name()}-*",
+                master_timeout="1s",
+                filter_path=["status", "number_of_nodes", "unassigned_shards", "unassigned_primary_shards"],
+            ).body
         except (TransportError, es_exceptions.ApiError) as exc:
             raise _unavailable(exc) from exc
+        status, nodes = health.get("status", "unknown"), health.get("number_of_nodes", 0)
+        unassigned, unassigned_primaries = (
+            health.get("unassigned_shards", 0),
+            health.get("unassigned_primary_shards", 0),
+        )
+        if status == "green":
+            return BackendHealth(detail=f"{self.name}: green, {nodes} nodes")
+        if status == "yellow":
+            # Every primary is assigned: searches and writes all succeed, with fewer copies than configured.
+            return BackendHealth(
+                detail=f"{self.name}: yellow, {unassigned} unassigned replica shards, {nodes} nodes",
+                degraded=True,
+            )
+        # Red: a primary shard is unassigned, so some documents can be neither found nor written.
+        raise BackendUnavailable(
+            redact_text(
+                f"{settings.ELASTICSEARCH_URL}: cluster health {status}, {unassigned_primaries} unassigned "
+                f"primary shards ({unassigned} unassigned in all), {nodes} nodes"
+            )
+        )
 
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         outcome = IndexOutcome()
@@ -255,6 +306,16 @@ class ElasticsearchTraceBackend(TraceBackend):
         )
         hits = answer.body.get("hits", {}).get("hits", [])  # no hits: an empty body
         return [_trace_event_from(hit["_source"]) for hit in hits]
+
+    def correlation_exists(self, correlation_id: str) -> bool:
+        if not correlation_id or unmatchable(correlation_id):
+            return False
+        return self._any_document({"term": {"correlation_id": correlation_id}})
+
+    def user_exists(self, user_id: str) -> bool:
+        if not user_id or unmatchable(user_id):
+            return False
+        return self._any_document({"term": {"user_id": user_id}})
 
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         if unmatchable(*query.strings()):
@@ -315,6 +376,22 @@ class ElasticsearchTraceBackend(TraceBackend):
             actions = [{"_op_type": "delete", "_index": h["_index"], "_id": h["_id"]} for h in hits]
             self._call(lambda es, a=actions: helpers.bulk(es, a, refresh="wait_for", raise_on_error=False))
             deleted += len(hits)
+
+    def _any_document(self, condition: dict[str, Any]) -> bool:
+        # Each shard stops at its first match and nothing but the count comes back.
+        answer = self._call(
+            lambda es: es.search(
+                index=alias_name(),
+                query={"bool": {"filter": [condition]}},
+                size=0,
+                terminate_after=1,
+                track_total_hits=1,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                filter_path=["hits.total.value"],
+            )
+        )
+        return answer.body.get("hits", {}).get("total", {}).get("value", 0) > 0
 
     def _call(self, operation):
         try:

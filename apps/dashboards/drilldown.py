@@ -1,0 +1,96 @@
+"""From a chart's point to the people behind it: the users page's address for each point of a series.
+
+The address carries what the series counted there (events, filters, the breakdown group, the bucket), so
+the users page lists the same events. Only points that count events or users get one; a previous period,
+a sum or an average does not (whose users would "the average" be?). Which series is which is read from
+`kind`, never from its name.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from apps.metrics.buckets import STEP
+from apps.metrics.funnel import FunnelQuery
+from apps.metrics.selectors import Series, SeriesQuery
+
+LINKED_MEASURES = ("count", "unique_users")
+LINKED_KINDS = ("total", "value", "rest")
+
+
+def point_params(query: SeriesQuery, series: Series, others: Sequence[str], at: datetime) -> list[tuple]:
+    """Return the users page's parameters for one point: the series' events, filters and group, and the
+    bucket starting at `at` (`others`: the names of the "value" series, which the rest leaves out)."""
+    start = at.astimezone(UTC)
+    end = start + STEP[query.interval]
+    params: list[tuple[str, str]] = [("event", e) for e in query.events]
+    params += [("from", _iso(start)), ("to", _iso(end))]
+    # Several events without a breakdown are drawn one series per event (series_for).
+    breakdown = query.breakdown or ("event" if len(query.events) > 1 else "")
+    if breakdown and series.kind == "value":
+        params += [("breakdown", breakdown), ("value", series.name)]
+    elif breakdown and series.kind == "rest":
+        params += [("breakdown", breakdown), ("rest", "true")] + [("exclude", name) for name in others]
+    params += [("filter", f"{k}={v}") for k, v in query.filters]
+    return params
+
+
+def point_links(query: SeriesQuery, series: Sequence[Series]) -> list[list[str] | None]:
+    """Return, per series, each point's users page address (None for a series whose points have none)."""
+    if query.measure not in LINKED_MEASURES:
+        return [None] * len(series)
+    base = reverse("dashboard-users")
+    others = [s.name for s in series if s.kind == "value"]
+    links: list[list[str] | None] = []
+    for s in series:
+        if s.kind not in LINKED_KINDS:
+            links.append(None)
+            continue
+        links.append([f"{base}?{urlencode(point_params(query, s, others, t))}" for t, _ in s.points])
+    return links
+
+
+def with_point_links(figure, links: Sequence[list[str] | None]) -> None:
+    """Put each point's address into its trace's `customdata`, which static/js/dashboards.js follows on a
+    click. The series' traces come first, in the series' order (annotations may follow)."""
+    for trace, urls in zip(figure.data, links, strict=False):
+        if urls is not None:
+            trace.customdata = urls
+
+
+def funnel_step_links(query: FunnelQuery, group: str | None = None) -> list[tuple[str, str | None]]:
+    """Return, per step of the funnel (one breakdown group's when given), the users page's address for
+    those who reached it and for those who dropped off before it (None at step 1, where nobody drops)."""
+    params: list[tuple[str, str]] = [
+        ("steps", ",".join(query.steps)),
+        ("window", str(int(query.window.total_seconds()))),
+        ("from", _iso(query.start.astimezone(UTC))),
+        ("to", _iso(query.end.astimezone(UTC))),
+    ]
+    if query.breakdown:
+        params.append(("breakdown", query.breakdown))
+    if query.breakdown and group is not None:
+        params.append(("group", group))
+    params += [("filter", f"{k}={v}") for k, v in query.where.properties]
+    params += [
+        (name, value)
+        for name, value in (("service", query.where.service), ("stage", query.where.stage))
+        if value
+    ]
+    base = reverse("dashboard-users")
+    links = []
+    for step in range(1, len(query.steps) + 1):
+        converted = f"{base}?{urlencode([*params, ('step', str(step))])}"
+        dropped = (
+            f"{base}?{urlencode([*params, ('step', str(step)), ('outcome', 'dropped')])}"
+            if step > 1
+            else None
+        )
+        links.append((converted, dropped))
+    return links
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,62 @@
+"""The raw events a funnel or a retention table reads: one user's named events in a range, filtered as the
+series API filters, with the value a breakdown groups by. Shared so both analyses count the same rows.
+
+Events without a user ID are left out (they belong to nobody's path). Like the series API, every type of
+event with the name counts; step and cohort names are metric names in practice.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F, QuerySet, TextField, Value
+from django.db.models.functions import Coalesce
+
+from apps.common.jsonfields import PropertyText
+from apps.ingest.models import RawEvent
+
+NONE_VALUE = "(none)"  # the group of users whose breakdown property is absent (as the series API says)
+BREAKDOWNS = ("service", "stage")  # and prop:<name>
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events count: property equalities, and optionally one service and one stage."""
+
+    properties: tuple[tuple[str, str], ...] = ()
+    service: str = ""
+    stage: str = ""
+
+
+def event_rows(
+    *, names: tuple[str, ...], start: datetime, end: datetime, where: EventFilter, breakdown: str = ""
+) -> QuerySet:
+    """Return the rows (u, e, t[, b]) of the named events of identified users in [start, end)."""
+    qs = identified_events(names=names, start=start, end=end, where=where)
+    columns = {"u": F("user_id"), "e": F("event"), "t": F("timestamp")}
+    if breakdown:
+        columns["b"] = breakdown_expression(breakdown)
+    return qs.values(**columns)
+
+
+def identified_events(
+    *, names: tuple[str, ...], start: datetime, end: datetime, where: EventFilter
+) -> QuerySet:
+    """Return the named events of identified users in [start, end) that the filters keep."""
+    qs = RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end, event__in=sorted(set(names)))
+    qs = qs.exclude(user_id="")
+    if where.service:
+        qs = qs.filter(service=where.service)
+    if where.stage:
+        qs = qs.filter(stage=where.stage)
+    for index, (name, value) in enumerate(where.properties):
+        qs = qs.alias(**{f"filter_{index}": PropertyText(name)}).filter(**{f"filter_{index}": value})
+    return qs
+
+
+def breakdown_expression(breakdown: str):
+    """Return the value a breakdown groups an event by: its service, stage or a property's text."""
+    if breakdown in BREAKDOWNS:
+        return F(breakdown)
+    if breakdown.startswith("prop:"):
+        return Coalesce(PropertyText(breakdown[5:]), Value(NONE_VALUE), output_field=TextField())
+    raise ValueError(f"unknown breakdown {breakdown!r}")

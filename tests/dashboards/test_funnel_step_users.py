@@ -1,0 +1,164 @@
+"""Who is behind a funnel step: those who reached it and those who dropped off before it, from the API,
+from the funnel's table and chart in the explorer, and on the users page (trails for support only)."""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db
+
+STEPS = "search_made,scene_viewed,download_ordered"
+URL = "/api/v1/metrics/users"
+
+
+def day0() -> datetime:
+    return (
+        (timezone.now() - timedelta(days=2))
+        .astimezone(UTC)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+
+
+def at(minutes: int) -> str:
+    return (day0() + timedelta(minutes=minutes)).isoformat()
+
+
+def funnel(**params) -> dict:
+    return {
+        "steps": STEPS,
+        "window": "3600",
+        "from": day0().isoformat(),
+        "to": (day0() + timedelta(days=1)).isoformat(),
+        **params,
+    }
+
+
+@pytest.fixture
+def paths(store_events):
+    """ana: all three steps (two views); bob: two steps; cy: step 1 only; dee: a view without a search;
+    eve: the three steps on another service, the second one too late (outside the window)."""
+    rows = [
+        ("ana", "search_made", 0, "web"),
+        ("ana", "scene_viewed", 5, "web"),
+        ("ana", "scene_viewed", 6, "web"),
+        ("ana", "download_ordered", 10, "web"),
+        ("bob", "search_made", 0, "web"),
+        ("bob", "scene_viewed", 20, "web"),
+        ("cy", "search_made", 0, "web"),
+        ("dee", "scene_viewed", 0, "web"),
+        ("eve", "search_made", 0, "app"),
+        ("eve", "scene_viewed", 90, "app"),
+    ]
+    store_events(
+        [
+            {
+                "service": service,
+                "event": event,
+                "user_id": user,
+                "correlation_id": f"req-{user}-{n}",
+                "timestamp": at(minutes),
+            }
+            for n, (user, event, minutes, service) in enumerate(rows)
+        ]
+    )
+
+
+@pytest.fixture
+def product(client, make_person):
+    client.force_login(make_person("product"))
+    return client
+
+
+def listed(response) -> list[tuple[str, int]]:
+    assert response.status_code == 200, response.content
+    return [(u["user_id"], u["count"]) for u in response.json()["users"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"step": "1"}, [("ana", 1), ("bob", 1), ("cy", 1), ("eve", 1)]),
+        ({"step": "2"}, [("ana", 2), ("bob", 1)]),  # counts of the step's event: ana viewed twice
+        ({"step": "2", "outcome": "dropped"}, [("cy", 1), ("eve", 1)]),  # their last step reached: search
+        ({"step": "3", "outcome": "dropped"}, [("bob", 1)]),
+        ({"step": "3"}, [("ana", 1)]),
+        ({"step": "2", "breakdown": "service", "group": "app", "outcome": "dropped"}, [("eve", 1)]),
+        ({"step": "2", "window": "7200"}, [("ana", 2), ("bob", 1), ("eve", 1)]),
+    ],
+)
+def test_the_api_lists_a_funnel_steps_users(product, paths, params, expected):
+    assert listed(product.get(URL, funnel(**params))) == expected
+
+
+def test_a_steps_users_are_as_many_as_the_funnel_counts(product, paths):
+    counts = [s["count"] for s in product.get("/api/v1/metrics/funnel", funnel()).json()["steps"]]
+
+    for step, count in enumerate(counts, start=1):
+        assert len(product.get(URL, funnel(step=str(step))).json()["users"]) == count
+    for step in (2, 3):
+        dropped = product.get(URL, funnel(step=str(step), outcome="dropped")).json()["users"]
+        assert len(dropped) == counts[step - 2] - counts[step - 1]
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        (funnel(), "step"),  # which step?
+        (funnel(step="4"), "step"),
+        (funnel(step="0"), "step"),
+        (funnel(step="1", outcome="dropped"), "outcome"),
+        (funnel(step="2", outcome="left"), "outcome"),
+        (funnel(step="2", group="web"), "group"),
+        (funnel(step="2", event="search_made"), "steps"),  # a funnel step and a series' point at once
+        ({"event": "search_made", "step": "2"}, "steps"),  # a step without its funnel
+        (funnel(step="2", breakdown="event"), "breakdown"),
+    ],
+)
+def test_bad_funnel_step_input_is_a_400_naming_the_parameter(product, paths, params, name):
+    response = product.get(URL, params)
+
+    assert response.status_code == 400, response.content
+    assert name in response.json()
+
+
+def explorer_page(client) -> str:
+    params = {
+        "analysis": "funnel",
+        "steps": STEPS,
+        "window": "3600",
+        "range": "custom",
+        "start": day0().strftime("%Y-%m-%dT%H:%M"),
+        "end": (day0() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    response = client.get("/dashboards/", params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_funnel_table_and_chart_lead_to_each_steps_users(product, paths):
+    page = explorer_page(product)
+
+    reached = re.findall(r'<a href="([^"]+)">reached it</a>', page)
+    dropped = re.findall(r'<a href="([^"]+)">dropped off</a>', page)
+    assert len(reached) == 3 and len(dropped) == 2  # nobody drops off before step 1
+    figure = json.loads(re.findall(r'<script type="application/json">(.*?)</script>', page, flags=re.S)[0])
+    chart_links = [point[-1] for point in figure["data"][0]["customdata"]]
+    assert chart_links == [link.replace("&amp;", "&") for link in reached]
+
+    dropped_at_3 = product.get(dropped[1].replace("&amp;", "&"))
+    assert dropped_at_3.status_code == 200
+    html = dropped_at_3.content.decode()
+    assert "step 3 (download_ordered), dropped off before it" in html
+    assert "<code>bob</code>" in html and "<code>ana</code>" not in html
+    assert "/traces/" not in html.split("</nav>", 1)[1]  # product: no trails
+
+
+def test_support_reaches_the_trails_of_a_steps_users(client, make_person, paths):
+    client.force_login(make_person("support"))
+    html = client.get("/dashboards/users/", funnel(step="3")).content.decode()
+
+    assert 'href="/users/ana/"' in html
+    assert 'href="/traces/req-ana-3/"' in html  # her order, in the funnel's range

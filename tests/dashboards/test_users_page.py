@@ -1,0 +1,340 @@
+"""The users page (/dashboards/users/): who is behind a chart's point; support also gets user pages and
+trails. And the charts' points carry its address, for the clicks (kinds, not names, decide which)."""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from django.contrib.auth.models import Group
+
+from apps.accounts.models import AuditEntry
+from apps.dashboards.users_page import PER_PAGE, point_description
+from apps.metrics.people import PointQuery
+
+pytestmark = pytest.mark.django_db
+
+H14 = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
+POINT = {
+    "event": "search_made",
+    "from": "2026-11-03T14:00:00Z",
+    "to": "2026-11-03T15:00:00Z",
+    "breakdown": "service",
+    "value": "tiles",
+}
+
+
+def at(minutes: int) -> str:
+    return (H14 + timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.fixture
+def traffic(aggregate_events):
+    events = [
+        {
+            "event": "search_made",
+            "service": "tiles",
+            "user_id": "ana",
+            "correlation_id": "req-a1",
+            "timestamp": at(5),
+        },
+        {
+            "event": "search_made",
+            "service": "tiles",
+            "user_id": "ana",
+            "correlation_id": "req-a2",
+            "timestamp": at(25),
+        },
+        {
+            "event": "search_made",
+            "service": "tiles",
+            "user_id": "bob",
+            "correlation_id": "req-b1",
+            "timestamp": at(10),
+        },
+        {"event": "search_made", "service": "tiles", "timestamp": at(11)},  # no user
+        {
+            "event": "search_made",
+            "service": "gateway",
+            "user_id": "cyd",
+            "correlation_id": "req-c1",
+            "timestamp": at(12),
+        },
+        # ana's request outside the point's hour: not listed under it.
+        {
+            "event": "search_made",
+            "service": "tiles",
+            "user_id": "ana",
+            "correlation_id": "req-a0",
+            "timestamp": at(-30),
+        },
+    ]
+    return aggregate_events(events)
+
+
+def signed_in(client, make_person, *roles: str):
+    person = make_person(roles[0])
+    for role in roles[1:]:
+        person.groups.add(Group.objects.get_or_create(name=role)[0])
+    client.force_login(person)
+    return client
+
+
+def user_rows(html: str) -> list[tuple[str, str]]:
+    """Return (user ID, events) of each row, in order."""
+    rows = re.findall(r'<td class="user-id">(.*?)</td>\s*<td class="num">(\d+)</td>', html, re.S)
+    return [(re.sub(r"<[^>]+>", "", cell), count) for cell, count in rows]
+
+
+def test_anonymous_people_go_to_the_login_page(client):
+    response = client.get("/dashboards/users/", POINT)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_people_with_neither_product_nor_support_may_not_open_it(client, django_user_model, traffic):
+    client.force_login(django_user_model.objects.create_user("no-role", password="correct-horse-battery"))
+
+    assert client.get("/dashboards/users/", POINT).status_code == 403
+
+
+def test_product_sees_the_users_most_active_first_without_trails(client, make_person, traffic):
+    response = signed_in(client, make_person, "product").get("/dashboards/users/", POINT)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert user_rows(html) == [("ana", "2"), ("bob", "1")]
+    assert "search_made, service = tiles, 2026-11-03 14:00–15:00 UTC" in html
+    assert "1 event of this point carries no user ID" in html
+    assert "2 users, most active first." in html
+    # No trail or user page is reachable from here, not even as text.
+    assert not re.search(r'href="/traces/[^"]', html)  # the nav's search page only
+    assert "/users/" not in html
+    assert "req-a1" not in html
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize("roles", [("support",), ("support", "product"), ("admin",)])
+def test_support_and_admin_reach_each_users_page_and_their_requests(client, make_person, traffic, roles):
+    response = signed_in(client, make_person, *roles).get("/dashboards/users/", POINT)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert user_rows(html) == [("ana", "2"), ("bob", "1")]
+    assert 'href="/users/ana/"' in html and 'href="/users/bob/"' in html
+    assert 'href="/traces/req-a2/"' in html and 'href="/traces/req-a1/"' in html
+    assert 'href="/traces/req-b1/"' in html
+    assert "req-a0" not in html  # outside the point's range
+    assert "req-c1" not in html  # another service's user
+    # Listing requests is a search of them, accountable like the search page; not a trail view.
+    entries = list(AuditEntry.objects.values_list("action", "via"))
+    assert entries == [(AuditEntry.REQUESTS_SEARCHED, "page")]
+
+
+def test_a_user_id_is_text_and_stays_in_its_link(client, make_person, aggregate_events):
+    hostile = "<b>x</b>/../admin"
+    aggregate_events([{"event": "search_made", "service": "tiles", "user_id": hostile, "timestamp": at(5)}])
+
+    html = signed_in(client, make_person, "admin").get("/dashboards/users/", POINT).content.decode()
+
+    assert "<b>x</b>" not in html
+    assert 'href="/users/%3Cb%3Ex%3C%252Fb%3E%252F..%252Fadmin/"' in html  # one path segment
+
+
+def test_the_page_pages_through_many_users(client, make_person, aggregate_events):
+    aggregate_events(
+        [
+            {"event": "search_made", "service": "tiles", "user_id": f"user-{i:03d}", "timestamp": at(i % 60)}
+            for i in range(PER_PAGE + 3)
+        ]
+    )
+    page = signed_in(client, make_person, "product")
+
+    first = page.get("/dashboards/users/", POINT).content.decode()
+    assert len(user_rows(first)) == PER_PAGE
+    next_link = re.search(r'<a href="\?([^"]*)">less active', first).group(1).replace("&amp;", "&")
+    assert dict(parse_qsl(next_link))["offset"] == str(PER_PAGE)
+
+    second = page.get("/dashboards/users/?" + next_link).content.decode()
+    assert [u for u, _ in user_rows(second)] == [f"user-{i:03d}" for i in range(PER_PAGE, PER_PAGE + 3)]
+    assert "less active" not in second and "more active" in second
+
+
+def test_support_pages_ask_the_trace_backend_once_per_listed_user_at_most(
+    client, make_person, aggregate_events, monkeypatch
+):
+    aggregate_events(
+        [
+            {
+                "event": "search_made",
+                "service": "tiles",
+                "user_id": f"u{i}",
+                "correlation_id": f"r{i}",
+                "timestamp": at(i),
+            }
+            for i in range(PER_PAGE + 5)
+        ]
+    )
+    from apps.traces import selectors
+
+    asked = []
+    real = selectors.user_requests
+    monkeypatch.setattr(selectors, "user_requests", lambda **kw: asked.append(kw["user_id"]) or real(**kw))
+
+    response = signed_in(client, make_person, "admin").get("/dashboards/users/", POINT)
+
+    assert response.status_code == 200
+    assert len(asked) == PER_PAGE
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({**POINT, "event": " "}, "event"),
+        ({**POINT, "from": "soon"}, "from"),
+        ({**POINT, "breakdown": ""}, "value"),
+        ({**POINT, "offset": "x"}, "offset"),
+    ],
+)
+def test_a_bad_address_is_a_400_that_names_the_parameter(client, make_person, params, named):
+    response = signed_in(client, make_person, "product").get("/dashboards/users/", params)
+
+    assert response.status_code == 400
+    assert f"<li>{named}: " in response.content.decode()
+
+
+# --- the charts' points carry the users page's address -----------------------------------------------------
+
+
+def figure_of(html: str) -> dict:
+    block = re.search(r'<script type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(block.group(1))
+
+
+def test_each_point_of_an_explorer_chart_links_to_its_users(client, make_person, traffic):
+    page = signed_in(client, make_person, "product")
+    response = page.get(
+        "/dashboards/",
+        {
+            "event": "search_made",
+            "range": "custom",
+            "start": "2026-11-03T12:00",
+            "end": "2026-11-03T16:00",
+            "interval": "hour",
+            "breakdown": "service",
+        },
+    )
+
+    assert response.status_code == 200, re.findall(
+        r'class="(?:field-)?error[^"]*">([^<]*)', response.content.decode()
+    )
+    traces = figure_of(response.content.decode())["data"]
+    assert [t["name"] for t in traces] == ["tiles", "gateway"]
+    tiles_14h = dict(parse_qsl(urlsplit(traces[0]["customdata"][2]).query))
+    assert tiles_14h == POINT
+    # The link lists the point's users.
+    listed = page.get(traces[1]["customdata"][2]).content.decode()
+    assert user_rows(listed) == [("cyd", "1")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "linked"),
+    [
+        ({"measure": "unique_users"}, [True]),
+        ({"measure": "avg:n"}, [False]),
+        ({"compare": "on"}, [True, False]),  # the previous period has no link
+    ],
+)
+def test_only_points_that_count_events_or_users_link(client, make_person, traffic, extra, linked):
+    page = signed_in(client, make_person, "product")
+    response = page.get(
+        "/dashboards/",
+        {
+            "event": "search_made",
+            "range": "custom",
+            "start": "2026-11-03T12:00",
+            "end": "2026-11-03T16:00",
+            "interval": "hour",
+            **extra,
+        },
+    )
+
+    traces = figure_of(response.content.decode())["data"]
+    assert ["customdata" in t for t in traces] == linked
+
+
+def test_the_overviews_events_chart_links_its_points(client, make_person, aggregate_events):
+    from django.utils import timezone
+
+    aggregate_events([{"event": "search_made", "user_id": "ana", "timestamp": timezone.now().isoformat()}])
+
+    html = signed_in(client, make_person, "product").get("/").content.decode()
+
+    figures = re.findall(r'<script type="application/json">(.*?)</script>', html, re.S)
+    per_event, active_users = (json.loads(figure)["data"][0] for figure in figures[:2])
+    today = dict(parse_qsl(urlsplit(per_event["customdata"][-1]).query))
+    assert today["breakdown"] == "event" and today["value"] == "search_made"
+    # Daily active users count every event's users: their link names no event, and lists ana.
+    today_active = active_users["customdata"][-1]
+    assert "event" not in dict(parse_qsl(urlsplit(today_active).query))
+    listed = client.get(today_active).content.decode()
+    assert user_rows(listed) == [("ana", "1")]
+    assert "every event, " in listed
+
+
+@pytest.mark.parametrize(
+    ("point", "text"),
+    [
+        (
+            PointQuery(
+                events=("a", "b"), start=H14, end=H14 + timedelta(hours=1), breakdown="event", value="b"
+            ),
+            "b, 2026-11-03 14:00–15:00 UTC",
+        ),
+        (
+            PointQuery(
+                events=("a",),
+                start=H14.replace(hour=0),
+                end=H14.replace(hour=0) + timedelta(days=1),
+                breakdown="prop:plan",
+                rest=True,
+                exclude=("pro", "free"),
+                filters=(("country", "NL"),),
+            ),
+            "a, plan not pro, free, country = NL, 2026-11-03 (UTC day)",
+        ),
+        (
+            PointQuery(events=("a",), start=H14, end=H14 + timedelta(days=2)),
+            "a, 2026-11-03 14:00 – 2026-11-05 14:00 UTC",
+        ),
+    ],
+)
+def test_the_page_says_which_point_it_is(point, text):
+    assert point_description(point) == text
+
+
+def test_the_database_work_of_a_page_does_not_grow_with_its_users(client, make_person, aggregate_events):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    page = signed_in(client, make_person, "product")
+
+    def queries_with(users: int) -> int:
+        aggregate_events(
+            [
+                {
+                    "event": "search_made",
+                    "service": "tiles",
+                    "user_id": f"n{users}-{i}",
+                    "timestamp": at(i % 60),
+                }
+                for i in range(users)
+            ]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert page.get("/dashboards/users/", POINT).status_code == 200
+        return len(queries)
+
+    assert queries_with(2) == queries_with(PER_PAGE + 10)
