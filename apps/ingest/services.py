@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, JSONField, OuterRef, Q
 from django.utils import timezone
@@ -17,7 +18,7 @@ from apps.accounts.models import AuditEntry
 from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
-from .conform import MAX_SKEW_CORRECTION, SendContext, conform_event
+from .conform import FUTURE_TOLERANCE, MAX_SKEW_CORRECTION, SendContext, conform_event
 from .models import EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, RecentEventKey, Service
 from .signals import events_stored
 
@@ -188,6 +189,8 @@ def _insert_new_events(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) ->
 # How far apart the stored timestamps of one event's sends can be: each send is corrected for clock skew by
 # at most MAX_SKEW_CORRECTION, so two of them differ by at most twice that.
 RESEND_WINDOW = 2 * MAX_SKEW_CORRECTION
+# Slack for the clocks of the web and beat machines and the database, which stamp and forget recent keys.
+CLOCK_SLACK = timedelta(minutes=10)
 
 
 def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[int]:
@@ -200,13 +203,30 @@ def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -
     So, in one statement: the key goes into RecentEventKey (a concurrent insert of the same key waits for
     this one and skips it), and a key new there is still skipped when a committed row of the same event
     lies within RESEND_WINDOW of its timestamp (an original received before the recent keys' horizon).
+    That look at the neighbouring days is needed only for an event old enough that its original's key may
+    have been forgotten (see `_neighbour_check_age`): live traffic is spared it.
     """
     if connection.vendor != "postgresql":
         return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
     document = msgspec.json.encode(rows).decode()
+    params = [document, _neighbour_check_age(), RESEND_WINDOW, RESEND_WINDOW]
     with connection.cursor() as cursor:
-        cursor.execute(_partitioned_insert_sql(tuple(columns)), [document, RESEND_WINDOW, RESEND_WINDOW])
+        cursor.execute(_partitioned_insert_sql(tuple(columns)), params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def _neighbour_check_age() -> timedelta | None:
+    """Return the age of timestamp from which an event must be looked for in the neighbouring days; None:
+    every event (recent keys kept too briefly for the shortcut).
+
+    Why younger events need no look: a key is forgotten INGEST_RECENT_KEY_HOURS after its event was stored;
+    an event cannot be stored before its timestamp less FUTURE_TOLERANCE (conform clamps the future); and a
+    re-send's timestamp is within RESEND_WINDOW of the original's. So an original whose key is gone has a
+    timestamp older than now - INGEST_RECENT_KEY_HOURS + FUTURE_TOLERANCE, and any re-send of it one older
+    than that + RESEND_WINDOW. A younger event's original, if stored, still has its key, which decides.
+    """
+    age = timedelta(hours=settings.INGEST_RECENT_KEY_HOURS) - RESEND_WINDOW - FUTURE_TOLERANCE - CLOCK_SLACK
+    return age if age > timedelta(0) else None
 
 
 @functools.cache
@@ -231,8 +251,10 @@ def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
         f" INSERT INTO {table} ({', '.join(names)})"
         f" SELECT {', '.join(f'i.{name}' for name in names)} FROM incoming i"
         f" JOIN fresh f ON f.service = i.service AND f.event_id = i.event_id"
-        f" WHERE NOT EXISTS (SELECT 1 FROM {table} o WHERE o.service = i.service AND o.event_id = i.event_id"
-        f'  AND o."timestamp" >= i."timestamp" - %s AND o."timestamp" <= i."timestamp" + %s)'
+        # NULL age: the comparison is NULL, and NOT EXISTS alone decides.
+        f' WHERE (i."timestamp" > now() - %s::interval'
+        f"  OR NOT EXISTS (SELECT 1 FROM {table} o WHERE o.service = i.service AND o.event_id = i.event_id"
+        f'  AND o."timestamp" >= i."timestamp" - %s AND o."timestamp" <= i."timestamp" + %s))'
         # Never met (the keys above decide), but an arbiter keeps a double from ever failing the batch.
         f' ON CONFLICT (service, event_id, "timestamp") DO NOTHING'
         f" RETURNING id"
@@ -242,7 +264,14 @@ def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
 def recent_keys_release(*, keys: Q) -> int:
     """Forget the recent keys matching `keys` whose events are no longer stored (retention or a purge
     deleted them), so that a replay stores those events again; return how many."""
-    stored = RawEvent.objects.filter(service=OuterRef("service"), event_id=OuterRef("event_id"))
+    # Where the insert looks for an original (see raw_events_store): the range also lets a partitioned table
+    # probe those days' partitions only.
+    stored = RawEvent.objects.filter(
+        service=OuterRef("service"),
+        event_id=OuterRef("event_id"),
+        timestamp__gte=OuterRef("timestamp") - RESEND_WINDOW,
+        timestamp__lte=OuterRef("timestamp") + RESEND_WINDOW,
+    )
     return RecentEventKey.objects.filter(keys).exclude(Exists(stored)).delete()[0]
 
 

@@ -89,6 +89,15 @@ def test_the_migration_keeps_every_row_with_its_id_and_backwards_too(make_key):
             received_at=timezone.now(),
         )
         assert (again.accepted, again.duplicates) == (0, 1)
+        # A row received lately got its recent key: a re-send young enough to skip the look at the
+        # neighbouring days is still recognised.
+        recent = send(
+            api_key,
+            [{"event": "e0", "event_id": str(before[6][1]), "timestamp": before[6][2].isoformat()}],
+            received_at=timezone.now(),
+        )
+        assert (recent.accepted, recent.duplicates) == (0, 1)
+        assert RawEvent.objects.filter(event_id__in=[before[0][1], before[6][1]]).count() == 2
 
         migrate(BEFORE)
 
@@ -174,6 +183,48 @@ def test_a_resend_skew_corrected_onto_the_next_day_is_stored_once(key):
     third = send(key, [item], received_at=later, sent_at=later - timedelta(minutes=6))
     assert (third.accepted, third.duplicates) == (0, 1)
     assert RawEvent.objects.filter(event_id=item["event_id"]).count() == 1
+
+
+@pytest.mark.django_db
+def test_keys_forgotten_on_time_never_let_a_resend_in_young_or_old(key, settings):
+    """A young event is stored on its recent key alone (no look at the neighbouring days); an old one is
+    looked for there too. Beat forgets a key INGEST_RECENT_KEY_HOURS after its event was stored."""
+    now = timezone.now()
+    young = {
+        "event": "young",
+        "event_id": str(uuid.uuid4()),
+        "timestamp": (now - timedelta(hours=1)).isoformat(),
+    }
+    old = {
+        "event": "old",
+        "event_id": str(uuid.uuid4()),
+        "timestamp": (now - timedelta(hours=30)).isoformat(),
+    }
+    assert send(key, [young, old], received_at=now).accepted == 2
+    # The old event's original arrived long ago (a replay, a late batch): its key is past the horizon.
+    RecentEventKey.objects.filter(event_id=old["event_id"]).update(
+        stored_at=now - timedelta(hours=settings.INGEST_RECENT_KEY_HOURS, minutes=1)
+    )
+
+    assert partitions_maintain(now=now)["keys_forgotten"] == 1
+    again = send(key, [young, old], received_at=now + timedelta(seconds=5))
+
+    assert (again.accepted, again.duplicates) == (0, 2)
+    assert RawEvent.objects.filter(event__in=["young", "old"]).count() == 2
+
+
+@pytest.mark.django_db
+def test_with_keys_kept_briefly_every_event_is_looked_for_in_the_neighbouring_days(key, settings):
+    settings.INGEST_RECENT_KEY_HOURS = 24  # less than the resend window: no event may rely on its key alone
+    now = timezone.now()
+    item = {"event": "brief", "event_id": str(uuid.uuid4()), "timestamp": now.isoformat()}
+    assert send(key, [item], received_at=now).accepted == 1
+    RecentEventKey.objects.all().delete()  # what beat does a day later
+
+    again = send(key, [item], received_at=now + timedelta(seconds=5))
+
+    assert (again.accepted, again.duplicates) == (0, 1)
+    assert RawEvent.objects.filter(event="brief").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

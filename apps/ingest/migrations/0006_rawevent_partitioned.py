@@ -11,6 +11,7 @@ Reversible: backwards makes one plain table again, every row kept.
 
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import migrations, models
 
 TABLE = "ingest_rawevent"
@@ -96,6 +97,14 @@ def to_partitioned(apps, schema_editor):
         )
         cursor.execute(f'DROP TABLE "{old}"')  # and its identity sequence, freeing the name
         cursor.execute(f'ALTER SEQUENCE "{SEQUENCE}_new" RENAME TO "{SEQUENCE}"')
+        # The recent keys of the rows stored lately, as if the partitioned insert had stored them: the insert
+        # trusts a young event's key alone (apps/ingest/services.py `_neighbour_check_age`).
+        cursor.execute(
+            'INSERT INTO ingest_recenteventkey (service, event_id, "timestamp", stored_at) '
+            f'SELECT service, event_id, "timestamp", received_at FROM "{TABLE}" WHERE received_at >= %s '
+            "ON CONFLICT (service, event_id) DO NOTHING",
+            [datetime.now(UTC) - timedelta(hours=settings.INGEST_RECENT_KEY_HOURS, minutes=10)],
+        )
 
 
 def to_plain(apps, schema_editor):
