@@ -204,15 +204,30 @@ def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -
     this one and skips it), and a key new there is still skipped when a committed row of the same event
     lies within RESEND_WINDOW of its timestamp (an original received before the recent keys' horizon).
     That look at the neighbouring days is needed only for an event old enough that its original's key may
-    have been forgotten (see `_neighbour_check_age`): live traffic is spared it.
+    have been forgotten (see `_neighbour_check_age`): a batch of live traffic is spared it, and otherwise it
+    names the days it may look at, so PostgreSQL plans and probes those partitions only, not every day kept.
     """
     if connection.vendor != "postgresql":
         return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
+    if not rows:
+        return []
     document = msgspec.json.encode(rows).decode()
-    params = [document, _neighbour_check_age(), RESEND_WINDOW, RESEND_WINDOW]
+    age = _neighbour_check_age()
+    position = list(columns).index("timestamp")
+    moments = [_as_datetime(row[position]) for row in rows]
+    if age is not None and min(moments) > timezone.now() - age:
+        sql, params = _partitioned_insert_sql(tuple(columns), look_around=False), [document]
+    else:
+        sql = _partitioned_insert_sql(tuple(columns), look_around=True)
+        window = (min(moments) - RESEND_WINDOW, max(moments) + RESEND_WINDOW)
+        params = [document, age, RESEND_WINDOW, RESEND_WINDOW, *window]
     with connection.cursor() as cursor:
-        cursor.execute(_partitioned_insert_sql(tuple(columns)), params)
+        cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _neighbour_check_age() -> timedelta | None:
@@ -230,8 +245,9 @@ def _neighbour_check_age() -> timedelta | None:
 
 
 @functools.cache
-def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
-    """Return the statement that stores new events once (see `raw_events_store`); PostgreSQL only."""
+def _partitioned_insert_sql(columns: tuple[str, ...], *, look_around: bool) -> str:
+    """Return the statement that stores new events once (see `raw_events_store`); PostgreSQL only. With
+    `look_around`, an event new to the recent keys is also looked for in the neighbouring days."""
     fields = [RawEvent._meta.get_field(name) for name in columns]
     quote = connection.ops.quote_name
     names = [quote(field.column) for field in fields]
@@ -251,13 +267,20 @@ def _partitioned_insert_sql(columns: tuple[str, ...]) -> str:
         f" INSERT INTO {table} ({', '.join(names)})"
         f" SELECT {', '.join(f'i.{name}' for name in names)} FROM incoming i"
         f" JOIN fresh f ON f.service = i.service AND f.event_id = i.event_id"
-        # NULL age: the comparison is NULL, and NOT EXISTS alone decides.
-        f' WHERE (i."timestamp" > now() - %s::interval'
-        f"  OR NOT EXISTS (SELECT 1 FROM {table} o WHERE o.service = i.service AND o.event_id = i.event_id"
-        f'  AND o."timestamp" >= i."timestamp" - %s AND o."timestamp" <= i."timestamp" + %s))'
+        + (
+            # NULL age: the comparison is NULL, and NOT EXISTS alone decides. The last two bounds are
+            # constants (the batch's window) that let the planner leave the other days' partitions out.
+            f' WHERE (i."timestamp" > now() - %s::interval'
+            f"  OR NOT EXISTS (SELECT 1 FROM {table} o"
+            f"  WHERE o.service = i.service AND o.event_id = i.event_id"
+            f'  AND o."timestamp" >= i."timestamp" - %s AND o."timestamp" <= i."timestamp" + %s'
+            f'  AND o."timestamp" >= %s AND o."timestamp" <= %s))'
+            if look_around
+            else ""
+        )
         # Never met (the keys above decide), but an arbiter keeps a double from ever failing the batch.
-        f' ON CONFLICT (service, event_id, "timestamp") DO NOTHING'
-        f" RETURNING id"
+        + ' ON CONFLICT (service, event_id, "timestamp") DO NOTHING'
+        " RETURNING id"
     )
 
 
