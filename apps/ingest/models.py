@@ -189,6 +189,13 @@ class RawEvent(models.Model):
             PostgresPartialIndex(
                 fields=["user_id", "timestamp"], name="rawevent_user_ts", condition=~models.Q(user_id="")
             ),
+            # Funnels and retention (apps/metrics/eventrows.py): each step reads one event's rows in a time
+            # range, user included, from this index alone (an index-only scan reads ~1/10 of the table).
+            PostgresPartialIndex(
+                fields=["event", "timestamp", "user_id"],
+                name="rawevent_event_ts_user",
+                condition=~models.Q(user_id=""),
+            ),
             models.Index(fields=["timestamp"], name="rawevent_ts"),
             # The overview's ingest rate and dead-letter count.
             models.Index(fields=["received_at"], name="rawevent_received"),
