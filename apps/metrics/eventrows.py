@@ -66,10 +66,16 @@ def breakdown_expression(breakdown: str):
     raise ValueError(f"unknown breakdown {breakdown!r}")
 
 
-# A funnel or a retention table reads millions of rows in one statement: PostgreSQL's planner then expects
-# so much work that it JIT-compiles the plan, ~0.5 s spent before the first row on a plan that is I/O-bound;
-# and each step's sort and hash of a busy month overflow the default 4 MB of memory to disk.
-ANALYSIS_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+# A funnel or a retention table reads millions of rows in one statement. PostgreSQL's planner then expects
+# so much work that it JIT-compiles the plan (~0.5 s before the first row of an I/O-bound plan); a month's
+# per-user aggregates overflow the default 4 MB of memory to disk; and, misjudging how many users a step's
+# CTE holds, it sorts a step's ~1M rows by user ID (collation-aware text comparisons: seconds) for a merge
+# join, where a hash join of the step's few thousand users with those rows takes a quarter of the time.
+ANALYSIS_SETTINGS = (
+    "SET LOCAL jit = off",
+    "SET LOCAL work_mem = '64MB'",
+    "SET LOCAL enable_mergejoin = off",
+)
 
 
 @contextmanager
