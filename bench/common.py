@@ -60,6 +60,9 @@ class Config:
     metrics_raw_runs: int = field(default_factory=lambda: env_int("BENCH_METRICS_RAW_RUNS", 5))
     archive_events: int = field(default_factory=lambda: env_int("BENCH_ARCHIVE_EVENTS", 500_000))
     replay_workers: int = field(default_factory=lambda: env_int("BENCH_REPLAY_WORKERS", 2))
+    # Set by bench.run when both run: the metrics benchmark leaves its raw events to the analytics one
+    # (the same generator, sizes and days), which then need not generate 10M rows again.
+    share_raw_events: bool = False
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -539,8 +539,10 @@ def run(config: Config) -> list[Result]:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=DAYS)
     log(f"metrics: generating {config.metrics_events:,} raw events over {DAYS} days and their rollups")
+    global _raw_events_loaded
     try:
         timings = load(config.metrics_events, start)
+        _raw_events_loaded = (start, config.metrics_events)
         log(
             "metrics: loaded in "
             + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in timings.items())
@@ -550,4 +552,16 @@ def run(config: Config) -> list[Result]:
         return measure(config, start)
     finally:
         # Leave a small database behind: the next run drops it anyway, but 10M rows need not wait for it.
-        _cleanup(("ingest_rawevent", *ROLLUP_TABLES))
+        if config.share_raw_events and _raw_events_loaded:
+            _cleanup(ROLLUP_TABLES)  # the analytics benchmark reads the raw events next, then empties them
+        else:
+            _raw_events_loaded = None
+            _cleanup(("ingest_rawevent", *ROLLUP_TABLES))
+
+
+_raw_events_loaded: tuple[datetime, int] | None = None  # (start, count) of the raw events `run` left
+
+
+def raw_events_loaded() -> tuple[datetime, int] | None:
+    """Return (start, count) of the raw events this benchmark generated and left in place, if it did."""
+    return _raw_events_loaded

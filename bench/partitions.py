@@ -1,5 +1,5 @@
 """`retention_drop`: retention removing one day of raw events by dropping its partition, beside a DELETE of
-the same rows from an unpartitioned copy (the table as it was before migration 0006, same indexes).
+the same rows from an unpartitioned copy (the table as it was before migration 0007, same indexes).
 
 The day's rows (BENCH_PARTITION_EVENTS, default 1,000,000) and a tenth as many of the next day, which both
 keep, are generated inside PostgreSQL, processed already (retention drops only what the rollups hold).
@@ -65,7 +65,7 @@ def _generate(table: str, start: datetime, total: int) -> None:
 
 
 def _plain_copy() -> None:
-    """Make the unpartitioned table as migration 0006 found it: same columns, keys and indexes."""
+    """Make the unpartitioned table as migration 0007 found it: same columns, keys and indexes."""
     _sql(f"DROP TABLE IF EXISTS {PLAIN}")
     _sql(f"CREATE TABLE {PLAIN} (LIKE ingest_rawevent INCLUDING DEFAULTS)")
     _sql(f"INSERT INTO {PLAIN} SELECT * FROM ingest_rawevent")

@@ -210,7 +210,7 @@ class RawEvent(models.Model):
     class Meta:
         constraints = [
             # The idempotency key: a re-sent event is recognised and never stored twice. On PostgreSQL the
-            # table is partitioned by day (migration 0006, apps/ingest/partitions.py): there this name holds
+            # table is partitioned by day (migration 0007, apps/ingest/partitions.py): there this name holds
             # (service, event_id, timestamp), and RecentEventKey with a check of the neighbouring days makes
             # the key exact again (apps/ingest/services.py).
             models.UniqueConstraint(fields=["service", "event_id"], name="rawevent_unique_service_event_id"),
@@ -222,6 +222,13 @@ class RawEvent(models.Model):
             # PostgreSQL proves a partial index's condition for at most 100 values (then it scans).
             PostgresPartialIndex(
                 fields=["user_id", "timestamp"], name="rawevent_user_ts", condition=~models.Q(user_id="")
+            ),
+            # Funnels and retention (apps/metrics/eventrows.py): each step reads one event's rows in a time
+            # range, user included, from this index alone (an index-only scan reads ~1/10 of the table).
+            PostgresPartialIndex(
+                fields=["event", "timestamp", "user_id"],
+                name="rawevent_event_ts_user",
+                condition=~models.Q(user_id=""),
             ),
             models.Index(fields=["timestamp"], name="rawevent_ts"),
             # The overview's ingest rate and dead-letter count.

@@ -29,7 +29,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def is_partitioned() -> bool:
-    """Return whether the raw-event table is partitioned (PostgreSQL after migration 0006)."""
+    """Return whether the raw-event table is partitioned (PostgreSQL after migration 0007)."""
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:

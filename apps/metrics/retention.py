@@ -26,7 +26,7 @@ from typing import Any
 from django.db import connection
 
 from . import buckets
-from .eventrows import EventFilter, event_rows
+from .eventrows import EventFilter, analysis_cursor, event_rows
 
 RETENTION_INTERVALS = ("day", "week")
 MAX_COHORTS = 400
@@ -144,7 +144,7 @@ def _cells_in_sql(query: RetentionQuery, start: datetime, end: datetime) -> dict
         f" UNION ALL SELECT f.c, (b.d::date - f.c::date) / {days}, COUNT(*)"
         " FROM firsts AS f JOIN backs AS b ON b.u = f.u AND b.last > f.t0 GROUP BY 1, 2"
     )
-    with connection.cursor() as cursor:
+    with analysis_cursor() as cursor:
         cursor.execute(statement, (*params, query.start_event, query.return_event))
         return {(c.replace(tzinfo=UTC), k): n for c, k, n in cursor.fetchall()}
 

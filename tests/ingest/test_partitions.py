@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="partitions are PostgreSQL's; SQLite keeps one table"
 )
 
-BEFORE = [("ingest", "0005_rawevent_spans")]
-AFTER = [("ingest", "0006_rawevent_partitioned")]
+BEFORE = [("ingest", "0006_rawevent_event_ts_user")]
+AFTER = [("ingest", "0007_rawevent_partitioned")]
 
 
 def partition_of(pk: int) -> str:

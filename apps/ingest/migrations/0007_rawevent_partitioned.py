@@ -134,7 +134,7 @@ def to_plain(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ingest", "0005_rawevent_spans"),
+        ("ingest", "0006_rawevent_event_ts_user"),
     ]
 
     operations = [
