@@ -6,6 +6,7 @@ the 32 KiB limit and truncation."""
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import os
@@ -49,10 +50,6 @@ _TRUNCATE_CHARS = 8_192
 # snapshot. Anything else is copied or turned into its JSON form in the caller (see _snapshot).
 PLAIN = frozenset({str, int, float, bool, type(None)})
 _EVENT_ID_BATCH = 1024
-# Which random hex digit fills each character of an ID's 8-4-4-4-12 spelling (None: a dash).
-_ID_COLUMNS = [
-    None if slot in (8, 13, 18, 23) else slot - sum(slot > d for d in (8, 13, 18, 23)) for slot in range(36)
-]
 _VARIANT_DIGITS = bytes.maketrans(b"0123456789abcdef", b"89ab89ab89ab89ab")
 _ID_SLOT = 37  # an ID and the space after it
 _spare_event_ids: list[str] = []
@@ -192,21 +189,15 @@ def discard_spare_event_ids() -> None:
 def _make_event_ids(count: int) -> list[str]:
     """Return ``count`` random UUID4 strings made from one ``os.urandom`` call.
 
-    ``str(uuid.uuid4())`` costs about 2 µs; this about 0.15 µs an ID. The IDs are written side by side in
-    37-character slots (36 for the ID, then a space to split on), column by column: one strided copy per
-    column for all IDs, not one per ID.
+    ``str(uuid.uuid4())`` costs about 2 µs; this well under 0.1 µs an ID. Each ID gets 36 random hex
+    digits and a space after them, in one ``hexlify`` call; then one strided write per column fixes the
+    dashes, the version and the variant for all IDs at once.
     """
-    digits = os.urandom(16 * count).hex().encode("ascii")  # 32 random hex digits per ID
-    text = bytearray(b" " * (_ID_SLOT * count - 1))  # no space after the last ID
-    for slot, column in enumerate(_ID_COLUMNS):
-        if column is None:
-            text[slot::_ID_SLOT] = b"-" * count
-        elif slot == 14:
-            text[slot::_ID_SLOT] = b"4" * count  # the version digit replaces a random one
-        elif slot == 19:
-            text[slot::_ID_SLOT] = digits[column::32].translate(_VARIANT_DIGITS)  # variant bits 10xx
-        else:
-            text[slot::_ID_SLOT] = digits[column::32]
+    text = bytearray(binascii.hexlify(os.urandom(18 * count), b" ", 18))  # 18 bytes: 36 digits
+    for slot in (8, 13, 18, 23):
+        text[slot::_ID_SLOT] = b"-" * count
+    text[14::_ID_SLOT] = b"4" * count  # the version digit
+    text[19::_ID_SLOT] = text[19::_ID_SLOT].translate(_VARIANT_DIGITS)  # variant bits 10xx
     return text.decode("ascii").split(" ")
 
 
