@@ -54,8 +54,8 @@ class Sender:
         self.transport = transport
         self.reporter = reporter
         self.thread: threading.Thread | None = None
-        # The caller's side is Tracker.track, which appends to ``queue`` itself (a call layer here would
-        # cost as much as the append): below ``max_queue`` long, then ``wake()`` once it is ``wake_at`` long.
+        # The caller's side is Tracker.track, which appends to ``queue`` itself while it is shorter than
+        # ``append_below`` (a call layer here would cost as much as the append), and calls put() otherwise.
         self.queue: deque[tuple[Any, ...]] = deque()  # events as encoding.capture made them
         self.max_queue = config.max_queue
         self._lock = threading.Lock()
@@ -66,7 +66,7 @@ class Sender:
         # The thread sleeps on _wakeup; a caller whose append makes the queue wake_at long calls wake().
         # 1 at first: the first event starts the thread.
         self._wakeup = threading.Event()
-        self.wake_at = 1
+        self._set_wake_at(1)
         self._thread_failed = False
         self._stopping = threading.Event()
         self._abort = abort
@@ -86,12 +86,21 @@ class Sender:
 
     def wake(self) -> None:
         """Start the sender thread, or wake it: the queue just became ``wake_at`` long."""
-        self.wake_at = _NEVER
+        self._set_wake_at(_NEVER)
         if self.thread is None:
             if not self._thread_failed:
                 self._start_thread()
         else:
             self._wakeup.set()
+
+    def _set_wake_at(self, length: int) -> None:
+        """Ask to be woken when the queue is ``length`` long (_NEVER: not at all).
+
+        ``append_below`` goes with it: a caller finding the queue shorter may append without put()'s
+        checks, since its event neither fills the queue nor makes it ``wake_at`` long.
+        """
+        self.wake_at = length
+        self.append_below = min(self.max_queue, length - 1)
 
     def progress(self) -> tuple[int, int]:
         """Return (events ever queued, events queued and not yet delivered or given up)."""
@@ -213,11 +222,11 @@ class Sender:
     def _sleep_until(self, length: int, timeout: float) -> None:
         """Sleep until the queue is ``length`` long, flush or stop set ``_wakeup``, or ``timeout`` passed."""
         self._wakeup.clear()
-        self.wake_at = length
+        self._set_wake_at(length)
         # Checked after publishing wake_at: an append before this is seen here, one after sets _wakeup.
         if len(self.queue) < length and not self._urgent():
             self._wakeup.wait(timeout)
-        self.wake_at = _NEVER
+        self._set_wake_at(_NEVER)
 
     def _take(self, limit: int) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -164,7 +164,6 @@ class Tracker:
         self._transport = Transport(self.config, self._reporter, self._abort)
         self._sender = Sender(self.config, self._transport, self._reporter, self._abort)
         self._queue = self._sender.queue  # track() appends here itself (see Sender)
-        self._max_queue = self._sender.max_queue
         self._pid_checked(time.time())
 
     def _pid_checked(self, at: float) -> None:
@@ -254,11 +253,8 @@ class Tracker:
         )
         if self._pid_checked_at <= at < self._queue_until:
             queue = self._queue
-            if len(queue) < self._max_queue:
+            if len(queue) < self._sender.append_below:  # room, and nobody to wake (see Sender)
                 queue.append(record)
-                sender = self._sender
-                if len(queue) >= sender.wake_at:
-                    sender.wake()
                 return event_id
         return self._submit(record)
 
