@@ -51,6 +51,7 @@ _INDEX_FIELDS = (
     "duration_ms",
 )
 # One thread per worker process sends search bulks; it uses no database connection.
+BULK_SIZE = 500
 _indexer: tuple[int, ThreadPoolExecutor] | None = None
 
 
@@ -168,24 +169,35 @@ def _condition_sql(condition: Q) -> str:
 
 
 class _Indexing:
-    """A search bulk running in the indexer thread."""
+    """A chunk's search bulks, sent one after another from the indexer thread (BULK_SIZE documents each,
+    as the backend sends them), so that the bulks finished by the time the rollups are written can be
+    marked in the same UPDATE."""
 
-    def __init__(self, future: Future | None) -> None:
-        self.future = future
+    def __init__(self, rows: list[IndexRow]) -> None:
+        backend, pool = get_trace_backend(), _indexer_pool()
+        self.futures: list[Future] = [
+            pool.submit(backend.index_events, part) for part in chunks(rows, BULK_SIZE)
+        ]
         self.marked: set[int] = set()  # ids whose indexed_at the aggregation's UPDATE already set
 
     def outcome(self) -> IndexOutcome:
-        """Wait for the bulk's outcome (empty when nothing was sent); raise BackendUnavailable on failure."""
-        return self.future.result() if self.future is not None else IndexOutcome()
+        """Wait for every bulk and return their outcome together; raise BackendUnavailable if one failed (the
+        chunk's indexing is then retried whole: indexing again what was indexed changes nothing)."""
+        outcome = IndexOutcome()
+        for future in self.futures:
+            part = future.result()
+            outcome.indexed.extend(part.indexed)
+            outcome.rejected.update(part.rejected)
+            outcome.retry_later.update(part.retry_later)
+        return outcome
 
     def indexed_so_far(self) -> set[int]:
-        """Return the ids the bulk stored if it has finished, else none: never wait for it."""
-        if self.future is None or not self.future.done():
-            return set()
-        try:
-            return set(self.outcome().indexed)
-        except BackendUnavailable:
-            return set()  # retried on its own
+        """Return the ids stored by the bulks that have finished: never wait for one."""
+        indexed: set[int] = set()
+        for future in self.futures:
+            if future.done() and future.exception() is None:
+                indexed.update(future.result().indexed)
+        return indexed
 
 
 def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
@@ -194,8 +206,8 @@ def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
     The chunk's pending events are read first and sent to the search backend from the indexer thread
     while this thread claims the events, writes their rollups, marks them aggregated and commits: the
     rollups never wait for the search bulk, so another worker never waits for this one's rollup rows
-    while a bulk runs. When the bulk has already finished by then, the same UPDATE marks the events
-    indexed too (one row version instead of two); else one UPDATE after the bulk does. A down search
+    while a bulk runs. The events whose bulk has already finished by then are marked indexed by the same
+    UPDATE (one row version instead of two); one UPDATE after the bulks marks the rest. A down search
     backend never holds back the rollups: the outcome says so and the caller retries the indexing.
     """
     pending = pending_events(event_ids)
@@ -203,7 +215,7 @@ def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
         skipped = len(event_ids)
         return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
     rows = pending.to_index
-    indexing = _Indexing(_indexer_pool().submit(get_trace_backend().index_events, rows) if rows else None)
+    indexing = _Indexing(rows)
     result = ProcessOutcome(
         aggregated=aggregate_chunk(event_ids=event_ids, indexing=indexing, bounds=pending.bounds)
     )
@@ -409,5 +421,5 @@ def stale_event_ids(*, grace_seconds: int, limit: int) -> SweepOutcome:
     return SweepOutcome(unaggregated, unindexed)
 
 
-def chunks(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
