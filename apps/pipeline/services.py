@@ -104,11 +104,6 @@ class PendingEvents:
     bounds: Bounds | None
 
 
-def rows_to_index(event_ids: list[int]) -> list[IndexRow]:
-    """Return the chunk's events that still wait for indexing (not indexed, not refused), in id order."""
-    return pending_events(event_ids, aggregation=False).to_index
-
-
 def pending_events(event_ids: list[int], *, aggregation: bool = True) -> PendingEvents:
     """Read the chunk's events still to index (and, with `aggregation`, those still to aggregate) in one
     query; return the ones to index and the time range of all of them."""
@@ -261,7 +256,7 @@ def aggregate_chunk(
         except Exception as exc:
             logger.exception("event %s failed aggregation", event_id)
             outcome.failed += 1
-            outcome.dead_lettered += _record_failure(event_id, f"{type(exc).__name__}: {exc}")
+            outcome.dead_lettered += _record_failure(event_id, f"{type(exc).__name__}: {exc}", bounds)
     return outcome
 
 
@@ -326,14 +321,14 @@ def _bound_params(bounds: Bounds) -> dict[str, datetime]:
     return {"earliest": bounds[0], "latest": bounds[1]}
 
 
-def _record_failure(event_id: int, reason: str) -> int:
+def _record_failure(event_id: int, reason: str, bounds: Bounds) -> int:
     """Count a failed attempt; dead-letter the event at the limit. Return 1 when it was dead-lettered."""
-    RawEvent.objects.filter(pk=event_id).update(
+    RawEvent.objects.filter(pk=event_id, timestamp__range=bounds).update(
         aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000]
     )
     return (
         RawEvent.objects.awaiting_aggregation()
-        .filter(pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS)
+        .filter(pk=event_id, timestamp__range=bounds, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS)
         .update(
             dead_lettered_at=timezone.now(),
             last_error=f"dead-lettered after repeated failures: {reason}"[:2000],
