@@ -69,13 +69,16 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `ingest_batch_gzip_events_per_s`: the same with gzip bodies (reported, no goal).
 - `ingest_batch_vs_single_event`: batch events/s ÷ events/s of one-event `POST /api/v1/events`.
 - `pipeline_events_per_s`: events/s of the whole pipeline (`process_events` tasks in chunks of
-  `PIPELINE_CHUNK_SIZE`: the search bulk in a thread while one statement claims the chunk and upserts its
-  counts, numbers and user sketches, then one UPDATE marks both) with one Celery worker process (prefork,
+  `PIPELINE_CHUNK_SIZE`: one read of the chunk's pending rows, the search bulks in a thread while one
+  statement claims the chunk and upserts its counts, numbers and user sketches and one UPDATE marks it
+  aggregated (and indexed where its bulk is done), committed before the rest of the bulk is waited for,
+  then one UPDATE marks the rest indexed) with one Celery worker process (prefork,
   concurrency 1), from `enqueue_events` until every event has `aggregated_at` and `indexed_at`; best of
   `BENCH_ROUNDS` rounds, alternating with the two-worker phase. Raw events (20 names, 5 services, 1000
   users, 2-3 numbers each, 2 days, in time order) are COPY'd in unprocessed first. Baseline:
   `elasticsearch.helpers.bulk` of the same documents (`document_for`, built beforehand) into fresh indices
-  from one process, 500 a request like the backend.
+  from one process, 500 a request like the backend, timed in every round beside the pipeline phases (best
+  of the rounds), as is the rollup upsert below, so each ratio compares phases under the same load.
 - `pipeline_vs_rollup_upsert`: the same pipeline figure beside `rollups_add_sql` over the whole data set
   in one transaction: the app's own set-based rollup statement, without claiming, marking, indexing or
   Celery (reported, no goal).
