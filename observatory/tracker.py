@@ -45,6 +45,8 @@ __all__ = ["Delivery", "Tracker", "flush", "get_tracker", "log", "set_tracker", 
 logger = logging.getLogger("observatory.tracker")
 
 _PID_CHECK_INTERVAL = 0.001  # seconds of track() time between two looks at os.getpid() (see _submit)
+# How long shutdown() waits past its timeout for an aborted sender thread to give up (and count) its events.
+ABORT_GRACE_SECONDS = 1.0
 _CLOSED = float("-inf")  # Tracker._queue_until when track() may not append without the checks of _submit
 _now = time.time
 _current_correlation_id = correlation.current_get
@@ -301,7 +303,8 @@ class Tracker:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush (waiting at most ``timeout``, default ``shutdown_timeout``), then stop the sender thread.
 
-        Events still pending after the timeout are abandoned and counted in ``failed_events``. Return
+        Events still pending after the timeout are abandoned and counted in ``failed_events`` (the sender
+        thread gets up to ``ABORT_GRACE_SECONDS`` more to finish a request in flight and count them). Return
         whether everything was delivered. Called automatically at interpreter exit.
         """
         self._check_pid()
@@ -317,6 +320,9 @@ class Tracker:
             pending = self.stats()["queued"]
             self._abort.set()
             logger.warning("observatory: shutdown timed out; %d event(s) were not delivered", pending)
+            # The thread counts what it abandons in failed_events once it sees the abort, which may take
+            # it the end of an HTTP request: give it a moment past the deadline so the count is there.
+            deadline = max(deadline, time.monotonic() + ABORT_GRACE_SECONDS)
         self._sender.stop(deadline)
         self._transport.close()
         return delivered
