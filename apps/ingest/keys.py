@@ -1,19 +1,22 @@
 """Service keys looked up by their secret, with the one set of rules: unknown, revoked, expired.
 
-A usable key is kept in this process for INGEST_KEY_CACHE_SECONDS, so that a batch does not pay a query
-for its key: a key changed through the ORM (revoked, rotated, its service renamed) is forgotten at once in
-the process that changed it (`key_changed`); one changed elsewhere is seen when its entry ends. Expiry at
-the end of a rotation's grace is checked on every request against the cached `expires_at`.
+A usable key is kept in the cache (as personal tokens are, `apps/accounts/selectors.py`) for
+INGEST_KEY_CACHE_SECONDS, so that a batch does not pay a query for its key. A key or service changed through
+the ORM (revoked, rotated, renamed, deleted) is forgotten at once (`key_changed`, `service_changed`): in
+every process with a shared CACHE_URL, else in the process that changed it, the others seeing it when the
+entry ends. Expiry at the end of a rotation's grace is checked on every request against the cached
+`expires_at`.
 """
 
-import time
 from datetime import datetime
 
 from django.conf import settings
+from django.core.cache import cache
 
+from apps.common.instances import partial_instance
 from apps.common.secrets import secret_hash
 
-from .models import ApiKey
+from .models import ApiKey, Service
 
 
 class UnknownKey(Exception):
@@ -34,9 +37,13 @@ class UnusableKey(Exception):
         return f"API key {self.api_key.prefix} was rotated and has expired; use its successor."
 
 
-# secret hash -> (time.monotonic() when read from the database, the key with its service). Only usable
-# keys: a flood of unknown secrets cannot grow it, and a dead key is always told from the database.
-_usable_keys: dict[str, tuple[float, ApiKey]] = {}
+def key_cache_key(key_hash: str) -> str:
+    return f"ingest-key:v1:{key_hash}"
+
+
+# Only usable keys are cached (a flood of unknown secrets cannot grow the cache, and a dead key is always
+# told from the database), as plain values: nothing to unpickle into a class a newer deployment changed.
+_KEY_FIELDS = ("id", "prefix", "stage", "can_forward", "label", "revoked_at", "expires_at", "service_id")
 
 
 def api_key_for_secret(*, raw: str, now: datetime) -> ApiKey:
@@ -46,38 +53,36 @@ def api_key_for_secret(*, raw: str, now: datetime) -> ApiKey:
     from an unknown one.
     """
     digest = secret_hash(raw)
-    cached = _usable_keys.get(digest)
-    if cached is not None and time.monotonic() - cached[0] < settings.INGEST_KEY_CACHE_SECONDS:
-        api_key = cached[1]
+    cached = cache.get(key_cache_key(digest))
+    if cached is not None:
+        api_key = _from_cached(digest, cached)
         if api_key.is_usable(now):
             return api_key
         raise UnusableKey(api_key)
-    read_at = time.monotonic()
     api_key = ApiKey.objects.usable(now).select_related("service").filter(key_hash=digest).first()
     if api_key is not None:
-        _usable_keys[digest] = (read_at, api_key)
+        values = (*(getattr(api_key, name) for name in _KEY_FIELDS), api_key.service.name)
+        cache.set(key_cache_key(digest), values, timeout=settings.INGEST_KEY_CACHE_SECONDS)
         return api_key
-    _usable_keys.pop(digest, None)
     dead = ApiKey.objects.filter(key_hash=digest).first()
     if dead is None:
         raise UnknownKey
     raise UnusableKey(dead)
 
 
-def keys_forget(*, key_hashes: list[str] | None = None) -> None:
-    """Forget cached keys: those with these hashes, or every one (None)."""
-    if key_hashes is None:
-        _usable_keys.clear()
-        return
-    for digest in key_hashes:
-        _usable_keys.pop(digest, None)
+def _from_cached(digest: str, values: tuple) -> ApiKey:
+    *fields, service_name = values
+    api_key = partial_instance(ApiKey, {**dict(zip(_KEY_FIELDS, fields, strict=True)), "key_hash": digest})
+    api_key.service = partial_instance(Service, {"id": api_key.service_id, "name": service_name})
+    return api_key
 
 
 def key_changed(sender, instance: ApiKey, **kwargs) -> None:
-    """Receiver of ApiKey saves and deletes: this process stops using its cached copy at once."""
-    keys_forget(key_hashes=[instance.key_hash])
+    """Receiver of ApiKey saves and deletes: the cached copy is not used again."""
+    cache.delete(key_cache_key(instance.key_hash))
 
 
-def service_changed(sender, instance, **kwargs) -> None:
-    """Receiver of Service saves and deletes: cached keys carry their service's name (rare: forget all)."""
-    keys_forget()
+def service_changed(sender, instance: Service, **kwargs) -> None:
+    """Receiver of Service saves and deletes: its keys' cached copies carry its name."""
+    hashes = ApiKey.objects.filter(service_id=instance.pk).values_list("key_hash", flat=True)
+    cache.delete_many([key_cache_key(digest) for digest in hashes])
