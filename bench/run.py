@@ -70,13 +70,16 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `ingest_batch_gzip_events_per_s`: the same with gzip bodies (reported, no goal).
 - `ingest_batch_vs_single_event`: batch events/s ÷ events/s of one-event `POST /api/v1/events`.
 - `pipeline_events_per_s`: events/s of the whole pipeline (`process_events` tasks in chunks of
-  `PIPELINE_CHUNK_SIZE`: the search bulk in a thread while one statement claims the chunk and upserts its
-  counts, numbers and user sketches, then one UPDATE marks both) with one Celery worker process (prefork,
+  `PIPELINE_CHUNK_SIZE`: one read of the chunk's pending rows, the search bulks in a thread while one
+  statement claims the chunk and upserts its counts, numbers and user sketches and one UPDATE marks it
+  aggregated (and indexed where its bulk is done), committed before the rest of the bulk is waited for,
+  then one UPDATE marks the rest indexed) with one Celery worker process (prefork,
   concurrency 1), from `enqueue_events` until every event has `aggregated_at` and `indexed_at`; best of
   `BENCH_ROUNDS` rounds, alternating with the two-worker phase. Raw events (20 names, 5 services, 1000
   users, 2-3 numbers each, 2 days, in time order) are COPY'd in unprocessed first. Baseline:
   `elasticsearch.helpers.bulk` of the same documents (`document_for`, built beforehand) into fresh indices
-  from one process, 500 a request like the backend.
+  from one process, 500 a request like the backend, timed in every round beside the pipeline phases (best
+  of the rounds), as is the rollup upsert below, so each ratio compares phases under the same load.
 - `pipeline_vs_rollup_upsert`: the same pipeline figure beside `rollups_add_sql` over the whole data set
   in one transaction: the app's own set-based rollup statement, without claiming, marking, indexing or
   Celery (reported, no goal).
@@ -115,11 +118,12 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   insert and Celery (replay) add to it.
 - `client_track_us_per_call` (lower is better): what `Tracker.track()` costs its caller, in µs per call,
   over `BENCH_CLIENT_CALLS` calls of realistic events (name, 3-4 properties, user, correlation ID; best of
-  `BENCH_ROUNDS`). The tracker points at a closed loopback port with a queue that holds every call, so the
-  figure is the caller's own work (copy the properties, stamp time, correlation ID and event ID, enqueue;
-  encoding, size checks and gzip happen in the sender thread) and does not depend on the network: the
-  sender thread sleeps in its back-off. Baseline: a bare `queue.Queue.put` of the same dicts in the same
-  process, timed once the sender has drained its queue (goal: track() at most 3× a put).
+  at least 5 rounds). The tracker points at a closed loopback port with a queue that holds every call, so
+  the figure is the caller's own work (copy the properties, stamp time, correlation ID and event ID,
+  enqueue; encoding, size checks and gzip happen in the sender thread) and does not depend on the network:
+  the sender thread has tried the port once and sleeps in a back-off longer than the loop before the clock
+  starts. Baseline: a bare `queue.Queue.put` of the same property dicts, unpacked from the same rows by
+  the same loop, in the same process (goal: track() at most 3× a put).
 - `client_tracker_events_per_s`: events/s one Tracker (batch size 100, gzip, in its own process, a queue
   that holds all `BENCH_CLIENT_EVENTS`) delivers to the portal under gunicorn, from the first `track()`
   until `flush()` returned and every event is stored (rows counted). Baseline: one client process POSTing

@@ -54,16 +54,19 @@ class Sender:
         self.transport = transport
         self.reporter = reporter
         self.thread: threading.Thread | None = None
-        self._queue: deque[tuple[Any, ...]] = deque()  # events as encoding.capture made them
-        self._max_queue = config.max_queue
+        # The caller's side is Tracker.track, which appends to ``queue`` itself while it is shorter than
+        # ``append_below`` (a call layer here would cost as much as the append), and calls put() otherwise.
+        self.queue: deque[tuple[Any, ...]] = deque()  # events as encoding.capture made them
+        self.max_queue = config.max_queue
         self._lock = threading.Lock()
         self._done_changed = threading.Condition(self._lock)
         self._taken = 0
         self._done = 0
         self._flush_target = 0
-        # The thread sleeps on _wakeup; a caller whose append makes the queue _wake_at long sets it.
+        # The thread sleeps on _wakeup; a caller whose append makes the queue wake_at long calls wake().
+        # 1 at first: the first event starts the thread.
         self._wakeup = threading.Event()
-        self._wake_at = _NEVER
+        self._set_wake_at(1)
         self._thread_failed = False
         self._stopping = threading.Event()
         self._abort = abort
@@ -71,23 +74,38 @@ class Sender:
     # -- the caller's side -------------------------------------------------------------------------
 
     def put(self, event: tuple[Any, ...]) -> bool:
-        """Queue an event without blocking; return False when the queue is full."""
-        queue = self._queue
+        """Queue an event without blocking; return False when the queue is full (track() inlines this)."""
+        queue = self.queue
         # Without a lock, threads tracking at the same instant may overshoot max_queue by one each.
-        if len(queue) >= self._max_queue:
+        if len(queue) >= self.max_queue:
             return False
         queue.append(event)
-        if len(queue) >= self._wake_at:
-            self._wake_at = _NEVER
-            self._wakeup.set()
-        if self.thread is None and not self._thread_failed:
-            self._start_thread()
+        if len(queue) >= self.wake_at:
+            self.wake()
         return True
+
+    def wake(self) -> None:
+        """Start the sender thread, or wake it: the queue just became ``wake_at`` long."""
+        self._set_wake_at(_NEVER)
+        if self.thread is None:
+            if not self._thread_failed:
+                self._start_thread()
+        else:
+            self._wakeup.set()
+
+    def _set_wake_at(self, length: int) -> None:
+        """Ask to be woken when the queue is ``length`` long (_NEVER: not at all).
+
+        ``append_below`` goes with it: a caller finding the queue shorter may append without put()'s
+        checks, since its event neither fills the queue nor makes it ``wake_at`` long.
+        """
+        self.wake_at = length
+        self.append_below = min(self.max_queue, length - 1)
 
     def progress(self) -> tuple[int, int]:
         """Return (events ever queued, events queued and not yet delivered or given up)."""
         with self._lock:
-            queued = len(self._queue)
+            queued = len(self.queue)
             return self._taken + queued, self._taken - self._done + queued
 
     def deliver(self, events: list[tuple[Any, ...]]) -> None:
@@ -116,7 +134,7 @@ class Sender:
     def flush(self, timeout: float | None) -> bool:
         """Wait until every event queued before this call was delivered or given up (see Tracker.flush)."""
         with self._lock:
-            target = self._taken + len(self._queue)
+            target = self._taken + len(self.queue)
             if self._done >= target:
                 return True
             self._flush_target = max(self._flush_target, target)
@@ -178,7 +196,7 @@ class Sender:
                 finally:
                     if batch:
                         self._mark_done(len(batch))
-                if self._stopping.is_set() and not self._queue:
+                if self._stopping.is_set() and not self.queue:
                     return
 
     def _urgent(self) -> bool:
@@ -186,7 +204,7 @@ class Sender:
 
     def _next_batch(self) -> list[tuple[Any, ...]]:
         """Take up to batch_size events, waiting at most flush_interval after the first one."""
-        queue = self._queue
+        queue = self.queue
         batch_size = self.config.batch_size
         while not queue:
             if self._stopping.is_set():
@@ -204,15 +222,15 @@ class Sender:
     def _sleep_until(self, length: int, timeout: float) -> None:
         """Sleep until the queue is ``length`` long, flush or stop set ``_wakeup``, or ``timeout`` passed."""
         self._wakeup.clear()
-        self._wake_at = length
-        # Checked after publishing _wake_at: an append before this is seen here, one after sets _wakeup.
-        if len(self._queue) < length and not self._urgent():
+        self._set_wake_at(length)
+        # Checked after publishing wake_at: an append before this is seen here, one after sets _wakeup.
+        if len(self.queue) < length and not self._urgent():
             self._wakeup.wait(timeout)
-        self._wake_at = _NEVER
+        self._set_wake_at(_NEVER)
 
     def _take(self, limit: int) -> list[tuple[Any, ...]]:
         with self._lock:
-            queue = self._queue
+            queue = self.queue
             batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
             self._taken += len(batch)
         return batch

@@ -17,14 +17,25 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from . import _guard, encoding
+from . import _guard, correlation, encoding
 from .config import BATCH_PATH as BATCH_PATH
 from .config import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from .config import MAX_BATCH_EVENTS as MAX_BATCH_EVENTS
 from .config import MAX_EVENT_BYTES as MAX_EVENT_BYTES
 from .config import TrackerConfig
 from .delivery import Counters, Delivery, Reporter, Throttle
-from .encoding import AT_INDEX, EVENT_ID_INDEX, capture, normalise_level
+from .encoding import (
+    AT_INDEX,
+    EVENT_ID_INDEX,
+    PLAIN,
+    capture,
+    copy_properties,
+    new_event_id,
+    next_spare_event_id,
+    normalise_level,
+    snapshot_properties,
+    take_user_id,
+)
 from .encoding import LOG_LEVELS as LOG_LEVELS
 from .sender import Sender
 from .transport import Transport
@@ -34,6 +45,11 @@ __all__ = ["Delivery", "Tracker", "flush", "get_tracker", "log", "set_tracker", 
 logger = logging.getLogger("observatory.tracker")
 
 _PID_CHECK_INTERVAL = 0.001  # seconds of track() time between two looks at os.getpid() (see _submit)
+# How long shutdown() waits past its timeout for an aborted sender thread to give up (and count) its events.
+ABORT_GRACE_SECONDS = 1.0
+_CLOSED = float("-inf")  # Tracker._queue_until when track() may not append without the checks of _submit
+_now = time.time
+_current_correlation_id = correlation.current_get
 
 
 class _Setting:
@@ -141,7 +157,6 @@ class Tracker:
     def _init_process_state(self, on_delivery: Callable[[Delivery], None] | None) -> None:
         """Create everything that must not be shared with a forked child: queue, locks, thread, session."""
         self._pid = os.getpid()
-        self._pid_checked_at = time.time()
         self._closed = False
         # The fast path of _submit: a URL, not sync mode, not shut down.
         self._queueing = self.config.endpoint is not None and not self.config.sync
@@ -150,6 +165,14 @@ class Tracker:
         self._abort = threading.Event()  # set when shutdown gives up: cut retries and back-off short
         self._transport = Transport(self.config, self._reporter, self._abort)
         self._sender = Sender(self.config, self._transport, self._reporter, self._abort)
+        self._queue = self._sender.queue  # track() appends here itself (see Sender)
+        self._pid_checked(time.time())
+
+    def _pid_checked(self, at: float) -> None:
+        """Note that the process ID was checked at ``at``: track() may append without checks until
+        ``_queue_until`` (while queueing at all, and as long as the clock does not go back before ``at``)."""
+        self._pid_checked_at = at
+        self._queue_until = at + _PID_CHECK_INTERVAL if self._queueing else _CLOSED
 
     def _after_fork_in_child(self) -> None:
         # The parent's queued events stay the parent's job; the child starts empty with its own
@@ -198,8 +221,44 @@ class Tracker:
         Encoding and the size limit are the sender thread's work; an event too large for the portal is
         reported to ``on_delivery`` as rejected.
         """
-        event_record = capture("metric", event, properties, user_id, timestamp, correlation_id, event_id)
-        return self._submit(event_record)
+        # encoding.capture's steps and _submit's queueing in this one frame: at about a microsecond a call,
+        # each call layer, attribute or global lookup saved here shows (log() takes the plain route).
+        at = _now()
+        props = properties.copy() if type(properties) is dict else copy_properties(properties)
+        if "user_id" in props or "userId" in props:
+            user_id = take_user_id(props, user_id)
+        for value in props.values():
+            if type(value) not in PLAIN:
+                props = snapshot_properties(props)
+                break
+        if correlation_id is None:
+            correlation_id = _current_correlation_id()
+        if event_id is None:
+            try:
+                event_id = next_spare_event_id()
+            except IndexError:
+                event_id = new_event_id()
+        else:
+            event_id = str(event_id)
+        record = (
+            "metric",
+            str(event),
+            None if user_id is None else str(user_id),
+            timestamp,
+            at,
+            None if correlation_id is None else str(correlation_id),
+            event_id,
+            None,
+            None,
+            *props,
+            *props.values(),
+        )
+        if self._pid_checked_at <= at < self._queue_until:
+            queue = self._queue
+            if len(queue) < self._sender.append_below:  # room, and nobody to wake (see Sender)
+                queue.append(record)
+                return event_id
+        return self._submit(record)
 
     def log(
         self,
@@ -244,7 +303,8 @@ class Tracker:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush (waiting at most ``timeout``, default ``shutdown_timeout``), then stop the sender thread.
 
-        Events still pending after the timeout are abandoned and counted in ``failed_events``. Return
+        Events still pending after the timeout are abandoned and counted in ``failed_events`` (the sender
+        thread gets up to ``ABORT_GRACE_SECONDS`` more to finish a request in flight and count them). Return
         whether everything was delivered. Called automatically at interpreter exit.
         """
         self._check_pid()
@@ -254,11 +314,15 @@ class Tracker:
         deadline = time.monotonic() + max(0.0, timeout)
         delivered = self.flush(timeout)
         self._queueing = False
+        self._queue_until = _CLOSED
         self._closed = True
         if not delivered:
             pending = self.stats()["queued"]
             self._abort.set()
             logger.warning("observatory: shutdown timed out; %d event(s) were not delivered", pending)
+            # The thread counts what it abandons in failed_events once it sees the abort, which may take
+            # it the end of an HTTP request: give it a moment past the deadline so the count is there.
+            deadline = max(deadline, time.monotonic() + ABORT_GRACE_SECONDS)
         self._sender.stop(deadline)
         self._transport.close()
         return delivered
@@ -286,7 +350,7 @@ class Tracker:
         checked = self._pid_checked_at
         if not checked <= at < checked + _PID_CHECK_INTERVAL:
             self._check_pid()
-            self._pid_checked_at = at
+            self._pid_checked(at)
         if self._queueing and self._sender.put(event):
             return event[EVENT_ID_INDEX]
         return self._submit_otherwise(event)
@@ -376,7 +440,12 @@ def track(
     event_id: str | uuid.UUID | None = None,
 ) -> str | None:
     """Record a metric event on the default Tracker (see :meth:`Tracker.track`)."""
-    return get_tracker().track(
+    tracker = _default
+    if tracker is None:
+        tracker = get_tracker()
+    if timestamp is None and correlation_id is None and event_id is None:
+        return tracker.track(event, properties, user_id)  # no keyword packing when there is nothing to pass
+    return tracker.track(
         event, properties, user_id, timestamp=timestamp, correlation_id=correlation_id, event_id=event_id
     )
 

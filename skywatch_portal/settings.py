@@ -276,6 +276,9 @@ INGEST_MAX_BODY_BYTES = 1024 * 1024
 # A gzip body may expand to this much JSON; more is refused as a decompression bomb.
 INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024)
 INGEST_RATE_LIMIT = os.environ.get("INGEST_RATE_LIMIT", "3000/min")
+# A usable service key is cached this long; a change through the ORM forgets it at once (in every process
+# with a shared CACHE_URL, else in the one that made it: the others see it within this time).
+INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5)
 INGEST_NODE = os.environ.get("INGEST_NODE") or socket.gethostname()
 
 # --- REST framework and the OpenAPI schema.

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS
+
+from apps.common.instances import partial_instance
 
 from .models import PersonalToken
 
@@ -41,7 +42,7 @@ class TokenGrant:
         """Return the owner as a user with only the fields the APIs read loaded (others load on access) and
         their roles attached, so that the role check asks the database nothing."""
         user_model = get_user_model()
-        user = _partial(
+        user = partial_instance(
             user_model,
             {
                 user_model._meta.pk.attname: self.user_id,
@@ -54,7 +55,7 @@ class TokenGrant:
         return user
 
     def token(self) -> PersonalToken:
-        return _partial(
+        return partial_instance(
             PersonalToken,
             {
                 "id": self.token_id,
@@ -80,12 +81,6 @@ class TokenGrant:
     def from_cached(cls, value: tuple) -> "TokenGrant":
         token_id, prefix, user_id, username, is_superuser, roles, last_used_at = value
         return cls(token_id, prefix, False, user_id, username, is_superuser, frozenset(roles), last_used_at)
-
-
-def _partial(model, values: dict):
-    """Return an instance of `model` as if loaded with only these fields (the others load when read)."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
 
 
 def personal_token_grant(*, key_hash: str) -> TokenGrant | None:

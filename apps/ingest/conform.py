@@ -4,6 +4,7 @@ A pure function of one item and its sending context; no database, no settings. E
 written down as a note, so support staff can see that `userId` became `user_id` or that a clock was off.
 """
 
+import functools
 import json
 import math
 import re
@@ -307,13 +308,12 @@ def _event_id(fields: dict, extra: dict, event: dict, context: SendContext, note
 def _service_and_stage(
     fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]
 ) -> None:
+    if "service" not in fields and "stage" not in fields and _plain_names(context.service, context.stage):
+        event["service"], event["stage"] = context.service, context.stage  # most items: the key's own
+        return
     service = fields.get("service", context.service)
     stage = fields.get("stage", context.stage)
-    for name, value, limit in (("service", service, MAX_SERVICE_LENGTH), ("stage", stage, MAX_STAGE_LENGTH)):
-        if not isinstance(value, str) or not value.strip():
-            raise ConformError(name, "must be a non-empty string")
-        if len(value.strip()) > limit or _CONTROL_CHARS.search(value):
-            raise ConformError(name, f"must be at most {limit} printable characters")
+    _check_service_and_stage(service, stage)
     service, stage = service.strip(), stage.strip()
     if (service, stage) != (context.service, context.stage) and not context.can_forward:
         raise ConformError(
@@ -323,6 +323,25 @@ def _service_and_stage(
             out_of_scope=True,
         )
     event["service"], event["stage"] = service, stage
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_names(service: str, stage: str) -> bool:
+    """Return whether a key's service and stage pass the checks unchanged (as every key's do), so that an
+    item naming neither takes them without checking them again; else the item goes the long way."""
+    try:
+        _check_service_and_stage(service, stage)
+    except ConformError:
+        return False
+    return (service.strip(), stage.strip()) == (service, stage)
+
+
+def _check_service_and_stage(service: Any, stage: Any) -> None:
+    for name, value, limit in (("service", service, MAX_SERVICE_LENGTH), ("stage", stage, MAX_STAGE_LENGTH)):
+        if not isinstance(value, str) or not value.strip():
+            raise ConformError(name, "must be a non-empty string")
+        if len(value.strip()) > limit or _CONTROL_CHARS.search(value):
+            raise ConformError(name, f"must be at most {limit} printable characters")
 
 
 def _properties(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:

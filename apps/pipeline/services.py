@@ -2,25 +2,27 @@
 
 Rollups and indexing are tracked apart (`aggregated_at`, `indexed_at`), so a down search cluster never
 blocks the rollups and re-indexing never touches a count. `process_chunk` does both at once: the search
-bulk runs in a thread while the rollups are written, and one UPDATE records both.
+bulk runs in a thread while the rollups are written and committed.
 """
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Max, Min, Q, Value, When
 from django.db.models.functions import Left
 from django.utils import timezone
 
 from apps.common.errors import BackendUnavailable
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AWAITING_AGGREGATION, AWAITING_INDEX, RawEvent
 from apps.metrics.services import deltas_for, rollups_apply, rollups_claim_and_add
 from apps.traces.search import get_trace_backend
 from apps.traces.search.base import IndexOutcome
@@ -49,6 +51,7 @@ _INDEX_FIELDS = (
     "duration_ms",
 )
 # One thread per worker process sends search bulks; it uses no database connection.
+BULK_SIZE = 500
 _indexer: tuple[int, ThreadPoolExecutor] | None = None
 
 
@@ -87,62 +90,157 @@ class IndexRow:
         self.pk = self.id
 
 
-def rows_to_index(event_ids: list[int]) -> list[IndexRow]:
-    """Return the chunk's events that still wait for indexing (not indexed, not refused), in id order."""
-    pending = RawEvent.objects.awaiting_index().filter(pk__in=event_ids)
-    return [IndexRow(values) for values in pending.order_by("pk").values_list(*_INDEX_FIELDS)]
+# The earliest and latest timestamp of a chunk's events: every statement that touches raw events by id also
+# bounds their timestamp, so that PostgreSQL reads only the partitions of a table partitioned by time.
+Bounds = tuple[datetime, datetime]
+
+
+@dataclass
+class PendingEvents:
+    """A chunk's events with work left: those still to index, and the time range of all of them (None when
+    no event of the chunk has work left)."""
+
+    to_index: list[IndexRow]
+    bounds: Bounds | None
+
+
+def pending_events(event_ids: list[int], *, aggregation: bool = True) -> PendingEvents:
+    """Read the chunk's events still to index (and, with `aggregation`, those still to aggregate) in one
+    query; return the ones to index and the time range of all of them."""
+    if connection.vendor == "postgresql":
+        # Arrays as parameters and the JSON columns decoded by msgspec (they come as text): half the cost
+        # of the ORM's IN list and json.loads for a chunk's rows.
+        with connection.cursor() as cursor:
+            cursor.execute(_pending_sql(aggregation), {"ids": event_ids})
+            records = cursor.fetchall()
+        rows = [IndexRow(_decoded(record[:-1])) for record in records if record[-1]]
+    else:
+        condition = AWAITING_AGGREGATION | AWAITING_INDEX if aggregation else AWAITING_INDEX
+        records = list(
+            RawEvent.objects.filter(condition, pk__in=event_ids)
+            .annotate(to_index=ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField()))
+            .order_by("pk")
+            .values_list(*_INDEX_FIELDS, "to_index")
+        )
+        rows = [IndexRow(r[:-1]) for r in records if r[-1]]
+    if not records:
+        return PendingEvents(to_index=[], bounds=None)
+    times = [r[_TIMESTAMP] for r in records]
+    return PendingEvents(to_index=rows, bounds=(min(times), max(times)))
+
+
+_TIMESTAMP, _PROPERTIES, _NOTES = (_INDEX_FIELDS.index(name) for name in ("timestamp", "properties", "notes"))
+
+
+def _decoded(values: Sequence[Any]) -> list[Any]:
+    """Return a row's values with its JSON columns (text from the cursor) decoded: msgspec keeps integers
+    beyond 64 bits exact."""
+    decoded = list(values)
+    decoded[_PROPERTIES] = msgspec.json.decode(decoded[_PROPERTIES])
+    decoded[_NOTES] = msgspec.json.decode(decoded[_NOTES])
+    return decoded
+
+
+@functools.cache
+def _pending_sql(aggregation: bool) -> str:
+    awaiting_index = _condition_sql(AWAITING_INDEX)
+    waiting = (
+        f"({awaiting_index}) OR ({_condition_sql(AWAITING_AGGREGATION)})" if aggregation else awaiting_index
+    )
+    columns = ", ".join(connection.ops.quote_name(name) for name in _INDEX_FIELDS)
+    return (
+        f"SELECT {columns}, ({awaiting_index}) FROM ingest_rawevent"
+        f" WHERE id = ANY(%(ids)s) AND ({waiting}) ORDER BY id"
+    )
+
+
+def _condition_sql(condition: Q) -> str:
+    """Return a pipeline state's condition as SQL, from the one definition RawEventQuerySet uses."""
+    query = RawEvent.objects.filter(condition).query
+    sql, params = query.where.as_sql(query.get_compiler(connection=connection), connection)
+    if params:
+        raise ValueError(f"a pipeline state's condition takes no parameters: {sql} {params}")
+    return sql
 
 
 class _Indexing:
-    """A search bulk running in the indexer thread; `indexed_ids()` waits for it."""
+    """A chunk's search bulks, sent one after another from the indexer thread (BULK_SIZE documents each,
+    as the backend sends them), so that the bulks finished by the time the rollups are written can be
+    marked in the same UPDATE."""
 
-    def __init__(self, future: Future | None) -> None:
-        self.future = future
+    def __init__(self, rows: list[IndexRow]) -> None:
+        backend, pool = get_trace_backend(), _indexer_pool()
+        self.futures: list[Future] = [
+            pool.submit(backend.index_events, part) for part in chunks(rows, BULK_SIZE)
+        ]
         self.marked: set[int] = set()  # ids whose indexed_at the aggregation's UPDATE already set
 
     def outcome(self) -> IndexOutcome:
-        """Return the bulk's outcome (empty when nothing was sent); raise BackendUnavailable if it failed."""
-        return self.future.result() if self.future is not None else IndexOutcome()
+        """Wait for every bulk and return their outcome together; raise BackendUnavailable if one failed (the
+        chunk's indexing is then retried whole: indexing again what was indexed changes nothing)."""
+        outcome = IndexOutcome()
+        for future in self.futures:
+            part = future.result()
+            outcome.indexed.extend(part.indexed)
+            outcome.rejected.update(part.rejected)
+            outcome.retry_later.update(part.retry_later)
+        return outcome
 
-    def indexed_ids(self) -> list[int]:
-        """Return the ids the bulk stored, or none when it failed (then it is retried on its own)."""
-        try:
-            return self.outcome().indexed
-        except BackendUnavailable:
-            return []
+    def indexed_so_far(self) -> set[int]:
+        """Return the ids stored by the bulks that have finished: never wait for one."""
+        indexed: set[int] = set()
+        for future in self.futures:
+            if future.done() and future.exception() is None:
+                indexed.update(future.result().indexed)
+        return indexed
 
 
 def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
     """Aggregate and index a chunk at once.
 
-    The chunk's documents are read first and sent to the search backend from the indexer thread while
-    this thread claims the events and writes their rollups; the transaction then waits for the bulk, and
-    one UPDATE marks the claimed events aggregated (and indexed, those the bulk stored). A down search
+    The chunk's pending events are read first and sent to the search backend from the indexer thread
+    while this thread claims the events, writes their rollups, marks them aggregated and commits: the
+    rollups never wait for the search bulk, so another worker never waits for this one's rollup rows
+    while a bulk runs. The events whose bulk has already finished by then are marked indexed by the same
+    UPDATE (one row version instead of two); one UPDATE after the bulks marks the rest. A down search
     backend never holds back the rollups: the outcome says so and the caller retries the indexing.
     """
-    rows = rows_to_index(event_ids)
-    indexing = _Indexing(_indexer_pool().submit(get_trace_backend().index_events, rows) if rows else None)
-    result = ProcessOutcome(aggregated=aggregate_chunk(event_ids=event_ids, indexing=indexing))
+    pending = pending_events(event_ids)
+    if pending.bounds is None:
+        skipped = len(event_ids)
+        return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
+    rows = pending.to_index
+    indexing = _Indexing(rows)
+    result = ProcessOutcome(
+        aggregated=aggregate_chunk(event_ids=event_ids, indexing=indexing, bounds=pending.bounds)
+    )
     try:
         outcome = indexing.outcome()
     except BackendUnavailable as exc:
         result.index_unavailable = str(exc)
         return result
-    result.indexed = _record_index_outcome(outcome, already_marked=indexing.marked, sent=len(rows))
+    result.indexed = _record_index_outcome(outcome, already_marked=indexing.marked, bounds=pending.bounds)
     result.indexed.skipped = len(event_ids) - len(rows)
     return result
 
 
-def aggregate_chunk(*, event_ids: list[int], indexing: _Indexing | None = None) -> ChunkOutcome:
+def aggregate_chunk(
+    *, event_ids: list[int], indexing: _Indexing | None = None, bounds: Bounds | None = None
+) -> ChunkOutcome:
     """Add a chunk's events to the rollups and mark them aggregated, in one transaction.
 
     Rows another worker holds are skipped (SKIP LOCKED), rows already aggregated are ignored, so running a
     chunk twice, or two workers on one chunk, counts every event once. If the chunk fails for a reason
     other than the database being down, each event is retried alone so one poison event cannot hold back
-    the rest; an event that fails PIPELINE_MAX_ATTEMPTS times is dead-lettered with the reason.
+    the rest; an event that fails PIPELINE_MAX_ATTEMPTS times is dead-lettered with the reason. `bounds`
+    (the events' time range) is read when the caller did not.
     """
+    if bounds is None:
+        bounds = _time_range(event_ids)
+        if bounds is None:
+            return ChunkOutcome(skipped=len(event_ids))
     try:
-        return _aggregate(event_ids, indexing)
+        return _aggregate(event_ids, indexing, bounds)
     except (OperationalError, InterfaceError):
         raise  # the database is down or the transaction was cut off: retry later, count nothing
     except Exception as exc:
@@ -150,7 +248,7 @@ def aggregate_chunk(*, event_ids: list[int], indexing: _Indexing | None = None) 
     outcome = ChunkOutcome()
     for event_id in event_ids:
         try:
-            part = _aggregate([event_id], None)
+            part = _aggregate([event_id], None, bounds)
             outcome.done += part.done
             outcome.skipped += part.skipped
         except (OperationalError, InterfaceError):
@@ -158,26 +256,38 @@ def aggregate_chunk(*, event_ids: list[int], indexing: _Indexing | None = None) 
         except Exception as exc:
             logger.exception("event %s failed aggregation", event_id)
             outcome.failed += 1
-            outcome.dead_lettered += _record_failure(event_id, f"{type(exc).__name__}: {exc}")
+            outcome.dead_lettered += _record_failure(event_id, f"{type(exc).__name__}: {exc}", bounds)
     return outcome
 
 
-def _aggregate(event_ids: list[int], indexing: _Indexing | None) -> ChunkOutcome:
+def _time_range(event_ids: list[int]) -> Bounds | None:
+    """Return the time range of the chunk's events still to aggregate (None when there are none)."""
+    found = (
+        RawEvent.objects.awaiting_aggregation()
+        .filter(pk__in=event_ids)
+        .aggregate(earliest=Min("timestamp"), latest=Max("timestamp"))
+    )
+    return None if found["earliest"] is None else (found["earliest"], found["latest"])
+
+
+def _aggregate(event_ids: list[int], indexing: _Indexing | None, bounds: Bounds) -> ChunkOutcome:
+    both: list[int] = []
     with transaction.atomic():
-        claimed = _claim_and_add(event_ids)
+        claimed = _claim_and_add(event_ids, bounds)
         if claimed:
-            indexed = set(indexing.indexed_ids()) if indexing is not None else set()
+            indexed = indexing.indexed_so_far() if indexing is not None else set()
             both = [pk for pk in claimed if pk in indexed]
-            _mark_aggregated(claimed, indexed=both)
-            if indexing is not None:
-                indexing.marked.update(both)
+            _mark_aggregated(claimed, indexed=both, bounds=bounds)
+    if indexing is not None:  # only once committed: these need no UPDATE after the bulk
+        indexing.marked.update(both)
     return ChunkOutcome(done=len(claimed), skipped=len(event_ids) - len(claimed))
 
 
-def _claim_and_add(event_ids: list[int]) -> list[int]:
+def _claim_and_add(event_ids: list[int], bounds: Bounds) -> list[int]:
     """Lock the chunk's events still to aggregate (SKIP LOCKED) and add them to the rollups; return them."""
     if connection.vendor == "postgresql":
-        return rollups_claim_and_add(event_ids=event_ids)
+        earliest, latest = bounds
+        return rollups_claim_and_add(event_ids=event_ids, earliest=earliest, latest=latest)
     # The embedded mode (SQLite, one writer at a time): the same rollups from Python deltas, users exact.
     events = list(
         RawEvent.objects.awaiting_aggregation()
@@ -189,7 +299,7 @@ def _claim_and_add(event_ids: list[int]) -> list[int]:
     return [ev.pk for ev in events]
 
 
-def _mark_aggregated(claimed: list[int], *, indexed: list[int]) -> None:
+def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) -> None:
     """Mark the claimed events aggregated, and those the search bulk stored indexed: one UPDATE."""
     now = timezone.now()
     if connection.vendor == "postgresql":  # arrays as parameters: no list of 500 literals to build
@@ -197,8 +307,8 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int]) -> None:
             cursor.execute(
                 "UPDATE ingest_rawevent SET aggregated_at = %(now)s,"
                 " indexed_at = CASE WHEN id = ANY(%(indexed)s) THEN %(now)s ELSE indexed_at END"
-                " WHERE id = ANY(%(claimed)s)",
-                {"now": now, "indexed": indexed, "claimed": claimed},
+                ' WHERE id = ANY(%(claimed)s) AND "timestamp" BETWEEN %(earliest)s AND %(latest)s',
+                {"now": now, "indexed": indexed, "claimed": claimed, **_bound_params(bounds)},
             )
         return
     indexed_at = F("indexed_at")
@@ -207,14 +317,18 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int]) -> None:
     RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=now, indexed_at=indexed_at)
 
 
-def _record_failure(event_id: int, reason: str) -> int:
+def _bound_params(bounds: Bounds) -> dict[str, datetime]:
+    return {"earliest": bounds[0], "latest": bounds[1]}
+
+
+def _record_failure(event_id: int, reason: str, bounds: Bounds) -> int:
     """Count a failed attempt; dead-letter the event at the limit. Return 1 when it was dead-lettered."""
-    RawEvent.objects.filter(pk=event_id).update(
+    RawEvent.objects.filter(pk=event_id, timestamp__range=bounds).update(
         aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000]
     )
     return (
         RawEvent.objects.awaiting_aggregation()
-        .filter(pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS)
+        .filter(pk=event_id, timestamp__range=bounds, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS)
         .update(
             dead_lettered_at=timezone.now(),
             last_error=f"dead-lettered after repeated failures: {reason}"[:2000],
@@ -227,33 +341,49 @@ def index_chunk(*, event_ids: list[int]) -> ChunkOutcome:
 
     Raises BackendUnavailable when the backend cannot be reached; the events stay unindexed for a retry.
     """
-    rows = rows_to_index(event_ids)
-    outcome = _record_index_outcome(
-        get_trace_backend().index_events(rows), already_marked=set(), sent=len(rows)
-    )
+    pending = pending_events(event_ids, aggregation=False)
+    rows = pending.to_index
+    outcome = ChunkOutcome()
+    if pending.bounds is not None:
+        outcome = _record_index_outcome(
+            get_trace_backend().index_events(rows), already_marked=set(), bounds=pending.bounds
+        )
     outcome.skipped = len(event_ids) - len(rows)
     return outcome
 
 
-def _record_index_outcome(result: IndexOutcome, *, already_marked: set[int], sent: int) -> ChunkOutcome:
+def _record_index_outcome(result: IndexOutcome, *, already_marked: set[int], bounds: Bounds) -> ChunkOutcome:
     """Record a bulk's outcome in a fixed number of statements: indexed, refused for good, to retry."""
     now = timezone.now()
     with transaction.atomic():
         indexed = [pk for pk in result.indexed if pk not in already_marked]
         if indexed:
-            RawEvent.objects.filter(pk__in=indexed).update(indexed_at=now)
-        _record_reasons(result.rejected, "search index refused the document: ", index_rejected_at=now)
-        _record_reasons(result.retry_later, "indexing failed, will retry: ")
+            _mark_indexed(indexed, now=now, bounds=bounds)
+        _record_reasons(result.rejected, "search index refused the document: ", bounds, index_rejected_at=now)
+        _record_reasons(result.retry_later, "indexing failed, will retry: ", bounds)
     return ChunkOutcome(
         done=len(result.indexed), failed=len(result.retry_later), dead_lettered=len(result.rejected)
     )
 
 
-def _record_reasons(reasons: dict[int, str], prefix: str, **fields: Any) -> None:
+def _mark_indexed(indexed: list[int], *, now: datetime, bounds: Bounds) -> None:
+    """Mark the events the search bulk stored indexed: one UPDATE."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ingest_rawevent SET indexed_at = %(now)s"
+                ' WHERE id = ANY(%(indexed)s) AND "timestamp" BETWEEN %(earliest)s AND %(latest)s',
+                {"now": now, "indexed": indexed, **_bound_params(bounds)},
+            )
+        return
+    RawEvent.objects.filter(pk__in=indexed).update(indexed_at=now)
+
+
+def _record_reasons(reasons: dict[int, str], prefix: str, bounds: Bounds, **fields: Any) -> None:
     """Count an indexing attempt and store each event's reason, in one UPDATE for all of them."""
     if not reasons:
         return
-    RawEvent.objects.filter(pk__in=list(reasons)).update(
+    RawEvent.objects.filter(pk__in=list(reasons), timestamp__range=bounds).update(
         index_attempts=F("index_attempts") + 1,
         last_error=Left(
             Case(*[When(pk=pk, then=Value(prefix + reason)) for pk, reason in reasons.items()]), 2000
@@ -286,5 +416,5 @@ def stale_event_ids(*, grace_seconds: int, limit: int) -> SweepOutcome:
     return SweepOutcome(unaggregated, unindexed)
 
 
-def chunks(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.accounts.actors import Actor
 from apps.ingest.models import ApiKey, RawEvent
 from apps.ingest.services import service_key_revoke
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -813,3 +814,35 @@ def test_a_body_without_content_length_is_no_body_unless_the_server_terminates_i
 
     assert response.status_code == 400
     assert response.json()["detail"] == 'Send {"batch": [...], "sent_at": ...} or a JSON array.'
+
+
+def test_a_key_revoked_elsewhere_stops_within_the_cache_lifetime(api_client, make_key, settings):
+    settings.INGEST_KEY_CACHE_SECONDS = 1
+    api_key, key = make_key()
+    assert post(api_client, "/api/v1/batch", [{"event": "x"}], key).status_code == 202
+
+    # As another process revokes it: the row changes and nobody tells this process's cached key.
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=datetime.now(UTC))
+    assert post(api_client, "/api/v1/batch", [{"event": "x"}], key).status_code == 202  # cached a moment ago
+    wait_for(
+        lambda: post(api_client, "/api/v1/batch", [{"event": "x"}], key).status_code == 403,
+        timeout=5,
+        message="the cached key to end",
+    )
+    response = post(api_client, "/api/v1/batch", [{"event": "x"}], key)
+    assert response.status_code == 403 and "revoked" in response.json()["detail"]
+
+
+def test_a_cached_key_past_its_rotation_grace_is_refused_at_once(api_client, make_key):
+    api_key, key = make_key()
+    api_key.expires_at = datetime.now(UTC) + timedelta(seconds=1)
+    api_key.save(update_fields=["expires_at"])
+    assert post(api_client, "/api/v1/batch", [{"event": "x"}], key).status_code == 202
+
+    wait_for(
+        lambda: post(api_client, "/api/v1/batch", [{"event": "x"}], key).status_code == 403,
+        timeout=5,
+        message="the grace to end",
+    )
+    response = post(api_client, "/api/v1/batch", [{"event": "x"}], key)
+    assert "rotated" in response.json()["detail"]

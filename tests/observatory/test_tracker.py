@@ -395,6 +395,42 @@ def test_module_level_track_uses_a_lazy_default_tracker(monkeypatch, ingest_serv
         observatory.set_tracker(None)
 
 
+def test_module_level_track_passes_timestamp_correlation_and_event_id(monkeypatch, ingest_server):
+    monkeypatch.setenv("OBSERVATORY_URL", ingest_server.url)
+    observatory.set_tracker(None)
+    chosen = str(uuid.uuid4())
+    try:
+        returned = observatory.track(
+            "replayed",
+            {"n": 1},
+            "u-1",
+            timestamp=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            correlation_id="corr-1",
+            event_id=chosen,
+        )
+        assert observatory.flush(5)
+        [event] = ingest_server.events()
+        assert returned == event["event_id"] == chosen
+        assert (event["correlation_id"], event["user_id"]) == ("corr-1", "u-1")
+        assert _parse_ts(event["timestamp"]) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    finally:
+        observatory.shutdown(2)
+        observatory.set_tracker(None)
+
+
+def test_event_ids_are_distinct_uuid4_strings_beyond_one_batch_of_spares(ingest_server, make_tracker):
+    tracker = make_tracker(batch_size=1000, max_queue=5000)
+    ids = [tracker.track("e", {"i": i}) for i in range(2500)]  # the spares come 1024 at a time
+
+    assert tracker.flush(10)
+
+    assert len(set(ids)) == len(ids)
+    for event_id in ids:
+        parsed = uuid.UUID(event_id)
+        assert str(parsed) == event_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert sorted(event["event_id"] for event in ingest_server.events()) == sorted(ids)
+
+
 def test_service_and_stage_are_left_to_the_api_key_by_default(ingest_server, make_tracker):
     tracker = make_tracker()
     tracker.track("e")

@@ -238,10 +238,10 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monke
     real = metrics_services.rollups_claim_and_add
     poison_pk = events[3].pk
 
-    def rollups_failing_on_e3(*, event_ids):
+    def rollups_failing_on_e3(*, event_ids, **bounds):
         if poison_pk in event_ids:
             raise ValueError("cannot aggregate e3")
-        return real(event_ids=event_ids)
+        return real(event_ids=event_ids, **bounds)
 
     monkeypatch.setattr("apps.pipeline.services.rollups_claim_and_add", rollups_failing_on_e3)
     ids = [ev.pk for ev in events]

@@ -1,0 +1,83 @@
+"""Where a pipeline chunk's time goes: `process_chunk` over the bench's raw events in this one process (no
+Celery), each step timed by wrapping the function that does it. Prints each step's share of the wall time.
+
+Not part of `make bench` (its figures are shares, not rates beside a baseline). Run it after
+`scripts/bench.sh pipeline` with the same environment, which leaves 50,000 unprocessed raw events in the
+bench database: `python -m bench.pipeline_profile`. The Celery overhead is the bench's seconds per event
+minus this run's.
+"""
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skywatch_portal.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from apps.pipeline import services  # noqa: E402
+from apps.traces.search import elasticsearch as es_backend  # noqa: E402
+
+from . import common  # noqa: E402
+from . import pipeline as bench_pipeline  # noqa: E402
+
+# (object, attribute, step): the steps of process_chunk; those missing in this version are skipped.
+STEPS = (
+    (services, "rows_to_index", "fetch rows to index"),
+    (services, "pending_events", "fetch pending rows"),
+    (services, "rollups_claim_and_add", "claim + rollup SQL"),
+    (services, "_mark_aggregated", "mark aggregated (UPDATE)"),
+    (services, "_mark_indexed", "mark indexed (UPDATE)"),
+    (services._Indexing, "outcome", "wait for the bulk"),
+    (services, "_record_index_outcome", "record index outcome"),
+    (es_backend, "document_for", "build documents (thread)"),
+    (es_backend.ElasticsearchTraceBackend, "index_events", "search bulk in all (thread)"),
+)
+
+
+def _timed(function: Callable, step: str, timers: dict[str, float]) -> Callable:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            timers[step] += time.perf_counter() - started
+
+    return wrapper
+
+
+def main() -> None:
+    common.check_isolation()
+    ids = [row[0] for row in bench_pipeline._sql("SELECT id FROM ingest_rawevent ORDER BY id")]
+    if not ids:
+        ids = bench_pipeline.store_events(50_000)
+    bench_pipeline.reset()
+    timers: dict[str, float] = defaultdict(float)
+    for owner, name, step in STEPS:
+        if hasattr(owner, name):
+            setattr(owner, name, _timed(getattr(owner, name), step, timers))
+    connection.ensure_connection()
+    connection.commit = _timed(connection.commit, "commit", timers)
+    size = settings.PIPELINE_CHUNK_SIZE
+    started = time.perf_counter()
+    for chunk in services.chunks(ids, size):
+        services.process_chunk(event_ids=chunk)
+    wall = time.perf_counter() - started
+    pending = bench_pipeline._sql(
+        "SELECT count(*) FROM ingest_rawevent WHERE aggregated_at IS NULL OR indexed_at IS NULL"
+    )[0][0]
+    print(f"{len(ids)} events in chunks of {size}: {wall:.2f} s, {len(ids) / wall:,.0f} events/s in process")
+    print(f"{pending} events left unprocessed")
+    for step, seconds in timers.items():
+        print(f"  {step:32} {seconds:7.2f} s  {seconds / wall:6.1%} of the wall time")
+    bench_pipeline.reset()
+
+
+if __name__ == "__main__":
+    main()

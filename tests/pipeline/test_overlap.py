@@ -1,0 +1,100 @@
+"""process_chunk overlaps the search bulk with the rollups: they commit without waiting for it, a chunk's
+bulks are marked as they finish, and every statement on raw events by id bounds their time range."""
+
+import re
+import threading
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.ingest.models import RawEvent
+from apps.pipeline import services
+from apps.traces.search.elasticsearch import ElasticsearchTraceBackend
+from tests.conftest import wait_for
+
+from .test_pipeline import day_count, indexed_count, make_events, send
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_the_rollups_are_committed_while_the_search_bulk_still_runs(
+    api_client, make_key, clean_search_index, monkeypatch
+):
+    # Failure injection: a search cluster that takes its time (held until the test lets it answer).
+    _, key = make_key()
+    send(api_client, key, make_events(30))
+    ids = list(RawEvent.objects.values_list("pk", flat=True))
+    bulk_started, answer = threading.Event(), threading.Event()
+    real_index_events = ElasticsearchTraceBackend.index_events
+
+    def slow_index_events(self, events):
+        bulk_started.set()
+        answer.wait(timeout=60)
+        return real_index_events(self, events)
+
+    monkeypatch.setattr(ElasticsearchTraceBackend, "index_events", slow_index_events)
+    outcomes = []
+
+    def run():
+        try:
+            outcomes.append(services.process_chunk(event_ids=ids))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert bulk_started.wait(timeout=30)
+        # Seen from another connection: counted and marked aggregated, not yet indexed.
+        wait_for(lambda: day_count() == 30, timeout=30, message="the rollups committed before the bulk")
+        assert RawEvent.objects.awaiting_aggregation().count() == 0
+        assert RawEvent.objects.awaiting_index().count() == 30
+    finally:
+        answer.set()
+        worker.join(timeout=60)
+
+    [outcome] = outcomes
+    assert (outcome.aggregated.done, outcome.indexed.done) == (30, 30)
+    assert RawEvent.objects.awaiting_index().count() == 0
+    assert indexed_count() == 30
+    assert day_count() == 30
+
+
+def test_a_chunk_of_several_bulks_is_indexed_and_counted_once(api_client, make_key, clean_search_index):
+    _, key = make_key()
+    send(api_client, key, make_events(70))
+    ids = list(RawEvent.objects.values_list("pk", flat=True))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services, "BULK_SIZE", 20)  # four bulks, marked as each one finishes
+        outcome = services.process_chunk(event_ids=ids)
+        again = services.process_chunk(event_ids=ids)
+
+    assert (outcome.aggregated.done, outcome.indexed.done) == (70, 70)
+    assert (again.aggregated.skipped, again.indexed.skipped) == (70, 70)
+    assert RawEvent.objects.awaiting_aggregation().count() == 0
+    assert RawEvent.objects.awaiting_index().count() == 0
+    assert indexed_count() == 70
+    assert day_count() == 70
+
+
+def test_each_statement_on_raw_events_by_id_after_the_first_read_bounds_their_time(
+    api_client, make_key, clean_search_index
+):
+    # A raw table partitioned by day of `timestamp` is read in the chunk's partitions only when each
+    # statement names the time range beside the ids; the first read learns the range.
+    _, key = make_key()
+    send(api_client, key, make_events(10))
+    ids = list(RawEvent.objects.values_list("pk", flat=True))
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = services.process_chunk(event_ids=ids)
+
+    assert outcome.aggregated.done == 10
+    by_id = [q["sql"] for q in queries.captured_queries if re.search(r"\bid = ANY\(", q["sql"])]
+    assert len(by_id) >= 3  # the read, the claim with the rollups, the UPDATE marking them
+    first, *rest = by_id
+    assert "SELECT" in first
+    for sql in rest:
+        assert re.search(r'"timestamp" BETWEEN', sql), sql
