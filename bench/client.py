@@ -173,7 +173,7 @@ def _stored() -> int:
 
 
 def _reset() -> None:
-    _sql("TRUNCATE ingest_rawevent, ingest_recenteventkey")  # the keys too: the next run re-sends the ids
+    _sql("TRUNCATE ingest_rawevent")
     common.flush_broker()
 
 

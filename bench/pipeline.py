@@ -43,6 +43,7 @@ STORE_COLUMNS = (
     "properties",
     "notes",
     "ingest_node",
+    "client_timestamp",
 )
 
 
@@ -78,6 +79,7 @@ def store_events(
                     json.dumps(ev["properties"]),
                     "[]",
                     "bench-node",
+                    ev["timestamp"],  # as sent: the partition key
                 )
                 copy.write_row((*row, received_at) if aggregated else row)
     _sql("VACUUM ANALYZE ingest_rawevent")

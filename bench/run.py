@@ -287,6 +287,22 @@ def _setup() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skywatch_portal.settings")
     django.setup()
+    _partitions_made()
+
+
+def _partitions_made() -> None:
+    """Make the raw-event day partitions a portal that has run for a while has (beat makes them a week
+    ahead, and keeps them for the retention period): the benchmarks' events, up to 40 days old, go to their
+    own day's partition, not the default one."""
+    from datetime import UTC, datetime, timedelta
+
+    from apps.ingest import partitions
+
+    if not partitions.is_partitioned():
+        return
+    today = datetime.now(UTC).date()
+    for offset in range(-40, 8):
+        partitions.partition_create(today + timedelta(days=offset))
 
 
 def _teardown() -> None:

@@ -224,11 +224,8 @@ PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
 RETENTION_RAW_DAYS = env_int("RETENTION_RAW_DAYS", 90)
 RETENTION_INDEX_DAYS = env_int("RETENTION_INDEX_DAYS", 30)
 # PostgreSQL: raw-event partitions made this many days ahead (a day without one goes to the default
-# partition, and is moved out when its partition is made); recent idempotency keys kept this many hours
-# (longer than any client retries a batch: a re-send within it is found whatever its timestamp; beyond 48 h
-# plus a quarter of an hour, events younger than the excess skip the insert's look at neighbouring days).
+# partition, and is moved out when its partition is made).
 PARTITION_DAYS_AHEAD = env_int("PARTITION_DAYS_AHEAD", 7)
-INGEST_RECENT_KEY_HOURS = env_int("INGEST_RECENT_KEY_HOURS", 72)
 # Raw events as Parquet before retention drops them: a directory, or an fsspec URL (s3://bucket/prefix, with
 # s3fs installed). Set, retention deletes only days the archive holds. Unset (the default): no archive.
 ARCHIVE_DIR = os.environ.get("ARCHIVE_DIR", "")

@@ -1,6 +1,7 @@
 """Services, their API keys, and the raw events they send (the source of truth for every figure)."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import models
@@ -87,6 +88,31 @@ EVENT_COLUMNS = (
     "ingest_node",
 )
 SPAN_COLUMNS = ("span_id", "parent_span_id", "duration_ms")
+# The time as the sender stamped it, stored and archived with them (the partition key on PostgreSQL).
+CLIENT_TIME_COLUMN = "client_timestamp"
+# Statements that touch raw events by id also bound their client times, so that PostgreSQL reads only the
+# partitions of those days (and the default partition, which holds the events sent without a time):
+# `%(earliest)s` and `%(latest)s` are the least and greatest client time of the events (NULL when none has
+# one), see `client_time_bounds`.
+WITHIN_CLIENT_TIMES_SQL = (
+    '("client_timestamp" BETWEEN %(earliest)s AND %(latest)s OR "client_timestamp" IS NULL)'
+)
+
+# The least and greatest client time of some events (None, None when none has one).
+ClientTimeBounds = tuple[datetime | None, datetime | None]
+
+
+def client_time_bounds(moments: Iterable[datetime | None]) -> ClientTimeBounds:
+    known = [moment for moment in moments if moment is not None]
+    return (min(known), max(known)) if known else (None, None)
+
+
+def within_client_times(bounds: ClientTimeBounds) -> models.Q:
+    """The ORM's WITHIN_CLIENT_TIMES_SQL."""
+    if bounds[0] is None:
+        return models.Q(client_timestamp__isnull=True)
+    return models.Q(client_timestamp__range=bounds) | models.Q(client_timestamp__isnull=True)
+
 
 # Pipeline state, spelled out once: each query below, the partial indexes and the pipeline's SQL use these.
 AWAITING_AGGREGATION = models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
@@ -132,37 +158,6 @@ class PostgresPartialIndex(models.Index):
         return super(PostgresPartialIndex, index).create_sql(model, schema_editor, using=using, **kwargs)
 
 
-class RecentEventKey(models.Model):
-    """An idempotency key received lately (PostgreSQL): what keeps "stored once" exact across partitions.
-
-    The raw-event table is partitioned by day of `timestamp`, and a partitioned table's unique index must
-    include that column, so it cannot see a re-send whose skew-corrected timestamp differs from the
-    original's (every attempt re-stamps `sent_at`, so the correction moves by the network latency, and an
-    event near midnight changes day). This small unpartitioned table has the plain `(service, event_id)`
-    key: while an insert of the key is uncommitted, a concurrent one waits on it and then skips. Keys
-    older than INGEST_RECENT_KEY_HOURS are removed (the originals are committed by then, and the insert's
-    check of neighbouring days finds them).
-    """
-
-    service = models.CharField(max_length=100)
-    event_id = models.UUIDField()
-    # The event's time: retention forgets the keys of the days it deletes, so a replay stores them again.
-    timestamp = models.DateTimeField()
-    stored_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["service", "event_id"], name="recentkey_unique_service_event_id")
-        ]
-        indexes = [
-            models.Index(fields=["stored_at"], name="recentkey_stored_at"),
-            models.Index(fields=["timestamp"], name="recentkey_timestamp"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.service}/{self.event_id}"
-
-
 class RawEvent(models.Model):
     """One accepted event or log line, conformed to the canonical shape, as committed before the 202.
 
@@ -178,6 +173,10 @@ class RawEvent(models.Model):
     type = models.CharField(max_length=6, choices=TYPE_CHOICES, default="metric")
     event = models.CharField(max_length=200)
     timestamp = models.DateTimeField()
+    # The event's time exactly as its sender stamped it (before skew correction and clamping); none when it
+    # gave none. Equal on every re-send, so on PostgreSQL it is the partition key and a day partition's
+    # unique (service, event_id) recognises a re-send (apps/ingest/partitions.py).
+    client_timestamp = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
     user_id = models.CharField(max_length=200, blank=True, default="")
     correlation_id = models.CharField(max_length=200, blank=True, default="")
@@ -210,9 +209,8 @@ class RawEvent(models.Model):
     class Meta:
         constraints = [
             # The idempotency key: a re-sent event is recognised and never stored twice. On PostgreSQL the
-            # table is partitioned by day (migration 0007, apps/ingest/partitions.py): there this name holds
-            # (service, event_id, timestamp), and RecentEventKey with a check of the neighbouring days makes
-            # the key exact again (apps/ingest/services.py).
+            # table is partitioned by day of client_timestamp (migration 0007): there each partition holds
+            # this key as its own unique index (apps/ingest/partitions.py).
             models.UniqueConstraint(fields=["service", "event_id"], name="rawevent_unique_service_event_id"),
         ]
         indexes = [

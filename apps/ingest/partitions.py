@@ -1,14 +1,19 @@
-"""Raw events partitioned by UTC day of `timestamp` (PostgreSQL): retention detaches and drops a day
-whole instead of DELETEing millions of rows; a default partition takes what no day partition holds, so no
-insert fails.
+"""Raw events partitioned by UTC day of `client_timestamp` (PostgreSQL): retention detaches and drops a day
+whole instead of DELETEing millions of rows; a default partition takes what no day partition holds (events
+sent without a time among them), so no insert fails.
 
-Why `timestamp` and not `received_at`: retention, archive days and every query filter on `timestamp`, and a
-re-send is received later than its original but carries the same event time (up to skew correction, which
-`apps/ingest/services.py` deals with). SQLite, the embedded mode, keeps one table: nothing here runs there.
+Why `client_timestamp`, the time as the sender stamped it: a re-send carries the event as first sent, so it
+falls in the same partition as its original, and each partition's own unique index on (service, event_id)
+recognises it, concurrent sends included (the second waits for the first and skips). The stored
+`timestamp` would not do: it is corrected for clock skew from each send's `sent_at`, so two sends of one
+event may differ, even by day, and a partitioned table's unique keys must hold the partition column.
+`timestamp` stays within MAX_SKEW_CORRECTION of the client time, or is earlier (clamped from the future).
+SQLite, the embedded mode, keeps one table: nothing here runs there.
 """
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -17,6 +22,11 @@ DEFAULT_PARTITION = f"{PARENT}_default"
 _DAY_NAME = re.compile(rf"^{PARENT}_p(\d{{8}})$")
 # Making and dropping partitions waits at most this long for its lock; beat or the next run tries again.
 LOCK_TIMEOUT = "5s"
+
+
+# The partition column, and the idempotency key every partition holds as its own unique index.
+PARTITION_COLUMN = "client_timestamp"
+IDEMPOTENCY_KEY = ("service", "event_id")
 
 
 def partition_name(day: date) -> str:
@@ -73,9 +83,10 @@ def partition_create(day: date) -> bool:
                 return False
             cursor.execute(f"LOCK TABLE {quote(DEFAULT_PARTITION)} IN SHARE ROW EXCLUSIVE MODE")
             cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(PARENT)} INCLUDING DEFAULTS)")
+            idempotency_key_create(cursor, name)
             cursor.execute(
                 f"WITH moved AS (DELETE FROM {quote(DEFAULT_PARTITION)} "
-                f'WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING *) '
+                f"WHERE {PARTITION_COLUMN} >= %s AND {PARTITION_COLUMN} < %s RETURNING *) "
                 f"INSERT INTO {quote(name)} SELECT * FROM moved",
                 [start, end],
             )
@@ -86,16 +97,31 @@ def partition_create(day: date) -> bool:
     return True
 
 
-def partitions_ensure(*, today: date, days_ahead: int) -> list[date]:
-    """Make the partitions of yesterday, today and `days_ahead` days ahead, and of every day that has rows
-    in the default partition; return the days made. Idempotent."""
+def idempotency_key_create(cursor: Any, table: str) -> None:
+    """Give a partition (or a table about to be attached as one) its unique (service, event_id) index: the
+    parent cannot hold it (it lacks the partition column), and INSERT … ON CONFLICT DO NOTHING without a
+    target uses every unique index of the partition a row goes to."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in IDEMPOTENCY_KEY)
+    index = quote(f"{table}_service_event_id")
+    cursor.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {quote(table)} ({columns})")
+
+
+def partitions_ensure(*, today: date, days_ahead: int, since: date | None = None) -> list[date]:
+    """Make the partitions of yesterday, today and `days_ahead` days ahead, and of every day from `since` on
+    that has rows in the default partition; return the days made. Idempotent. (A client clock far off
+    leaves its events in the default partition rather than making partitions of years away.)"""
+    last = today + timedelta(days=days_ahead)
     wanted = {today + timedelta(days=offset) for offset in range(-1, days_ahead + 1)}
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT (\"timestamp\" AT TIME ZONE 'UTC')::date FROM {quote(DEFAULT_PARTITION)}"
+            f"SELECT DISTINCT ({PARTITION_COLUMN} AT TIME ZONE 'UTC')::date FROM {quote(DEFAULT_PARTITION)} "
+            f"WHERE {PARTITION_COLUMN} IS NOT NULL"
         )
-        wanted |= {row[0] for row in cursor.fetchall()}
+        wanted |= {
+            row[0] for row in cursor.fetchall() if (since is None or row[0] >= since) and row[0] <= last
+        }
     existing = day_partitions()
     return [day for day in sorted(wanted - set(existing)) if partition_create(day)]
 

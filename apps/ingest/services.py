@@ -1,16 +1,12 @@
 """Writes for ingestion: services and keys, and storing a batch of conformed events in one statement."""
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, JSONField, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
@@ -18,8 +14,8 @@ from apps.accounts.models import AuditEntry
 from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
-from .conform import FUTURE_TOLERANCE, MAX_SKEW_CORRECTION, SendContext, conform_event
-from .models import EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, RecentEventKey, Service
+from .conform import SendContext, conform_event
+from .models import CLIENT_TIME_COLUMN, EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, Service
 from .signals import events_stored
 
 logger = logging.getLogger(__name__)
@@ -156,6 +152,7 @@ def events_ingest(
                 event["properties"],
                 conformed.notes,
                 ingest_node,
+                event["client_timestamp"],
                 api_key.pk,
             )
         )
@@ -176,7 +173,7 @@ def events_ingest(
 
 
 # The columns of a stored event, in the order of the row tuples `events_ingest` builds.
-_INSERT_FIELDS = (*EVENT_COLUMNS, "api_key")
+_INSERT_FIELDS = (*EVENT_COLUMNS, CLIENT_TIME_COLUMN, "api_key")
 # The same, then the span columns (a batch that holds a span).
 _SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, *SPAN_COLUMNS)
 _NO_SPAN = ("", "", None)
@@ -186,122 +183,16 @@ def _insert_new_events(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) ->
     return raw_events_store(rows=rows, columns=columns)
 
 
-# How far apart the stored timestamps of one event's sends can be: each send is corrected for clock skew by
-# at most MAX_SKEW_CORRECTION, so two of them differ by at most twice that.
-RESEND_WINDOW = 2 * MAX_SKEW_CORRECTION
-# Slack for the clocks of the web and beat machines and the database, which stamp and forget recent keys.
-CLOCK_SLACK = timedelta(minutes=10)
-
-
 def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[int]:
     """Insert rows (tuples in `columns` order, distinct (service, event_id)) atomically, skipping events
     already stored; return the new ids.
 
-    One table (SQLite): ON CONFLICT on the (service, event_id) key. Partitioned by day (PostgreSQL): that key
-    cannot exist (a partitioned table's unique keys hold the partition column), and a re-send may carry
-    another timestamp than its original, even another day's (skew correction from each send's `sent_at`).
-    So, in one statement: the key goes into RecentEventKey (a concurrent insert of the same key waits for
-    this one and skips it), and a key new there is still skipped when a committed row of the same event
-    lies within RESEND_WINDOW of its timestamp (an original received before the recent keys' horizon).
-    That look at the neighbouring days is needed only for an event old enough that its original's key may
-    have been forgotten (see `_neighbour_check_age`): a batch of live traffic is spared it, and otherwise it
-    names the days it may look at, so PostgreSQL plans and probes those partitions only, not every day kept.
+    One table (SQLite): ON CONFLICT on the (service, event_id) key. Partitioned by client day (PostgreSQL):
+    ON CONFLICT DO NOTHING without a target, which uses the unique (service, event_id) index of the
+    partition each row goes to, the one its original went to (apps/ingest/partitions.py).
     """
-    if connection.vendor != "postgresql":
-        return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
-    if not rows:
-        return []
-    document = msgspec.json.encode(rows).decode()
-    age = _neighbour_check_age()
-    position = list(columns).index("timestamp")
-    moments = [_as_datetime(row[position]) for row in rows]
-    if age is not None and min(moments) > timezone.now() - age:
-        sql, params = _partitioned_insert_sql(tuple(columns), look_around=False), [document]
-    else:
-        sql = _partitioned_insert_sql(tuple(columns), look_around=True)
-        window = (min(moments) - RESEND_WINDOW, max(moments) + RESEND_WINDOW)
-        params = [document, age, RESEND_WINDOW, RESEND_WINDOW, *window]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _as_datetime(value: datetime | str) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-def _neighbour_check_age() -> timedelta | None:
-    """Return the age of timestamp from which an event must be looked for in the neighbouring days; None:
-    every event (recent keys kept too briefly for the shortcut).
-
-    Why younger events need no look: a key is forgotten INGEST_RECENT_KEY_HOURS after its event was stored;
-    an event cannot be stored before its timestamp less FUTURE_TOLERANCE (conform clamps the future); and a
-    re-send's timestamp is within RESEND_WINDOW of the original's. So an original whose key is gone has a
-    timestamp older than now - INGEST_RECENT_KEY_HOURS + FUTURE_TOLERANCE, and any re-send of it one older
-    than that + RESEND_WINDOW. A younger event's original, if stored, still has its key, which decides.
-    """
-    age = timedelta(hours=settings.INGEST_RECENT_KEY_HOURS) - RESEND_WINDOW - FUTURE_TOLERANCE - CLOCK_SLACK
-    return age if age > timedelta(0) else None
-
-
-@functools.cache
-def _partitioned_insert_sql(columns: tuple[str, ...], *, look_around: bool) -> str:
-    """Return the statement that stores new events once (see `raw_events_store`); PostgreSQL only. With
-    `look_around`, an event new to the recent keys is also looked for in the neighbouring days."""
-    fields = [RawEvent._meta.get_field(name) for name in columns]
-    quote = connection.ops.quote_name
-    names = [quote(field.column) for field in fields]
-    values = ", ".join(
-        f"r->{index}" if isinstance(field, JSONField) else f"(r->>{index})::{field.db_type(connection)}"
-        for index, field in enumerate(fields)
-    )
-    table = quote(RawEvent._meta.db_table)
-    keys = quote(RecentEventKey._meta.db_table)
-    return (
-        f"WITH incoming ({', '.join(names)}) AS ("
-        f"  SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r),"
-        f" fresh AS ("
-        f'  INSERT INTO {keys} (service, event_id, "timestamp", stored_at)'
-        f'  SELECT service, event_id, "timestamp", now() FROM incoming'
-        f"  ON CONFLICT (service, event_id) DO NOTHING RETURNING service, event_id)"
-        f" INSERT INTO {table} ({', '.join(names)})"
-        f" SELECT {', '.join(f'i.{name}' for name in names)} FROM incoming i"
-        f" JOIN fresh f ON f.service = i.service AND f.event_id = i.event_id"
-        + (
-            # NULL age: the comparison is NULL, and NOT EXISTS alone decides. The last two bounds are
-            # constants (the batch's window) that let the planner leave the other days' partitions out.
-            f' WHERE (i."timestamp" > now() - %s::interval'
-            f"  OR NOT EXISTS (SELECT 1 FROM {table} o"
-            f"  WHERE o.service = i.service AND o.event_id = i.event_id"
-            f'  AND o."timestamp" >= i."timestamp" - %s AND o."timestamp" <= i."timestamp" + %s'
-            f'  AND o."timestamp" >= %s AND o."timestamp" <= %s))'
-            if look_around
-            else ""
-        )
-        # Never met (the keys above decide), but an arbiter keeps a double from ever failing the batch.
-        + ' ON CONFLICT (service, event_id, "timestamp") DO NOTHING'
-        " RETURNING id"
-    )
-
-
-def recent_keys_release(*, keys: Q) -> int:
-    """Forget the recent keys matching `keys` whose events are no longer stored (retention or a purge
-    deleted them), so that a replay stores those events again; return how many."""
-    # Where the insert looks for an original (see raw_events_store): the range also lets a partitioned table
-    # probe those days' partitions only.
-    stored = RawEvent.objects.filter(
-        service=OuterRef("service"),
-        event_id=OuterRef("event_id"),
-        timestamp__gte=OuterRef("timestamp") - RESEND_WINDOW,
-        timestamp__lte=OuterRef("timestamp") + RESEND_WINDOW,
-    )
-    return RecentEventKey.objects.filter(keys).exclude(Exists(stored)).delete()[0]
-
-
-def recent_keys_forget(*, before: datetime) -> int:
-    """Remove the recent idempotency keys stored before `before` (their events are committed long since,
-    and found by the insert's look at neighbouring days); return how many."""
-    return RecentEventKey.objects.filter(stored_at__lt=before).delete()[0]
+    conflict = ("service", "event_id") if connection.vendor != "postgresql" else ()
+    return bulk_insert_json(RawEvent, columns, rows, conflict=conflict, returning="id")
 
 
 def _announce_stored(stored_ids: list[int]) -> None:

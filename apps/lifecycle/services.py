@@ -18,8 +18,13 @@ from apps.accounts.models import AuditEntry
 from apps.common.jsonfields import PropertyText
 from apps.ingest import partitions
 from apps.ingest.conform import ALIASES
-from apps.ingest.models import AWAITING_AGGREGATION, RawEvent
-from apps.ingest.services import recent_keys_forget, recent_keys_release
+from apps.ingest.models import (
+    AWAITING_AGGREGATION,
+    CLIENT_TIME_COLUMN,
+    RawEvent,
+    client_time_bounds,
+    within_client_times,
+)
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.traces.search import get_trace_backend
@@ -67,11 +72,10 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         _drop_whole_days(report, held=archived.held if archived is not None else None)
     # What no dropped partition held: the cut-off's own day, the default partition, days kept in part.
     while True:  # in batches: one huge DELETE would hold locks and bloat the transaction
-        batch = list(done.values_list("pk", "timestamp")[:DELETE_BATCH])
+        batch = list(done.values_list("pk", CLIENT_TIME_COLUMN)[:DELETE_BATCH])
         if not batch:
             break
         report.raw_events_deleted += _by_id(batch).delete()[0]
-    recent_keys_release(keys=Q(timestamp__lt=report.raw_cutoff))
     report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
     if archived is not None:
         report.raw_events_kept_unarchived = old.done_with_aggregation().count()
@@ -86,29 +90,26 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     return report
 
 
-def _by_id(rows: list[tuple[int, datetime]]) -> QuerySet[RawEvent]:
-    """Return the raw events of these (id, timestamp) pairs. The time range lets a partitioned table look in
-    the partitions of those days only, not probe every day's index for each id."""
-    moments = [moment for _, moment in rows]
-    return RawEvent.objects.filter(
-        pk__in=[pk for pk, _ in rows], timestamp__range=(min(moments), max(moments))
-    )
+def _by_id(rows: list[tuple[int, datetime | None]]) -> QuerySet[RawEvent]:
+    """Return the raw events of these (id, client time) pairs. The client times let the partitioned table
+    look in the partitions of those days only, not probe every day's index for each id."""
+    bounds = client_time_bounds(moment for _, moment in rows)
+    return RawEvent.objects.filter(within_client_times(bounds), pk__in=[pk for pk, _ in rows])
 
 
 def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
     """Detach, then drop, each day partition that ends before the cut-off and whose every row retention would
-    delete (none awaits aggregation; with an archive, `held` covers them all); add its rows to the report.
-    A day with other rows, or whose lock is not had within the lock timeout, is left to the batched DELETE
-    (or the next run)."""
+    delete (none awaits aggregation or has a timestamp past the cut-off, which skew correction allows; with
+    an archive, `held` covers them all); add its rows to the report. A day with other rows, or whose lock
+    is not had within the lock timeout, is left to the batched DELETE (or the next run)."""
     quote = connection.ops.quote_name
     for day, name in sorted(partitions.day_partitions().items()):
         start, end = partitions.day_bounds(day)
         if end > report.raw_cutoff:
             break
-        on_day = RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        kept = on_day.awaiting_aggregation()
-        if held is not None:
-            kept = on_day.filter(Q(AWAITING_AGGREGATION) | ~held)
+        on_day = RawEvent.objects.filter(client_timestamp__gte=start, client_timestamp__lt=end)
+        not_yet = Q(AWAITING_AGGREGATION) | Q(timestamp__gte=report.raw_cutoff)
+        kept = on_day.filter(not_yet if held is None else not_yet | ~held)
         try:
             with transaction.atomic():
                 with connection.cursor() as cursor:
@@ -131,16 +132,17 @@ def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
 
 
 def partitions_maintain(*, now: datetime) -> dict:
-    """Make the raw-event partitions from yesterday to PARTITION_DAYS_AHEAD ahead (and of days found in the
-    default partition), and forget recent idempotency keys older than INGEST_RECENT_KEY_HOURS. Nothing to
-    do where the table is not partitioned (SQLite)."""
+    """Make the raw-event partitions from yesterday to PARTITION_DAYS_AHEAD ahead (and of days within
+    retention found in the default partition). Nothing to do where the table is not partitioned (SQLite)."""
     if not partitions.is_partitioned():
         return {"partitioned": False}
+    today = now.astimezone(UTC).date()
     made = partitions.partitions_ensure(
-        today=now.astimezone(UTC).date(), days_ahead=settings.PARTITION_DAYS_AHEAD
+        today=today,
+        days_ahead=settings.PARTITION_DAYS_AHEAD,
+        since=today - timedelta(days=settings.RETENTION_RAW_DAYS),
     )
-    forgotten = recent_keys_forget(before=now - timedelta(hours=settings.INGEST_RECENT_KEY_HOURS))
-    return {"partitioned": True, "made": [day.isoformat() for day in made], "keys_forgotten": forgotten}
+    return {"partitioned": True, "made": [day.isoformat() for day in made]}
 
 
 # Where a user ID is stored as such: the canonical field, and top-level properties under the canonical
@@ -201,8 +203,8 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
             .select_for_update(of=("self",))
             .only(
                 "id",
-                "event_id",
                 "timestamp",
+                CLIENT_TIME_COLUMN,
                 "event",
                 "service",
                 "stage",
@@ -213,8 +215,7 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
         )
         aggregated = [ev for ev in events if ev.aggregated_at is not None]
         if events:
-            report.raw_events_deleted = _by_id([(ev.pk, ev.timestamp) for ev in events]).delete()[0]
-        recent_keys_release(keys=Q(event_id__in={ev.event_id for ev in events}))
+            report.raw_events_deleted = _by_id([(ev.pk, ev.client_timestamp) for ev in events]).delete()[0]
         deltas = deltas_for(aggregated)
         report.rollup_buckets_corrected = _subtract(deltas)
         remaining = _remaining(deltas)

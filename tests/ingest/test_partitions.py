@@ -1,6 +1,6 @@
-"""Raw events partitioned by day on PostgreSQL: the migration keeps every row, inserts land in their day,
-re-sends are stored once across partitions (skew-corrected ones too, concurrent ones too), retention drops
-whole days and leaves the others as they were."""
+"""Raw events partitioned by day of client time on PostgreSQL: the migration keeps every row, inserts land
+in their day, re-sends are stored once (skew-corrected onto another day, days later, without a time,
+concurrent), retention drops whole days and leaves the others as they were."""
 
 import threading
 import uuid
@@ -12,7 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from apps.ingest import partitions
-from apps.ingest.models import EVENT_COLUMNS, RawEvent, RecentEventKey
+from apps.ingest.models import CLIENT_TIME_COLUMN, EVENT_COLUMNS, RawEvent
 from apps.ingest.services import events_ingest, raw_events_store
 from apps.lifecycle.services import partitions_maintain, retention_apply
 from apps.metrics.selectors import SeriesQuery, series_for
@@ -89,15 +89,11 @@ def test_the_migration_keeps_every_row_with_its_id_and_backwards_too(make_key):
             received_at=timezone.now(),
         )
         assert (again.accepted, again.duplicates) == (0, 1)
-        # A row received lately got its recent key: a re-send young enough to skip the look at the
-        # neighbouring days is still recognised.
-        recent = send(
-            api_key,
-            [{"event": "e0", "event_id": str(before[6][1]), "timestamp": before[6][2].isoformat()}],
-            received_at=timezone.now(),
+        assert RawEvent.objects.filter(event_id=before[0][1]).count() == 1
+        # The time as sent is not known for rows stored before: their timestamp stands in for it.
+        assert all(
+            ev.client_timestamp == ev.timestamp for ev in RawEvent.objects.filter(pk__lte=before[-1][0])
         )
-        assert (recent.accepted, recent.duplicates) == (0, 1)
-        assert RawEvent.objects.filter(event_id__in=[before[0][1], before[6][1]]).count() == 2
 
         migrate(BEFORE)
 
@@ -128,18 +124,18 @@ def test_an_event_lands_in_its_day_partition(key):
 
 @pytest.mark.django_db
 def test_a_day_without_a_partition_goes_to_default_is_stored_once_and_moves_to_its_partition(key):
-    moment = datetime(2005, 6, 1, 12, tzinfo=UTC)
-    item = {"event": "late", "event_id": str(uuid.uuid4()), "timestamp": moment.isoformat()}
     now = timezone.now()
+    day = (now - timedelta(days=20)).astimezone(UTC).date()  # within retention; the migration made none
+    moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    item = {"event": "late", "event_id": str(uuid.uuid4()), "timestamp": moment.isoformat()}
     first = send(key, [item], received_at=now)
     assert first.accepted == 1 and partition_of(first.stored_ids[0]) == partitions.DEFAULT_PARTITION
     assert send(key, [item], received_at=now).duplicates == 1
 
     made = partitions_maintain(now=now)["made"]
 
-    assert "2005-06-01" in made
-    assert partition_of(first.stored_ids[0]) == "ingest_rawevent_p20050601"
-    RecentEventKey.objects.all().delete()  # past the recent keys' horizon: the look at the days finds it
+    assert day.isoformat() in made
+    assert partition_of(first.stored_ids[0]) == partitions.partition_name(day)
     assert (send(key, [item], received_at=now).duplicates, RawEvent.objects.filter(event="late").count()) == (
         1,
         1,
@@ -147,95 +143,83 @@ def test_a_day_without_a_partition_goes_to_default_is_stored_once_and_moves_to_i
 
 
 @pytest.mark.django_db
-def test_ensure_partitions_makes_the_days_ahead_once_and_forgets_old_keys(key, settings):
+def test_ensure_partitions_makes_the_days_ahead_once_not_for_far_off_clocks(key, settings):
     settings.PARTITION_DAYS_AHEAD = 3
     later = timezone.now() + timedelta(days=400)
     today = later.astimezone(UTC).date()
-    RecentEventKey.objects.create(
-        service="gateway", event_id=uuid.uuid4(), timestamp=timezone.now(), stored_at=timezone.now()
-    )
+    # Clocks years off: their events stay in the default partition, no partition is made for them.
+    far = [{"event": "far", "timestamp": f"{year}-01-01T00:00:00Z"} for year in (2001, 2090)]
+    assert send(key, far, received_at=timezone.now()).accepted == 2
 
     first = partitions_maintain(now=later)
     second = partitions_maintain(now=later)
 
     assert first["made"] == [(today + timedelta(days=n)).isoformat() for n in range(-1, 4)]
-    assert second["made"] == [] and first["keys_forgotten"] == 1 and second["keys_forgotten"] == 0
+    assert second["made"] == []
     assert set(partitions.day_partitions()) >= {today + timedelta(days=n) for n in range(-1, 4)}
 
 
 @pytest.mark.django_db
 def test_a_resend_skew_corrected_onto_the_next_day_is_stored_once(key):
-    """Each send re-stamps sent_at: the correction moves with the latency, here across midnight."""
+    """Each send re-stamps sent_at: the correction moves with the latency, here across midnight. The client
+    time is the same on both sends: so are the partition and the key."""
     for day in (date(2026, 11, 30), date(2026, 12, 1)):
         partitions.partition_create(day)
     item = {"event": "checkout", "event_id": str(uuid.uuid4()), "timestamp": "2026-11-30T23:55:00Z"}
     received = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
     first = send(key, [item], received_at=received, sent_at=received - timedelta(minutes=4))
     later = received + timedelta(seconds=30)
-    second = send(key, [item], received_at=later, sent_at=later - timedelta(minutes=6))
+    second = send(key, [item], received_at=later, sent_at=later - timedelta(minutes=6))  # -> 00:01 on Dec 1
 
     [stored] = RawEvent.objects.filter(event_id=item["event_id"])
     assert stored.timestamp == datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    assert stored.client_timestamp == datetime(2026, 11, 30, 23, 55, tzinfo=UTC)
     assert partition_of(stored.pk) == "ingest_rawevent_p20261130"
     assert (first.accepted, second.accepted, second.duplicates) == (1, 0, 1)
-    # Also once the recent key is forgotten: the look at the neighbouring days finds the original.
-    RecentEventKey.objects.all().delete()
-    third = send(key, [item], received_at=later, sent_at=later - timedelta(minutes=6))
-    assert (third.accepted, third.duplicates) == (0, 1)
-    assert RawEvent.objects.filter(event_id=item["event_id"]).count() == 1
 
 
 @pytest.mark.django_db
-def test_keys_forgotten_on_time_never_let_a_resend_in_young_or_old(key, settings):
-    """A young event is stored on its recent key alone (no look at the neighbouring days); an old one is
-    looked for there too. Beat forgets a key INGEST_RECENT_KEY_HOURS after its event was stored."""
+def test_a_resend_days_later_is_stored_once(key):
+    """A client that was offline for days re-sends its batch; a replay may too."""
     now = timezone.now()
-    young = {
-        "event": "young",
-        "event_id": str(uuid.uuid4()),
-        "timestamp": (now - timedelta(hours=1)).isoformat(),
-    }
-    old = {
+    item = {
         "event": "old",
         "event_id": str(uuid.uuid4()),
         "timestamp": (now - timedelta(hours=30)).isoformat(),
     }
-    assert send(key, [young, old], received_at=now).accepted == 2
-    # The old event's original arrived long ago (a replay, a late batch): its key is past the horizon.
-    RecentEventKey.objects.filter(event_id=old["event_id"]).update(
-        stored_at=now - timedelta(hours=settings.INGEST_RECENT_KEY_HOURS, minutes=1)
-    )
+    assert send(key, [item], received_at=now - timedelta(hours=29)).accepted == 1
 
-    assert partitions_maintain(now=now)["keys_forgotten"] == 1
-    again = send(key, [young, old], received_at=now + timedelta(seconds=5))
+    again = send(key, [item], received_at=now + timedelta(days=3), sent_at=now + timedelta(days=3, hours=2))
 
-    assert (again.accepted, again.duplicates) == (0, 2)
-    assert RawEvent.objects.filter(event__in=["young", "old"]).count() == 2
+    assert (again.accepted, again.duplicates) == (0, 1)
+    assert RawEvent.objects.filter(event="old").count() == 1
 
 
 @pytest.mark.django_db
-def test_with_keys_kept_briefly_every_event_is_looked_for_in_the_neighbouring_days(key, settings):
-    settings.INGEST_RECENT_KEY_HOURS = 24  # less than the resend window: no event may rely on its key alone
-    now = timezone.now()
-    item = {"event": "brief", "event_id": str(uuid.uuid4()), "timestamp": now.isoformat()}
-    assert send(key, [item], received_at=now).accepted == 1
-    RecentEventKey.objects.all().delete()  # what beat does a day later
+def test_an_event_without_a_time_resent_on_another_day_is_stored_once(key):
+    """Its timestamp is each send's received time; it has no client time, and all such events share the
+    default partition's key."""
+    item = {"event": "untimed", "event_id": str(uuid.uuid4())}
+    first = send(key, [item], received_at=datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
+    second = send(key, [item], received_at=datetime(2026, 12, 1, 0, 1, tzinfo=UTC))
 
-    again = send(key, [item], received_at=now + timedelta(seconds=5))
-
-    assert (again.accepted, again.duplicates) == (0, 1)
-    assert RawEvent.objects.filter(event="brief").count() == 1
+    [stored] = RawEvent.objects.filter(event="untimed")
+    assert (first.accepted, second.duplicates) == (1, 1)
+    assert stored.client_timestamp is None and partition_of(stored.pk) == partitions.DEFAULT_PARTITION
+    assert stored.timestamp == datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_sends_of_one_event_on_two_days_store_it_once(make_key):
-    """The first send's transaction is open when the second arrives with a timestamp on the next day."""
+def test_concurrent_sends_of_one_event_corrected_onto_two_days_store_it_once(make_key):
+    """The first send's transaction is open when the second arrives, its timestamp corrected onto the next
+    day: the second waits for the first and skips the event."""
     api_key, _ = make_key(service="gateway")
     event_id = uuid.uuid4()
-    columns = EVENT_COLUMNS
+    columns = (*EVENT_COLUMNS, CLIENT_TIME_COLUMN)
+    sent = datetime(2026, 11, 30, 23, 59, 58, tzinfo=UTC)
 
     def row(moment: datetime) -> tuple:
-        return (event_id, "gateway", "prod", "metric", "e", moment, moment, "", "", "", "", {}, [], "")
+        return (event_id, "gateway", "prod", "metric", "e", moment, moment, "", "", "", "", {}, [], "", sent)
 
     results: dict[str, list[int]] = {}
     second_sent = threading.Event()

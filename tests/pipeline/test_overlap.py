@@ -97,4 +97,4 @@ def test_each_statement_on_raw_events_by_id_after_the_first_read_bounds_their_ti
     first, *rest = by_id
     assert "SELECT" in first
     for sql in rest:
-        assert re.search(r'"timestamp" BETWEEN', sql), sql
+        assert re.search(r'"client_timestamp" BETWEEN', sql), sql

@@ -1,22 +1,25 @@
-"""Raw events partitioned by UTC day of `timestamp` on PostgreSQL (retention drops a day whole), and the
-recent idempotency keys that keep "stored once" exact across partitions. SQLite keeps one table.
+"""Raw events get `client_timestamp` (the time their sender stamped, equal on every re-send), and on
+PostgreSQL are partitioned by its UTC day (retention drops a day whole). SQLite keeps one table.
 
 The conversion copies every row, with its id, into a new partitioned table of the same columns (a partition
-per day present, yesterday to a week ahead, and a default partition), then swaps the names. The primary key
-becomes (id, timestamp) and the idempotency key (service, event_id, timestamp): a partitioned table's unique
-keys must hold the partition column. Django's state keeps `id` as the primary key (ids stay unique: one
-sequence makes them). The copy holds the table for its length: run it in a quiet hour on a big table.
-Reversible: backwards makes one plain table again, every row kept.
+per day present, yesterday to a week ahead, and a default partition that takes events without a client
+time and days without a partition), then swaps the names. Rows stored before keep their `timestamp` as
+client time (the time as sent is not known for them). A partitioned table's unique keys must hold the
+partition column, and it may be NULL: so each partition holds the idempotency key (service, event_id) as
+its own unique index (apps/ingest/partitions.py), and `id` has a plain index (ids stay unique: one sequence
+makes them; Django's state keeps it as the primary key). The copy holds the table for its length: run it
+in a quiet hour on a big table. Reversible: backwards makes one plain table again; of an event stored in
+two days' partitions (re-sent with a client time of another day), the first row is kept.
 """
 
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.db import migrations, models
 
 TABLE = "ingest_rawevent"
 SEQUENCE = "ingest_rawevent_id_seq"
 DAYS_AHEAD = 7
+ID_INDEX = f"{TABLE}_id"
 
 
 def _indexes_and_foreign_keys(cursor, table: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -57,11 +60,16 @@ def _rebuild_rest(cursor, indexes, foreign_keys) -> None:
         cursor.execute(f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{name}" {definition}')
 
 
-def _partition(cursor, day) -> None:
+def _partition(cursor, name: str, bounds: str, params: list) -> None:
+    """Make a partition with its own idempotency key (the unique index apps/ingest/partitions.py names)."""
+    cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{TABLE}" {bounds}', params)
+    cursor.execute(f'CREATE UNIQUE INDEX "{name}_service_event_id" ON "{name}" (service, event_id)')
+
+
+def _day_partition(cursor, day) -> None:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    cursor.execute(
-        f'CREATE TABLE "{TABLE}_p{day:%Y%m%d}" PARTITION OF "{TABLE}" FOR VALUES FROM (%s) TO (%s)',
-        [start, start + timedelta(days=1)],
+    _partition(
+        cursor, f"{TABLE}_p{day:%Y%m%d}", "FOR VALUES FROM (%s) TO (%s)", [start, start + timedelta(1)]
     )
 
 
@@ -73,38 +81,31 @@ def to_partitioned(apps, schema_editor):
         indexes, foreign_keys = _indexes_and_foreign_keys(cursor, TABLE)
         _set_aside(cursor, TABLE, old, indexes)
         cursor.execute(
-            f'CREATE TABLE "{TABLE}" (LIKE "{old}" INCLUDING DEFAULTS) PARTITION BY RANGE ("timestamp")'
+            f'CREATE TABLE "{TABLE}" (LIKE "{old}" INCLUDING DEFAULTS) PARTITION BY RANGE (client_timestamp)'
         )
         # Identity columns are not allowed on partitioned tables before PostgreSQL 17: a sequence it owns.
         cursor.execute(f'CREATE SEQUENCE "{SEQUENCE}_new" OWNED BY "{TABLE}".id')
         cursor.execute(f"""ALTER TABLE "{TABLE}" ALTER COLUMN id SET DEFAULT nextval('"{SEQUENCE}_new"')""")
-        cursor.execute(f'CREATE TABLE "{TABLE}_default" PARTITION OF "{TABLE}" DEFAULT')
+        _partition(cursor, f"{TABLE}_default", "DEFAULT", [])
         cursor.execute(f"""SELECT DISTINCT ("timestamp" AT TIME ZONE 'UTC')::date FROM "{old}" """)
         today = datetime.now(UTC).date()
         days = {row[0] for row in cursor.fetchall()}
         days |= {today + timedelta(days=offset) for offset in range(-1, DAYS_AHEAD + 1)}
         for day in sorted(days):
-            _partition(cursor, day)
-        cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{old}"')
-        cursor.execute(f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{TABLE}_pkey" PRIMARY KEY (id, "timestamp")')
-        cursor.execute(
-            f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "rawevent_unique_service_event_id" '
-            f'UNIQUE (service, event_id, "timestamp")'
-        )
+            _day_partition(cursor, day)
+        # Every column as it is, but the client time: the event time stored (the time as sent is not known).
+        cursor.execute(f'SELECT * FROM "{old}" LIMIT 0')
+        names = [column.name for column in cursor.description]
+        columns = ", ".join(f'"{name}"' for name in names)
+        values = ", ".join('"timestamp"' if name == "client_timestamp" else f'"{name}"' for name in names)
+        cursor.execute(f'INSERT INTO "{TABLE}" ({columns}) SELECT {values} FROM "{old}"')
+        cursor.execute(f'CREATE INDEX "{ID_INDEX}" ON "{TABLE}" (id)')
         _rebuild_rest(cursor, indexes, foreign_keys)
         cursor.execute(
             f"""SELECT setval('"{SEQUENCE}_new"', COALESCE((SELECT max(id) FROM "{old}"), 0) + 1, false)"""
         )
         cursor.execute(f'DROP TABLE "{old}"')  # and its identity sequence, freeing the name
         cursor.execute(f'ALTER SEQUENCE "{SEQUENCE}_new" RENAME TO "{SEQUENCE}"')
-        # The recent keys of the rows stored lately, as if the partitioned insert had stored them: the insert
-        # trusts a young event's key alone (apps/ingest/services.py `_neighbour_check_age`).
-        cursor.execute(
-            'INSERT INTO ingest_recenteventkey (service, event_id, "timestamp", stored_at) '
-            f'SELECT service, event_id, "timestamp", received_at FROM "{TABLE}" WHERE received_at >= %s '
-            "ON CONFLICT (service, event_id) DO NOTHING",
-            [datetime.now(UTC) - timedelta(hours=settings.INGEST_RECENT_KEY_HOURS, minutes=10)],
-        )
 
 
 def to_plain(apps, schema_editor):
@@ -114,16 +115,17 @@ def to_plain(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         indexes, foreign_keys = _indexes_and_foreign_keys(cursor, TABLE)
         _set_aside(cursor, TABLE, old, indexes)
+        indexes = [(name, statement) for name, statement in indexes if name != ID_INDEX]  # the primary key's
         cursor.execute(f'ALTER SEQUENCE "{SEQUENCE}" RENAME TO "{SEQUENCE}_old"')
         cursor.execute(f'CREATE TABLE "{TABLE}" (LIKE "{old}" INCLUDING DEFAULTS)')
         cursor.execute(f'ALTER TABLE "{TABLE}" ALTER COLUMN id DROP DEFAULT')
         cursor.execute(f'ALTER TABLE "{TABLE}" ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY')
-        cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{old}"')
         cursor.execute(f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{TABLE}_pkey" PRIMARY KEY (id)')
         cursor.execute(
             f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "rawevent_unique_service_event_id" '
             "UNIQUE (service, event_id)"
         )
+        cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{old}" ORDER BY id ON CONFLICT DO NOTHING')
         _rebuild_rest(cursor, indexes, foreign_keys)
         cursor.execute(
             f"SELECT setval(pg_get_serial_sequence('\"{TABLE}\"', 'id'), "
@@ -138,31 +140,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.CreateModel(
-            name="RecentEventKey",
-            fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("service", models.CharField(max_length=100)),
-                ("event_id", models.UUIDField()),
-                ("timestamp", models.DateTimeField()),
-                ("stored_at", models.DateTimeField()),
-            ],
-            options={
-                "indexes": [
-                    models.Index(fields=["stored_at"], name="recentkey_stored_at"),
-                    models.Index(fields=["timestamp"], name="recentkey_timestamp"),
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("service", "event_id"), name="recentkey_unique_service_event_id"
-                    )
-                ],
-            },
+        migrations.AddField(
+            model_name="rawevent",
+            name="client_timestamp",
+            field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.RunPython(to_partitioned, to_plain),
     ]
