@@ -15,7 +15,16 @@ from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
-from .models import CLIENT_TIME_COLUMN, EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, Service
+from .models import (
+    CLIENT_TIME_COLUMN,
+    EVENT_COLUMNS,
+    SPAN_COLUMNS,
+    ApiKey,
+    ClientTimeBounds,
+    RawEvent,
+    Service,
+    client_time_bounds,
+)
 from .signals import events_stored
 
 logger = logging.getLogger(__name__)
@@ -165,7 +174,9 @@ def events_ingest(
         # The insert is atomic by itself: committed when it returns, unless a caller's transaction holds
         # it, whose commit on_commit then waits for. No BEGIN and COMMIT round trips around it.
         stored_ids = _insert_new_events(rows, columns)
-        transaction.on_commit(lambda: _announce_stored(stored_ids))
+        # Of every row sent, so of the stored ones too (wider at worst: still right as a bound).
+        client_times = client_time_bounds(row[_CLIENT_TIME] for row in rows)
+        transaction.on_commit(lambda: _announce_stored(stored_ids, client_times))
         result.stored_ids = stored_ids
         result.accepted = len(stored_ids)
         result.duplicates += len(rows) - len(stored_ids)
@@ -176,6 +187,7 @@ def events_ingest(
 _INSERT_FIELDS = (*EVENT_COLUMNS, CLIENT_TIME_COLUMN, "api_key")
 # The same, then the span columns (a batch that holds a span).
 _SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, *SPAN_COLUMNS)
+_CLIENT_TIME = _INSERT_FIELDS.index(CLIENT_TIME_COLUMN)
 _NO_SPAN = ("", "", None)
 
 
@@ -195,10 +207,10 @@ def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -
     return bulk_insert_json(RawEvent, columns, rows, conflict=conflict, returning="id")
 
 
-def _announce_stored(stored_ids: list[int]) -> None:
+def _announce_stored(stored_ids: list[int], client_times: ClientTimeBounds) -> None:
     """Tell the pipeline (a receiver of `events_stored`) about committed events; a failure loses nothing."""
     try:
-        events_stored.send(sender=RawEvent, event_ids=stored_ids)
+        events_stored.send(sender=RawEvent, event_ids=stored_ids, client_times=client_times)
     except Exception:  # the broker is down or refused: the rows are committed; the sweeper enqueues them
         logger.warning(
             "could not hand %d new events to the pipeline; the sweeper will pick them up",

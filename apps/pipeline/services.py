@@ -113,14 +113,20 @@ class PendingEvents:
     bounds: Bounds | None
 
 
-def pending_events(event_ids: list[int], *, aggregation: bool = True) -> PendingEvents:
+def pending_events(
+    event_ids: list[int], *, aggregation: bool = True, client_times: Bounds | None = None
+) -> PendingEvents:
     """Read the chunk's events still to index (and, with `aggregation`, those still to aggregate) in one
-    query; return the ones to index and the time range of all of them."""
+    query; return the ones to index and the client times of all of them. `client_times`, when the caller
+    knows them, bound the read to those days' partitions (else it looks in every partition)."""
     if connection.vendor == "postgresql":
         # Arrays as parameters and the JSON columns decoded by msgspec (they come as text): half the cost
         # of the ORM's IN list and json.loads for a chunk's rows.
+        params: dict[str, Any] = {"ids": event_ids}
+        if client_times is not None:
+            params.update(_bound_params(client_times))
         with connection.cursor() as cursor:
-            cursor.execute(_pending_sql(aggregation), {"ids": event_ids})
+            cursor.execute(_pending_sql(aggregation, bounded=client_times is not None), params)
             records = cursor.fetchall()
         rows = [IndexRow(_decoded(record[:-2])) for record in records if record[-1]]
     else:
@@ -150,7 +156,7 @@ def _decoded(values: Sequence[Any]) -> list[Any]:
 
 
 @functools.cache
-def _pending_sql(aggregation: bool) -> str:
+def _pending_sql(aggregation: bool, *, bounded: bool) -> str:
     awaiting_index = _condition_sql(AWAITING_INDEX)
     waiting = (
         f"({awaiting_index}) OR ({_condition_sql(AWAITING_AGGREGATION)})" if aggregation else awaiting_index
@@ -158,7 +164,8 @@ def _pending_sql(aggregation: bool) -> str:
     columns = ", ".join(connection.ops.quote_name(name) for name in _INDEX_FIELDS)
     return (
         f"SELECT {columns}, {CLIENT_TIME_COLUMN}, ({awaiting_index}) FROM ingest_rawevent"
-        f" WHERE id = ANY(%(ids)s) AND ({waiting}) ORDER BY id"
+        f" WHERE id = ANY(%(ids)s){f' AND {WITHIN_CLIENT_TIMES_SQL}' if bounded else ''} AND ({waiting})"
+        " ORDER BY id"
     )
 
 
@@ -203,7 +210,7 @@ class _Indexing:
         return indexed
 
 
-def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
+def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -> ProcessOutcome:
     """Aggregate and index a chunk at once.
 
     The chunk's pending events are read first and sent to the search backend from the indexer thread
@@ -212,8 +219,9 @@ def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
     while a bulk runs. The events whose bulk has already finished by then are marked indexed by the same
     UPDATE (one row version instead of two); one UPDATE after the bulks marks the rest. A down search
     backend never holds back the rollups: the outcome says so and the caller retries the indexing.
+    `client_times`, when the caller knows them, bound the first read too.
     """
-    pending = pending_events(event_ids)
+    pending = pending_events(event_ids, client_times=client_times)
     if pending.bounds is None:
         skipped = len(event_ids)
         return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
