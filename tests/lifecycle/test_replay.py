@@ -276,3 +276,24 @@ def test_a_file_of_the_first_archive_format_replays_without_span_fields(archive_
     assert "1 rows read, 1 stored" in text
     stored = RawEvent.objects.get()
     assert stored.span_id == "" and stored.client_timestamp == stored.timestamp  # what the migration gave
+
+
+def test_an_event_corrected_onto_the_next_day_replays_as_already_there(send_old, days, archive_dir, inline):
+    """The archive keeps the time as sent: a replay finds the stored copy by it (on PostgreSQL, in the
+    partition of that day), not by the corrected time, which here falls on the next day."""
+    item = {
+        "event": "search_made",
+        "service": "gateway",
+        "event_id": "0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a31",
+        "timestamp": (at(days[0], 23) + timedelta(minutes=58)).isoformat(),
+    }
+    received = at(days[1], 0) + timedelta(minutes=5)
+    send_old([item], received_at=received, sent_at=received - timedelta(minutes=10))
+    stored = RawEvent.objects.get()
+    assert (stored.client_timestamp.date(), stored.timestamp.date()) == (days[0], days[1])
+    archive_all(archive_dir)
+
+    text = run("replay_archive", str(archive_dir))
+
+    assert "1 rows read, 0 stored, 1 already there" in text
+    assert RawEvent.objects.get().pk == stored.pk
