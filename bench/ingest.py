@@ -52,6 +52,7 @@ COPY_COLUMNS = (
     "notes",
     "api_key_id",
     "ingest_node",
+    "client_timestamp",
     "received_at",
 )
 
@@ -175,6 +176,7 @@ def _copy_sender(job: dict[str, Any], groups: list[list[dict[str, Any]]]) -> Cal
                 "[]",
                 job["api_key_id"],
                 job["ingest_node"],
+                ev["timestamp"],  # as sent: the partition key
             )
             for ev in group
         ]
@@ -246,6 +248,7 @@ def _sql(statement: str) -> list[tuple]:
 
 
 def _reset_events() -> None:
+    # The recent idempotency keys too: the next phase sends the same event ids again, as new events.
     _sql("TRUNCATE ingest_rawevent")
     _sql("VACUUM ANALYZE ingest_rawevent")
 

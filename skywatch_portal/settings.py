@@ -210,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     "apply-retention": {"task": "lifecycle.apply_retention", "schedule": 24 * 3600.0},
     # Archives the days retention drops within two days (nothing to do while ARCHIVE_DIR is unset).
     "archive-events": {"task": "lifecycle.archive_due", "schedule": 24 * 3600.0},
+    # Raw-event partitions a week ahead (an hour's run is idempotent), and old recent keys forgotten.
+    "ensure-partitions": {"task": "lifecycle.ensure_partitions", "schedule": 3600.0},
 }
 
 # --- Pipeline: chunks of events per task; the sweeper's grace period; attempts before dead-lettering.
@@ -221,6 +223,9 @@ PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
 # --- Data lifecycle: raw events and search indices are deleted after these ages; rollups stay.
 RETENTION_RAW_DAYS = env_int("RETENTION_RAW_DAYS", 90)
 RETENTION_INDEX_DAYS = env_int("RETENTION_INDEX_DAYS", 30)
+# PostgreSQL: raw-event partitions made this many days ahead (a day without one goes to the default
+# partition, and is moved out when its partition is made).
+PARTITION_DAYS_AHEAD = env_int("PARTITION_DAYS_AHEAD", 7)
 # Raw events as Parquet before retention drops them: a directory, or an fsspec URL (s3://bucket/prefix, with
 # s3fs installed). Set, retention deletes only days the archive holds. Unset (the default): no archive.
 ARCHIVE_DIR = os.environ.get("ARCHIVE_DIR", "")

@@ -56,4 +56,5 @@ class RawEventFactory(factory.django.DjangoModelFactory):
     event = "search_made"
     timestamp = T0
     received_at = T0
+    client_timestamp = factory.SelfAttribute("timestamp")  # sent with no clock skew
     api_key = factory.SubFactory(ApiKeyFactory)

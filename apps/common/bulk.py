@@ -120,7 +120,12 @@ def _statement_ends(
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     action = "DO NOTHING" if update is None else "DO UPDATE SET " + update.format(t=table)
-    conflict_sql = ", ".join(qn(model._meta.get_field(name).column) for name in conflict)
+    # No conflict columns: every unique index of the table (of the partition a row goes to) decides.
+    target = (
+        "(" + ", ".join(qn(model._meta.get_field(name).column) for name in conflict) + ") "
+        if conflict
+        else ""
+    )
     head = f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
-    tail = f" ON CONFLICT ({conflict_sql}) {action}" + (f" RETURNING {qn(returning)}" if returning else "")
+    tail = f" ON CONFLICT {target}{action}" + (f" RETURNING {qn(returning)}" if returning else "")
     return head, tail

@@ -500,9 +500,11 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
     received = context.received_at
     if raw is None:
         event["timestamp"] = received
+        event["client_timestamp"] = None
         notes.append("timestamp missing: received time used")
         return
     moment = parse_timestamp(raw, notes)
+    event["client_timestamp"] = moment  # as sent: the same on every re-send (see RawEvent.client_timestamp)
     if context.sent_at is not None:
         skew = received - context.sent_at
         if abs(skew) > MAX_SKEW_CORRECTION:

@@ -1,6 +1,7 @@
 """Services, their API keys, and the raw events they send (the source of truth for every figure)."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import models
@@ -87,6 +88,31 @@ EVENT_COLUMNS = (
     "ingest_node",
 )
 SPAN_COLUMNS = ("span_id", "parent_span_id", "duration_ms")
+# The time as the sender stamped it, stored and archived with them (the partition key on PostgreSQL).
+CLIENT_TIME_COLUMN = "client_timestamp"
+# Statements that touch raw events by id also bound their client times, so that PostgreSQL reads only the
+# partitions of those days (and the default partition, which holds the events sent without a time):
+# `%(earliest)s` and `%(latest)s` are the least and greatest client time of the events (NULL when none has
+# one), see `client_time_bounds`.
+WITHIN_CLIENT_TIMES_SQL = (
+    '("client_timestamp" BETWEEN %(earliest)s AND %(latest)s OR "client_timestamp" IS NULL)'
+)
+
+# The least and greatest client time of some events (None, None when none has one).
+ClientTimeBounds = tuple[datetime | None, datetime | None]
+
+
+def client_time_bounds(moments: Iterable[datetime | None]) -> ClientTimeBounds:
+    known = [moment for moment in moments if moment is not None]
+    return (min(known), max(known)) if known else (None, None)
+
+
+def within_client_times(bounds: ClientTimeBounds) -> models.Q:
+    """The ORM's WITHIN_CLIENT_TIMES_SQL."""
+    if bounds[0] is None:
+        return models.Q(client_timestamp__isnull=True)
+    return models.Q(client_timestamp__range=bounds) | models.Q(client_timestamp__isnull=True)
+
 
 # Pipeline state, spelled out once: each query below, the partial indexes and the pipeline's SQL use these.
 AWAITING_AGGREGATION = models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
@@ -147,6 +173,10 @@ class RawEvent(models.Model):
     type = models.CharField(max_length=6, choices=TYPE_CHOICES, default="metric")
     event = models.CharField(max_length=200)
     timestamp = models.DateTimeField()
+    # The event's time exactly as its sender stamped it (before skew correction and clamping); none when it
+    # gave none. Equal on every re-send, so on PostgreSQL it is the partition key and a day partition's
+    # unique (service, event_id) recognises a re-send (apps/ingest/partitions.py).
+    client_timestamp = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
     user_id = models.CharField(max_length=200, blank=True, default="")
     correlation_id = models.CharField(max_length=200, blank=True, default="")
@@ -178,7 +208,9 @@ class RawEvent(models.Model):
 
     class Meta:
         constraints = [
-            # The idempotency key: a re-sent event is recognised and never stored twice.
+            # The idempotency key: a re-sent event is recognised and never stored twice. On PostgreSQL the
+            # table is partitioned by day of client_timestamp (migration 0007): there each partition holds
+            # this key as its own unique index (apps/ingest/partitions.py).
             models.UniqueConstraint(fields=["service", "event_id"], name="rawevent_unique_service_event_id"),
         ]
         indexes = [

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
@@ -15,7 +15,16 @@ from apps.common.bulk import bulk_insert_json
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
-from .models import EVENT_COLUMNS, SPAN_COLUMNS, ApiKey, RawEvent, Service
+from .models import (
+    CLIENT_TIME_COLUMN,
+    EVENT_COLUMNS,
+    SPAN_COLUMNS,
+    ApiKey,
+    ClientTimeBounds,
+    RawEvent,
+    Service,
+    client_time_bounds,
+)
 from .signals import events_stored
 
 logger = logging.getLogger(__name__)
@@ -152,6 +161,7 @@ def events_ingest(
                 event["properties"],
                 conformed.notes,
                 ingest_node,
+                event["client_timestamp"],
                 api_key.pk,
             )
         )
@@ -164,7 +174,9 @@ def events_ingest(
         # The insert is atomic by itself: committed when it returns, unless a caller's transaction holds
         # it, whose commit on_commit then waits for. No BEGIN and COMMIT round trips around it.
         stored_ids = _insert_new_events(rows, columns)
-        transaction.on_commit(lambda: _announce_stored(stored_ids))
+        # Of every row sent, so of the stored ones too (wider at worst: still right as a bound).
+        client_times = client_time_bounds(row[_CLIENT_TIME] for row in rows)
+        transaction.on_commit(lambda: _announce_stored(stored_ids, client_times))
         result.stored_ids = stored_ids
         result.accepted = len(stored_ids)
         result.duplicates += len(rows) - len(stored_ids)
@@ -172,21 +184,33 @@ def events_ingest(
 
 
 # The columns of a stored event, in the order of the row tuples `events_ingest` builds.
-_INSERT_FIELDS = (*EVENT_COLUMNS, "api_key")
+_INSERT_FIELDS = (*EVENT_COLUMNS, CLIENT_TIME_COLUMN, "api_key")
 # The same, then the span columns (a batch that holds a span).
 _SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, *SPAN_COLUMNS)
+_CLIENT_TIME = _INSERT_FIELDS.index(CLIENT_TIME_COLUMN)
 _NO_SPAN = ("", "", None)
 
 
 def _insert_new_events(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[int]:
-    """Insert rows atomically, skipping (service, event_id) pairs already stored; return the new ids."""
-    return bulk_insert_json(RawEvent, columns, rows, conflict=("service", "event_id"), returning="id")
+    return raw_events_store(rows=rows, columns=columns)
 
 
-def _announce_stored(stored_ids: list[int]) -> None:
+def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[int]:
+    """Insert rows (tuples in `columns` order, distinct (service, event_id)) atomically, skipping events
+    already stored; return the new ids.
+
+    One table (SQLite): ON CONFLICT on the (service, event_id) key. Partitioned by client day (PostgreSQL):
+    ON CONFLICT DO NOTHING without a target, which uses the unique (service, event_id) index of the
+    partition each row goes to, the one its original went to (apps/ingest/partitions.py).
+    """
+    conflict = ("service", "event_id") if connection.vendor != "postgresql" else ()
+    return bulk_insert_json(RawEvent, columns, rows, conflict=conflict, returning="id")
+
+
+def _announce_stored(stored_ids: list[int], client_times: ClientTimeBounds) -> None:
     """Tell the pipeline (a receiver of `events_stored`) about committed events; a failure loses nothing."""
     try:
-        events_stored.send(sender=RawEvent, event_ids=stored_ids)
+        events_stored.send(sender=RawEvent, event_ids=stored_ids, client_times=client_times)
     except Exception:  # the broker is down or refused: the rows are committed; the sweeper enqueues them
         logger.warning(
             "could not hand %d new events to the pipeline; the sweeper will pick them up",

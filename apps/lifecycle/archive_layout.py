@@ -18,10 +18,12 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from apps.ingest.models import EVENT_COLUMNS, SPAN_COLUMNS
+from apps.ingest.models import CLIENT_TIME_COLUMN, EVENT_COLUMNS, SPAN_COLUMNS
 
 # 2: span fields (span_id, parent_span_id, duration_ms); version 1 files read with them empty.
-FORMAT_VERSION = 2
+# 3: client_timestamp, the time as the sender stamped it; older files read with their timestamp there (what
+# the migration that added it gave the rows stored before).
+FORMAT_VERSION = 3
 PART_NAME = "part-0.parquet"
 MARKER_NAME = "_archive.json"
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -53,6 +55,8 @@ SCHEMA = pa.schema(
         pa.field("duration_ms", pa.float64(), nullable=True),
         # Counted in the rollups when archived: replay keeps it so, and never counts it again.
         pa.field("aggregated", pa.bool_(), nullable=False),
+        # None: the sender gave no time (the received time is the event's timestamp).
+        pa.field("client_timestamp", UTC_MICROS, nullable=True),
     ],
     metadata={"skywatch.archive.version": str(FORMAT_VERSION)},
 )
@@ -69,9 +73,10 @@ WRITE_OPTIONS = {
 }
 
 # The database fields an archive row is made of, in this order (`id` first: not archived, but counted).
-DATABASE_FIELDS = ("id", *EVENT_COLUMNS, *SPAN_COLUMNS, "aggregated_at")
-# Columns older archive files lack, and what they mean there.
+DATABASE_FIELDS = ("id", *EVENT_COLUMNS, *SPAN_COLUMNS, "aggregated_at", CLIENT_TIME_COLUMN)
+# Columns older archive files lack, and what they mean there: a value, or (COPIED_COLUMNS) another column's.
 ADDED_COLUMNS = {"span_id": "", "parent_span_id": "", "duration_ms": None}
+COPIED_COLUMNS = {"client_timestamp": "timestamp"}
 
 ArchiveRow = tuple[Any, ...]  # values in COLUMNS order
 # Rows of a file are in time order, then by event ID (said in the footer, for engines that use it).
@@ -88,7 +93,9 @@ def archive_row(values: Sequence[Any]) -> ArchiveRow:
     (_, event_id, service, stage, kind, event, timestamp, received_at, user_id, cid, level, message) = values[
         :12
     ]
-    properties, notes, ingest_node, span_id, parent_span_id, duration_ms, aggregated_at = values[12:]
+    properties, notes, ingest_node, span_id, parent_span_id, duration_ms, aggregated_at, client_time = values[
+        12:
+    ]
     return (
         str(event_id),
         service,
@@ -108,6 +115,7 @@ def archive_row(values: Sequence[Any]) -> ArchiveRow:
         parent_span_id or "",
         duration_ms,
         aggregated_at is not None,
+        client_time,
     )
 
 

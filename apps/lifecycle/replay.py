@@ -19,12 +19,21 @@ from typing import Any
 import pyarrow as pa
 from django.db import transaction
 
-from apps.common.bulk import bulk_insert_json
 from apps.ingest.conform import SendContext, conform_event
 from apps.ingest.models import RawEvent
+from apps.ingest.services import raw_events_store
 from apps.ingest.signals import events_stored
 
-from .archive_layout import ADDED_COLUMNS, COLUMNS, DATABASE_FIELDS, SCHEMA, Archive, ArchiveRow, batch_rows
+from .archive_layout import (
+    ADDED_COLUMNS,
+    COLUMNS,
+    COPIED_COLUMNS,
+    DATABASE_FIELDS,
+    SCHEMA,
+    Archive,
+    ArchiveRow,
+    batch_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,9 +181,7 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
     outcome.refused = dict(refused)
     if not to_store:
         return
-    stored_ids = bulk_insert_json(
-        RawEvent, _INSERT_FIELDS, to_store, conflict=("service", "event_id"), returning="id"
-    )
+    stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)
     if stored_ids:
@@ -203,6 +210,7 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         parent_span_id,
         duration_ms,
         aggregated,
+        client_timestamp,
     ) = row
     # Without these the event would change on the way in (a new ID each replay, the received time as its
     # time): refused, not guessed.
@@ -265,17 +273,24 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         # Counted in the rollups before it was archived: counted still. The archive keeps whether, not
         # when; the received time is the earliest it can have been.
         received_at if aggregated else None,
+        # As first sent, not as conform reads the archived (corrected) time: the event's partition and
+        # idempotency key are those of the copy that may still be stored.
+        client_timestamp,
     ), ""
 
 
 def _check_columns(schema: pa.Schema) -> None:
-    missing = [name for name in COLUMNS if name not in schema.names and name not in ADDED_COLUMNS]
+    optional = ADDED_COLUMNS.keys() | COPIED_COLUMNS.keys()
+    missing = [name for name in COLUMNS if name not in schema.names and name not in optional]
     if missing:
         raise ValueError(f"not a SkyWatch archive file: no column {', '.join(missing)}")
 
 
 def _with_added_columns(table: pa.Table) -> pa.Table:
     """Return the table with the columns an older archive format lacks, as they meant there."""
+    for name, source in COPIED_COLUMNS.items():
+        if name not in table.schema.names:
+            table = table.append_column(name, table.column(source))
     for name, value in ADDED_COLUMNS.items():
         if name not in table.schema.names:
             kind = SCHEMA.field(name).type

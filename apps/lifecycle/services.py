@@ -6,18 +6,25 @@ ARCHIVE_DIR set, raw events leave only once the archive holds them (apps/lifecyc
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
 from apps.common.jsonfields import PropertyText
+from apps.ingest import partitions
 from apps.ingest.conform import ALIASES
-from apps.ingest.models import RawEvent
+from apps.ingest.models import (
+    AWAITING_AGGREGATION,
+    CLIENT_TIME_COLUMN,
+    RawEvent,
+    client_time_bounds,
+    within_client_times,
+)
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.traces.search import get_trace_backend
@@ -38,6 +45,8 @@ class RetentionReport:
     # Days kept because ARCHIVE_DIR is set and the archive does not hold them as they are (YYYY-MM-DD).
     raw_days_not_archived: list[str] = field(default_factory=list)
     raw_events_kept_unarchived: int = 0
+    # Days whose partition was dropped whole (PostgreSQL), YYYY-MM-DD.
+    raw_partitions_dropped: list[str] = field(default_factory=list)
 
 
 def retention_apply(*, now: datetime | None = None) -> RetentionReport:
@@ -59,11 +68,14 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     if archived is not None:
         done = done.filter(archived.held)
         report.raw_days_not_archived = [day.isoformat() for day in archived.not_archived]
+    if partitions.is_partitioned():
+        _drop_whole_days(report, held=archived.held if archived is not None else None)
+    # What no dropped partition held: the cut-off's own day, the default partition, days kept in part.
     while True:  # in batches: one huge DELETE would hold locks and bloat the transaction
-        ids = list(done.values_list("pk", flat=True)[:DELETE_BATCH])
-        if not ids:
+        batch = list(done.values_list("pk", CLIENT_TIME_COLUMN)[:DELETE_BATCH])
+        if not batch:
             break
-        report.raw_events_deleted += RawEvent.objects.filter(pk__in=ids).delete()[0]
+        report.raw_events_deleted += _by_id(batch).delete()[0]
     report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
     if archived is not None:
         report.raw_events_kept_unarchived = old.done_with_aggregation().count()
@@ -76,6 +88,61 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         )
     logger.info("retention: %s", report)
     return report
+
+
+def _by_id(rows: list[tuple[int, datetime | None]]) -> QuerySet[RawEvent]:
+    """Return the raw events of these (id, client time) pairs. The client times let the partitioned table
+    look in the partitions of those days only, not probe every day's index for each id."""
+    bounds = client_time_bounds(moment for _, moment in rows)
+    return RawEvent.objects.filter(within_client_times(bounds), pk__in=[pk for pk, _ in rows])
+
+
+def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
+    """Detach, then drop, each day partition that ends before the cut-off and whose every row retention would
+    delete (none awaits aggregation or has a timestamp past the cut-off, which skew correction allows; with
+    an archive, `held` covers them all); add its rows to the report. A day with other rows, or whose lock
+    is not had within the lock timeout, is left to the batched DELETE (or the next run)."""
+    quote = connection.ops.quote_name
+    for day, name in sorted(partitions.day_partitions().items()):
+        start, end = partitions.day_bounds(day)
+        if end > report.raw_cutoff:
+            break
+        on_day = RawEvent.objects.filter(client_timestamp__gte=start, client_timestamp__lt=end)
+        not_yet = Q(AWAITING_AGGREGATION) | Q(timestamp__gte=report.raw_cutoff)
+        kept = on_day.filter(not_yet if held is None else not_yet | ~held)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
+                    # Held from the check to the drop, so no row arrives in between; DETACH needs it anyway.
+                    cursor.execute(f"LOCK TABLE {quote(partitions.PARENT)} IN ACCESS EXCLUSIVE MODE")
+                if kept.exists():
+                    continue
+                partitions.partition_detach(name)
+        except OperationalError as error:  # the lock timeout: long reads held the table
+            logger.warning("retention could not detach the partition of %s now: %s", day, error)
+            continue
+        # Counted once detached, after the commit: nothing writes to it any more, and the count of a big day
+        # (a quarter of a second per million rows) no longer holds the lock that ingestion waits on.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {quote(name)}")
+            report.raw_events_deleted += cursor.fetchone()[0]
+        report.raw_partitions_dropped.append(day.isoformat())
+    partitions.detached_drop()  # and any a crash left detached
+
+
+def partitions_maintain(*, now: datetime) -> dict:
+    """Make the raw-event partitions from yesterday to PARTITION_DAYS_AHEAD ahead (and of days within
+    retention found in the default partition). Nothing to do where the table is not partitioned (SQLite)."""
+    if not partitions.is_partitioned():
+        return {"partitioned": False}
+    today = now.astimezone(UTC).date()
+    made = partitions.partitions_ensure(
+        today=today,
+        days_ahead=settings.PARTITION_DAYS_AHEAD,
+        since=today - timedelta(days=settings.RETENTION_RAW_DAYS),
+    )
+    return {"partitioned": True, "made": [day.isoformat() for day in made]}
 
 
 # Where a user ID is stored as such: the canonical field, and top-level properties under the canonical
@@ -134,10 +201,21 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
         events = list(
             user_events(user_id)
             .select_for_update(of=("self",))
-            .only("id", "timestamp", "event", "service", "stage", "user_id", "properties", "aggregated_at")
+            .only(
+                "id",
+                "timestamp",
+                CLIENT_TIME_COLUMN,
+                "event",
+                "service",
+                "stage",
+                "user_id",
+                "properties",
+                "aggregated_at",
+            )
         )
         aggregated = [ev for ev in events if ev.aggregated_at is not None]
-        report.raw_events_deleted = RawEvent.objects.filter(pk__in=[ev.pk for ev in events]).delete()[0]
+        if events:
+            report.raw_events_deleted = _by_id([(ev.pk, ev.client_timestamp) for ev in events]).delete()[0]
         deltas = deltas_for(aggregated)
         report.rollup_buckets_corrected = _subtract(deltas)
         remaining = _remaining(deltas)

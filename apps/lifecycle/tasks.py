@@ -10,13 +10,19 @@ from django.utils import timezone
 from . import archive
 from .archive_layout import Archive
 from .replay import row_group_replay
-from .services import retention_apply
+from .services import partitions_maintain, retention_apply
 
 
 @shared_task(name="lifecycle.apply_retention", time_limit=3600)
 def apply_retention() -> dict:
     """Delete what is past its retention age (days the archive should hold but does not are kept)."""
     return {k: str(v) if not isinstance(v, (int, list)) else v for k, v in asdict(retention_apply()).items()}
+
+
+@shared_task(name="lifecycle.ensure_partitions", time_limit=600)
+def ensure_partitions() -> dict:
+    """Make the raw-event partitions of the days ahead and forget old recent keys (PostgreSQL)."""
+    return partitions_maintain(now=timezone.now())
 
 
 @shared_task(name="lifecycle.archive_due", time_limit=300)

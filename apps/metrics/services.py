@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from apps.common.bulk import bulk_insert
 from apps.common.jsonfields import MAX_SUMMABLE
-from apps.ingest.models import AWAITING_AGGREGATION_SQL
+from apps.ingest.models import AWAITING_AGGREGATION_SQL, WITHIN_CLIENT_TIMES_SQL, ClientTimeBounds
 
 from . import buckets
 from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
@@ -166,11 +166,11 @@ _ADD = _one_line(f"""
 
 # The pipeline's: claim the chunk's events not yet aggregated (rows other workers hold are skipped) and
 # add them, in one round trip; the caller marks them aggregated in the same transaction. The chunk's time
-# range bounds the ids so that a table partitioned by timestamp is read in the chunk's partitions only.
+# client times bound the ids so that the partitioned table is read in the chunk's partitions only.
 _CLAIM_AND_ADD = _one_line(f"""
     WITH chunk AS MATERIALIZED (
         SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent
-        WHERE id = ANY(%(ids)s) AND "timestamp" BETWEEN %(earliest)s AND %(latest)s
+        WHERE id = ANY(%(ids)s) AND {WITHIN_CLIENT_TIMES_SQL}
             AND {AWAITING_AGGREGATION_SQL}
         ORDER BY id FOR UPDATE SKIP LOCKED
     ), {_ROLLUP_CTES}""")
@@ -186,11 +186,12 @@ def rollups_add_sql(*, event_ids: list[int]) -> None:
         cursor.execute(_ADD, _rollup_params(event_ids))
 
 
-def rollups_claim_and_add(*, event_ids: list[int], earliest: datetime, latest: datetime) -> list[int]:
+def rollups_claim_and_add(*, event_ids: list[int], bounds: ClientTimeBounds) -> list[int]:
     """Lock the events not yet aggregated (skipping rows another worker holds), add them to the rollups,
     and return their ids: one statement. The caller marks exactly these aggregated in the same transaction,
-    so a chunk run twice, or by two workers, is counted once. `earliest` and `latest` bound the events'
-    timestamps (the caller read them), so PostgreSQL skips partitions outside the chunk's time range."""
+    so a chunk run twice, or by two workers, is counted once. `bounds` are the events' client times (the
+    caller read them), so PostgreSQL skips the partitions of other days."""
+    earliest, latest = bounds
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_AND_ADD, {**_rollup_params(event_ids), "earliest": earliest, "latest": latest})
         return sorted(row[0] for row in cursor.fetchall())

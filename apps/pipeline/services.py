@@ -17,12 +17,21 @@ from typing import Any
 import msgspec
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, Max, Min, Q, Value, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, Value, When
 from django.db.models.functions import Left
 from django.utils import timezone
 
 from apps.common.errors import BackendUnavailable
-from apps.ingest.models import AWAITING_AGGREGATION, AWAITING_INDEX, RawEvent
+from apps.ingest.models import (
+    AWAITING_AGGREGATION,
+    AWAITING_INDEX,
+    CLIENT_TIME_COLUMN,
+    WITHIN_CLIENT_TIMES_SQL,
+    ClientTimeBounds,
+    RawEvent,
+    client_time_bounds,
+    within_client_times,
+)
 from apps.metrics.services import deltas_for, rollups_apply, rollups_claim_and_add
 from apps.traces.search import get_trace_backend
 from apps.traces.search.base import IndexOutcome
@@ -90,46 +99,51 @@ class IndexRow:
         self.pk = self.id
 
 
-# The earliest and latest timestamp of a chunk's events: every statement that touches raw events by id also
-# bounds their timestamp, so that PostgreSQL reads only the partitions of a table partitioned by time.
-Bounds = tuple[datetime, datetime]
+# The least and greatest client time of a chunk's events: every statement that touches raw events by id
+# also bounds them (WITHIN_CLIENT_TIMES_SQL), so that PostgreSQL reads only the partitions of those days.
+Bounds = ClientTimeBounds
 
 
 @dataclass
 class PendingEvents:
-    """A chunk's events with work left: those still to index, and the time range of all of them (None when
-    no event of the chunk has work left)."""
+    """A chunk's events with work left: those still to index, and the client times of all of them (None
+    when no event of the chunk has work left)."""
 
     to_index: list[IndexRow]
     bounds: Bounds | None
 
 
-def pending_events(event_ids: list[int], *, aggregation: bool = True) -> PendingEvents:
+def pending_events(
+    event_ids: list[int], *, aggregation: bool = True, client_times: Bounds | None = None
+) -> PendingEvents:
     """Read the chunk's events still to index (and, with `aggregation`, those still to aggregate) in one
-    query; return the ones to index and the time range of all of them."""
+    query; return the ones to index and the client times of all of them. `client_times`, when the caller
+    knows them, bound the read to those days' partitions (else it looks in every partition)."""
     if connection.vendor == "postgresql":
         # Arrays as parameters and the JSON columns decoded by msgspec (they come as text): half the cost
         # of the ORM's IN list and json.loads for a chunk's rows.
+        params: dict[str, Any] = {"ids": event_ids}
+        if client_times is not None:
+            params.update(_bound_params(client_times))
         with connection.cursor() as cursor:
-            cursor.execute(_pending_sql(aggregation), {"ids": event_ids})
+            cursor.execute(_pending_sql(aggregation, bounded=client_times is not None), params)
             records = cursor.fetchall()
-        rows = [IndexRow(_decoded(record[:-1])) for record in records if record[-1]]
+        rows = [IndexRow(_decoded(record[:-2])) for record in records if record[-1]]
     else:
         condition = AWAITING_AGGREGATION | AWAITING_INDEX if aggregation else AWAITING_INDEX
         records = list(
             RawEvent.objects.filter(condition, pk__in=event_ids)
             .annotate(to_index=ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField()))
             .order_by("pk")
-            .values_list(*_INDEX_FIELDS, "to_index")
+            .values_list(*_INDEX_FIELDS, CLIENT_TIME_COLUMN, "to_index")
         )
-        rows = [IndexRow(r[:-1]) for r in records if r[-1]]
+        rows = [IndexRow(r[:-2]) for r in records if r[-1]]
     if not records:
         return PendingEvents(to_index=[], bounds=None)
-    times = [r[_TIMESTAMP] for r in records]
-    return PendingEvents(to_index=rows, bounds=(min(times), max(times)))
+    return PendingEvents(to_index=rows, bounds=client_time_bounds(r[-2] for r in records))
 
 
-_TIMESTAMP, _PROPERTIES, _NOTES = (_INDEX_FIELDS.index(name) for name in ("timestamp", "properties", "notes"))
+_PROPERTIES, _NOTES = (_INDEX_FIELDS.index(name) for name in ("properties", "notes"))
 
 
 def _decoded(values: Sequence[Any]) -> list[Any]:
@@ -142,15 +156,16 @@ def _decoded(values: Sequence[Any]) -> list[Any]:
 
 
 @functools.cache
-def _pending_sql(aggregation: bool) -> str:
+def _pending_sql(aggregation: bool, *, bounded: bool) -> str:
     awaiting_index = _condition_sql(AWAITING_INDEX)
     waiting = (
         f"({awaiting_index}) OR ({_condition_sql(AWAITING_AGGREGATION)})" if aggregation else awaiting_index
     )
     columns = ", ".join(connection.ops.quote_name(name) for name in _INDEX_FIELDS)
     return (
-        f"SELECT {columns}, ({awaiting_index}) FROM ingest_rawevent"
-        f" WHERE id = ANY(%(ids)s) AND ({waiting}) ORDER BY id"
+        f"SELECT {columns}, {CLIENT_TIME_COLUMN}, ({awaiting_index}) FROM ingest_rawevent"
+        f" WHERE id = ANY(%(ids)s){f' AND {WITHIN_CLIENT_TIMES_SQL}' if bounded else ''} AND ({waiting})"
+        " ORDER BY id"
     )
 
 
@@ -195,7 +210,7 @@ class _Indexing:
         return indexed
 
 
-def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
+def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -> ProcessOutcome:
     """Aggregate and index a chunk at once.
 
     The chunk's pending events are read first and sent to the search backend from the indexer thread
@@ -204,8 +219,9 @@ def process_chunk(*, event_ids: list[int]) -> ProcessOutcome:
     while a bulk runs. The events whose bulk has already finished by then are marked indexed by the same
     UPDATE (one row version instead of two); one UPDATE after the bulks marks the rest. A down search
     backend never holds back the rollups: the outcome says so and the caller retries the indexing.
+    `client_times`, when the caller knows them, bound the first read too.
     """
-    pending = pending_events(event_ids)
+    pending = pending_events(event_ids, client_times=client_times)
     if pending.bounds is None:
         skipped = len(event_ids)
         return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
@@ -261,13 +277,13 @@ def aggregate_chunk(
 
 
 def _time_range(event_ids: list[int]) -> Bounds | None:
-    """Return the time range of the chunk's events still to aggregate (None when there are none)."""
-    found = (
+    """Return the client times of the chunk's events still to aggregate (None when there are none)."""
+    moments = list(
         RawEvent.objects.awaiting_aggregation()
         .filter(pk__in=event_ids)
-        .aggregate(earliest=Min("timestamp"), latest=Max("timestamp"))
+        .values_list(CLIENT_TIME_COLUMN, flat=True)
     )
-    return None if found["earliest"] is None else (found["earliest"], found["latest"])
+    return client_time_bounds(moments) if moments else None
 
 
 def _aggregate(event_ids: list[int], indexing: _Indexing | None, bounds: Bounds) -> ChunkOutcome:
@@ -286,8 +302,7 @@ def _aggregate(event_ids: list[int], indexing: _Indexing | None, bounds: Bounds)
 def _claim_and_add(event_ids: list[int], bounds: Bounds) -> list[int]:
     """Lock the chunk's events still to aggregate (SKIP LOCKED) and add them to the rollups; return them."""
     if connection.vendor == "postgresql":
-        earliest, latest = bounds
-        return rollups_claim_and_add(event_ids=event_ids, earliest=earliest, latest=latest)
+        return rollups_claim_and_add(event_ids=event_ids, bounds=bounds)
     # The embedded mode (SQLite, one writer at a time): the same rollups from Python deltas, users exact.
     events = list(
         RawEvent.objects.awaiting_aggregation()
@@ -307,7 +322,7 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) 
             cursor.execute(
                 "UPDATE ingest_rawevent SET aggregated_at = %(now)s,"
                 " indexed_at = CASE WHEN id = ANY(%(indexed)s) THEN %(now)s ELSE indexed_at END"
-                ' WHERE id = ANY(%(claimed)s) AND "timestamp" BETWEEN %(earliest)s AND %(latest)s',
+                f" WHERE id = ANY(%(claimed)s) AND {WITHIN_CLIENT_TIMES_SQL}",
                 {"now": now, "indexed": indexed, "claimed": claimed, **_bound_params(bounds)},
             )
         return
@@ -317,18 +332,20 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) 
     RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=now, indexed_at=indexed_at)
 
 
-def _bound_params(bounds: Bounds) -> dict[str, datetime]:
+def _bound_params(bounds: Bounds) -> dict[str, datetime | None]:
     return {"earliest": bounds[0], "latest": bounds[1]}
 
 
 def _record_failure(event_id: int, reason: str, bounds: Bounds) -> int:
     """Count a failed attempt; dead-letter the event at the limit. Return 1 when it was dead-lettered."""
-    RawEvent.objects.filter(pk=event_id, timestamp__range=bounds).update(
+    RawEvent.objects.filter(within_client_times(bounds), pk=event_id).update(
         aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000]
     )
     return (
         RawEvent.objects.awaiting_aggregation()
-        .filter(pk=event_id, timestamp__range=bounds, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS)
+        .filter(
+            within_client_times(bounds), pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS
+        )
         .update(
             dead_lettered_at=timezone.now(),
             last_error=f"dead-lettered after repeated failures: {reason}"[:2000],
@@ -372,7 +389,7 @@ def _mark_indexed(indexed: list[int], *, now: datetime, bounds: Bounds) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE ingest_rawevent SET indexed_at = %(now)s"
-                ' WHERE id = ANY(%(indexed)s) AND "timestamp" BETWEEN %(earliest)s AND %(latest)s',
+                f" WHERE id = ANY(%(indexed)s) AND {WITHIN_CLIENT_TIMES_SQL}",
                 {"now": now, "indexed": indexed, **_bound_params(bounds)},
             )
         return
@@ -383,7 +400,7 @@ def _record_reasons(reasons: dict[int, str], prefix: str, bounds: Bounds, **fiel
     """Count an indexing attempt and store each event's reason, in one UPDATE for all of them."""
     if not reasons:
         return
-    RawEvent.objects.filter(pk__in=list(reasons), timestamp__range=bounds).update(
+    RawEvent.objects.filter(within_client_times(bounds), pk__in=list(reasons)).update(
         index_attempts=F("index_attempts") + 1,
         last_error=Left(
             Case(*[When(pk=pk, then=Value(prefix + reason)) for pk, reason in reasons.items()]), 2000

@@ -4,30 +4,41 @@ Every task is idempotent: a chunk processed twice, or by two workers, changes no
 """
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
 
 from apps.common.errors import BackendUnavailable
+from apps.ingest.models import ClientTimeBounds
 
 from . import services
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue_events(event_ids: list[int]) -> None:
-    """Queue newly stored events for processing (rollups and indexing at once), in chunks."""
+def enqueue_events(event_ids: list[int], *, client_times: ClientTimeBounds | None = None) -> None:
+    """Queue newly stored events for processing (rollups and indexing at once), in chunks. `client_times`
+    (their least and greatest client time, when the sender knows them) go along as ISO text."""
+    kwargs = {}
+    if client_times is not None:
+        kwargs["client_times"] = [None if moment is None else moment.isoformat() for moment in client_times]
     for chunk in services.chunks(event_ids, settings.PIPELINE_CHUNK_SIZE):
         # A short argsrepr: Celery would otherwise write every id as text into the message's headers (about
         # half the cost of enqueueing a 100-event batch, for a field only logs and monitors read).
-        process_events.apply_async((chunk,), argsrepr=f"[{len(chunk)} event ids]", kwargsrepr="{}")
+        process_events.apply_async((chunk,), kwargs, argsrepr=f"[{len(chunk)} event ids]", kwargsrepr="{}")
 
 
 @shared_task(name="pipeline.process_events", acks_late=True, time_limit=300, soft_time_limit=240)
-def process_events(event_ids: list[int]) -> dict:
+def process_events(event_ids: list[int], client_times: list[str | None] | None = None) -> dict:
     """Add a chunk of events to the rollups and make it searchable; if the search backend is down, queue
-    the chunk's indexing on its own (with its retries) while the rollups go ahead."""
-    outcome = services.process_chunk(event_ids=event_ids)
+    the chunk's indexing on its own (with its retries) while the rollups go ahead. `client_times`, when
+    given, bound the events' client times (the first read then looks in those days' partitions only)."""
+    bounds = None
+    if client_times is not None:
+        earliest, latest = (None if text is None else datetime.fromisoformat(text) for text in client_times)
+        bounds = (earliest, latest)
+    outcome = services.process_chunk(event_ids=event_ids, client_times=bounds)
     if outcome.index_unavailable:
         _index_later(event_ids, outcome.index_unavailable)
     return {"aggregated": outcome.aggregated.__dict__, "indexed": outcome.indexed.__dict__}

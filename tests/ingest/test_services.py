@@ -74,18 +74,33 @@ def test_the_json_insert_skips_what_is_stored_and_returns_the_new_ids(make_key):
     api_key, _ = make_key()
     stamp = NOW - timedelta(minutes=1)
     rows = [
-        (event_id, "svc", "prod", "metric", name, stamp, NOW, "", "", "", "", {"x": 1}, [], "n", api_key.pk)
+        (
+            event_id,
+            "svc",
+            "prod",
+            "metric",
+            name,
+            stamp,
+            NOW,
+            "",
+            "",
+            "",
+            "",
+            {"x": 1},
+            [],
+            "n",
+            stamp,
+            api_key.pk,
+        )
         for event_id, name in [
             ("6a0c3f0e-9f1e-4b7a-8a53-0f3a1c2d4e5f", "a"),
             ("0b2f5e1c-3d4a-4c6b-9e8f-1a2b3c4d5e6f", "b"),
         ]
     ]
-    insert = dict(conflict=("service", "event_id"), returning="id")
+    columns = services._INSERT_FIELDS
 
-    first = bulk_insert_json(RawEvent, services._INSERT_FIELDS, rows, **insert)
-    again = bulk_insert_json(
-        RawEvent, services._INSERT_FIELDS, [*rows, (*rows[0][:4], "c", *rows[0][5:])], **insert
-    )
+    first = services.raw_events_store(rows=rows, columns=columns)
+    again = services.raw_events_store(rows=[*rows, (*rows[0][:4], "c", *rows[0][5:])], columns=columns)
 
     assert sorted(first) == sorted(RawEvent.objects.values_list("pk", flat=True))
     assert again == []  # the third row has the first one's event_id

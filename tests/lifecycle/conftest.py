@@ -53,8 +53,12 @@ def send_old(make_key, database_traces):
 
     api_key, _ = make_key(service="log-shipper", forwarder=True)
 
-    def send(events: list[dict], *, received_at: datetime, pending: bool = False) -> list[int]:
-        result = events_ingest(items=events, api_key=api_key, received_at=received_at, ingest_node="node-a")
+    def send(
+        events: list[dict], *, received_at: datetime, pending: bool = False, sent_at: datetime | None = None
+    ) -> list[int]:
+        result = events_ingest(
+            items=events, api_key=api_key, received_at=received_at, sent_at=sent_at, ingest_node="node-a"
+        )
         assert not result.rejected, result.rejected
         if not pending:
             outcome = process_chunk(event_ids=result.stored_ids)

@@ -157,6 +157,7 @@ def test_rows_conform_refuses_are_counted_by_reason(archive_dir, inline, db):
         "",
         None,
         True,
+        at(timezone.now().date(), 1),
     )
     too_early = (good[0].replace("01", "02"), *good[1:5], good[5].replace(year=1999), *good[6:])
     no_id = ("", *good[1:])
@@ -184,7 +185,8 @@ def test_a_unit_stores_its_rows_in_one_statement_per_batch(
     archive = Archive.at(str(archive_dir))
     [unit] = [u for u in replay_plan(archive=archive).units if u.rows == 2]
 
-    with django_assert_num_queries(1):  # one INSERT ... ON CONFLICT for the two rows, none per row
+    # One INSERT for the two rows; none per row.
+    with django_assert_num_queries(1):
         outcome = row_group_replay(archive=archive, path=unit.path, row_group=unit.row_group)
 
     assert (outcome.rows_read, outcome.stored) == (2, 2)
@@ -260,9 +262,10 @@ def test_a_file_of_the_first_archive_format_replays_without_span_fields(archive_
         "",
         None,
         False,
+        at(timezone.now().date(), 1),
     )
     table = pa.Table.from_batches([record_batch([row])])
-    version_one = table.drop_columns(["span_id", "parent_span_id", "duration_ms"])
+    version_one = table.drop_columns(["span_id", "parent_span_id", "duration_ms", "client_timestamp"])
     path = archive_dir / f"date={timezone.now().date():%Y-%m-%d}" / "service=gateway" / "part-0.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(version_one, path)
@@ -271,4 +274,26 @@ def test_a_file_of_the_first_archive_format_replays_without_span_fields(archive_
     text = run("replay_archive", str(archive_dir))
 
     assert "1 rows read, 1 stored" in text
-    assert RawEvent.objects.get().span_id == ""
+    stored = RawEvent.objects.get()
+    assert stored.span_id == "" and stored.client_timestamp == stored.timestamp  # what the migration gave
+
+
+def test_an_event_corrected_onto_the_next_day_replays_as_already_there(send_old, days, archive_dir, inline):
+    """The archive keeps the time as sent: a replay finds the stored copy by it (on PostgreSQL, in the
+    partition of that day), not by the corrected time, which here falls on the next day."""
+    item = {
+        "event": "search_made",
+        "service": "gateway",
+        "event_id": "0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a31",
+        "timestamp": (at(days[0], 23) + timedelta(minutes=58)).isoformat(),
+    }
+    received = at(days[1], 0) + timedelta(minutes=5)
+    send_old([item], received_at=received, sent_at=received - timedelta(minutes=10))
+    stored = RawEvent.objects.get()
+    assert (stored.client_timestamp.date(), stored.timestamp.date()) == (days[0], days[1])
+    archive_all(archive_dir)
+
+    text = run("replay_archive", str(archive_dir))
+
+    assert "1 rows read, 0 stored, 1 already there" in text
+    assert RawEvent.objects.get().pk == stored.pk

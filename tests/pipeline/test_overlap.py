@@ -97,4 +97,19 @@ def test_each_statement_on_raw_events_by_id_after_the_first_read_bounds_their_ti
     first, *rest = by_id
     assert "SELECT" in first
     for sql in rest:
-        assert re.search(r'"timestamp" BETWEEN', sql), sql
+        assert re.search(r'"client_timestamp" BETWEEN', sql), sql
+
+
+def test_events_sent_in_a_batch_are_read_by_the_pipeline_in_their_days_partitions_only(
+    api_client, make_key, clean_search_index, settings
+):
+    # Ingestion hands the batch's client times to the task, so even its first read names them.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    _, key = make_key()
+
+    with CaptureQueriesContext(connection) as queries:
+        send(api_client, key, make_events(10))
+
+    assert RawEvent.objects.aggregated().count() == 10
+    by_id = [q["sql"] for q in queries.captured_queries if re.search(r"\bid = ANY\(", q["sql"])]
+    assert by_id and all('"client_timestamp" BETWEEN' in sql for sql in by_id), by_id

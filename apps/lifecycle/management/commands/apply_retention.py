@@ -16,6 +16,8 @@ class Command(BaseCommand):
             f"({settings.RETENTION_RAW_DAYS} days): {report.raw_events_deleted} deleted, "
             f"{report.raw_events_kept_unprocessed} kept because not yet processed"
         )
+        if report.raw_partitions_dropped:
+            self.stdout.write(f"days dropped whole (partitions): {', '.join(report.raw_partitions_dropped)}")
         if report.raw_days_not_archived:
             self.stdout.write(
                 f"kept {report.raw_events_kept_unarchived} raw events of days the archive at "
