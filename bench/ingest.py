@@ -248,7 +248,7 @@ def _sql(statement: str) -> list[tuple]:
 
 
 def _reset_events() -> None:
-    # The recent idempotency keys too: the next phase sends the same event ids again, as new events.
+    # The next phase sends the same event ids again, as new events.
     _sql("TRUNCATE ingest_rawevent")
     _sql("VACUUM ANALYZE ingest_rawevent")
 

@@ -210,7 +210,7 @@ CELERY_BEAT_SCHEDULE = {
     "apply-retention": {"task": "lifecycle.apply_retention", "schedule": 24 * 3600.0},
     # Archives the days retention drops within two days (nothing to do while ARCHIVE_DIR is unset).
     "archive-events": {"task": "lifecycle.archive_due", "schedule": 24 * 3600.0},
-    # Raw-event partitions a week ahead (an hour's run is idempotent), and old recent keys forgotten.
+    # Raw-event partitions a week ahead (an hour's run is idempotent).
     "ensure-partitions": {"task": "lifecycle.ensure_partitions", "schedule": 3600.0},
 }
 

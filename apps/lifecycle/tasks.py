@@ -21,7 +21,7 @@ def apply_retention() -> dict:
 
 @shared_task(name="lifecycle.ensure_partitions", time_limit=600)
 def ensure_partitions() -> dict:
-    """Make the raw-event partitions of the days ahead and forget old recent keys (PostgreSQL)."""
+    """Make the raw-event partitions of the days ahead (PostgreSQL)."""
     return partitions_maintain(now=timezone.now())
 
 

@@ -198,7 +198,7 @@ def test_a_batch_is_one_insert_statement(api_client, make_key):
         response = post(api_client, "/api/v1/batch", batch, key)
 
     assert response.json()["accepted"] == 500
-    # One statement (on PostgreSQL a WITH that records the recent keys, then inserts the events).
+    # One statement (on PostgreSQL, ON CONFLICT DO NOTHING against the partition's own unique key).
     inserts = [q["sql"] for q in queries.captured_queries if 'INSERT INTO "ingest_rawevent"' in q["sql"]]
     assert len(inserts) == 1
     # key lookup, savepoints and the insert; never a query per event
