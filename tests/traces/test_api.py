@@ -280,6 +280,28 @@ def test_search_backend_down_is_503_with_retry_after(support_client, two_request
     assert response["Retry-After"]
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/api/v1/traces/req-1", "/api/v1/users/u-1/requests"])
+def test_a_read_the_search_backend_could_not_answer_is_still_audited(api_client, make_person, path):
+    """The entry, sent while Elasticsearch is asked, is committed even when Elasticsearch cannot answer."""
+    from django.test import override_settings
+
+    from apps.accounts.models import AuditEntry
+    from apps.accounts.services import personal_token_create
+    from apps.traces.search import _backend_for
+
+    token = {"HTTP_AUTHORIZATION": f"Bearer {personal_token_create(user=make_person('support'))[1]}"}
+    with override_settings(
+        TRACE_BACKEND=TRACE_BACKENDS["elasticsearch"], ELASTICSEARCH_URL="http://127.0.0.1:1"
+    ):  # nothing listens on port 1
+        _backend_for.cache_clear()
+        response = api_client.get(path, **token)
+    _backend_for.cache_clear()
+
+    assert response.status_code == 503
+    assert list(AuditEntry.objects.values_list("target", "via")) == [(path.split("/")[4], "api")]
+
+
 # Every read is audited, and what a read costs the database does not grow with what it answers.
 
 
