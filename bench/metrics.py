@@ -197,7 +197,9 @@ def _secondary_indexes(table: str) -> tuple[list[tuple[str, str]], list[tuple[st
         "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid) ORDER BY i.relname",
         (table,),
     )
-    return constraints, indexes
+    # A partitioned table's index reads "ON ONLY <table>": run as such it would make an invalid index of the
+    # parent alone, and the partitions would have none. Without ONLY, every partition gets its own.
+    return constraints, [(name, definition.replace(" ON ONLY ", " ON ", 1)) for name, definition in indexes]
 
 
 class IndexesDropped:

@@ -80,7 +80,12 @@ def _plain_copy() -> None:
         if name == "ingest_rawevent_id":  # the partitioned table's stand-in for the primary key
             continue
         definition = definition.replace(f"INDEX {name} ON", f"INDEX {name}_plain ON", 1)
-        _sql(definition.replace("ON public.ingest_rawevent ", f"ON public.{PLAIN} ", 1))
+        # The partitioned table's index reads "ON ONLY public.ingest_rawevent".
+        definition = definition.replace(" ON ONLY ", " ON ", 1)
+        definition = definition.replace("ON public.ingest_rawevent ", f"ON public.{PLAIN} ", 1)
+        if f" ON public.{PLAIN} " not in definition:
+            raise RuntimeError(f"partitions: cannot copy the index {definition}")
+        _sql(definition)
 
 
 def _settle() -> bool:
