@@ -173,7 +173,7 @@ def events_ingest(
             rows = [(*row, *values) for row, values in zip(rows, span_values, strict=True)]
         # The insert is atomic by itself: committed when it returns, unless a caller's transaction holds
         # it, whose commit on_commit then waits for. No BEGIN and COMMIT round trips around it.
-        stored_ids = _insert_new_events(rows, columns)
+        stored_ids = raw_events_store(rows=rows, columns=columns)
         # Of every row sent, so of the stored ones too (wider at worst: still right as a bound).
         client_times = client_time_bounds(row[_CLIENT_TIME] for row in rows)
         transaction.on_commit(lambda: _announce_stored(stored_ids, client_times))
@@ -189,10 +189,6 @@ _INSERT_FIELDS = (*EVENT_COLUMNS, CLIENT_TIME_COLUMN, "api_key")
 _SPAN_INSERT_FIELDS = (*_INSERT_FIELDS, *SPAN_COLUMNS)
 _CLIENT_TIME = _INSERT_FIELDS.index(CLIENT_TIME_COLUMN)
 _NO_SPAN = ("", "", None)
-
-
-def _insert_new_events(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> list[int]:
-    return raw_events_store(rows=rows, columns=columns)
 
 
 def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[int]:
