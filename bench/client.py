@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from . import common
-from .common import Config, Gunicorn, Result, log
+from .common import Config, Gunicorn, Result, log, wait_until
 from .ingest import run_clients
 from .workload import make_events
 
@@ -66,11 +66,13 @@ def _caller_cost(job: dict[str, Any]) -> dict[str, Any]:
         try:
             tracker.track("warm_up", {"n": 1}, "user-0")  # starts the sender thread outside the clock
             tracker.flush(timeout=0)  # ... and sends the warm-up event now, not after flush_interval
-            deadline = time.monotonic() + 60
-            while not tracker.stats()["retries"]:  # the thread sleeps in its back-off: it cannot compete
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the sender thread did not try the closed port within 60 s")
-                time.sleep(0.001)
+            # Then the thread sleeps in its back-off: it cannot compete with the loop.
+            wait_until(
+                lambda t=tracker: t.stats()["retries"] > 0,
+                timeout=60,
+                what="try of the closed port by the sender thread",
+                interval=0.001,
+            )
             started = time.perf_counter()
             for event, properties, user_id, correlation_id in sequence:
                 tracker.track(event, properties, user_id, correlation_id=correlation_id)
@@ -80,9 +82,13 @@ def _caller_cost(job: dict[str, Any]) -> dict[str, Any]:
             tracker.shutdown(timeout=0)
         if stats["tracked"] != calls + 1 or stats["dropped"] or stats["rejected"]:
             raise RuntimeError(f"the tracker did not take every call: {stats}")
-        deadline = time.monotonic() + 60
-        while tracker.stats()["queued"] and time.monotonic() < deadline:
-            time.sleep(0.01)  # the sender thread abandons what shutdown(timeout=0) left queued
+        # The sender thread abandons what shutdown(timeout=0) left queued.
+        wait_until(
+            lambda t=tracker: not t.stats()["queued"],
+            timeout=60,
+            what="empty queue after shutdown",
+            interval=0.01,
+        )
         best["track"] = min(best["track"], elapsed / calls * 1e6)
 
         bare: queue.Queue[Any] = queue.Queue()

@@ -223,6 +223,15 @@ def delete_indices(*, template: bool) -> None:
 _running: list["Child"] = []
 
 
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll `condition` until it holds; raise TimeoutError naming `what` when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout}s")
+        time.sleep(interval)
+
+
 class Child:
     """A child process in its own process group, its output in a log file; stop() ends the whole group."""
 
@@ -243,13 +252,15 @@ class Child:
         return self.log_path.read_text(errors="replace")[-chars:]
 
     def wait_until(self, condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
+        def met() -> bool:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited while waiting for {what}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: no {what} within {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.2)
+            return condition()
+
+        try:
+            wait_until(met, timeout=timeout, what=what)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{self.name}: {exc}:\n{self.log_tail()}") from None
 
     def stop(self) -> None:
         if self.alive():
