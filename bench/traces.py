@@ -11,7 +11,10 @@ not refresh and their translog is asynchronous; afterwards they get the template
 refreshed and force-merged to one segment each (what a rollover policy does to past days).
 
 One client sends sequential requests over loopback HTTP to gunicorn; the baseline is the same query
-(`term` on correlation_id, the trail's sort and size) sent with the Python client. Both are warmed up on
+(`term` on correlation_id, the trail's sort and size) sent with the Python client. Both sides go through the
+same HTTP library, urllib3 (the Elasticsearch client's transport), each with one pooled connection: with
+`requests` on the API side, its own per-call work (~1 ms here: merging settings, looking up proxies) was
+timed as the portal's. Both are warmed up on
 other IDs first and then alternate ID by ID, so neither profits from caches the other filled.
 """
 
@@ -27,7 +30,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
+import urllib3
 
 from . import common
 from .common import Config, Gunicorn, Result, log
@@ -241,15 +244,32 @@ def _support_token() -> str:
     return personal_token_create(user=user, label="bench traces")[1]
 
 
-def _api_trail(session: requests.Session, url: str, cid: str, expected: int) -> float:
-    started = time.perf_counter()
-    response = session.get(f"{url}/api/v1/traces/{cid}", timeout=30)
-    elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise RuntimeError(f"GET /api/v1/traces/{cid} answered {response.status_code}: {response.text[:300]}")
-    if len(response.json()["events"]) != expected:
-        raise RuntimeError(f"trace {cid}: {len(response.json()['events'])} events, {expected} expected")
-    return elapsed * 1000
+class Api:
+    """The portal's read API over one pooled loopback connection, as the support user."""
+
+    def __init__(self, url: str, token: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=1, timeout=30.0, retries=False)
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str) -> tuple[float, dict[str, Any]]:
+        """Return the call's time in ms and its JSON body; raise unless it answered 200."""
+        started = time.perf_counter()
+        response = self.pool.request("GET", path, headers=self.headers)
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            raise RuntimeError(f"GET {path} answered {response.status}: {response.data[:300]!r}")
+        return elapsed * 1000, response.json()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _api_trail(api: Api, cid: str, expected: int) -> float:
+    elapsed, body = api.get(f"/api/v1/traces/{cid}")
+    if len(body["events"]) != expected:
+        raise RuntimeError(f"trace {cid}: {len(body['events'])} events, {expected} expected")
+    return elapsed
 
 
 def _raw_trail(es: Any, cid: str, expected: int) -> float:
@@ -271,15 +291,11 @@ def _raw_trail(es: Any, cid: str, expected: int) -> float:
     return elapsed * 1000
 
 
-def _api_user(session: requests.Session, url: str, user: str, expected: int) -> float:
-    started = time.perf_counter()
-    response = session.get(f"{url}/api/v1/users/{user}/requests", timeout=30)
-    elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise RuntimeError(f"GET /api/v1/users/{user}/requests answered {response.status_code}")
-    if response.json()["total"] != expected:
-        raise RuntimeError(f"user {user}: {response.json()['total']} requests, {expected} expected")
-    return elapsed * 1000
+def _api_user(api: Api, user: str, expected: int) -> float:
+    elapsed, body = api.get(f"/api/v1/users/{user}/requests")
+    if body["total"] != expected:
+        raise RuntimeError(f"user {user}: {body['total']} requests, {expected} expected")
+    return elapsed
 
 
 def _raw_user(es: Any, user: str, expected: int, per_page: int = 50) -> float:
@@ -376,15 +392,13 @@ def measure(config: Config, es: Any, made: dict[str, tuple[int, str]]) -> list[R
     warm_users, sample_users = users[: WARM_UP // 2], users[WARM_UP // 2 :]
     token = _support_token()
     server = Gunicorn(workers=config.gunicorn_workers, env=common.portal_env())
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
+    portal = Api(server.url, token)
     try:
-        url = server.url
 
         def trail_pairs(ids: list[str]) -> list[tuple[Any, Any]]:
             return [
                 (
-                    lambda c=cid: _api_trail(session, url, c, made[c][0]),
+                    lambda c=cid: _api_trail(portal, c, made[c][0]),
                     lambda c=cid: _raw_trail(es, c, made[c][0]),
                 )
                 for cid in ids
@@ -393,7 +407,7 @@ def measure(config: Config, es: Any, made: dict[str, tuple[int, str]]) -> list[R
         def user_pairs(ids: list[str]) -> list[tuple[Any, Any]]:
             return [
                 (
-                    lambda u=user: _api_user(session, url, u, per_user[u]),
+                    lambda u=user: _api_user(portal, u, per_user[u]),
                     lambda u=user: _raw_user(es, u, per_user[u]),
                 )
                 for user in ids
@@ -414,7 +428,7 @@ def measure(config: Config, es: Any, made: dict[str, tuple[int, str]]) -> list[R
             f"{percentile(raw_users, 95):.1f} ms"
         )
     finally:
-        session.close()
+        portal.close()
         server.stop()
     _check_audited(calls=len(cids) + len(users))
     api95, raw95 = percentile(api, 95), percentile(raw, 95)
