@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db import models
 
-from .conform import LEVELS, MAX_SPAN_ID_LENGTH, TYPES
+from .conform import LEVELS, MAX_SKEW_CORRECTION, MAX_SPAN_ID_LENGTH, TYPES
 
 
 class Service(models.Model):
@@ -107,6 +107,21 @@ def client_time_bounds(moments: Iterable[datetime | None]) -> ClientTimeBounds:
     return (min(known), max(known)) if known else (None, None)
 
 
+# An event's `timestamp` is at most MAX_SKEW_CORRECTION after its client time: conform shifts the client
+# time by the sender's skew (never more than that) and clamping only ever moves it earlier. So the events
+# at or after `start` were stamped at or after `start - MAX_SKEW_CORRECTION`, or sent with no time: a
+# bound on the partition key that lets PostgreSQL skip the partitions of older days.
+CLIENT_TIME_SLACK = MAX_SKEW_CORRECTION
+STAMPED_FROM_SQL = '("client_timestamp" >= %s OR "client_timestamp" IS NULL)'
+
+
+def stamped_from(start: datetime) -> datetime:
+    """Return the earliest client time of an event whose `timestamp` is at or after `start` (see above)."""
+    if start - datetime.min.replace(tzinfo=start.tzinfo) < CLIENT_TIME_SLACK:  # a range from year 1
+        return datetime.min.replace(tzinfo=start.tzinfo)
+    return start - CLIENT_TIME_SLACK
+
+
 def within_client_times(bounds: ClientTimeBounds) -> models.Q:
     """The ORM's WITHIN_CLIENT_TIMES_SQL."""
     if bounds[0] is None:
@@ -121,7 +136,16 @@ AWAITING_AGGREGATION_SQL = "aggregated_at IS NULL AND dead_lettered_at IS NULL"
 
 
 class RawEventQuerySet(models.QuerySet):
-    """Raw events by where they stand in the pipeline (the one owner of its null-combinations)."""
+    """Raw events by where they stand in the pipeline (the one owner of its null-combinations), and by
+    time."""
+
+    def since(self, start: datetime) -> "RawEventQuerySet":
+        """Events whose `timestamp` is at or after `start`, bounded by client time too so that the
+        partitioned table reads only the days that can hold them (see CLIENT_TIME_SLACK)."""
+        return self.filter(
+            models.Q(client_timestamp__gte=stamped_from(start)) | models.Q(client_timestamp__isnull=True),
+            timestamp__gte=start,
+        )
 
     def awaiting_aggregation(self) -> "RawEventQuerySet":
         """Not yet in the rollups, and not given up on (dead-lettered)."""

@@ -89,7 +89,8 @@ def day_archive(*, archive: Archive, day: date, now: datetime | None = None) -> 
     files: dict[str, int] = {}
 
     rows = (
-        RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        RawEvent.objects.since(start)
+        .filter(timestamp__lt=end)
         .order_by("service", "timestamp", "event_id")
         .values_list(*DATABASE_FIELDS)
         .iterator(chunk_size=READ_CHUNK)
@@ -301,6 +302,6 @@ def days_with_events(*, before: date, since: date | None = None) -> Iterator[dat
     day = first.astimezone(UTC).date()
     while day < before:
         start, stop = day_range(day)
-        if RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=stop).exists():
+        if RawEvent.objects.since(start).filter(timestamp__lt=stop).exists():
             yield day
         day += timedelta(days=1)

@@ -256,8 +256,8 @@ def _remaining(deltas: RollupDeltas) -> RollupDeltas:
         return RollupDeltas()
     left = (
         RawEvent.objects.aggregated()
+        .since(min(days))
         .filter(
-            timestamp__gte=min(days),
             timestamp__lt=max(days) + timedelta(days=1),
             event__in={n[0] for n in names},
             service__in={n[1] for n in names},

@@ -83,7 +83,7 @@ def group_expression(breakdown: str) -> Expression:
 
 def point_events(point: PointQuery) -> QuerySet:
     """Return the raw events the series counted in the point (aggregated ones only, as the rollups)."""
-    qs = RawEvent.objects.aggregated().filter(timestamp__gte=point.start, timestamp__lt=point.end)
+    qs = RawEvent.objects.aggregated().since(point.start).filter(timestamp__lt=point.end)
     if point.events:
         qs = qs.filter(event__in=point.events)
     for index, (name, value) in enumerate(point.filters):

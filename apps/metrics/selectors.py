@@ -218,8 +218,10 @@ class _Source:
     def rows(self, start: datetime, end: datetime) -> QuerySet:
         if self.raw:
             # Only aggregated events: the same set the rollups count, so both sources agree.
-            qs = RawEvent.objects.aggregated().filter(
-                timestamp__gte=start, timestamp__lt=end, event__in=self.query.events
+            qs = (
+                RawEvent.objects.aggregated()
+                .since(start)
+                .filter(timestamp__lt=end, event__in=self.query.events)
             )
             for index, (name, value) in enumerate(self.query.filters):
                 qs = qs.alias(**{f"filter_{index}": PropertyText(name)}).filter(**{f"filter_{index}": value})

@@ -30,17 +30,15 @@ def rollups_reset(*, start: datetime, end: datetime) -> int:
         for model in (RollupCount, RollupNumeric, RollupUser, RollupSketch):
             model.objects.filter(bucket_start__gte=start, bucket_start__lt=end).delete()
         # What was counted is counted again; dead letters (never counted) stay given up on.
-        return (
-            RawEvent.objects.aggregated()
-            .filter(timestamp__gte=start, timestamp__lt=end)
-            .update(aggregated_at=None)
-        )
+        return RawEvent.objects.aggregated().since(start).filter(timestamp__lt=end).update(aggregated_at=None)
 
 
 def index_reset(*, start: datetime, end: datetime) -> int:
     """Mark the events of [start, end) unindexed (refused ones get another chance); return how many."""
-    return RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end).update(
-        indexed_at=None, index_rejected_at=None
+    return (
+        RawEvent.objects.since(start)
+        .filter(timestamp__lt=end)
+        .update(indexed_at=None, index_rejected_at=None)
     )
 
 
@@ -48,7 +46,7 @@ def awaiting(work: str, *, start: datetime, end: datetime) -> QuerySet:
     """Return the range's events still waiting for `work` ("aggregation" or "index"); events given up on
     for that work (dead-lettered, refused by the index) do not wait."""
     waiting = {"aggregation": RawEvent.objects.awaiting_aggregation, "index": RawEvent.objects.awaiting_index}
-    return waiting[work]().filter(timestamp__gte=start, timestamp__lt=end)
+    return waiting[work]().since(start).filter(timestamp__lt=end)
 
 
 def enqueue_range(*, start: datetime, end: datetime, work: str, task) -> int:

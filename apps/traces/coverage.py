@@ -18,7 +18,7 @@ from datetime import datetime
 
 from django.db import connection
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import STAMPED_FROM_SQL, RawEvent, stamped_from
 
 # Below this share of events with a correlation ID a service is flagged on the overview and in the API.
 COVERAGE_THRESHOLD = 0.9
@@ -75,7 +75,7 @@ def _sql() -> str:
             SELECT service, correlation_id, timestamp,
                    MIN(timestamp) OVER (PARTITION BY correlation_id) AS trail_first
             FROM {table}
-            WHERE timestamp >= %s AND timestamp < %s AND type IN (%s, %s)
+            WHERE timestamp >= %s AND {STAMPED_FROM_SQL} AND timestamp < %s AND type IN (%s, %s)
         ) AS counted
         GROUP BY service
         ORDER BY service
@@ -86,7 +86,7 @@ def correlation_coverage(*, start: datetime, end: datetime) -> list[ServiceCover
     """Return each service's correlation coverage over [start, end), by service name."""
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
-        cursor.execute(_sql(), [adapt(start), adapt(end), *COUNTED_TYPES])
+        cursor.execute(_sql(), [adapt(start), adapt(stamped_from(start)), adapt(end), *COUNTED_TYPES])
         rows = cursor.fetchall()
     return [
         ServiceCoverage(service, events, with_cid, trails, started)

@@ -299,3 +299,39 @@ def test_retention_drops_old_days_whole_and_leaves_the_other_days_as_they_were(k
         trail_before
     ) == 3
     _backend_for.cache_clear()
+
+
+@pytest.mark.django_db
+def test_reads_from_a_time_find_events_skew_corrected_a_day_past_their_client_time(key):
+    received = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+    for day in (date(2026, 11, 29), date(2026, 11, 30), date(2026, 12, 1)):
+        partitions.partition_create(day)
+    stamped = datetime(2026, 11, 29, 23, 40, tzinfo=UTC)  # the sender's clock is 23 h 50 min behind
+    item = {"event": "late_clock", "timestamp": stamped.isoformat(), "user_id": "u1"}
+    [pk] = send(
+        key, [item], received_at=received, sent_at=received - timedelta(hours=23, minutes=50)
+    ).stored_ids
+    event = RawEvent.objects.get(pk=pk)
+    assert (event.client_timestamp, event.timestamp) == (stamped, datetime(2026, 11, 30, 23, 30, tzinfo=UTC))
+
+    assert list(
+        RawEvent.objects.since(datetime(2026, 11, 30, 23, tzinfo=UTC)).values_list("pk", flat=True)
+    ) == [pk]
+    assert not RawEvent.objects.since(datetime(2026, 11, 30, 23, 31, tzinfo=UTC)).exists()
+
+
+@pytest.mark.django_db
+def test_reads_from_a_time_skip_the_partitions_of_older_days(key):
+    today = timezone.now().astimezone(UTC).date()
+    for back in range(10):
+        partitions.partition_create(today - timedelta(days=back))
+    start = datetime.combine(today - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+    with connection.cursor() as cursor:
+        sql, params = RawEvent.objects.since(start).values("pk").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    read = {partitions.partition_name(today - timedelta(days=back)) for back in range(10) if back <= 3}
+    skipped = {partitions.partition_name(today - timedelta(days=back)) for back in range(4, 10)}
+    assert all(name in plan for name in read | {partitions.DEFAULT_PARTITION})
+    assert not any(name in plan for name in skipped)

@@ -101,7 +101,8 @@ class DatabaseTraceBackend(TraceBackend):
         if unmatchable(service):
             return []
         rows = (
-            RawEvent.objects.filter(service=service, timestamp__gte=start, timestamp__lte=end)
+            RawEvent.objects.since(start)
+            .filter(service=service, timestamp__lte=end)
             .order_by("timestamp", "received_at", "pk")
             .values(*_EVENT_FIELDS)[:limit]
         )
@@ -119,7 +120,7 @@ class DatabaseTraceBackend(TraceBackend):
 def _filtered(query: TraceQuery) -> QuerySet:
     qs = RawEvent.objects.all()
     if query.start:
-        qs = qs.filter(timestamp__gte=query.start)
+        qs = qs.since(query.start)
     if query.end:
         qs = qs.filter(timestamp__lt=query.end)
     for name in ("correlation_id", "user_id", "service", "level", "event"):
