@@ -46,7 +46,9 @@ def identified_events(
     *, names: tuple[str, ...], start: datetime, end: datetime, where: EventFilter
 ) -> QuerySet:
     """Return the named events of identified users in [start, end) that the filters keep."""
-    qs = RawEvent.objects.since(start).filter(timestamp__lt=end, event__in=sorted(set(names)))
+    # Not `since(start)`: its client-time bound is not in rawevent_event_ts_user, so each row would be read
+    # from the heap too; the index-only scan of every partition costs far less than that (funnels 3x slower).
+    qs = RawEvent.objects.filter(timestamp__gte=start, timestamp__lt=end, event__in=sorted(set(names)))
     qs = qs.exclude(user_id="")
     if where.service:
         qs = qs.filter(service=where.service)
