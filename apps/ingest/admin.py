@@ -34,6 +34,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked instead (audited); the raw events keep the id of the key that sent them
+
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset) -> None:
         actor = Actor.from_request(request, via="admin")

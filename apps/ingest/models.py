@@ -209,7 +209,19 @@ class RawEvent(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     # What conform changed, in words, e.g. "userId renamed to user_id"; shown to support staff.
     notes = models.JSONField(default=list, blank=True)
-    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The key that sent the event. Keys are revoked, never deleted (the admin cannot, see ApiKeyAdmin), so
+    # this needs neither a database constraint nor an index: each would cost every insert of the hottest
+    # table (a lookup of the key row per event, an index entry per event and per pipeline update) for a
+    # deletion that does not happen.
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     ingest_node = models.CharField(max_length=100, blank=True, default="")
     # Spans only (OTLP traces): hex ids that nest a span under its parent, and how long it took. The
     # database defaults let an INSERT of metrics and logs leave them out.

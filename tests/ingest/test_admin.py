@@ -3,7 +3,7 @@
 import pytest
 
 from apps.accounts.models import AuditEntry
-from apps.ingest.models import ApiKey
+from apps.ingest.models import ApiKey, RawEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +54,19 @@ def test_searching_and_opening_raw_events_in_the_admin_is_audited(admin_site, st
 def test_browsing_the_admin_without_a_search_writes_no_entry(admin_site):
     assert admin_site.get("/admin/ingest/rawevent/").status_code == 200
     assert not AuditEntry.objects.exists()
+
+
+def test_keys_cannot_be_deleted_in_the_admin_so_events_keep_the_key_that_sent_them(admin_site, store_events):
+    [pk] = store_events([{"event": "search_made"}])
+    key = ApiKey.objects.get()
+
+    delete_page = admin_site.get(f"/admin/ingest/apikey/{key.pk}/delete/")
+    deleted = admin_site.post(f"/admin/ingest/apikey/{key.pk}/delete/", {"post": "yes"})
+    bulk = admin_site.post(
+        "/admin/ingest/apikey/", {"action": "delete_selected", "_selected_action": [key.pk], "post": "yes"}
+    )
+
+    assert (delete_page.status_code, deleted.status_code) == (403, 403)
+    assert bulk.status_code == 302  # the action is not offered: the list page answers "no action selected"
+    assert ApiKey.objects.filter(pk=key.pk).exists()
+    assert RawEvent.objects.get(pk=pk).api_key_id == key.pk
