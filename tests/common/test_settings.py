@@ -86,7 +86,7 @@ def test_each_variable_is_read():
         }
     )
 
-    assert resolved["db_engine"] == "django.db.backends.postgresql"
+    assert resolved["db_engine"] == "apps.common.postgresql"
     assert (resolved["db_host"], resolved["db_port"], resolved["db_user"], resolved["db_name"]) == (
         "db.internal",
         6543,
