@@ -2,8 +2,9 @@
 18: the same with two worker processes.
 
 N raw events are stored straight into the bench database (as the endpoint leaves them: not aggregated, not
-indexed), one real `celery worker --concurrency=1` runs, `enqueue_events` queues them in chunks of
-PIPELINE_CHUNK_SIZE and the clock stops when every event has `aggregated_at` and `indexed_at`. Beside it, on
+indexed), one real `celery worker --concurrency=1` runs, `announce_events` hands them over per 100-event
+batch as ingestion does (onto the pending list, whose drain tasks take chunks of PIPELINE_CHUNK_SIZE) and
+the clock stops when every event has `aggregated_at` and `indexed_at`. Beside it, on
 the same data in the same run: a raw `elasticsearch.helpers.bulk` of the same documents, `rollups_add_sql`
 of the same events in one transaction, the same pipeline with one task per event, and the same pipeline
 with two worker processes (two nodes, as production runs `skywatch-worker@1` and `@2`, not one node with
@@ -27,6 +28,7 @@ from .common import CeleryWorker, Config, Result, celery_workers, log
 from .workload import make_events
 
 STAGE = "prod"
+BATCH = 100  # events per stored batch, as the ingest benchmark sends them
 ROLLUP_TABLES = ("metrics_rollupcount", "metrics_rollupnumeric", "metrics_rollupuser", "metrics_rollupsketch")
 STORE_COLUMNS = (
     "event_id",
@@ -186,24 +188,20 @@ def counted_once(ids: list[int]) -> dict[str, int]:
 def pipeline_chunked(
     ids: list[int], workers: list[CeleryWorker], timeout: float, lock_waits: list[int] | None = None
 ) -> float:
-    """Events/s of the whole pipeline for ids, queued by `enqueue_events` in chunks, each with its events'
-    client times as ingestion gives them (so a chunk's first read looks in their days' partitions only)."""
-    from django.conf import settings
-
+    """Events/s of the whole pipeline for ids, handed over as ingestion hands them: `announce_events` per
+    100-event batch with its events' client times (so a chunk's first read looks in their days'
+    partitions only), onto the pending list that drain tasks take chunks of PIPELINE_CHUNK_SIZE from."""
     from apps.ingest.models import client_time_bounds
     from apps.pipeline.services import chunks
-    from apps.pipeline.tasks import enqueue_events
+    from apps.pipeline.tasks import announce_events
 
     client_times = dict(
         _sql("SELECT id, client_timestamp FROM ingest_rawevent WHERE id BETWEEN %s AND %s", (ids[0], ids[-1]))
     )
-    parts = [
-        (chunk, client_time_bounds(client_times[pk] for pk in chunk))
-        for chunk in chunks(ids, settings.PIPELINE_CHUNK_SIZE)
-    ]
+    batches = [(batch, client_time_bounds(client_times[pk] for pk in batch)) for batch in chunks(ids, BATCH)]
     started = time.monotonic()
-    for chunk, bounds in parts:
-        enqueue_events(chunk, client_times=bounds)
+    for batch, bounds in batches:
+        announce_events(batch, client_times=bounds)
     finished = _wait_processed(ids, workers, timeout, lock_waits)
     _check_rollups(len(ids))
     return len(ids) / (finished - started)

@@ -59,8 +59,9 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `ingest_batch_events_per_s`: events/s through `POST /api/v1/batch` (100 events a request, plain JSON
   bodies built beforehand) over loopback HTTP to gunicorn (`BENCH_GUNICORN_WORKERS` sync workers; on 2
   cores a third worker covers the waits on PostgreSQL and Redis, a fourth only adds contention), from
-  `BENCH_CLIENTS` client processes with a `requests.Session` each, including the Celery message each
-  batch enqueues after its commit. Baseline: the same rows (the columns `events_ingest` writes) COPY'd
+  `BENCH_CLIENTS` client processes with a `requests.Session` each, including each batch's hand-off to
+  the pipeline after its commit (a record on the pending list in Redis; a drain message when none is
+  queued). Baseline: the same rows (the columns `events_ingest` writes) COPY'd
   into `ingest_rawevent` by psycopg in the same 100-row batches with one commit each, from as many
   processes: what PostgreSQL alone needs to store them.
 - `ingest_otlp_events_per_s`: the same events as OpenTelemetry log records through `POST /otlp/v1/logs`,
@@ -69,13 +70,14 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   Baseline: `ingest_batch_events_per_s` of the same run.
 - `ingest_batch_gzip_events_per_s`: the same with gzip bodies (reported, no goal).
 - `ingest_batch_vs_single_event`: batch events/s ÷ events/s of one-event `POST /api/v1/events`.
-- `pipeline_events_per_s`: events/s of the whole pipeline (`process_events` tasks in chunks of
-  `PIPELINE_CHUNK_SIZE`: one read of the chunk's pending rows, the search bulks in a thread while one
-  statement claims the chunk and upserts its counts, numbers and user sketches and one UPDATE marks it
-  aggregated (and indexed where its bulk is done), committed before the rest of the bulk is waited for,
-  then one UPDATE marks the rest indexed) with one Celery worker process (prefork,
-  concurrency 1), from `enqueue_events` (each chunk with its events' least and greatest client time, as
-  ingestion hands them on, so every statement reads only their days' partitions) until every event has
+- `pipeline_events_per_s`: events/s of the whole pipeline (`drain_pending` tasks taking chunks of
+  `PIPELINE_CHUNK_SIZE` off the pending list: one read of the chunk's pending rows, the search bulks in a
+  thread while one statement claims the chunk and upserts its counts, numbers and user sketches and one
+  UPDATE marks it aggregated (and indexed where its bulk is done), committed before the rest of the bulk
+  is waited for, then one UPDATE marks the rest indexed) with one Celery worker process (prefork,
+  concurrency 1), from `announce_events` per 100-event batch (each with its events' least and greatest
+  client time, as ingestion hands them on, so every statement reads only their days' partitions) until
+  every event has
   `aggregated_at` and `indexed_at`; best of
   `BENCH_ROUNDS` rounds, alternating with the two-worker phase. Raw events (20 names, 5 services, 1000
   users, 2-3 numbers each, 2 days, in time order) are COPY'd in unprocessed first. Baseline:

@@ -111,11 +111,13 @@ def restart_redis(ctx: FaultContext, *, outage: float) -> FaultRecord:
 def flush_redis(
     ctx: FaultContext, *, services: list[str], backlog: int = 5, timeout: float = 20
 ) -> FaultRecord:
-    """FLUSHALL on the broker with a backlog queued: the tasks vanish while every process stays connected.
+    """FLUSHALL on the broker with a backlog queued: the queued work vanishes while every process stays
+    connected.
 
     Workers keep the queue empty at this rate, so a flush would lose nothing. They are held back first,
     by a lock on the day rollup rows of every service's log lines (every chunk has some), until at least
-    `backlog` tasks wait in the queue; then FLUSHALL, then the lock goes.
+    `backlog` items wait (Celery messages, and stored batches on the pipeline's pending list); then
+    FLUSHALL, then the lock goes.
     """
     started = ctx.clock()
     client = redis.Redis(host="127.0.0.1", port=ctx.instances.redis_port, socket_timeout=5)
@@ -202,13 +204,18 @@ def _restart(
 
 
 # What the portal logs when a batch is stored but not enqueued, and when it answers 503 for the database.
-_ENQUEUE_FAILED = b"could not enqueue"
+_ENQUEUE_FAILED = b"could not hand"
 _DATABASE_DOWN = b"database unavailable"
 
 
+# apps/pipeline/pending.py's list of stored batches waiting for a drain task.
+_PENDING_LIST = "pipeline:pending"
+
+
 def _backlog(client: redis.Redis, at_least: int) -> int:
-    """Return the number of tasks waiting in the `default` queue once there are `at_least`, else 0."""
-    queued = client.llen("default")
+    """Return the number of tasks waiting in the `default` queue plus the batches waiting on the pending
+    list once there are `at_least`, else 0."""
+    queued = client.llen("default") + client.llen(_PENDING_LIST)
     return queued if queued >= at_least else 0
 
 

@@ -12,9 +12,9 @@ _last_sweep = 0.0
 
 
 def on_events_stored(sender, *, event_ids: list[int], client_times=None, **kwargs) -> None:
-    """Queue new events for aggregation; in-process (embedded) mode also sweeps now and then."""
+    """Hand new events to the pipeline; in-process (embedded) mode also sweeps now and then."""
     try:
-        tasks.enqueue_events(event_ids, client_times=client_times)
+        tasks.announce_events(event_ids, client_times=client_times)
     finally:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             sweep_if_due()

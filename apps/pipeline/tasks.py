@@ -12,9 +12,27 @@ from django.conf import settings
 from apps.common.errors import BackendUnavailable
 from apps.ingest.models import ClientTimeBounds
 
-from . import services
+from . import pending, services
 
 logger = logging.getLogger(__name__)
+
+
+def announce_events(event_ids: list[int], *, client_times: ClientTimeBounds | None = None) -> None:
+    """Hand newly stored events to the pipeline: onto the pending list, queueing a drain only when none is
+    queued (pending.py says why); in-process (embedded) or without Redis, as chunks of their own."""
+    if not pending.pending_used():
+        enqueue_events(event_ids, client_times=client_times)
+        return
+    if pending.pending_append(event_ids, client_times):
+        _queue_drain()
+
+
+def _queue_drain(**options: object) -> None:
+    try:
+        drain_pending.apply_async(**options)
+    except Exception:
+        pending.drain_started()  # none is queued after all: let the next batch try (best effort)
+        raise
 
 
 def enqueue_events(event_ids: list[int], *, client_times: ClientTimeBounds | None = None) -> None:
@@ -38,6 +56,43 @@ def process_events(event_ids: list[int], client_times: list[str | None] | None =
     if client_times is not None:
         earliest, latest = (None if text is None else datetime.fromisoformat(text) for text in client_times)
         bounds = (earliest, latest)
+    return _process(event_ids, bounds)
+
+
+@shared_task(name="pipeline.drain_pending", acks_late=True, time_limit=300, soft_time_limit=240)
+def drain_pending() -> dict:
+    """Process the next chunk of the pending list; while records remain, make sure a drain is queued for
+    the next free worker first, so every worker can take a chunk at once."""
+    pending.drain_started()
+    taken = pending.chunk_take(settings.PIPELINE_CHUNK_SIZE)
+    if taken is None:
+        return {"aggregated": {}, "indexed": {}}
+    event_ids, bounds = taken
+    try:
+        if pending.drain_wanted():
+            _queue_drain()
+        return _process(event_ids, bounds)
+    except BaseException:
+        _put_back(event_ids, bounds)
+        raise
+
+
+def _put_back(event_ids: list[int], bounds: ClientTimeBounds | None) -> None:
+    """Return a chunk that failed to the front of the list, for a drain a few seconds later; the events are
+    stored and unprocessed either way, so if even this fails the sweeper has them."""
+    try:
+        pending.chunk_return(event_ids, bounds)
+        if pending.drain_wanted():
+            _queue_drain(countdown=5)
+    except Exception:
+        logger.warning(
+            "could not put %d events back on the pending list; the sweeper will pick them up",
+            len(event_ids),
+            exc_info=True,
+        )
+
+
+def _process(event_ids: list[int], bounds: ClientTimeBounds | None) -> dict:
     outcome = services.process_chunk(event_ids=event_ids, client_times=bounds)
     if outcome.index_unavailable:
         _index_later(event_ids, outcome.index_unavailable)
