@@ -59,8 +59,9 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `ingest_batch_events_per_s`: events/s through `POST /api/v1/batch` (100 events a request, plain JSON
   bodies built beforehand) over loopback HTTP to gunicorn (`BENCH_GUNICORN_WORKERS` sync workers; on 2
   cores a third worker covers the waits on PostgreSQL and Redis, a fourth only adds contention), from
-  `BENCH_CLIENTS` client processes with a `requests.Session` each, including each batch's hand-off to
-  the pipeline after its commit (a record on the pending list in Redis; a drain message when none is
+  `BENCH_CLIENTS` client processes with one pooled urllib3 connection each (`requests`' own per-call
+  work ran on the same cores and was counted against the portal), including each batch's hand-off to the
+  pipeline after its commit (a record on the pending list in Redis; a drain message when none is
   queued). Baseline: the same rows (the columns `events_ingest` writes) COPY'd
   into `ingest_rawevent` by psycopg in the same 100-row batches with one commit each, from as many
   processes: what PostgreSQL alone needs to store them.

@@ -28,6 +28,8 @@ DRAIN_QUEUED_KEY = "pipeline:drain-queued"
 # A drain message lost after its flag was set (a failed publish) holds the flag this long at most; the
 # next batch after that queues a drain (and the sweeper has the events anyway).
 DRAIN_FLAG_SECONDS = 30
+# Records taken off the list in one round trip at most (single-event requests make one record per event).
+MAX_RECORDS_PER_POP = 200
 
 # One record per stored batch: its ids and the least and greatest client time among them (ClientTimeBounds:
 # nulls when none of them had one), or null when the sender did not say (every partition is read then).
@@ -84,16 +86,22 @@ def chunk_take(size: int) -> tuple[list[int], ClientTimeBounds | None] | None:
     ids: list[int] = []
     known: list[datetime] = []
     unknown = False
+    records = 0
     while len(ids) < size:
-        raw = client.lpop(PENDING_KEY)
-        if raw is None:
+        # As many records as should fill the chunk at the size of those taken so far (one to start with):
+        # a few round trips whether batches held 1 event or 1000. The chunk may end a little over `size`.
+        count = 1 if not ids else min(MAX_RECORDS_PER_POP, -(-(size - len(ids)) * records // len(ids)))
+        taken = client.lpop(PENDING_KEY, count)
+        if not taken:
             break
-        record_ids, bounds = _decode(raw)
-        ids.extend(record_ids)
-        if bounds is None:
-            unknown = True
-        else:
-            known.extend(moment for moment in bounds if moment is not None)
+        for raw in taken:
+            record_ids, bounds = _decode(raw)
+            ids.extend(record_ids)
+            if bounds is None:
+                unknown = True
+            else:
+                known.extend(moment for moment in bounds if moment is not None)
+        records += len(taken)
     if not ids:
         return None
     return ids, None if unknown else client_time_bounds(known)

@@ -104,3 +104,28 @@ def test_events_whose_senders_gave_no_client_times_are_read_from_every_partition
     assert (ids, bounds) == ([e.pk for e in known + unknown], None)
     outcome = services.process_chunk(event_ids=ids, client_times=bounds)
     assert outcome.aggregated.done == 4
+
+
+def test_a_chunk_of_single_event_records_takes_a_few_round_trips_not_one_per_event(broker, monkeypatch):
+    from tests.factories import RawEventFactory
+
+    events = RawEventFactory.create_batch(30)
+    for event in events[:25]:  # as /api/v1/events leaves them: one record per event
+        pending.pending_append([event.pk], (event.client_timestamp, event.client_timestamp))
+    pending.pending_append(
+        [e.pk for e in events[25:]], (events[25].client_timestamp, events[-1].client_timestamp)
+    )
+    pops: list[int | None] = []
+    real_lpop = redis.Redis.lpop
+
+    def counted_lpop(self, name, count=None):  # the real command, counted
+        pops.append(count)
+        return real_lpop(self, name, count)
+
+    monkeypatch.setattr(redis.Redis, "lpop", counted_lpop)
+    first = pending.chunk_take(20)
+    rest = pending.chunk_take(20)
+
+    assert first[0] == [e.pk for e in events[:20]]
+    assert rest[0] == [e.pk for e in events[20:]]
+    assert len(pops) <= 5, pops
