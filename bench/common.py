@@ -56,7 +56,7 @@ class Config:
     trace_samples: int = field(default_factory=lambda: env_int("BENCH_TRACE_SAMPLES", 500))
     trace_users: int = field(default_factory=lambda: env_int("BENCH_TRACE_USERS", 200))
     metrics_events: int = field(default_factory=lambda: env_int("BENCH_METRICS_EVENTS", 10_000_000))
-    metrics_requests: int = field(default_factory=lambda: env_int("BENCH_METRICS_REQUESTS", 30))
+    metrics_requests: int = field(default_factory=lambda: env_int("BENCH_METRICS_REQUESTS", 100))
     metrics_raw_runs: int = field(default_factory=lambda: env_int("BENCH_METRICS_RAW_RUNS", 5))
     archive_events: int = field(default_factory=lambda: env_int("BENCH_ARCHIVE_EVENTS", 500_000))
     replay_workers: int = field(default_factory=lambda: env_int("BENCH_REPLAY_WORKERS", 2))

@@ -472,8 +472,10 @@ def measure(config: Config, start: datetime) -> list[Result]:
             ):
                 query = {**params, "measure": measure_name}
                 _, raw_answer = _raw(conn, measure_name, start, end)  # warm-up, and the answer to check
-                for _ in range(3):
-                    _, api_answer = _api(session, server.url, query)  # warm-up
+                # Warm-up: every gunicorn worker's first request loads what it loads lazily, and which worker
+                # takes a connection is the kernel's choice, so a few requests per worker.
+                for _ in range(3 * config.gunicorn_workers):
+                    _, api_answer = _api(session, server.url, query)
                 if measure_name == "unique_users":  # estimates from sketches: measure how far off
                     hourly = _relative_error(api_answer, raw_answer) * 100
                     # An hour's sketch of a service holds a few hundred users, exactly; a week's union of

@@ -42,7 +42,7 @@ Sizes come from the environment: `BENCH_EVENTS` (events per batch phase, default
 timed, 100000), `BENCH_CLIENT_EVENTS` (events one Tracker delivers, 50000), `BENCH_TRACE_EVENTS` (indexed
 documents, 1000000), `BENCH_TRACE_SAMPLES` (trails timed, 500), `BENCH_TRACE_USERS` (users' requests
 timed, 200), `BENCH_METRICS_EVENTS` (raw events, 10000000), `BENCH_METRICS_REQUESTS` (series requests
-timed, 30), `BENCH_METRICS_RAW_RUNS` (raw GROUP BYs timed, 5),
+timed, 100), `BENCH_METRICS_RAW_RUNS` (raw GROUP BYs timed, 5),
 `BENCH_ANALYTICS_REQUESTS` (funnel and retention requests timed, 10), `BENCH_ANALYTICS_BASELINE_RUNS`
 (Python passes timed, 2; each reads ~3.9M rows, ~45 s), `BENCH_PARTITION_EVENTS` (raw events of the day
 retention drops, 1000000).

@@ -123,3 +123,27 @@ def test_unique_users_from_sketches_stay_within_two_percent_of_the_exact_count()
     assert by_week.points[0][0] == datetime(2026, 11, 16, tzinfo=UTC)
     assert len(exact_week) > 5_000  # far past the exact (explicit) representation
     assert by_week.points[0][1] == pytest.approx(len(exact_week), rel=0.02)
+
+
+def _updates(table: str) -> tuple[int, int]:
+    """Return (rows updated, of which HOT) in `table` by this test's transaction so far."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [table]
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL path is PostgreSQL's")
+def test_a_later_chunk_updates_its_buckets_rows_without_touching_their_indexes():
+    ids = raw_events(600, users=40, days=1)
+    rollups_add_sql(event_ids=ids)  # the buckets' rows, on several pages of each table
+    before = {table: _updates(table) for table in ("metrics_rollupcount", "metrics_rollupnumeric")}
+
+    rollups_add_sql(event_ids=ids[::40])  # a later chunk with events in some of those buckets
+
+    for table, (updated_before, hot_before) in before.items():
+        updated, hot = _updates(table)
+        assert updated - updated_before >= 15, table
+        # Every new row version stayed on its page (HOT): no index entry written (fillfactor, 0004).
+        assert hot - hot_before == updated - updated_before, table
