@@ -1,5 +1,6 @@
 """Writes for accounts: users and their roles, the audit log, personal tokens (and their cached grants)."""
 
+import functools
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -68,7 +69,7 @@ def audit_while(*, request, action: str, target: str, via: str, block_uses_datab
         entry.save()
         yield
         return
-    with _sent_ahead(*_insert_statement(entry)):
+    with _sent_ahead(_insert_entry_sql(), _insert_params(entry)):
         yield
 
 
@@ -113,22 +114,38 @@ def _can_send_ahead() -> bool:
     return is_psycopg3
 
 
-def _insert_statement(entry: AuditEntry) -> tuple[str, list]:
-    """Return the INSERT of an unsaved entry (without the RETURNING of the new id, which nobody reads)."""
-    meta = AuditEntry._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+@functools.cache
+def _insert_entry_sql() -> str:
+    """The INSERT of an entry with server-side parameters ($1, …, in _entry_fields() order), without the
+    RETURNING of the new id, which nobody reads."""
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    values = [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
-    placeholders = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", values
+    fields = _entry_fields()
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(f"${n}" for n in range(1, len(fields) + 1))
+    return f"INSERT INTO {quote(AuditEntry._meta.db_table)} ({columns}) VALUES ({placeholders})"
+
+
+@functools.cache
+def _entry_fields() -> tuple:
+    return tuple(field for field in AuditEntry._meta.concrete_fields if not field.primary_key)
+
+
+def _insert_params(entry: AuditEntry) -> list[str | None]:
+    """Return an unsaved entry's values as the text PostgreSQL reads for its columns (times in ISO-8601 with
+    their offset): a fraction of the cost of Django's preparation and psycopg's client-side quoting."""
+    values = (field.pre_save(entry, add=True) for field in _entry_fields())  # sets `at`, as save() would
+    return [
+        None if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+        for value in values
+    ]
 
 
 @contextmanager
-def _sent_ahead(sql: str, params: list) -> Iterator[None]:
-    """Send a statement before the block and take its outcome after it, on the request's connection.
+def _sent_ahead(sql: str, params: list[str | None]) -> Iterator[None]:
+    """Send a statement before the block and take its outcome after it, on the request's connection;
+    `params` fill its $1, $2, … as text (server-side binding).
 
-    libpq's asynchronous command processing (PQsendQuery, then PQgetResult; psycopg's `pq` layer):
+    libpq's asynchronous command processing (PQsendQueryParams, then PQgetResult; psycopg's `pq` layer):
     PostgreSQL runs the statement, and outside a transaction commits it, while the block runs, and its
     answer is usually waiting in the socket when the block ends: no round trip is added. Unlike psycopg's
     pipeline mode, which commits only at its closing sync, this needs no BEGIN/COMMIT of its own. The block
@@ -139,7 +156,6 @@ def _sent_ahead(sql: str, params: list) -> Iterator[None]:
 
     from psycopg import errors, pq
 
-    query = connection.ops.compose_sql(sql, params)
     connection.cursor().close()  # Django's checks first: health (may reconnect), broken transaction
     raw = connection.connection
     pgconn = raw.pgconn
@@ -147,7 +163,10 @@ def _sent_ahead(sql: str, params: list) -> Iterator[None]:
     with connection.wrap_database_errors:
         if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
             raise errors.ProgrammingError("another statement is still running on this connection")
-        pgconn.send_query(query.encode(raw.info.encoding))
+        encoding = raw.info.encoding
+        pgconn.send_query_params(
+            sql.encode(encoding), [None if value is None else value.encode(encoding) for value in params]
+        )
         while pgconn.flush():
             select.select([], [pgconn.socket], [])
     try:
@@ -168,7 +187,9 @@ def _sent_ahead(sql: str, params: list) -> Iterator[None]:
                     raise failure
         finally:
             if connection.queries_logged:
-                connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - started:.3f}"})
+                connection.queries_log.append(
+                    {"sql": f"{sql} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"}
+                )
 
 
 def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]:
