@@ -308,11 +308,12 @@ def _event_id(fields: dict, extra: dict, event: dict, context: SendContext, note
 def _service_and_stage(
     fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]
 ) -> None:
-    if "service" not in fields and "stage" not in fields and _plain_names(context.service, context.stage):
-        event["service"], event["stage"] = context.service, context.stage  # most items: the key's own
-        return
     service = fields.get("service", context.service)
     stage = fields.get("stage", context.stage)
+    # Most items name the key's own service and stage (OTLP's and other SDKs' spell them out), or neither.
+    if service == context.service and stage == context.stage and _plain_names(service, stage):
+        event["service"], event["stage"] = context.service, context.stage
+        return
     _check_service_and_stage(service, stage)
     service, stage = service.strip(), stage.strip()
     if (service, stage) != (context.service, context.stage) and not context.can_forward:
