@@ -5,6 +5,7 @@ events; a random UUID would store a re-sent event twice. A UUID5 over the servic
 same on every retry, so the (service, event_id) idempotency key still holds.
 """
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -29,4 +30,14 @@ def event_id_for(given: Any, *, service: str) -> tuple[Any, bool]:
             pass
     elif isinstance(given, bool) or not isinstance(given, int):
         return given, False
-    return str(uuid.uuid5(NAMESPACE, f"{service}\n{given}")), True
+    return uuid5_text(NAMESPACE, f"{service}\n{given}"), True
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """Return `str(uuid.uuid5(namespace, name))`, made without UUID objects (a few µs less per event, which
+    OTLP pays for every record): the SHA-1 of the namespace and the name, version 5, RFC 4122 variant."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

@@ -37,6 +37,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from . import otlp
+from .ids import uuid5_text
 from .items import Refused, correlation_from
 
 # uuid5(NAMESPACE_URL, "https://skywatch-portal/wire/otlp"), written out because it is fixed forever: a new
@@ -197,7 +198,7 @@ def log_item(record: Record, *, service: str = "") -> dict[str, Any]:
     digest = record.origin.digest.copy()
     digest.update(log.SerializeToString(deterministic=True))
     item: dict[str, Any] = {
-        "event_id": str(uuid.uuid5(NAMESPACE, "log\n" + digest.hexdigest())),
+        "event_id": uuid5_text(NAMESPACE, "log\n" + digest.hexdigest()),
         "type": "log",
         "message": _text(log.body) if log.HasField("body") else "",
         "properties": properties,
@@ -254,7 +255,7 @@ def span_item(record: Record, *, service: str = "") -> dict[str, Any]:
             for link in span.links
         ]
     item: dict[str, Any] = {
-        "event_id": str(uuid.uuid5(NAMESPACE, f"span\n{trace_id}\n{span_id}")),
+        "event_id": uuid5_text(NAMESPACE, f"span\n{trace_id}\n{span_id}"),
         "type": "span",
         "event": span.name,
         "span_id": span_id,
