@@ -329,7 +329,8 @@ def _service_and_stage(
 @functools.lru_cache(maxsize=256)
 def _plain_names(service: str, stage: str) -> bool:
     """Return whether a key's service and stage pass the checks unchanged (as every key's do), so that an
-    item naming neither takes them without checking them again; else the item goes the long way."""
+    item naming neither, or naming exactly those, takes them without checking them again; else the item
+    goes the long way."""
     try:
         _check_service_and_stage(service, stage)
     except ConformError:
