@@ -218,20 +218,27 @@ def pipeline_chunked(
     """Events/s of the whole pipeline for ids, handed over as ingestion hands them: `announce_events` per
     100-event batch with its events' client times (so a chunk's first read looks in their days'
     partitions only), onto the pending list that drain tasks take chunks of PIPELINE_CHUNK_SIZE from."""
-    from apps.ingest.models import client_time_bounds
-    from apps.pipeline.services import chunks
     from apps.pipeline.tasks import announce_events
 
-    client_times = dict(
-        _sql("SELECT id, client_timestamp FROM ingest_rawevent WHERE id BETWEEN %s AND %s", (ids[0], ids[-1]))
-    )
-    batches = [(batch, client_time_bounds(client_times[pk] for pk in batch)) for batch in chunks(ids, BATCH)]
+    batches = with_client_times(ids, BATCH)
     started = time.monotonic()
     for batch, bounds in batches:
         announce_events(batch, client_times=bounds)
     finished = _wait_processed(ids, workers, timeout, lock_waits)
     _check_rollups(len(ids))
     return len(ids) / (finished - started)
+
+
+def with_client_times(ids: list[int], size: int) -> list[tuple[list[int], Any]]:
+    """Split ids (ascending) into lists of `size`, each with its events' least and greatest client time, as
+    ingestion hands them to the pipeline (so a chunk's first read looks in those days' partitions only)."""
+    from apps.ingest.models import client_time_bounds
+    from apps.pipeline.services import chunks
+
+    client_times = dict(
+        _sql("SELECT id, client_timestamp FROM ingest_rawevent WHERE id BETWEEN %s AND %s", (ids[0], ids[-1]))
+    )
+    return [(part, client_time_bounds(client_times[pk] for pk in part)) for part in chunks(ids, size)]
 
 
 def pipeline_per_event(ids: list[int], workers: list[CeleryWorker], timeout: float) -> float:

@@ -65,14 +65,9 @@ def main() -> None:
     connection.ensure_connection()
     connection.commit = _timed(connection.commit, "commit", timers)
     size = settings.PIPELINE_CHUNK_SIZE
-    # Each chunk with its events' client times, as drains pass them on from ingestion: the first read then
-    # looks in those days' partitions only (without them it looks in every partition).
-    from apps.ingest.models import client_time_bounds
-
-    client_times = dict(bench_pipeline._sql("SELECT id, client_timestamp FROM ingest_rawevent"))
-    work = [
-        (chunk, client_time_bounds(client_times[pk] for pk in chunk)) for chunk in services.chunks(ids, size)
-    ]
+    # Each chunk with its events' client times, as drains pass them on (without them, the first read looks
+    # in every partition).
+    work = bench_pipeline.with_client_times(ids, size)
     started = time.perf_counter()
     for chunk, bounds in work:
         services.process_chunk(event_ids=chunk, client_times=bounds)
