@@ -56,8 +56,7 @@ def _sql_array(values: tuple[str, ...]) -> str:
 # Every value drawn inside PostgreSQL; event and user indexes squared so that a few are much busier.
 GENERATE = f"""
 INSERT INTO ingest_rawevent (event_id, service, stage, type, event, timestamp, received_at, user_id,
-    correlation_id, level, message, properties, notes, ingest_node, aggregated_at, indexed_at,
-    client_timestamp)
+    correlation_id, level, message, properties, notes, ingest_node, aggregated_at, client_timestamp)
 SELECT gen_random_uuid(),
     ({_sql_array(SERVICES)})[1 + floor(random() * {len(SERVICES)})::int],
     '{STAGE}', 'metric',
@@ -70,7 +69,7 @@ SELECT gen_random_uuid(),
         round(exp(3.5 + 0.8 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))::numeric, 2),
         'n_results', floor(random() * 201)::int,
         'region', ({_sql_array(REGIONS)})[1 + floor(random() * {len(REGIONS)})::int]),
-    '[]', 'bench-node', now(), now(), t
+    '[]', 'bench-node', now(), t
 FROM (
     SELECT %(start)s::timestamptz + (g + random()) * (%(span)s::interval / %(total)s) AS t
     FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g

@@ -34,12 +34,12 @@ PLAIN = "bench_rawevent_unpartitioned"
 
 GENERATE = """
 INSERT INTO {table} (event_id, service, stage, type, event, timestamp, received_at, user_id, correlation_id,
-    level, message, properties, notes, ingest_node, aggregated_at, indexed_at, client_timestamp)
+    level, message, properties, notes, ingest_node, aggregated_at, client_timestamp)
 SELECT gen_random_uuid(), (%(services)s::text[])[1 + floor(random() * %(n_services)s)::int], 'prod', 'metric',
     (%(events)s::text[])[1 + floor(random() * %(n_events)s)::int], t, t + interval '1 second',
     'user-' || floor(5000 * random())::int, md5(random()::text), '', '',
     jsonb_build_object('duration_ms', round((random() * 500)::numeric, 2), 'region', 'eu'),
-    '[]', 'bench-node', t + interval '1 minute', t + interval '1 minute', t
+    '[]', 'bench-node', t + interval '1 minute', t
 FROM (SELECT %(start)s::timestamptz + (g + random()) * (interval '1 day' / %(total)s) AS t
       FROM generate_series(0, %(total)s - 1) AS g) AS moments
 """

@@ -34,6 +34,7 @@ STEPS = (
     (services, "rollups_claim_and_add", "claim + rollup SQL"),
     (services, "_mark_aggregated", "mark aggregated (UPDATE)"),
     (services, "_mark_indexed", "mark indexed (UPDATE)"),
+    (services, "index_backlog_forget", "out of the index backlog (DELETE)"),
     (services._Indexing, "outcome", "wait for the bulk"),
     (services, "_record_index_outcome", "record index outcome"),
     (es_backend, "document_for", "build documents (thread)"),
@@ -73,7 +74,8 @@ def main() -> None:
         services.process_chunk(event_ids=chunk, client_times=bounds)
     wall = time.perf_counter() - started
     pending = bench_pipeline._sql(
-        "SELECT count(*) FROM ingest_rawevent WHERE aggregated_at IS NULL OR indexed_at IS NULL"
+        "SELECT (SELECT count(*) FROM ingest_rawevent WHERE aggregated_at IS NULL)"
+        " + (SELECT count(*) FROM ingest_indexbacklog)"
     )[0][0]
     print(f"{len(ids)} events in chunks of {size}: {wall:.2f} s, {len(ids) / wall:,.0f} events/s in process")
     print(f"{pending} events left unprocessed")

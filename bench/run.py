@@ -74,12 +74,12 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `pipeline_events_per_s`: events/s of the whole pipeline (`drain_pending` tasks taking chunks of
   `PIPELINE_CHUNK_SIZE` off the pending list: one read of the chunk's pending rows, the search bulks in a
   thread while one statement claims the chunk and upserts its counts, numbers and user sketches and one
-  UPDATE marks it aggregated (and indexed where its bulk is done), committed before the rest of the bulk
-  is waited for, then one UPDATE marks the rest indexed) with one Celery worker process (prefork,
+  UPDATE marks it aggregated (putting in the index backlog what its bulk has not stored yet), committed
+  before the rest of the bulk is waited for, then one DELETE takes the rest out of the backlog) with one
+  Celery worker process (prefork,
   concurrency 1), from `announce_events` per 100-event batch (each with its events' least and greatest
   client time, as ingestion hands them on, so every statement reads only their days' partitions) until
-  every event has
-  `aggregated_at` and `indexed_at`; best of
+  every event is aggregated and none is in the index backlog; best of
   `BENCH_ROUNDS` rounds, alternating with the two-worker phase. Raw events (20 names, 5 services, 1000
   users, 2-3 numbers each, 2 days, in time order) are COPY'd in unprocessed first. Baseline:
   `elasticsearch.helpers.bulk` of the same documents (`document_for`, built beforehand) into fresh indices

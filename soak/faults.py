@@ -161,7 +161,10 @@ class ElasticsearchOutage:
             raise FaultError("Elasticsearch did not come back") from self._error
         with psycopg.connect(self._ctx.instances.conninfo(self._ctx.database), autocommit=True) as conn:
             backlog = conn.execute(
-                f"SELECT count(*) FROM {self._ctx.tables['raw']} WHERE indexed_at IS NULL"
+                # Events awaiting their index: those awaiting aggregation (indexed with it) and the backlog.
+                f"SELECT (SELECT count(*) FROM {self._ctx.tables['raw']} WHERE aggregated_at IS NULL"
+                " AND dead_lettered_at IS NULL AND index_rejected_at IS NULL)"
+                f" + (SELECT count(*) FROM {self._ctx.tables['index_backlog']})"
             ).fetchone()[0]
         detail = {
             "down_s": round(self._up_at - self._down_at, 1),

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import Count, Q, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.db.models.fields.json import KT
 from elasticsearch import Elasticsearch, helpers
 
@@ -129,14 +129,14 @@ class Reconciliation:
 def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]:
     """Return (stored, pending aggregation, pending index, documents): cheap counts to poll before a full
     reconciliation."""
-    from apps.ingest.models import RawEvent
+    from apps.ingest.models import IndexBacklog, RawEvent
 
     connections.close_all()  # PostgreSQL may have restarted since the last query
     counts = RawEvent.objects.aggregate(
-        stored=Count("id"),
-        unaggregated=Count("id", filter=Q(aggregated_at__isnull=True)),
-        unindexed=Count("id", filter=Q(indexed_at__isnull=True)),
+        stored=Count("id"), unaggregated=Count("id", filter=Q(aggregated_at__isnull=True))
     )
+    # Unaggregated events are indexed with their aggregation; the others that wait are in the backlog.
+    counts["unindexed"] = counts["unaggregated"] + IndexBacklog.objects.count()
     es.indices.refresh(index=alias)
     documents = es.count(index=alias)["count"]
     return counts["stored"], counts["unaggregated"], counts["unindexed"], documents
@@ -144,7 +144,7 @@ def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]
 
 def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Reconciliation:
     """Compare the ledger with every store and return the figures."""
-    from apps.ingest.models import RawEvent
+    from apps.ingest.models import AWAITING_INDEX, RawEvent
     from apps.metrics.models import DETAIL_GRANULARITIES, GRANULARITIES, RollupCount, RollupNumeric
 
     connections.close_all()
@@ -157,12 +157,15 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
     )
 
     rows = list(
-        RawEvent.objects.annotate(duration=KT(f"properties__{NUMERIC_PROP}")).values_list(
+        RawEvent.objects.annotate(
+            duration=KT(f"properties__{NUMERIC_PROP}"),
+            awaiting_index=ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField()),
+        ).values_list(
             "service",
             "event_id",
             "event",
             "aggregated_at",
-            "indexed_at",
+            "awaiting_index",
             "dead_lettered_at",
             "index_rejected_at",
             "duration",
@@ -179,7 +182,7 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
     aggregated = {(s, str(e)) for s, e, _, agg, *_ in rows if agg is not None}
     result.aggregated = len(aggregated)
     result.pending_aggregation = sum(1 for r in rows if r[3] is None and r[5] is None)
-    result.pending_index = sum(1 for r in rows if r[4] is None and r[6] is None)
+    result.pending_index = sum(1 for r in rows if r[4])
     result.dead_lettered = sum(1 for r in rows if r[5] is not None)
     result.index_rejected = sum(1 for r in rows if r[6] is not None)
 

@@ -152,14 +152,18 @@ class Run:
 
     def faults(self) -> list[FaultRecord]:
         """Break things in turn, with steady traffic before, between and after."""
-        from apps.ingest.models import RawEvent
+        from apps.ingest.models import IndexBacklog, RawEvent
         from apps.metrics.models import RollupCount
 
         ctx = FaultContext(
             instances=self.instances,
             workers=self.workers,
             database=DATABASE,
-            tables={"raw": RawEvent._meta.db_table, "rollup_count": RollupCount._meta.db_table},
+            tables={
+                "raw": RawEvent._meta.db_table,
+                "index_backlog": IndexBacklog._meta.db_table,
+                "rollup_count": RollupCount._meta.db_table,
+            },
             clock=self.clock,
             say=self.say,
             portal_log=self.portal.log_path,

@@ -314,13 +314,15 @@ def store_events(request, db, make_key, settings):
 
 @pytest.fixture
 def aggregate_events(store_events):
-    """Return a function that stores events and adds them to the rollups, as the pipeline would."""
-    from apps.pipeline.services import aggregate_chunk
+    """Return a function that stores events and adds them to the rollups, as the pipeline would (which
+    indexes them again: the search documents are the same)."""
+    from apps.pipeline.services import process_chunk
 
     def store(events: list[dict]) -> list[int]:
         ids = store_events(events)
-        outcome = aggregate_chunk(event_ids=ids)
-        assert outcome.done == len(ids), outcome
+        outcome = process_chunk(event_ids=ids)
+        assert outcome.aggregated.done == len(ids), outcome
+        assert not outcome.index_unavailable, outcome
         return ids
 
     return store

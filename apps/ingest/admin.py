@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
+from django.db.models import BooleanField, ExpressionWrapper
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
 
-from .models import ApiKey, RawEvent, Service
+from .models import AWAITING_INDEX, ApiKey, RawEvent, Service
 from .services import service_key_revoke
 
 
@@ -57,7 +58,7 @@ class RawEventAdmin(admin.ModelAdmin):
         "user_id",
         "correlation_id",
         "aggregated_at",
-        "indexed_at",
+        "awaiting_index",
         "dead_lettered_at",
     )
     list_filter = ("type", "level", "service", "stage")
@@ -71,6 +72,15 @@ class RawEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_queryset(self, request):
+        # Whether each listed event still awaits its search document: one look-up in IndexBacklog per row.
+        waiting = ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField())
+        return super().get_queryset(request).annotate(awaiting_index=waiting)
+
+    @admin.display(boolean=True, description="awaiting index")
+    def awaiting_index(self, event: RawEvent) -> bool:
+        return event.awaiting_index
 
     # Raw events hold what users did: reading them here is audited as on the trace pages.
     def changelist_view(self, request, extra_context=None):

@@ -129,10 +129,36 @@ def within_client_times(bounds: ClientTimeBounds) -> models.Q:
     return models.Q(client_timestamp__range=bounds) | models.Q(client_timestamp__isnull=True)
 
 
+class IndexBacklog(models.Model):
+    """A raw event that left aggregation (counted, or dead-lettered) before its search document was known to
+    be stored: the pipeline's index state, kept apart from the raw rows.
+
+    The pipeline indexes what it aggregates, at once, so an event still awaiting aggregation awaits its
+    index too and has no row here. A row is written when aggregation marks an event whose search bulk has
+    not yet come back (or that a later re-index asks for again) and deleted when a bulk stores it, the index
+    refuses it for good, or the event is deleted. So a raw row is not updated again when its search bulk
+    comes back: a second new version of a wide row, with an entry in each of its indexes, per event.
+    """
+
+    # The raw event's id (no foreign key: the partitioned table has no primary key to point at).
+    raw_id = models.BigIntegerField(primary_key=True)
+    # The raw event's: reads of its row look in that day's partition only; the sweeper takes the oldest.
+    client_timestamp = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], name="indexbacklog_received")]
+
+    def __str__(self) -> str:
+        return f"raw event {self.raw_id} awaiting its index"
+
+
 # Pipeline state, spelled out once: each query below, the partial indexes and the pipeline's SQL use these.
 AWAITING_AGGREGATION = models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
-AWAITING_INDEX = models.Q(indexed_at__isnull=True, index_rejected_at__isnull=True)
 AWAITING_AGGREGATION_SQL = "aggregated_at IS NULL AND dead_lettered_at IS NULL"
+IN_INDEX_BACKLOG = models.Q(models.Exists(IndexBacklog.objects.filter(raw_id=models.OuterRef("pk"))))
+# Searchable soon: awaiting aggregation (indexed with it) unless refused by the index, or in the backlog.
+AWAITING_INDEX = (AWAITING_AGGREGATION & models.Q(index_rejected_at__isnull=True)) | IN_INDEX_BACKLOG
 
 
 class RawEventQuerySet(models.QuerySet):
@@ -163,7 +189,7 @@ class RawEventQuerySet(models.QuerySet):
         return self.filter(dead_lettered_at__isnull=False)
 
     def awaiting_index(self) -> "RawEventQuerySet":
-        """Not yet searchable, and not refused by the search index for good."""
+        """Not yet searchable, and not refused by the search index for good (see IndexBacklog)."""
         return self.filter(AWAITING_INDEX)
 
     def index_rejected(self) -> "RawEventQuerySet":
@@ -229,10 +255,10 @@ class RawEvent(models.Model):
     parent_span_id = models.CharField(max_length=MAX_SPAN_ID_LENGTH, blank=True, default="", db_default="")
     duration_ms = models.FloatField(null=True, blank=True)
 
-    # Pipeline state. Rollups and the search index are tracked apart, so one never blocks the other.
+    # Pipeline state. Rollups and the search index are tracked apart, so one never blocks the other: the
+    # index state of events already aggregated is in IndexBacklog.
     aggregated_at = models.DateTimeField(null=True, blank=True)
     aggregate_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
-    indexed_at = models.DateTimeField(null=True, blank=True)
     index_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     # Why processing failed last; set on dead-lettering too. Shown in the admin.
     last_error = models.TextField(blank=True, default="", db_default="")
@@ -272,16 +298,11 @@ class RawEvent(models.Model):
                 name="rawevent_dead_lettered",
                 condition=models.Q(dead_lettered_at__isnull=False),
             ),
-            # The sweeper's look-ups: small partial indexes over the rows still waiting.
+            # The sweeper's look-up: a small partial index over the rows still to aggregate.
             models.Index(
                 fields=["received_at"],
                 name="rawevent_unaggregated",
                 condition=AWAITING_AGGREGATION,
-            ),
-            models.Index(
-                fields=["received_at"],
-                name="rawevent_unindexed",
-                condition=AWAITING_INDEX,
             ),
         ]
 

@@ -23,6 +23,7 @@ from apps.ingest.conform import SendContext, conform_event
 from apps.ingest.models import RawEvent
 from apps.ingest.services import raw_events_store
 from apps.ingest.signals import events_stored
+from apps.pipeline.services import index_backlog_add
 
 from .archive_layout import (
     ADDED_COLUMNS,
@@ -181,7 +182,12 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
     outcome.refused = dict(refused)
     if not to_store:
         return
-    stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
+    with transaction.atomic():
+        stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
+        # Counted before they were archived, so not indexed with an aggregation: the index backlog has them.
+        index_backlog_add(
+            RawEvent.objects.filter(pk__in=stored_ids, aggregated_at__isnull=False), bounds=None
+        )
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)
     if stored_ids:

@@ -21,12 +21,14 @@ from apps.ingest.conform import ALIASES
 from apps.ingest.models import (
     AWAITING_AGGREGATION,
     CLIENT_TIME_COLUMN,
+    IndexBacklog,
     RawEvent,
     client_time_bounds,
     within_client_times,
 )
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
+from apps.pipeline.services import index_backlog_forget
 from apps.traces.search import get_trace_backend
 
 from .archive import retention_scope
@@ -75,7 +77,9 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         batch = list(done.values_list("pk", CLIENT_TIME_COLUMN)[:DELETE_BATCH])
         if not batch:
             break
-        report.raw_events_deleted += _by_id(batch).delete()[0]
+        with transaction.atomic():
+            report.raw_events_deleted += _by_id(batch).delete()[0]
+            index_backlog_forget([pk for pk, _ in batch])
     report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
     if archived is not None:
         report.raw_events_kept_unarchived = old.done_with_aggregation().count()
@@ -119,6 +123,8 @@ def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
                 if kept.exists():
                     continue
                 partitions.partition_detach(name)
+                # The day's events awaiting their index go with it (a client time of the day: in it).
+                IndexBacklog.objects.filter(client_timestamp__gte=start, client_timestamp__lt=end).delete()
         except OperationalError as error:  # the lock timeout: long reads held the table
             logger.warning("retention could not detach the partition of %s now: %s", day, error)
             continue
@@ -216,6 +222,7 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
         aggregated = [ev for ev in events if ev.aggregated_at is not None]
         if events:
             report.raw_events_deleted = _by_id([(ev.pk, ev.client_timestamp) for ev in events]).delete()[0]
+            index_backlog_forget([ev.pk for ev in events])
         deltas = deltas_for(aggregated)
         report.rollup_buckets_corrected = _subtract(deltas)
         remaining = _remaining(deltas)

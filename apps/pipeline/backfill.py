@@ -11,6 +11,8 @@ from django.db.models import QuerySet
 from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
 
+from .services import index_backlog_add
+
 
 def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """Widen [start, end) to whole UTC days: rollups of a partly covered day cannot be rebuilt in part."""
@@ -34,12 +36,15 @@ def rollups_reset(*, start: datetime, end: datetime) -> int:
 
 
 def index_reset(*, start: datetime, end: datetime) -> int:
-    """Mark the events of [start, end) unindexed (refused ones get another chance); return how many."""
-    return (
-        RawEvent.objects.since(start)
-        .filter(timestamp__lt=end)
-        .update(indexed_at=None, index_rejected_at=None)
-    )
+    """Mark the events of [start, end) unindexed (refused ones get another chance); return how many.
+
+    Those still awaiting aggregation are indexed with it; the others go into the index backlog.
+    """
+    events = RawEvent.objects.since(start).filter(timestamp__lt=end)
+    with transaction.atomic():
+        events.filter(index_rejected_at__isnull=False).update(index_rejected_at=None)
+        index_backlog_add(events.done_with_aggregation(), bounds=None)
+        return events.count()
 
 
 def awaiting(work: str, *, start: datetime, end: datetime) -> QuerySet:

@@ -1,7 +1,8 @@
 """The pipeline's work: claim raw events, add them to the rollups exactly once, make them searchable.
 
-Rollups and indexing are tracked apart (`aggregated_at`, `indexed_at`), so a down search cluster never
-blocks the rollups and re-indexing never touches a count. `process_chunk` does both at once: the search
+Rollups and indexing are tracked apart (`aggregated_at`; the index backlog of events aggregated before
+their search bulk came back, `IndexBacklog`), so a down search cluster never blocks the rollups and
+re-indexing never touches a count. `process_chunk` does both at once: the search
 bulk runs in a thread while the rollups are written and committed.
 """
 
@@ -16,8 +17,9 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, Value, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.db.models.functions import Left
 from django.utils import timezone
 
@@ -28,6 +30,7 @@ from apps.ingest.models import (
     CLIENT_TIME_COLUMN,
     WITHIN_CLIENT_TIMES_SQL,
     ClientTimeBounds,
+    IndexBacklog,
     RawEvent,
     client_time_bounds,
     within_client_times,
@@ -170,25 +173,26 @@ def _pending_sql(aggregation: bool, *, bounded: bool) -> str:
 
 
 def _condition_sql(condition: Q) -> str:
-    """Return a pipeline state's condition as SQL, from the one definition RawEventQuerySet uses."""
+    """Return a pipeline state's condition as SQL, from the one definition RawEventQuerySet uses (its only
+    parameters are integers, such as an EXISTS's `SELECT 1`, written in as literals)."""
     query = RawEvent.objects.filter(condition).query
     sql, params = query.where.as_sql(query.get_compiler(connection=connection), connection)
-    if params:
-        raise ValueError(f"a pipeline state's condition takes no parameters: {sql} {params}")
-    return sql
+    if "%%" in sql or not all(isinstance(param, int) and not isinstance(param, bool) for param in params):
+        raise ValueError(f"a pipeline state's condition takes no parameters but integers: {sql} {params}")
+    return sql % tuple(str(int(param)) for param in params)
 
 
 class _Indexing:
     """A chunk's search bulks, sent one after another from the indexer thread (BULK_SIZE documents each,
-    as the backend sends them), so that the bulks finished by the time the rollups are written can be
-    marked in the same UPDATE."""
+    as the backend sends them), so that the events whose bulk finished by the time the rollups are written
+    need no index backlog row."""
 
     def __init__(self, rows: list[IndexRow]) -> None:
         backend, pool = get_trace_backend(), _indexer_pool()
         self.futures: list[Future] = [
             pool.submit(backend.index_events, part) for part in chunks(rows, BULK_SIZE)
         ]
-        self.marked: set[int] = set()  # ids whose indexed_at the aggregation's UPDATE already set
+        self.marked: set[int] = set()  # ids the aggregation left out of the backlog: their bulk was back
 
     def outcome(self) -> IndexOutcome:
         """Wait for every bulk and return their outcome together; raise BackendUnavailable if one failed (the
@@ -216,9 +220,10 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     The chunk's pending events are read first and sent to the search backend from the indexer thread
     while this thread claims the events, writes their rollups, marks them aggregated and commits: the
     rollups never wait for the search bulk, so another worker never waits for this one's rollup rows
-    while a bulk runs. The events whose bulk has already finished by then are marked indexed by the same
-    UPDATE (one row version instead of two); one UPDATE after the bulks marks the rest. A down search
-    backend never holds back the rollups: the outcome says so and the caller retries the indexing.
+    while a bulk runs. The events whose bulk has not finished by then go into the index backlog in the same
+    statement; one DELETE after the bulks takes them out again (the raw rows get one new version each, for
+    their aggregation). A down search backend never holds back the rollups: the outcome says so and the
+    caller retries the indexing.
     `client_times`, when the caller knows them, bound the first read too.
     """
     pending = pending_events(event_ids, client_times=client_times)
@@ -315,21 +320,60 @@ def _claim_and_add(event_ids: list[int], bounds: Bounds) -> list[int]:
 
 
 def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) -> None:
-    """Mark the claimed events aggregated, and those the search bulk stored indexed: one UPDATE."""
+    """Mark the claimed events aggregated, and put those the search bulk has not stored yet in the index
+    backlog: one statement."""
     now = timezone.now()
     if connection.vendor == "postgresql":  # arrays as parameters: no list of 500 literals to build
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE ingest_rawevent SET aggregated_at = %(now)s,"
-                " indexed_at = CASE WHEN id = ANY(%(indexed)s) THEN %(now)s ELSE indexed_at END"
-                f" WHERE id = ANY(%(claimed)s) AND {WITHIN_CLIENT_TIMES_SQL}",
+                "WITH marked AS (UPDATE ingest_rawevent SET aggregated_at = %(now)s"
+                f" WHERE id = ANY(%(claimed)s) AND {WITHIN_CLIENT_TIMES_SQL}"
+                f" RETURNING id, {CLIENT_TIME_COLUMN}, received_at)"
+                f" INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
+                f" SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked WHERE id <> ALL(%(indexed)s)"
+                " ON CONFLICT DO NOTHING",
                 {"now": now, "indexed": indexed, "claimed": claimed, **_bound_params(bounds)},
             )
         return
-    indexed_at = F("indexed_at")
-    if indexed:
-        indexed_at = Case(When(pk__in=indexed, then=Value(now)), default=F("indexed_at"))
-    RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=now, indexed_at=indexed_at)
+    RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=now)
+    done = set(indexed)
+    index_backlog_add(RawEvent.objects.filter(pk__in=[pk for pk in claimed if pk not in done]), bounds=None)
+
+
+def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:
+    """Put these events in the index backlog (those already there stay as they are). `bounds`, when known,
+    keep the read to those days' partitions."""
+    if bounds is not None:
+        events = events.filter(within_client_times(bounds))
+    rows = events.values_list("pk", CLIENT_TIME_COLUMN, "received_at")
+    if connection.vendor == "postgresql":
+        try:
+            sql, params = rows.query.sql_with_params()
+        except EmptyResultSet:  # asked for none (an empty list of ids)
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
+                f" {sql} ON CONFLICT DO NOTHING",
+                params,
+            )
+        return
+    backlog = [IndexBacklog(raw_id=pk, client_timestamp=moment, received_at=at) for pk, moment, at in rows]
+    IndexBacklog.objects.bulk_create(backlog, ignore_conflicts=True, batch_size=500)
+
+
+def index_backlog_forget(event_ids: list[int]) -> None:
+    """Take these events out of the index backlog: stored by a bulk, refused for good, or deleted."""
+    if not event_ids:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {IndexBacklog._meta.db_table} WHERE raw_id = ANY(%s)", (list(event_ids),)
+            )
+        return
+    for part in chunks(list(event_ids), 500):
+        IndexBacklog.objects.filter(raw_id__in=part).delete()
 
 
 def _bound_params(bounds: Bounds) -> dict[str, datetime | None]:
@@ -341,7 +385,7 @@ def _record_failure(event_id: int, reason: str, bounds: Bounds) -> int:
     RawEvent.objects.filter(within_client_times(bounds), pk=event_id).update(
         aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000]
     )
-    return (
+    dead = (
         RawEvent.objects.awaiting_aggregation()
         .filter(
             within_client_times(bounds), pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS
@@ -351,6 +395,9 @@ def _record_failure(event_id: int, reason: str, bounds: Bounds) -> int:
             last_error=f"dead-lettered after repeated failures: {reason}"[:2000],
         )
     )
+    if dead:  # no longer indexed with its aggregation: the backlog has it until a bulk stores it
+        index_backlog_add(RawEvent.objects.filter(pk=event_id), bounds=bounds)
+    return dead
 
 
 def index_chunk(*, event_ids: list[int]) -> ChunkOutcome:
@@ -374,26 +421,14 @@ def _record_index_outcome(result: IndexOutcome, *, already_marked: set[int], bou
     now = timezone.now()
     with transaction.atomic():
         indexed = [pk for pk in result.indexed if pk not in already_marked]
-        if indexed:
-            _mark_indexed(indexed, now=now, bounds=bounds)
+        index_backlog_forget([*indexed, *result.rejected])
         _record_reasons(result.rejected, "search index refused the document: ", bounds, index_rejected_at=now)
         _record_reasons(result.retry_later, "indexing failed, will retry: ", bounds)
+        if result.retry_later:
+            index_backlog_add(RawEvent.objects.filter(pk__in=list(result.retry_later)), bounds=bounds)
     return ChunkOutcome(
         done=len(result.indexed), failed=len(result.retry_later), dead_lettered=len(result.rejected)
     )
-
-
-def _mark_indexed(indexed: list[int], *, now: datetime, bounds: Bounds) -> None:
-    """Mark the events the search bulk stored indexed: one UPDATE."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE ingest_rawevent SET indexed_at = %(now)s"
-                f" WHERE id = ANY(%(indexed)s) AND {WITHIN_CLIENT_TIMES_SQL}",
-                {"now": now, "indexed": indexed, **_bound_params(bounds)},
-            )
-        return
-    RawEvent.objects.filter(pk__in=indexed).update(indexed_at=now)
 
 
 def _record_reasons(reasons: dict[int, str], prefix: str, bounds: Bounds, **fields: Any) -> None:
@@ -416,7 +451,10 @@ class SweepOutcome:
 
 
 def stale_event_ids(*, grace_seconds: int, limit: int) -> SweepOutcome:
-    """Return ids of events left unaggregated or unindexed longer than the grace period (oldest first)."""
+    """Return ids of events left unaggregated or unindexed longer than the grace period (oldest first).
+
+    Events awaiting aggregation are indexed with it, so the ids to index are those of the index backlog.
+    """
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     unaggregated = list(
         RawEvent.objects.awaiting_aggregation()
@@ -425,10 +463,9 @@ def stale_event_ids(*, grace_seconds: int, limit: int) -> SweepOutcome:
         .values_list("pk", flat=True)[:limit]
     )
     unindexed = list(
-        RawEvent.objects.awaiting_index()
-        .filter(received_at__lt=cutoff)
+        IndexBacklog.objects.filter(received_at__lt=cutoff)
         .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("raw_id", flat=True)[:limit]
     )
     return SweepOutcome(unaggregated, unindexed)
 

@@ -36,7 +36,7 @@ print(json.dumps({
     "first": first.getvalue(), "second": second.getvalue(), "stored": len(ids),
     "digest": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
     "unprocessed": RawEvent.objects.filter(aggregated_at__isnull=True).count()
-                   + RawEvent.objects.filter(indexed_at__isnull=True).count(),
+                   + RawEvent.objects.awaiting_index().count(),
     "completed": RawEvent.objects.filter(event="download_completed").count(),
     "series": [(s["kind"], sum(p["v"] for p in s["points"])) for s in series["series"]],
     "trail_services": sorted({e["service"] for e in trail["events"]}),

@@ -20,7 +20,7 @@ def test_a_worker_processes_the_seeded_traffic(clean_search_index, celery_worker
 
     def all_processed() -> bool:
         return not RawEvent.objects.filter(aggregated_at__isnull=True).exists() and not (
-            RawEvent.objects.filter(indexed_at__isnull=True).exists()
+            RawEvent.objects.awaiting_index().exists()
         )
 
     wait_for(all_processed, timeout=180, interval=0.5, message="the worker to process the demo")

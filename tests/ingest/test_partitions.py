@@ -13,7 +13,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from apps.ingest import partitions
-from apps.ingest.models import CLIENT_TIME_COLUMN, EVENT_COLUMNS, RawEvent
+from apps.ingest.models import CLIENT_TIME_COLUMN, EVENT_COLUMNS, IndexBacklog, RawEvent
 from apps.ingest.services import events_ingest, raw_events_store
 from apps.lifecycle.services import partitions_maintain, retention_apply
 from apps.metrics.selectors import SeriesQuery, series_for
@@ -300,6 +300,8 @@ def test_retention_drops_old_days_whole_and_leaves_the_other_days_as_they_were(k
     assert report.raw_events_deleted == 5 + 1 + 1  # the dropped day, the default's row, the done one
     assert report.raw_events_kept_unprocessed == 1
     assert set(RawEvent.objects.values_list("pk", flat=True)) == {pending, *ids[-3:]}
+    # Counted without a search bulk, they all waited in the index backlog: the deleted ones left it.
+    assert set(IndexBacklog.objects.values_list("raw_id", flat=True)) == set(ids[-3:])
     assert series_for(query) == series_before
     assert [e.event_id for e in get_trace_backend().trail("recent")] == trail_before and len(
         trail_before

@@ -64,7 +64,7 @@ def send_old(make_key, database_traces):
             outcome = process_chunk(event_ids=result.stored_ids)
             assert outcome.aggregated.done == len(result.stored_ids)
             then = received_at + timedelta(minutes=1)
-            RawEvent.objects.filter(pk__in=result.stored_ids).update(aggregated_at=then, indexed_at=then)
+            RawEvent.objects.filter(pk__in=result.stored_ids).update(aggregated_at=then)
         return result.stored_ids
 
     return send

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import IndexBacklog, RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric
 from apps.metrics.selectors import SeriesQuery, series_for
 from apps.pipeline.services import aggregate_chunk
@@ -108,6 +108,9 @@ def test_purge_user_removes_them_everywhere_and_corrects_the_rollups(es_backend,
     text = run("purge_user", "alice")
 
     assert not RawEvent.objects.filter(user_id="alice").exists()
+    # Counted without a search bulk, all six waited in the index backlog: alice's left with her events.
+    bobs = set(RawEvent.objects.filter(user_id="bob").values_list("pk", flat=True))
+    assert set(IndexBacklog.objects.values_list("raw_id", flat=True)) == bobs and len(bobs) == 3
     assert documents(user_id="alice") == 0
     assert documents(user_id="bob") == 3
     assert unique_users_per_day("search_made") == 1  # bob only

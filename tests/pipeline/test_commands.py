@@ -79,7 +79,7 @@ def test_reindex_overwrites_documents_without_duplicates(processed_events, start
     assert "re-indexed" in out.getvalue()
     es_client().indices.refresh(index=alias_name())
     assert es_client().count(index=alias_name())["count"] == 30
-    assert not RawEvent.objects.filter(indexed_at__isnull=True).exists()
+    assert not RawEvent.objects.awaiting_index().exists()
 
 
 def test_a_backwards_range_is_refused():

@@ -74,7 +74,7 @@ def indexed_count() -> int:
 def all_processed() -> bool:
     return (
         not RawEvent.objects.filter(aggregated_at__isnull=True).exists()
-        and not RawEvent.objects.filter(indexed_at__isnull=True).exists()
+        and not RawEvent.objects.awaiting_index().exists()
     )
 
 
@@ -113,7 +113,7 @@ def test_the_same_chunk_processed_twice_changes_nothing(api_client, make_key, cl
     first = services.aggregate_chunk(event_ids=ids)
     services.index_chunk(event_ids=ids)
     second = services.aggregate_chunk(event_ids=ids)
-    RawEvent.objects.update(indexed_at=None)  # force a second indexing pass too
+    services.index_backlog_add(RawEvent.objects.all(), bounds=None)  # force a second indexing pass too
     services.index_chunk(event_ids=ids)
 
     assert (first.done, second.done, second.skipped) == (20, 0, 20)
@@ -173,7 +173,7 @@ def test_search_down_still_moves_rollups_and_the_index_catches_up(
     send(api_client, key, make_events(25))
     wait_for(lambda: day_count() == 25, timeout=60, message="rollups to move while search is down")
 
-    assert RawEvent.objects.filter(indexed_at__isnull=True).count() == 25
+    assert RawEvent.objects.awaiting_index().count() == 25
     down.stop()
     start_worker()
     sweep()  # here, with this test's grace period; the re-queued chunks go to the worker
@@ -218,7 +218,7 @@ def test_5000_distinct_property_keys_leave_the_mapping_unchanged(api_client, mak
 
     for start in range(0, 5000, 1000):
         send(api_client, key, make_events(1000, extra=lambda i, s=start: {f"key_{s + i}": i}))
-    pending = list(RawEvent.objects.filter(indexed_at__isnull=True).values_list("pk", flat=True))
+    pending = list(RawEvent.objects.awaiting_index().values_list("pk", flat=True))
     services.index_chunk(event_ids=pending)
 
     after = es_client().indices.get_mapping(index=index)[index]["mappings"]

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from apps.ingest.models import RawEvent
 from apps.pipeline import selectors as pipeline_selectors
+from apps.pipeline.services import aggregate_chunk
 
 pytestmark = pytest.mark.django_db
 
@@ -14,20 +15,23 @@ pytestmark = pytest.mark.django_db
 def test_pipeline_health_reports_rate_backlogs_and_dead_letters(store_events, aggregate_events):
     now = timezone.now()
     aggregate_events([{"event": "done"}] * 2)
-    waiting = store_events([{"event": "waiting"}] * 3)  # stored and indexed, not yet in the rollups
+    waiting = store_events([{"event": "waiting"}] * 3)  # stored, not yet in the rollups (nor, so, indexed)
     RawEvent.objects.filter(pk=waiting[0]).update(received_at=now - timedelta(minutes=12))
-    RawEvent.objects.filter(pk=waiting[1]).update(indexed_at=None, received_at=now - timedelta(minutes=3))
+    RawEvent.objects.filter(pk=waiting[1]).update(received_at=now - timedelta(minutes=3))
     RawEvent.objects.filter(pk=waiting[2]).update(dead_lettered_at=now, received_at=now - timedelta(hours=2))
+    counted = store_events([{"event": "counted"}])
+    RawEvent.objects.filter(pk=counted[0]).update(received_at=now - timedelta(minutes=20))
+    aggregate_chunk(event_ids=counted)  # counted without a search bulk: in the index backlog
 
     health = pipeline_selectors.pipeline_health(now=now)
 
     assert len(health.received_per_minute) == 60
     assert health.received_per_minute[-1][0] == now.replace(second=0, microsecond=0)
-    assert health.received_last_hour == 4  # the dead-lettered one arrived two hours ago
+    assert health.received_last_hour == 5  # the dead-lettered one arrived two hours ago
     assert health.waiting_aggregation == 2  # dead letters wait no more
     assert timedelta(minutes=12) <= health.processing_lag < timedelta(minutes=13)
-    assert health.waiting_index == 1
-    assert timedelta(minutes=3) <= health.indexing_lag < timedelta(minutes=4)
+    assert health.waiting_index == 3  # the two awaiting aggregation (indexed with it) and the backlog's
+    assert timedelta(minutes=20) <= health.indexing_lag < timedelta(minutes=21)
     assert health.dead_lettered == 1
 
 

@@ -10,7 +10,7 @@ from django.db.models import F
 
 from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount
-from apps.pipeline.services import aggregate_chunk
+from apps.pipeline.services import aggregate_chunk, process_chunk
 from apps.traces.search import _backend_for
 from apps.traces.search.elasticsearch import alias_name, document_id, es_client
 from soak.reconcile import claim_ledger_install, claim_ledger_remove, reconcile
@@ -51,7 +51,7 @@ def keys_of(events: list[dict]) -> frozenset:
 @pytest.fixture
 def stored(search_on_elasticsearch, store_events):
     events = ten_events()
-    aggregate_chunk(event_ids=store_events(events))
+    process_chunk(event_ids=store_events(events))  # counted and indexed, as the pipeline does
     return keys_of(events)
 
 
@@ -144,8 +144,8 @@ def test_the_claim_ledger_records_each_committed_claim_once(
     with pytest.raises(RuntimeError), transaction.atomic():
         assert aggregate_chunk(event_ids=ids).done == 10
         raise RuntimeError("the worker died before its commit")
-    aggregate_chunk(event_ids=ids)
-    aggregate_chunk(event_ids=ids)  # the chunk redelivered: nothing left to claim
+    process_chunk(event_ids=ids)
+    process_chunk(event_ids=ids)  # the chunk redelivered: nothing left to claim
 
     figures = run_reconcile(keys_of(events))
 

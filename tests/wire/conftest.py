@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AWAITING_INDEX, RawEvent
 from tests.conftest import _database_url_for, wait_for
 
 
@@ -58,8 +58,8 @@ def reader(client, make_person):
 
 def wait_until_processed(event_ids) -> None:
     """Wait until the portal has aggregated and indexed these events (in-process, after the commit)."""
-    query = RawEvent.objects.filter(
-        event_id__in=list(event_ids), aggregated_at__isnull=False, indexed_at__isnull=False
+    query = RawEvent.objects.filter(event_id__in=list(event_ids), aggregated_at__isnull=False).exclude(
+        AWAITING_INDEX
     )
     wait_for(lambda: query.count() == len(event_ids), timeout=30, message="the events to be processed")
 

@@ -1,0 +1,106 @@
+"""The index state of aggregated events lives in IndexBacklog, not on the raw rows: indexing after
+aggregation leaves the raw rows alone, and the migration carries the old state over (and back)."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
+
+from apps.ingest.models import IndexBacklog, RawEvent
+from apps.ingest.services import events_ingest
+from apps.pipeline.services import aggregate_chunk, index_chunk
+
+BEFORE = [("ingest", "0008_rawevent_api_key_plain")]
+AFTER = [("ingest", "0009_index_backlog")]
+
+
+def _raw_updates() -> int:
+    """Return how many raw rows this test's transaction has updated so far (every partition)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_xact_user_tables WHERE relname LIKE %s",
+            ["ingest_rawevent%"],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL's row versions")
+def test_indexing_after_aggregation_leaves_the_raw_rows_alone(make_key, clean_search_index):
+    api_key, _ = make_key(service="gateway")
+    items = [{"event": "search_made", "user_id": f"u{n}"} for n in range(30)]
+    ids = events_ingest(items=items, api_key=api_key, received_at=timezone.now()).stored_ids
+    before = _raw_updates()
+
+    assert aggregate_chunk(event_ids=ids).done == 30  # counted; no search bulk ran: all in the backlog
+    assert IndexBacklog.objects.count() == 30
+    assert index_chunk(event_ids=ids).done == 30
+
+    assert not IndexBacklog.objects.exists() and not RawEvent.objects.awaiting_index().exists()
+    assert _raw_updates() - before == 30  # one new version per event: its aggregation, not its index
+
+
+def _migrate(targets) -> None:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+
+
+def _latest() -> list[tuple[str, str]]:
+    return [node for node in MigrationLoader(connection).graph.leaf_nodes() if node[0] == "ingest"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_the_index_state_to_the_backlog_and_back():
+    t = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    # (aggregated_at, indexed_at, dead_lettered_at, index_rejected_at) as the old pipeline left them.
+    states = {
+        "waiting": (None, None, None, None),
+        "indexed while waiting": (None, t, None, None),
+        "done": (t, t, None, None),
+        "counted, not indexed": (t, None, None, None),
+        "dead-lettered, not indexed": (None, None, t, None),
+        "refused by the index": (t, None, None, t),
+    }
+    _migrate(BEFORE)
+    try:
+        with connection.cursor() as cursor:
+            ids = {}
+            for name, (aggregated, indexed, dead, refused) in states.items():
+                cursor.execute(
+                    "INSERT INTO ingest_rawevent (event_id, service, stage, type, event, timestamp, "
+                    "received_at, user_id, correlation_id, level, message, properties, notes, ingest_node, "
+                    "aggregated_at, indexed_at, dead_lettered_at, index_rejected_at, client_timestamp) "
+                    "VALUES (%s, 'gateway', 'prod', 'metric', %s, %s, %s, '', '', '', '', '{}', '[]', '', "
+                    "%s, %s, %s, %s, %s) RETURNING id",
+                    [uuid.uuid4(), name, t, t - timedelta(seconds=1), aggregated, indexed, dead, refused, t],
+                )
+                ids[name] = cursor.fetchone()[0]
+
+        _migrate(AFTER)
+
+        backlog = dict(IndexBacklog.objects.values_list("raw_id", "received_at"))
+        assert backlog == {
+            ids["counted, not indexed"]: t - timedelta(seconds=1),
+            ids["dead-lettered, not indexed"]: t - timedelta(seconds=1),
+        }
+        # Awaiting aggregation means awaiting the index too: the pipeline does both at once.
+        waiting = set(RawEvent.objects.awaiting_index().values_list("event", flat=True))
+        assert waiting == {
+            "waiting",
+            "indexed while waiting",
+            "counted, not indexed",
+            "dead-lettered, not indexed",
+        }
+
+        _migrate(BEFORE)
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT event, indexed_at FROM ingest_rawevent WHERE indexed_at IS NOT NULL")
+            # The backlog kept whether, not when: the receive time stands in for the time indexed.
+            assert cursor.fetchall() == [("done", t - timedelta(seconds=1))]
+    finally:
+        _migrate(_latest())
