@@ -330,7 +330,8 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) 
                 f" WHERE id = ANY(%(claimed)s) AND {WITHIN_CLIENT_TIMES_SQL}"
                 f" RETURNING id, {CLIENT_TIME_COLUMN}, received_at)"
                 f" INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
-                f" SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked WHERE id <> ALL(%(indexed)s)"
+                f" SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked"
+                " WHERE id NOT IN (SELECT unnest(%(indexed)s::bigint[]))"
                 " ON CONFLICT DO NOTHING",
                 {"now": now, "indexed": indexed, "claimed": claimed, **_bound_params(bounds)},
             )
