@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
@@ -91,15 +91,15 @@ class ProcessOutcome:
     index_unavailable: str = ""
 
 
-class IndexRow:
-    """What the search backends read of an event (cheaper than a model instance, same attribute names)."""
+class IndexRow(NamedTuple("_IndexValues", [(name, Any) for name in _INDEX_FIELDS])):
+    """What the search backends read of an event (cheaper than a model instance, same attribute names): a
+    tuple, made from a row's values in _INDEX_FIELDS order with `IndexRow._make(values)`."""
 
-    __slots__ = (*_INDEX_FIELDS, "pk")
+    __slots__ = ()
 
-    def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(_INDEX_FIELDS, values, strict=True):
-            setattr(self, name, value)
-        self.pk = self.id
+    @property
+    def pk(self) -> int:
+        return self.id
 
 
 # The least and greatest client time of a chunk's events: every statement that touches raw events by id
@@ -131,7 +131,7 @@ def pending_events(
         with connection.cursor() as cursor:
             cursor.execute(_pending_sql(aggregation, bounded=client_times is not None), params)
             records = cursor.fetchall()
-        rows = [IndexRow(_decoded(record[:-2])) for record in records if record[-1]]
+        rows = [IndexRow._make(_decoded(record[:-2])) for record in records if record[-1]]
     else:
         condition = AWAITING_AGGREGATION | AWAITING_INDEX if aggregation else AWAITING_INDEX
         records = list(
@@ -140,7 +140,7 @@ def pending_events(
             .order_by("pk")
             .values_list(*_INDEX_FIELDS, CLIENT_TIME_COLUMN, "to_index")
         )
-        rows = [IndexRow(r[:-2]) for r in records if r[-1]]
+        rows = [IndexRow._make(r[:-2]) for r in records if r[-1]]
     if not records:
         return PendingEvents(to_index=[], bounds=None)
     return PendingEvents(to_index=rows, bounds=client_time_bounds(r[-2] for r in records))
