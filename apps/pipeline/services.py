@@ -328,10 +328,10 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) 
             cursor.execute(
                 "WITH marked AS (UPDATE ingest_rawevent SET aggregated_at = %(now)s"
                 f" WHERE id = ANY(%(claimed)s) AND {WITHIN_CLIENT_TIMES_SQL}"
-                f" RETURNING id, {CLIENT_TIME_COLUMN}, received_at)"
+                f" RETURNING id, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at)"
                 f" INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
                 f" SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked"
-                " WHERE id NOT IN (SELECT unnest(%(indexed)s::bigint[]))"
+                " WHERE id NOT IN (SELECT unnest(%(indexed)s::bigint[])) AND index_rejected_at IS NULL"
                 " ON CONFLICT DO NOTHING",
                 {"now": now, "indexed": indexed, "claimed": claimed, **_bound_params(bounds)},
             )
@@ -342,8 +342,9 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) 
 
 
 def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:
-    """Put these events in the index backlog (those already there stay as they are). `bounds`, when known,
-    keep the read to those days' partitions."""
+    """Put these events in the index backlog (those already there stay as they are; those the index refused
+    for good never wait). `bounds`, when known, keep the read to those days' partitions."""
+    events = events.filter(index_rejected_at__isnull=True)
     if bounds is not None:
         events = events.filter(within_client_times(bounds))
     rows = events.values_list("pk", CLIENT_TIME_COLUMN, "received_at")
