@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.fields.json import KT
 from elasticsearch import Elasticsearch, helpers
 
@@ -129,14 +129,14 @@ class Reconciliation:
 def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]:
     """Return (stored, pending aggregation, pending index, documents): cheap counts to poll before a full
     reconciliation."""
-    from apps.ingest.models import IndexBacklog, RawEvent
+    from apps.ingest.models import AWAITING_INDEX, RawEvent
 
     connections.close_all()  # PostgreSQL may have restarted since the last query
     counts = RawEvent.objects.aggregate(
-        stored=Count("id"), unaggregated=Count("id", filter=Q(aggregated_at__isnull=True))
+        stored=Count("id"),
+        unaggregated=Count("id", filter=Q(aggregated_at__isnull=True)),
+        unindexed=Count("id", filter=AWAITING_INDEX),
     )
-    # Unaggregated events are indexed with their aggregation; the others that wait are in the backlog.
-    counts["unindexed"] = counts["unaggregated"] + IndexBacklog.objects.count()
     es.indices.refresh(index=alias)
     documents = es.count(index=alias)["count"]
     return counts["stored"], counts["unaggregated"], counts["unindexed"], documents
@@ -144,7 +144,7 @@ def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]
 
 def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Reconciliation:
     """Compare the ledger with every store and return the figures."""
-    from apps.ingest.models import AWAITING_INDEX, RawEvent
+    from apps.ingest.models import RawEvent
     from apps.metrics.models import DETAIL_GRANULARITIES, GRANULARITIES, RollupCount, RollupNumeric
 
     connections.close_all()
@@ -157,10 +157,9 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
     )
 
     rows = list(
-        RawEvent.objects.annotate(
-            duration=KT(f"properties__{NUMERIC_PROP}"),
-            awaiting_index=ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField()),
-        ).values_list(
+        RawEvent.objects.with_awaiting_index()
+        .annotate(duration=KT(f"properties__{NUMERIC_PROP}"))
+        .values_list(
             "service",
             "event_id",
             "event",

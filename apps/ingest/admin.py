@@ -1,10 +1,9 @@
 from django.contrib import admin, messages
-from django.db.models import BooleanField, ExpressionWrapper
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
 
-from .models import AWAITING_INDEX, ApiKey, RawEvent, Service
+from .models import ApiKey, RawEvent, Service
 from .services import service_key_revoke
 
 
@@ -74,9 +73,7 @@ class RawEventAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        # Whether each listed event still awaits its search document: one look-up in IndexBacklog per row.
-        waiting = ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField())
-        return super().get_queryset(request).annotate(awaiting_index=waiting)
+        return super().get_queryset(request).with_awaiting_index()
 
     @admin.display(boolean=True, description="awaiting index")
     def awaiting_index(self, event: RawEvent) -> bool:

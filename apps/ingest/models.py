@@ -192,6 +192,13 @@ class RawEventQuerySet(models.QuerySet):
         """Not yet searchable, and not refused by the search index for good (see IndexBacklog)."""
         return self.filter(AWAITING_INDEX)
 
+    def with_awaiting_index(self) -> "RawEventQuerySet":
+        """Each event annotated `awaiting_index`: whether awaiting_index() holds it (one look-up in
+        IndexBacklog per row)."""
+        return self.annotate(
+            awaiting_index=models.ExpressionWrapper(AWAITING_INDEX, output_field=models.BooleanField())
+        )
+
     def index_rejected(self) -> "RawEventQuerySet":
         return self.filter(index_rejected_at__isnull=False)
 

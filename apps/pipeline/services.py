@@ -19,7 +19,7 @@ import msgspec
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, QuerySet, Value, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Left
 from django.utils import timezone
 
@@ -136,9 +136,9 @@ def pending_events(
         condition = AWAITING_AGGREGATION | AWAITING_INDEX if aggregation else AWAITING_INDEX
         records = list(
             RawEvent.objects.filter(condition, pk__in=event_ids)
-            .annotate(to_index=ExpressionWrapper(AWAITING_INDEX, output_field=BooleanField()))
+            .with_awaiting_index()
             .order_by("pk")
-            .values_list(*_INDEX_FIELDS, CLIENT_TIME_COLUMN, "to_index")
+            .values_list(*_INDEX_FIELDS, CLIENT_TIME_COLUMN, "awaiting_index")
         )
         rows = [IndexRow._make(r[:-2]) for r in records if r[-1]]
     if not records:
