@@ -185,9 +185,7 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
     with transaction.atomic():
         stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
         # Counted before they were archived, so not indexed with an aggregation: the index backlog has them.
-        index_backlog_add(
-            RawEvent.objects.filter(pk__in=stored_ids, aggregated_at__isnull=False), bounds=None
-        )
+        index_backlog_add(RawEvent.objects.filter(pk__in=stored_ids).aggregated(), bounds=None)
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)
     if stored_ids:
