@@ -319,6 +319,10 @@ def _claim_and_add(event_ids: list[int], bounds: Bounds) -> list[int]:
     return [ev.pk for ev in events]
 
 
+# The head of every INSERT into the index backlog; rows already there stay as they are.
+_BACKLOG_INSERT = f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
+
+
 def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) -> None:
     """Mark the claimed events aggregated, and put those the search bulk has not stored yet in the index
     backlog: one statement."""
@@ -329,8 +333,7 @@ def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) 
                 "WITH marked AS (UPDATE ingest_rawevent SET aggregated_at = %(now)s"
                 f" WHERE id = ANY(%(claimed)s) AND {WITHIN_CLIENT_TIMES_SQL}"
                 f" RETURNING id, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at)"
-                f" INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
-                f" SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked"
+                f" {_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked"
                 " WHERE id NOT IN (SELECT unnest(%(indexed)s::bigint[])) AND index_rejected_at IS NULL"
                 " ON CONFLICT DO NOTHING",
                 {"now": now, "indexed": indexed, "claimed": claimed, **_bound_params(bounds)},
@@ -354,11 +357,7 @@ def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> N
         except EmptyResultSet:  # asked for none (an empty list of ids)
             return
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
-                f" {sql} ON CONFLICT DO NOTHING",
-                params,
-            )
+            cursor.execute(f"{_BACKLOG_INSERT} {sql} ON CONFLICT DO NOTHING", params)
         return
     backlog = [IndexBacklog(raw_id=pk, client_timestamp=moment, received_at=at) for pk, moment, at in rows]
     IndexBacklog.objects.bulk_create(backlog, ignore_conflicts=True, batch_size=500)
