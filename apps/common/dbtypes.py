@@ -1,4 +1,4 @@
-"""Faster reads of `timestamptz` columns on PostgreSQL.
+"""Faster reads of `timestamptz` columns on PostgreSQL, and faster id lists as parameters (id_array).
 
 Django registers a loader written in Python for `timestamptz` (to give values its own time zone); it parses
 each value in Python, ~5 µs apiece, which is most of what reading a few hundred rows costs (the pipeline's
@@ -6,6 +6,7 @@ chunk, a chart's buckets). Where the session's time zone is UTC, as ours always 
 loader already returns exactly what Django's would (aware datetimes in UTC), so it is used instead.
 """
 
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
@@ -44,3 +45,12 @@ def use_compiled_timestamptz_loader(sender: Any, connection: Any, **kwargs: Any)
     if connection.vendor != "postgresql" or connection.timezone is not UTC:
         return
     connection.connection.adapters.register_loader(TIMESTAMPTZ_OID, UtcTimestamptzLoader)
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """Return ids as one PostgreSQL array literal, for a parameter written `%(ids)s::bigint[]`.
+
+    Django's cursors bind parameters on the client, where psycopg quotes a list element by element in
+    Python: ~1.5 ms for a pipeline chunk's 2,000 ids, in each statement that names them. One string of
+    digits is quoted at once. `%d` refuses anything that is not a number."""
+    return "{" + ",".join(map("%d".__mod__, ids)) + "}"

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from apps.common.bulk import bulk_insert
+from apps.common.dbtypes import id_array
 from apps.common.jsonfields import MAX_SUMMABLE
 from apps.ingest.models import AWAITING_AGGREGATION_SQL, WITHIN_CLIENT_TIMES_SQL, ClientTimeBounds
 
@@ -161,7 +162,7 @@ _CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
 
 _ADD = _one_line(f"""
     WITH chunk AS MATERIALIZED (
-        SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s)
+        SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[])
     ), {_ROLLUP_CTES}""")
 
 # The pipeline's: claim the chunk's events not yet aggregated (rows other workers hold are skipped) and
@@ -170,7 +171,7 @@ _ADD = _one_line(f"""
 _CLAIM_AND_ADD = _one_line(f"""
     WITH chunk AS MATERIALIZED (
         SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent
-        WHERE id = ANY(%(ids)s) AND {WITHIN_CLIENT_TIMES_SQL}
+        WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL}
             AND {AWAITING_AGGREGATION_SQL}
         ORDER BY id FOR UPDATE SKIP LOCKED
     ), {_ROLLUP_CTES}""")
@@ -198,7 +199,7 @@ def rollups_claim_and_add(*, event_ids: list[int], bounds: ClientTimeBounds) -> 
 
 
 def _rollup_params(event_ids: list[int]) -> dict[str, Any]:
-    return {"ids": list(event_ids), "max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
+    return {"ids": id_array(event_ids), "max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
 
 
 _SKETCH_KEYS = """

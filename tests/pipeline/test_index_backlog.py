@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.ingest.models import IndexBacklog, RawEvent
 from apps.ingest.services import events_ingest
 from apps.pipeline.services import aggregate_chunk, index_chunk
+from apps.traces.search.elasticsearch import alias_name, es_client
 
 BEFORE = [("ingest", "0008_rawevent_api_key_plain")]
 AFTER = [("ingest", "0009_index_backlog")]
@@ -117,3 +118,30 @@ def test_the_migration_moves_the_index_state_to_the_backlog_and_back():
             assert cursor.fetchall() == [("done", t - timedelta(seconds=1))]
     finally:
         _migrate(_latest())
+
+
+def test_a_document_the_index_refuses_is_recorded_with_its_reason_and_the_rest_are_searchable(
+    make_key, clean_search_index
+):
+    """The bulk's answer is filtered to each item's id, status and error: a real refusal still comes back
+    with its reason, and the documents beside it are stored."""
+    api_key, _ = make_key(service="gateway")
+    items = [{"event": "fine", "correlation_id": "cid-refusal"} for _ in range(3)]
+    ids = events_ingest(items=items, api_key=api_key, received_at=timezone.now()).stored_ids
+    # Deeper than the search mapping's depth limit for properties (a row older than conform's own limit).
+    nested: dict = {"leaf": 1}
+    for _ in range(25):
+        nested = {"level": nested}
+    RawEvent.objects.filter(pk=ids[1]).update(properties={"deep": nested})
+
+    outcome = index_chunk(event_ids=ids)
+
+    assert (outcome.done, outcome.failed, outcome.dead_lettered) == (2, 0, 1)
+    refused = RawEvent.objects.get(pk=ids[1])
+    assert refused.index_rejected_at is not None
+    assert refused.last_error.startswith("search index refused the document: ")
+    # Elasticsearch's own error type and reason, naming the field.
+    assert "document_parsing_exception" in refused.last_error and "[properties]" in refused.last_error
+    es_client().indices.refresh(index=alias_name())
+    stored = es_client().search(index=alias_name(), query={"term": {"correlation_id": "cid-refusal"}})
+    assert sorted(hit["_source"]["seq"] for hit in stored["hits"]["hits"]) == [ids[0], ids[2]]

@@ -5,10 +5,11 @@ ELASTICSEARCH_INDEX_PREFIX, default `obs-events`). `properties` is `flattened` a
 so user-chosen keys never grow the mapping.
 """
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -137,7 +138,13 @@ def alias_name() -> str:
 
 def index_name_for(event: Any) -> str:
     """Return the daily index an event belongs to (by its own time, so re-indexing lands in one place)."""
-    return f"{alias_name()}-{event.timestamp:%Y.%m.%d}"
+    return _daily_index(alias_name(), event.timestamp.date())
+
+
+@functools.lru_cache(maxsize=64)
+def _daily_index(prefix: str, day: date) -> str:
+    # Formatted once per day, not per document: a bulk's documents fall on a few days.
+    return f"{prefix}-{day:%Y.%m.%d}"
 
 
 def document_id(event: Any) -> str:
@@ -176,12 +183,14 @@ def index_template_ensure() -> None:
     )
 
 
-def document_for(event: Any) -> dict[str, Any]:
+def document_for(event: Any, *, prefix: str | None = None) -> dict[str, Any]:
+    """Return an event's bulk action. `prefix` is alias_name(), when the caller read it once for many."""
+    event_id = str(event.event_id)  # once: the pipeline reads it as text, a model instance holds a UUID
     return {
-        "_index": index_name_for(event),
-        "_id": document_id(event),
+        "_index": _daily_index(prefix or alias_name(), event.timestamp.date()),  # as index_name_for()
+        "_id": f"{event.service}:{event_id}",  # as document_id() spells it
         "_source": {
-            "event_id": str(event.event_id),
+            "event_id": event_id,
             "type": event.type,
             "event": event.event,
             "service": event.service,
@@ -209,6 +218,16 @@ def _span_fields(event: Any) -> dict[str, Any]:
     if event.duration_ms is not None:
         fields["duration_ms"] = event.duration_ms
     return fields
+
+
+def _bulk_lines(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return a document_for() action as the bulk's two lines. The helper's own expansion copies each
+    action and looks for twenty optional keys these never have."""
+    return {"index": {"_index": document["_index"], "_id": document["_id"]}}, document["_source"]
+
+
+# Of each bulk item: its document, status, and the error when refused (what _reason reads).
+_BULK_ITEM_FIELDS = ["items.*._id", "items.*.status", "items.*.error"]
 
 
 class ElasticsearchTraceBackend(TraceBackend):
@@ -261,18 +280,24 @@ class ElasticsearchTraceBackend(TraceBackend):
         outcome = IndexOutcome()
         if not events:
             return outcome
-        by_doc_id = {document_id(ev): ev.pk for ev in events}
+        prefix = alias_name()
+        documents = [document_for(ev, prefix=prefix) for ev in events]
+        by_doc_id = {doc["_id"]: ev.pk for doc, ev in zip(documents, events, strict=True)}
         try:
             self._ensure_template()
             results = helpers.streaming_bulk(
                 es_client(),
-                (document_for(ev) for ev in events),
+                documents,
                 chunk_size=500,
                 max_retries=5,  # 429s are retried with exponential backoff by the helper
                 initial_backoff=0.5,
                 max_backoff=10,
                 raise_on_error=False,
                 raise_on_exception=True,
+                # Only what an outcome needs of each item: the answer to a 500-document bulk is a fifth of
+                # its size, less for the cluster to write and for this process to decode.
+                filter_path=_BULK_ITEM_FIELDS,
+                expand_action_callback=_bulk_lines,
             )
             for ok, info in results:
                 action = info.get("index", {})
