@@ -87,6 +87,17 @@ def test_a_trail_is_every_event_of_the_id_in_time_order(trace_backend, store_eve
     assert first.stage == "prod" and first.received_at >= first.timestamp
 
 
+def test_numbers_in_properties_come_back_exactly_beyond_64_bits(trace_backend, store_events):
+    # Stored exactly (jsonb), indexed, and read back without becoming floats on either backend.
+    numbers = {"order": 2**70 + 1, "negative": -(2**65) - 3, "ratio": 0.1, "small": 7}
+    store_events([{"service": "gateway", "event": "big", "correlation_id": "c-big", "properties": numbers}])
+
+    [event] = get_trace_backend().trail("c-big")
+
+    assert event.properties == numbers
+    assert all(type(event.properties[key]) is type(value) for key, value in numbers.items())
+
+
 def test_spans_come_back_with_their_ids_and_duration_beside_log_lines(trace_backend, store_events):
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     store_events(
