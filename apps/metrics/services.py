@@ -113,17 +113,19 @@ def _one_line(sql: str) -> str:
 
 
 # One statement adds a chunk to every rollup table (numbers and users by hour and day only, as
-# DETAIL_GRANULARITIES says): `chunk` (the events, read once), `bucketed` (each once
-# per granularity, with its bucket start in UTC) and `numbers` (their summable numbers) feed three upserts
-# in key order (so concurrent workers lock buckets in one order), and the statement returns the chunk's ids.
-# The numbers are those numeric_properties() keeps: top-level JSON numbers (not booleans) of a summable
-# size, under a name that fits a rollup's prop column.
+# DETAIL_GRANULARITIES says). `chunk` (the events, read once) gives `hours` (each event's hour bucket, in
+# UTC) and `numbers` (their summable numbers). Counts by minute and hour come from the events; sums and user
+# sketches by hour come from the events, and by day from the hours (a day's sum is the sum of its hours',
+# its sketch the union of theirs): each table's upsert aggregates the chunk once, not once per
+# granularity. The upserts go in key order (so concurrent workers lock buckets in one order), and the
+# statement returns the chunk's ids. The numbers are those numeric_properties() keeps: top-level JSON
+# numbers (not booleans) of a summable size, under a name that fits a rollup's prop column.
+_UTC_DAY = "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _ROLLUP_CTES = f"""
-    bucketed AS MATERIALIZED (
-        SELECT g.name AS granularity, c.event,
-            date_trunc(g.name, c."timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket_start,
-            c.service, c.stage, c.user_id, c.id
-        FROM chunk c CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(name)
+    hours AS MATERIALIZED (
+        SELECT c.id, c.event, c.service, c.stage, c.user_id,
+            date_trunc('hour', c."timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour_start
+        FROM chunk c
     ), numbers AS MATERIALIZED (
         SELECT c.id, p.key, p.value::numeric::float8 AS n
         FROM chunk c CROSS JOIN LATERAL jsonb_each(
@@ -133,27 +135,48 @@ _ROLLUP_CTES = f"""
             AND length(p.key) <= %(max_prop)s
     ), counts AS (
         INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
-        SELECT granularity, event, bucket_start, service, stage, count(*) FROM bucketed
-        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        SELECT * FROM (
+            SELECT 'minute', event,
+                date_trunc('minute', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', service, stage, count(*)
+            FROM chunk GROUP BY 2, 3, 4, 5
+            UNION ALL
+            SELECT 'hour', event, hour_start, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
+            UNION ALL
+            SELECT 'day', event, {_UTC_DAY}, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
+        ) AS k (granularity, event, bucket_start, service, stage, count)
+        ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (granularity, event, bucket_start, service, stage)
         DO UPDATE SET count = t.count + excluded.count
+    ), hour_numbers AS MATERIALIZED (
+        SELECT h.event, h.hour_start, h.service, h.stage, n.key,
+            count(*) AS count, sum(n.n) AS sum, min(n.n) AS min, max(n.n) AS max
+        FROM hours h JOIN numbers n ON n.id = h.id
+        GROUP BY 1, 2, 3, 4, 5
     ), sums AS (
         INSERT INTO metrics_rollupnumeric AS t
             (granularity, event, bucket_start, service, stage, prop, count, sum, min, max)
-        SELECT b.granularity, b.event, b.bucket_start, b.service, b.stage, n.key,
-            count(*), sum(n.n), min(n.n), max(n.n)
-        FROM bucketed b JOIN numbers n ON n.id = b.id
-        WHERE b.granularity <> 'minute'
-        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        SELECT * FROM (
+            SELECT 'hour', event, hour_start, service, stage, key, count, sum, min, max FROM hour_numbers
+            UNION ALL
+            SELECT 'day', event, {_UTC_DAY}, service, stage, key, sum(count), sum(sum), min(min), max(max)
+            FROM hour_numbers GROUP BY 2, 3, 4, 5, 6
+        ) AS k (granularity, event, bucket_start, service, stage, prop, count, sum, min, max)
+        ORDER BY 1, 2, 3, 4, 5, 6
         ON CONFLICT (granularity, event, bucket_start, service, stage, prop)
         DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum,
             min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max)
+    ), hour_users AS MATERIALIZED (
+        SELECT event, hour_start, service, stage, hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS}) AS users
+        FROM hours WHERE user_id <> '' GROUP BY 1, 2, 3, 4
     ), sketches AS (
         INSERT INTO metrics_rollupsketch AS t (granularity, event, bucket_start, service, stage, users)
-        SELECT granularity, event, bucket_start, service, stage,
-            hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS})
-        FROM bucketed WHERE user_id <> '' AND granularity <> 'minute'
-        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        SELECT * FROM (
+            SELECT 'hour', event, hour_start, service, stage, users FROM hour_users
+            UNION ALL
+            SELECT 'day', event, {_UTC_DAY}, service, stage, hll_union_agg(users)
+            FROM hour_users GROUP BY 2, 3, 4, 5
+        ) AS k (granularity, event, bucket_start, service, stage, users)
+        ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (granularity, event, bucket_start, service, stage)
         DO UPDATE SET users = hll_union(t.users, excluded.users)
     )
