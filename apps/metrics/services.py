@@ -136,8 +136,8 @@ _ROLLUP_CTES = f"""
     ), counts AS (
         INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
         SELECT * FROM (
-            SELECT 'minute', event,
-                date_trunc('minute', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', service, stage, count(*)
+            SELECT 'minute', event, date_trunc('minute', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                service, stage, count(*)
             FROM chunk GROUP BY 2, 3, 4, 5
             UNION ALL
             SELECT 'hour', event, hour_start, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
