@@ -9,7 +9,7 @@ bulk runs in a thread while the rollups are written and committed.
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,21 +118,33 @@ class PendingEvents:
 
 
 def pending_events(
-    event_ids: list[int], *, aggregation: bool = True, client_times: Bounds | None = None
+    event_ids: list[int],
+    *,
+    aggregation: bool = True,
+    client_times: Bounds | None = None,
+    on_rows: Callable[[list[IndexRow]], None] | None = None,
 ) -> PendingEvents:
     """Read the chunk's events still to index (and, with `aggregation`, those still to aggregate) in one
     query; return the ones to index and the client times of all of them. `client_times`, when the caller
-    knows them, bound the read to those days' partitions (else it looks in every partition)."""
+    knows them, bound the read to those days' partitions (else it looks in every partition). `on_rows`
+    is handed the rows to index BULK_SIZE at a time as they are read (on PostgreSQL), so that a search
+    bulk can start before the rest of the chunk is read."""
     if connection.vendor == "postgresql":
         # Arrays as parameters and the JSON columns decoded by msgspec (they come as text): half the cost
         # of the ORM's IN list and json.loads for a chunk's rows.
         params: dict[str, Any] = {"ids": id_array(event_ids)}
         if client_times is not None:
             params.update(_bound_params(client_times))
+        records: list[tuple] = []
+        rows: list[IndexRow] = []
         with connection.cursor() as cursor:
             cursor.execute(_pending_sql(aggregation, bounded=client_times is not None), params)
-            records = cursor.fetchall()
-        rows = [IndexRow._make(_decoded(record[:-2])) for record in records if record[-1]]
+            while part := cursor.fetchmany(BULK_SIZE):
+                records.extend(part)
+                new = [IndexRow._make(_decoded(record[:-2])) for record in part if record[-1]]
+                rows.extend(new)
+                if on_rows is not None and new:
+                    on_rows(new)
     else:
         condition = AWAITING_AGGREGATION | AWAITING_INDEX if aggregation else AWAITING_INDEX
         records = list(
@@ -142,6 +154,9 @@ def pending_events(
             .values_list(*_INDEX_FIELDS, CLIENT_TIME_COLUMN, "awaiting_index")
         )
         rows = [IndexRow._make(r[:-2]) for r in records if r[-1]]
+        if on_rows is not None:
+            for part in chunks(rows, BULK_SIZE):
+                on_rows(part)
     if not records:
         return PendingEvents(to_index=[], bounds=None)
     return PendingEvents(to_index=rows, bounds=client_time_bounds(r[-2] for r in records))
@@ -194,12 +209,14 @@ class _Indexing:
     as the backend sends them), so that the events whose bulk finished by the time the rollups are written
     need no index backlog row."""
 
-    def __init__(self, rows: list[IndexRow]) -> None:
-        backend, pool = get_trace_backend(), _indexer_pool()
-        self.futures: list[Future] = [
-            pool.submit(backend.index_events, part) for part in chunks(rows, BULK_SIZE)
-        ]
+    def __init__(self) -> None:
+        self.backend, self.pool = get_trace_backend(), _indexer_pool()
+        self.futures: list[Future] = []
         self.marked: set[int] = set()  # ids the aggregation left out of the backlog: their bulk was back
+
+    def submit(self, rows: list[IndexRow]) -> None:
+        """Queue a bulk of rows (at most BULK_SIZE) behind those already sent."""
+        self.futures.append(self.pool.submit(self.backend.index_events, rows))
 
     def outcome(self) -> IndexOutcome:
         """Wait for every bulk and return their outcome together; raise BackendUnavailable if one failed (the
@@ -224,8 +241,9 @@ class _Indexing:
 def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -> ProcessOutcome:
     """Aggregate and index a chunk at once.
 
-    The chunk's pending events are read first and sent to the search backend from the indexer thread
-    while this thread claims the events, writes their rollups, marks them aggregated and commits: the
+    The chunk's pending events are read first, and sent to the search backend from the indexer thread
+    BULK_SIZE at a time as they are read (the first bulk starts before the rest is read), while this thread
+    claims the events, writes their rollups, marks them aggregated and commits: the
     rollups never wait for the search bulk, so another worker never waits for this one's rollup rows
     while a bulk runs. The events whose bulk has not finished by then go into the index backlog in the same
     statement; one DELETE after the bulks takes them out again (the raw rows get one new version each, for
@@ -233,12 +251,12 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     caller retries the indexing.
     `client_times`, when the caller knows them, bound the first read too.
     """
-    pending = pending_events(event_ids, client_times=client_times)
+    indexing = _Indexing()
+    pending = pending_events(event_ids, client_times=client_times, on_rows=indexing.submit)
     if pending.bounds is None:
         skipped = len(event_ids)
         return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
     rows = pending.to_index
-    indexing = _Indexing(rows)
     result = ProcessOutcome(
         aggregated=aggregate_chunk(event_ids=event_ids, indexing=indexing, bounds=pending.bounds)
     )
