@@ -199,8 +199,9 @@ def document_for(event: Any, *, prefix: str | None = None) -> dict[str, Any]:
             "user_id": event.user_id or None,
             "correlation_id": event.correlation_id or None,
             "message": event.message,
-            "timestamp": event.timestamp.isoformat(),
-            "received_at": event.received_at.isoformat(),
+            # Datetimes as they are: orjson writes the same ISO 8601 text as isoformat(), several times faster.
+            "timestamp": event.timestamp,
+            "received_at": event.received_at,
             "properties": event.properties or {},
             "notes": event.notes or [],
             "ingest_node": event.ingest_node,
