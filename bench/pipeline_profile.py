@@ -31,8 +31,9 @@ from . import pipeline as bench_pipeline  # noqa: E402
 STEPS = (
     (services, "rows_to_index", "fetch rows to index"),
     (services, "pending_events", "fetch pending rows"),
-    (services, "rollups_claim_and_add", "claim + rollup SQL"),
-    (services, "_mark_aggregated", "mark aggregated (UPDATE)"),
+    (services, "_claim", "claim: mark aggregated (UPDATE)"),
+    (services, "rollups_add_sql", "rollup SQL"),
+    (services, "_backlog_claimed", "into the index backlog (INSERT)"),
     (services, "_mark_indexed", "mark indexed (UPDATE)"),
     (services, "index_backlog_forget", "out of the index backlog (DELETE)"),
     (services._Indexing, "outcome", "wait for the bulk"),

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from apps.common.bulk import bulk_insert
 from apps.common.dbtypes import id_array
 from apps.common.jsonfields import MAX_SUMMABLE
-from apps.ingest.models import AWAITING_AGGREGATION_SQL, WITHIN_CLIENT_TIMES_SQL, ClientTimeBounds
+from apps.ingest.models import WITHIN_CLIENT_TIMES_SQL, ClientTimeBounds
 
 from . import buckets
 from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
@@ -183,42 +183,34 @@ _ROLLUP_CTES = f"""
     SELECT id FROM chunk"""
 _CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
 
-_ADD = _one_line(f"""
-    WITH chunk AS MATERIALIZED (
-        SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[])
-    ), {_ROLLUP_CTES}""")
 
-# The pipeline's: claim the chunk's events not yet aggregated (rows other workers hold are skipped) and
-# add them, in one round trip; the caller marks them aggregated in the same transaction. The chunk's time
-# client times bound the ids so that the partitioned table is read in the chunk's partitions only.
-_CLAIM_AND_ADD = _one_line(f"""
-    WITH chunk AS MATERIALIZED (
-        SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent
-        WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL}
-            AND {AWAITING_AGGREGATION_SQL}
-        ORDER BY id FOR UPDATE SKIP LOCKED
-    ), {_ROLLUP_CTES}""")
+def _add_sql(*, bounded: bool) -> str:
+    within = f" AND {WITHIN_CLIENT_TIMES_SQL}" if bounded else ""
+    return _one_line(f"""
+        WITH chunk AS MATERIALIZED (
+            SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[]){within}
+        ), {_ROLLUP_CTES}""")
 
 
-def rollups_add_sql(*, event_ids: list[int]) -> None:
+_ADD = _add_sql(bounded=False)
+# The pipeline's: its chunk's client times bound the ids, so the partitioned table is read in the chunk's
+# partitions only.
+_ADD_WITHIN = _add_sql(bounded=True)
+
+
+def rollups_add_sql(*, event_ids: list[int], bounds: ClientTimeBounds | None = None) -> None:
     """Add the events' counts, numbers and users to the rollups in one statement (PostgreSQL).
 
     Equal to rollups_apply of deltas_for, but for unique users, which go into sketches instead of RollupUser
-    rows. Idempotency is the caller's (see rollups_claim_and_add).
+    rows. Idempotency is the caller's: the pipeline adds the events its transaction has just marked
+    aggregated. `bounds`, the events' client times when the caller knows them, let PostgreSQL skip the
+    partitions of other days.
     """
+    params = _rollup_params(event_ids)
+    if bounds is not None:
+        params.update(earliest=bounds[0], latest=bounds[1])
     with connection.cursor() as cursor:
-        cursor.execute(_ADD, _rollup_params(event_ids))
-
-
-def rollups_claim_and_add(*, event_ids: list[int], bounds: ClientTimeBounds) -> list[int]:
-    """Lock the events not yet aggregated (skipping rows another worker holds), add them to the rollups,
-    and return their ids: one statement. The caller marks exactly these aggregated in the same transaction,
-    so a chunk run twice, or by two workers, is counted once. `bounds` are the events' client times (the
-    caller read them), so PostgreSQL skips the partitions of other days."""
-    earliest, latest = bounds
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_AND_ADD, {**_rollup_params(event_ids), "earliest": earliest, "latest": latest})
-        return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute(_ADD if bounds is None else _ADD_WITHIN, params)
 
 
 def _rollup_params(event_ids: list[int]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from apps.common.dbtypes import id_array
 from apps.common.errors import BackendUnavailable
 from apps.ingest.models import (
     AWAITING_AGGREGATION,
+    AWAITING_AGGREGATION_SQL,
     AWAITING_INDEX,
     CLIENT_TIME_COLUMN,
     WITHIN_CLIENT_TIMES_SQL,
@@ -36,7 +37,7 @@ from apps.ingest.models import (
     client_time_bounds,
     within_client_times,
 )
-from apps.metrics.services import deltas_for, rollups_apply, rollups_claim_and_add
+from apps.metrics.services import deltas_for, rollups_add_sql, rollups_apply
 from apps.traces.search import get_trace_backend
 from apps.traces.search.base import IndexOutcome
 
@@ -319,59 +320,77 @@ def _time_range(event_ids: list[int]) -> Bounds | None:
 def _aggregate(event_ids: list[int], indexing: _Indexing | None, bounds: Bounds) -> ChunkOutcome:
     both: list[int] = []
     with transaction.atomic():
-        claimed = _claim_and_add(event_ids, bounds)
+        claimed = _claim(event_ids, bounds)
         if claimed:
+            # The rollups go last: the busiest rows (a day's buckets, which every chunk adds to) stay locked
+            # from their upsert to the commit only, so another worker waits for them as little as it can.
+            _add_to_rollups(claimed, bounds)
             indexed = indexing.indexed_so_far() if indexing is not None else set()
             both = [pk for pk in claimed if pk in indexed]
-            _mark_aggregated(claimed, indexed=both, bounds=bounds)
+            _backlog_claimed([pk for pk in claimed if pk not in indexed], bounds)
     if indexing is not None:  # only once committed: these need no UPDATE after the bulk
         indexing.marked.update(both)
     return ChunkOutcome(done=len(claimed), skipped=len(event_ids) - len(claimed))
 
 
-def _claim_and_add(event_ids: list[int], bounds: Bounds) -> list[int]:
-    """Lock the chunk's events still to aggregate (SKIP LOCKED) and add them to the rollups; return them."""
+def _claim(event_ids: list[int], bounds: Bounds) -> list[int]:
+    """Mark the chunk's events still to aggregate aggregated, skipping rows another worker holds, and return
+    them: the caller adds exactly these to the rollups in the same transaction, so a chunk run twice, or by
+    two workers, is counted once."""
     if connection.vendor == "postgresql":
-        return rollups_claim_and_add(event_ids=event_ids, bounds=bounds)
-    # The embedded mode (SQLite, one writer at a time): the same rollups from Python deltas, users exact.
-    events = list(
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM, {"now": timezone.now(), "ids": id_array(event_ids), **_bound_params(bounds)}
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+    # The embedded mode (SQLite): one writer at a time, nothing to skip.
+    claimed = list(
         RawEvent.objects.awaiting_aggregation()
         .filter(pk__in=event_ids)
-        .only(*_AGGREGATE_FIELDS)
         .order_by("pk")
+        .values_list("pk", flat=True)
     )
+    RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=timezone.now())
+    return claimed
+
+
+# Lock (SKIP LOCKED) and mark in one statement; the chunk's client times keep both reads to its partitions.
+_CLAIM = (
+    "UPDATE ingest_rawevent SET aggregated_at = %(now)s"
+    " WHERE id IN (SELECT id FROM ingest_rawevent"
+    f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL} AND {AWAITING_AGGREGATION_SQL}"
+    " ORDER BY id FOR UPDATE SKIP LOCKED)"
+    f" AND {WITHIN_CLIENT_TIMES_SQL} RETURNING id"
+)
+
+
+def _add_to_rollups(claimed: list[int], bounds: Bounds) -> None:
+    if connection.vendor == "postgresql":
+        rollups_add_sql(event_ids=claimed, bounds=bounds)
+        return
+    # The embedded mode: the same rollups from Python deltas, users exact.
+    events = RawEvent.objects.filter(pk__in=claimed).only(*_AGGREGATE_FIELDS).order_by("pk")
     rollups_apply(deltas=deltas_for(events))
-    return [ev.pk for ev in events]
 
 
 # The head of every INSERT into the index backlog; rows already there stay as they are.
 _BACKLOG_INSERT = f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
 
 
-def _mark_aggregated(claimed: list[int], *, indexed: list[int], bounds: Bounds) -> None:
-    """Mark the claimed events aggregated, and put those the search bulk has not stored yet in the index
-    backlog: one statement."""
-    now = timezone.now()
-    if connection.vendor == "postgresql":  # arrays as parameters: no list of 500 literals to build
+def _backlog_claimed(event_ids: list[int], bounds: Bounds) -> None:
+    """Put the claimed events no bulk has stored yet in the index backlog (not those refused for good)."""
+    if not event_ids:
+        return
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "WITH marked AS (UPDATE ingest_rawevent SET aggregated_at = %(now)s"
-                f" WHERE id = ANY(%(claimed)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL}"
-                f" RETURNING id, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at)"
-                f" {_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM marked"
-                " WHERE id NOT IN (SELECT unnest(%(indexed)s::bigint[])) AND index_rejected_at IS NULL"
-                " ON CONFLICT DO NOTHING",
-                {
-                    "now": now,
-                    "indexed": id_array(indexed),
-                    "claimed": id_array(claimed),
-                    **_bound_params(bounds),
-                },
+                f"{_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM ingest_rawevent"
+                f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL}"
+                " AND index_rejected_at IS NULL ON CONFLICT DO NOTHING",
+                {"ids": id_array(event_ids), **_bound_params(bounds)},
             )
         return
-    RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=now)
-    done = set(indexed)
-    index_backlog_add(RawEvent.objects.filter(pk__in=[pk for pk in claimed if pk not in done]), bounds=None)
+    index_backlog_add(RawEvent.objects.filter(pk__in=event_ids), bounds=None)
 
 
 def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:

@@ -235,7 +235,7 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monke
 
     settings.PIPELINE_MAX_ATTEMPTS = 2
     events = [RawEventFactory(event=f"e{i}") for i in range(5)]
-    real = metrics_services.rollups_claim_and_add
+    real = metrics_services.rollups_add_sql
     poison_pk = events[3].pk
 
     def rollups_failing_on_e3(*, event_ids, **bounds):
@@ -243,7 +243,7 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monke
             raise ValueError("cannot aggregate e3")
         return real(event_ids=event_ids, **bounds)
 
-    monkeypatch.setattr("apps.pipeline.services.rollups_claim_and_add", rollups_failing_on_e3)
+    monkeypatch.setattr("apps.pipeline.services.rollups_add_sql", rollups_failing_on_e3)
     ids = [ev.pk for ev in events]
 
     services.aggregate_chunk(event_ids=ids)

@@ -199,7 +199,7 @@ def document_for(event: Any, *, prefix: str | None = None) -> dict[str, Any]:
             "user_id": event.user_id or None,
             "correlation_id": event.correlation_id or None,
             "message": event.message,
-            # Datetimes as they are: orjson writes the same ISO 8601 text as isoformat(), several times faster.
+            # Datetimes as they are: orjson writes the same ISO 8601 text as isoformat(), several times faster
             "timestamp": event.timestamp,
             "received_at": event.received_at,
             "properties": event.properties or {},
