@@ -244,11 +244,11 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
 
     The chunk's pending events are read first, and sent to the search backend from the indexer thread
     BULK_SIZE at a time as they are read (the first bulk starts before the rest is read), while this thread
-    claims the events, writes their rollups, marks them aggregated and commits: the
-    rollups never wait for the search bulk, so another worker never waits for this one's rollup rows
-    while a bulk runs. The events whose bulk has not finished by then go into the index backlog in the same
-    statement; one DELETE after the bulks takes them out again (the raw rows get one new version each, for
-    their aggregation). A down search backend never holds back the rollups: the outcome says so and the
+    claims the events by marking them aggregated, writes their rollups and commits: the rollups never wait
+    for the search bulk, so another worker never waits for this one's rollup rows while a bulk runs. The
+    events whose bulk has not finished by then go into the index backlog in the same transaction; one
+    DELETE after the bulks takes them out again (the raw rows get one new version each, for their
+    aggregation). A down search backend never holds back the rollups: the outcome says so and the
     caller retries the indexing.
     `client_times`, when the caller knows them, bound the first read too.
     """
