@@ -33,7 +33,7 @@ STEPS = (
     (services, "pending_events", "fetch pending rows"),
     (services, "_claim", "claim: mark aggregated (UPDATE)"),
     (services, "rollups_add_sql", "rollup SQL"),
-    (services, "_backlog_claimed", "into the index backlog (INSERT)"),
+    (services, "index_backlog_add", "into the index backlog (INSERT)"),
     (services, "_mark_indexed", "mark indexed (UPDATE)"),
     (services, "index_backlog_forget", "out of the index backlog (DELETE)"),
     (services._Indexing, "outcome", "wait for the bulk"),

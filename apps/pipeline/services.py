@@ -327,10 +327,21 @@ def _aggregate(event_ids: list[int], indexing: _Indexing | None, bounds: Bounds)
             _add_to_rollups(claimed, bounds)
             indexed = indexing.indexed_so_far() if indexing is not None else set()
             both = [pk for pk in claimed if pk in indexed]
-            _backlog_claimed([pk for pk in claimed if pk not in indexed], bounds)
+            if not_indexed := [pk for pk in claimed if pk not in indexed]:
+                index_backlog_add(RawEvent.objects.with_ids(not_indexed), bounds=bounds)
     if indexing is not None:  # only once committed: these need no UPDATE after the bulk
         indexing.marked.update(both)
     return ChunkOutcome(done=len(claimed), skipped=len(event_ids) - len(claimed))
+
+
+# Lock (SKIP LOCKED) and mark in one statement; the chunk's client times keep both reads to its partitions.
+_CLAIM = (
+    "UPDATE ingest_rawevent SET aggregated_at = %(now)s"
+    " WHERE id IN (SELECT id FROM ingest_rawevent"
+    f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL} AND {AWAITING_AGGREGATION_SQL}"
+    " ORDER BY id FOR UPDATE SKIP LOCKED)"
+    f" AND {WITHIN_CLIENT_TIMES_SQL} RETURNING id"
+)
 
 
 def _claim(event_ids: list[int], bounds: Bounds) -> list[int]:
@@ -354,16 +365,6 @@ def _claim(event_ids: list[int], bounds: Bounds) -> list[int]:
     return claimed
 
 
-# Lock (SKIP LOCKED) and mark in one statement; the chunk's client times keep both reads to its partitions.
-_CLAIM = (
-    "UPDATE ingest_rawevent SET aggregated_at = %(now)s"
-    " WHERE id IN (SELECT id FROM ingest_rawevent"
-    f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL} AND {AWAITING_AGGREGATION_SQL}"
-    " ORDER BY id FOR UPDATE SKIP LOCKED)"
-    f" AND {WITHIN_CLIENT_TIMES_SQL} RETURNING id"
-)
-
-
 def _add_to_rollups(claimed: list[int], bounds: Bounds) -> None:
     if connection.vendor == "postgresql":
         rollups_add_sql(event_ids=claimed, bounds=bounds)
@@ -375,22 +376,6 @@ def _add_to_rollups(claimed: list[int], bounds: Bounds) -> None:
 
 # The head of every INSERT into the index backlog; rows already there stay as they are.
 _BACKLOG_INSERT = f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
-
-
-def _backlog_claimed(event_ids: list[int], bounds: Bounds) -> None:
-    """Put the claimed events no bulk has stored yet in the index backlog (not those refused for good)."""
-    if not event_ids:
-        return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"{_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM ingest_rawevent"
-                f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL}"
-                " AND index_rejected_at IS NULL ON CONFLICT DO NOTHING",
-                {"ids": id_array(event_ids), **_bound_params(bounds)},
-            )
-        return
-    index_backlog_add(RawEvent.objects.filter(pk__in=event_ids), bounds=None)
 
 
 def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:
