@@ -136,9 +136,10 @@ def alias_name() -> str:
     return settings.ELASTICSEARCH_INDEX_PREFIX
 
 
-def index_name_for(event: Any) -> str:
-    """Return the daily index an event belongs to (by its own time, so re-indexing lands in one place)."""
-    return _daily_index(alias_name(), event.timestamp.date())
+def index_name_for(event: Any, *, prefix: str | None = None) -> str:
+    """Return the daily index an event belongs to (by its own time, so re-indexing lands in one place).
+    `prefix` is alias_name(), when the caller read it once for many events."""
+    return _daily_index(prefix or alias_name(), event.timestamp.date())
 
 
 @functools.lru_cache(maxsize=64)
@@ -147,9 +148,10 @@ def _daily_index(prefix: str, day: date) -> str:
     return f"{prefix}-{day:%Y.%m.%d}"
 
 
-def document_id(event: Any) -> str:
+def document_id(event: Any, *, event_id: str | None = None) -> str:
+    """Return an event's document id; `event_id` is its event_id as text, when the caller has it."""
     # event_id is unique per service, not globally: qualify it so no service can overwrite another's.
-    return f"{event.service}:{event.event_id}"
+    return f"{event.service}:{event_id or event.event_id}"
 
 
 def index_template_ensure() -> None:
@@ -187,8 +189,8 @@ def document_for(event: Any, *, prefix: str | None = None) -> dict[str, Any]:
     """Return an event's bulk action. `prefix` is alias_name(), when the caller read it once for many."""
     event_id = str(event.event_id)  # once: the pipeline reads it as text, a model instance holds a UUID
     return {
-        "_index": _daily_index(prefix or alias_name(), event.timestamp.date()),  # as index_name_for()
-        "_id": f"{event.service}:{event_id}",  # as document_id() spells it
+        "_index": index_name_for(event, prefix=prefix),
+        "_id": document_id(event, event_id=event_id),
         "_source": {
             "event_id": event_id,
             "type": event.type,
