@@ -114,12 +114,12 @@ def _one_line(sql: str) -> str:
 
 # One statement adds a chunk to every rollup table (numbers and users by hour and day only, as
 # DETAIL_GRANULARITIES says). `chunk` (the events, read once) gives `hours` (each event's hour bucket, in
-# UTC) and `numbers` (their summable numbers). Counts by minute and hour come from the events; sums and user
-# sketches by hour come from the events, and by day from the hours (a day's sum is the sum of its hours',
-# its sketch the union of theirs): each table's upsert aggregates the chunk once, not once per
-# granularity. The upserts go in key order (so concurrent workers lock buckets in one order), and the
-# statement returns the chunk's ids. The numbers are those numeric_properties() keeps: top-level JSON
-# numbers (not booleans) of a summable size, under a name that fits a rollup's prop column.
+# UTC) and `numbers` (their summable numbers). Counts come from the events; sums and user sketches by hour
+# from the events, and by day from the hours (a day's sum is the sum of its hours', its sketch the union of
+# theirs), so each upsert aggregates the chunk once, not once per granularity. The upserts go in key order
+# (so concurrent workers lock buckets in one order); the statement answers only the chunk's size. The
+# numbers are those numeric_properties() keeps: top-level JSON numbers (not booleans) of a summable size,
+# under a name that fits a rollup's prop column.
 _UTC_DAY = "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _ROLLUP_CTES = f"""
     hours AS MATERIALIZED (
@@ -180,7 +180,7 @@ _ROLLUP_CTES = f"""
         ON CONFLICT (granularity, event, bucket_start, service, stage)
         DO UPDATE SET users = hll_union(t.users, excluded.users)
     )
-    SELECT id FROM chunk"""
+    SELECT count(*) FROM chunk"""
 _CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
 
 
