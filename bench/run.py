@@ -76,7 +76,8 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   thread as the rows are read, while one UPDATE claims the chunk by marking it aggregated, one statement
   upserts its counts, numbers and user sketches and one INSERT puts in the index backlog what its bulk has
   not stored yet, committed before the rest of the bulk is waited for, then one DELETE takes the rest out
-  of the backlog) with one Celery worker process (prefork, concurrency 1), from `announce_events` per 100-event batch (each with its events' least and greatest
+  of the backlog) with one Celery worker process (prefork, concurrency 1), from `announce_events` per
+  100-event batch (each with its events' least and greatest
   client time, as ingestion hands them on, so every statement reads only their days' partitions) until
   every event is aggregated and none is in the index backlog; best of
   `BENCH_ROUNDS` rounds, alternating with the two-worker phase. Raw events (20 names, 5 services, 1000
