@@ -33,6 +33,7 @@ STEPS = (
     (services, "pending_events", "fetch pending rows"),
     (services, "_claim", "claim: mark aggregated (UPDATE)"),
     (services, "rollups_add_sql", "rollup SQL"),
+    (services, "events_claim_into_rollups", "claim, backlog and rollups (one statement)"),
     (services, "index_backlog_add", "into the index backlog (INSERT)"),
     (services, "_mark_indexed", "mark indexed (UPDATE)"),
     (services, "index_backlog_forget", "out of the index backlog (DELETE)"),

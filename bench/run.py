@@ -73,10 +73,10 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `ingest_batch_vs_single_event`: batch events/s ÷ events/s of one-event `POST /api/v1/events`.
 - `pipeline_events_per_s`: events/s of the whole pipeline (`drain_pending` tasks taking chunks of
   `PIPELINE_CHUNK_SIZE` off the pending list: one read of the chunk's pending rows, the search bulks in a
-  thread as the rows are read, while one UPDATE claims the chunk by marking it aggregated, one statement
-  upserts its counts, numbers and user sketches and one INSERT puts in the index backlog what its bulk has
-  not stored yet, committed before the rest of the bulk is waited for, then one DELETE takes the rest out
-  of the backlog) with one Celery worker process (prefork, concurrency 1), from `announce_events` per
+  thread as the rows are read, while one statement claims the chunk by marking it aggregated, puts it in
+  the index backlog and upserts its counts, numbers and user sketches from what the claim returned,
+  committed before the rest of the bulk is waited for, then one DELETE takes the indexed events out of
+  the backlog) with one Celery worker process (prefork, concurrency 1), from `announce_events` per
   100-event batch (each with its events' least and greatest
   client time, as ingestion hands them on, so every statement reads only their days' partitions) until
   every event is aggregated and none is in the index backlog; best of

@@ -181,20 +181,33 @@ _ROLLUP_CTES = f"""
         DO UPDATE SET users = hll_union(t.users, excluded.users)
     )
     SELECT count(*) FROM chunk"""
-_CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
+# What the rollup statement reads of each event of its `chunk`.
+ROLLUP_CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
+
+
+def rollups_statement(chunk: str, *also: str) -> str:
+    """Return one statement that adds the events `chunk` yields to every rollup table and answers their
+    count: `chunk` is a SELECT, or an UPDATE … RETURNING, of at least ROLLUP_CHUNK_COLUMNS. `also` are
+    more CTEs (`name AS (…)`) run in the same statement, which may read `chunk`. Its parameters are
+    `rollup_params()` and those of `chunk` and `also` (PostgreSQL only)."""
+    ctes = "".join(f"{cte}, " for cte in also)
+    return _one_line(f"WITH chunk AS MATERIALIZED ({chunk}), {ctes}{_ROLLUP_CTES}")
+
+
+def rollup_params() -> dict[str, Any]:
+    """The parameters of a rollup statement's own CTEs (see rollups_statement)."""
+    return {"max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
 
 
 def _add_sql(*, bounded: bool) -> str:
     within = f" AND {WITHIN_CLIENT_TIMES_SQL}" if bounded else ""
-    return _one_line(f"""
-        WITH chunk AS MATERIALIZED (
-            SELECT {_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[]){within}
-        ), {_ROLLUP_CTES}""")
+    return rollups_statement(
+        f"SELECT {ROLLUP_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[]){within}"
+    )
 
 
 _ADD = _add_sql(bounded=False)
-# The pipeline's: its chunk's client times bound the ids, so the partitioned table is read in the chunk's
-# partitions only.
+# With the events' client times, the partitioned table is read in those days' partitions only.
 _ADD_WITHIN = _add_sql(bounded=True)
 
 
@@ -202,19 +215,15 @@ def rollups_add_sql(*, event_ids: list[int], bounds: ClientTimeBounds | None = N
     """Add the events' counts, numbers and users to the rollups in one statement (PostgreSQL).
 
     Equal to rollups_apply of deltas_for, but for unique users, which go into sketches instead of RollupUser
-    rows. Idempotency is the caller's: the pipeline adds the events its transaction has just marked
-    aggregated. `bounds`, the events' client times when the caller knows them, let PostgreSQL skip the
-    partitions of other days.
+    rows. Idempotency is the caller's (the pipeline claims and adds in one statement of its own, built
+    with rollups_statement). `bounds`, the events' client times when the caller knows them, let PostgreSQL
+    skip the partitions of other days.
     """
-    params = _rollup_params(event_ids)
+    params = {"ids": id_array(event_ids), **rollup_params()}
     if bounds is not None:
         params.update(earliest=bounds[0], latest=bounds[1])
     with connection.cursor() as cursor:
         cursor.execute(_ADD if bounds is None else _ADD_WITHIN, params)
-
-
-def _rollup_params(event_ids: list[int]) -> dict[str, Any]:
-    return {"ids": id_array(event_ids), "max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
 
 
 _SKETCH_KEYS = """

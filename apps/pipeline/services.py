@@ -37,7 +37,13 @@ from apps.ingest.models import (
     client_time_bounds,
     within_client_times,
 )
-from apps.metrics.services import deltas_for, rollups_add_sql, rollups_apply
+from apps.metrics.services import (
+    ROLLUP_CHUNK_COLUMNS,
+    deltas_for,
+    rollup_params,
+    rollups_apply,
+    rollups_statement,
+)
 from apps.traces.search import get_trace_backend
 from apps.traces.search.base import IndexOutcome
 
@@ -207,13 +213,11 @@ def _condition_sql(condition: Q) -> str:
 
 class _Indexing:
     """A chunk's search bulks, sent one after another from the indexer thread (BULK_SIZE documents each,
-    as the backend sends them), so that the events whose bulk finished by the time the rollups are written
-    need no index backlog row."""
+    as the backend sends them), while the main thread writes the rollups."""
 
     def __init__(self) -> None:
         self.backend, self.pool = get_trace_backend(), _indexer_pool()
         self.futures: list[Future] = []
-        self.marked: set[int] = set()  # ids the aggregation left out of the backlog: their bulk was back
 
     def submit(self, rows: list[IndexRow]) -> None:
         """Queue a bulk of rows (at most BULK_SIZE) behind those already sent."""
@@ -230,25 +234,17 @@ class _Indexing:
             outcome.retry_later.update(part.retry_later)
         return outcome
 
-    def indexed_so_far(self) -> set[int]:
-        """Return the ids stored by the bulks that have finished: never wait for one."""
-        indexed: set[int] = set()
-        for future in self.futures:
-            if future.done() and future.exception() is None:
-                indexed.update(future.result().indexed)
-        return indexed
-
 
 def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -> ProcessOutcome:
     """Aggregate and index a chunk at once.
 
     The chunk's pending events are read first, and sent to the search backend from the indexer thread
     BULK_SIZE at a time as they are read (the first bulk starts before the rest is read), while this thread
-    claims the events by marking them aggregated, writes their rollups and commits: the rollups never wait
-    for the search bulk, so another worker never waits for this one's rollup rows while a bulk runs. The
-    events whose bulk has not finished by then go into the index backlog in the same transaction; one
-    DELETE after the bulks takes them out again (the raw rows get one new version each, for their
-    aggregation). A down search backend never holds back the rollups: the outcome says so and the
+    claims the events by marking them aggregated, puts them in the index backlog, writes their rollups (one
+    statement) and commits: the rollups never wait for the search bulk, so another worker never waits for
+    this one's rollup rows while a bulk runs. One DELETE after the bulks takes the indexed events out of
+    the backlog again (the raw rows get one new version each, for their aggregation). A down search
+    backend never holds back the rollups: the outcome says so, the events stay in the backlog and the
     caller retries the indexing.
     `client_times`, when the caller knows them, bound the first read too.
     """
@@ -258,22 +254,18 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
         skipped = len(event_ids)
         return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
     rows = pending.to_index
-    result = ProcessOutcome(
-        aggregated=aggregate_chunk(event_ids=event_ids, indexing=indexing, bounds=pending.bounds)
-    )
+    result = ProcessOutcome(aggregated=aggregate_chunk(event_ids=event_ids, bounds=pending.bounds))
     try:
         outcome = indexing.outcome()
     except BackendUnavailable as exc:
         result.index_unavailable = str(exc)
         return result
-    result.indexed = _record_index_outcome(outcome, already_marked=indexing.marked, bounds=pending.bounds)
+    result.indexed = _record_index_outcome(outcome, bounds=pending.bounds)
     result.indexed.skipped = len(event_ids) - len(rows)
     return result
 
 
-def aggregate_chunk(
-    *, event_ids: list[int], indexing: _Indexing | None = None, bounds: Bounds | None = None
-) -> ChunkOutcome:
+def aggregate_chunk(*, event_ids: list[int], bounds: Bounds | None = None) -> ChunkOutcome:
     """Add a chunk's events to the rollups and mark them aggregated, in one transaction.
 
     Rows another worker holds are skipped (SKIP LOCKED), rows already aggregated are ignored, so running a
@@ -287,7 +279,7 @@ def aggregate_chunk(
         if bounds is None:
             return ChunkOutcome(skipped=len(event_ids))
     try:
-        return _aggregate(event_ids, indexing, bounds)
+        return _aggregate(event_ids, bounds)
     except (OperationalError, InterfaceError):
         raise  # the database is down or the transaction was cut off: retry later, count nothing
     except Exception as exc:
@@ -295,7 +287,7 @@ def aggregate_chunk(
     outcome = ChunkOutcome()
     for event_id in event_ids:
         try:
-            part = _aggregate([event_id], None, bounds)
+            part = _aggregate([event_id], bounds)
             outcome.done += part.done
             outcome.skipped += part.skipped
         except (OperationalError, InterfaceError):
@@ -317,44 +309,50 @@ def _time_range(event_ids: list[int]) -> Bounds | None:
     return client_time_bounds(moments) if moments else None
 
 
-def _aggregate(event_ids: list[int], indexing: _Indexing | None, bounds: Bounds) -> ChunkOutcome:
-    both: list[int] = []
+# The head of every INSERT into the index backlog; rows already there stay as they are.
+_BACKLOG_INSERT = f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
+
+
+def _aggregate(event_ids: list[int], bounds: Bounds) -> ChunkOutcome:
     with transaction.atomic():
-        claimed = _claim(event_ids, bounds)
-        if claimed:
-            # The rollups go last: the busiest rows (a day's buckets, which every chunk adds to) stay locked
-            # from their upsert to the commit only, so another worker waits for them as little as it can.
-            _add_to_rollups(claimed, bounds)
-            indexed = indexing.indexed_so_far() if indexing is not None else set()
-            both = [pk for pk in claimed if pk in indexed]
-            if not_indexed := [pk for pk in claimed if pk not in indexed]:
-                index_backlog_add(RawEvent.objects.with_ids(not_indexed), bounds=bounds)
-    if indexing is not None:  # only once committed: these need no UPDATE after the bulk
-        indexing.marked.update(both)
-    return ChunkOutcome(done=len(claimed), skipped=len(event_ids) - len(claimed))
+        done = events_claim_into_rollups(event_ids, bounds)
+    return ChunkOutcome(done=done, skipped=len(event_ids) - done)
 
 
-# Lock (SKIP LOCKED) and mark in one statement; the chunk's client times keep both reads to its partitions.
-_CLAIM = (
+# One statement claims the chunk's events still to aggregate, skipping rows another worker holds (SKIP
+# LOCKED), by marking them aggregated; puts them in the index backlog (all but those the index refused for
+# good: their search bulk is still out, or may fail); and adds them to the rollups from what the claim
+# returned, without reading them again. The upserts run after the claim is complete (they read all of its
+# rows), so the busiest rows (a day's buckets, which every chunk adds to) stay locked from their upsert to
+# the commit only. The chunk's client times keep every read to its partitions.
+_CLAIM_INTO_ROLLUPS = rollups_statement(
     "UPDATE ingest_rawevent SET aggregated_at = %(now)s"
     " WHERE id IN (SELECT id FROM ingest_rawevent"
     f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL} AND {AWAITING_AGGREGATION_SQL}"
     " ORDER BY id FOR UPDATE SKIP LOCKED)"
-    f" AND {WITHIN_CLIENT_TIMES_SQL} RETURNING id"
+    f" AND {WITHIN_CLIENT_TIMES_SQL}"
+    f" RETURNING {ROLLUP_CHUNK_COLUMNS}, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at",
+    f"backlog AS ({_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM chunk"
+    " WHERE index_rejected_at IS NULL ON CONFLICT DO NOTHING)",
 )
 
 
-def _claim(event_ids: list[int], bounds: Bounds) -> list[int]:
-    """Mark the chunk's events still to aggregate aggregated, skipping rows another worker holds, and return
-    them: the caller adds exactly these to the rollups in the same transaction, so a chunk run twice, or by
-    two workers, is counted once."""
+def events_claim_into_rollups(event_ids: list[int], bounds: Bounds) -> int:
+    """Claim the chunk's events still to aggregate (skipping rows another worker holds), mark them
+    aggregated, put them in the index backlog and add them to the rollups; return how many. The caller's
+    transaction holds it all, so a chunk run twice, or by two workers, is counted once."""
     if connection.vendor == "postgresql":
+        params = {
+            "now": timezone.now(),
+            "ids": id_array(event_ids),
+            **_bound_params(bounds),
+            **rollup_params(),
+        }
         with connection.cursor() as cursor:
-            cursor.execute(
-                _CLAIM, {"now": timezone.now(), "ids": id_array(event_ids), **_bound_params(bounds)}
-            )
-            return sorted(row[0] for row in cursor.fetchall())
-    # The embedded mode (SQLite): one writer at a time, nothing to skip.
+            cursor.execute(_CLAIM_INTO_ROLLUPS, params)
+            return cursor.fetchone()[0]
+    # The embedded mode (SQLite): one writer at a time, nothing to skip; the rollups from Python deltas,
+    # users exact.
     claimed = list(
         RawEvent.objects.awaiting_aggregation()
         .filter(pk__in=event_ids)
@@ -362,20 +360,10 @@ def _claim(event_ids: list[int], bounds: Bounds) -> list[int]:
         .values_list("pk", flat=True)
     )
     RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=timezone.now())
-    return claimed
-
-
-def _add_to_rollups(claimed: list[int], bounds: Bounds) -> None:
-    if connection.vendor == "postgresql":
-        rollups_add_sql(event_ids=claimed, bounds=bounds)
-        return
-    # The embedded mode: the same rollups from Python deltas, users exact.
+    index_backlog_add(RawEvent.objects.with_ids(claimed), bounds=bounds)
     events = RawEvent.objects.filter(pk__in=claimed).only(*_AGGREGATE_FIELDS).order_by("pk")
     rollups_apply(deltas=deltas_for(events))
-
-
-# The head of every INSERT into the index backlog; rows already there stay as they are.
-_BACKLOG_INSERT = f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
+    return len(claimed)
 
 
 def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:
@@ -445,19 +433,16 @@ def index_chunk(*, event_ids: list[int]) -> ChunkOutcome:
     rows = pending.to_index
     outcome = ChunkOutcome()
     if pending.bounds is not None:
-        outcome = _record_index_outcome(
-            get_trace_backend().index_events(rows), already_marked=set(), bounds=pending.bounds
-        )
+        outcome = _record_index_outcome(get_trace_backend().index_events(rows), bounds=pending.bounds)
     outcome.skipped = len(event_ids) - len(rows)
     return outcome
 
 
-def _record_index_outcome(result: IndexOutcome, *, already_marked: set[int], bounds: Bounds) -> ChunkOutcome:
+def _record_index_outcome(result: IndexOutcome, *, bounds: Bounds) -> ChunkOutcome:
     """Record a bulk's outcome in a fixed number of statements: indexed, refused for good, to retry."""
     now = timezone.now()
     with transaction.atomic():
-        indexed = [pk for pk in result.indexed if pk not in already_marked]
-        index_backlog_forget([*indexed, *result.rejected])
+        index_backlog_forget([*result.indexed, *result.rejected])
         _record_reasons(result.rejected, "search index refused the document: ", bounds, index_rejected_at=now)
         _record_reasons(result.retry_later, "indexing failed, will retry: ", bounds)
         if result.retry_later:

@@ -231,19 +231,18 @@ def test_5000_distinct_property_keys_leave_the_mapping_unchanged(api_client, mak
 
 def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monkeypatch, settings):
     # Failure injection: an aggregation bug that only one event triggers (no real input does this now).
-    from apps.metrics import services as metrics_services
 
     settings.PIPELINE_MAX_ATTEMPTS = 2
     events = [RawEventFactory(event=f"e{i}") for i in range(5)]
-    real = metrics_services.rollups_add_sql
+    real = services.events_claim_into_rollups
     poison_pk = events[3].pk
 
-    def rollups_failing_on_e3(*, event_ids, **bounds):
+    def claim_failing_on_e3(event_ids, bounds):
         if poison_pk in event_ids:
             raise ValueError("cannot aggregate e3")
-        return real(event_ids=event_ids, **bounds)
+        return real(event_ids, bounds)
 
-    monkeypatch.setattr("apps.pipeline.services.rollups_add_sql", rollups_failing_on_e3)
+    monkeypatch.setattr("apps.pipeline.services.events_claim_into_rollups", claim_failing_on_e3)
     ids = [ev.pk for ev in events]
 
     services.aggregate_chunk(event_ids=ids)
