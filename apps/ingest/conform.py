@@ -268,11 +268,12 @@ def _renderable(text: str) -> str:
 
 
 def _rename_aliases(item: dict, notes: list[str]) -> tuple[dict, dict]:
-    """Split an item into canonical fields (aliases renamed) and everything else."""
-    fields = {key: value for key, value in item.items() if key in CANONICAL}
+    """Split an item into canonical fields (aliases renamed) and everything else. The steps only read the
+    fields: an item with canonical keys only (most items) is its own fields, not copied."""
     extra: dict[str, Any] = {}
-    if len(fields) == len(item):  # nothing to rename or move (most items)
-        return fields, extra
+    if CANONICAL.issuperset(item):
+        return item, extra
+    fields = {key: value for key, value in item.items() if key in CANONICAL}
     for key, value in item.items():
         if key in CANONICAL:
             continue
@@ -291,16 +292,26 @@ def _rename_aliases(item: dict, notes: list[str]) -> tuple[dict, dict]:
 # --- one step per canonical field ----------------------------------------------------------------------
 
 
+# A UUID as most senders write it, and as it is stored: lowercase hex with hyphens.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _event_id(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
+    """The event's id as canonical UUID text: as sent when sent so (no UUID object made and written out
+    again for each event), else rewritten from any spelling uuid.UUID reads (upper case, braces, no
+    hyphens, a urn:uuid: prefix)."""
     raw = fields.get("event_id")
     if raw is None:
-        event["event_id"] = uuid.uuid4()
+        event["event_id"] = str(uuid.uuid4())
         notes.append("event_id assigned by the server")
         return
     if not isinstance(raw, str):
         raise ConformError("event_id", f"must be a UUID string, got {_json_type(raw)}")
+    if _CANONICAL_UUID.fullmatch(raw):
+        event["event_id"] = raw
+        return
     try:
-        event["event_id"] = uuid.UUID(raw)
+        event["event_id"] = str(uuid.UUID(raw))
     except ValueError:
         raise ConformError("event_id", f"{_clip(raw)!r} is not a UUID") from None
 

@@ -140,7 +140,7 @@ def events_ingest(
             continue
         event = conformed.event
         identity = (event["service"], event["event_id"])
-        result.event_ids.append(str(event["event_id"]))
+        result.event_ids.append(event["event_id"])
         if identity in seen:  # the same event twice in one batch: store it once
             result.duplicates += 1
             continue
