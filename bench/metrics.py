@@ -342,15 +342,22 @@ def check_sample(start: datetime) -> None:
                        AND m.bucket_start = c.bucket_start AND m.event = c.event AND m.service = c.service
                        AND m.stage = c.stage AND m.prop = 'duration_ms') AS s
             FROM metrics_rollupcount c WHERE c.granularity = 'day' AND c.bucket_start = %(day)s)
-        SELECT count(*) FROM raw FULL JOIN rolled USING (event, service, stage)
+        SELECT event, service, stage, raw.n, rolled.n, raw.u, rolled.u, raw.s, rolled.s
+        FROM raw FULL JOIN rolled USING (event, service, stage)
         WHERE raw.n IS DISTINCT FROM rolled.n OR abs(raw.u - rolled.u) > 0.02 * raw.u
            OR abs(raw.s - rolled.s) > 1e-6 * abs(raw.s) OR raw.s IS NULL OR rolled.s IS NULL
         """,
         {"day": day},
-    )[0][0]
+    )
     if mismatches:
+        shown = "; ".join(
+            f"{event}/{service}/{stage}: count {n} vs {rolled_n}, users {u} vs {rolled_u}, "
+            f"duration_ms sum {total} vs {rolled_total}"
+            for event, service, stage, n, rolled_n, u, rolled_u, total, rolled_total in mismatches[:5]
+        )
         raise RuntimeError(
-            f"metrics: {mismatches} day rollup groups differ from a GROUP BY on {day:%Y-%m-%d}"
+            f"metrics: {len(mismatches)} day rollup groups differ from a GROUP BY on {day:%Y-%m-%d} "
+            f"(raw vs rollups): {shown}"
         )
     log(
         f"metrics: SQL-built rollups match deltas_for on {hour:%Y-%m-%d %H}h ({len(counts)} buckets) and a "
