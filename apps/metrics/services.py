@@ -16,7 +16,6 @@ from django.db import connection, transaction
 from apps.common.bulk import bulk_insert
 from apps.common.dbtypes import id_array
 from apps.common.jsonfields import MAX_SUMMABLE
-from apps.ingest.models import WITHIN_CLIENT_TIMES_SQL, ClientTimeBounds
 
 from . import buckets
 from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
@@ -199,31 +198,21 @@ def rollup_params() -> dict[str, Any]:
     return {"max_summable": MAX_SUMMABLE, "max_prop": MAX_PROP_NAME}
 
 
-def _add_sql(*, bounded: bool) -> str:
-    within = f" AND {WITHIN_CLIENT_TIMES_SQL}" if bounded else ""
-    return rollups_statement(
-        f"SELECT {ROLLUP_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[]){within}"
-    )
+# Adds the events of a list of ids (no claim): what the contract tests and the bench compare.
+_ADD = rollups_statement(
+    f"SELECT {ROLLUP_CHUNK_COLUMNS} FROM ingest_rawevent WHERE id = ANY(%(ids)s::bigint[])"
+)
 
 
-_ADD = _add_sql(bounded=False)
-# With the events' client times, the partitioned table is read in those days' partitions only.
-_ADD_WITHIN = _add_sql(bounded=True)
-
-
-def rollups_add_sql(*, event_ids: list[int], bounds: ClientTimeBounds | None = None) -> None:
+def rollups_add_sql(*, event_ids: list[int]) -> None:
     """Add the events' counts, numbers and users to the rollups in one statement (PostgreSQL).
 
     Equal to rollups_apply of deltas_for, but for unique users, which go into sketches instead of RollupUser
-    rows. Idempotency is the caller's (the pipeline claims and adds in one statement of its own, built
-    with rollups_statement). `bounds`, the events' client times when the caller knows them, let PostgreSQL
-    skip the partitions of other days.
+    rows. Idempotency is the caller's: the pipeline claims and adds in one statement of its own, built with
+    rollups_statement from the same CTEs.
     """
-    params = {"ids": id_array(event_ids), **rollup_params()}
-    if bounds is not None:
-        params.update(earliest=bounds[0], latest=bounds[1])
     with connection.cursor() as cursor:
-        cursor.execute(_ADD if bounds is None else _ADD_WITHIN, params)
+        cursor.execute(_ADD, {"ids": id_array(event_ids), **rollup_params()})
 
 
 _SKETCH_KEYS = """
