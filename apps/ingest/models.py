@@ -4,10 +4,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import connections, models
-from django.db.models.expressions import RawSQL
-
-from apps.common.dbtypes import id_array
+from django.db import models
 
 from .conform import LEVELS, MAX_SKEW_CORRECTION, MAX_SPAN_ID_LENGTH, TYPES
 
@@ -175,13 +172,6 @@ class RawEventQuerySet(models.QuerySet):
             models.Q(client_timestamp__gte=stamped_from(start)) | models.Q(client_timestamp__isnull=True),
             timestamp__gte=start,
         )
-
-    def with_ids(self, ids: list[int]) -> "RawEventQuerySet":
-        """These events by id. On PostgreSQL the ids go in as one array parameter (see id_array), not one
-        placeholder each: a pipeline chunk names up to 2,000."""
-        if connections[self.db].vendor == "postgresql":
-            return self.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", (id_array(ids),)))
-        return self.filter(pk__in=ids)
 
     def awaiting_aggregation(self) -> "RawEventQuerySet":
         """Not yet in the rollups, and not given up on (dead-lettered)."""

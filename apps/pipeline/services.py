@@ -353,15 +353,15 @@ def events_claim_into_rollups(event_ids: list[int], bounds: Bounds) -> int:
             return cursor.fetchone()[0]
     # The embedded mode (SQLite): one writer at a time, nothing to skip; the rollups from Python deltas,
     # users exact.
-    claimed = list(
+    events = list(
         RawEvent.objects.awaiting_aggregation()
         .filter(pk__in=event_ids)
+        .only(*_AGGREGATE_FIELDS)
         .order_by("pk")
-        .values_list("pk", flat=True)
     )
+    claimed = [event.pk for event in events]
     RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=timezone.now())
-    index_backlog_add(RawEvent.objects.with_ids(claimed), bounds=bounds)
-    events = RawEvent.objects.filter(pk__in=claimed).only(*_AGGREGATE_FIELDS).order_by("pk")
+    index_backlog_add(RawEvent.objects.filter(pk__in=claimed), bounds=bounds)
     rollups_apply(deltas=deltas_for(events))
     return len(claimed)
 
