@@ -32,27 +32,27 @@ from django.utils import timezone  # noqa: E402
 
 from apps.common.dbtypes import id_array  # noqa: E402
 from apps.ingest.models import CLIENT_TIME_COLUMN, WITHIN_CLIENT_TIMES_SQL  # noqa: E402
-from apps.metrics.services import rollup_params, rollups_statement  # noqa: E402
+from apps.metrics.services import ROLLUP_CHUNK_COLUMNS, rollup_params, rollups_statement  # noqa: E402
 from apps.pipeline import services  # noqa: E402
 
 CHUNK = 2_000
 CHUNKS = 20
 PENDING = "bench_pending_aggregation"
 
-_WITHIN = WITHIN_CLIENT_TIMES_SQL.replace('"client_timestamp"', 'r."client_timestamp"')
+_CHUNK_CTE = "chunk AS MATERIALIZED ("
 NARROW = rollups_statement(
-    'SELECT r.id, r.event, r.service, r.stage, r."timestamp", r.user_id, r.properties, r.client_timestamp, '
-    "r.received_at, r.index_rejected_at FROM ingest_rawevent r WHERE r.id IN (SELECT raw_id FROM claimed) "
-    f"AND {_WITHIN}",
-    f"backlog AS ({services._BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM chunk"
-    " WHERE index_rejected_at IS NULL ON CONFLICT DO NOTHING)",
-).replace(
-    "WITH chunk AS MATERIALIZED (",
+    f"SELECT {ROLLUP_CHUNK_COLUMNS}, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at"
+    f" FROM ingest_rawevent WHERE id IN (SELECT raw_id FROM claimed) AND {WITHIN_CLIENT_TIMES_SQL}",
+    services._BACKLOG_FROM_CHUNK,
+).replace(  # the claim goes first: a CTE reads only those before it
+    f"WITH {_CHUNK_CTE}",
     f"WITH claimed AS (DELETE FROM {PENDING} WHERE raw_id IN (SELECT raw_id FROM {PENDING}"
-    " WHERE raw_id = ANY(%(ids)s::bigint[]) ORDER BY raw_id FOR UPDATE SKIP LOCKED) RETURNING raw_id),"
-    " chunk AS MATERIALIZED (",
+    " WHERE raw_id = ANY(%(ids)s::bigint[]) ORDER BY raw_id FOR UPDATE SKIP LOCKED) RETURNING raw_id), "
+    f"{_CHUNK_CTE}",
     1,
 )
+if "claimed AS" not in NARROW:
+    raise RuntimeError("claim_profile: rollups_statement no longer starts with the chunk CTE")
 DESIGNS = {"UPDATE of the raw rows (now)": services._CLAIM_INTO_ROLLUPS, "narrow pending table": NARROW}
 
 

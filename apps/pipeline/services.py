@@ -319,6 +319,13 @@ def _aggregate(event_ids: list[int], bounds: Bounds) -> ChunkOutcome:
     return ChunkOutcome(done=done, skipped=len(event_ids) - done)
 
 
+# The index backlog rows of a rollup statement's `chunk` (which has the client time, received_at and
+# index_rejected_at too): all but those the index refused for good.
+_BACKLOG_FROM_CHUNK = (
+    f"backlog AS ({_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM chunk"
+    " WHERE index_rejected_at IS NULL ON CONFLICT DO NOTHING)"
+)
+
 # One statement claims the chunk's events still to aggregate, skipping rows another worker holds (SKIP
 # LOCKED), by marking them aggregated; puts them in the index backlog (all but those the index refused for
 # good: their search bulk is still out, or may fail); and adds them to the rollups from what the claim
@@ -332,8 +339,7 @@ _CLAIM_INTO_ROLLUPS = rollups_statement(
     " ORDER BY id FOR UPDATE SKIP LOCKED)"
     f" AND {WITHIN_CLIENT_TIMES_SQL}"
     f" RETURNING {ROLLUP_CHUNK_COLUMNS}, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at",
-    f"backlog AS ({_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM chunk"
-    " WHERE index_rejected_at IS NULL ON CONFLICT DO NOTHING)",
+    _BACKLOG_FROM_CHUNK,
 )
 
 
