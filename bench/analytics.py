@@ -30,7 +30,7 @@ START_EVENT, RETURN_EVENT = "login_succeeded", "search_made"
 def load(total: int, start: datetime) -> float:
     """Generate `total` raw events over metrics.DAYS days (metrics.GENERATE); return the seconds taken."""
     began = time.monotonic()
-    metrics._sql("TRUNCATE ingest_rawevent")
+    metrics._sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     with metrics.IndexesDropped(("ingest_rawevent",)):
         bounds = [round(total * i / metrics.LOADERS) for i in range(metrics.LOADERS + 1)]
         params = {"start": start, "span": timedelta(days=metrics.DAYS), "total": total}

@@ -179,7 +179,7 @@ def _stored() -> int:
 
 
 def _reset() -> None:
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     common.flush_broker()
 
 

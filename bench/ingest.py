@@ -253,7 +253,7 @@ def _sql(statement: str) -> list[tuple]:
 
 def _reset_events() -> None:
     # The next phase sends the same event ids again, as new events.
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     _sql("VACUUM ANALYZE ingest_rawevent")
 
 

@@ -31,7 +31,8 @@ DAYS = 4
 CHECKED = (
     'event_id, service, stage, type, event, "timestamp", received_at, user_id, correlation_id, level, '
     "message, properties, notes, ingest_node, span_id, parent_span_id, duration_ms, "
-    "aggregated_at IS NOT NULL"
+    "dead_lettered_at IS NULL AND NOT EXISTS (SELECT 1 FROM ingest_aggregationbacklog b"
+    " WHERE b.raw_id = ingest_rawevent.id)"
 )
 
 
@@ -134,7 +135,7 @@ def replay(source: Path, workers: int, timeout: float) -> float:
 
 
 def empty_raw_table() -> None:
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     _sql("VACUUM ANALYZE ingest_rawevent")
 
 

@@ -56,7 +56,7 @@ def _sql_array(values: tuple[str, ...]) -> str:
 # Every value drawn inside PostgreSQL; event and user indexes squared so that a few are much busier.
 GENERATE = f"""
 INSERT INTO ingest_rawevent (event_id, service, stage, type, event, timestamp, received_at, user_id,
-    correlation_id, level, message, properties, notes, ingest_node, aggregated_at, client_timestamp)
+    correlation_id, level, message, properties, notes, ingest_node, client_timestamp)
 SELECT gen_random_uuid(),
     ({_sql_array(SERVICES)})[1 + floor(random() * {len(SERVICES)})::int],
     '{STAGE}', 'metric',
@@ -69,7 +69,7 @@ SELECT gen_random_uuid(),
         round(exp(3.5 + 0.8 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))::numeric, 2),
         'n_results', floor(random() * 201)::int,
         'region', ({_sql_array(REGIONS)})[1 + floor(random() * {len(REGIONS)})::int]),
-    '[]', 'bench-node', now(), t
+    '[]', 'bench-node', t
 FROM (
     SELECT %(start)s::timestamptz + (g + random()) * (%(span)s::interval / %(total)s) AS t
     FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
@@ -98,7 +98,6 @@ CREATE UNLOGGED TABLE bench_hourly AS
 SELECT date_trunc('hour', timestamp) AS bucket_start, event, service, stage, count(*) AS n,
     {", ".join(_number_columns(p) for p in NUMERIC_PROPS)}
 FROM ingest_rawevent
-WHERE aggregated_at IS NOT NULL
 GROUP BY 1, 2, 3, 4
 """
 
@@ -130,7 +129,7 @@ def _sketches() -> list[str]:
         "INSERT INTO metrics_rollupsketch (bucket_start, granularity, event, service, stage, users) "
         "SELECT date_trunc('hour', timestamp), 'hour', event, service, stage, "
         f"hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS}) FROM ingest_rawevent "
-        "WHERE user_id <> '' AND aggregated_at IS NOT NULL GROUP BY 1, 3, 4, 5",
+        "WHERE user_id <> '' GROUP BY 1, 3, 4, 5",
         "INSERT INTO metrics_rollupsketch (bucket_start, granularity, event, service, stage, users) "
         "SELECT date_trunc('day', bucket_start), 'day', event, service, stage, hll_union_agg(users) "
         "FROM metrics_rollupsketch WHERE granularity = 'hour' GROUP BY 1, 3, 4, 5",
@@ -237,7 +236,7 @@ def load(total: int, start: datetime) -> dict[str, float]:
 
     Return the seconds each step took."""
     timings: dict[str, float] = {}
-    _sql(f"TRUNCATE ingest_rawevent, {', '.join(ROLLUP_TABLES)}")
+    _sql(f"TRUNCATE ingest_rawevent, ingest_aggregationbacklog, {', '.join(ROLLUP_TABLES)}")
     with IndexesDropped(("ingest_rawevent", *ROLLUP_TABLES)):
         began = time.monotonic()
         bounds = [round(total * i / LOADERS) for i in range(LOADERS + 1)]

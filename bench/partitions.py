@@ -34,12 +34,12 @@ PLAIN = "bench_rawevent_unpartitioned"
 
 GENERATE = """
 INSERT INTO {table} (event_id, service, stage, type, event, timestamp, received_at, user_id, correlation_id,
-    level, message, properties, notes, ingest_node, aggregated_at, client_timestamp)
+    level, message, properties, notes, ingest_node, client_timestamp)
 SELECT gen_random_uuid(), (%(services)s::text[])[1 + floor(random() * %(n_services)s)::int], 'prod', 'metric',
     (%(events)s::text[])[1 + floor(random() * %(n_events)s)::int], t, t + interval '1 second',
     'user-' || floor(5000 * random())::int, md5(random()::text), '', '',
     jsonb_build_object('duration_ms', round((random() * 500)::numeric, 2), 'region', 'eu'),
-    '[]', 'bench-node', t + interval '1 minute', t
+    '[]', 'bench-node', t
 FROM (SELECT %(start)s::timestamptz + (g + random()) * (interval '1 day' / %(total)s) AS t
       FROM generate_series(0, %(total)s - 1) AS g) AS moments
 """
@@ -111,7 +111,7 @@ def run(config: Config) -> list[Result]:
     total = env_int("BENCH_PARTITION_EVENTS", 1_000_000)
     end = DAY + timedelta(days=1)
     log(f"partitions: {total} raw events of {DAY:%Y-%m-%d} and {total // 10} of the next day")
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     for day in (DAY.date(), end.date()):
         partitions.partition_create(day)
     _generate("ingest_rawevent", DAY, total)
@@ -171,7 +171,7 @@ def run(config: Config) -> list[Result]:
         f"{sum(file_drops):.3f} s"
     )
     _sql(f"DROP TABLE {PLAIN}")
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     return [
         Result(
             name="retention_drop",

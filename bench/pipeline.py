@@ -55,16 +55,24 @@ def _sql(statement: str, params: tuple = ()) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
+# Every raw event in the aggregation backlog, as ingestion leaves it.
+_TO_BACKLOG = (
+    "INSERT INTO ingest_aggregationbacklog (raw_id, client_timestamp, received_at)"
+    " SELECT id, client_timestamp, received_at FROM ingest_rawevent"
+)
+
+
 def store_events(
     count: int, *, end: datetime | None = None, span: timedelta = timedelta(days=2), aggregated: bool = False
 ) -> list[int]:
     """COPY `count` realistic raw events (`span` before `end`, default now) into the bench database,
-    unprocessed unless `aggregated` (counted in rollups long gone, as old events are); return their ids."""
+    unprocessed (in the aggregation backlog) unless `aggregated` (counted in rollups long gone, as old
+    events are); return their ids."""
     events = make_events(count, seed=42, end=end, span=span)
     received_at = datetime.now(UTC)
-    columns = (*STORE_COLUMNS, "aggregated_at") if aggregated else STORE_COLUMNS
     with psycopg.connect(common.database_url()) as conn:
-        with conn.cursor().copy(f"COPY ingest_rawevent ({', '.join(columns)}) FROM STDIN") as copy:
+        last_id = conn.execute("SELECT coalesce(max(id), 0) FROM ingest_rawevent").fetchone()[0]
+        with conn.cursor().copy(f"COPY ingest_rawevent ({', '.join(STORE_COLUMNS)}) FROM STDIN") as copy:
             for ev in events:
                 row = (
                     ev["event_id"],
@@ -83,19 +91,27 @@ def store_events(
                     "bench-node",
                     ev["timestamp"],  # as sent: the partition key
                 )
-                copy.write_row((*row, received_at) if aggregated else row)
-    _sql("VACUUM ANALYZE ingest_rawevent")
+                copy.write_row(row)
+        if not aggregated:
+            conn.execute(f"{_TO_BACKLOG} WHERE id > %s", (last_id,))
+    _sql("VACUUM ANALYZE ingest_rawevent, ingest_aggregationbacklog")
     return [row[0] for row in _sql("SELECT id FROM ingest_rawevent ORDER BY id")]
 
 
 def reset() -> None:
     """Undo every phase's effects: no rollups, nothing aggregated or indexed, no bench indices."""
-    _sql(f"TRUNCATE {', '.join(ROLLUP_TABLES)}, ingest_indexbacklog")
     _sql(
-        "UPDATE ingest_rawevent SET aggregated_at = NULL, aggregate_attempts = 0, "
-        "index_attempts = 0, last_error = '', dead_lettered_at = NULL, index_rejected_at = NULL"
+        f"TRUNCATE {', '.join(ROLLUP_TABLES)}, ingest_indexbacklog, ingest_aggregationbacklog,"
+        " ingest_aggregationmark"
     )
-    _sql(f"VACUUM ANALYZE ingest_rawevent, {', '.join(ROLLUP_TABLES)}")
+    _sql(
+        "UPDATE ingest_rawevent SET aggregate_attempts = 0, index_attempts = 0, last_error = '',"
+        " dead_lettered_at = NULL, index_rejected_at = NULL"
+        " WHERE aggregate_attempts > 0 OR index_attempts > 0 OR dead_lettered_at IS NOT NULL"
+        " OR index_rejected_at IS NOT NULL"
+    )
+    _sql(_TO_BACKLOG)
+    _sql(f"VACUUM ANALYZE ingest_rawevent, ingest_aggregationbacklog, {', '.join(ROLLUP_TABLES)}")
     common.delete_indices(template=False)
     common.flush_broker()
 
@@ -105,7 +121,7 @@ def _wait_processed(
 ) -> float:
     """Poll until every event in ids is aggregated and indexed; return the monotonic time it happened.
 
-    Each poll asks only whether one event still waits (the pipeline's partial index, the index backlog):
+    Each poll asks only whether one event still waits (the aggregation and the index backlogs):
     a count of the range's states took ~23 ms of PostgreSQL every 0.1 s, CPU taken from the workers and
     counted against the pipeline. Failures (dead letters, refused documents) are counted every 20 polls
     and at the end. With `lock_waits`, append at each poll how many backends of the bench database wait
@@ -131,8 +147,8 @@ def _poll(
     polls = 0
     while True:
         waiting_events, waiting_locks = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM ingest_rawevent WHERE aggregated_at IS NULL"
-            " AND dead_lettered_at IS NULL AND id BETWEEN %(low)s AND %(high)s)"
+            "SELECT EXISTS (SELECT 1 FROM ingest_aggregationbacklog"
+            " WHERE raw_id BETWEEN %(low)s AND %(high)s)"
             " OR EXISTS (SELECT 1 FROM ingest_indexbacklog WHERE raw_id BETWEEN %(low)s AND %(high)s), "
             "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock')",
@@ -300,7 +316,7 @@ def chunked_with_workers(
 
 def run(config: Config) -> list[Result]:
     """Measure the pipeline with one and two workers and its three baselines; return their figures."""
-    _sql("TRUNCATE ingest_rawevent")
+    _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
     ids = store_events(config.pipeline_events)
     timings: dict[str, Any] = {"chunked": 0.0, "two_workers": 0.0, "bulk": 0.0, "upsert": 0.0}
     once: dict[str, int] = {}

@@ -76,8 +76,7 @@ def main() -> None:
         services.process_chunk(event_ids=chunk, client_times=bounds)
     wall = time.perf_counter() - started
     pending = bench_pipeline._sql(
-        "SELECT (SELECT count(*) FROM ingest_rawevent WHERE aggregated_at IS NULL)"
-        " + (SELECT count(*) FROM ingest_indexbacklog)"
+        "SELECT (SELECT count(*) FROM ingest_aggregationbacklog) + (SELECT count(*) FROM ingest_indexbacklog)"
     )[0][0]
     print(f"{len(ids)} events in chunks of {size}: {wall:.2f} s, {len(ids) / wall:,.0f} events/s in process")
     print(f"{pending} events left unprocessed")

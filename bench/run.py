@@ -117,7 +117,7 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   worker processes; the indexing each stored batch queues runs after, not timed). Baseline: `COPY … FROM
   STDIN (FORMAT binary)` of the baseline's files into the emptied table, one transaction per day, same
   indexes. Both round trips are checked before anything is reported: the table's row count and an MD5
-  over every archived column of every row (`aggregated_at` as counted or not) equal the originals'.
+  over every archived column of every row (whether it was counted, too) equal the originals'.
   Archive and replay have no goal: the issue gives none; COPY is the floor of what the database itself
   costs, and the ratio shows what the Parquet encoding (archive) and conform plus the idempotent
   insert and Celery (replay) add to it.

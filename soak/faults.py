@@ -73,7 +73,8 @@ def kill_worker_mid_chunk(ctx: FaultContext, *, service: str, event: str, timeou
         waiting = _wait(lambda: _blocked_worker(watcher), timeout, "a worker blocked mid-chunk")
         index = int(waiting["application_name"].rsplit("-", 1)[1])
         claimed = watcher.execute(
-            f"SELECT id FROM {ctx.tables['raw']} WHERE xmax::text = %s",
+            # The claim deletes the chunk's backlog rows: others still see them, with its xid as xmax.
+            f"SELECT raw_id FROM {ctx.tables['aggregation_backlog']} WHERE xmax::text = %s",
             (waiting["backend_xid"],),
         ).fetchall()
         ctx.say(
@@ -85,7 +86,7 @@ def kill_worker_mid_chunk(ctx: FaultContext, *, service: str, event: str, timeou
         _wait(lambda: not _backend_alive(watcher, waiting["pid"]), 30, "the killed worker's backend to end")
         claimed_ids = [row[0] for row in claimed]
         still_unaggregated = watcher.execute(
-            f"SELECT count(*) FROM {ctx.tables['raw']} WHERE id = ANY(%s) AND aggregated_at IS NULL",
+            f"SELECT count(*) FROM {ctx.tables['aggregation_backlog']} WHERE raw_id = ANY(%s)",
             (claimed_ids,),
         ).fetchone()[0]
     replacement = ctx.workers.start()
@@ -162,8 +163,9 @@ class ElasticsearchOutage:
         with psycopg.connect(self._ctx.instances.conninfo(self._ctx.database), autocommit=True) as conn:
             backlog = conn.execute(
                 # Events awaiting their index: those awaiting aggregation (indexed with it) and the backlog.
-                f"SELECT (SELECT count(*) FROM {self._ctx.tables['raw']} WHERE aggregated_at IS NULL"
-                " AND dead_lettered_at IS NULL AND index_rejected_at IS NULL)"
+                f"SELECT (SELECT count(*) FROM {self._ctx.tables['raw']} r"
+                f" JOIN {self._ctx.tables['aggregation_backlog']} b ON b.raw_id = r.id"
+                " WHERE r.index_rejected_at IS NULL)"
                 f" + (SELECT count(*) FROM {self._ctx.tables['index_backlog']})"
             ).fetchone()[0]
         detail = {

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.db.models.fields.json import KT
 from elasticsearch import Elasticsearch, helpers
 
@@ -36,12 +36,14 @@ _CLAIM_TRIGGER = "soak_claim_ledger"
 def claim_ledger_install() -> None:
     """Record every committed claim of a raw event (the soak's instrument; never part of the portal).
 
-    The pipeline marks exactly the rows its claim statement locked, in the claim's transaction (`UPDATE …
-    SET aggregated_at`), so a row trigger on that column sees each claim once, and only if it commits.
+    The pipeline claims exactly the rows its claim statement locked by deleting them from the aggregation
+    backlog, in the claim's transaction, so a row trigger on that delete sees each claim once, and only if
+    it commits. Dead-lettering deletes a row too, but never one a claim took (it deletes what is still
+    there): an event in the ledger twice was taken out of the backlog twice.
     """
-    from apps.ingest.models import RawEvent
+    from apps.ingest.models import AggregationBacklog
 
-    raw = connection.ops.quote_name(RawEvent._meta.db_table)
+    backlog = connection.ops.quote_name(AggregationBacklog._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS {CLAIM_LEDGER} (raw_id bigint NOT NULL, worker text NOT NULL,"
@@ -50,22 +52,22 @@ def claim_ledger_install() -> None:
         cursor.execute(
             f"CREATE OR REPLACE FUNCTION {CLAIM_LEDGER}_record() RETURNS trigger LANGUAGE plpgsql AS $$"
             f" BEGIN INSERT INTO {CLAIM_LEDGER} (raw_id, worker)"
-            " VALUES (NEW.id, current_setting('application_name')); RETURN NULL; END $$"
+            " VALUES (OLD.raw_id, current_setting('application_name')); RETURN NULL; END $$"
         )
-        cursor.execute(f"DROP TRIGGER IF EXISTS {_CLAIM_TRIGGER} ON {raw}")
+        cursor.execute(f"DROP TRIGGER IF EXISTS {_CLAIM_TRIGGER} ON {backlog}")
         cursor.execute(
-            f"CREATE TRIGGER {_CLAIM_TRIGGER} AFTER UPDATE OF aggregated_at ON {raw} FOR EACH ROW"
-            f" WHEN (NEW.aggregated_at IS NOT NULL) EXECUTE FUNCTION {CLAIM_LEDGER}_record()"
+            f"CREATE TRIGGER {_CLAIM_TRIGGER} AFTER DELETE ON {backlog} FOR EACH ROW"
+            f" EXECUTE FUNCTION {CLAIM_LEDGER}_record()"
         )
 
 
 def claim_ledger_remove() -> None:
     """Drop the claim ledger and its trigger (tests: the test database outlives a test)."""
-    from apps.ingest.models import RawEvent
+    from apps.ingest.models import AggregationBacklog
 
-    raw = connection.ops.quote_name(RawEvent._meta.db_table)
+    backlog = connection.ops.quote_name(AggregationBacklog._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TRIGGER IF EXISTS {_CLAIM_TRIGGER} ON {raw}")
+        cursor.execute(f"DROP TRIGGER IF EXISTS {_CLAIM_TRIGGER} ON {backlog}")
         cursor.execute(f"DROP FUNCTION IF EXISTS {CLAIM_LEDGER}_record()")
         cursor.execute(f"DROP TABLE IF EXISTS {CLAIM_LEDGER}")
 
@@ -129,12 +131,12 @@ class Reconciliation:
 def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]:
     """Return (stored, pending aggregation, pending index, documents): cheap counts to poll before a full
     reconciliation."""
-    from apps.ingest.models import AWAITING_INDEX, RawEvent
+    from apps.ingest.models import AWAITING_AGGREGATION, AWAITING_INDEX, RawEvent
 
     connections.close_all()  # PostgreSQL may have restarted since the last query
     counts = RawEvent.objects.aggregate(
         stored=Count("id"),
-        unaggregated=Count("id", filter=Q(aggregated_at__isnull=True)),
+        unaggregated=Count("id", filter=AWAITING_AGGREGATION),
         unindexed=Count("id", filter=AWAITING_INDEX),
     )
     es.indices.refresh(index=alias)
@@ -158,12 +160,13 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
 
     rows = list(
         RawEvent.objects.with_awaiting_index()
+        .with_aggregated()
         .annotate(duration=KT(f"properties__{NUMERIC_PROP}"))
         .values_list(
             "service",
             "event_id",
             "event",
-            "aggregated_at",
+            "aggregated",
             "awaiting_index",
             "dead_lettered_at",
             "index_rejected_at",
@@ -178,9 +181,9 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
     result.stored = len(stored)
     result.stored_unacknowledged = len(stored - ledger.acknowledged)
     duplicated = sum(n - 1 for n in keys.values() if n > 1)
-    aggregated = {(s, str(e)) for s, e, _, agg, *_ in rows if agg is not None}
+    aggregated = {(s, str(e)) for s, e, _, agg, *_ in rows if agg}
     result.aggregated = len(aggregated)
-    result.pending_aggregation = sum(1 for r in rows if r[3] is None and r[5] is None)
+    result.pending_aggregation = sum(1 for r in rows if not r[3] and r[5] is None)
     result.pending_index = sum(1 for r in rows if r[4])
     result.dead_lettered = sum(1 for r in rows if r[5] is not None)
     result.index_rejected = sum(1 for r in rows if r[6] is not None)

@@ -152,7 +152,7 @@ class Run:
 
     def faults(self) -> list[FaultRecord]:
         """Break things in turn, with steady traffic before, between and after."""
-        from apps.ingest.models import IndexBacklog, RawEvent
+        from apps.ingest.models import AggregationBacklog, IndexBacklog, RawEvent
         from apps.metrics.models import RollupCount
 
         ctx = FaultContext(
@@ -162,6 +162,7 @@ class Run:
             tables={
                 "raw": RawEvent._meta.db_table,
                 "index_backlog": IndexBacklog._meta.db_table,
+                "aggregation_backlog": AggregationBacklog._meta.db_table,
                 "rollup_count": RollupCount._meta.db_table,
             },
             clock=self.clock,

@@ -387,3 +387,14 @@ def sign_in(page, base_url: str, username: str, password: str = "correct-horse-b
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/")
+
+
+@pytest.fixture
+def database_traces(settings):
+    """Trace reads on the database backend (the raw rows are the index)."""
+    from apps.traces.search import _backend_for
+
+    settings.TRACE_BACKEND = "apps.traces.search.database.DatabaseTraceBackend"
+    _backend_for.cache_clear()
+    yield
+    _backend_for.cache_clear()

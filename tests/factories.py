@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import factory
 
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
-from apps.ingest.models import ApiKey, RawEvent, Service
+from apps.ingest.models import AggregationBacklog, ApiKey, RawEvent, Service
 
 T0 = datetime(2026, 11, 20, 9, 15, 30, tzinfo=UTC)
 
@@ -49,6 +49,7 @@ class RawEventFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = RawEvent
+        skip_postgeneration_save = True
 
     event_id = factory.LazyFunction(uuid.uuid4)
     service = "search-api"
@@ -58,3 +59,11 @@ class RawEventFactory(factory.django.DjangoModelFactory):
     received_at = T0
     client_timestamp = factory.SelfAttribute("timestamp")  # sent with no clock skew
     api_key = factory.SubFactory(ApiKeyFactory)
+
+    @factory.post_generation
+    def awaiting_aggregation(self, create: bool, extracted: bool | None, **kwargs) -> None:
+        """In the aggregation backlog, as ingestion leaves it (`awaiting_aggregation=False`: counted)."""
+        if create and extracted is not False:
+            AggregationBacklog.objects.create(
+                raw_id=self.pk, client_timestamp=self.client_timestamp, received_at=self.received_at
+            )

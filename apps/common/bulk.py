@@ -83,22 +83,27 @@ def bulk_insert_json(
             return bulk_insert(model, columns, rows, conflict=conflict, update=update, returning=returning)
     if not rows:
         return []
-    sql = _json_insert_sql(model, tuple(columns), tuple(conflict), update, returning)
-    document = msgspec.json.encode(rows).decode()
+    sql = json_insert_sql(model, tuple(columns), tuple(conflict), update, returning)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [document])
+        cursor.execute(sql, [json_rows(rows)])
         return [r[0] for r in cursor.fetchall()] if returning else []
 
 
+def json_rows(rows: Sequence[Sequence[Any]]) -> str:
+    """Return the parameter of a json_insert_sql statement: the rows as one JSON array of arrays."""
+    return msgspec.json.encode(rows).decode()
+
+
 @functools.cache
-def _json_insert_sql(
+def json_insert_sql(
     model: type[Model],
     columns: tuple[str, ...],
     conflict: tuple[str, ...],
     update: str | None,
-    returning: str | None,
+    returning: str | tuple[str, ...] | None,
 ) -> str:
-    """Return the INSERT … SELECT that reads each row of a JSON array of arrays (PostgreSQL only)."""
+    """Return the INSERT … SELECT that reads each row of a JSON array of arrays (PostgreSQL only), to be
+    run with json_rows; `returning` names one column or several."""
     fields = [model._meta.get_field(name) for name in columns]
     head, tail = _statement_ends(model, fields, conflict=conflict, update=update, returning=returning)
     values = ", ".join(
@@ -114,7 +119,7 @@ def _statement_ends(
     *,
     conflict: Sequence[str],
     update: str | None,
-    returning: str | None,
+    returning: str | tuple[str, ...] | None,
 ) -> tuple[str, str]:
     """Return the INSERT's head (table and columns) and tail (ON CONFLICT, RETURNING)."""
     qn = connection.ops.quote_name
@@ -127,5 +132,8 @@ def _statement_ends(
         else ""
     )
     head = f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
-    tail = f" ON CONFLICT {target}{action}" + (f" RETURNING {qn(returning)}" if returning else "")
+    returned = (returning,) if isinstance(returning, str) else returning or ()
+    tail = f" ON CONFLICT {target}{action}" + (
+        f" RETURNING {', '.join(qn(name) for name in returned)}" if returned else ""
+    )
     return head, tail

@@ -56,7 +56,7 @@ class RawEventAdmin(admin.ModelAdmin):
         "level",
         "user_id",
         "correlation_id",
-        "aggregated_at",
+        "aggregated",
         "awaiting_index",
         "dead_lettered_at",
     )
@@ -73,7 +73,11 @@ class RawEventAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_awaiting_index()
+        return super().get_queryset(request).with_awaiting_index().with_aggregated()
+
+    @admin.display(boolean=True, description="aggregated")
+    def aggregated(self, event: RawEvent) -> bool:
+        return event.aggregated
 
     @admin.display(boolean=True, description="awaiting index")
     def awaiting_index(self, event: RawEvent) -> bool:

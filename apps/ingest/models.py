@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import models
+from django.db import connection, models
 
 from .conform import LEVELS, MAX_SKEW_CORRECTION, MAX_SPAN_ID_LENGTH, TYPES
 
@@ -153,9 +153,54 @@ class IndexBacklog(models.Model):
         return f"raw event {self.raw_id} awaiting its index"
 
 
-# Pipeline state, spelled out once: each query below, the partial indexes and the pipeline's SQL use these.
-AWAITING_AGGREGATION = models.Q(aggregated_at__isnull=True, dead_lettered_at__isnull=True)
-AWAITING_AGGREGATION_SQL = "aggregated_at IS NULL AND dead_lettered_at IS NULL"
+class AggregationBacklog(models.Model):
+    """A raw event still to be added to the rollups: the pipeline's aggregation state, kept apart from the raw
+    rows as IndexBacklog keeps the index state.
+
+    Ingestion writes a row here with each new raw event (in the INSERT's statement); the pipeline claims a
+    chunk by deleting its rows (`FOR UPDATE SKIP LOCKED`) in the statement that adds the chunk to the
+    rollups, and dead-lettering deletes one. So a claim never writes a new version of a wide raw row (an
+    entry in each of its indexes per event): a raw row with no row here is counted, or dead-lettered.
+    A row whose raw event is gone (purged, or dropped with its day) is deleted by the next claim of it.
+    """
+
+    # The raw event's id (no foreign key: the partitioned table has no primary key to point at).
+    raw_id = models.BigIntegerField(primary_key=True)
+    # The raw event's: reads of its row look in that day's partition only; the sweeper takes the oldest.
+    client_timestamp = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], name="aggregationbacklog_received")]
+
+    def __str__(self) -> str:
+        return f"raw event {self.raw_id} awaiting aggregation"
+
+
+class AggregationMark(models.Model):
+    """When some events of a UTC day (of event time) left aggregation: counted, or dead-lettered.
+
+    The archive's check that it holds a day as it is reads the day's last mark (a raw row no longer says
+    when it was counted). Each claim adds one mark per day of its chunk, so workers never wait on each
+    other's marks; retention keeps only the last mark of each day.
+    """
+
+    day = models.DateField()
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "marked_at"], name="aggregationmark_day")]
+
+    def __str__(self) -> str:
+        return f"events of {self.day} left aggregation at {self.marked_at}"
+
+
+# Pipeline state, spelled out once: each query below and the pipeline's SQL use these.
+AWAITING_AGGREGATION = models.Q(
+    models.Exists(AggregationBacklog.objects.filter(raw_id=models.OuterRef("pk")))
+)
+# Counted in the rollups: left aggregation, and not by being given up on.
+AGGREGATED = ~AWAITING_AGGREGATION & models.Q(dead_lettered_at__isnull=True)
 IN_INDEX_BACKLOG = models.Q(models.Exists(IndexBacklog.objects.filter(raw_id=models.OuterRef("pk"))))
 # Searchable soon: awaiting aggregation (indexed with it) unless refused by the index, or in the backlog.
 AWAITING_INDEX = (AWAITING_AGGREGATION & models.Q(index_rejected_at__isnull=True)) | IN_INDEX_BACKLOG
@@ -179,11 +224,18 @@ class RawEventQuerySet(models.QuerySet):
 
     def aggregated(self) -> "RawEventQuerySet":
         """Counted in the rollups: what rollups and raw-event series agree on."""
-        return self.filter(aggregated_at__isnull=False)
+        return self.filter(AGGREGATED)
 
     def done_with_aggregation(self) -> "RawEventQuerySet":
         """Aggregated or dead-lettered: nothing more will be added to the rollups from these."""
-        return self.exclude(AWAITING_AGGREGATION)
+        return self.filter(~AWAITING_AGGREGATION)
+
+    def with_aggregated(self) -> "RawEventQuerySet":
+        """Each event annotated `aggregated`: whether aggregated() holds it (one look-up in
+        AggregationBacklog per row)."""
+        return self.annotate(
+            aggregated=models.ExpressionWrapper(AGGREGATED, output_field=models.BooleanField())
+        )
 
     def dead_lettered(self) -> "RawEventQuerySet":
         return self.filter(dead_lettered_at__isnull=False)
@@ -262,9 +314,9 @@ class RawEvent(models.Model):
     parent_span_id = models.CharField(max_length=MAX_SPAN_ID_LENGTH, blank=True, default="", db_default="")
     duration_ms = models.FloatField(null=True, blank=True)
 
-    # Pipeline state. Rollups and the search index are tracked apart, so one never blocks the other: the
-    # index state of events already aggregated is in IndexBacklog.
-    aggregated_at = models.DateTimeField(null=True, blank=True)
+    # Pipeline state. Rollups and the search index are tracked apart, so one never blocks the other; the
+    # events awaiting aggregation are in AggregationBacklog, those aggregated awaiting their index in
+    # IndexBacklog.
     aggregate_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     index_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     # Why processing failed last; set on dead-lettering too. Shown in the admin.
@@ -305,13 +357,18 @@ class RawEvent(models.Model):
                 name="rawevent_dead_lettered",
                 condition=models.Q(dead_lettered_at__isnull=False),
             ),
-            # The sweeper's look-up: a small partial index over the rows still to aggregate.
-            models.Index(
-                fields=["received_at"],
-                name="rawevent_unaggregated",
-                condition=AWAITING_AGGREGATION,
-            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.service}/{self.event} {self.event_id}"
+
+
+def condition_sql(condition: models.Q) -> str:
+    """Return a raw-event condition (a pipeline state) as SQL on `ingest_rawevent`, from the one definition
+    RawEventQuerySet uses, for statements written in SQL (its only parameters are integers, such as an
+    EXISTS's `SELECT 1`, written in as literals)."""
+    query = RawEvent.objects.filter(condition).query
+    sql, params = query.where.as_sql(query.get_compiler(connection=connection), connection)
+    if "%%" in sql or not all(isinstance(param, int) and not isinstance(param, bool) for param in params):
+        raise ValueError(f"a pipeline state's condition takes no parameters but integers: {sql} {params}")
+    return sql % tuple(str(int(param)) for param in params)

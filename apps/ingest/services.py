@@ -1,5 +1,6 @@
 """Writes for ingestion: services and keys, and storing a batch of conformed events in one statement."""
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
-from apps.common.bulk import bulk_insert_json
+from apps.common.bulk import bulk_insert_json, json_insert_sql, json_rows
 from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
 
 from .conform import SendContext, conform_event
@@ -19,6 +20,7 @@ from .models import (
     CLIENT_TIME_COLUMN,
     EVENT_COLUMNS,
     SPAN_COLUMNS,
+    AggregationBacklog,
     ApiKey,
     ClientTimeBounds,
     RawEvent,
@@ -191,16 +193,53 @@ _CLIENT_TIME = _INSERT_FIELDS.index(CLIENT_TIME_COLUMN)
 _NO_SPAN = ("", "", None)
 
 
-def raw_events_store(*, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[int]:
+def raw_events_store(
+    *, rows: Sequence[Sequence[Any]], columns: Sequence[str], pending: bool = True
+) -> list[int]:
     """Insert rows (tuples in `columns` order, distinct (service, event_id)) atomically, skipping events
-    already stored; return the new ids.
+    already stored, and put the new ones in the aggregation backlog unless not `pending` (replay's events
+    counted before they were archived); return the new ids.
 
     One table (SQLite): ON CONFLICT on the (service, event_id) key. Partitioned by client day (PostgreSQL):
     ON CONFLICT DO NOTHING without a target, which uses the unique (service, event_id) index of the
-    partition each row goes to, the one its original went to (apps/ingest/partitions.py).
+    partition each row goes to, the one its original went to (apps/ingest/partitions.py); the backlog rows
+    are written by the same statement, from what the INSERT returned.
     """
-    conflict = ("service", "event_id") if connection.vendor != "postgresql" else ()
-    return bulk_insert_json(RawEvent, columns, rows, conflict=conflict, returning="id")
+    if not rows:
+        return []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_store_sql(tuple(columns), pending), [json_rows(rows)])
+            return [r[0] for r in cursor.fetchall()]
+    with transaction.atomic():
+        stored_ids = bulk_insert_json(
+            RawEvent, columns, rows, conflict=("service", "event_id"), returning="id"
+        )
+        if pending:
+            backlog = RawEvent.objects.filter(pk__in=stored_ids).values_list(
+                "pk", CLIENT_TIME_COLUMN, "received_at"
+            )
+            AggregationBacklog.objects.bulk_create(
+                [AggregationBacklog(raw_id=pk, client_timestamp=t, received_at=r) for pk, t, r in backlog],
+                batch_size=500,
+            )
+    return stored_ids
+
+
+# What the stored rows give the aggregation backlog, in its columns' order.
+_BACKLOG_COLUMNS = ("id", CLIENT_TIME_COLUMN, "received_at")
+
+
+@functools.cache
+def _store_sql(columns: tuple[str, ...], pending: bool) -> str:
+    insert = json_insert_sql(RawEvent, columns, (), None, _BACKLOG_COLUMNS if pending else "id")
+    if not pending:
+        return insert
+    backlog = AggregationBacklog._meta.db_table
+    return (
+        f"WITH stored AS ({insert}), backlog AS (INSERT INTO {backlog}"
+        f" (raw_id, {CLIENT_TIME_COLUMN}, received_at) SELECT * FROM stored) SELECT id FROM stored"
+    )
 
 
 def _announce_stored(stored_ids: list[int], client_times: ClientTimeBounds) -> None:

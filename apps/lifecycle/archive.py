@@ -18,11 +18,11 @@ from operator import itemgetter
 
 import pyarrow as pa
 from django.conf import settings
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Exists, Max, Q, QuerySet
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AggregationMark, RawEvent
 
 from .archive_layout import (
     DATABASE_FIELDS,
@@ -91,6 +91,7 @@ def day_archive(*, archive: Archive, day: date, now: datetime | None = None) -> 
     rows = (
         RawEvent.objects.since(start)
         .filter(timestamp__lt=end)
+        .with_aggregated()
         .order_by("service", "timestamp", "event_id")
         .values_list(*DATABASE_FIELDS)
         .iterator(chunk_size=READ_CHUNK)
@@ -210,17 +211,20 @@ def days_in_database(*, end: datetime, start: datetime | None = None) -> list[Da
             rows=Count("id"),
             max_id=Max("id"),
             last_received=Max("received_at"),
-            last_aggregated=Max("aggregated_at"),
         )
         .order_by("day")
     )
+    marks = AggregationMark.objects.filter(day__lt=end.astimezone(UTC).date() + timedelta(days=1))
+    if start is not None:
+        marks = marks.filter(day__gte=start.astimezone(UTC).date())
+    last_marked = dict(marks.values("day").annotate(last=Max("marked_at")).values_list("day", "last"))
     return [
         DayInDatabase(
             day=row["day"].date(),
             rows=row["rows"],
             max_id=row["max_id"],
             last_received=row["last_received"],
-            last_aggregated=row["last_aggregated"],
+            last_aggregated=last_marked.get(row["day"].date()),
         )
         for row in stats
     ]
@@ -277,9 +281,12 @@ def retention_scope(*, before: datetime) -> RetentionScope | None:
             continue
         start, end = day_range(held.day)
         settled = datetime.fromisoformat(marker["archived_at"]) - SETTLE
+        # Checked again by the DELETE itself: a claim or dead-lettering committed since the check marks
+        # the day, and keeps it whole (one still running leaves its events in the backlog: kept).
+        marked_since = AggregationMark.objects.filter(day=held.day, marked_at__gte=settled)
         scope.held |= Q(
             timestamp__gte=start, timestamp__lt=end, pk__lte=int(marker["max_id"]), received_at__lt=settled
-        ) & (Q(aggregated_at__isnull=True) | Q(aggregated_at__lt=settled))
+        ) & ~Q(Exists(marked_since))
     return scope
 
 

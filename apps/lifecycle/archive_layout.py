@@ -73,7 +73,8 @@ WRITE_OPTIONS = {
 }
 
 # The database fields an archive row is made of, in this order (`id` first: not archived, but counted).
-DATABASE_FIELDS = ("id", *EVENT_COLUMNS, *SPAN_COLUMNS, "aggregated_at", CLIENT_TIME_COLUMN)
+# `aggregated` is RawEventQuerySet.with_aggregated's annotation.
+DATABASE_FIELDS = ("id", *EVENT_COLUMNS, *SPAN_COLUMNS, "aggregated", CLIENT_TIME_COLUMN)
 # Columns older archive files lack, and what they mean there: a value, or (COPIED_COLUMNS) another column's.
 ADDED_COLUMNS = {"span_id": "", "parent_span_id": "", "duration_ms": None}
 COPIED_COLUMNS = {"client_timestamp": "timestamp"}
@@ -93,7 +94,7 @@ def archive_row(values: Sequence[Any]) -> ArchiveRow:
     (_, event_id, service, stage, kind, event, timestamp, received_at, user_id, cid, level, message) = values[
         :12
     ]
-    properties, notes, ingest_node, span_id, parent_span_id, duration_ms, aggregated_at, client_time = values[
+    properties, notes, ingest_node, span_id, parent_span_id, duration_ms, aggregated, client_time = values[
         12:
     ]
     return (
@@ -114,7 +115,7 @@ def archive_row(values: Sequence[Any]) -> ArchiveRow:
         span_id or "",
         parent_span_id or "",
         duration_ms,
-        aggregated_at is not None,
+        bool(aggregated),
         client_time,
     )
 

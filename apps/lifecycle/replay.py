@@ -46,8 +46,10 @@ OTHER_REASONS = "(other reasons)"
 # The archive's columns with nulls allowed: files written by other tools are read, and their nulls refused
 # row by row rather than the whole file.
 _READABLE = pa.schema([f.with_nullable(True) for f in SCHEMA])
-# What a replayed row stores: the archived event's columns (as archive_layout reads them) but its id.
-_INSERT_FIELDS = DATABASE_FIELDS[1:]
+# What a replayed row stores: the archived event's columns (as archive_layout reads them) but its id and
+# whether it was counted (which says whether it goes in the aggregation backlog).
+_COUNTED = DATABASE_FIELDS.index("aggregated") - 1
+_INSERT_FIELDS = tuple(name for name in DATABASE_FIELDS[1:] if name != "aggregated")
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,13 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
     if not to_store:
         return
     with transaction.atomic():
-        stored_ids = raw_events_store(rows=to_store, columns=_INSERT_FIELDS)
-        # Counted before they were archived, so not indexed with an aggregation: the index backlog has them.
-        index_backlog_add(RawEvent.objects.filter(pk__in=stored_ids).aggregated(), bounds=None)
+        stored_ids: list[int] = []
+        for counted in (True, False):
+            rows_of = [row[:_COUNTED] + row[_COUNTED + 1 :] for row in to_store if row[_COUNTED] is counted]
+            stored = raw_events_store(rows=rows_of, columns=_INSERT_FIELDS, pending=not counted)
+            if counted:  # so not indexed with an aggregation: the index backlog has them
+                index_backlog_add(RawEvent.objects.filter(pk__in=stored), bounds=None)
+            stored_ids.extend(stored)
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)
     if stored_ids:
@@ -274,9 +280,9 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         canonical.get("span_id", ""),
         canonical.get("parent_span_id", ""),
         canonical.get("duration_ms"),
-        # Counted in the rollups before it was archived: counted still. The archive keeps whether, not
-        # when; the received time is the earliest it can have been.
-        received_at if aggregated else None,
+        # Counted in the rollups before it was archived: counted still (stored out of the aggregation
+        # backlog); taken out of the row before it is stored.
+        bool(aggregated),
         # As first sent, not as conform reads the archived (corrected) time: the event's partition and
         # idempotency key are those of the copy that may still be stored.
         client_timestamp,

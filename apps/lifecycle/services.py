@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
@@ -19,8 +19,9 @@ from apps.common.jsonfields import PropertyText
 from apps.ingest import partitions
 from apps.ingest.conform import ALIASES
 from apps.ingest.models import (
-    AWAITING_AGGREGATION,
     CLIENT_TIME_COLUMN,
+    AggregationBacklog,
+    AggregationMark,
     IndexBacklog,
     RawEvent,
     client_time_bounds,
@@ -80,6 +81,7 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         with transaction.atomic():
             report.raw_events_deleted += _by_id(batch).delete()[0]
             index_backlog_forget([pk for pk, _ in batch])
+    _marks_compact()
     report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
     if archived is not None:
         report.raw_events_kept_unarchived = old.done_with_aggregation().count()
@@ -92,6 +94,12 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         )
     logger.info("retention: %s", report)
     return report
+
+
+def _marks_compact() -> None:
+    """Keep only the last aggregation mark of each day: the only one the archive's check reads."""
+    later = AggregationMark.objects.filter(day=OuterRef("day"), marked_at__gt=OuterRef("marked_at"))
+    AggregationMark.objects.filter(Exists(later)).delete()
 
 
 def _by_id(rows: list[tuple[int, datetime | None]]) -> QuerySet[RawEvent]:
@@ -112,15 +120,18 @@ def _drop_whole_days(report: RetentionReport, *, held: Q | None) -> None:
         if end > report.raw_cutoff:
             break
         on_day = RawEvent.objects.filter(client_timestamp__gte=start, client_timestamp__lt=end)
-        not_yet = Q(AWAITING_AGGREGATION) | Q(timestamp__gte=report.raw_cutoff)
-        kept = on_day.filter(not_yet if held is None else not_yet | ~held)
+        # The backlog rows of the day's client times are those of its partition's events: read from the
+        # backlog, not with an EXISTS per row of the day.
+        awaiting = AggregationBacklog.objects.filter(client_timestamp__gte=start, client_timestamp__lt=end)
+        later = Q(timestamp__gte=report.raw_cutoff)
+        kept = on_day.filter(later if held is None else later | ~held)
         try:
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'")
                     # Held from the check to the drop, so no row arrives in between; DETACH needs it anyway.
                     cursor.execute(f"LOCK TABLE {quote(partitions.PARENT)} IN ACCESS EXCLUSIVE MODE")
-                if kept.exists():
+                if awaiting.exists() or kept.exists():
                     continue
                 partitions.partition_detach(name)
                 # The day's events awaiting their index go with it (a client time of the day: in it).
@@ -216,13 +227,22 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
                 "stage",
                 "user_id",
                 "properties",
-                "aggregated_at",
+                "dead_lettered_at",
             )
         )
-        aggregated = [ev for ev in events if ev.aggregated_at is not None]
+        ids = [ev.pk for ev in events]
+        # Locked too, so no worker claims one of these events meanwhile (its claim skips them); a claim
+        # that came first has committed when this returns, and its events are no longer here: counted.
+        awaiting = set(
+            AggregationBacklog.objects.select_for_update()
+            .filter(raw_id__in=ids)
+            .values_list("raw_id", flat=True)
+        )
+        aggregated = [ev for ev in events if ev.pk not in awaiting and ev.dead_lettered_at is None]
         if events:
             report.raw_events_deleted = _by_id([(ev.pk, ev.client_timestamp) for ev in events]).delete()[0]
-            index_backlog_forget([ev.pk for ev in events])
+            index_backlog_forget(ids)
+            AggregationBacklog.objects.filter(raw_id__in=list(awaiting)).delete()
         deltas = deltas_for(aggregated)
         report.rollup_buckets_corrected = _subtract(deltas)
         remaining = _remaining(deltas)

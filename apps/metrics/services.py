@@ -4,6 +4,7 @@ The caller (the pipeline) runs this in the same transaction that marks the event
 deltas are added exactly once even when a worker dies half-way.
 """
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from django.db import connection, transaction
 from apps.common.bulk import bulk_insert
 from apps.common.dbtypes import id_array
 from apps.common.jsonfields import MAX_SUMMABLE
+from apps.ingest.models import AGGREGATED, condition_sql
 
 from . import buckets
 from .models import DETAIL_GRANULARITIES, GRANULARITIES, HLL_PARAMS, RollupCount, RollupNumeric, RollupUser
@@ -184,13 +186,14 @@ _ROLLUP_CTES = f"""
 ROLLUP_CHUNK_COLUMNS = 'id, event, service, stage, "timestamp", user_id, properties'
 
 
-def rollups_statement(chunk: str, *also: str) -> str:
+def rollups_statement(chunk: str, *also: str, before: str | None = None) -> str:
     """Return one statement that adds the events `chunk` yields to every rollup table and answers their
     count: `chunk` is a SELECT, or an UPDATE … RETURNING, of at least ROLLUP_CHUNK_COLUMNS. `also` are
-    more CTEs (`name AS (…)`) run in the same statement, which may read `chunk`. Its parameters are
-    `rollup_params()` and those of `chunk` and `also` (PostgreSQL only)."""
+    more CTEs (`name AS (…)`) run in the same statement, which may read `chunk`; `before` is one that
+    `chunk` may read. Its parameters are `rollup_params()` and those of the CTEs (PostgreSQL only)."""
     ctes = "".join(f"{cte}, " for cte in also)
-    return _one_line(f"WITH chunk AS MATERIALIZED ({chunk}), {ctes}{_ROLLUP_CTES}")
+    first = f"{before}, " if before else ""
+    return _one_line(f"WITH {first}chunk AS MATERIALIZED ({chunk}), {ctes}{_ROLLUP_CTES}")
 
 
 def rollup_params() -> dict[str, Any]:
@@ -226,15 +229,20 @@ _DROP_SKETCHES = _one_line(f"""{_SKETCH_KEYS}
     DELETE FROM metrics_rollupsketch t USING keys k
     WHERE (t.granularity, t.event, t.bucket_start, t.service, t.stage)
         = (k.granularity, k.event, k.bucket_start, k.service, k.stage)""")
-_BUILD_SKETCHES = _one_line(f"""{_SKETCH_KEYS}
+
+
+@functools.cache
+def _build_sketches_sql() -> str:
+    return _one_line(f"""{_SKETCH_KEYS}
     INSERT INTO metrics_rollupsketch (granularity, event, bucket_start, service, stage, users)
     SELECT k.granularity, k.event, k.bucket_start, k.service, k.stage,
-        hll_add_agg(hll_hash_text(r.user_id), {HLL_PARAMS})
-    FROM keys k JOIN ingest_rawevent r
-        ON r.event = k.event AND r.service = k.service AND r.stage = k.stage
-        AND r."timestamp" >= k.bucket_start
-        AND r."timestamp" < k.bucket_start + ('1 ' || k.granularity)::interval
-    WHERE r.aggregated_at IS NOT NULL AND r.user_id <> ''
+        hll_add_agg(hll_hash_text(ingest_rawevent.user_id), {HLL_PARAMS})
+    FROM keys k JOIN ingest_rawevent
+        ON ingest_rawevent.event = k.event AND ingest_rawevent.service = k.service
+        AND ingest_rawevent.stage = k.stage
+        AND ingest_rawevent."timestamp" >= k.bucket_start
+        AND ingest_rawevent."timestamp" < k.bucket_start + ('1 ' || k.granularity)::interval
+    WHERE ({condition_sql(AGGREGATED)}) AND ingest_rawevent.user_id <> ''
     GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""")
 
 
@@ -254,5 +262,5 @@ def sketches_rebuild(*, keys: Iterable[BucketKey]) -> int:
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_DROP_SKETCHES, params)
-        cursor.execute(_BUILD_SKETCHES, params)
+        cursor.execute(_build_sketches_sql(), params)
     return len(keys)

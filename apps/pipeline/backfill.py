@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from apps.ingest.models import RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
 
-from .services import index_backlog_add
+from .services import aggregation_backlog_add, index_backlog_add
 
 
 def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -24,7 +24,8 @@ def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 def rollups_reset(*, start: datetime, end: datetime) -> int:
-    """Delete the rollups of [start, end) and mark its events unaggregated, in one transaction.
+    """Delete the rollups of [start, end) and put its events back in the aggregation backlog, in one
+    transaction.
 
     Return how many events were taken out of the rollups (they are aggregated again).
     """
@@ -32,7 +33,7 @@ def rollups_reset(*, start: datetime, end: datetime) -> int:
         for model in (RollupCount, RollupNumeric, RollupUser, RollupSketch):
             model.objects.filter(bucket_start__gte=start, bucket_start__lt=end).delete()
         # What was counted is counted again; dead letters (never counted) stay given up on.
-        return RawEvent.objects.aggregated().since(start).filter(timestamp__lt=end).update(aggregated_at=None)
+        return aggregation_backlog_add(RawEvent.objects.aggregated().since(start).filter(timestamp__lt=end))
 
 
 def index_reset(*, start: datetime, end: datetime) -> int:

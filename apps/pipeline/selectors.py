@@ -34,9 +34,9 @@ def pipeline_health(*, now: datetime) -> PipelineHealth:
         .values_list("minute", "n")
     )
     per_minute = [(m, received.get(m, 0)) for m in (first_minute + timedelta(minutes=i) for i in range(60))]
-    # The partial index the sweeper uses (rawevent_unaggregated), then the index backlog: together what
-    # RawEvent.objects.awaiting_index() holds (events awaiting aggregation are indexed with it), read from
-    # the two small sets rather than with its OR over the whole table.
+    # The two backlogs, each read from its own small table (joined to the raw rows by id): together what
+    # RawEvent.objects.awaiting_index() holds (events awaiting aggregation are indexed with it), rather
+    # than its OR over the whole table.
     unaggregated = RawEvent.objects.awaiting_aggregation().aggregate(
         n=Count("id"),
         oldest=Min("received_at"),

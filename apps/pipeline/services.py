@@ -1,9 +1,9 @@
 """The pipeline's work: claim raw events, add them to the rollups exactly once, make them searchable.
 
-Rollups and indexing are tracked apart (`aggregated_at`; the index backlog of events aggregated before
-their search bulk came back, `IndexBacklog`), so a down search cluster never blocks the rollups and
-re-indexing never touches a count. `process_chunk` does both at once: the search
-bulk runs in a thread while the rollups are written and committed.
+Rollups and indexing are tracked apart (the events still to aggregate, `AggregationBacklog`; the index
+backlog of events aggregated before their search bulk came back, `IndexBacklog`), so a down search
+cluster never blocks the rollups and re-indexing never touches a count. `process_chunk` does both at once:
+the search bulk runs in a thread while the rollups are written and committed.
 """
 
 import functools
@@ -12,29 +12,31 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
-from django.db.models.functions import Left
+from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models.functions import Left, TruncDate
 from django.utils import timezone
 
 from apps.common.dbtypes import id_array
 from apps.common.errors import BackendUnavailable
 from apps.ingest.models import (
     AWAITING_AGGREGATION,
-    AWAITING_AGGREGATION_SQL,
     AWAITING_INDEX,
     CLIENT_TIME_COLUMN,
     WITHIN_CLIENT_TIMES_SQL,
+    AggregationBacklog,
+    AggregationMark,
     ClientTimeBounds,
     IndexBacklog,
     RawEvent,
     client_time_bounds,
+    condition_sql,
     within_client_times,
 )
 from apps.metrics.services import (
@@ -183,9 +185,9 @@ def _decoded(values: Sequence[Any]) -> list[Any]:
 
 @functools.cache
 def _pending_sql(aggregation: bool, *, bounded: bool) -> str:
-    awaiting_index = _condition_sql(AWAITING_INDEX)
+    awaiting_index = condition_sql(AWAITING_INDEX)
     waiting = (
-        f"({awaiting_index}) OR ({_condition_sql(AWAITING_AGGREGATION)})" if aggregation else awaiting_index
+        f"({awaiting_index}) OR ({condition_sql(AWAITING_AGGREGATION)})" if aggregation else awaiting_index
     )
     # event_id as text: PostgreSQL writes it out faster than Python's UUID makes its string (the documents
     # hold it as text).
@@ -199,16 +201,6 @@ def _pending_sql(aggregation: bool, *, bounded: bool) -> str:
         f"{f' AND {WITHIN_CLIENT_TIMES_SQL}' if bounded else ''} AND ({waiting})"
         " ORDER BY id"
     )
-
-
-def _condition_sql(condition: Q) -> str:
-    """Return a pipeline state's condition as SQL, from the one definition RawEventQuerySet uses (its only
-    parameters are integers, such as an EXISTS's `SELECT 1`, written in as literals)."""
-    query = RawEvent.objects.filter(condition).query
-    sql, params = query.where.as_sql(query.get_compiler(connection=connection), connection)
-    if "%%" in sql or not all(isinstance(param, int) and not isinstance(param, bool) for param in params):
-        raise ValueError(f"a pipeline state's condition takes no parameters but integers: {sql} {params}")
-    return sql % tuple(str(int(param)) for param in params)
 
 
 class _Indexing:
@@ -251,6 +243,7 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     indexing = _Indexing()
     pending = pending_events(event_ids, client_times=client_times, on_rows=indexing.submit)
     if pending.bounds is None:
+        _orphans_forget(event_ids)
         skipped = len(event_ids)
         return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
     rows = pending.to_index
@@ -263,6 +256,14 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     result.indexed = _record_index_outcome(outcome, bounds=pending.bounds)
     result.indexed.skipped = len(event_ids) - len(rows)
     return result
+
+
+def _orphans_forget(event_ids: list[int]) -> None:
+    """Delete the aggregation backlog rows of these events whose raw rows are gone (the sweeper hands them
+    on, and a chunk with nothing to do never reaches the claim that would delete them)."""
+    AggregationBacklog.objects.filter(raw_id__in=event_ids).exclude(
+        raw_id__in=RawEvent.objects.filter(pk__in=event_ids).values("pk")
+    ).delete()
 
 
 def aggregate_chunk(*, event_ids: list[int], bounds: Bounds | None = None) -> ChunkOutcome:
@@ -302,9 +303,7 @@ def aggregate_chunk(*, event_ids: list[int], bounds: Bounds | None = None) -> Ch
 def _time_range(event_ids: list[int]) -> Bounds | None:
     """Return the client times of the chunk's events still to aggregate (None when there are none)."""
     moments = list(
-        RawEvent.objects.awaiting_aggregation()
-        .filter(pk__in=event_ids)
-        .values_list(CLIENT_TIME_COLUMN, flat=True)
+        AggregationBacklog.objects.filter(raw_id__in=event_ids).values_list(CLIENT_TIME_COLUMN, flat=True)
     )
     return client_time_bounds(moments) if moments else None
 
@@ -326,34 +325,40 @@ _BACKLOG_FROM_CHUNK = (
     " WHERE index_rejected_at IS NULL ON CONFLICT DO NOTHING)"
 )
 
-# One statement claims the chunk's events still to aggregate, skipping rows another worker holds (SKIP
-# LOCKED), by marking them aggregated; puts them in the index backlog (all but those the index refused for
-# good: their search bulk is still out, or may fail); and adds them to the rollups from what the claim
-# returned, without reading them again. The upserts run after the claim is complete (they read all of its
-# rows), so the busiest rows (a day's buckets, which every chunk adds to) stay locked from their upsert to
-# the commit only. The chunk's client times keep every read to its partitions.
+# A mark per UTC day of a rollup statement's `chunk` (see AggregationMark).
+_MARKS_FROM_CHUNK = (
+    f"marks AS (INSERT INTO {AggregationMark._meta.db_table} (day, marked_at)"
+    " SELECT DISTINCT (\"timestamp\" AT TIME ZONE 'UTC')::date, %(now)s FROM chunk)"
+)
+
+# One statement claims the chunk's events still to aggregate by deleting their rows from the aggregation
+# backlog, skipping rows another worker holds (SKIP LOCKED); reads those raw events (never updating them: a
+# new version of a wide row, with an entry in each of its indexes, per event); puts them in the index
+# backlog (all but those the index refused for good: their search bulk is still out, or may fail); marks
+# their days; and adds them to the rollups from what it read. The upserts run after the claim is complete
+# (they read all of its rows), so the busiest rows (a day's buckets, which every chunk adds to) stay locked
+# from their upsert to the commit only. The chunk's client times keep every read to its partitions.
 _CLAIM_INTO_ROLLUPS = rollups_statement(
-    "UPDATE ingest_rawevent SET aggregated_at = %(now)s"
-    " WHERE id IN (SELECT id FROM ingest_rawevent"
-    f" WHERE id = ANY(%(ids)s::bigint[]) AND {WITHIN_CLIENT_TIMES_SQL} AND {AWAITING_AGGREGATION_SQL}"
-    " ORDER BY id FOR UPDATE SKIP LOCKED)"
-    f" AND {WITHIN_CLIENT_TIMES_SQL}"
-    f" RETURNING {ROLLUP_CHUNK_COLUMNS}, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at",
+    f"SELECT {ROLLUP_CHUNK_COLUMNS}, {CLIENT_TIME_COLUMN}, received_at, index_rejected_at"
+    f" FROM ingest_rawevent WHERE id IN (SELECT raw_id FROM claimed) AND {WITHIN_CLIENT_TIMES_SQL}",
     _BACKLOG_FROM_CHUNK,
+    _MARKS_FROM_CHUNK,
+    before=(
+        f"claimed AS (DELETE FROM {AggregationBacklog._meta.db_table} WHERE raw_id IN (SELECT raw_id"
+        f" FROM {AggregationBacklog._meta.db_table} WHERE raw_id = ANY(%(ids)s::bigint[])"
+        " ORDER BY raw_id FOR UPDATE SKIP LOCKED) RETURNING raw_id)"
+    ),
 )
 
 
 def events_claim_into_rollups(event_ids: list[int], bounds: Bounds) -> int:
-    """Claim the chunk's events still to aggregate (skipping rows another worker holds), mark them
-    aggregated, put them in the index backlog and add them to the rollups; return how many. The caller's
-    transaction holds it all, so a chunk run twice, or by two workers, is counted once."""
+    """Claim the chunk's events still to aggregate (skipping rows another worker holds), take them out of
+    the aggregation backlog, put them in the index backlog, mark their days and add them to the rollups;
+    return how many. The caller's transaction holds it all, so a chunk run twice, or by two workers, is
+    counted once."""
+    now = timezone.now()
     if connection.vendor == "postgresql":
-        params = {
-            "now": timezone.now(),
-            "ids": id_array(event_ids),
-            **_bound_params(bounds),
-            **rollup_params(),
-        }
+        params = {"now": now, "ids": id_array(event_ids), **_bound_params(bounds), **rollup_params()}
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_INTO_ROLLUPS, params)
             return cursor.fetchone()[0]
@@ -365,11 +370,25 @@ def events_claim_into_rollups(event_ids: list[int], bounds: Bounds) -> int:
         .only(*_AGGREGATE_FIELDS)
         .order_by("pk")
     )
-    claimed = [event.pk for event in events]
-    RawEvent.objects.filter(pk__in=claimed).update(aggregated_at=timezone.now())
-    index_backlog_add(RawEvent.objects.filter(pk__in=claimed), bounds=bounds)
+    # Every id of the chunk: a backlog row whose raw event is gone goes too.
+    AggregationBacklog.objects.filter(raw_id__in=event_ids).delete()
+    claimed = RawEvent.objects.filter(pk__in=[event.pk for event in events])
+    index_backlog_add(claimed, bounds=bounds)
+    aggregation_days_mark(claimed, now=now)
     rollups_apply(deltas=deltas_for(events))
-    return len(claimed)
+    return len(events)
+
+
+def aggregation_days_mark(events: QuerySet[RawEvent], *, now: datetime) -> None:
+    """Mark the UTC days of these events as having events that left aggregation at `now`."""
+    days = set(events.annotate(day=TruncDate("timestamp", tzinfo=UTC)).values_list("day", flat=True))
+    AggregationMark.objects.bulk_create([AggregationMark(day=day, marked_at=now) for day in sorted(days)])
+
+
+def aggregation_backlog_add(events: QuerySet[RawEvent]) -> int:
+    """Put these events back in the aggregation backlog (those already there stay as they are); return how
+    many were not there."""
+    return _backlog_add(AggregationBacklog, events)
 
 
 def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:
@@ -378,17 +397,32 @@ def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> N
     events = events.filter(index_rejected_at__isnull=True)
     if bounds is not None:
         events = events.filter(within_client_times(bounds))
+    _backlog_add(IndexBacklog, events)
+
+
+def _backlog_add(backlog: type[AggregationBacklog] | type[IndexBacklog], events: QuerySet[RawEvent]) -> int:
+    """Write a backlog row (raw id, client time, received time) for each of these events not there yet;
+    return how many were written."""
     rows = events.values_list("pk", CLIENT_TIME_COLUMN, "received_at")
     if connection.vendor == "postgresql":
         try:
             sql, params = rows.query.sql_with_params()
         except EmptyResultSet:  # asked for none (an empty list of ids)
-            return
+            return 0
         with connection.cursor() as cursor:
-            cursor.execute(f"{_BACKLOG_INSERT} {sql} ON CONFLICT DO NOTHING", params)
-        return
-    backlog = [IndexBacklog(raw_id=pk, client_timestamp=moment, received_at=at) for pk, moment, at in rows]
-    IndexBacklog.objects.bulk_create(backlog, ignore_conflicts=True, batch_size=500)
+            cursor.execute(
+                f"INSERT INTO {backlog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at) {sql}"
+                " ON CONFLICT DO NOTHING",
+                params,
+            )
+            return cursor.rowcount
+    new = [backlog(raw_id=pk, client_timestamp=moment, received_at=at) for pk, moment, at in rows]
+    # SQLite's bulk insert with ignore_conflicts cannot tell what it skipped: count first.
+    there = set(
+        backlog.objects.filter(raw_id__in=[row.raw_id for row in new]).values_list("raw_id", flat=True)
+    )
+    backlog.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    return len(new) - len(there)
 
 
 def index_backlog_forget(event_ids: list[int]) -> None:
@@ -412,22 +446,22 @@ def _bound_params(bounds: Bounds) -> dict[str, datetime | None]:
 
 def _record_failure(event_id: int, reason: str, bounds: Bounds) -> int:
     """Count a failed attempt; dead-letter the event at the limit. Return 1 when it was dead-lettered."""
-    RawEvent.objects.filter(within_client_times(bounds), pk=event_id).update(
-        aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000]
-    )
-    dead = (
-        RawEvent.objects.awaiting_aggregation()
-        .filter(
-            within_client_times(bounds), pk=event_id, aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS
+    event = RawEvent.objects.filter(within_client_times(bounds), pk=event_id)
+    with transaction.atomic():
+        event.update(aggregate_attempts=F("aggregate_attempts") + 1, last_error=reason[:2000])
+        if not event.filter(aggregate_attempts__gte=settings.PIPELINE_MAX_ATTEMPTS).exists():
+            return 0
+        # Taken out of the backlog first: a worker that claimed it meanwhile counted it (nothing to do).
+        if not AggregationBacklog.objects.filter(raw_id=event_id).delete()[0]:
+            return 0
+        now = timezone.now()
+        event.update(
+            dead_lettered_at=now, last_error=f"dead-lettered after repeated failures: {reason}"[:2000]
         )
-        .update(
-            dead_lettered_at=timezone.now(),
-            last_error=f"dead-lettered after repeated failures: {reason}"[:2000],
-        )
-    )
-    if dead:  # no longer indexed with its aggregation: the backlog has it until a bulk stores it
-        index_backlog_add(RawEvent.objects.filter(pk=event_id), bounds=bounds)
-    return dead
+        aggregation_days_mark(event, now=now)
+        # No longer indexed with its aggregation: the backlog has it until a bulk stores it.
+        index_backlog_add(event, bounds=bounds)
+    return 1
 
 
 def index_chunk(*, event_ids: list[int]) -> ChunkOutcome:
@@ -484,10 +518,9 @@ def stale_event_ids(*, grace_seconds: int, limit: int) -> SweepOutcome:
     """
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     unaggregated = list(
-        RawEvent.objects.awaiting_aggregation()
-        .filter(received_at__lt=cutoff)
+        AggregationBacklog.objects.filter(received_at__lt=cutoff)
         .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("raw_id", flat=True)[:limit]
     )
     unindexed = list(
         IndexBacklog.objects.filter(received_at__lt=cutoff)

@@ -45,7 +45,7 @@ users = client.get("/api/v1/metrics/series", {
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"], "eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "backend": settings.TRACE_BACKEND, "ingest": ingest.json(), "again": again.json(),
-    "aggregated": RawEvent.objects.filter(aggregated_at__isnull=False).count(),
+    "aggregated": RawEvent.objects.aggregated().count(),
     "day_count": sum(RollupCount.objects.filter(granularity="day").values_list("count", flat=True)),
     "trail": [(e["type"], e["level"]) for e in trail["events"]],
     "series": {measure: {s["name"]: sum(p["v"] for p in s["points"]) for s in answer["series"]}
@@ -145,7 +145,8 @@ def test_idle_embedded_portal_does_not_log_itself_in_a_loop_and_sweeps_what_fail
         lambda: (
             query(
                 "SELECT COUNT(*) FROM ingest_rawevent"
-                " WHERE event = 'search_made' AND aggregated_at IS NOT NULL"
+                " WHERE event = 'search_made' AND dead_lettered_at IS NULL AND NOT EXISTS"
+                " (SELECT 1 FROM ingest_aggregationbacklog b WHERE b.raw_id = ingest_rawevent.id)"
             )
             == 1
         ),

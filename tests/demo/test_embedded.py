@@ -35,7 +35,7 @@ trail = client.get(f"/api/v1/traces/{line.correlation_id}").json()
 print(json.dumps({
     "first": first.getvalue(), "second": second.getvalue(), "stored": len(ids),
     "digest": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-    "unprocessed": RawEvent.objects.filter(aggregated_at__isnull=True).count()
+    "unprocessed": RawEvent.objects.awaiting_aggregation().count()
                    + RawEvent.objects.awaiting_index().count(),
     "completed": RawEvent.objects.filter(event="download_completed").count(),
     "series": [(s["kind"], sum(p["v"] for p in s["points"])) for s in series["series"]],

@@ -19,7 +19,7 @@ def test_a_worker_processes_the_seeded_traffic(clean_search_index, celery_worker
     stored = RawEvent.objects.count()
 
     def all_processed() -> bool:
-        return not RawEvent.objects.filter(aggregated_at__isnull=True).exists() and not (
+        return not RawEvent.objects.awaiting_aggregation().exists() and not (
             RawEvent.objects.awaiting_index().exists()
         )
 

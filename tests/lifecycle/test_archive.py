@@ -185,6 +185,34 @@ def test_a_day_that_changed_after_its_archive_is_kept_until_archived_again(
     ]
 
 
+def test_an_event_counted_after_its_days_archive_keeps_the_day_until_archived_again(
+    send_old, days, archive_dir, monkeypatch
+):
+    """The archive held the event as waiting; counted since (its day's mark says when), a replay would
+    count it again, so the day is not deleted until an archive holds it as counted."""
+    first, _ = days
+    send_old(
+        [{"service": "gateway", "event": "a", "timestamp": at(first, 1).isoformat()}],
+        received_at=at(first, 2),
+    )
+    [waiting] = send_old(
+        [{"service": "gateway", "event": "b", "timestamp": at(first, 4).isoformat()}],
+        received_at=at(first, 5),
+        pending=True,
+    )
+    assert run_beat_archive(monkeypatch) == [first.isoformat()]
+    assert process_chunk(event_ids=[waiting]).aggregated.done == 1  # nothing else changed in the day
+
+    report = retention_apply()
+
+    assert (report.raw_events_deleted, report.raw_days_not_archived) == (0, [first.isoformat()])
+    monkeypatch.setattr(archive, "SETTLE", timedelta(0))
+    assert run_beat_archive(monkeypatch) == [first.isoformat()]
+    assert retention_apply().raw_events_deleted == 2
+    rows = rows_of(archive_dir / f"date={first}" / "service=gateway" / "part-0.parquet")
+    assert [(r["event"], r["aggregated"]) for r in rows] == [("a", True), ("b", True)]
+
+
 def test_without_an_archive_directory_nothing_is_archived_and_retention_is_as_before(old_events, settings):
     settings.ARCHIVE_DIR = ""
     assert tasks.archive_due() == {"queued": []}

@@ -171,8 +171,13 @@ def test_rows_conform_refuses_are_counted_by_reason(archive_dir, inline, db):
     assert "event_id: missing in the archive" in text
     assert "timestamp: '1999-" in text and "is before 2000-01-01" in text
     assert "level: 'loud' is not one of debug, info, warning, error, critical" in text
-    stored = RawEvent.objects.get()
-    assert (stored.notes, stored.ingest_node, stored.aggregated_at) == ([], "node-a", good[6])
+    stored = RawEvent.objects.with_aggregated().get()
+    assert (stored.notes, stored.ingest_node, stored.received_at, stored.aggregated) == (
+        [],
+        "node-a",
+        good[6],
+        True,
+    )
 
 
 def test_a_unit_stores_its_rows_in_one_statement_per_batch(

@@ -88,7 +88,7 @@ def test_a_chunk_that_fails_goes_back_to_the_front_for_a_later_drain(
     assert pending.pending_events() == ids
     [retry] = queued_tasks(broker)
     assert retry["task"] == "pipeline.drain_pending" and retry["eta"] is not None
-    assert RawEvent.objects.filter(aggregated_at__isnull=True).count() == 5
+    assert RawEvent.objects.awaiting_aggregation().count() == 5
 
 
 def test_events_whose_senders_gave_no_client_times_are_read_from_every_partition(broker, clean_search_index):

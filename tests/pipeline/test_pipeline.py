@@ -12,7 +12,7 @@ import requests
 from django.db import connection
 from django.db.models import Sum
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AggregationBacklog, AggregationMark, RawEvent
 from apps.metrics.models import RollupCount, RollupNumeric
 from apps.metrics.selectors import SeriesQuery, series_for
 from apps.pipeline import services
@@ -73,7 +73,7 @@ def indexed_count() -> int:
 
 def all_processed() -> bool:
     return (
-        not RawEvent.objects.filter(aggregated_at__isnull=True).exists()
+        not RawEvent.objects.awaiting_aggregation().exists()
         and not RawEvent.objects.awaiting_index().exists()
     )
 
@@ -202,7 +202,7 @@ def test_events_accepted_while_the_broker_is_down_are_swept_later(
 
     assert response.status_code == 202
     assert response.json()["accepted"] == 15
-    assert RawEvent.objects.filter(aggregated_at__isnull=True).count() == 15
+    assert RawEvent.objects.awaiting_aggregation().count() == 15
     start_worker()
     sweep()  # here, with this test's grace period; the re-queued chunks go to the worker
     wait_for(all_processed, timeout=90, message="swept events to be processed")
@@ -252,6 +252,10 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monke
     assert poison.dead_lettered_at is not None
     assert "cannot aggregate e3" in poison.last_error
     assert RollupCount.objects.filter(granularity="day").aggregate(s=Sum("count"))["s"] == 4
+    # Given up on: out of the aggregation backlog (so never claimed again), its day marked for the archive.
+    assert not AggregationBacklog.objects.exists()
+    assert (RawEvent.objects.aggregated().count(), RawEvent.objects.done_with_aggregation().count()) == (4, 5)
+    assert AggregationMark.objects.filter(day=poison.timestamp.date(), marked_at__gte=poison.dead_lettered_at)
 
 
 def test_concurrent_chunks_over_the_same_events_count_each_once(api_client, make_key):

@@ -58,9 +58,7 @@ def reader(client, make_person):
 
 def wait_until_processed(event_ids) -> None:
     """Wait until the portal has aggregated and indexed these events (in-process, after the commit)."""
-    query = RawEvent.objects.filter(event_id__in=list(event_ids), aggregated_at__isnull=False).exclude(
-        AWAITING_INDEX
-    )
+    query = RawEvent.objects.aggregated().filter(event_id__in=list(event_ids)).exclude(AWAITING_INDEX)
     wait_for(lambda: query.count() == len(event_ids), timeout=30, message="the events to be processed")
 
 
