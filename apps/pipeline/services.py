@@ -195,8 +195,16 @@ def _pending_sql(aggregation: bool, *, bounded: bool) -> str:
         '"event_id"::text' if name == "event_id" else connection.ops.quote_name(name)
         for name in _INDEX_FIELDS
     )
+    # Each backlog's rows of the chunk, under the table's own name, so that the states' one definition reads
+    # only those: PostgreSQL checks a state of ~300 rows or more per partition by hashing the table its
+    # EXISTS reads, which for the aggregation backlog is every event waiting (50,000: 8 ms of a 2,000-event
+    # chunk's 37 ms read, and more the longer the backlog).
+    backlogs = ", ".join(
+        f"{table} AS (SELECT * FROM {table} WHERE raw_id = ANY(%(ids)s::bigint[]))"
+        for table in (AggregationBacklog._meta.db_table, IndexBacklog._meta.db_table)
+    )
     return (
-        f"SELECT {columns}, {CLIENT_TIME_COLUMN}, ({awaiting_index}) FROM ingest_rawevent"
+        f"WITH {backlogs} SELECT {columns}, {CLIENT_TIME_COLUMN}, ({awaiting_index}) FROM ingest_rawevent"
         " WHERE id = ANY(%(ids)s::bigint[])"
         f"{f' AND {WITHIN_CLIENT_TIMES_SQL}' if bounded else ''} AND ({waiting})"
         " ORDER BY id"
