@@ -61,10 +61,11 @@ def _check_same(expected: tuple[int, str], what: str) -> None:
 
 
 def _copy_columns() -> tuple[str, ...]:
-    """The columns a replay stores (the archive's, without the row id), as archive_layout names them."""
+    """The columns a replay stores (the archive's, without the row id and whether it was counted, which says
+    whether the event goes in the aggregation backlog: all are counted here), as archive_layout names them."""
     from apps.lifecycle.archive_layout import DATABASE_FIELDS
 
-    return tuple(f'"{name}"' for name in DATABASE_FIELDS[1:])
+    return tuple(f'"{name}"' for name in DATABASE_FIELDS[1:] if name != "aggregated")
 
 
 def archive(target: Path, before: datetime) -> float:
