@@ -357,6 +357,13 @@ class RawEvent(models.Model):
                 name="rawevent_dead_lettered",
                 condition=models.Q(dead_lettered_at__isnull=False),
             ),
+            # The few the search index refused for good: the overview tells those awaiting aggregation
+            # from the rest of the aggregation backlog without reading the whole table.
+            models.Index(
+                fields=["index_rejected_at"],
+                name="rawevent_index_rejected",
+                condition=models.Q(index_rejected_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -96,6 +96,14 @@ class Migration(migrations.Migration):
             model_name="rawevent",
             name="rawevent_unaggregated",
         ),
+        migrations.AddIndex(
+            model_name="rawevent",
+            index=models.Index(
+                condition=models.Q(("index_rejected_at__isnull", False)),
+                fields=["index_rejected_at"],
+                name="rawevent_index_rejected",
+            ),
+        ),
         migrations.RemoveField(
             model_name="rawevent",
             name="aggregated_at",
