@@ -129,7 +129,28 @@ def within_client_times(bounds: ClientTimeBounds) -> models.Q:
     return models.Q(client_timestamp__range=bounds) | models.Q(client_timestamp__isnull=True)
 
 
-class IndexBacklog(models.Model):
+class RawEventBacklog(models.Model):
+    """A narrow row per raw event waiting for some work of the pipeline: its id and the two times its reads
+    need, copied from the raw row when the row is written here."""
+
+    # The raw event's id (no foreign key: the partitioned table has no primary key to point at).
+    raw_id = models.BigIntegerField(primary_key=True)
+    # The raw event's: reads of its row look in that day's partition only; the sweeper takes the oldest.
+    client_timestamp = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+        indexes = [models.Index(fields=["received_at"], name="%(class)s_received")]
+
+    @classmethod
+    def insert_head(cls) -> str:
+        """Return the head of an INSERT of backlog rows, to be followed by a SELECT of (id, client time,
+        received time) of raw events."""
+        return f"INSERT INTO {cls._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
+
+
+class IndexBacklog(RawEventBacklog):
     """A raw event that left aggregation (counted, or dead-lettered) before its search document was known to
     be stored: the pipeline's index state, kept apart from the raw rows.
 
@@ -140,20 +161,11 @@ class IndexBacklog(models.Model):
     comes back: a second new version of a wide row, with an entry in each of its indexes, per event.
     """
 
-    # The raw event's id (no foreign key: the partitioned table has no primary key to point at).
-    raw_id = models.BigIntegerField(primary_key=True)
-    # The raw event's: reads of its row look in that day's partition only; the sweeper takes the oldest.
-    client_timestamp = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=["received_at"], name="indexbacklog_received")]
-
     def __str__(self) -> str:
         return f"raw event {self.raw_id} awaiting its index"
 
 
-class AggregationBacklog(models.Model):
+class AggregationBacklog(RawEventBacklog):
     """A raw event still to be added to the rollups: the pipeline's aggregation state, kept apart from the raw
     rows as IndexBacklog keeps the index state.
 
@@ -163,15 +175,6 @@ class AggregationBacklog(models.Model):
     entry in each of its indexes per event): a raw row with no row here is counted, or dead-lettered.
     A row whose raw event is gone (purged, or dropped with its day) is deleted by the next claim of it.
     """
-
-    # The raw event's id (no foreign key: the partitioned table has no primary key to point at).
-    raw_id = models.BigIntegerField(primary_key=True)
-    # The raw event's: reads of its row look in that day's partition only; the sweeper takes the oldest.
-    client_timestamp = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=["received_at"], name="aggregationbacklog_received")]
 
     def __str__(self) -> str:
         return f"raw event {self.raw_id} awaiting aggregation"

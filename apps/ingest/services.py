@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
@@ -24,6 +26,7 @@ from .models import (
     ApiKey,
     ClientTimeBounds,
     RawEvent,
+    RawEventBacklog,
     Service,
     client_time_bounds,
 )
@@ -216,14 +219,29 @@ def raw_events_store(
             RawEvent, columns, rows, conflict=("service", "event_id"), returning="id"
         )
         if pending:
-            backlog = RawEvent.objects.filter(pk__in=stored_ids).values_list(
-                "pk", CLIENT_TIME_COLUMN, "received_at"
-            )
-            AggregationBacklog.objects.bulk_create(
-                [AggregationBacklog(raw_id=pk, client_timestamp=t, received_at=r) for pk, t, r in backlog],
-                batch_size=500,
-            )
+            backlog_add(AggregationBacklog, RawEvent.objects.filter(pk__in=stored_ids))
     return stored_ids
+
+
+def backlog_add(backlog: type[RawEventBacklog], events: QuerySet[RawEvent]) -> int:
+    """Write a row in `backlog` for each of these events not there yet (one INSERT … SELECT on PostgreSQL);
+    return how many were written."""
+    rows = events.values_list("pk", CLIENT_TIME_COLUMN, "received_at")
+    if connection.vendor == "postgresql":
+        try:
+            sql, params = rows.query.sql_with_params()
+        except EmptyResultSet:  # asked for none (an empty list of ids)
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute(f"{backlog.insert_head()} {sql} ON CONFLICT DO NOTHING", params)
+            return cursor.rowcount
+    new = [backlog(raw_id=pk, client_timestamp=moment, received_at=at) for pk, moment, at in rows]
+    # SQLite's bulk insert with ignore_conflicts cannot tell what it skipped: count first.
+    there = set(
+        backlog.objects.filter(raw_id__in=[row.raw_id for row in new]).values_list("raw_id", flat=True)
+    )
+    backlog.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    return len(new) - len(there)
 
 
 # What the stored rows give the aggregation backlog, in its columns' order.
@@ -235,10 +253,9 @@ def _store_sql(columns: tuple[str, ...], pending: bool) -> str:
     insert = json_insert_sql(RawEvent, columns, (), None, _BACKLOG_COLUMNS if pending else "id")
     if not pending:
         return insert
-    backlog = AggregationBacklog._meta.db_table
     return (
-        f"WITH stored AS ({insert}), backlog AS (INSERT INTO {backlog}"
-        f" (raw_id, {CLIENT_TIME_COLUMN}, received_at) SELECT * FROM stored) SELECT id FROM stored"
+        f"WITH stored AS ({insert}), backlog AS ({AggregationBacklog.insert_head()} SELECT * FROM stored)"
+        " SELECT id FROM stored"
     )
 
 

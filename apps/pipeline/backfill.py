@@ -8,10 +8,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AggregationBacklog, RawEvent
+from apps.ingest.services import backlog_add
 from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
 
-from .services import aggregation_backlog_add, index_backlog_add
+from .services import index_backlog_add
 
 
 def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -33,7 +34,9 @@ def rollups_reset(*, start: datetime, end: datetime) -> int:
         for model in (RollupCount, RollupNumeric, RollupUser, RollupSketch):
             model.objects.filter(bucket_start__gte=start, bucket_start__lt=end).delete()
         # What was counted is counted again; dead letters (never counted) stay given up on.
-        return aggregation_backlog_add(RawEvent.objects.aggregated().since(start).filter(timestamp__lt=end))
+        return backlog_add(
+            AggregationBacklog, RawEvent.objects.aggregated().since(start).filter(timestamp__lt=end)
+        )
 
 
 def index_reset(*, start: datetime, end: datetime) -> int:

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Left, TruncDate
@@ -39,6 +38,7 @@ from apps.ingest.models import (
     condition_sql,
     within_client_times,
 )
+from apps.ingest.services import backlog_add
 from apps.metrics.services import (
     ROLLUP_CHUNK_COLUMNS,
     deltas_for,
@@ -316,10 +316,6 @@ def _time_range(event_ids: list[int]) -> Bounds | None:
     return client_time_bounds(moments) if moments else None
 
 
-# The head of every INSERT into the index backlog; rows already there stay as they are.
-_BACKLOG_INSERT = f"INSERT INTO {IndexBacklog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at)"
-
-
 def _aggregate(event_ids: list[int], bounds: Bounds) -> ChunkOutcome:
     with transaction.atomic():
         done = events_claim_into_rollups(event_ids, bounds)
@@ -329,7 +325,7 @@ def _aggregate(event_ids: list[int], bounds: Bounds) -> ChunkOutcome:
 # The index backlog rows of a rollup statement's `chunk` (which has the client time, received_at and
 # index_rejected_at too): all but those the index refused for good.
 _BACKLOG_FROM_CHUNK = (
-    f"backlog AS ({_BACKLOG_INSERT} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM chunk"
+    f"backlog AS ({IndexBacklog.insert_head()} SELECT id, {CLIENT_TIME_COLUMN}, received_at FROM chunk"
     " WHERE index_rejected_at IS NULL ON CONFLICT DO NOTHING)"
 )
 
@@ -393,44 +389,13 @@ def aggregation_days_mark(events: QuerySet[RawEvent], *, now: datetime) -> None:
     AggregationMark.objects.bulk_create([AggregationMark(day=day, marked_at=now) for day in sorted(days)])
 
 
-def aggregation_backlog_add(events: QuerySet[RawEvent]) -> int:
-    """Put these events back in the aggregation backlog (those already there stay as they are); return how
-    many were not there."""
-    return _backlog_add(AggregationBacklog, events)
-
-
 def index_backlog_add(events: QuerySet[RawEvent], *, bounds: Bounds | None) -> None:
     """Put these events in the index backlog (those already there stay as they are; those the index refused
     for good never wait). `bounds`, when known, keep the read to those days' partitions."""
     events = events.filter(index_rejected_at__isnull=True)
     if bounds is not None:
         events = events.filter(within_client_times(bounds))
-    _backlog_add(IndexBacklog, events)
-
-
-def _backlog_add(backlog: type[AggregationBacklog] | type[IndexBacklog], events: QuerySet[RawEvent]) -> int:
-    """Write a backlog row (raw id, client time, received time) for each of these events not there yet;
-    return how many were written."""
-    rows = events.values_list("pk", CLIENT_TIME_COLUMN, "received_at")
-    if connection.vendor == "postgresql":
-        try:
-            sql, params = rows.query.sql_with_params()
-        except EmptyResultSet:  # asked for none (an empty list of ids)
-            return 0
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {backlog._meta.db_table} (raw_id, {CLIENT_TIME_COLUMN}, received_at) {sql}"
-                " ON CONFLICT DO NOTHING",
-                params,
-            )
-            return cursor.rowcount
-    new = [backlog(raw_id=pk, client_timestamp=moment, received_at=at) for pk, moment, at in rows]
-    # SQLite's bulk insert with ignore_conflicts cannot tell what it skipped: count first.
-    there = set(
-        backlog.objects.filter(raw_id__in=[row.raw_id for row in new]).values_list("raw_id", flat=True)
-    )
-    backlog.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-    return len(new) - len(there)
+    backlog_add(IndexBacklog, events)
 
 
 def index_backlog_forget(event_ids: list[int]) -> None:

@@ -8,9 +8,10 @@ import pytest
 from django.db import transaction
 from django.db.models import F
 
-from apps.ingest.models import RawEvent
+from apps.ingest.models import AggregationBacklog, RawEvent
+from apps.ingest.services import backlog_add
 from apps.metrics.models import RollupCount
-from apps.pipeline.services import aggregate_chunk, aggregation_backlog_add, process_chunk
+from apps.pipeline.services import aggregate_chunk, process_chunk
 from apps.traces.search import _backend_for
 from apps.traces.search.elasticsearch import alias_name, document_id, es_client
 from soak.reconcile import claim_ledger_install, claim_ledger_remove, reconcile
@@ -94,7 +95,7 @@ def test_events_missing_from_a_store_are_lost(stored):
     RawEvent.objects.filter(event_id=gone_from_db[1]).delete()
     event = RawEvent.objects.get(event_id=gone_from_index[1])
     es_client().delete(index=alias_name() + "-2026.11.20", id=document_id(event), refresh=True)
-    aggregation_backlog_add(RawEvent.objects.filter(event_id=unaggregated[1]))
+    backlog_add(AggregationBacklog, RawEvent.objects.filter(event_id=unaggregated[1]))
 
     figures = run_reconcile(stored)
 
@@ -159,7 +160,7 @@ def test_a_chunk_claimed_again_is_claimed_twice(claim_ledger, search_on_elastics
     ids = store_events(events)
     aggregate_chunk(event_ids=ids)
     # A claim that ignored the first one's: three events of the chunk are aggregated a second time.
-    aggregation_backlog_add(RawEvent.objects.filter(pk__in=ids[:3]))
+    backlog_add(AggregationBacklog, RawEvent.objects.filter(pk__in=ids[:3]))
     aggregate_chunk(event_ids=ids)
 
     figures = run_reconcile(keys_of(events))
