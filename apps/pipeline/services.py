@@ -251,9 +251,12 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     indexing = _Indexing()
     pending = pending_events(event_ids, client_times=client_times, on_rows=indexing.submit)
     if pending.bounds is None:
-        _orphans_forget(event_ids)
+        # Nothing to read; the claim still takes any backlog row whose raw event is gone (the sweeper hands
+        # such ids on), counting nothing.
         skipped = len(event_ids)
-        return ProcessOutcome(aggregated=ChunkOutcome(skipped=skipped), indexed=ChunkOutcome(skipped=skipped))
+        return ProcessOutcome(
+            aggregated=aggregate_chunk(event_ids=event_ids), indexed=ChunkOutcome(skipped=skipped)
+        )
     rows = pending.to_index
     result = ProcessOutcome(aggregated=aggregate_chunk(event_ids=event_ids, bounds=pending.bounds))
     try:
@@ -264,14 +267,6 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     result.indexed = _record_index_outcome(outcome, bounds=pending.bounds)
     result.indexed.skipped = len(event_ids) - len(rows)
     return result
-
-
-def _orphans_forget(event_ids: list[int]) -> None:
-    """Delete the aggregation backlog rows of these events whose raw rows are gone (the sweeper hands them
-    on, and a chunk with nothing to do never reaches the claim that would delete them)."""
-    AggregationBacklog.objects.filter(raw_id__in=event_ids).exclude(
-        raw_id__in=RawEvent.objects.filter(pk__in=event_ids).values("pk")
-    ).delete()
 
 
 def aggregate_chunk(*, event_ids: list[int], bounds: Bounds | None = None) -> ChunkOutcome:
