@@ -398,3 +398,21 @@ def database_traces(settings):
     _backend_for.cache_clear()
     yield
     _backend_for.cache_clear()
+
+
+def ingest_migrations_latest() -> list[tuple[str, str]]:
+    """The ingest app's newest migration, where every other test expects the schema to be."""
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    return [node for node in MigrationLoader(connection).graph.leaf_nodes() if node[0] == "ingest"]
+
+
+def migrate_to(targets: list[tuple[str, str]]) -> None:
+    """Migrate the test database to `targets` (forwards or backwards), as `manage.py migrate` would."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)

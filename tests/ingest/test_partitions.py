@@ -8,8 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import connection, connections, transaction
-from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from apps.ingest import partitions
@@ -19,7 +17,7 @@ from apps.lifecycle.services import partitions_maintain, retention_apply
 from apps.metrics.selectors import SeriesQuery, series_for
 from apps.pipeline.services import aggregate_chunk
 from apps.traces.search import get_trace_backend
-from tests.conftest import wait_for
+from tests.conftest import ingest_migrations_latest, migrate_to, wait_for
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="partitions are PostgreSQL's; SQLite keeps one table"
@@ -32,17 +30,6 @@ def partition_of(pk: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT tableoid::regclass::text FROM ingest_rawevent WHERE id = %s", [pk])
         return cursor.fetchone()[0]
-
-
-def latest() -> list[tuple[str, str]]:
-    """The ingest app's newest migration, where every other test expects the schema to be."""
-    return [node for node in MigrationLoader(connection).graph.leaf_nodes() if node[0] == "ingest"]
-
-
-def migrate(targets) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
 
 
 def send(api_key, items, *, received_at, sent_at=None):
@@ -60,7 +47,7 @@ def test_the_migration_keeps_every_row_with_its_id_and_backwards_too(make_key):
     api_key, _ = make_key(service="gateway")
     days = [datetime(2001, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=UTC)]
     days.append(timezone.now())
-    migrate(BEFORE)
+    migrate_to(BEFORE)
     try:
         assert not partitions.is_partitioned()
         with connection.cursor() as cursor:
@@ -77,7 +64,8 @@ def test_the_migration_keeps_every_row_with_its_id_and_backwards_too(make_key):
             before = cursor.fetchall()
         assert len(before) == 9
 
-        migrate(latest())  # through the partitioning and every later one, which the code below expects
+        # Through the partitioning and every later one, which the code below expects.
+        migrate_to(ingest_migrations_latest())
 
         assert partitions.is_partitioned()
         after = list(RawEvent.objects.order_by("id").values_list("id", "event_id", "timestamp", "event"))
@@ -100,7 +88,7 @@ def test_the_migration_keeps_every_row_with_its_id_and_backwards_too(make_key):
             ev.client_timestamp == ev.timestamp for ev in RawEvent.objects.filter(pk__lte=before[-1][0])
         )
 
-        migrate(BEFORE)
+        migrate_to(BEFORE)
 
         assert not partitions.is_partitioned()
         back = list(RawEvent.objects.order_by("id").values_list("id", "event_id", "timestamp", "event"))
@@ -115,7 +103,7 @@ def test_the_migration_keeps_every_row_with_its_id_and_backwards_too(make_key):
             )
             assert cursor.fetchone()[0] > new_id
     finally:
-        migrate(latest())
+        migrate_to(ingest_migrations_latest())
     assert partitions.is_partitioned()
 
 

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -18,6 +16,7 @@ from apps.ingest.services import events_ingest
 from apps.lifecycle.services import user_purge
 from apps.metrics.models import RollupCount
 from apps.pipeline.services import aggregate_chunk, process_chunk
+from tests.conftest import ingest_migrations_latest, migrate_to
 
 BEFORE = [("ingest", "0009_index_backlog")]
 
@@ -81,23 +80,13 @@ def test_purging_a_user_takes_their_waiting_events_out_of_the_backlog_and_subtra
     assert RollupCount.objects.filter(granularity="day").aggregate(n=Sum("count"))["n"] == 1
 
 
-def _migrate(targets) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-
-
-def _latest() -> list[tuple[str, str]]:
-    return [node for node in MigrationLoader(connection).graph.leaf_nodes() if node[0] == "ingest"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_moves_the_aggregation_state_to_the_backlog_and_marks_and_back():
     t = datetime(2026, 11, 20, 12, tzinfo=UTC)
     counted_at, dead_at = t + timedelta(minutes=5), t + timedelta(minutes=9)
     # (aggregated_at, dead_lettered_at) as the old pipeline left them; all on the day of `t`.
     states = {"waiting": (None, None), "counted": (counted_at, None), "dead-lettered": (None, dead_at)}
-    _migrate(BEFORE)
+    migrate_to(BEFORE)
     try:
         with connection.cursor() as cursor:
             ids = {}
@@ -112,7 +101,7 @@ def test_the_migration_moves_the_aggregation_state_to_the_backlog_and_marks_and_
                 )
                 ids[name] = cursor.fetchone()[0]
 
-        _migrate(_latest())
+        migrate_to(ingest_migrations_latest())
 
         assert list(AggregationBacklog.objects.values_list("raw_id", "client_timestamp", "received_at")) == [
             (ids["waiting"], t, t - timedelta(seconds=1))
@@ -122,11 +111,11 @@ def test_the_migration_moves_the_aggregation_state_to_the_backlog_and_marks_and_
         # The day's last change: its dead-lettering, after the count.
         assert list(AggregationMark.objects.values_list("day", "marked_at")) == [(t.date(), dead_at)]
 
-        _migrate(BEFORE)
+        migrate_to(BEFORE)
 
         with connection.cursor() as cursor:
             cursor.execute("SELECT event, aggregated_at FROM ingest_rawevent ORDER BY id")
             # The marks kept when per day, not per event: the day's last mark stands in for it.
             assert cursor.fetchall() == [("waiting", None), ("counted", dead_at), ("dead-lettered", None)]
     finally:
-        _migrate(_latest())
+        migrate_to(ingest_migrations_latest())

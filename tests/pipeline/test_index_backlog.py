@@ -6,14 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from apps.ingest.models import IndexBacklog, RawEvent
 from apps.ingest.services import events_ingest
 from apps.pipeline.services import aggregate_chunk, index_chunk
 from apps.traces.search.elasticsearch import alias_name, es_client
+from tests.conftest import ingest_migrations_latest, migrate_to
 
 BEFORE = [("ingest", "0008_rawevent_api_key_plain")]
 
@@ -57,16 +56,6 @@ def test_an_event_the_index_refused_for_good_does_not_wait_for_it_once_counted(m
     assert list(RawEvent.objects.awaiting_index().values_list("pk", flat=True)) == [ids[1]]
 
 
-def _migrate(targets) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-
-
-def _latest() -> list[tuple[str, str]]:
-    return [node for node in MigrationLoader(connection).graph.leaf_nodes() if node[0] == "ingest"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_moves_the_index_state_to_the_backlog_and_back():
     t = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -79,7 +68,7 @@ def test_the_migration_moves_the_index_state_to_the_backlog_and_back():
         "dead-lettered, not indexed": (None, None, t, None),
         "refused by the index": (t, None, None, t),
     }
-    _migrate(BEFORE)
+    migrate_to(BEFORE)
     try:
         with connection.cursor() as cursor:
             ids = {}
@@ -94,7 +83,8 @@ def test_the_migration_moves_the_index_state_to_the_backlog_and_back():
                 )
                 ids[name] = cursor.fetchone()[0]
 
-        _migrate(_latest())  # through this migration and the next (the aggregation backlog)
+        # Through this migration and the next (the aggregation backlog).
+        migrate_to(ingest_migrations_latest())
 
         backlog = dict(IndexBacklog.objects.values_list("raw_id", "received_at"))
         assert backlog == {
@@ -110,14 +100,14 @@ def test_the_migration_moves_the_index_state_to_the_backlog_and_back():
             "dead-lettered, not indexed",
         }
 
-        _migrate(BEFORE)
+        migrate_to(BEFORE)
 
         with connection.cursor() as cursor:
             cursor.execute("SELECT event, indexed_at FROM ingest_rawevent WHERE indexed_at IS NOT NULL")
             # The backlog kept whether, not when: the receive time stands in for the time indexed.
             assert cursor.fetchall() == [("done", t - timedelta(seconds=1))]
     finally:
-        _migrate(_latest())
+        migrate_to(ingest_migrations_latest())
 
 
 def test_a_document_the_index_refuses_is_recorded_with_its_reason_and_the_rest_are_searchable(
