@@ -146,20 +146,27 @@ def test_retention_keeps_days_beat_has_not_archived_then_deletes_them(old_events
     assert ds.dataset(str(archive_dir), format="parquet", partitioning="hive").count_rows() == 5
 
 
+def archived_with_a_waiting_event(send_old, day, *, counted_at_hours, monkeypatch) -> int:
+    """Store events "a" of `day` (counted) and one "b" still waiting, archive the day as beat does; return
+    the waiting event's id."""
+    send_old(
+        [{"service": "gateway", "event": "a", "timestamp": at(day, h).isoformat()} for h in counted_at_hours],
+        received_at=at(day, 3),
+    )
+    [waiting] = send_old(
+        [{"service": "gateway", "event": "b", "timestamp": at(day, 4).isoformat()}],
+        received_at=at(day, 5),
+        pending=True,
+    )
+    assert run_beat_archive(monkeypatch) == [day.isoformat()]
+    return waiting
+
+
 def test_a_day_that_changed_after_its_archive_is_kept_until_archived_again(
     send_old, days, archive_dir, monkeypatch
 ):
     first, _ = days
-    send_old(
-        [{"service": "gateway", "event": "a", "timestamp": at(first, h).isoformat()} for h in (1, 2)],
-        received_at=at(first, 3),
-    )
-    [pending] = send_old(
-        [{"service": "gateway", "event": "b", "timestamp": at(first, 4).isoformat()}],
-        received_at=at(first, 5),
-        pending=True,
-    )
-    assert run_beat_archive(monkeypatch) == [first.isoformat()]
+    pending = archived_with_a_waiting_event(send_old, first, counted_at_hours=(1, 2), monkeypatch=monkeypatch)
     RawEvent.objects.filter(event="a", timestamp=at(first, 1)).delete()  # say a purge took it
     process_chunk(event_ids=[pending])  # counted after the archive read it as waiting
     send_old(  # and a late arrival for that day
@@ -191,16 +198,7 @@ def test_an_event_counted_after_its_days_archive_keeps_the_day_until_archived_ag
     """The archive held the event as waiting; counted since (its day's mark says when), a replay would
     count it again, so the day is not deleted until an archive holds it as counted."""
     first, _ = days
-    send_old(
-        [{"service": "gateway", "event": "a", "timestamp": at(first, 1).isoformat()}],
-        received_at=at(first, 2),
-    )
-    [waiting] = send_old(
-        [{"service": "gateway", "event": "b", "timestamp": at(first, 4).isoformat()}],
-        received_at=at(first, 5),
-        pending=True,
-    )
-    assert run_beat_archive(monkeypatch) == [first.isoformat()]
+    waiting = archived_with_a_waiting_event(send_old, first, counted_at_hours=(1,), monkeypatch=monkeypatch)
     assert process_chunk(event_ids=[waiting]).aggregated.done == 1  # nothing else changed in the day
 
     report = retention_apply()
