@@ -1,5 +1,6 @@
-"""The PostgreSQL backend's health check: no round trip for a connection the server left alone, and a
-connection the server closed is found out and replaced before the request's first query."""
+"""The PostgreSQL backend: its health check costs no round trip for a connection the server left alone, and a
+connection the server closed is found out and replaced before the request's first query; and its sessions
+run without JIT compilation (settings.py)."""
 
 import os
 import tempfile
@@ -62,3 +63,11 @@ def test_a_connection_the_server_closed_is_replaced_before_the_next_query():
     _between_requests()
     new_pid = _backend_pid()  # would raise "terminating connection" without the check
     assert new_pid != pid
+
+
+@pytest.mark.django_db
+def test_statements_run_without_jit_compilation():
+    # The pipeline's chunk statement is planned past jit_above_cost: compiling it took longer than running it.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

@@ -16,6 +16,7 @@ db = settings.DATABASES["default"]
 print(json.dumps({
     "db_engine": db["ENGINE"], "db_name": str(db["NAME"]), "db_host": db.get("HOST", ""),
     "db_port": db.get("PORT", ""), "db_user": db.get("USER", ""),
+    "db_options": db.get("OPTIONS", {}).get("options", ""),
     "broker": settings.CELERY_BROKER_URL, "eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "es_url": settings.ELASTICSEARCH_URL, "es_api_key": settings.ELASTICSEARCH_API_KEY,
     "es_ca": settings.ELASTICSEARCH_CA_CERTS, "trace_backend": settings.TRACE_BACKEND,
@@ -104,6 +105,16 @@ def test_each_variable_is_read():
     assert resolved["hosts"] == ["portal.internal", "portal"]
     assert resolved["service"] == "portal-eu"
     assert resolved["stage"] == "prod"
+
+
+def test_postgresql_runs_without_jit_and_keeps_the_urls_own_options():
+    plain = load({"DATABASE_URL": "postgres://u:p@db.internal:6543/portal"})
+    with_options = load(
+        {"DATABASE_URL": "postgres://u:p@db.internal:6543/portal?options=-c%20statement_timeout%3D5000"}
+    )
+
+    assert plain["db_options"] == "-c jit=off"
+    assert with_options["db_options"] == "-c statement_timeout=5000 -c jit=off"
 
 
 @pytest.mark.parametrize("value", ["maybe", "2"])
