@@ -121,7 +121,7 @@ def _same_funnel(api: list, baseline: list) -> None:
 def measure(config: Config, start: datetime) -> list[Result]:
     end = start + timedelta(days=metrics.DAYS)
     requests_timed = env_int("BENCH_ANALYTICS_REQUESTS", 10)
-    baseline_runs = env_int("BENCH_ANALYTICS_BASELINE_RUNS", 2)
+    baseline_runs = env_int("BENCH_ANALYTICS_BASELINE_RUNS", 1)
     token = metrics._product_token()
     server = Gunicorn(workers=config.gunicorn_workers, env=common.portal_env())
     session = requests.Session()

@@ -55,6 +55,21 @@ def _timed(function: Callable, step: str, timers: dict[str, float]) -> Callable:
     return wrapper
 
 
+def _cpu_seconds(command: str) -> float:
+    """CPU seconds (user and system) used so far by the live processes whose command name is `command`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        if fields[0].split("(", 1)[1] == command:
+            total += sum(int(value) for value in fields[1].split()[11:13])
+    return total / tick
+
+
 def main() -> None:
     common.check_isolation()
     ids = [row[0] for row in bench_pipeline._sql("SELECT id FROM ingest_rawevent ORDER BY id")]
@@ -71,10 +86,14 @@ def main() -> None:
     # Each chunk with its events' client times, as drains pass them on (without them, the first read looks
     # in every partition).
     work = bench_pipeline.with_client_times(ids, size)
+    cpu_before = {name: _cpu_seconds(name) for name in ("java", "postgres")}
+    own_before = time.process_time()
     started = time.perf_counter()
     for chunk, bounds in work:
         services.process_chunk(event_ids=chunk, client_times=bounds)
     wall = time.perf_counter() - started
+    cpu = {name: _cpu_seconds(name) - cpu_before[name] for name in cpu_before}
+    cpu["this process"] = time.process_time() - own_before
     pending = bench_pipeline._sql(
         "SELECT (SELECT count(*) FROM ingest_aggregationbacklog) + (SELECT count(*) FROM ingest_indexbacklog)"
     )[0][0]
@@ -82,6 +101,8 @@ def main() -> None:
     print(f"{pending} events left unprocessed")
     for step, seconds in timers.items():
         print(f"  {step:32} {seconds:7.2f} s  {seconds / wall:6.1%} of the wall time")
+    for name, seconds in cpu.items():
+        print(f"  CPU of {name:27} {seconds:7.2f} s  {seconds / len(ids) * 1e6:6.1f} µs per event")
     bench_pipeline.reset()
 
 
