@@ -44,30 +44,48 @@ STEPS = (
 )
 
 
-def _timed(function: Callable, step: str, timers: dict[str, float]) -> Callable:
+def _timed(
+    function: Callable, step: str, timers: dict[str, float], backend_cpu: dict[str, float]
+) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _backend_cpu()
         try:
             return function(*args, **kwargs)
         finally:
             timers[step] += time.perf_counter() - started
+            backend_cpu[step] += _backend_cpu() - cpu
 
     return wrapper
 
 
+def _backend_cpu() -> float:
+    """CPU seconds used so far by this process's PostgreSQL backend (0 before it connects)."""
+    if connection.connection is None:
+        return 0.0
+    return _process_cpu(connection.connection.info.backend_pid)
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(command: str) -> float:
     """CPU seconds (user and system) used so far by the live processes whose command name is `command`."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)
-        except OSError:  # gone meanwhile
+            with open(f"/proc/{pid}/comm") as comm:
+                name = comm.read().strip()
+        except OSError:
             continue
-        if fields[0].split("(", 1)[1] == command:
-            total += sum(int(value) for value in fields[1].split()[11:13])
-    return total / tick
+        if name == command:
+            total += _process_cpu(int(pid))
+    return total
 
 
 def main() -> None:
@@ -77,11 +95,12 @@ def main() -> None:
         ids = bench_pipeline.store_events(50_000)
     bench_pipeline.reset()
     timers: dict[str, float] = defaultdict(float)
+    backend_cpu: dict[str, float] = defaultdict(float)
     for owner, name, step in STEPS:
         if hasattr(owner, name):
-            setattr(owner, name, _timed(getattr(owner, name), step, timers))
+            setattr(owner, name, _timed(getattr(owner, name), step, timers, backend_cpu))
     connection.ensure_connection()
-    connection.commit = _timed(connection.commit, "commit", timers)
+    connection.commit = _timed(connection.commit, "commit", timers, backend_cpu)
     size = settings.PIPELINE_CHUNK_SIZE
     # Each chunk with its events' client times, as drains pass them on (without them, the first read looks
     # in every partition).
@@ -100,7 +119,8 @@ def main() -> None:
     print(f"{len(ids)} events in chunks of {size}: {wall:.2f} s, {len(ids) / wall:,.0f} events/s in process")
     print(f"{pending} events left unprocessed")
     for step, seconds in timers.items():
-        print(f"  {step:32} {seconds:7.2f} s  {seconds / wall:6.1%} of the wall time")
+        cpu_used = f", its PostgreSQL backend {backend_cpu[step]:5.2f} s CPU" if backend_cpu[step] else ""
+        print(f"  {step:32} {seconds:7.2f} s  {seconds / wall:6.1%} of the wall time{cpu_used}")
     for name, seconds in cpu.items():
         print(f"  CPU of {name:27} {seconds:7.2f} s  {seconds / len(ids) * 1e6:6.1f} µs per event")
     bench_pipeline.reset()
