@@ -1,5 +1,8 @@
 """Where a pipeline chunk's time goes: `process_chunk` over the bench's raw events in this one process (no
-Celery), each step timed by wrapping the function that does it. Prints each step's share of the wall time.
+Celery), each step timed by wrapping the function that does it. Prints each step's share of the wall time
+(with the CPU its PostgreSQL backend used, for the steps on this process's connection), then the CPU that
+Elasticsearch, PostgreSQL and this process used per event: on 2 cores that the three share, it says which
+of them the time goes to, which the wall time cannot.
 
 Not part of `make bench` (its figures are shares, not rates beside a baseline). Run it after
 `scripts/bench.sh pipeline` with the same environment, which leaves 50,000 unprocessed raw events in the
