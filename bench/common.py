@@ -143,8 +143,12 @@ def database_url() -> str:
     """The bench database as the bench's own connections reach it (loads, checks, the baselines' queries):
     without JIT compilation, as the portal's sessions run (settings.py), so that a baseline query is timed
     as PostgreSQL runs it here at its best, not with compile time the portal never pays."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     url = os.environ["DATABASE_URL"]
-    return f"{url}{'&' if '?' in url else '?'}options=-c%20jit%3Doff"
+    # After the URL's own options, as settings.py adds it (a second `options=` would replace them).
+    options = f"{conninfo_to_dict(url).get('options', '')} -c jit=off".strip()
+    return make_conninfo(url, options=options)
 
 
 def admin_database_url() -> str:
