@@ -206,7 +206,8 @@ def _plainly_storable(raw: bytes) -> bool:
 def _check_structure(item: dict) -> list[str]:
     """Refuse what cannot be stored (size, depth, lone surrogates, numbers out of range); return the paths
     of keys and values that hold a NUL character."""
-    size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=_datetime_text)
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_EVENT_BYTES:
         raise ConformError("item", f"event is {size} bytes serialized; the limit is {MAX_EVENT_BYTES} bytes")
     nul_paths: list[str] = []
@@ -234,6 +235,13 @@ def _check_structure(item: dict) -> list[str]:
         elif isinstance(value, float) and not math.isfinite(value):
             raise ConformError(path, "NaN and Infinity are not allowed")
     return sorted(nul_paths)
+
+
+def _datetime_text(value: Any) -> str:
+    """JSON text for a datetime, the one value beyond JSON's a mapping hands over (see parse_timestamp)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _check_text(text: str, path: str, *, what: str) -> bool:
@@ -562,8 +570,11 @@ def _shifted(moment: datetime, delta: timedelta, raw: Any) -> datetime:
 
 
 def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
-    """Return an aware UTC datetime from ISO-8601 text or epoch seconds (number or numeric text)."""
+    """Return an aware UTC datetime from ISO-8601 text or epoch seconds (number or numeric text), or from an
+    aware datetime a wire format's mapping made (OTLP's nanoseconds: no text to write and read back)."""
     notes = notes if notes is not None else []
+    if isinstance(raw, datetime) and raw.tzinfo is UTC:
+        return raw
     if isinstance(raw, bool):
         raise ConformError("timestamp", "must be ISO-8601 text or epoch seconds, got a boolean")
     if isinstance(raw, str):
@@ -630,5 +641,7 @@ def _json_type(value: Any) -> str:
 
 
 def _clip(value: Any, limit: int = 60) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
