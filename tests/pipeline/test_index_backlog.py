@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.ingest.models import IndexBacklog, RawEvent
 from apps.ingest.services import events_ingest
 from apps.pipeline.services import aggregate_chunk, index_chunk
+from apps.traces.search import elasticsearch as elasticsearch_backend
 from apps.traces.search.elasticsearch import alias_name, es_client
 from tests.conftest import ingest_migrations_latest, migrate_to
 
@@ -135,3 +136,60 @@ def test_a_document_the_index_refuses_is_recorded_with_its_reason_and_the_rest_a
     es_client().indices.refresh(index=alias_name())
     stored = es_client().search(index=alias_name(), query={"term": {"correlation_id": "cid-refusal"}})
     assert sorted(hit["_source"]["seq"] for hit in stored["hits"]["hits"]) == [ids[0], ids[2]]
+
+
+def _turned_away(monkeypatch, *, times: int) -> list[int]:
+    """Make Elasticsearch answer 429 (its write queue full) for the second document of the next `times`
+    bulk requests; return the number of documents in each request sent. Failure injection: a real 429
+    needs more load than a test can put on the cluster. Each request still reaches the real cluster."""
+    client = es_client()
+    real_bulk = client.bulk
+    sent: list[int] = []
+
+    def bulk(**kwargs):
+        answer = real_bulk(**kwargs)
+        sent.append(kwargs["body"].count(b"\n") // 2)
+        if len(sent) <= times:  # the second document of the first request, then the one document re-sent
+            answer.body["items"][1 if len(sent) == 1 else 0]["index"]["status"] = 429
+        return answer
+
+    monkeypatch.setattr(client, "bulk", bulk)
+    monkeypatch.setattr(elasticsearch_backend, "BULK_BACKOFF_SECONDS", (0.01, 0.02))
+    return sent
+
+
+def test_documents_turned_away_for_load_are_sent_again_alone_and_stored(
+    make_key, clean_search_index, monkeypatch
+):
+    api_key, _ = make_key(service="gateway")
+    items = [{"event": "busy", "correlation_id": "cid-crowded"} for _ in range(3)]
+    ids = events_ingest(items=items, api_key=api_key, received_at=timezone.now()).stored_ids
+    sent = _turned_away(monkeypatch, times=2)
+
+    outcome = index_chunk(event_ids=ids)
+
+    # The first answer turned one document away, the first retry turned it away again, the second stored it.
+    assert sent == [3, 1, 1]
+    assert (outcome.done, outcome.failed, outcome.dead_lettered) == (3, 0, 0)
+    assert not IndexBacklog.objects.filter(raw_id__in=ids).exists()
+    es_client().indices.refresh(index=alias_name())
+    stored = es_client().search(index=alias_name(), query={"term": {"correlation_id": "cid-crowded"}})
+    assert sorted(hit["_source"]["seq"] for hit in stored["hits"]["hits"]) == sorted(ids)
+
+
+def test_a_document_turned_away_on_every_retry_waits_in_the_backlog_for_a_later_try(
+    make_key, clean_search_index, monkeypatch
+):
+    api_key, _ = make_key(service="gateway")
+    items = [{"event": "busy", "correlation_id": "cid-crowded"} for _ in range(3)]
+    ids = events_ingest(items=items, api_key=api_key, received_at=timezone.now()).stored_ids
+    sent = _turned_away(monkeypatch, times=1 + elasticsearch_backend.BULK_RETRIES)
+
+    outcome = index_chunk(event_ids=ids)
+
+    assert sent == [3] + [1] * elasticsearch_backend.BULK_RETRIES
+    assert (outcome.done, outcome.failed, outcome.dead_lettered) == (2, 1, 0)
+    assert list(IndexBacklog.objects.filter(raw_id__in=ids).values_list("raw_id", flat=True)) == [ids[1]]
+    waiting = RawEvent.objects.get(pk=ids[1])
+    assert waiting.index_rejected_at is None
+    assert waiting.last_error.startswith("indexing failed, will retry: ")
