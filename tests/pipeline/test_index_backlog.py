@@ -193,3 +193,32 @@ def test_a_document_turned_away_on_every_retry_waits_in_the_backlog_for_a_later_
     waiting = RawEvent.objects.get(pk=ids[1])
     assert waiting.index_rejected_at is None
     assert waiting.last_error.startswith("indexing failed, will retry: ")
+
+
+def test_a_bulk_request_turned_away_whole_is_sent_again(make_key, clean_search_index, monkeypatch):
+    """A 429 for the whole request (no document written) is retried like one for some of its documents."""
+    from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+    from elasticsearch import exceptions as es_exceptions
+
+    api_key, _ = make_key(service="gateway")
+    items = [{"event": "busy", "correlation_id": "cid-crowded"} for _ in range(2)]
+    ids = events_ingest(items=items, api_key=api_key, received_at=timezone.now()).stored_ids
+    client = es_client()
+    real_bulk = client.bulk
+    calls: list[int] = []
+
+    def bulk(**kwargs):  # failure injection: the first request is refused before it reaches the cluster
+        calls.append(kwargs["body"].count(b"\n") // 2)
+        if len(calls) == 1:
+            meta = ApiResponseMeta(429, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "127.0.0.1", 9200))
+            raise es_exceptions.ApiError("es_rejected_execution_exception", meta=meta, body={})
+        return real_bulk(**kwargs)
+
+    monkeypatch.setattr(client, "bulk", bulk)
+    monkeypatch.setattr(elasticsearch_backend, "BULK_BACKOFF_SECONDS", (0.01, 0.02))
+
+    outcome = index_chunk(event_ids=ids)
+
+    assert calls == [2, 2]
+    assert (outcome.done, outcome.failed, outcome.dead_lettered) == (2, 0, 0)
+    assert not IndexBacklog.objects.filter(raw_id__in=ids).exists()
