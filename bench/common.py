@@ -195,6 +195,22 @@ def recreate_database() -> None:
         conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
 
 
+def settle() -> bool:
+    """Write PostgreSQL's dirty buffers and the system's dirty pages out, so that a timed phase does not pay
+    for the writes of what ran before it (a checkpoint spread over the next minutes, on the same 2 cores);
+    return whether PostgreSQL let this role CHECKPOINT (a superuser or a member of pg_checkpoint)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url(), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        checkpointed = True
+    except psycopg.errors.InsufficientPrivilege:
+        checkpointed = False
+    os.sync()
+    return checkpointed
+
+
 def flush_broker() -> None:
     """Empty the bench Redis DB (queued tasks the benchmarks left behind)."""
     import redis

@@ -18,7 +18,6 @@ and trims them), then the count of its rows (~0.25 s per million); the checks an
 milliseconds.
 """
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,18 +87,6 @@ def _plain_copy() -> None:
         _sql(definition)
 
 
-def _settle() -> bool:
-    """Write PostgreSQL's dirty buffers and the system's dirty pages out, so a timed step does not pay for
-    the writes of the step before it; return whether PostgreSQL let this role CHECKPOINT."""
-    try:
-        _sql("CHECKPOINT")
-        checkpointed = True
-    except psycopg.errors.InsufficientPrivilege:
-        checkpointed = False
-    os.sync()
-    return checkpointed
-
-
 def run(config: Config) -> list[Result]:
     from django.conf import settings
     from django.db import connection
@@ -123,7 +110,7 @@ def run(config: Config) -> list[Result]:
     _plain_copy()
     _sql(f"VACUUM ANALYZE ingest_rawevent, {PLAIN}")
 
-    checkpointed = _settle()
+    checkpointed = common.settle()
     if not checkpointed:
         log(
             "partitions: this role may not CHECKPOINT (GRANT pg_checkpoint TO it); only the OS's pages synced"
@@ -141,7 +128,7 @@ def run(config: Config) -> list[Result]:
     # Retention also drops old search indices; the client's first call connects and checks the template,
     # which a DELETE of raw rows never does: done once before the clock starts.
     get_trace_backend().drop_before(DAY - timedelta(days=3650))
-    _settle()
+    common.settle()
     file_drops: list[float] = []  # the DROP TABLE of what was detached: the file system freeing its files
 
     def timed_drops(execute, sql, params, many, context):

@@ -12,8 +12,8 @@ two pool processes: the issue asks for processes that scale out, and separate no
 broker and the database); one worker, two workers, the raw bulk and the rollup upsert alternate for
 BENCH_ROUNDS rounds and the best of each counts. After every two-worker phase each event must be counted
 exactly once in every rollup bucket and indexed once, or the run fails. Between phases the rollups are
-truncated, the pipeline state cleared and the indices deleted (the template stays), so every phase does
-the same work from the same starting point.
+truncated, the pipeline state cleared, the indices deleted (the template stays) and the dirty pages written
+out (CHECKPOINT and sync), so every phase does the same work from the same starting point.
 """
 
 import json
@@ -114,6 +114,10 @@ def reset() -> None:
     _sql(f"VACUUM ANALYZE ingest_rawevent, ingest_aggregationbacklog, {', '.join(ROLLUP_TABLES)}")
     common.delete_indices(template=False)
     common.flush_broker()
+    # Else a phase may pay for the writes of the one before it, or of the benchmark before this one (in one
+    # full run without it, the one-worker phases after the ingest benchmark ran at 5,938 and 8,854 events/s;
+    # a pipeline-only run, at 11,000-14,000).
+    common.settle()
 
 
 def _wait_processed(
