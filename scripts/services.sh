@@ -210,6 +210,10 @@ END
 -- The benchmarks start each timed side from a settled state (bench/partitions.py): CHECKPOINT first.
 SET client_min_messages = warning;
 GRANT pg_checkpoint TO $DB_USER;
+-- The soak and the bench recreate their databases with DROP DATABASE ... WITH (FORCE). On PostgreSQL 15
+-- that also ends any autovacuum worker in the database, and an autovacuum worker has no role: only a
+-- member of pg_signal_backend may end it (without this, the drop fails whenever autovacuum is at work there).
+GRANT pg_signal_backend TO $DB_USER;
 SQL
     # The hll extension needs a superuser to create: made in template1, every database created later
     # (the test and bench databases too) has it, and the migration finds it in place.
