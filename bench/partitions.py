@@ -15,9 +15,12 @@ operating system its dirty pages (`sync`). Without that the drop, timed after th
 DELETE's ~300 MB of writes still going to disk. Where the drop's time goes (2 cores, ext4 mounted with
 `discard`): the DROP of the detached table's files, ~0.5 s for its 650 MB with indexes (the file system frees
 and trims them), then the count of its rows (~0.25 s per million); the checks and the DETACH take
-milliseconds.
+milliseconds. Last, files of the partition's sizes are written, synced and freed outside PostgreSQL
+(`retention_file_floor`): the file system's own time, which no drop that frees its files can go below.
 """
 
+import os
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,6 +66,49 @@ def _generate(table: str, start: datetime, total: int) -> None:
     _sql(GENERATE.format(table=table), params)
 
 
+# The files of one partition: its table, its indexes, its TOAST table and that one's index, every fork.
+_FILE_SIZES = """
+WITH rels AS (
+    SELECT %(name)s::regclass::oid AS oid
+    UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = %(name)s::regclass
+    UNION ALL SELECT reltoastrelid FROM pg_class WHERE oid = %(name)s::regclass AND reltoastrelid <> 0
+    UNION ALL SELECT x.indexrelid FROM pg_class c JOIN pg_index x ON x.indrelid = c.reltoastrelid
+        WHERE c.oid = %(name)s::regclass
+)
+SELECT size FROM rels, unnest(ARRAY['main', 'fsm', 'vm']) AS fork, pg_relation_size(rels.oid, fork) AS size
+WHERE size > 0
+"""
+SEGMENT = 1024**3  # PostgreSQL splits a relation's file at 1 GB
+
+
+def _file_floor(sizes: list[int]) -> float:
+    """Return the seconds this file system takes to free files of these sizes (written, synced, then
+    truncated and unlinked as a DROP TABLE does), in a directory beside the repository: on this machine the
+    one file system PostgreSQL's files are on too. What no drop of the partition can go below."""
+    chunk = bytes(1024 * 1024)
+    with tempfile.TemporaryDirectory(dir=common.REPO / "bench" / "results") as scratch:
+        paths = []
+        for number, length in enumerate(part for size in sizes for part in _segments(size)):
+            path = os.path.join(scratch, str(number))
+            with open(path, "wb") as file:
+                for _ in range(length // len(chunk)):
+                    file.write(chunk)
+                file.write(bytes(length % len(chunk)))
+                file.flush()
+                os.fsync(file.fileno())
+            paths.append(path)
+        os.sync()
+        started = time.perf_counter()
+        for path in paths:
+            os.truncate(path, 0)
+            os.unlink(path)
+        return time.perf_counter() - started
+
+
+def _segments(size: int) -> list[int]:
+    return [min(SEGMENT, size - start) for start in range(0, size, SEGMENT)]
+
+
 def _plain_copy() -> None:
     """Make the unpartitioned table as migration 0007 found it: same columns, keys and indexes."""
     _sql(f"DROP TABLE IF EXISTS {PLAIN}")
@@ -106,6 +152,7 @@ def run(config: Config) -> list[Result]:
     detached_bytes = _sql(
         "SELECT pg_total_relation_size(%s::regclass)", (partitions.partition_name(DAY.date()),)
     )[0][0]
+    file_sizes = [size for (size,) in _sql(_FILE_SIZES, {"name": partitions.partition_name(DAY.date())})]
     log("partitions: the unpartitioned copy")
     _plain_copy()
     _sql(f"VACUUM ANALYZE ingest_rawevent, {PLAIN}")
@@ -159,6 +206,11 @@ def run(config: Config) -> list[Result]:
     )
     _sql(f"DROP TABLE {PLAIN}")
     _sql("TRUNCATE ingest_rawevent, ingest_aggregationbacklog")
+    floor_seconds = _file_floor(file_sizes)
+    log(
+        f"partitions: the file system frees {len(file_sizes)} files of {sum(file_sizes) / 1e6:,.0f} MB "
+        f"(the partition's sizes) in {floor_seconds:.3f} s, outside PostgreSQL: a drop's floor here"
+    )
     return [
         Result(
             name="retention_drop",
@@ -180,6 +232,18 @@ def run(config: Config) -> list[Result]:
             baseline_name=(
                 "the same DELETE; retention without the DROP TABLE of the detached day (the rows are gone "
                 "from the table at the DETACH)"
+            ),
+            speedup=True,
+        ),
+        Result(
+            name="retention_file_floor",
+            value=floor_seconds,
+            unit="s",
+            baseline=delete_seconds,
+            baseline_name=(
+                "the same DELETE; beside it, the file system freeing files of the partition's sizes "
+                "(written and synced, then truncated and unlinked, outside PostgreSQL): the best any drop "
+                "that frees its files can do here"
             ),
             speedup=True,
         ),

@@ -189,6 +189,9 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   the VACUUM that makes the space usable again (reported, no goal). `retention_detach`: retention without
   the DROP TABLE of the detached day (its time is logged, with the day's size: the file system freeing the
   files, ~0.3–0.7 s for ~0.9 GB on this machine's ext4), beside the DELETE (reported, no goal).
+  `retention_file_floor`: the file system alone freeing files of the partition's sizes (written and synced,
+  then truncated and unlinked, as DROP TABLE does, outside PostgreSQL), beside the DELETE: the best ratio
+  any drop that frees its files in the step could reach here (reported, no goal).
 """
 
 
