@@ -284,6 +284,11 @@ INGEST_MAX_BATCH_EVENTS = 1000
 INGEST_MAX_BODY_BYTES = 1024 * 1024
 # A gzip body may expand to this much JSON; more is refused as a decompression bomb.
 INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024)
+# Foreign SDKs' batches are bigger at their defaults (posthog-python: up to 5 MB uncompressed; an OTLP
+# exporter: 512 spans, easily over 1 MB, not compressed unless configured) and are not split on a 413: the
+# wire endpoints take up to 5 MB as sent, 16 MB inflated. Still at most 1000 events of at most 32 KB each.
+WIRE_MAX_BODY_BYTES = 5 * 1024 * 1024
+WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 * 1024)
 INGEST_RATE_LIMIT = os.environ.get("INGEST_RATE_LIMIT", "3000/min")
 # A usable service key is cached this long; a change through the ORM forgets it at once (in every process
 # with a shared CACHE_URL, else in the one that made it: the others see it within this time).

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,9 +41,22 @@ from .services import foreign_events_ingest
 logger = logging.getLogger(__name__)
 
 
+class _AnswerAsTheFormatDoes(BaseContentNegotiation):
+    """Never 406: each format answers in its own encoding whatever `Accept` asks for. An OTLP exporter may
+    accept only protobuf (what the OTLP views answer in), which DRF's JSON renderers would refuse, and a
+    406 is not retried: the export would be lost."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
 class _WireView(APIView):
     # The authentication classes refuse a request without a key; this only says a key is needed.
     permission_classes = [IsAuthenticated]
+    content_negotiation_class = _AnswerAsTheFormatDoes
     throttle_classes = [ApiKeyRateThrottle]
     # No DRF parser: body.json_body reads the body (DRF would hand a chunked one over as empty).
     parser_classes: list = []

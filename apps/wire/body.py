@@ -32,7 +32,7 @@ class LengthRequired(exceptions.APIException):
 def json_body(request: Request) -> Any:
     """Return the request's JSON body, read and decoded on the first call (later calls return it again).
 
-    413 past INGEST_MAX_BODY_BYTES (or INGEST_MAX_DECOMPRESSED_BYTES once inflated), 415 for a content type
+    413 past WIRE_MAX_BODY_BYTES (or WIRE_MAX_DECOMPRESSED_BYTES once inflated), 415 for a content type
     or encoding that is not JSON or gzip, 400 for anything malformed. Gzip is recognised by its
     Content-Encoding or by its magic bytes (posthog-js marks it in the query string instead; JSON never
     starts with 0x1f).
@@ -59,11 +59,11 @@ def media_type_of(request: Request) -> str:
 def raw_body(request: Request) -> bytes:
     """Return the request's body, read whole and decompressed, whatever it holds (see `json_body`)."""
     stream, length = _body_stream(request)
-    raw = read_limited(stream, declared_length=length, limit=settings.INGEST_MAX_BODY_BYTES)
+    raw = read_limited(stream, declared_length=length, limit=settings.WIRE_MAX_BODY_BYTES)
     encoding = request.META.get("HTTP_CONTENT_ENCODING", "")
     if not encoding.strip() and raw.startswith(GZIP_MAGIC):
         encoding = "gzip"
-    return decode_content(raw, encoding=encoding, limit=settings.INGEST_MAX_DECOMPRESSED_BYTES)
+    return decode_content(raw, encoding=encoding, limit=settings.WIRE_MAX_DECOMPRESSED_BYTES)
 
 
 def _body_stream(request: Request) -> tuple[Any, int | None]:

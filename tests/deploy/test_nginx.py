@@ -74,13 +74,15 @@ def test_nginx_t_does_catch_a_broken_site(rendered, tmp_path):
     assert result.returncode != 0 and 'unknown directive "gzip_everything"' in result.stderr
 
 
-def test_the_body_limit_is_the_portals(rendered):
+def test_the_body_limits_are_the_portals(rendered):
     site = rendered[render.NGINX_SITE].read_text()
     sizes = re.findall(r"client_max_body_size (\d+)([km]?);", site)
-    assert len(sizes) == 1
-    number, unit = sizes[0]
-    limit = int(number) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit]
-    assert limit == settings.INGEST_MAX_BODY_BYTES == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limits = [int(number) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit] for number, unit in sizes]
+    # The server's limit, then the foreign SDKs' endpoints' own.
+    assert limits == [settings.INGEST_MAX_BODY_BYTES, settings.WIRE_MAX_BODY_BYTES]
+    assert settings.INGEST_MAX_BODY_BYTES == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    wire = site[site.index("location ~ ^/(posthog|segment|otlp)/") :]
+    assert "client_max_body_size" in wire[: wire.index("}")]
 
 
 def test_gzip_is_only_on_for_static_files(rendered):
@@ -201,6 +203,12 @@ def test_the_portal_behind_the_rendered_nginx(proxied_portal):
     assert from_portal(at_limit), at_limit.text[:300]
     over = requests.post(https + "/api/v1/batch", data=b" " * (limit + 1), headers=headers, **tls)
     assert over.status_code == 413 and not from_portal(over)
+    # Foreign SDKs' endpoints take their own, larger limit.
+    wire_limit = settings.WIRE_MAX_BODY_BYTES
+    wire_at_limit = requests.post(https + "/posthog/batch/", data=b" " * wire_limit, headers=headers, **tls)
+    assert from_portal(wire_at_limit), wire_at_limit.text[:300]
+    wire_over = requests.post(https + "/posthog/batch/", data=b" " * (wire_limit + 1), headers=headers, **tls)
+    assert wire_over.status_code == 413 and not from_portal(wire_over)
 
     # Static files from whitenoise, compressed by nginx, with the portal's headers; pages never compressed.
     gzip_ok = {**host, "Accept-Encoding": "gzip"}

@@ -224,9 +224,10 @@ def test_a_chunked_body_the_server_does_not_terminate_is_411(client, make_key):
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_a_body_over_1_mb_is_413(client, make_key, chunked):
+def test_a_body_over_5_mb_is_413(client, make_key, chunked, settings):
     _, key = make_key()
-    data = json.dumps({"api_key": key, "batch": [event(message="x" * 2000) for _ in range(600)]}).encode()
+    data = json.dumps({"api_key": key, "batch": [event(message="x" * 9000) for _ in range(600)]}).encode()
+    assert len(data) > settings.WIRE_MAX_BODY_BYTES
 
     response = (
         post_chunked(client, "/posthog/batch/", data)
@@ -238,8 +239,8 @@ def test_a_body_over_1_mb_is_413(client, make_key, chunked):
     assert RawEvent.objects.count() == 0
 
 
-def test_a_gzip_body_inflating_past_4_mb_is_413(client, make_key):
-    bomb = gzip.compress(b"[" + b" " * (5 * 1024 * 1024) + b"]")
+def test_a_gzip_body_inflating_past_16_mb_is_413(client, make_key, settings):
+    bomb = gzip.compress(b"[" + b" " * settings.WIRE_MAX_DECOMPRESSED_BYTES + b"]")
 
     response = post(client, "/posthog/batch/", raw=bomb, headers={"HTTP_CONTENT_ENCODING": "gzip"})
 

@@ -140,6 +140,22 @@ def test_posthog_python_batch_with_one_bad_record_stores_the_rest_and_hears_of_t
     assert set(RawEvent.objects.values_list("event", flat=True)) == {"first", "third"}
 
 
+def test_posthog_python_default_batches_over_1_mb_are_stored(portal, make_key):
+    """posthog-python's defaults (no gzip, 100 events, batches of up to 5 MB) over the 1 MB of /api/v1/batch:
+    every event is well within 32 KB, and the SDK gives a batch up on a 413 (it does not split it)."""
+    _, key = make_key(service="checkout", stage="prod")
+    errors: list = []
+    sdk = posthog_sdk(portal, key, errors)
+    stack = "x" * 12_000  # 100 events of ~12 KB: a ~1.2 MB batch
+    for n in range(100):
+        sdk.capture("$exception", distinct_id=f"user-{n}", properties={"$exception_stack": stack, "n": n})
+    sdk.flush()
+    sdk.shutdown()
+
+    assert errors == []
+    assert RawEvent.objects.filter(service="checkout").count() == 100
+
+
 # --- segment-analytics-python ----------------------------------------------------------------------------
 
 

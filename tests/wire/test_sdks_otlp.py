@@ -161,6 +161,30 @@ def test_sdk_spans_and_logs_are_stored_once_counted_and_in_one_trail(portal, mak
     assert 'data-depth="1"><title>' in page and "span render: " in page
 
 
+def test_a_default_batch_of_512_spans_over_1_mb_is_stored(portal, make_key):
+    """The SDK's default BatchSpanProcessor (512 spans per export) and exporter (no compression): spans of
+    ~2.5 KB (a SQL statement) make a ~1.3 MB export, which the exporter drops whole on a 413."""
+    _, key = make_key(service="tiles-api", stage="prod")
+    answers: list[int] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda response, *args, **kwargs: answers.append(response.status_code))
+    exporter = OTLPSpanExporter(
+        endpoint=portal.url + "/otlp/v1/traces", headers={"Authorization": f"Bearer {key}"}, session=session
+    )
+    provider = TracerProvider(resource=Resource.create({"service.name": "tiles-api"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    tracer = provider.get_tracer("tiles.db")
+    statement = "SELECT " + ", ".join(f"tiles.column_{n}" for n in range(180)) + " FROM tiles WHERE z = %s"
+    for n in range(512):
+        with tracer.start_as_current_span("SELECT tiles", attributes={"db.statement": statement, "n": n}):
+            pass
+    provider.force_flush()
+    provider.shutdown()
+
+    assert answers == [200]
+    assert RawEvent.objects.filter(service="tiles-api").count() == 512
+
+
 @pytest.mark.parametrize(("key_state", "status"), [("wrong", 401), ("revoked", 403)])
 def test_with_a_bad_key_the_exporters_fail_without_retrying_and_nothing_is_stored(
     portal, make_key, key_state, status
