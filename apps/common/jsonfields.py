@@ -42,9 +42,11 @@ class PropertyNumber(Func):
     def as_postgresql(self, compiler, connection, **extra):
         column, key = (compiler.compile(expression) for expression in self.get_source_expressions())
         value = f"({column[0]} -> {key[0]})"
+        # Compared as numeric, which any JSON number fits (one past a double's range, 1e400, would fail the
+        # cast to float8), and cast only once it passed: CASE, unlike AND, keeps that order.
         sql = (
-            f"(CASE WHEN jsonb_typeof({value}) = 'number' AND abs(({value})::text::float8) <= %s"
-            f" THEN ({value})::text::float8 END)"
+            f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN CASE WHEN abs(({value})::numeric) <= %s"
+            f" THEN ({value})::numeric::float8 END END)"
         )
         return sql, (*column[1], *key[1], *column[1], *key[1], MAX_SUMMABLE, *column[1], *key[1])
 
