@@ -93,4 +93,5 @@ def funnel_step_links(query: FunnelQuery, group: str | None = None) -> list[tupl
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # To the microsecond: a quick range ends at now, and the users page must run the funnel the chart ran.
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

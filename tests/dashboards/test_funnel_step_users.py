@@ -4,9 +4,14 @@ from the funnel's table and chart in the explorer, and on the users page (trails
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from django.utils import timezone
+
+from apps.dashboards.drilldown import funnel_step_links
+from apps.metrics.funnel import FunnelQuery, funnel_step_users
+from tests.factories import RawEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +167,20 @@ def test_support_reaches_the_trails_of_a_steps_users(client, make_person, paths)
 
     assert 'href="/users/ana/"' in html
     assert 'href="/traces/req-ana-3/"' in html  # her order, in the funnel's range
+
+
+def test_a_step_link_of_a_range_ending_at_now_lists_whom_the_chart_counted(client, make_person):
+    # A quick range ends at now, to the microsecond: a link cut to the second would run another funnel and
+    # miss a step made in the range's last fraction of a second.
+    now = datetime(2026, 11, 16, 10, 0, 0, 600_000, tzinfo=UTC)
+    RawEventFactory(user_id="u1", event="a", timestamp=now - timedelta(minutes=5))
+    RawEventFactory(user_id="u1", event="b", timestamp=now - timedelta(milliseconds=200))
+    query = FunnelQuery(steps=("a", "b"), window=timedelta(days=1), start=now - timedelta(days=30), end=now)
+    assert funnel_step_users(query, step=2) == ["u1"]
+    client.force_login(make_person("product"))
+
+    reached, _ = funnel_step_links(query)[1]
+    response = client.get(URL, dict(parse_qsl(urlsplit(reached).query)))
+
+    assert response.status_code == 200
+    assert [user["user_id"] for user in response.json()["users"]] == ["u1"]
