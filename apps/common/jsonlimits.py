@@ -54,16 +54,22 @@ def decode_content(data: bytes, *, encoding: str, limit: int) -> bytes:
             f"Content-Encoding {encoding}",
             detail=f"Content-Encoding {encoding!r} is not supported; use gzip.",
         )
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise exceptions.ParseError(f"Body is not valid gzip: {exc}") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"Decompressed body is over the limit of {limit} bytes.")
-    if not inflater.eof:
-        raise exceptions.ParseError("Body is truncated gzip.")
-    return out
+    # A gzip body may hold several members, one after the other (RFC 1952): the body is all of them. Reading
+    # only the first would lose the rest without a word (two OTLP protobuf exports concatenated still decode).
+    out = bytearray()
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise exceptions.ParseError(f"Body is not valid gzip: {exc}") from exc
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"Decompressed body is over the limit of {limit} bytes.")
+        if not inflater.eof:
+            raise exceptions.ParseError("Body is truncated gzip.")
+        rest = inflater.unused_data
+    return bytes(out)
 
 
 def loads_strict(

@@ -296,6 +296,19 @@ def test_spans_with_bad_ids_or_times_are_refused_and_answered_in_json(client, ma
 # --- bodies ----------------------------------------------------------------------------------------------
 
 
+def test_a_gzip_body_of_several_members_is_read_whole(client, make_key):
+    # Two exports, each gzip'd, one after the other: the body is both (protobuf messages concatenated merge).
+    _, key = make_key()
+    body = b"".join(
+        gzip.compress(logs_request(log_record(text)).SerializeToString()) for text in ("first", "second")
+    )
+
+    response = send(client, "/otlp/v1/logs", body, key, headers={"HTTP_CONTENT_ENCODING": "gzip"})
+
+    assert response.status_code == 200
+    assert sorted(RawEvent.objects.values_list("message", flat=True)) == ["first", "second"]
+
+
 def test_gzip_and_chunked_bodies(client, make_key):
     _, key = make_key()
     zipped = gzip.compress(logs_request(log_record("zipped")).SerializeToString())
