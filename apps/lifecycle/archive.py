@@ -4,8 +4,9 @@ cheap storage"), a UTC day at a time, and say which days retention may delete.
 A day's files hold every event of the day the database or an earlier archive run held: rows are streamed
 from the database in chunks and merged, in file order, with what the day's files already hold, so running
 it again after retention (or after a replay) rewrites the same bytes and never loses an archived event.
-Each day keeps a marker (`_archive.json`) saying up to which row id, and as of when, it holds the database:
-a day is archived when none of its rows came, or were counted in the rollups, after that.
+Each day keeps a marker (`_archive.json`) saying up to which row id, and as of when, it holds the database
+(and when an archive run first read the day): a day is archived when none of its rows came, or were counted
+in the rollups, after that.
 """
 
 import heapq
@@ -61,6 +62,7 @@ class DayArchived:
     rows: int = 0  # rows in the day's files now
     from_database: int = 0
     kept_from_archive: int = 0  # archived rows no longer in the database (retention, a purge)
+    max_id: int = 0  # the highest row id read from the database
 
 
 @dataclass(frozen=True)
@@ -79,15 +81,48 @@ def day_archive(*, archive: Archive, day: date, now: datetime | None = None) -> 
 
     Database rows win over archived rows of the same event (their pipeline state is newer); archived rows
     the database no longer has are kept. Services the database no longer has keep their files untouched.
-    Then the day's marker records the highest row id read and when the run started.
+    Then the day's marker records the highest row id read and when the run started. A day the filesystem
+    refuses (a name, space, permissions) raises ArchiveError: that day fails, not the whole run.
     """
-    started = now or timezone.now()
-    start, end = day_range(day)
+    try:
+        return _day_write(archive=archive, day=day, started=now or timezone.now())
+    except OSError as exc:
+        raise ArchiveError(
+            f"{archive.day_dir(day)}: cannot write the day ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _day_write(*, archive: Archive, day: date, started: datetime) -> DayArchived:
     previous = archive.read_marker(day) or {}
     result = DayArchived(day=day)
-    max_id = int(previous.get("max_id", 0))
-    files: dict[str, int] = {}
+    files = _day_files_write(archive=archive, day=day, result=result)
+    result.files, result.rows = len(files), sum(files.values())
+    started_text = started.astimezone(UTC).isoformat()
+    marker = {
+        "version": FORMAT_VERSION,
+        "date": day.isoformat(),
+        "archived_at": started_text,
+        # Replay's reference for rows archived as not counted: a run keeps earlier runs' rows as they were.
+        "first_archived_at": previous.get("first_archived_at") or previous.get("archived_at") or started_text,
+        "max_id": max(int(previous.get("max_id", 0)), result.max_id),
+        "rows": result.rows,
+        "files": dict(sorted(files.items())),
+    }
+    archive.write_marker(day, marker)
+    logger.info(
+        "archived %s: %d files, %d rows (%d from the database)",
+        day,
+        result.files,
+        result.rows,
+        result.from_database,
+    )
+    return result
 
+
+def _day_files_write(*, archive: Archive, day: date, result: DayArchived) -> dict[str, int]:
+    """Write the day's files, service by service; return the rows of each of the day's files (by name)."""
+    start, end = day_range(day)
+    files: dict[str, int] = {}
     rows = (
         RawEvent.objects.since(start)
         .filter(timestamp__lt=end)
@@ -106,31 +141,14 @@ def day_archive(*, archive: Archive, day: date, now: datetime | None = None) -> 
         else:
             files[_relative(archive, path)] = archive.write_parquet(path, _batches(fresh))
         result.from_database += fresh.count
-        max_id = max(max_id, fresh.max_id)
+        result.max_id = max(result.max_id, fresh.max_id)
 
     for paths in archive.service_files(day).values():
         for path in paths:
             name = _relative(archive, path)
             if name not in files:  # a service the database no longer holds: its file stays as it is
                 files[name] = _row_count(archive, path)
-    result.files, result.rows = len(files), sum(files.values())
-    marker = {
-        "version": FORMAT_VERSION,
-        "date": day.isoformat(),
-        "archived_at": started.astimezone(UTC).isoformat(),
-        "max_id": max_id,
-        "rows": result.rows,
-        "files": dict(sorted(files.items())),
-    }
-    archive.write_marker(day, marker)
-    logger.info(
-        "archived %s: %d files, %d rows (%d from the database)",
-        day,
-        result.files,
-        result.rows,
-        result.from_database,
-    )
-    return result
+    return files
 
 
 class _DatabaseRows:
@@ -243,9 +261,27 @@ def is_archived(held: DayInDatabase, marker: dict | None) -> bool:
     )
 
 
+def counted_after_read(marker: dict | None, last_aggregated: datetime | None) -> bool:
+    """Return whether events of a day may have been counted in the rollups after an archive run first read
+    the day (`last_aggregated`: the day's last AggregationMark), so that a row archived as not counted may
+    be counted now. Unknown (no marker says when the day was read, but the day was counted) is a yes."""
+    if last_aggregated is None:
+        return False
+    if marker is None:
+        return True
+    first_read = marker.get("first_archived_at") or marker["archived_at"]
+    return last_aggregated >= datetime.fromisoformat(first_read) - SETTLE
+
+
 def configured_archive() -> Archive | None:
-    """Return the archive at ARCHIVE_DIR, or None when no archive is configured."""
-    return Archive.at(settings.ARCHIVE_DIR) if settings.ARCHIVE_DIR else None
+    """Return the archive at ARCHIVE_DIR, or None when no archive is configured; raise ArchiveError when
+    its filesystem is not installed (s3:// without s3fs)."""
+    if not settings.ARCHIVE_DIR:
+        return None
+    try:
+        return Archive.at(settings.ARCHIVE_DIR)
+    except (ImportError, ValueError) as exc:  # fsspec names the package to install
+        raise ArchiveError(f"ARCHIVE_DIR={settings.ARCHIVE_DIR}: {exc}") from exc
 
 
 def days_not_archived(*, before: datetime) -> list[date]:
@@ -267,10 +303,9 @@ class RetentionScope:
     not_archived: list[date]
 
 
-def retention_scope(*, before: datetime) -> RetentionScope | None:
-    """Return what retention may delete before `before` (None when ARCHIVE_DIR is unset: anything). The
-    rows are chosen by the same marker the check read, so a row arriving meanwhile is not deleted."""
-    archive = configured_archive()
+def retention_scope(*, before: datetime, archive: Archive | None) -> RetentionScope | None:
+    """Return what retention may delete before `before` (None without an archive: anything). The rows are
+    chosen by the same marker the check read, so a row arriving meanwhile is not deleted."""
     if archive is None:
         return None
     scope = RetentionScope(held=Q(pk__in=[]), not_archived=[])

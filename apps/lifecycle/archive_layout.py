@@ -1,12 +1,15 @@
 """The archive's format: an explicit Arrow schema and the Hive layout every engine reads,
 `<root>/date=YYYY-MM-DD/service=<name>/part-0.parquet`, on whatever filesystem fsspec finds behind a path
-or URL (local disk here; `s3://…` once s3fs is installed, which this project does not pin or test).
+or URL (local disk here; `s3://…` once s3fs is installed, which this project does not pin or test). A
+service name too long for a file name is cut, with a hash; the rows hold it whole (service_segment).
 
 Files are written under a dot-name and renamed into place, so a reader never meets half a file; engines
 skip names that begin with `.` or `_` (the day's `_archive.json` marker too).
 """
 
+import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ FORMAT_VERSION = 3
 PART_NAME = "part-0.parquet"
 MARKER_NAME = "_archive.json"
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+logger = logging.getLogger(__name__)
 
 
 def _text(name: str) -> pa.Field:
@@ -141,9 +146,29 @@ def day_range(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+# The longest file name most filesystems take (bytes). A segment is ASCII once percent-encoded.
+MAX_SEGMENT = 255
+SERVICE_PREFIX = "service="
+# A cut segment keeps this many hex digits of the name's SHA-256 after a "~" (quote never encodes "~").
+HASH_DIGITS = 16
+
+
 def service_segment(service: str) -> str:
-    """Return `service=<name>` with anything unsafe in a path percent-encoded (engines decode it)."""
-    return "service=" + quote(service, safe="")
+    """Return `service=<name>` with anything unsafe in a path percent-encoded (engines decode it).
+
+    A name too long once encoded (a 50-letter Cyrillic name is 300 bytes) is cut to a readable prefix and
+    a hash of the whole name, to fit in a file name; the file's `service` column holds the name whole.
+    Names that fit keep the segment they always had, so existing archives stay valid.
+    """
+    segment = SERVICE_PREFIX + quote(service, safe="")
+    if len(segment) <= MAX_SEGMENT:
+        return segment
+    digest = hashlib.sha256(service.encode()).hexdigest()[:HASH_DIGITS]
+    prefix = segment[: MAX_SEGMENT - HASH_DIGITS - 1]
+    # Not in the middle of a %XX escape: the prefix still decodes.
+    if "%" in prefix[-2:]:
+        prefix = prefix[: prefix.rindex("%")]
+    return f"{prefix}~{digest}"
 
 
 @dataclass(frozen=True)
@@ -190,7 +215,7 @@ class Archive:
         files: dict[str, list[str]] = {}
         for path in sorted(self.fs.ls(day_dir, detail=False)):
             name = path.rstrip("/").rsplit("/", 1)[-1]
-            if not name.startswith("service=") or not self.fs.isdir(path):
+            if not name.startswith(SERVICE_PREFIX) or not self.fs.isdir(path):
                 continue
             parts = sorted(
                 p
@@ -198,8 +223,22 @@ class Archive:
                 if p.rsplit("/", 1)[-1].endswith(".parquet") and p.rsplit("/", 1)[-1][0] not in "._"
             )
             if parts:
-                files[unquote(name[len("service=") :])] = parts
+                files[self._service_named(name, parts[0])] = parts
         return files
+
+    def _service_named(self, segment: str, path: str) -> str:
+        """Return the service of a `service=<name>` directory: decoded from the name when that spells it,
+        else (a name cut to fit, see service_segment) as the file's rows hold it."""
+        decoded = unquote(segment[len(SERVICE_PREFIX) :])
+        if service_segment(decoded) == segment:
+            return decoded
+        try:
+            services = self.parquet_file(path).read_row_group(0, columns=["service"]).column("service")
+            return services[0].as_py() if len(services) else decoded
+        except (OSError, ValueError, KeyError, IndexError, pa.ArrowException):
+            # Unreadable, or not ours: replay names the file; the path is the best guess of its service.
+            logger.warning("cannot read the service of %s from its rows", path, exc_info=True)
+            return decoded
 
     def write_atomically(self, path: str, write: Callable[[str], None]) -> None:
         """Call `write(temporary_path)`, then rename the result to `path` (no half file, ever)."""

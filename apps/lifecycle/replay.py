@@ -4,8 +4,12 @@ already there, in units (one row group of one file) that any number of workers t
 Identity is (service, event_id), as at ingestion: an event already stored is left untouched. A new row
 keeps what the archive says of it (received time, conform notes, ingest node) and whether it was counted
 in the rollups: counted events come back marked aggregated, since the rollups outlived them; the others
-wait for the pipeline like any new event. Every new row is announced (`events_stored`), so the pipeline
-indexes it and counts what was never counted: nothing is counted twice.
+wait for the pipeline like any new event, unless their day was counted after the archive read it (they
+may have been counted then: stored as counted, and said so). Every new row is announced (`events_stored`),
+so the pipeline indexes it and counts what was never counted: nothing is counted twice.
+
+A user purged after an archived event was received stays purged: the event is not stored (the audit log
+holds each purge and its time). A row the database cannot store is refused alone, like one conform refuses.
 """
 
 import json
@@ -13,18 +17,21 @@ import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
 from django.db import transaction
+from django.db.models import Max
 
-from apps.ingest.conform import SendContext, conform_event
-from apps.ingest.models import RawEvent
+from apps.accounts.models import AuditEntry
+from apps.ingest.conform import NUL, SendContext, conform_event
+from apps.ingest.models import AggregationMark, RawEvent
 from apps.ingest.services import raw_events_store
 from apps.ingest.signals import events_stored
 from apps.pipeline.services import index_backlog_add
 
+from .archive import counted_after_read
 from .archive_layout import (
     ADDED_COLUMNS,
     COLUMNS,
@@ -35,6 +42,7 @@ from .archive_layout import (
     ArchiveRow,
     batch_rows,
 )
+from .services import USER_ID_PROPERTIES
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +58,11 @@ _READABLE = pa.schema([f.with_nullable(True) for f in SCHEMA])
 # whether it was counted (which says whether it goes in the aggregation backlog).
 _COUNTED = DATABASE_FIELDS.index("aggregated") - 1
 _INSERT_FIELDS = tuple(name for name in DATABASE_FIELDS[1:] if name != "aggregated")
+_USER_ID = DATABASE_FIELDS.index("user_id") - 1
+_PROPERTIES = DATABASE_FIELDS.index("properties") - 1
+_TIMESTAMP = DATABASE_FIELDS.index("timestamp") - 1
+_RECEIVED_AT = DATABASE_FIELDS.index("received_at") - 1
+INGEST_NODE_LENGTH = RawEvent._meta.get_field("ingest_node").max_length
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,11 @@ class ReplayOutcome:
     already_there: int = 0
     refused: dict[str, int] = field(default_factory=dict)  # reason -> rows
     unreadable: dict[str, str] = field(default_factory=dict)  # file (row group) -> why it was skipped
+    # Rows of users purged after the rows were received: not stored.
+    purged: int = 0
+    # Stored rows archived as not counted but stored as counted: their day was counted after the archive
+    # read it, so they may have been (never counted twice; a day's counts may miss them instead).
+    assumed_counted: int = 0
 
     @property
     def refused_rows(self) -> int:
@@ -92,6 +110,8 @@ class ReplayOutcome:
         self.already_there += other.already_there
         self.refused = dict(Counter(self.refused) + Counter(other.refused))
         self.unreadable.update(other.unreadable)
+        self.purged += other.purged
+        self.assumed_counted += other.assumed_counted
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +120,8 @@ class ReplayOutcome:
             "already_there": self.already_there,
             "refused": dict(self.refused),
             "unreadable": dict(self.unreadable),
+            "purged": self.purged,
+            "assumed_counted": self.assumed_counted,
         }
 
     @classmethod
@@ -151,29 +173,40 @@ def row_group_replay(*, archive: Archive, path: str, row_group: int) -> ReplayOu
         outcome.unreadable[f"{path} (row group {row_group})"] = _reason(exc)
         return outcome
     for batch in table.to_batches(max_chunksize=INSERT_BATCH):
-        _replay_rows(list(batch_rows(batch)), outcome)
+        _replay_rows(list(batch_rows(batch)), outcome, archive=archive)
     logger.info(
-        "replayed %s row group %d: %d read, %d stored, %d already there, %d refused",
+        "replayed %s row group %d: %d read, %d stored (%d as counted, unsure), %d already there, "
+        "%d refused, %d of purged users",
         path,
         row_group,
         outcome.rows_read,
         outcome.stored,
+        outcome.assumed_counted,
         outcome.already_there,
         outcome.refused_rows,
+        outcome.purged,
     )
     return outcome
 
 
-def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
+def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome, *, archive: Archive) -> None:
     """Conform a batch of archived rows and store the new ones in one INSERT; announce them."""
     refused: Counter[str] = Counter(outcome.refused)
-    to_store: list[tuple[Any, ...]] = []
-    seen: set[tuple[str, Any]] = set()
+    conformed: list[tuple[Any, ...]] = []
     for row in rows:
         outcome.rows_read += 1
         stored_row, reason = _conformed(row)
         if stored_row is None:
             refused[reason if reason in refused or len(refused) < MAX_REASONS else OTHER_REASONS] += 1
+            continue
+        conformed.append(stored_row)
+    outcome.refused = dict(refused)
+    purges = _last_purges(conformed)
+    to_store: list[tuple[Any, ...]] = []
+    seen: set[tuple[str, Any]] = set()
+    for stored_row in conformed:
+        if _purged_since_received(stored_row, purges):
+            outcome.purged += 1
             continue
         identity = (stored_row[1], stored_row[0])
         if identity in seen:  # one event twice in the archive: stored once
@@ -181,21 +214,82 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome) -> None:
             continue
         seen.add(identity)
         to_store.append(stored_row)
-    outcome.refused = dict(refused)
     if not to_store:
         return
+    uncounted = [row for row in to_store if not row[_COUNTED]]
+    unsure = _days_counted_after_read(archive, {_day(row) for row in uncounted}) if uncounted else set()
+    groups = (  # (rows, stored as counted, whether that is unsure)
+        ([row for row in to_store if row[_COUNTED]], True, False),
+        ([row for row in uncounted if _day(row) in unsure], True, True),
+        ([row for row in uncounted if _day(row) not in unsure], False, False),
+    )
     with transaction.atomic():
         stored_ids: list[int] = []
-        for counted in (True, False):
-            rows_of = [row[:_COUNTED] + row[_COUNTED + 1 :] for row in to_store if row[_COUNTED] is counted]
-            stored = raw_events_store(rows=rows_of, columns=_INSERT_FIELDS, pending=not counted)
+        for rows_of, counted, assumed in groups:
+            if not rows_of:
+                continue
+            stored = raw_events_store(
+                rows=[row[:_COUNTED] + row[_COUNTED + 1 :] for row in rows_of],
+                columns=_INSERT_FIELDS,
+                pending=not counted,
+            )
             if counted:  # so not indexed with an aggregation: the index backlog has them
                 index_backlog_add(RawEvent.objects.filter(pk__in=stored), bounds=None)
+            if assumed:
+                outcome.assumed_counted += len(stored)
             stored_ids.extend(stored)
     outcome.stored += len(stored_ids)
     outcome.already_there += len(to_store) - len(stored_ids)
     if stored_ids:
         transaction.on_commit(lambda: _announce(stored_ids))
+
+
+def _day(row: tuple[Any, ...]) -> date:
+    """Return the UTC day of a row's event time: its archive day, and its AggregationMark's day."""
+    return row[_TIMESTAMP].astimezone(UTC).date()
+
+
+def _days_counted_after_read(archive: Archive, days: set[date]) -> set[date]:
+    """Return those of `days` whose events may have been counted after the archive read them (one query,
+    and a marker read per day): their rows archived as not counted may have been counted since."""
+    last_marked = dict(
+        AggregationMark.objects.filter(day__in=days)
+        .values("day")
+        .annotate(last=Max("marked_at"))
+        .values_list("day", "last")
+    )
+    return {day for day in days if counted_after_read(archive.read_marker(day), last_marked.get(day))}
+
+
+def _user_ids(row: tuple[Any, ...]) -> set[str]:
+    """Return the user IDs a stored row holds where purge looks for them: the field and user-ID properties."""
+    found = {row[_USER_ID]} if row[_USER_ID] else set()
+    properties = row[_PROPERTIES] or {}
+    for name in USER_ID_PROPERTIES:
+        value = properties.get(name)
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            found.add(str(value))  # a number matches as its JSON text, as purge reads it
+    return found
+
+
+def _last_purges(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
+    """Return when each user of these rows was last purged (the audit log records every purge)."""
+    users = set().union(*(_user_ids(row) for row in rows)) if rows else set()
+    if not users:
+        return {}
+    return dict(
+        AuditEntry.objects.filter(action=AuditEntry.USER_PURGED, target__in=users)
+        .values("target")
+        .annotate(last=Max("at"))
+        .values_list("target", "last")
+    )
+
+
+def _purged_since_received(row: tuple[Any, ...], purges: dict[str, datetime]) -> bool:
+    """Return whether a user the row holds was purged after the row was received (a purge is kept)."""
+    return any(
+        (purged := purges.get(user)) is not None and purged > row[_RECEIVED_AT] for user in _user_ids(row)
+    )
 
 
 def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
@@ -234,6 +328,11 @@ def _conformed(row: ArchiveRow) -> tuple[tuple[Any, ...] | None, str]:
         return None, f"properties or notes: not JSON text ({exc})"
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         return None, "notes: not a JSON array of text"
+    # What conform does not see, checked for what the database refuses (conform replaces NUL elsewhere).
+    if any(NUL in note for note in notes):
+        return None, "notes: a NUL character (\\u0000), which the database cannot store"
+    if ingest_node and (NUL in ingest_node or len(ingest_node) > INGEST_NODE_LENGTH):
+        return None, f"ingest_node: a NUL character (\\u0000) or over {INGEST_NODE_LENGTH} characters"
     item: dict[str, Any] = {
         "event_id": event_id,
         "timestamp": timestamp.isoformat(),

@@ -32,7 +32,7 @@ from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.pipeline.services import index_backlog_forget
 from apps.traces.search import get_trace_backend
 
-from .archive import retention_scope
+from .archive import configured_archive, retention_scope
 
 logger = logging.getLogger(__name__)
 DELETE_BATCH = 5000
@@ -60,6 +60,8 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     they are due; a day refused here is archived by its next run and deleted by the next retention).
     """
     now = now or timezone.now()
+    # First, before anything is deleted: an archive that cannot be opened raises ArchiveError here.
+    archive = configured_archive()
     report = RetentionReport(
         raw_cutoff=now - timedelta(days=settings.RETENTION_RAW_DAYS),
         index_cutoff=now - timedelta(days=settings.RETENTION_INDEX_DAYS),
@@ -67,7 +69,7 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     report.indices_dropped = get_trace_backend().drop_before(report.index_cutoff)
     old = RawEvent.objects.filter(timestamp__lt=report.raw_cutoff)
     done = old.done_with_aggregation()
-    archived = retention_scope(before=report.raw_cutoff)
+    archived = retention_scope(before=report.raw_cutoff, archive=archive)
     if archived is not None:
         done = done.filter(archived.held)
         report.raw_days_not_archived = [day.isoformat() for day in archived.not_archived]

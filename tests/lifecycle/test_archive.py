@@ -229,6 +229,58 @@ def test_archive_paths_take_any_service_name(tmp_path):
     assert set(target.service_files(day)) == {"gateway", "a/b", "..", "x=y%z", "naïve", "with space"}
 
 
+# 50 characters (conform takes 100), 300 bytes once percent-encoded: more than a file name holds.
+LONG_NAME = "сервис-отслеживания-судов-продакшн-европа-запад-01"
+
+
+def test_a_service_name_too_long_for_a_path_is_cut_and_replays_under_its_own_name(
+    send_old, days, archive_dir, inline
+):
+    first, second = days
+    send_old(
+        [{"service": LONG_NAME, "event": "e", "timestamp": at(first, 10).isoformat()}],
+        received_at=at(first, 11),
+    )
+    send_old(
+        [{"service": "gateway", "event": "e", "timestamp": at(second, 10).isoformat()}],
+        received_at=at(second, 11),
+    )
+
+    assert "archived 2 days, 2 rows" in archive_all(archive_dir)
+
+    [directory] = (archive_dir / f"date={first}").glob("service=*")
+    assert len(directory.name) <= 255 and directory.name.startswith("service=%D1%81%D0%B5")
+    assert rows_of(directory / "part-0.parquet")[0]["service"] == LONG_NAME
+    # The same name always makes the same path: a rerun rewrites that file, not a second one.
+    assert Archive.at(str(archive_dir)).part_path(first, LONG_NAME) == str(directory / "part-0.parquet")
+    assert set(Archive.at(str(archive_dir)).service_files(first)) == {LONG_NAME}
+    RawEvent.objects.all().delete()
+    out = io.StringIO()
+    call_command("replay_archive", str(archive_dir), "--service", LONG_NAME, stdout=out)
+    assert "1 rows read, 1 stored" in out.getvalue()
+    assert RawEvent.objects.get().service == LONG_NAME
+
+
+def test_a_day_the_filesystem_refuses_is_named_and_the_other_days_archive(old_events, archive_dir):
+    first, second = old_events
+    archive_dir.mkdir()
+    (archive_dir / f"date={first}").write_text("a file where the day's directory goes")
+
+    with pytest.raises(CommandError, match="days not archived: 1"):
+        call_command(
+            "archive_events",
+            "--before",
+            f"{timezone.now():%Y-%m-%d}",
+            "--to",
+            str(archive_dir),
+            stdout=io.StringIO(),
+            stderr=(err := io.StringIO()),
+        )
+
+    assert f"{first}: not archived: " in err.getvalue() and "cannot write the day" in err.getvalue()
+    assert (archive_dir / f"date={second}" / "service=gateway" / "part-0.parquet").exists()
+
+
 @pytest.fixture
 def memory_archive(settings):
     """An archive behind an fsspec URL (the in-memory filesystem: the code path s3:// takes, without S3)."""
@@ -271,3 +323,21 @@ def test_commands_say_what_is_wrong_with_the_place(tmp_path):
         call_command("replay_archive", str(tmp_path / "missing"))
     with pytest.raises(CommandError, match="--before must be a date"):
         call_command("archive_events", "--before", "yesterday", "--to", str(tmp_path))
+    with pytest.raises(CommandError, match="--before must be at most"):
+        call_command("archive_events", "--before", "9999-12-31", "--to", str(tmp_path))
+    (a_file := tmp_path / "not-a-directory").write_text("x")
+    with pytest.raises(CommandError, match="not a directory"):
+        call_command("archive_events", "--before", "2026-01-01", "--to", str(a_file))
+
+
+def test_retention_with_an_archive_it_cannot_open_deletes_nothing(old_events, settings, monkeypatch):
+    from apps.traces.search.database import DatabaseTraceBackend
+
+    dropped = []
+    monkeypatch.setattr(DatabaseTraceBackend, "drop_before", lambda self, cutoff: dropped.append(cutoff))
+    settings.ARCHIVE_DIR = "s3://bucket/archive"  # s3fs is not installed here
+
+    with pytest.raises(CommandError, match="Install s3fs.*nothing was deleted"):
+        call_command("apply_retention", stdout=io.StringIO())
+
+    assert dropped == [] and RawEvent.objects.count() == 5

@@ -8,10 +8,15 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
+from apps.accounts.actors import Actor
+from apps.common.errors import BackendUnavailable
 from apps.ingest.models import IndexBacklog, RawEvent
+from apps.ingest.services import events_ingest
+from apps.lifecycle.services import user_purge
 from apps.metrics.models import RollupCount, RollupNumeric
 from apps.metrics.selectors import SeriesQuery, series_for
-from apps.pipeline.services import aggregate_chunk
+from apps.pipeline.services import aggregate_chunk, process_chunk
+from apps.traces.search import get_trace_backend
 from apps.traces.search.elasticsearch import alias_name, es_client
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +175,33 @@ def test_purge_covers_user_id_properties_and_min_max_and_says_what_it_does_not_c
     # The portal ships its own log lines into its events: the purge's line must not name the user.
     assert [r.getMessage() for r in caplog.records if "purged a user" in r.getMessage()]
     assert not [r for r in caplog.records if "carol" in r.getMessage()]
+
+
+def test_purge_just_after_indexing_leaves_no_search_document(es_backend, make_key):
+    api_key, _ = make_key(service="gateway")
+    now = timezone.now()
+    items = [
+        {"event": "search_made", "user_id": "carol", "correlation_id": f"c-{i}", "timestamp": now.isoformat()}
+        for i in range(3)
+    ]
+    ids = events_ingest(items=items, api_key=api_key, received_at=now).stored_ids
+    outcome = process_chunk(event_ids=ids)  # what a worker does a moment after the 202, within the refresh
+    assert outcome.aggregated.done == 3 and not outcome.index_unavailable
+
+    report = user_purge(user_id="carol", actor=Actor.command())
+
+    assert report.raw_events_deleted == 3 and report.search_documents_deleted == 3
+    assert documents(user_id="carol") == 0
+    assert get_trace_backend().trail("c-0") == []
+
+
+def test_a_purge_the_index_refuses_is_an_error_not_an_endless_loop(es_backend, store_events):
+    store_events([{"event": "search_made", "user_id": "carol", "timestamp": timezone.now().isoformat()}])
+    client = es_client()
+    client.indices.put_settings(index=f"{alias_name()}-*", settings={"index.blocks.write": True})
+    try:
+        with pytest.raises(BackendUnavailable, match="could not be deleted"):
+            get_trace_backend().delete_user("carol")
+    finally:
+        client.indices.put_settings(index=f"{alias_name()}-*", settings={"index.blocks.write": None})
+    assert documents(user_id="carol") == 1

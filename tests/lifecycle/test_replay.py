@@ -7,9 +7,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from apps.accounts.actors import Actor
+from apps.accounts.models import AuditEntry
 from apps.ingest.models import RawEvent
 from apps.lifecycle.archive_layout import Archive, record_batch
-from apps.lifecycle.services import retention_apply
+from apps.lifecycle.services import retention_apply, user_purge
+from apps.metrics.models import RollupCount
 from apps.metrics.selectors import SeriesQuery, series_for
 from apps.pipeline.services import process_chunk
 from apps.traces.selectors import trail_get
@@ -190,9 +193,9 @@ def test_a_unit_stores_its_rows_in_one_statement_per_batch(
     archive = Archive.at(str(archive_dir))
     [unit] = [u for u in replay_plan(archive=archive).units if u.rows == 2]
 
-    # One INSERT for the two rows and one for their index backlog rows (they were counted before), in one
-    # transaction (a savepoint here, and its release); none per row.
-    with django_assert_num_queries(4):
+    # One look-up of their users' purges, one INSERT for the two rows and one for their index backlog rows
+    # (they were counted before), in one transaction (a savepoint here, and its release); none per row.
+    with django_assert_num_queries(5):
         outcome = row_group_replay(archive=archive, path=unit.path, row_group=unit.row_group)
 
     assert (outcome.rows_read, outcome.stored) == (2, 2)
@@ -303,3 +306,89 @@ def test_an_event_corrected_onto_the_next_day_replays_as_already_there(send_old,
 
     assert "1 rows read, 0 stored, 1 already there" in text
     assert RawEvent.objects.get().pk == stored.pk
+
+
+def test_an_event_counted_after_a_manual_archive_is_not_counted_again(
+    send_old, days, tmp_path, inline, settings
+):
+    settings.ARCHIVE_DIR = ""  # the README's manual flow: archive_events, then apply_retention drops the days
+    first, _ = days
+    [late] = send_old(  # a late arrival for an old day, waiting for the pipeline when the archive runs
+        [{"service": "gateway", "event": "late_one", "timestamp": at(first, 10).isoformat()}],
+        received_at=timezone.now() - timedelta(seconds=5),
+        pending=True,
+    )
+    target = tmp_path / "archive"
+    archive_all(target)
+    assert process_chunk(event_ids=[late]).aggregated.done == 1  # the worker counts it a moment later
+    assert retention_apply().raw_events_deleted == 1
+
+    text = run("replay_archive", str(target))
+    process_replayed()
+
+    assert "1 stored as counted though archived as not counted" in text
+    assert RollupCount.objects.get(event="late_one", granularity="day").count == 1
+    assert RawEvent.objects.with_aggregated().get().aggregated
+
+
+def archived_row(event_id: str, *, day, ingest_node: str = "node-a", notes: str = "[]", user_id: str = ""):
+    """An archive row of a counted event received at 01:00:01 of `day`."""
+    return (
+        event_id, "gateway", "prod", "metric", "search_made", at(day, 1), at(day, 1, 1), user_id, "", "", "",
+        "{}", notes, ingest_node, "", "", None, True, at(day, 1),
+    )  # fmt: skip
+
+
+def test_rows_the_database_cannot_store_are_refused_and_the_rest_replays(archive_dir, inline, db):
+    archive = Archive.at(str(archive_dir))
+    today = timezone.now().date()
+    yesterday = today - timedelta(days=1)
+    archive.write_parquet(
+        archive.part_path(yesterday, "gateway"),
+        [record_batch([archived_row("0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a01", day=yesterday)])],
+    )
+    rows = [
+        archived_row("0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a02", day=today),
+        # jsonb refuses \u0000, and so does text: neither goes through conform, which would replace it
+        archived_row("0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a03", day=today, notes='["a NUL \\u0000 here"]'),
+        archived_row("0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a04", day=today, ingest_node="node\x00a"),
+    ]
+    archive.write_parquet(archive.part_path(today, "gateway"), [record_batch(rows)])
+
+    text = run("replay_archive", str(archive_dir))
+
+    assert "4 rows read, 2 stored, 0 already there, 2 refused" in text
+    assert "notes: a NUL character" in text and "ingest_node: a NUL character" in text
+    assert sorted(str(e) for e in RawEvent.objects.values_list("event_id", flat=True)) == [
+        "0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a01",
+        "0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a02",
+    ]
+
+
+def test_a_purged_user_stays_purged_after_a_replay(old_events, archive_dir, inline):
+    archive_all(archive_dir)
+    user_purge(user_id="u1", actor=Actor.command())
+    retention_apply()
+
+    text = run("replay_archive", str(archive_dir))
+    process_replayed()
+
+    assert "3 stored" in text and "2 not stored: their user was purged after they were received" in text
+    assert not RawEvent.objects.filter(user_id="u1").exists()
+    assert sorted(RawEvent.objects.values_list("user_id", flat=True)) == ["", "u2", "u2"]
+    assert [event.user_id for event in trail_get(correlation_id="trail-1")] == ["u2", ""]
+
+
+def test_events_received_after_a_purge_replay(archive_dir, inline, db):
+    archive = Archive.at(str(archive_dir))
+    day = timezone.now().date() - timedelta(days=1)
+    user_purge(user_id="u1", actor=Actor.command())  # now: after the row below was received
+    AuditEntry.objects.update(at=at(day, 0))  # say the purge was an hour before the row came
+
+    archive.write_parquet(
+        archive.part_path(day, "gateway"),
+        [record_batch([archived_row("0b6f0a4e-3c59-4a4e-9d52-6e0e8f1f9a05", day=day, user_id="u1")])],
+    )
+
+    assert "1 rows read, 1 stored" in run("replay_archive", str(archive_dir))
+    assert RawEvent.objects.get().user_id == "u1"

@@ -425,14 +425,32 @@ class ElasticsearchTraceBackend(TraceBackend):
         ]
         deleted = 0
         while True:
+            # A search sees what the last refresh made visible: a document indexed within the last second
+            # (refresh_interval) would survive the purge. Refreshed each round, so a search also sees the
+            # previous round's deletes.
+            self._call(
+                lambda es: es.indices.refresh(
+                    index=alias_name(), ignore_unavailable=True, allow_no_indices=True
+                )
+            )
             search = self._search().filter("bool", should=places, minimum_should_match=1)
             search = search.extra(size=1000, _source=False)
             hits = self._execute(search).to_dict()["hits"]["hits"]
             if not hits:
                 return deleted
             actions = [{"_op_type": "delete", "_index": h["_index"], "_id": h["_id"]} for h in hits]
-            self._call(lambda es, a=actions: helpers.bulk(es, a, refresh="wait_for", raise_on_error=False))
-            deleted += len(hits)
+            removed, errors = self._call(lambda es, a=actions: helpers.bulk(es, a, raise_on_error=False))
+            deleted += removed
+            # Gone already (404) is what a purge wants; anything else (a write block, a read-only index)
+            # would find the same documents again in the next round, for ever.
+            failed = [item["delete"] for item in errors if item["delete"].get("status") != 404]
+            if failed:
+                raise BackendUnavailable(
+                    redact_text(
+                        f"{settings.ELASTICSEARCH_URL}: {len(failed)} of {len(actions)} documents of the "
+                        f"user could not be deleted ({_reason(failed[0])}); {deleted} were"
+                    )
+                )
 
     def _any_document(self, condition: dict[str, Any]) -> bool:
         # Each shard stops at its first match and nothing but the count comes back.

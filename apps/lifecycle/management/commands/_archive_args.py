@@ -23,4 +23,6 @@ def open_archive(target: str, *, must_exist: bool = False) -> Archive:
         raise CommandError(f"{target}: {exc}") from None
     if must_exist and not archive.fs.isdir(archive.root):
         raise CommandError(f"{target}: no such archive directory")
+    if archive.fs.exists(archive.root) and not archive.fs.isdir(archive.root):
+        raise CommandError(f"{target}: not a directory")
     return archive

@@ -1,8 +1,9 @@
 """`manage.py apply_retention`: delete raw events and search indices past their retention age."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from apps.lifecycle.archive import ArchiveError
 from apps.lifecycle.services import retention_apply
 
 
@@ -10,7 +11,10 @@ class Command(BaseCommand):
     help = "Delete raw events and daily search indices older than the retention settings (rollups stay)."
 
     def handle(self, *args, **options) -> None:
-        report = retention_apply()
+        try:
+            report = retention_apply()
+        except ArchiveError as exc:  # raised before anything is deleted
+            raise CommandError(f"{exc}; nothing was deleted") from None
         self.stdout.write(
             f"raw events older than {report.raw_cutoff:%Y-%m-%d %H:%M} UTC "
             f"({settings.RETENTION_RAW_DAYS} days): {report.raw_events_deleted} deleted, "

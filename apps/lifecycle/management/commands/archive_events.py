@@ -2,8 +2,10 @@
 service, in the Hive layout (`date=YYYY-MM-DD/service=<name>/part-0.parquet`)."""
 
 import time
+from datetime import UTC, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from apps.lifecycle.archive import ArchiveError, day_archive, days_with_events
 
@@ -27,6 +29,11 @@ class Command(BaseCommand):
     def handle(self, *args, before: str, target: str, since: str | None, **options) -> None:
         end = parse_day(before, "--before")
         start = parse_day(since, "--from") if since else None
+        # No event is stamped later than when it was received (conform clamps the future): a later day
+        # holds nothing, and the last day there is has no next day to end it.
+        latest = timezone.now().astimezone(UTC).date() + timedelta(days=1)
+        if end > latest:
+            raise CommandError(f"--before must be at most {latest} (tomorrow, UTC): got {end}")
         archive = open_archive(target)
         began = time.monotonic()
         days = rows = 0

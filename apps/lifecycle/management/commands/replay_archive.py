@@ -18,7 +18,8 @@ class Command(BaseCommand):
     help = (
         "Replay archived events: conform each again and store those not already stored, keeping their "
         "received time, notes and whether they were counted in the rollups (so nothing is counted twice). "
-        "A file that cannot be read is named and skipped; the rest replays."
+        "Events of users purged after they were received are not stored. A file that cannot be read is "
+        "named and skipped; the rest replays."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -110,6 +111,17 @@ class Command(BaseCommand):
         if outcome.stored:
             self.stdout.write(
                 "  stored events go through the pipeline: indexed, and counted if they never were"
+            )
+        if outcome.assumed_counted:
+            self.stdout.write(
+                f"  {outcome.assumed_counted:,} stored as counted though archived as not counted: their day "
+                "was counted after the archive read it, so they may have been (not counted twice; those "
+                "days' counts may miss them)"
+            )
+        if outcome.purged:
+            self.stdout.write(
+                f"  {outcome.purged:,} not stored: their user was purged after they were received "
+                "(purge_user; the audit log has it)"
             )
         if outcome.refused:
             self.stdout.write("  refused, by reason:")
