@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -11,15 +12,28 @@ BATCH_PATH = "/api/v1/batch"
 MAX_BATCH_EVENTS = 1000
 # The server accepts <= 1 MB per batch; keep headroom for the envelope and sent_at.
 MAX_BATCH_BYTES = 1_000_000 - 4_096
-# The server measures events with the same compact UTF-8 JSON encoding and refuses > 32 KiB; the margin
-# covers re-serialisation differences (float spelling and the like).
+# The server measures events as json.dumps writes them (compact, UTF-8) and refuses > 32 KiB; the client
+# measures alike (float spelling included, see encoding._fits) and keeps a margin for what else may differ.
 MAX_EVENT_BYTES = 32 * 1024 - 256
 _TRUE = {"1", "true", "yes", "on"}
+logger = logging.getLogger(__name__)
 
 
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def _check_api_key(api_key: str) -> None:
+    """Raise ValueError for a key that cannot go into an HTTP header (every send would fail)."""
+    try:
+        api_key.encode("latin-1")  # what http.client writes header values as
+    except UnicodeEncodeError as exc:
+        # Name the character, never the key: it is a secret.
+        raise ValueError(
+            f"the API key contains {api_key[exc.start]!r} at position {exc.start}, which an HTTP header "
+            "cannot carry (a typographic character pasted with it?)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -68,16 +82,28 @@ class TrackerConfig:
         send_service: bool = False,
     ) -> TrackerConfig:
         """Return the configuration for these arguments; None means ``OBSERVATORY_URL``,
-        ``OBSERVATORY_API_KEY``, ``SERVICE_NAME``, ``STAGE`` and ``OBSERVATORY_SYNC`` respectively."""
+        ``OBSERVATORY_API_KEY``, ``SERVICE_NAME``, ``STAGE`` and ``OBSERVATORY_SYNC`` respectively.
+
+        Raise ValueError for an API key argument that is not latin-1 (HTTP headers cannot carry it). The same
+        in ``OBSERVATORY_API_KEY`` is logged as an error instead: the default Tracker is made on the first
+        ``track()``, which must not raise into a request; every send then fails, reported as such."""
         url = url if url is not None else _env("OBSERVATORY_URL")
         url = url.rstrip("/") if url else None
         endpoint = None
         if url:
             endpoint = url if url.endswith(BATCH_PATH) else url + BATCH_PATH
+        if api_key is not None:
+            _check_api_key(api_key)
+        else:
+            api_key = _env("OBSERVATORY_API_KEY")
+            try:
+                _check_api_key(api_key or "")
+            except ValueError as exc:
+                logger.error("observatory: OBSERVATORY_API_KEY is unusable, every send will fail: %s", exc)
         return cls(
             url=url,
             endpoint=endpoint,
-            api_key=api_key if api_key is not None else _env("OBSERVATORY_API_KEY"),
+            api_key=api_key,
             service=service if service is not None else _env("SERVICE_NAME"),
             stage=stage if stage is not None else _env("STAGE"),
             sync=bool(sync) if sync is not None else (_env("OBSERVATORY_SYNC") or "").lower() in _TRUE,

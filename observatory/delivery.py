@@ -40,8 +40,8 @@ class Delivery:
     2xx and holds the event, stored now or by an earlier send of the same event_id), ``rejected`` (refused
     item by item in a 2xx answer, or refused before sending because the portal would refuse it: larger
     than its 32 KiB limit even when truncated, or not encodable as JSON; resending cannot help) or
-    ``failed`` (the batch was given up after a 4xx or when retries ran out; the portal may or may not have
-    stored it).
+    ``failed`` (given up: after a 4xx, when retries ran out, on an unexpected error in the send path, or at
+    shutdown, a ``Retry-After`` pause cut short included; the portal may or may not have stored it).
     """
 
     acknowledged: tuple[str, ...] = ()
@@ -132,14 +132,14 @@ class Reporter:
     def failed(
         self, chunk: list[Encoded], reason: str, *, retryable: bool = True, status: int | None = None
     ) -> None:
-        """Record a POST of ``chunk`` given up (refused with a 4xx, or out of retries)."""
+        """Record a POST of ``chunk`` given up (refused with a 4xx, out of retries, an unexpected error)."""
         self.counters.add(failed_batches=1, failed_events=len(chunk))
         self._report(lambda: Delivery(failed=_ids(chunk), status=status, reason=reason))
         if self.throttle.ready(f"failed:{retryable}"):
             logger.error("observatory: dropping batch of %d event(s): %s", len(chunk), reason)
 
     def abandoned(self, event_ids: Iterable[str], reason: str) -> None:
-        """Record events never sent because the tracker shut down before their turn."""
+        """Record events never sent: the tracker shut down before their turn, or the sender failed."""
         ids = tuple(event_ids)
         self.counters.add(failed_events=len(ids))
         self._report(lambda: Delivery(failed=ids, reason=reason))

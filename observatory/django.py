@@ -4,7 +4,7 @@ Add ``"observatory.django.CorrelationIdMiddleware"`` near the top of ``MIDDLEWAR
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 try:
@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - only without Django
     raise ImportError("observatory.django needs Django: pip install './observatory[django]'") from exc
 
 from . import correlation
+from .wsgi import _ContextIterable
 
 __all__ = ["CorrelationIdMiddleware"]
 
@@ -22,7 +23,8 @@ class CorrelationIdMiddleware:
 
     The ID comes from ``X-Correlation-ID``, ``Correlation-ID`` or ``traceparent``, in that order (else a new
     UUID4; see :func:`correlation.from_headers`); the response always carries ``X-Correlation-ID``. Works
-    for WSGI and ASGI (sync and async middleware chains).
+    for WSGI and ASGI (sync and async middleware chains). A streaming response's body is produced after
+    the view returned, while the server iterates it: the ID is set there too.
     """
 
     sync_capable = True
@@ -41,15 +43,26 @@ class CorrelationIdMiddleware:
         cid = self._assign(request)
         with correlation.use(cid):
             response = self.get_response(request)
-        response[correlation.HEADER] = cid
-        return response
+        return self._finish(response, cid)
 
     async def _acall(self, request: Any) -> Any:
         cid = self._assign(request)
         with correlation.use(cid):
             get_response: Callable[[Any], Awaitable[Any]] = self.get_response
             response = await get_response(request)
+        return self._finish(response, cid)
+
+    @staticmethod
+    def _finish(response: Any, cid: str) -> Any:
         response[correlation.HEADER] = cid
+        # A FileResponse reading a file runs no code of the app, and replacing its content would cost it
+        # the server's sendfile (wsgi.file_wrapper).
+        if getattr(response, "streaming", False) and getattr(response, "file_to_stream", None) is None:
+            content = response.streaming_content
+            if getattr(response, "is_async", False):
+                response.streaming_content = _async_with_id(content, cid)
+            else:
+                response.streaming_content = _ContextIterable(content, cid)
         return response
 
     @staticmethod
@@ -57,3 +70,15 @@ class CorrelationIdMiddleware:
         cid = correlation.from_headers(request.headers)
         request.correlation_id = cid
         return cid
+
+
+async def _async_with_id(content: AsyncIterable[bytes], cid: str) -> AsyncIterator[bytes]:
+    """Yield ``content``'s parts, each produced with ``cid`` set (and the consumer's context left alone)."""
+    iterator = aiter(content)
+    while True:
+        with correlation.use(cid):
+            try:
+                part = await anext(iterator)
+            except StopAsyncIteration:
+                return
+        yield part

@@ -15,14 +15,16 @@ from typing import Any
 from . import _guard, encoding
 from .config import MAX_BATCH_BYTES, MAX_EVENT_BYTES, TrackerConfig
 from .delivery import Reporter
-from .encoding import EVENT_ID_INDEX, Encoded, unflatten
+from .encoding import EVENT_ID_INDEX, Encoded, PendingEvent, unflatten
 from .transport import Transport
 
-__all__ = ["Sender", "chunks"]
+__all__ = ["ABORT_GRACE_SECONDS", "Sender", "chunks"]
 
 logger = logging.getLogger("observatory.tracker")  # one logger for everything a Tracker says
 
 _NEVER = sys.maxsize  # a queue length no caller reaches: nobody needs waking
+# How long close() waits past its deadline for an aborted sender thread to give up (and count) its events.
+ABORT_GRACE_SECONDS = 1.0
 
 
 def chunks(events: list[Encoded], max_count: int, max_bytes: int) -> Iterable[list[Encoded]]:
@@ -108,28 +110,48 @@ class Sender:
             queued = len(self.queue)
             return self._taken + queued, self._taken - self._done + queued
 
-    def deliver(self, events: list[tuple[Any, ...]]) -> None:
-        """Encode captured events and send them in chunks within the portal's limits; report refusals."""
+    def deliver(self, events: list[tuple[Any, ...]], *, may_pause: bool = False) -> None:
+        """Encode captured events and send them in chunks within the portal's limits; report refusals.
+
+        Every event ends in one report, even when something here raises: the events not reported yet are
+        then reported failed. ``may_pause``: see ``Transport.send``.
+        """
         config = self.config
         service = config.service if config.send_service else None
         stage = config.stage if config.send_service else None
         encoded: list[Encoded] = []
-        for event in map(unflatten, events):
-            try:
-                data = encoding.encode(event, service, stage)
-            except Exception as exc:  # reported (as rejected) and logged by the reporter
-                self.reporter.refused(event.event_id, event.name, f"cannot be encoded as JSON: {exc}")
-                continue
-            if data is None:
-                self.reporter.refused(
-                    event.event_id,
-                    event.name,
-                    f"larger than the portal's limit of {MAX_EVENT_BYTES} bytes even when truncated",
-                )
-                continue
-            encoded.append(Encoded(event.event_id, data))
-        for chunk in chunks(encoded, config.batch_size, MAX_BATCH_BYTES):
-            self.transport.send(chunk)
+        seen = 0  # events of ``events`` encoded or reported
+        sent = 0  # events of ``encoded`` handed to the transport, which reports them
+        try:
+            for event in map(unflatten, events):
+                data = self._encode(event, service, stage)
+                if data is not None:
+                    encoded.append(Encoded(event.event_id, data))
+                seen += 1
+            for chunk in chunks(encoded, config.batch_size, MAX_BATCH_BYTES):
+                self.transport.send(chunk, may_pause=may_pause)
+                sent += len(chunk)
+        except Exception as exc:
+            logger.exception("observatory: unexpected error while delivering %d event(s)", len(events))
+            unreported = [item.event_id for item in encoded[sent:]]
+            unreported += [fields[EVENT_ID_INDEX] for fields in events[seen:]]
+            if unreported:
+                self.reporter.abandoned(unreported, f"unexpected {type(exc).__name__} in the sender: {exc}")
+
+    def _encode(self, event: PendingEvent, service: str | None, stage: str | None) -> bytes | None:
+        """Return the event's JSON, or None once it was reported rejected (too large, not encodable)."""
+        try:
+            data = encoding.encode(event, service, stage)
+        except Exception as exc:  # reported (as rejected) and logged by the reporter
+            self.reporter.refused(event.event_id, event.name, f"cannot be encoded as JSON: {exc}")
+            return None
+        if data is None:
+            self.reporter.refused(
+                event.event_id,
+                event.name,
+                f"larger than the portal's limit of {MAX_EVENT_BYTES} bytes even when truncated",
+            )
+        return data
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until every event queued before this call was delivered or given up (see Tracker.flush)."""
@@ -154,6 +176,35 @@ class Sender:
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.05, deadline - time.monotonic()))
+
+    def close(self, delivered: bool, deadline: float) -> None:
+        """Stop after a flush that ``delivered`` everything or not; if not, give up what is left.
+
+        Abandoned events are counted in ``failed_events`` by the thread once it sees the abort, which may
+        take it the end of an HTTP request: it gets ``ABORT_GRACE_SECONDS`` past ``deadline`` for that.
+        """
+        if not delivered:
+            pending = self.progress()[1]
+            self._abort.set()
+            logger.warning("observatory: shutdown timed out; %d event(s) were not delivered", pending)
+            deadline = max(deadline, time.monotonic() + ABORT_GRACE_SECONDS)
+        self.stop(deadline)
+        self.transport.close()
+
+    def release(self) -> None:
+        """Let the thread deliver what is queued and end: its Tracker was collected. Never blocks.
+
+        This runs inside the garbage collector, in whichever thread it struck, so it must not wait for
+        anything that thread may hold: the sender thread wakes itself within its idle timeout.
+        """
+        self._stopping.set()
+        if threading.current_thread() is not self.thread:
+            self._wakeup.set()
+
+    def finished(self) -> bool:
+        """Return whether nothing is queued and no thread is running."""
+        thread = self.thread
+        return not self.queue and (thread is None or not thread.is_alive())
 
     # -- the thread ---------------------------------------------------------------------------------
 
@@ -188,16 +239,21 @@ class Sender:
                     if batch:
                         if self._abort.is_set():
                             ids = (event[EVENT_ID_INDEX] for event in batch)
-                            self.reporter.abandoned(ids, "shutdown")
+                            self.reporter.abandoned(ids, self._abandon_reason())
                         else:
-                            self.deliver(batch)
+                            self.deliver(batch, may_pause=True)
                 except Exception:  # never let the sender die: that would silently stall flush()
                     logger.exception("observatory: unexpected error in sender thread")
                 finally:
                     if batch:
                         self._mark_done(len(batch))
                 if self._stopping.is_set() and not self.queue:
+                    self.transport.close()
                     return
+
+    def _abandon_reason(self) -> str:
+        pause = self.transport.interrupted_pause
+        return "shutdown" if pause is None else f"shut down during {pause}"
 
     def _urgent(self) -> bool:
         return self._stopping.is_set() or self._flush_target > self._done

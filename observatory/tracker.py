@@ -2,12 +2,15 @@
 
 ``track`` only captures the event and queues it; the sender thread encodes, batches, gzips and POSTs it to
 ``{url}/api/v1/batch`` with retries. The work is split over ``config``, ``encoding``, ``sender``,
-``transport`` and ``delivery``; this module wires them together and owns the fork and exit hooks."""
+``transport`` and ``delivery``; this module wires them together and owns the fork and exit hooks: every
+Tracker's events are flushed at interpreter exit, at the exit of a multiprocessing child (which skips
+``atexit``), and when a Tracker is collected without ``shutdown()``."""
 
 from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -37,6 +40,7 @@ from .encoding import (
     take_user_id,
 )
 from .encoding import LOG_LEVELS as LOG_LEVELS
+from .sender import ABORT_GRACE_SECONDS as ABORT_GRACE_SECONDS
 from .sender import Sender
 from .transport import Transport
 
@@ -45,8 +49,6 @@ __all__ = ["Delivery", "Tracker", "flush", "get_tracker", "log", "set_tracker", 
 logger = logging.getLogger("observatory.tracker")
 
 _PID_CHECK_INTERVAL = 0.001  # seconds of track() time between two looks at os.getpid() (see _submit)
-# How long shutdown() waits past its timeout for an aborted sender thread to give up (and count) its events.
-ABORT_GRACE_SECONDS = 1.0
 _CLOSED = float("-inf")  # Tracker._queue_until when track() may not append without the checks of _submit
 _now = time.time
 _current_correlation_id = correlation.current_get
@@ -73,7 +75,12 @@ class Tracker:
     Unset ``url``, ``api_key``, ``service`` and ``stage`` come from the environment variables
     ``OBSERVATORY_URL``, ``OBSERVATORY_API_KEY``, ``SERVICE_NAME`` and ``STAGE``; ``sync=None`` reads
     ``OBSERVATORY_SYNC``. A tracker without a URL drops events (counted in ``stats()["dropped"]``) and warns
-    once instead of failing the caller.
+    once instead of failing the caller; an API key that an HTTP header cannot carry (not latin-1) raises
+    ValueError here rather than failing every send.
+
+    Failed POSTs are retried within ``max_retries`` and ``max_retry_time``. An answer with ``Retry-After``
+    (the portal throttling, or down for a while) pauses the sender instead, for as long as it asks (at
+    most an hour): the batch stays at the head, new events queue up to ``max_queue`` and overflow as usual.
 
     The portal takes service and stage from the API key, so events leave them out by default. A log
     shipper whose key may forward for other services passes ``send_service=True`` to name them.
@@ -84,6 +91,8 @@ class Tracker:
     reported there as rejected.
 
     Create one Tracker per process (or use the module-level :func:`track`): each owns a sender thread.
+    A Tracker dropped without :meth:`shutdown` is not lost: once it is collected, its thread delivers what
+    it holds and ends, and what it has not delivered by interpreter exit is flushed then.
     """
 
     url = _Setting()
@@ -167,6 +176,13 @@ class Tracker:
         self._sender = Sender(self.config, self._transport, self._reporter, self._abort)
         self._queue = self._sender.queue  # track() appends here itself (see Sender)
         self._pid_checked(time.time())
+        # The sender outlives a collected Tracker until it delivered what it holds (see _orphan); only
+        # this finalizer, not the registry of live Trackers, knows which sender is this Tracker's.
+        previous = getattr(self, "_orphan_when_collected", None)
+        if previous is not None:
+            previous.detach()  # a forked child's copy: the parent's sender is not this process's
+        self._orphan_when_collected = weakref.finalize(self, _orphan, self._sender)
+        self._orphan_when_collected.atexit = False  # exit is shutdown_all's job
 
     def _pid_checked(self, at: float) -> None:
         """Note that the process ID was checked at ``at``: track() may append without checks until
@@ -293,7 +309,8 @@ class Tracker:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued before this call was delivered or given up.
 
-        Return True when that happened within ``timeout`` seconds (None waits indefinitely).
+        Return True when that happened within ``timeout`` seconds (None waits indefinitely). A flush that
+        times out gives nothing up: during a ``Retry-After`` pause, the events wait for its end.
         """
         if self.config.sync:
             return True  # sync mode delivers inside track()
@@ -303,9 +320,11 @@ class Tracker:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush (waiting at most ``timeout``, default ``shutdown_timeout``), then stop the sender thread.
 
-        Events still pending after the timeout are abandoned and counted in ``failed_events`` (the sender
-        thread gets up to ``ABORT_GRACE_SECONDS`` more to finish a request in flight and count them). Return
-        whether everything was delivered. Called automatically at interpreter exit.
+        Events still pending after the timeout are abandoned: reported failed to ``on_delivery`` (the
+        reason names a ``Retry-After`` pause that shutdown cut short) and counted in ``failed_events``. The
+        sender thread gets up to ``ABORT_GRACE_SECONDS`` more to finish a request in flight and count them.
+        Return whether everything was delivered. Called automatically at interpreter exit and at the exit
+        of a multiprocessing child.
         """
         self._check_pid()
         if self._closed:
@@ -316,15 +335,7 @@ class Tracker:
         self._queueing = False
         self._queue_until = _CLOSED
         self._closed = True
-        if not delivered:
-            pending = self.stats()["queued"]
-            self._abort.set()
-            logger.warning("observatory: shutdown timed out; %d event(s) were not delivered", pending)
-            # The thread counts what it abandons in failed_events once it sees the abort, which may take
-            # it the end of an HTTP request: give it a moment past the deadline so the count is there.
-            deadline = max(deadline, time.monotonic() + ABORT_GRACE_SECONDS)
-        self._sender.stop(deadline)
-        self._transport.close()
+        self._sender.close(delivered, deadline)
         return delivered
 
     def stats(self) -> dict[str, int]:
@@ -387,27 +398,58 @@ class Tracker:
 # -- process-wide registry: fork hooks, atexit, default tracker ---------------------------------
 
 _live_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
+# Senders of Trackers collected without shutdown(), held until they delivered what they hold. A set the
+# garbage collector may add to from any thread: read it through copy() (one C call, no collection inside).
+_orphans: set[Sender] = set()
 _default: Tracker | None = None
 _default_lock = threading.Lock()
+# After every other exit hook of a multiprocessing child, so events they track are flushed too.
+_MULTIPROCESSING_EXIT_PRIORITY = -100
+
+
+def _orphan(sender: Sender) -> None:
+    """Let the sender of a collected Tracker deliver what it holds, and keep it for exit until it did."""
+    for done in [other for other in _orphans.copy() if other.finished()]:
+        _orphans.discard(done)
+    if not sender.finished():
+        _orphans.add(sender)
+    sender.release()
 
 
 def _after_fork_in_child() -> None:
     global _default_lock
     _default_lock = threading.Lock()
+    _orphans.clear()  # the parent's job, like the live trackers' queued events
     for tracker in list(_live_trackers):
         tracker._after_fork_in_child()
 
 
+def _flush_at_multiprocessing_exit(shutdown: Callable[[], None]) -> None:
+    # multiprocessing's children (a fork Process, a Pool worker) leave through os._exit: atexit never
+    # runs there, multiprocessing's exit hooks do. Registered after each such fork, once multiprocessing
+    # has cleared the hooks the child inherited.
+    multiprocessing.util.Finalize(None, shutdown, exitpriority=_MULTIPROCESSING_EXIT_PRIORITY)
+
+
 def shutdown_all(timeout: float | None = None) -> None:
-    """Shut down every live Tracker of this process (run at exit and by the Celery integration)."""
+    """Shut down every Tracker of this process and flush the senders of collected ones (run at exit, at
+    the exit of a multiprocessing child and by the Celery integration)."""
     for tracker in list(_live_trackers):
         try:
             tracker.shutdown(timeout)
         except Exception:  # one broken tracker must not keep the others from flushing
             logger.exception("observatory: error while shutting down %r", tracker)
+    for sender in _orphans.copy():
+        wait = sender.config.shutdown_timeout if timeout is None else timeout
+        try:
+            sender.close(sender.flush(wait), time.monotonic() + max(0.0, wait))
+        except Exception:
+            logger.exception("observatory: error while flushing a collected tracker's events")
+        _orphans.discard(sender)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+multiprocessing.util.register_after_fork(shutdown_all, _flush_at_multiprocessing_exit)
 atexit.register(shutdown_all)
 
 

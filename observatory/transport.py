@@ -1,6 +1,7 @@
 """POST encoded events to ``/api/v1/batch``: gzip, retries with backoff and jitter, Retry-After, 413 splits.
 
-A retry re-sends the very same events (same event_ids), so the portal stores each once."""
+A retry re-sends the very same events (same event_ids), so the portal stores each once. A ``Retry-After``
+pauses the sender thread for as long as it asks, outside the retry budget (see ``Transport.send``)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from .config import TrackerConfig
 from .delivery import Reporter
 from .encoding import Encoded, utc_iso
 
-__all__ = ["Transport", "parse_retry_after"]
+__all__ = ["MAX_PAUSE_SECONDS", "Transport", "parse_retry_after"]
 
 logger = logging.getLogger("observatory.tracker")  # one logger for everything a Tracker says
 
 # Network failures worth retrying (refused, reset, dropped, timeouts); other RequestExceptions are not.
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# The longest pause a Retry-After gets: the portal's rate limits go down to one an hour, and a broken
+# header must not stop a sender for days.
+MAX_PAUSE_SECONDS = 3600.0
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -54,20 +58,30 @@ class Transport:
     def __init__(self, config: TrackerConfig, reporter: Reporter, abort: threading.Event) -> None:
         self.config = config
         self.reporter = reporter
-        self._abort = abort  # set at shutdown: cut retries and back-off short
+        self._abort = abort  # set at shutdown: cut retries, back-off and pauses short
         self._session = requests.Session()
         self._lock = threading.Lock()  # one POST at a time (sender thread, sync callers, flush in caller)
+        # The Retry-After pause that shutdown cut short, so the events left behind are given up with it.
+        self.interrupted_pause: str | None = None
 
-    def send(self, chunk: list[Encoded]) -> bool:
-        """POST one chunk (within the portal's count and size limits); return whether all of it arrived."""
+    def send(self, chunk: list[Encoded], *, may_pause: bool = False) -> bool:
+        """POST one chunk (within the portal's count and size limits); return whether all of it arrived.
+
+        Every outcome is reported, unexpected errors included (as failed, not retried). 429/5xx and network
+        errors are retried within ``max_retries`` and ``max_retry_time``. An answer with ``Retry-After``
+        is different when ``may_pause`` (the sender thread): the portal said when to come back, so the
+        thread waits that long (at most ``MAX_PAUSE_SECONDS``) and tries again, as often as it is told to,
+        outside the retry budget; only shutdown cuts the pause short. A caller's thread (sync mode) never
+        pauses: an answer asking for more than the retry budget gives the chunk up.
+        """
         with self._lock:
-            return self._post(chunk)
+            return self._post(chunk, may_pause)
 
     def close(self) -> None:
         """Close the session's pooled connections."""
         self._session.close()
 
-    def _post(self, chunk: list[Encoded]) -> bool:
+    def _post(self, chunk: list[Encoded], may_pause: bool) -> bool:
         config = self.config
         endpoint = config.endpoint
         if endpoint is None:  # unreachable: the Tracker drops events when no URL is configured
@@ -98,6 +112,12 @@ class Transport:
             except requests.RequestException as exc:  # bad URL and the like: retrying cannot help
                 self.reporter.failed(chunk, f"{type(exc).__name__}: {exc}")
                 return False
+            except Exception as exc:
+                # Not the network: a setting or a bug no retry can get past. The chunk must still be
+                # reported, or its events vanish without a trace.
+                logger.exception("observatory: unexpected error while sending %d event(s)", len(chunk))
+                self.reporter.failed(chunk, f"unexpected {type(exc).__name__}: {exc}", retryable=False)
+                return False
             else:
                 status = response.status_code
                 if 200 <= status < 300:
@@ -106,8 +126,8 @@ class Transport:
                 if status == 413 and len(chunk) > 1:
                     # Too large for this server's limit: split and send halves (same event_ids).
                     middle = len(chunk) // 2
-                    first = self._post(chunk[:middle])
-                    second = self._post(chunk[middle:])
+                    first = self._post(chunk[:middle], may_pause)
+                    second = self._post(chunk[middle:], may_pause)
                     return first and second
                 if status not in (408, 429) and status < 500:
                     self.reporter.failed(
@@ -117,6 +137,19 @@ class Transport:
                 reason = f"HTTP {status}"
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()
+            if retry_after and may_pause:
+                pause = min(retry_after, MAX_PAUSE_SECONDS)
+                paused_at = time.monotonic()
+                if not self._pause(pause, reason):
+                    self.reporter.failed(
+                        chunk,
+                        f"{reason}; shut down during a Retry-After pause of {pause:.0f}s",
+                        status=status,
+                    )
+                    return False
+                started += time.monotonic() - paused_at  # the pause is not spent from the retry budget
+                self.reporter.counters.add(retries=1)
+                continue
             attempt += 1
             if attempt > config.max_retries:
                 self.reporter.failed(chunk, f"{reason} after {attempt} attempt(s)", status=status)
@@ -126,6 +159,8 @@ class Transport:
             else:  # exponential backoff with full jitter
                 delay = random.uniform(0, min(config.backoff_max, config.backoff_base * 2 ** (attempt - 1)))
             if time.monotonic() - started + delay > config.max_retry_time:
+                if retry_after is not None:
+                    reason = f"{reason} with Retry-After {retry_after:.0f}s"
                 self.reporter.failed(
                     chunk, f"{reason}; retry budget of {config.max_retry_time}s exhausted", status=status
                 )
@@ -135,3 +170,12 @@ class Transport:
             if self._abort.wait(delay):
                 self.reporter.failed(chunk, f"{reason}; aborted by shutdown", status=status)
                 return False
+
+    def _pause(self, seconds: float, reason: str) -> bool:
+        """Wait ``seconds`` as the portal asked; return False when shutdown cut the wait short."""
+        if self.reporter.throttle.ready("paused"):
+            logger.warning("observatory: %s; the portal asked to wait %.0fs, sending paused", reason, seconds)
+        if self._abort.wait(seconds):
+            self.interrupted_pause = f"a Retry-After pause of {seconds:.0f}s ({reason})"
+            return False
+        return True

@@ -152,3 +152,76 @@ def test_an_event_that_cannot_be_encoded_is_reported_rejected(ingest_server, mak
     assert ingest_server.events() == []
     [refusal] = seen
     assert refusal.rejected == (broken,) and "encoded" in refusal.reason
+
+
+def test_an_api_key_an_http_header_cannot_carry_is_refused_when_the_tracker_is_made(ingest_server):
+    from observatory import Tracker
+
+    with pytest.raises(ValueError, match=r"'…' at position 3") as refused:
+        Tracker(ingest_server.url, "sk-…s3cret")  # "…" from a copy-paste: every send would fail
+    assert "s3cret" not in str(refused.value)  # the key is a secret: never in the message
+
+
+def test_the_same_key_in_the_environment_fails_every_send_but_track_does_not_raise(
+    ingest_server, monkeypatch, caplog
+):
+    # The default Tracker is made on the first track(), inside a request: an error there, not an exception.
+    from observatory import Tracker
+
+    monkeypatch.setenv("OBSERVATORY_API_KEY", "sk-…s3cret")
+    seen, record = _recorder()
+    tracker = Tracker(ingest_server.url, on_delivery=record)
+    try:
+        event_id = tracker.track("e")
+        assert tracker.flush(5)
+    finally:
+        tracker.shutdown()
+
+    [failure] = seen
+    assert failure.failed == (event_id,)
+    assert any("OBSERVATORY_API_KEY is unusable" in r.getMessage() for r in caplog.records)
+    assert not any("s3cret" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unexpected_error_in_the_post_is_reported_failed(ingest_server, make_tracker, caplog):
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record)
+
+    def post(*args, **kwargs):
+        raise UnicodeEncodeError("latin-1", "…", 0, 1, "ordinal not in range(256)")  # as http.client does
+
+    tracker._transport._session.post = post
+    event_id = tracker.track("e")
+
+    assert tracker.flush(5)  # given up counts as done
+
+    [failure] = seen
+    assert failure.failed == (event_id,) and "UnicodeEncodeError" in failure.reason
+    stats = tracker.stats()
+    assert (stats["failed_batches"], stats["failed_events"], stats["retries"]) == (1, 1, 0)
+    assert any(r.exc_info for r in caplog.records if r.name.startswith("observatory"))
+
+
+def test_an_error_escaping_the_transport_reports_the_batch_and_the_sender_goes_on(
+    ingest_server, make_tracker
+):
+    seen, record = _recorder()
+    tracker = make_tracker(on_delivery=record, flush_interval=60)
+    send = tracker._transport.send
+    calls = []
+
+    def broken_once(chunk, **kwargs):
+        calls.append(len(chunk))
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        return send(chunk, **kwargs)
+
+    tracker._transport.send = broken_once
+    lost = [tracker.track("e", {"i": i}) for i in range(3)]
+    assert tracker.flush(5)
+    later = tracker.track("later")
+    assert tracker.flush(5)
+
+    assert [(d.failed, d.acknowledged) for d in seen] == [(tuple(lost), ()), ((), (later,))]
+    assert "RuntimeError" in seen[0].reason
+    assert tracker.stats()["failed_events"] == 3

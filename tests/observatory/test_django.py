@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     django.setup()
 
     from asgiref.sync import iscoroutinefunction
-    from django.http import JsonResponse
+    from django.http import FileResponse, JsonResponse, StreamingHttpResponse
     from django.test import AsyncClient, Client
     from django.urls import path
 
@@ -50,7 +50,29 @@ SCRIPT = textwrap.dedent(
     def broken(request):
         raise RuntimeError("boom")
 
-    urlpatterns = [path("sync", view), path("async", async_view), path("broken", broken)]
+    def stream(request):
+        # The body is made while the server iterates it, after the middleware returned.
+        return StreamingHttpResponse(str(correlation.get()).encode() + b";" for _ in range(2))
+
+    async def async_stream(request):
+        async def parts():
+            for _ in range(2):
+                yield str(correlation.get()).encode() + b";"
+
+        return StreamingHttpResponse(parts())
+
+    def file(request):
+        import io
+        return FileResponse(io.BytesIO(b"file body"))
+
+    urlpatterns = [
+        path("sync", view), path("async", async_view), path("broken", broken), path("stream", stream),
+        path("async-stream", async_stream), path("file", file),
+    ]
+
+    async def read_async_stream():
+        response = await AsyncClient().get("/async-stream", headers={"X-Correlation-ID": "dj-astream"})
+        return b"".join([part async for part in response.streaming_content]).decode()
 
     PRECEDENCE_HEADERS = json.loads(sys.argv[1])
 
@@ -69,6 +91,9 @@ SCRIPT = textwrap.dedent(
         "error": summary(client.get("/broken", headers={"X-Correlation-ID": "dj-err"})),
         "precedence": [summary(client.get("/sync", headers=headers)) for headers in PRECEDENCE_HEADERS],
         "async": summary(asyncio.run(AsyncClient().get("/async", headers={"X-Correlation-ID": "dj-async"}))),
+        "stream": b"".join(client.get("/stream", headers={"X-Correlation-ID": "dj-stream"})).decode(),
+        "async_stream": asyncio.run(read_async_stream()),
+        "file": b"".join(client.get("/file").streaming_content).decode(),
         "after": correlation.get(),
     }
 
@@ -145,3 +170,10 @@ def test_async_stack(django_run):
 
 def test_context_is_restored_after_requests(django_run):
     assert django_run["after"] is None
+
+
+def test_streaming_bodies_are_made_with_the_requests_id(django_run):
+    # Sync and async iterators alike: the view's generator runs after the middleware returned.
+    assert django_run["stream"] == "dj-stream;dj-stream;"
+    assert django_run["async_stream"] == "dj-astream;dj-astream;"
+    assert django_run["file"] == "file body"  # a FileResponse keeps its file (and the server's sendfile)

@@ -1,12 +1,16 @@
-"""Process lifecycle: events tracked right before a normal exit are flushed (atexit); forked children."""
+"""Process lifecycle: events tracked right before a normal exit are flushed (atexit); forked children,
+multiprocessing children (which leave without atexit) and Trackers dropped without shutdown()."""
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -136,3 +140,78 @@ def test_a_forked_child_never_hands_out_the_parents_event_ids(make_tracker):
     parent_ids = [tracker.track("parent") for _ in range(50)]
     assert len(set(child_ids)) == len(set(parent_ids)) == 50
     assert not set(child_ids) & set(parent_ids)
+
+
+def _track_in_child(tracker: observatory.Tracker) -> None:
+    tracker.track("from_child", {"pid": os.getpid()})
+
+
+def _track_on_default(i: int) -> None:
+    observatory.track("pool_item", {"i": i})
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_events_of_a_multiprocessing_fork_child_are_flushed_at_its_exit(ingest_server, make_tracker):
+    # multiprocessing's children leave through os._exit: atexit never runs there.
+    tracker = make_tracker(flush_interval=60)  # nothing would be sent before the child's exit otherwise
+    tracker.track("from_parent")
+    assert tracker.flush(5)
+
+    child = multiprocessing.get_context("fork").Process(target=_track_in_child, args=(tracker,))
+    child.start()
+    child.join(20)
+
+    assert child.exitcode == 0
+    assert sorted(e["event"] for e in ingest_server.events()) == ["from_child", "from_parent"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_events_of_fork_pool_workers_are_flushed_when_the_pool_closes(ingest_server, make_tracker):
+    observatory.set_tracker(make_tracker(flush_interval=60))
+    try:
+        pool = multiprocessing.get_context("fork").Pool(2)
+        pool.map(_track_on_default, range(10))
+        pool.close()  # workers finish and exit on their own (terminate() kills them: nothing can flush)
+        pool.join()
+    finally:
+        observatory.set_tracker(None)
+
+    assert sorted(e["properties"]["i"] for e in ingest_server.events()) == list(range(10))
+
+
+def test_a_tracker_dropped_without_shutdown_is_flushed(ingest_server):
+    ingest_server.answer_next((503, "0.5"))  # the first sender is still at it when the script ends
+    result = _run_script(
+        """
+        import observatory
+
+        def handler(i):  # a job handler that makes its own tracker and never shuts it down
+            obs = observatory.Tracker(flush_interval=60)
+            obs.track("job_done", {"i": i})
+
+        for i in range(3):
+            handler(i)
+        observatory.Tracker(flush_interval=60).track("job_done", {"i": 3})  # still sending at exit
+        """,
+        {"OBSERVATORY_URL": ingest_server.url, "OBSERVATORY_API_KEY": "k"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(e["properties"]["i"] for e in ingest_server.events()) == [0, 1, 2, 3]
+
+
+def test_a_collected_tracker_delivers_what_it_holds_and_ends_its_thread(ingest_server):
+    def senders() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "observatory-sender" and t.is_alive()]
+
+    before = senders()
+    for i in range(5):
+        tracker = observatory.Tracker(ingest_server.url, "k", flush_interval=60)
+        tracker.track("e", {"i": i})  # queued, not sent: a minute before its batch is due
+        del tracker
+    gc.collect()
+
+    deadline = time.monotonic() + 5
+    while (len(senders()) > len(before) or len(ingest_server.events()) < 5) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(e["properties"]["i"] for e in ingest_server.events()) == list(range(5))
+    assert len(senders()) == len(before), "sender threads of collected trackers are still running"

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import math
+import random
 import socket
+import struct
 import threading
 import time
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
 import observatory
 from observatory import correlation
-from observatory.encoding import Encoded
+from observatory.encoding import EXPONENT_GROWTH, Encoded
 from observatory.sender import chunks
 from observatory.tracker import Tracker
 
@@ -121,6 +125,55 @@ def test_429_retry_after_is_honoured(ingest_server, make_tracker):
     assert first.event_ids == second.event_ids
     assert first.body["sent_at"] != second.body["sent_at"]  # stamped per POST
     assert tracker.stats()["retries"] == 1
+
+
+def test_a_long_retry_after_pauses_sending_and_new_events_overflow(ingest_server, make_tracker, wait_until):
+    # The portal's rate limits may be per hour: Retry-After up to 3600 s, far beyond the retry budget.
+    ingest_server.answer_next(*[(429, "300")] * 10)
+    seen: list[observatory.Delivery] = []
+    tracker = make_tracker(batch_size=10, max_queue=20, flush_interval=60, on_delivery=seen.append)
+    for i in range(10):
+        tracker.track("e", {"i": i})
+    wait_until(lambda: ingest_server.posts())  # the sender now pauses with this batch at its head
+    for i in range(10, 40):
+        tracker.track("e", {"i": i})  # 20 fit in the queue, 10 overflow as usual
+
+    assert tracker.flush(0.3) is False  # nothing given up, nothing sent: paused
+    assert (seen, len(ingest_server.posts())) == ([], 1)
+    stats = tracker.stats()
+    assert (stats["queued"], stats["dropped"], stats["failed_events"]) == (30, 10, 0)
+
+    start = time.monotonic()
+    assert tracker.shutdown(0.2) is False  # shutdown cuts the pause short and gives up what is left
+    assert time.monotonic() - start < 2.0
+    assert sum(len(d.failed) for d in seen) == 30 and tracker.stats()["failed_events"] == 30
+    assert all("Retry-After pause of 300s" in d.reason for d in seen), {d.reason for d in seen}
+
+
+def test_retry_after_pauses_are_outside_the_retry_budget(ingest_server, make_tracker):
+    ingest_server.answer_next((503, "1"), (429, "1"))
+    tracker = make_tracker(max_retries=0, max_retry_time=0.5)  # neither allows a single retry
+    event_id = tracker.track("e")
+
+    assert tracker.flush(5)
+
+    assert [p.event_ids for p in ingest_server.posts()] == [[event_id]] * 3
+    stats = tracker.stats()
+    assert (stats["accepted"], stats["retries"], stats["failed_events"]) == (1, 2, 0)
+
+
+def test_sync_mode_never_pauses_the_caller(ingest_server, make_tracker):
+    ingest_server.answer_next((429, "300"))
+    seen: list[observatory.Delivery] = []
+    tracker = make_tracker(sync=True, max_retry_time=5, on_delivery=seen.append)
+
+    start = time.monotonic()
+    event_id = tracker.track("e")
+    assert time.monotonic() - start < 1.0
+
+    [failure] = seen
+    assert failure.failed == (event_id,) and failure.status == 429
+    assert "Retry-After 300s" in failure.reason and "budget" in failure.reason
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
@@ -372,6 +425,52 @@ def test_oversized_events_are_truncated_to_fit(ingest_server, make_tracker):
     assert log_event["properties"]["trace"].endswith("[truncated]")
     assert many["properties"]["_truncated"] is True
     assert all(len(p.raw) < 1_000_000 for p in ingest_server.posts())
+
+
+@pytest.mark.parametrize("char", ["\U0001f6f0", "\x01"], ids=["4-byte", "escaped"])
+def test_long_lines_of_wide_characters_are_truncated_not_dropped(ingest_server, make_tracker, char):
+    # 20,000 satellites are 80 KB of UTF-8, 20,000 "\x01" 120 KB of JSON: cut by bytes, not characters.
+    seen: list[observatory.Delivery] = []
+    tracker = make_tracker(on_delivery=seen.append)
+    event_id = tracker.log("error", char * 20_000, {"detail": char * 20_000})
+    assert tracker.flush(5)
+
+    assert not [d for d in seen if d.rejected], seen
+    [event] = ingest_server.events()
+    assert event["event_id"] == event_id
+    assert event["message"].endswith("[truncated]") and event["message"].startswith(char * 1000)
+    assert event["properties"]["detail"].endswith("[truncated]")
+
+
+def test_the_size_limit_is_judged_as_the_portal_measures(ingest_server, make_tracker):
+    from apps.ingest.conform import SendContext, conform_event  # the portal's own check: pure, no Django
+
+    # The portal re-measures with json.dumps, which writes some floats longer than orjson ("1e-7" becomes
+    # "1e-07"): 3,000 of them are 15 KB as sent and 18 KB as measured, over the limit with the padding.
+    scores = [round((i % 9 + 1) * 1e-7, 12) for i in range(3000)]
+    tracker = make_tracker()
+    tracker.track("forecast_scored", {"scores": scores, "pad": "x" * 16_800})
+    assert tracker.flush(5)
+
+    [event] = ingest_server.events()
+    assert event["properties"]["scores"] == scores and event["properties"]["pad"].endswith("[truncated]")
+    context = SendContext(service="svc", stage="test", can_forward=False, received_at=datetime.now(UTC))
+    assert conform_event(event, context).errors == {}
+
+
+def test_json_dumps_spells_floats_longer_only_in_their_exponent():
+    # What the encoder's quick size judgement relies on (see encoding.EXPONENT_GROWTH).
+    rng = random.Random(7)
+    values = [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(50_000)]
+    values += [
+        float(f"{sign}{mantissa}e{exponent}")
+        for sign in "+-"
+        for mantissa in ("1", "2.5", "9.999999999999999")
+        for exponent in range(-323, 308)
+    ]
+    for value in filter(math.isfinite, values):
+        ours, theirs = orjson.dumps(value), json.dumps(value).encode()
+        assert len(theirs) - len(ours) <= (EXPONENT_GROWTH if b"e" in ours else 0), (ours, theirs)
 
 
 def test_chunks_respect_count_and_bytes():
