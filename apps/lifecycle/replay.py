@@ -172,8 +172,9 @@ def row_group_replay(*, archive: Archive, path: str, row_group: int) -> ReplayOu
     except Exception as exc:
         outcome.unreadable[f"{path} (row group {row_group})"] = _reason(exc)
         return outcome
+    purges = _last_purges()
     for batch in table.to_batches(max_chunksize=INSERT_BATCH):
-        _replay_rows(list(batch_rows(batch)), outcome, archive=archive)
+        _replay_rows(list(batch_rows(batch)), outcome, archive=archive, purges=purges)
     logger.info(
         "replayed %s row group %d: %d read, %d stored (%d as counted, unsure), %d already there, "
         "%d refused, %d of purged users",
@@ -189,7 +190,9 @@ def row_group_replay(*, archive: Archive, path: str, row_group: int) -> ReplayOu
     return outcome
 
 
-def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome, *, archive: Archive) -> None:
+def _replay_rows(
+    rows: Sequence[ArchiveRow], outcome: ReplayOutcome, *, archive: Archive, purges: dict[str, datetime]
+) -> None:
     """Conform a batch of archived rows and store the new ones in one INSERT; announce them."""
     refused: Counter[str] = Counter(outcome.refused)
     conformed: list[tuple[Any, ...]] = []
@@ -201,11 +204,10 @@ def _replay_rows(rows: Sequence[ArchiveRow], outcome: ReplayOutcome, *, archive:
             continue
         conformed.append(stored_row)
     outcome.refused = dict(refused)
-    purges = _last_purges(conformed)
     to_store: list[tuple[Any, ...]] = []
     seen: set[tuple[str, Any]] = set()
     for stored_row in conformed:
-        if _purged_since_received(stored_row, purges):
+        if purges and _purged_since_received(stored_row, purges):
             outcome.purged += 1
             continue
         identity = (stored_row[1], stored_row[0])
@@ -272,13 +274,11 @@ def _user_ids(row: tuple[Any, ...]) -> set[str]:
     return found
 
 
-def _last_purges(rows: Sequence[tuple[Any, ...]]) -> dict[str, datetime]:
-    """Return when each user of these rows was last purged (the audit log records every purge)."""
-    users = set().union(*(_user_ids(row) for row in rows)) if rows else set()
-    if not users:
-        return {}
+def _last_purges() -> dict[str, datetime]:
+    """Return when each purged user was last purged (the audit log records every purge). Read once per unit,
+    whole: purges are rare admin acts, and most units then check no row at all."""
     return dict(
-        AuditEntry.objects.filter(action=AuditEntry.USER_PURGED, target__in=users)
+        AuditEntry.objects.filter(action=AuditEntry.USER_PURGED)
         .values("target")
         .annotate(last=Max("at"))
         .values_list("target", "last")

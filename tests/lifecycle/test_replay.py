@@ -193,7 +193,7 @@ def test_a_unit_stores_its_rows_in_one_statement_per_batch(
     archive = Archive.at(str(archive_dir))
     [unit] = [u for u in replay_plan(archive=archive).units if u.rows == 2]
 
-    # One look-up of their users' purges, one INSERT for the two rows and one for their index backlog rows
+    # One look-up of the purges (per unit), one INSERT for the two rows and one for their index backlog rows
     # (they were counted before), in one transaction (a savepoint here, and its release); none per row.
     with django_assert_num_queries(5):
         outcome = row_group_replay(archive=archive, path=unit.path, row_group=unit.row_group)
