@@ -443,7 +443,7 @@ def shutdown_all(timeout: float | None = None) -> None:
         wait = sender.config.shutdown_timeout if timeout is None else timeout
         try:
             sender.close(sender.flush(wait), time.monotonic() + max(0.0, wait))
-        except Exception:
+        except Exception:  # as above: one broken sender must not keep the others from flushing
             logger.exception("observatory: error while flushing a collected tracker's events")
         _orphans.discard(sender)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import observatory
+from tests.conftest import wait_for
 
 
 def _run_script(code: str, env_overrides: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess:
@@ -210,8 +211,11 @@ def test_a_collected_tracker_delivers_what_it_holds_and_ends_its_thread(ingest_s
         del tracker
     gc.collect()
 
-    deadline = time.monotonic() + 5
-    while (len(senders()) > len(before) or len(ingest_server.events()) < 5) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(
+        lambda: len(senders()) == len(before) and len(ingest_server.events()) >= 5,
+        timeout=5,
+        interval=0.01,
+        message="the collected trackers' events sent and their threads ended",
+    )
     assert sorted(e["properties"]["i"] for e in ingest_server.events()) == list(range(5))
     assert len(senders()) == len(before), "sender threads of collected trackers are still running"
