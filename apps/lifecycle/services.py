@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
+from apps.common.errors import BackendUnavailable
 from apps.common.jsonfields import PropertyText
 from apps.ingest import partitions
 from apps.ingest.conform import ALIASES
@@ -50,6 +51,8 @@ class RetentionReport:
     raw_events_kept_unarchived: int = 0
     # Days whose partition was dropped whole (PostgreSQL), YYYY-MM-DD.
     raw_partitions_dropped: list[str] = field(default_factory=list)
+    # Why the search indices could not be dropped this time (the search cluster unreachable), or "".
+    indices_error: str = ""
 
 
 def retention_apply(*, now: datetime | None = None) -> RetentionReport:
@@ -66,7 +69,6 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         raw_cutoff=now - timedelta(days=settings.RETENTION_RAW_DAYS),
         index_cutoff=now - timedelta(days=settings.RETENTION_INDEX_DAYS),
     )
-    report.indices_dropped = get_trace_backend().drop_before(report.index_cutoff)
     old = RawEvent.objects.filter(timestamp__lt=report.raw_cutoff)
     done = old.done_with_aggregation()
     archived = retention_scope(before=report.raw_cutoff, archive=archive)
@@ -94,6 +96,13 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
             len(report.raw_days_not_archived),
             ", ".join(report.raw_days_not_archived),
         )
+    # After the raw events: a search cluster that is down must not keep the database growing past its
+    # retention; its old indices are dropped by the next run that reaches it.
+    try:
+        report.indices_dropped = get_trace_backend().drop_before(report.index_cutoff)
+    except BackendUnavailable as error:
+        report.indices_error = str(error)
+        logger.error("retention could not drop the old search indices: %s", error)
     logger.info("retention: %s", report)
     return report
 

@@ -4,8 +4,9 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Sum
+from django.test import override_settings
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
@@ -89,6 +90,28 @@ def test_retention_deletes_old_raw_events_and_indices_but_keeps_rollups(es_backe
     assert RollupCount.objects.filter(event="ancient", granularity="day").get().count == 1
     assert "1 deleted, 1 kept because not yet processed" in text
     assert day(40) in text and day(100) in text
+
+
+def test_retention_deletes_old_raw_events_while_the_search_cluster_is_down(es_backend, store_events):
+    now = timezone.now()
+    ids = store_events(
+        [
+            {"event": name, "service": "gateway", "timestamp": (now - timedelta(days=days)).isoformat()}
+            for name, days in {"ancient": 100, "recent": 1}.items()
+        ]
+    )
+    aggregate_chunk(event_ids=ids)
+    out = io.StringIO()
+    # The discard port: nothing listens, so the connection is refused. Set only here: the index fixture's
+    # teardown needs the real cluster.
+    with override_settings(ELASTICSEARCH_URL="http://127.0.0.1:9"):
+        with pytest.raises(
+            CommandError, match="search indices before .* could not be dropped: http://127.0.0.1:9"
+        ):
+            call_command("apply_retention", stdout=out)
+
+    assert set(RawEvent.objects.values_list("event", flat=True)) == {"recent"}
+    assert "1 deleted" in out.getvalue()
 
 
 def test_purge_user_removes_them_everywhere_and_corrects_the_rollups(es_backend, store_events):

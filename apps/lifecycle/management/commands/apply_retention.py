@@ -27,8 +27,8 @@ class Command(BaseCommand):
                 f"kept {report.raw_events_kept_unarchived} raw events of days the archive at "
                 f"{settings.ARCHIVE_DIR} does not hold yet: {', '.join(report.raw_days_not_archived)}"
             )
-        dropped = ", ".join(report.indices_dropped) or "none"
-        self.stdout.write(
-            f"search indices before {report.index_cutoff:%Y-%m-%d} "
-            f"({settings.RETENTION_INDEX_DAYS} days): {dropped}"
-        )
+        days = settings.RETENTION_INDEX_DAYS
+        indices = f"search indices before {report.index_cutoff:%Y-%m-%d} ({days} days)"
+        if report.indices_error:  # the raw events' part above was done all the same
+            raise CommandError(f"{indices} could not be dropped: {report.indices_error}")
+        self.stdout.write(f"{indices}: {', '.join(report.indices_dropped) or 'none'}")
