@@ -32,6 +32,7 @@ from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
 from apps.pipeline.services import index_backlog_forget
 from apps.traces.search import get_trace_backend
+from apps.wire.otlp_items import USER_KEYS as OTLP_USER_KEYS
 
 from .archive import configured_archive, retention_scope
 
@@ -174,8 +175,13 @@ def partitions_maintain(*, now: datetime) -> dict:
 
 
 # Where a user ID is stored as such: the canonical field, and top-level properties under the canonical
-# name or one of conform's aliases (an alias is kept in properties when user_id was also given).
-USER_ID_PROPERTIES = ("user_id", *sorted(alias for alias, name in ALIASES.items() if name == "user_id"))
+# name, one of conform's aliases (kept in properties when user_id was also given) or an OpenTelemetry key
+# (kept when a record's enduser.id and user.id differ).
+USER_ID_PROPERTIES = (
+    "user_id",
+    *sorted(alias for alias, name in ALIASES.items() if name == "user_id"),
+    *OTLP_USER_KEYS,
+)
 
 
 @dataclass

@@ -315,9 +315,17 @@ def _merged(own: dict[str, Any], origin: Origin) -> dict[str, Any]:
 
 
 def _pop_first(values: dict[str, Any], keys: Iterable[str]) -> Any:
-    """Remove every one of `keys` from `values`; return the first one's value (None when none is there)."""
-    found = [values.pop(key) for key in keys if key in values]
-    return found[0] if found else None
+    """Remove the first of `keys` that `values` has and return its value (None when none is there). The
+    others are removed when they say the same, and kept as properties when they differ: nothing is lost."""
+    first = None
+    for key in keys:
+        if key not in values:
+            continue
+        if first is None:
+            first = values.pop(key)
+        elif values[key] == first:
+            del values[key]
+    return first
 
 
 def _hex_id(raw: bytes, size: int, name: str, *, required: bool = False) -> str:

@@ -172,6 +172,9 @@ def test_purge_covers_user_id_properties_and_min_max_and_says_what_it_does_not_c
             },
             {"event": "download", "timestamp": at, "properties": {"user_id": "carol", "ms": 7}},
             {"event": "download", "timestamp": at, "properties": {"uid": "carol"}},
+            # as an OpenTelemetry record keeps a user.id that differs from its enduser.id
+            {"event": "download", "user_id": "carol", "timestamp": at, "properties": {"user.id": "carol"}},
+            {"event": "download", "timestamp": at, "properties": {"user.id": "carol"}},
             # left alone: another user, and free text that mentions carol
             {"event": "download", "user_id": "erin", "timestamp": at, "properties": {"ms": 40}},
             {"type": "log", "message": "retrying the download for carol", "timestamp": at},
@@ -185,7 +188,8 @@ def test_purge_covers_user_id_properties_and_min_max_and_says_what_it_does_not_c
         ("erin", ""),
         ("", "retrying the download for carol"),
     ]
-    for place in ("user_id", "properties.userId", "properties.user_id", "properties.uid"):
+    places = ("properties.userId", "properties.user_id", "properties.uid", "properties.user.id")
+    for place in ("user_id", *places):
         assert documents(**{place: "carol"}) == 0
     assert documents(user_id="erin") == 1
     # Rollups equal what remains: count, sum, min and max of the numbers, and the users.
@@ -193,7 +197,7 @@ def test_purge_covers_user_id_properties_and_min_max_and_says_what_it_does_not_c
     numeric = RollupNumeric.objects.get(granularity="day", prop="ms")
     assert (numeric.count, numeric.sum, numeric.min, numeric.max) == (1, 40, 40, 40)
     assert unique_users_per_day("download") == 1  # erin; dave's only event here was carol's
-    assert "4 raw events" in text
+    assert "6 raw events" in text
     assert "1 messages still mention the user (free text, not covered)" in text
     # The portal ships its own log lines into its events: the purge's line must not name the user.
     assert [r.getMessage() for r in caplog.records if "purged a user" in r.getMessage()]

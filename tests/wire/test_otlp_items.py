@@ -112,6 +112,7 @@ def test_a_log_record_maps_onto_a_canonical_log_item():
         "service": "orders",
         "stage": "staging",
         "properties": {
+            "user.id": "u-2",  # a second, different user ID is kept, not dropped
             "http.route": "/orders",
             "otel.scope.name": "tests",
             "host.name": "h1",
