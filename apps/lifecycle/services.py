@@ -30,7 +30,7 @@ from apps.ingest.models import (
 )
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
 from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
-from apps.pipeline.services import index_backlog_forget
+from apps.pipeline.services import index_backlog_forget, indexing_wait
 from apps.traces.search import get_trace_backend
 from apps.wire.otlp_items import USER_KEYS as OTLP_USER_KEYS
 
@@ -269,7 +269,9 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
         else:
             report.unique_user_buckets_corrected = RollupUser.objects.filter(user_id=user_id).delete()[0]
             report.unique_user_buckets_corrected += _drop_absent_users(deltas, remaining, purged=user_id)
-    # Events of this user accepted while the purge ran are indexed later: purge once more to be sure.
+    # Events of this user accepted while the purge ran are indexed later, and a worker may have read the
+    # deleted rows before the purge and still have their bulk out: once those bulks are back, purge again.
+    indexing_wait()
     report.search_documents_deleted += backend.delete_user(user_id, properties=USER_ID_PROPERTIES)
     report.messages_mentioning = RawEvent.objects.filter(message__contains=user_id).count()
     logger.info("purged a user: %s", report.counts())

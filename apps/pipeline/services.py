@@ -9,15 +9,16 @@ the search bulk runs in a thread while the rollups are written and committed.
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Left, TruncDate
 from django.utils import timezone
@@ -83,6 +84,45 @@ def _indexer_pool() -> ThreadPoolExecutor:
     if _indexer is None or _indexer[0] != os.getpid():
         _indexer = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-index"))
     return _indexer[1]
+
+
+# A PostgreSQL advisory lock that every chunk holds, shared, from the read of its rows until its search
+# bulks are back; a purge takes it whole once its deletes are committed (`indexing_wait`), so that its last
+# pass over the index comes after any bulk that still carried the rows it deleted.
+INDEXING_LOCK = 0x5357_494E_4458  # "SWINDX"
+# How long a purge waits for the bulks that are out (a search cluster down holds them up to its timeouts).
+INDEXING_WAIT = "60s"
+
+
+@contextmanager
+def _indexing_guard() -> Iterator[None]:
+    """Hold the indexing lock, shared, for the block (PostgreSQL; elsewhere nothing runs beside a chunk)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock_shared(%s)", [INDEXING_LOCK])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [INDEXING_LOCK])
+        except DatabaseError:  # connection lost: the session's lock went with it
+            logger.warning("could not release the indexing lock", exc_info=True)
+
+
+def indexing_wait() -> None:
+    """Return once every chunk that read its rows before this call has its search bulks back, or after
+    INDEXING_WAIT without that (logged)."""
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{INDEXING_WAIT}'")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INDEXING_LOCK])
+    except OperationalError as error:  # the lock timeout
+        logger.warning("gave up waiting for the search bulks that are out: %s", error)
 
 
 @dataclass
@@ -248,6 +288,11 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
     caller retries the indexing.
     `client_times`, when the caller knows them, bound the first read too.
     """
+    with _indexing_guard():
+        return _process_chunk(event_ids, client_times)
+
+
+def _process_chunk(event_ids: list[int], client_times: Bounds | None) -> ProcessOutcome:
     indexing = _Indexing()
     pending = pending_events(event_ids, client_times=client_times, on_rows=indexing.submit)
     if pending.bounds is None:
@@ -437,11 +482,12 @@ def index_chunk(*, event_ids: list[int]) -> ChunkOutcome:
 
     Raises BackendUnavailable when the backend cannot be reached; the events stay unindexed for a retry.
     """
-    pending = pending_events(event_ids, aggregation=False)
-    rows = pending.to_index
-    outcome = ChunkOutcome()
-    if pending.bounds is not None:
-        outcome = _record_index_outcome(get_trace_backend().index_events(rows), bounds=pending.bounds)
+    with _indexing_guard():
+        pending = pending_events(event_ids, aggregation=False)
+        rows = pending.to_index
+        outcome = ChunkOutcome()
+        if pending.bounds is not None:
+            outcome = _record_index_outcome(get_trace_backend().index_events(rows), bounds=pending.bounds)
     outcome.skipped = len(event_ids) - len(rows)
     return outcome
 

@@ -4,16 +4,19 @@ several bulks is indexed and counted once, and every statement on raw events by 
 import re
 import threading
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.actors import Actor
 from apps.ingest.models import RawEvent
+from apps.lifecycle.services import user_purge
 from apps.pipeline import services
-from apps.traces.search.elasticsearch import ElasticsearchTraceBackend
-from tests.conftest import wait_for
+from apps.traces.search.elasticsearch import ElasticsearchTraceBackend, alias_name, es_client
+from tests.conftest import _database_url_for, wait_for
 
-from .test_pipeline import day_count, indexed_count, make_events, send
+from .test_pipeline import T0, day_count, indexed_count, make_events, send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -118,3 +121,74 @@ def test_events_sent_in_a_batch_are_read_by_the_pipeline_in_their_days_partition
     assert RawEvent.objects.aggregated().count() == 10
     by_id = [q["sql"] for q in queries.captured_queries if re.search(r"\bid = ANY\(", q["sql"])]
     assert by_id and all('"client_timestamp" BETWEEN' in sql for sql in by_id), by_id
+
+
+def test_a_purge_while_a_bulk_of_the_user_is_out_leaves_no_search_document(
+    api_client, make_key, clean_search_index, monkeypatch
+):
+    # Failure injection, as above: the chunk's bulk is held while the purge runs. The purge must not end its
+    # last pass over the index before that bulk, which holds events it deleted, has landed.
+    _, key = make_key()
+    send(api_client, key, make_events(14))  # u0 has 2 of them
+    ids = list(RawEvent.objects.values_list("pk", flat=True))
+    bulk_started, answer = threading.Event(), threading.Event()
+    real_index_events = ElasticsearchTraceBackend.index_events
+
+    def slow_index_events(self, events):
+        bulk_started.set()
+        answer.wait(timeout=60)
+        return real_index_events(self, events)
+
+    monkeypatch.setattr(ElasticsearchTraceBackend, "index_events", slow_index_events)
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    worker = in_thread(lambda: services.process_chunk(event_ids=ids))
+    try:
+        assert bulk_started.wait(timeout=30)
+        purge = in_thread(lambda: user_purge(user_id="u0", actor=Actor.command("test")))
+        wait_for(
+            lambda: not purge.is_alive() or waiting_on_advisory_lock(),
+            timeout=30,
+            message="the purge to end or to wait for the bulk",
+        )
+    finally:
+        answer.set()
+        worker.join(timeout=60)
+    purge.join(timeout=60)
+
+    assert not RawEvent.objects.filter(user_id="u0").exists()
+    assert indexed_count() == 12
+    client = es_client()
+    assert client.count(index=alias_name(), query={"term": {"user_id": "u0"}})["count"] == 0
+
+
+def waiting_on_advisory_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = database"
+            " WHERE locktype = 'advisory' AND NOT granted AND d.datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_purge_does_not_wait_forever_for_a_bulk_that_never_returns(store_events, monkeypatch, caplog):
+    # Failure injection: a chunk whose bulk never comes back, held by another connection.
+    store_events([{"event": "search_made", "user_id": "u0", "timestamp": T0.isoformat()}])
+    monkeypatch.setattr(services, "INDEXING_WAIT", "1s")
+    url = _database_url_for(connection.settings_dict).replace("postgres://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as stuck:
+        stuck.execute("SELECT pg_advisory_lock_shared(%s)", [services.INDEXING_LOCK])
+        report = user_purge(user_id="u0", actor=Actor.command("test"))
+
+    assert report.raw_events_deleted == 1
+    assert "gave up waiting for the search bulks that are out" in caplog.text
