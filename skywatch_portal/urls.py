@@ -7,10 +7,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.accounts import views as account_views
-from apps.accounts.forms import ThrottledAuthenticationForm
+from apps.accounts.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from apps.traces.coverage_api import CoverageAPI
 
 from . import probes
+
+admin.site.login_form = ThrottledAdminAuthenticationForm  # one sign-in lockout for both sign-in pages
 
 urlpatterns = [
     path("healthz", probes.healthz, name="healthz"),
@@ -37,5 +39,5 @@ urlpatterns = [
     path("", include("apps.traces.urls")),
     path("", include("apps.ingest.urls_pages")),
     path("account/tokens/", account_views.tokens, name="tokens"),
-    path("account/tokens/<str:prefix>/revoke/", account_views.token_revoke, name="token-revoke"),
+    path("account/tokens/<slug:prefix>/revoke/", account_views.token_revoke, name="token-revoke"),
 ]

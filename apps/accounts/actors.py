@@ -5,6 +5,7 @@ audited the same whether it came through a page, the API, the admin or a command
 """
 
 import getpass
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,16 @@ class Actor:
     @classmethod
     def command(cls, name: str = "") -> "Actor":
         """Whoever runs a management command on the server."""
-        return cls(name=f"command:{name or getpass.getuser()}", via="command")
+        return cls(name=f"command:{name or _os_user()}", via="command")
+
+
+def _os_user() -> str:
+    """Return the login name of this process, or its uid when it has none (a container's arbitrary uid
+    has no passwd entry and often no USER in its environment)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # KeyError up to Python 3.12, OSError from 3.13
+        return f"uid {os.getuid()}"
 
 
 def audit(*, actor: Actor, action: str, target: str) -> None:

@@ -1,12 +1,15 @@
-"""Sign-in with throttling: repeated failures for one name lock it out for a while."""
+"""Sign-in with throttling: repeated failures for one name lock it out for a while, on every sign-in page
+(the portal's and the admin's)."""
 
+from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
+class LoginThrottleMixin:
     """Refuse sign-in for LOGIN_LOCKOUT_SECONDS after LOGIN_MAX_FAILURES failures for a username."""
 
     def clean(self):
@@ -21,12 +24,29 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError:
-            if username:
+            # Only a wrong password counts: not the right one refused for another reason (a non-staff
+            # person on the admin's sign-in page).
+            if username and self.user_cache is None:
                 cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
                 try:
                     cache.incr(key)
                 except ValueError:  # expired in between
                     cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
             raise
-        cache.delete(key)
+        # Only a sign-in resets the count: a form refused before any password was checked (a blank one)
+        # comes here too, and must not wipe the failures before it.
+        if self.user_cache is not None:
+            cache.delete(key)
         return cleaned
+
+
+class ThrottledAuthenticationForm(LoginThrottleMixin, AuthenticationForm):
+    """The portal's sign-in page."""
+
+
+class ThrottledAdminAuthenticationForm(LoginThrottleMixin, AdminAuthenticationForm):
+    """/admin/login/: the same count, so that the admin's page is not a way around the lockout."""
+
+
+class PersonalTokenForm(forms.Form):
+    label = forms.CharField(max_length=100, required=False)

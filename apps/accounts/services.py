@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -34,12 +35,20 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     user_model = get_user_model()
+    # The admin's checks (not blank, length, allowed characters), before the name reaches the database.
+    try:
+        user_model._meta.get_field(user_model.USERNAME_FIELD).clean(username, None)
+    except ValidationError as exc:
+        raise ValidationError({"username": exc.messages}) from exc
     user = user_model.objects.filter(username=username).first()
     if user is not None and not replace:
         raise UserExists(f"user {username!r} already exists")
     if user is None:
         user = user_model(username=username)
-    validate_password(password, user)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
     user.set_password(password)
     user.is_staff = user.is_superuser = role == ADMIN
     user.save()

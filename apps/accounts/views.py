@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from .forms import PersonalTokenForm
 from .services import personal_token_create, personal_token_revoke
 
 
@@ -13,11 +14,12 @@ from .services import personal_token_create, personal_token_revoke
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
     """List the signed-in person's tokens and create one on POST (its secret is shown once)."""
-    if request.method == "POST":
-        label = request.POST.get("label", "").strip()[:100]
-        token, raw = personal_token_create(user=request.user, label=label)
+    form = PersonalTokenForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        token, raw = personal_token_create(user=request.user, label=form.cleaned_data["label"])
         return render(request, "accounts/token_created.html", {"token": token, "raw": raw})
-    return render(request, "accounts/tokens.html", {"tokens": request.user.personal_tokens.all()})
+    context = {"tokens": request.user.personal_tokens.all(), "form": form}
+    return render(request, "accounts/tokens.html", context, status=400 if form.is_bound else 200)
 
 
 @require_POST

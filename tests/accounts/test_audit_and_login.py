@@ -60,3 +60,50 @@ def test_sign_in_is_throttled_after_repeated_failures(client, make_person, setti
 
     assert b"Too many failed sign-ins" in locked.content
     assert "_auth_user_id" not in client.session
+
+
+def test_the_admin_sign_in_page_shares_the_lockout(client, make_person, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    make_person("admin", "root-locked")
+    for _ in range(3):
+        client.post("/login/", {"username": "root-locked", "password": "wrong"})
+
+    locked = client.post("/admin/login/", {"username": "root-locked", "password": "correct-horse-battery"})
+
+    assert b"Too many failed sign-ins" in locked.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_failures_on_the_admin_sign_in_page_count(client, make_person, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    make_person("admin", "root-guessed")
+    for _ in range(3):
+        client.post("/admin/login/", {"username": "root-guessed", "password": "wrong"})
+
+    locked = client.post("/login/", {"username": "root-guessed", "password": "correct-horse-battery"})
+
+    assert b"Too many failed sign-ins" in locked.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_right_password_refused_by_the_admin_page_is_not_a_failure(client, make_person, settings):
+    settings.LOGIN_MAX_FAILURES = 2
+    make_person("support", "sam-no-admin")
+    for _ in range(2):  # support is not staff: refused there, but the password was right
+        client.post("/admin/login/", {"username": "sam-no-admin", "password": "correct-horse-battery"})
+
+    client.post("/login/", {"username": "sam-no-admin", "password": "correct-horse-battery"})
+
+    assert "_auth_user_id" in client.session
+
+
+def test_a_blank_password_does_not_reset_the_failure_count(client, make_person, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    make_person("support", "sam-blank")
+    for password in ("wrong", "wrong", "", "wrong"):
+        client.post("/login/", {"username": "sam-blank", "password": password})
+
+    locked = client.post("/login/", {"username": "sam-blank", "password": "correct-horse-battery"})
+
+    assert b"Too many failed sign-ins" in locked.content
+    assert "_auth_user_id" not in client.session

@@ -57,3 +57,12 @@ def test_a_weak_password_is_refused():
 def test_an_unknown_role_is_refused():
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("create_user", "ada", "--role", "root", "--password", "correct-horse-battery")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("username", ["x" * 151, "a\x00b", "", "ada lovelace", "ada/1"])
+def test_a_username_the_admin_would_refuse_is_refused_clearly(username):
+    with pytest.raises(CommandError, match="username refused"):
+        call_command("create_user", username, "--role", "support", "--password", "correct-horse-battery")
+
+    assert not get_user_model().objects.exists()

@@ -213,3 +213,27 @@ def test_last_used_at_is_written_at_most_once_a_minute(client, api_client, make_
     read_trail(api_client, raw)
 
     assert PersonalToken.objects.get().last_used_at == later
+
+
+def test_a_label_the_database_cannot_store_is_a_400_and_no_token_is_made(client, make_person):
+    client.force_login(make_person("support"))
+
+    response = client.post("/account/tokens/", {"label": "note\x00book"})
+
+    assert response.status_code == 400
+    assert "Null characters are not allowed" in response.content.decode()
+    assert not PersonalToken.objects.exists()
+
+
+def test_a_label_longer_than_100_characters_is_a_400(client, make_person):
+    client.force_login(make_person("support"))
+
+    assert client.post("/account/tokens/", {"label": "x" * 101}).status_code == 400
+    assert not PersonalToken.objects.exists()
+
+
+@pytest.mark.parametrize("prefix", ["%00", "a%00b", "%C3%A9"])
+def test_revoking_a_prefix_no_token_can_have_is_a_404(client, make_person, prefix):
+    client.force_login(make_person("support"))
+
+    assert client.post(f"/account/tokens/{prefix}/revoke/").status_code == 404

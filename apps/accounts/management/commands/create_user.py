@@ -24,5 +24,6 @@ class Command(BaseCommand):
         except UserExists as exc:
             raise CommandError(f"{exc}; pass --replace to reset its password and role") from exc
         except ValidationError as exc:
-            raise CommandError("password refused: " + " ".join(exc.messages)) from exc
+            field, messages = next(iter(exc.message_dict.items()))
+            raise CommandError(f"{field} refused: " + " ".join(messages)) from exc
         self.stdout.write(f"user {user.username} has role {role}")
