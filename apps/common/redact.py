@@ -7,14 +7,16 @@ portal ships into its own events) must show where it failed to connect, never wi
 import logging
 import re
 
-# scheme://user:password@host — the user info ends at the last "@" before the path.
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+# scheme://user:password@host — the user info ends at the last "@" before the path. The scheme's length is
+# bounded so that a long run of scheme characters costs linear time, not quadratic (every position of
+# "a.a.a…" would scan to its end).
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]{0,63}://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
 REDACTED = "***"
 
 
 def redact_text(text: str) -> str:
     """Return `text` with the user info of every URL in it replaced by ***."""
-    if "@" not in text:  # the common case costs one scan
+    if "@" not in text or "://" not in text:  # the common case costs a scan or two
         return text
     return _USERINFO.sub(lambda match: f"{match['scheme']}{REDACTED}@", text)
 

@@ -134,6 +134,22 @@ def test_every_portal_log_handler_cuts_credentials_out_of_lines():
     assert "redis://***@10.0.0.1:6379/0" in handler.format(record)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A long run of scheme characters before the URL (such a line once cost quadratic time).
+        ("a." * 4000 + f" via https://u:{SECRET}@h/x", "a." * 4000 + " via https://***@h/x"),
+        ("a." * 4000 + "@", "a." * 4000 + "@"),  # an "@" but no URL: unchanged
+        (f"postgres+psycopg://u:{SECRET}@db:5432/x", "postgres+psycopg://***@db:5432/x"),
+    ],
+    ids=["after-a-long-run", "no-url", "compound-scheme"],
+)
+def test_credentials_are_cut_out_of_any_line(text, expected):
+    from apps.common.redact import redact_text
+
+    assert redact_text(text) == expected
+
+
 # --- Elasticsearch cluster health: a real index on the real node, made yellow or red on purpose.
 
 
