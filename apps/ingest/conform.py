@@ -138,9 +138,9 @@ class ConformError(Exception):
     def __init__(self, field_name: str, message: str, *, out_of_scope: bool = False) -> None:
         # Field paths and messages quote what was sent, which may hold lone surrogates: the error body
         # must render whatever the input, so they are escaped here, once.
-        message = _renderable(message)
+        message = renderable(message)
         super().__init__(message)
-        self.field_name = _renderable(field_name)
+        self.field_name = renderable(field_name)
         self.message = message
         self.out_of_scope = out_of_scope
 
@@ -163,7 +163,7 @@ def conform_event(item: Any, context: SendContext, *, raw: bytes | None = None) 
     if nul_paths:
         item = _without_nul(item)
         shown = ", ".join(nul_paths[:5]) + (f" and {len(nul_paths) - 5} more" if len(nul_paths) > 5 else "")
-        shown = _renderable(_without_nul(shown))
+        shown = renderable(_without_nul(shown))
         result.notes.append(f"NUL characters (\\u0000) replaced by U+FFFD in {shown}")
 
     fields, extra = _rename_aliases(item, result.notes)
@@ -228,7 +228,7 @@ def _check_structure(item: dict) -> list[str]:
                 raise ConformError(path or "item", f"nested deeper than {MAX_DEPTH} levels")
             stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(value))
         elif type(value) is OutOfRangeNumber:
-            raise ConformError(path, f"number {_clip(value)} is out of range")
+            raise ConformError(path, f"number {clip(value)} is out of range")
         elif isinstance(value, str):
             if _check_text(value, path, what="value"):
                 nul_paths.append(path)
@@ -266,7 +266,7 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _renderable(text: str) -> str:
+def renderable(text: str) -> str:
     """Return text that encodes as UTF-8: lone surrogates become their escape (\\udfff)."""
     try:
         text.encode("utf-8")
@@ -321,7 +321,7 @@ def _event_id(fields: dict, extra: dict, event: dict, context: SendContext, note
     try:
         event["event_id"] = str(uuid.UUID(raw))
     except ValueError:
-        raise ConformError("event_id", f"{_clip(raw)!r} is not a UUID") from None
+        raise ConformError("event_id", f"{clip(raw)!r} is not a UUID") from None
 
 
 def _service_and_stage(
@@ -392,7 +392,7 @@ def _type_and_event(fields: dict, extra: dict, event: dict, context: SendContext
         if kind == "log":
             notes.append("type set to log: a message without an event name")
     if kind not in TYPES:
-        raise ConformError("type", f'must be "metric", "log" or "span", got {_clip(kind)!r}')
+        raise ConformError("type", f'must be "metric", "log" or "span", got {clip(kind)!r}')
     if name is None:
         if kind == "metric":
             raise ConformError("event", "is required for metrics (the metric's name, e.g. search_made)")
@@ -437,7 +437,7 @@ def _span_id(raw: Any, name: str) -> str:
         raise ConformError(name, f"must be a hex string, got {_json_type(raw)}")
     value = raw.lower()
     if len(value) > MAX_SPAN_ID_LENGTH or not _HEX.fullmatch(value):
-        raise ConformError(name, f"{_clip(raw)!r} is not a hex id of at most {MAX_SPAN_ID_LENGTH} digits")
+        raise ConformError(name, f"{clip(raw)!r} is not a hex id of at most {MAX_SPAN_ID_LENGTH} digits")
     return value
 
 
@@ -449,10 +449,10 @@ def _duration_ms(raw: Any) -> float | None:
     try:
         value = float(raw)
     except OverflowError:  # an integer beyond a float's range
-        raise ConformError("duration_ms", f"{_clip(raw)!r} is out of range") from None
+        raise ConformError("duration_ms", f"{clip(raw)!r} is out of range") from None
     if not math.isfinite(value) or value < 0:
         raise ConformError(
-            "duration_ms", f"must be a finite number of milliseconds, at least 0, got {_clip(raw)}"
+            "duration_ms", f"must be a finite number of milliseconds, at least 0, got {clip(raw)}"
         )
     return value
 
@@ -471,9 +471,9 @@ def _level(fields: dict, extra: dict, event: dict, context: SendContext, notes: 
     level = raw.strip().lower()
     level = LEVEL_ALIASES.get(level, level)
     if level not in LEVELS:
-        raise ConformError("level", f"{_clip(raw)!r} is not one of {', '.join(LEVELS)}")
+        raise ConformError("level", f"{clip(raw)!r} is not one of {', '.join(LEVELS)}")
     if level != raw:
-        notes.append(f"level {_clip(raw)!r} read as {level}")
+        notes.append(f"level {clip(raw)!r} read as {level}")
     event["level"] = level
 
 
@@ -537,7 +537,7 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
             moment = _shifted(moment, skew, raw)
             notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
     if moment < EARLIEST_TIMESTAMP:
-        raise ConformError("timestamp", f"{_clip(raw)!r} is before 2000-01-01, which is not plausible")
+        raise ConformError("timestamp", f"{clip(raw)!r} is before 2000-01-01, which is not plausible")
     if moment > received + FUTURE_TOLERANCE:
         notes.append(f"timestamp clamped to the received time: it was {moment.isoformat()}, in the future")
         moment = received
@@ -565,7 +565,7 @@ def _shifted(moment: datetime, delta: timedelta, raw: Any) -> datetime:
         return moment + delta
     except OverflowError:
         raise ConformError(
-            "timestamp", f"{_clip(raw)!r} is out of range once corrected for the sender's clock skew"
+            "timestamp", f"{clip(raw)!r} is out of range once corrected for the sender's clock skew"
         ) from None
 
 
@@ -586,14 +586,14 @@ def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
         except ValueError:
             return _parse_iso(text, notes)
         if not math.isfinite(number):
-            raise ConformError("timestamp", f"{_clip(raw)!r} is not a time")
+            raise ConformError("timestamp", f"{clip(raw)!r} is not a time")
         notes.append("timestamp read from epoch seconds in a string")
         return _from_epoch(number, notes)
     if isinstance(raw, (int, float)):
         try:
             return _from_epoch(float(raw), notes)
         except OverflowError:  # an integer beyond a float's range
-            raise ConformError("timestamp", f"{_clip(raw)!r} is out of range") from None
+            raise ConformError("timestamp", f"{clip(raw)!r} is out of range") from None
     raise ConformError("timestamp", f"must be ISO-8601 text or epoch seconds, got {_json_type(raw)}")
 
 
@@ -611,14 +611,14 @@ def _parse_iso(text: str, notes: list[str]) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ConformError("timestamp", f"{_clip(text)!r} is not ISO-8601 or epoch seconds") from None
+        raise ConformError("timestamp", f"{clip(text)!r} is not ISO-8601 or epoch seconds") from None
     if moment.tzinfo is None:
         notes.append("timestamp without a time zone read as UTC")
         return moment.replace(tzinfo=UTC)
     try:
         converted = moment.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01 with a positive offset
-        raise ConformError("timestamp", f"{_clip(text)!r} is out of range") from None
+        raise ConformError("timestamp", f"{clip(text)!r} is out of range") from None
     if moment.utcoffset():
         notes.append(f"timestamp converted to UTC from {moment.isoformat()}")
     return converted
@@ -640,7 +640,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _clip(value: Any, limit: int = 60) -> str:
+def clip(value: Any, limit: int = 60) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
     text = value if isinstance(value, str) else repr(value)

@@ -24,7 +24,7 @@ from apps.common.jsonlimits import (
     read_limited,
 )
 
-from .conform import ConformError, parse_timestamp, read_json_float, read_json_int
+from .conform import ConformError, clip, parse_timestamp, read_json_float, read_json_int, renderable
 
 # A body or item with more brackets than this goes to the strict parser, so that both parsers never
 # disagree on what is nested too deeply (each stops near the interpreter's recursion limit, not at the
@@ -114,6 +114,12 @@ def event_from_body(body: bytes | None) -> tuple[dict[str, Any], bytes | None]:
     return data, None
 
 
+def _shown_keys(keys: list[str], limit: int = 5) -> str:
+    """Name some keys in an error: clipped, and with lone surrogates escaped so that the answer renders."""
+    shown = ", ".join(renderable(clip(key)) for key in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def _check_media_type(request: Request) -> None:
     if request.negotiator.select_parser(request, request.parsers) is None:
         raise exceptions.UnsupportedMediaType(request.content_type)
@@ -164,7 +170,7 @@ def _strict_batch(data: Any) -> Batch:
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"batch", "sent_at"})
         if "batch" not in data or unknown:
-            hint = f" (unexpected keys: {', '.join(unknown)})" if unknown else ""
+            hint = f" (unexpected keys: {_shown_keys(unknown)})" if unknown else ""
             raise exceptions.ParseError('Send {"batch": [...], "sent_at": ...} or a JSON array' + hint + ".")
         items = data["batch"]
         if data.get("sent_at") is not None:

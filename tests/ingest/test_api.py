@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.accounts.actors import Actor
 from apps.ingest.models import ApiKey, RawEvent
 from apps.ingest.services import service_key_revoke
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -465,6 +465,18 @@ def test_malformed_bodies_are_400_with_a_reason(api_client, make_key, raw):
     assert response.json()["detail"]
 
 
+def test_unexpected_envelope_keys_are_named_in_a_400_even_when_they_are_not_unicode(api_client, make_key):
+    _, key = make_key()
+    raw = '{"batch": [{"event": "x"}], "\\ud800": 1, "' + "k" * 500 + '": 2}'
+
+    response = post(api_client, "/api/v1/batch", None, key, raw=raw)
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "\\ud800" in detail and "k" * 60 + "…" in detail and "k" * 61 not in detail
+    assert RawEvent.objects.count() == 0
+
+
 def test_no_key_is_401(api_client, db):
     response = post(api_client, "/api/v1/events", {"event": "x"})
 
@@ -520,6 +532,22 @@ def test_throttled_key_gets_429_with_retry_after(api_client, make_key, settings)
     assert 1 <= int(throttled["Retry-After"]) <= 60
     assert post(api_client, "/api/v1/events", {"event": "x"}, other_key).status_code == 202
     assert RawEvent.objects.count() == 4
+
+
+def test_with_the_cache_down_events_are_still_stored(api_client, make_key, settings):
+    _, key = make_key()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        }
+    }
+
+    response = post(api_client, "/api/v1/batch", [{"event": "x"}, {"event": "y"}], key)
+
+    assert response.status_code == 202, response.content
+    assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert RawEvent.objects.count() == 2
 
 
 def test_correlation_header_applies_to_events_without_their_own_and_is_echoed(api_client, make_key):
