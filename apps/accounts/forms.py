@@ -5,8 +5,9 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
+
+from apps.common.shortcut_cache import cache_count, cache_forget, cached
 
 
 class LoginThrottleMixin:
@@ -15,7 +16,7 @@ class LoginThrottleMixin:
     def clean(self):
         username = (self.cleaned_data.get("username") or "").strip().lower()
         key = f"login-failures:{username}"
-        if username and cache.get(key, 0) >= settings.LOGIN_MAX_FAILURES:
+        if username and (cached(key) or 0) >= settings.LOGIN_MAX_FAILURES:
             minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
             raise ValidationError(
                 f"Too many failed sign-ins for this account. Try again in {minutes} minutes.",
@@ -27,16 +28,12 @@ class LoginThrottleMixin:
             # Only a wrong password counts: not the right one refused for another reason (a non-staff
             # person on the admin's sign-in page).
             if username and self.user_cache is None:
-                cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired in between
-                    cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+                cache_count(key, timeout=settings.LOGIN_LOCKOUT_SECONDS)
             raise
         # Only a sign-in resets the count: a form refused before any password was checked (a blank one)
         # comes here too, and must not wipe the failures before it.
         if self.user_cache is not None:
-            cache.delete(key)
+            cache_forget([key])
         return cleaned
 
 

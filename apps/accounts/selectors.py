@@ -7,9 +7,9 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
-from django.core.cache import cache
 
 from apps.common.instances import partial_instance
+from apps.common.shortcut_cache import cache_put, cached
 
 from .models import PersonalToken
 
@@ -90,9 +90,9 @@ def personal_token_grant(*, key_hash: str) -> TokenGrant | None:
     database every time, so that it is refused with its own message.
     """
     key = token_cache_key(key_hash)
-    cached = cache.get(key)
-    if cached is not None:
-        return TokenGrant.from_cached(cached)
+    values = cached(key)
+    if values is not None:
+        return TokenGrant.from_cached(values)
     token = PersonalToken.objects.select_related("user").filter(key_hash=key_hash).first()
     if token is None or not token.user.is_active:
         return None
@@ -108,5 +108,5 @@ def personal_token_grant(*, key_hash: str) -> TokenGrant | None:
         last_used_at=token.last_used_at,
     )
     if not grant.revoked:
-        cache.set(key, grant.as_cached(), timeout=token_cache_seconds())
+        cache_put(key, grant.as_cached(), timeout=token_cache_seconds())
     return grant

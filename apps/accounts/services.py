@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
+from apps.common.shortcut_cache import cache_forget
 
 from .models import AuditEntry, PersonalToken
 from .roles import ADMIN, ROLES
@@ -230,9 +230,7 @@ def personal_tokens_forget(*, key_hashes: Iterable[str] = (), user_ids: Iterable
         hashes.update(PersonalToken.objects.filter(user_id__in=user_ids).values_list("key_hash", flat=True))
     if not hashes:
         return
-    keys = [token_cache_key(key_hash) for key_hash in sorted(hashes)]
-    cache.delete_many(keys)
-    transaction.on_commit(lambda: cache.delete_many(keys))
+    cache_forget(token_cache_key(key_hash) for key_hash in sorted(hashes))
 
 
 def personal_token_touch(

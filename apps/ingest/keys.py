@@ -8,20 +8,15 @@ entry ends. Expiry at the end of a rotation's grace is checked on every request 
 `expires_at`.
 """
 
-import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
-from redis.exceptions import RedisError
 
 from apps.common.instances import partial_instance
 from apps.common.secrets import secret_hash
+from apps.common.shortcut_cache import cache_forget, cache_put, cached
 
 from .models import ApiKey, Service
-
-logger = logging.getLogger(__name__)
 
 
 class UnknownKey(Exception):
@@ -58,23 +53,16 @@ def api_key_for_secret(*, raw: str, now: datetime) -> ApiKey:
     from an unknown one.
     """
     digest = secret_hash(raw)
-    try:
-        cached = cache.get(key_cache_key(digest))
-    except RedisError:  # the cache is a shortcut: with it down, the database still says who the key is
-        logger.warning("key cache unavailable; looking the key up in the database", exc_info=True)
-        cached = None
-    if cached is not None:
-        api_key = _from_cached(digest, cached)
+    values = cached(key_cache_key(digest))
+    if values is not None:
+        api_key = _from_cached(digest, values)
         if api_key.is_usable(now):
             return api_key
         raise UnusableKey(api_key)
     api_key = ApiKey.objects.usable(now).select_related("service").filter(key_hash=digest).first()
     if api_key is not None:
         values = (*(getattr(api_key, name) for name in _KEY_FIELDS), api_key.service.name)
-        try:
-            cache.set(key_cache_key(digest), values, timeout=settings.INGEST_KEY_CACHE_SECONDS)
-        except RedisError:
-            logger.warning("key cache unavailable; key %s not cached", api_key.prefix, exc_info=True)
+        cache_put(key_cache_key(digest), values, timeout=settings.INGEST_KEY_CACHE_SECONDS)
         return api_key
     dead = ApiKey.objects.filter(key_hash=digest).first()
     if dead is None:
@@ -91,17 +79,10 @@ def _from_cached(digest: str, values: tuple) -> ApiKey:
 
 def key_changed(sender, instance: ApiKey, **kwargs) -> None:
     """Receiver of ApiKey saves and deletes: the cached copy is not used again."""
-    _forget([key_cache_key(instance.key_hash)])
+    cache_forget([key_cache_key(instance.key_hash)])
 
 
 def service_changed(sender, instance: Service, **kwargs) -> None:
     """Receiver of Service saves and deletes: its keys' cached copies carry its name."""
     hashes = ApiKey.objects.filter(service_id=instance.pk).values_list("key_hash", flat=True)
-    _forget([key_cache_key(digest) for digest in hashes])
-
-
-def _forget(cache_keys: list[str]) -> None:
-    # Now, and again after the commit: until then other processes read the key as it was and may cache
-    # that old copy again (a revoked key would keep working for INGEST_KEY_CACHE_SECONDS).
-    cache.delete_many(cache_keys)
-    transaction.on_commit(lambda: cache.delete_many(cache_keys), robust=True)
+    cache_forget([key_cache_key(digest) for digest in hashes])

@@ -1,17 +1,14 @@
 """Per-key request throttling with a fixed-window counter in the cache (one atomic increment per request)."""
 
-import logging
 import time
 
 from django.conf import settings
-from django.core.cache import cache
-from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from .models import ApiKey
+from apps.common.shortcut_cache import cache_count
 
-logger = logging.getLogger(__name__)
+from .models import ApiKey
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -34,24 +31,9 @@ class ApiKeyRateThrottle(BaseThrottle):
         window_start = int(now // window) * window
         cache_key = f"ingest-throttle:{request.auth.pk}:{window_start}"
         self._wait = max(1.0, window_start + window - now)
-        try:
-            count = _count_request(cache_key, timeout=window + 1)
-        except RedisError:
-            # Unthrottled rather than a 500: the events can still be stored, and a 500 loses the batch.
-            logger.warning("throttle cache unavailable; request not counted", exc_info=True)
-            return True
-        return count <= limit
+        count = cache_count(cache_key, timeout=window + 1)
+        # With the cache down (None), unthrottled rather than a 500: a 500 would lose the batch.
+        return count is None or count <= limit
 
     def wait(self) -> float:
         return self._wait
-
-
-def _count_request(cache_key: str, *, timeout: int) -> int:
-    """Count one more request in a window's counter; return the count."""
-    # add() then incr() keeps the count atomic across processes when the cache is shared (Redis).
-    cache.add(cache_key, 0, timeout=timeout)
-    try:
-        return cache.incr(cache_key)
-    except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=timeout)
-        return 1

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.models import PersonalToken
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -237,3 +237,27 @@ def test_revoking_a_prefix_no_token_can_have_is_a_404(client, make_person, prefi
     client.force_login(make_person("support"))
 
     assert client.post(f"/account/tokens/{prefix}/revoke/").status_code == 404
+
+
+def test_with_the_cache_down_tokens_revocation_and_sign_in_still_work(
+    client, api_client, make_person, store_events, settings
+):
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "req-1", "user_id": "u-1"}])
+    person = make_person("support")
+    raw = make_token(client, person)
+    prefix = PersonalToken.objects.get().prefix
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        }
+    }
+
+    assert api_client.get("/api/v1/traces/req-1", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    assert client.post(f"/account/tokens/{prefix}/revoke/").status_code == 302
+    assert api_client.get("/api/v1/traces/req-1", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+    client.logout()
+    wrong = client.post("/login/", {"username": person.username, "password": "wrong"})
+    assert b"enter a correct username and password" in wrong.content
+    client.post("/login/", {"username": person.username, "password": "correct-horse-battery"})
+    assert client.session["_auth_user_id"] == str(person.pk)
