@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.http import QueryDict
+from django.utils import timezone
 
 from apps.metrics import query as query_language
 from apps.metrics.eventrows import EventFilter
@@ -21,7 +22,7 @@ from apps.metrics.retention import Retention, RetentionQuery, retention_for
 
 from . import analysis_figures
 from .analysis_figures import duration_text
-from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES
+from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES, raw_history_note
 from .drilldown import funnel_step_links
 from .forms import MAX_FILTERS, ExplorerOptions, TextListField, TimeRangeForm, _parsed
 from .tables import spreadsheet_text
@@ -260,18 +261,19 @@ class RenderedAnalysis:
 
 def analysis_render(spec: AnalysisSpec) -> RenderedAnalysis:
     """Run the analysis once and draw it (RetentionQueryError when the range holds too many cohorts)."""
+    # Both read raw events only, which retention deletes (the rollups trend charts read are kept).
+    notes = raw_history_note(spec.query.start, now=timezone.now(), what=f"This {spec.settings.analysis}")
     if isinstance(spec.query, FunnelQuery):
         funnel = funnel_for(spec.query)
-        notes = ()
         if funnel.other_groups:
-            notes = (f"{funnel.other_groups} smaller groups are left out; the overall funnel counts them.",)
+            notes += (f"{funnel.other_groups} smaller groups are left out; the overall funnel counts them.",)
         links = {None: [c for c, _ in funnel_step_links(spec.query)]}
         links.update({g.name: [c for c, _ in funnel_step_links(spec.query, g.name)] for g in funnel.groups})
         figure = analysis_figures.funnel_figure(funnel, links=links)
         return RenderedAnalysis(spec=spec, figure=figure.to_plotly_json(), funnel=funnel, notes=notes)
     retention = retention_for(spec.query)
     figure = analysis_figures.retention_figure(retention)
-    return RenderedAnalysis(spec=spec, figure=figure.to_plotly_json(), retention=retention)
+    return RenderedAnalysis(spec=spec, figure=figure.to_plotly_json(), retention=retention, notes=notes)
 
 
 # --- tables and CSV ---------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from apps.annotations.selectors import annotations_between
 from apps.metrics.retention import RetentionQueryError
-from apps.metrics.selectors import Series, SeriesQueryError, series_for
+from apps.metrics.selectors import Series, SeriesQueryError, earliest_raw_read, series_for
 
 from . import drilldown, figures
 from .analyses import analysis_of
-from .chartspec import ChartSpec, chart_spec, query_string
+from .chartspec import ChartSpec, chart_spec, query_string, raw_history_note
 from .forms import ExplorerForm
 from .tables import SeriesTable, series_table
 
@@ -53,7 +53,10 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
         additive=spec.additive,
         decimals=spec.query.measure.startswith("avg:"),
     )
-    notes = spec.notes + ((ESTIMATE_NOTE,) if any(s.estimate for s in series) else ())
+    # A property breakdown or filter, or numbers or users by minute, are read from raw events.
+    raw_note = raw_history_note(earliest_raw_read(spec.query), now=timezone.now(), what="This chart")
+    notes = spec.notes + raw_note
+    notes += (ESTIMATE_NOTE,) if any(s.estimate for s in series) else ()
     return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table, notes=notes)
 
 

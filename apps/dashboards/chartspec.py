@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings as django_settings  # `settings` here is a chart's
+
 from apps.metrics import buckets
 from apps.metrics.selectors import SeriesQuery
 
@@ -141,6 +143,19 @@ def _subtitle(settings: ChartSettings, interval: str, start: datetime, end: date
     if settings.compare:
         parts.append("compared with the previous period")
     return " · ".join(parts)
+
+
+def raw_history_note(earliest: datetime | None, *, now: datetime, what: str) -> tuple[str, ...]:
+    """Return a note when `what` (a chart, a funnel) reads raw events from before retention deleted them:
+    its numbers there are missing, not zero (`earliest`: the first time it reads raw events, if any)."""
+    days = django_settings.RETENTION_RAW_DAYS
+    kept_since = now - timedelta(days=days)
+    if earliest is None or earliest >= kept_since:
+        return ()
+    return (
+        f"{what} is computed from raw events, which are deleted after {days} days: before "
+        f"{kept_since:%Y-%m-%d %H:%M} UTC, what it shows is incomplete or empty.",
+    )
 
 
 def query_string(settings: ChartSettings) -> str:

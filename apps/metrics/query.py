@@ -75,6 +75,8 @@ def property_filter(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise QueryError("filter", f"“{text[:80]}” is not a filter: write property=value.")
+    if "\x00" in value:  # no stored text holds one, and PostgreSQL refuses to compare with it
+        raise QueryError("filter", "A filter's value may not contain NUL characters.")
     return name(key, what="property name", parameter="filter"), value.strip()[:MAX_FILTER_VALUE]
 
 

@@ -168,6 +168,9 @@ def _aligned_range(query: SeriesQuery) -> tuple[datetime, datetime]:
         raise SeriesQueryError("give both ends of the time range")
     if not 1 <= query.top_n <= 50:
         raise SeriesQueryError("top N must be between 1 and 50")
+    # Before aligning: a reversed or empty range inside one bucket would widen into that whole bucket.
+    if query.end <= query.start:
+        raise SeriesQueryError("the range must end after it starts")
     try:
         start = buckets.floor(query.start, query.interval)
         end = query.end.astimezone(UTC)
@@ -175,8 +178,6 @@ def _aligned_range(query: SeriesQuery) -> tuple[datetime, datetime]:
         end = aligned_end if aligned_end == end else aligned_end + STEP[query.interval]
     except OverflowError:
         raise SeriesQueryError("the range reaches beyond the calendar (years 1 to 9999)") from None
-    if end <= start:
-        raise SeriesQueryError("the range must end after it starts")
     bucket_count = (end - start) // STEP[query.interval]
     if bucket_count > MAX_BUCKETS:
         raise SeriesQueryError(f"more than {MAX_BUCKETS} {query.interval}s: choose a coarser interval")
@@ -200,19 +201,34 @@ def _group_field(query: SeriesQuery) -> str:
 # --- where the numbers come from -------------------------------------------------------------------------
 
 
+def earliest_raw_read(query: SeriesQuery) -> datetime | None:
+    """Return the earliest time whose raw events the query's series are aggregated from (the compare
+    period's start with compare), or None when they come from the rollups. Retention deletes raw events
+    older than RETENTION_RAW_DAYS and keeps the rollups, so such series read nothing before then."""
+    if not _reads_raw_events(query):
+        return None
+    start, end = _aligned_range(query)
+    return start - (end - start) if query.compare else start
+
+
+def _reads_raw_events(query: SeriesQuery) -> bool:
+    measure, _prop = _parse_measure(query.measure)
+    # Numbers and users are not rolled up by minute (DETAIL_GRANULARITIES): minute charts of them read
+    # the raw events, as do property breakdowns and filters.
+    return (
+        bool(query.filters)
+        or _group_field(query).startswith("prop:")
+        or (query.interval not in DETAIL_GRANULARITIES + ("week",) and measure != "count")
+    )
+
+
 class _Source:
     """One query's rows (rollups or raw events), its bucket and group expressions and its aggregates."""
 
     def __init__(self, query: SeriesQuery, measure: str, prop: str) -> None:
         self.query, self.measure, self.prop = query, measure, prop
         self.group = _group_field(query)
-        # Numbers and users are not rolled up by minute (DETAIL_GRANULARITIES): minute charts of them read
-        # the raw events, as do property breakdowns and filters.
-        self.raw = (
-            bool(query.filters)
-            or self.group.startswith("prop:")
-            or (query.interval not in DETAIL_GRANULARITIES + ("week",) and measure != "count")
-        )
+        self.raw = _reads_raw_events(query)
         self.sketches = measure == "unique_users" and not self.raw and connection.vendor == "postgresql"
 
     def rows(self, start: datetime, end: datetime) -> QuerySet:

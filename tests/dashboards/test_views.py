@@ -234,6 +234,21 @@ def test_bad_values_get_a_clear_message_never_a_500(product_client, usage, param
     assert message in page.replace("&quot;", '"').replace("&#x27;", "'")
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        custom_range(filter="plan=a\x00b"),
+        custom_range(filter="plan=a\x00b", format="csv"),
+        {"analysis": "funnel", "steps": "search_made,download_started", "filter": "plan=\x00"},
+    ],
+)
+def test_a_nul_in_a_filter_value_is_a_400_never_a_500(product_client, usage, params):
+    response = product_client.get("/dashboards/", params)
+
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
 def test_a_url_may_name_an_event_without_data(product_client, usage):
     response = product_client.get("/dashboards/", custom_range(event="not_seen_yet"))
 
@@ -251,6 +266,38 @@ def test_a_too_fine_interval_is_coarsened_and_said(product_client, usage):
     spec = response.context["chart"].spec
     assert spec.query.interval == "hour"
     assert "Showing hours: minute buckets over this range would be 129,6" in response.content.decode()
+
+
+def test_a_chart_of_raw_events_says_when_retention_has_deleted_them(
+    product_client, aggregate_events, settings
+):
+    from apps.lifecycle.services import retention_apply
+
+    settings.RETENTION_RAW_DAYS = 90
+    old = (timezone.now() - timedelta(days=100)).astimezone(UTC).replace(hour=12, minute=0, second=0)
+    aggregate_events([{"event": "search_made", "timestamp": old.isoformat(), "properties": {"plan": "pro"}}])
+    retention_apply()
+    span = {
+        "event": "search_made",
+        "range": "custom",
+        "start": (old - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        "end": (old + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M"),
+        "interval": "day",
+    }
+    note = "computed from raw events, which are deleted after 90 days"
+
+    # The rollups keep the event: a chart by service still counts it, and needs no note.
+    by_service = product_client.get("/dashboards/", {**span, "breakdown": "service"}).content.decode()
+    assert sum(traces(by_service)[0]["y"]) == 1
+    assert note not in by_service
+    # A property breakdown reads raw events, gone by now: the chart says why it is empty there.
+    by_plan = product_client.get("/dashboards/", {**span, "breakdown": "prop:plan"}).content.decode()
+    assert note in by_plan
+    funnel = {"analysis": "funnel", "steps": "search_made,x", "range": "custom"}
+    funnel_page = product_client.get("/dashboards/", {**span, **funnel}).content.decode()
+    assert "This funnel is " + note in funnel_page
+    recent = product_client.get("/dashboards/", {**custom_range(breakdown="prop:plan")}).content.decode()
+    assert note not in recent
 
 
 def test_the_explorer_page_relaxes_only_styles_in_its_content_security_policy(product_client, usage):

@@ -522,3 +522,16 @@ def test_a_number_past_a_doubles_range_is_not_summed_on_raw_reads_either(
 
     assert response.status_code == 200, response.content[:300]
     assert sum(point["v"] or 0 for series in response.json()["series"] for point in series["points"]) == 2
+
+
+@pytest.mark.parametrize("to", ["2026-11-20T11:00:00Z", "2026-11-20T12:00:00Z"])
+def test_a_range_ending_before_it_starts_is_refused_even_inside_one_bucket(client, make_person, to):
+    # Aligning to the day first widened such a range into its whole day, answered with that day's data.
+    client.force_login(make_person("product"))
+
+    response = client.get(
+        "/api/v1/metrics/series", {"event": "e", "from": "2026-11-20T12:00:00Z", "to": to, "interval": "day"}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "the range must end after it starts"}
