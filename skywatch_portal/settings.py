@@ -5,8 +5,10 @@ search on the database. DATABASE_URL, CELERY_BROKER_URL and ELASTICSEARCH_URL sw
 """
 
 import os
+import re
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -27,31 +29,81 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
 
 
+def env_str(name: str, default: str = "") -> str:
+    """Return an environment variable without surrounding blanks; the default when it is unset or blank."""
+    return os.environ.get(name, "").strip() or default
+
+
 def env_list(name: str, default: str) -> list[str]:
-    """Return a comma-separated environment variable as a list without blanks."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    """Return a comma-separated environment variable as a list without blanks (the default's when blank)."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """Return an integer environment variable, the default when it is unset or blank; refuse one below
+    `minimum`."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} must be {minimum} or more")
+    return value
+
+
+# The log levels that both logging and `celery --loglevel` know (the units pass LOG_LEVEL on to Celery).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_level(name: str, default: str = "INFO") -> str:
+    """Return a log level name from the environment, in capitals; refuse one that is not in LOG_LEVELS."""
+    level = env_str(name, default).upper()
+    if level not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{name}={level!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def without_credentials(url: str) -> str:
+    """Return a URL with the user and password it may carry left out: it goes into error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    _, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'…@' if at else ''}{host}"
+
+
+def check_urls(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    """Refuse a URL (or each of a list, separated by commas or semicolons) without one of `schemes` or a
+    host, or whose port is no number: a typo such as `localhost:9200` would fail every request using it."""
+    for url in (item.strip() for item in re.split("[,;]", value)):
+        parts = urlsplit(url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        host_ok = bool(parts.hostname) or parts.scheme == "unix"
+        if parts.scheme not in schemes or not host_ok or not port_ok:
+            raise ImproperlyConfigured(
+                f"{name}: {without_credentials(url)!r} is not a URL like {schemes[0]}://host:port"
+            )
 
 
 DEBUG = env_bool("DEBUG", False)
 
+# Behind TLS in production (SECURE=1): secure cookies, HSTS, HTTPS redirects. Off for `make run` on http.
+SECURE = env_bool("SECURE", False)
+
 # A fixed development key keeps `make run` zero-configuration; production must set its own.
 INSECURE_DEV_SECRET_KEY = "django-insecure-skywatch-dev-only-do-not-use-in-production"
 SECRET_KEY = os.environ.get("SECRET_KEY") or INSECURE_DEV_SECRET_KEY
+if SECURE and SECRET_KEY == INSECURE_DEV_SECRET_KEY:
+    # Everyone can read the development key: sessions signed with it could be forged.
+    raise ImproperlyConfigured("SECRET_KEY must be set with SECURE=1 (the development key is public)")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
-
-# Behind TLS in production (SECURE=1): secure cookies, HSTS, HTTPS redirects. Off for `make run` on http.
-SECURE = env_bool("SECURE", False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE
 SECURE_HSTS_SECONDS = 31_536_000 if SECURE else 0
@@ -70,8 +122,8 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 # Who this process is, stamped on every log line (the lessons' "service info as env vars").
-SERVICE_NAME = os.environ.get("SERVICE_NAME", "skywatch-portal")
-STAGE = os.environ.get("STAGE", "dev")
+SERVICE_NAME = env_str("SERVICE_NAME", "skywatch-portal")
+STAGE = env_str("STAGE", "dev")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -135,8 +187,14 @@ TEMPLATES = [
 ]
 
 # --- Database: SQLite by default, PostgreSQL (or any dj-database-url URL) from DATABASE_URL.
-DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+except ValueError as exc:  # an unknown scheme, a port that is no number
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: {without_credentials(DATABASE_URL)!r} is not a database URL like "
+        f"postgres://user:password@host:5432/name ({exc})"
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded mode writes from request threads and in-process tasks at once: take the write lock at
     # the start of a transaction (no "database is locked" on upgrade), wait for it, let readers go on (WAL).
@@ -147,7 +205,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, with a health check that asks the server only when its socket has news.
     DATABASES["default"]["ENGINE"] = "apps.common.postgresql"
     # Fail fast when PostgreSQL is down, so the API can answer 503 instead of hanging.
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+        "DATABASE_CONNECT_TIMEOUT", 3, minimum=1
+    )
     # No JIT compilation. PostgreSQL compiles a statement whose estimated cost passes jit_above_cost, and it
     # overestimates the joins between the pipeline's CTEs about 30-fold: compiling took ~100 ms of each
     # 190 ms chunk statement, every chunk (4.9 s against 1.9 s per 50,000 events). The funnel, retention
@@ -164,8 +224,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
-LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -187,14 +247,18 @@ STATICFILES_FINDERS = [
 WHITENOISE_USE_FINDERS = True
 
 # --- Celery: a real broker from CELERY_BROKER_URL, else tasks run in-process (eager).
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # kombu's Redis transport with a fix that keeps workers alive through a Redis restart (see broker.py).
 CELERY_BROKER_TRANSPORT = (
     "skywatch_portal.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
 )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    # Celery still takes a producer from its pool for an in-process task: an in-memory one, named, so kombu
+    # does not warn "No hostname was supplied" for an AMQP broker nobody uses.
+    CELERY_BROKER_WRITE_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (CELERY_BROKER_URL or None)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (CELERY_BROKER_URL or None)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -208,9 +272,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 # Celery's Django fixup closes the database connection before and after every task unless this is set: a
 # new connection (and password exchange) per chunk cost ~30 ms. Connections are reused for this many tasks;
 # each task still checks its connection first (skywatch_portal/celery.py), so a restarted server is fine.
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 500)
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 500, minimum=0)
 # The sweeper's period: beat runs it; the embedded mode runs it after a stored batch once it is due.
-PIPELINE_SWEEP_INTERVAL_SECONDS = env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 60)
+PIPELINE_SWEEP_INTERVAL_SECONDS = env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "pipeline-sweep": {
         "task": "pipeline.sweep",
@@ -227,38 +291,39 @@ CELERY_BEAT_SCHEDULE = {
 # A drain takes what waits, up to this many: under load a bigger chunk writes fewer rollup rows per event
 # (more of its events share a bucket) and pays a task's fixed costs less often (2,000 against 500: ~15 %
 # more events/s for one worker, bench/README.md); when little waits, chunks stay small and prompt.
-PIPELINE_CHUNK_SIZE = env_int("PIPELINE_CHUNK_SIZE", 2000)
-PIPELINE_SWEEP_GRACE_SECONDS = env_int("PIPELINE_SWEEP_GRACE_SECONDS", 60)
-PIPELINE_SWEEP_LIMIT = env_int("PIPELINE_SWEEP_LIMIT", 50_000)
-PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5)
+PIPELINE_CHUNK_SIZE = env_int("PIPELINE_CHUNK_SIZE", 2000, minimum=1)
+PIPELINE_SWEEP_GRACE_SECONDS = env_int("PIPELINE_SWEEP_GRACE_SECONDS", 60, minimum=0)
+PIPELINE_SWEEP_LIMIT = env_int("PIPELINE_SWEEP_LIMIT", 50_000, minimum=1)
+PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 5, minimum=1)
 
-# --- Data lifecycle: raw events and search indices are deleted after these ages; rollups stay.
-RETENTION_RAW_DAYS = env_int("RETENTION_RAW_DAYS", 90)
-RETENTION_INDEX_DAYS = env_int("RETENTION_INDEX_DAYS", 30)
+# --- Data lifecycle: raw events and search indices are deleted after these ages; rollups stay. At least a
+# day: 0 or less would delete everything stored, the events just received too.
+RETENTION_RAW_DAYS = env_int("RETENTION_RAW_DAYS", 90, minimum=1)
+RETENTION_INDEX_DAYS = env_int("RETENTION_INDEX_DAYS", 30, minimum=1)
 # PostgreSQL: raw-event partitions made this many days ahead (a day without one goes to the default
 # partition, and is moved out when its partition is made).
-PARTITION_DAYS_AHEAD = env_int("PARTITION_DAYS_AHEAD", 7)
+PARTITION_DAYS_AHEAD = env_int("PARTITION_DAYS_AHEAD", 7, minimum=0)
 # Raw events as Parquet before retention drops them: a directory, or an fsspec URL (s3://bucket/prefix, with
 # s3fs installed). Set, retention deletes only days the archive holds. Unset (the default): no archive.
-ARCHIVE_DIR = os.environ.get("ARCHIVE_DIR", "")
+ARCHIVE_DIR = env_str("ARCHIVE_DIR")
 
 # --- Elasticsearch: trace search on Elasticsearch when ELASTICSEARCH_URL is set, else on the database.
 # Several comma-separated URLs name nodes of one cluster: the client spreads requests over them and sends a
 # request again to another node when one cannot be reached.
-ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "")
-ELASTICSEARCH_API_KEY = os.environ.get("ELASTICSEARCH_API_KEY", "")
-ELASTICSEARCH_CA_CERTS = os.environ.get("ELASTICSEARCH_CA_CERTS", "")
-ELASTICSEARCH_INDEX_PREFIX = os.environ.get("ELASTICSEARCH_INDEX_PREFIX", "obs-events")
-ELASTICSEARCH_TIMEOUT = env_int("ELASTICSEARCH_TIMEOUT", 10)
+ELASTICSEARCH_URL = env_str("ELASTICSEARCH_URL")
+if ELASTICSEARCH_URL:
+    check_urls("ELASTICSEARCH_URL", ELASTICSEARCH_URL, ("http", "https"))
+ELASTICSEARCH_API_KEY = env_str("ELASTICSEARCH_API_KEY")
+ELASTICSEARCH_CA_CERTS = env_str("ELASTICSEARCH_CA_CERTS")
+ELASTICSEARCH_INDEX_PREFIX = env_str("ELASTICSEARCH_INDEX_PREFIX", "obs-events")
+ELASTICSEARCH_TIMEOUT = env_int("ELASTICSEARCH_TIMEOUT", 10, minimum=1)
 # The daily indices' primary shards and replicas each. Replicas default to 0, right for one node (a replica
 # is never placed beside its primary, so a single node with replicas would stay yellow); a cluster sets 1+.
 # Shards apply to daily indices created from then on; replicas to the existing ones too.
 ELASTICSEARCH_SHARDS = env_int("ELASTICSEARCH_SHARDS", 1)
-ELASTICSEARCH_REPLICAS = env_int("ELASTICSEARCH_REPLICAS", 0)
+ELASTICSEARCH_REPLICAS = env_int("ELASTICSEARCH_REPLICAS", 0, minimum=0)
 if not 1 <= ELASTICSEARCH_SHARDS <= 1024:
     raise ImproperlyConfigured(f"ELASTICSEARCH_SHARDS={ELASTICSEARCH_SHARDS} must be between 1 and 1024")
-if ELASTICSEARCH_REPLICAS < 0:
-    raise ImproperlyConfigured(f"ELASTICSEARCH_REPLICAS={ELASTICSEARCH_REPLICAS} must be 0 or more")
 TRACE_BACKEND = (
     "apps.traces.search.elasticsearch.ElasticsearchTraceBackend"
     if ELASTICSEARCH_URL
@@ -266,7 +331,9 @@ TRACE_BACKEND = (
 )
 
 # --- Cache: shared Redis when CACHE_URL is set (throttle counters must be shared by all processes).
-CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    check_urls("CACHE_URL", CACHE_URL, ("redis", "rediss", "unix"))
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
@@ -277,23 +344,28 @@ CACHES = {
 
 # What a personal token grants (owner, roles) is cached this long; revoking a token or changing its owner's
 # roles takes effect at once in the process that did it, and everywhere at once with a shared CACHE_URL.
-PERSONAL_TOKEN_CACHE_SECONDS = env_int("PERSONAL_TOKEN_CACHE_SECONDS", 5)
+PERSONAL_TOKEN_CACHE_SECONDS = env_int("PERSONAL_TOKEN_CACHE_SECONDS", 5, minimum=0)
 
 # --- Ingestion limits (DESIGN.md): per event 32 KB (in conform.py), per batch 1000 events and 1 MB.
 INGEST_MAX_BATCH_EVENTS = 1000
 INGEST_MAX_BODY_BYTES = 1024 * 1024
 # A gzip body may expand to this much JSON; more is refused as a decompression bomb.
-INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024)
+INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024, minimum=1)
 # Foreign SDKs' batches are bigger at their defaults (posthog-python: up to 5 MB uncompressed; an OTLP
 # exporter: 512 spans, easily over 1 MB, not compressed unless configured) and are not split on a 413: the
 # wire endpoints take up to 5 MB as sent, 16 MB inflated. Still at most 1000 events of at most 32 KB each.
 WIRE_MAX_BODY_BYTES = 5 * 1024 * 1024
-WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 * 1024)
-INGEST_RATE_LIMIT = os.environ.get("INGEST_RATE_LIMIT", "3000/min")
+WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 * 1024, minimum=1)
+INGEST_RATE_LIMIT = env_str("INGEST_RATE_LIMIT", "3000/min")
+# The forms apps/ingest/throttling.py reads; anything else would fail every ingestion request.
+if not re.fullmatch(r"\d+\s*/\s*(s|sec|second|m|min|minute|h|hour)", INGEST_RATE_LIMIT):
+    raise ImproperlyConfigured(
+        f"INGEST_RATE_LIMIT={INGEST_RATE_LIMIT!r} is not like 3000/min (N/s, N/min, N/hour)"
+    )
 # A usable service key is cached this long; a change through the ORM forgets it at once (in every process
 # with a shared CACHE_URL, else in the one that made it: the others see it within this time).
-INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5)
-INGEST_NODE = os.environ.get("INGEST_NODE") or socket.gethostname()
+INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5, minimum=0)
+INGEST_NODE = env_str("INGEST_NODE") or socket.gethostname()
 
 # --- REST framework and the OpenAPI schema.
 REST_FRAMEWORK = {
@@ -326,11 +398,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging: JSON lines on stdout, each with service, stage and correlation_id.
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = env_level("LOG_LEVEL")
 # With both set, the portal sends its own log lines to a portal (itself, under `make run`) as a service.
-OBSERVATORY_URL = os.environ.get("OBSERVATORY_URL", "")
-OBSERVATORY_API_KEY = os.environ.get("OBSERVATORY_API_KEY", "")
-PORTAL_SHIP_LOG_LEVEL = os.environ.get("PORTAL_SHIP_LOG_LEVEL", "INFO").upper()
+OBSERVATORY_URL = env_str("OBSERVATORY_URL")
+OBSERVATORY_API_KEY = env_str("OBSERVATORY_API_KEY")
+PORTAL_SHIP_LOG_LEVEL = env_level("PORTAL_SHIP_LOG_LEVEL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -123,3 +123,117 @@ def test_a_malformed_flag_is_refused_with_its_name(value):
 
     assert done.returncode != 0
     assert f"DEBUG={value!r} is not a boolean" in done.stderr
+
+
+def settings_value(expression: str, env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    """Print repr(<expression>) over the settings `s`, in a fresh interpreter with these variables."""
+    script = (
+        f"import django; django.setup(); from django.conf import settings as s; print(repr({expression}))"
+    )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES and k not in env_overrides}
+    env.update(DJANGO_SETTINGS_MODULE="skywatch_portal.settings", **env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DATABASE_URL", "localhost:5432/skywatch", "is not a database URL like postgres://"),
+        ("DATABASE_URL", "postgres://u:hunter2@db:port/portal", "'postgres://…@db:port/portal' is not"),
+        ("ELASTICSEARCH_URL", "localhost:9200", "'localhost:9200' is not a URL like http://host:port"),
+        ("ELASTICSEARCH_URL", "http://es:9200,http://u:hunter2@es2:abc", "'http://…@es2:abc' is not a URL"),
+        ("CACHE_URL", "localhost:6379", "'localhost:6379' is not a URL like redis://host:port"),
+        ("INGEST_RATE_LIMIT", "3000/minutes", "'3000/minutes' is not like 3000/min"),
+        ("LOG_LEVEL", "verbose", "'VERBOSE' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("PORTAL_SHIP_LOG_LEVEL", "warn", "'WARN' is not one of DEBUG"),
+        ("RETENTION_RAW_DAYS", "0", "RETENTION_RAW_DAYS=0 must be 1 or more"),
+        ("RETENTION_RAW_DAYS", "-90", "RETENTION_RAW_DAYS=-90 must be 1 or more"),
+        ("RETENTION_INDEX_DAYS", "0", "RETENTION_INDEX_DAYS=0 must be 1 or more"),
+        ("PIPELINE_CHUNK_SIZE", "0", "PIPELINE_CHUNK_SIZE=0 must be 1 or more"),
+        ("PIPELINE_SWEEP_INTERVAL_SECONDS", "0", "PIPELINE_SWEEP_INTERVAL_SECONDS=0 must be 1 or more"),
+        ("ELASTICSEARCH_TIMEOUT", "0", "ELASTICSEARCH_TIMEOUT=0 must be 1 or more"),
+    ],
+)
+def test_a_value_the_portal_cannot_use_stops_it_at_start_naming_the_variable(name, value, message):
+    """Rather than a 500 on every ingestion (a rate typo), a readiness probe that crashes (a URL without its
+    scheme) or a retention run that deletes every event (0 or fewer days)."""
+    done = settings_value("s.DEBUG", {name: value})
+
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"django.core.exceptions.ImproperlyConfigured: {name}"), done.stderr[-800:]
+    assert message in last_line
+    assert "hunter2" not in done.stderr  # credentials in a URL stay out of the message
+
+
+@pytest.mark.parametrize(
+    ("name", "expression", "default"),
+    [
+        ("LOG_LEVEL", "s.LOG_LEVEL", "'INFO'"),
+        ("PORTAL_SHIP_LOG_LEVEL", "s.PORTAL_SHIP_LOG_LEVEL", "'INFO'"),
+        ("ALLOWED_HOSTS", "s.ALLOWED_HOSTS", "['127.0.0.1', 'localhost', '[::1]']"),
+        ("INGEST_RATE_LIMIT", "s.INGEST_RATE_LIMIT", "'3000/min'"),
+        ("ELASTICSEARCH_INDEX_PREFIX", "s.ELASTICSEARCH_INDEX_PREFIX", "'obs-events'"),
+        ("SERVICE_NAME", "s.SERVICE_NAME", "'skywatch-portal'"),
+        ("STAGE", "s.STAGE", "'dev'"),
+        ("DATABASE_URL", "s.DATABASES['default']['ENGINE']", "'django.db.backends.sqlite3'"),
+    ],
+)
+def test_a_variable_set_empty_takes_its_default(name, expression, default):
+    """As deploy/templates/skywatch.env promises ("an empty value means the portal's default")."""
+    done = settings_value(expression, {name: ""})
+
+    assert done.returncode == 0, done.stderr[-800:]
+    assert done.stdout.strip().splitlines()[-1] == default
+
+
+def test_secure_refuses_the_public_development_key():
+    done = settings_value("s.SECRET_KEY", {"SECURE": "1", "SECRET_KEY": ""})
+
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY must be set with SECURE=1" in done.stderr
+
+
+def test_the_urls_that_work_are_taken():
+    urls = {
+        "ELASTICSEARCH_URL": "https://u:p@es1.internal:9243,http://[::1]:9200, https://es.example.com",
+        "CACHE_URL": "rediss://cache.internal:6380/1",
+    }
+    done = settings_value("(s.ELASTICSEARCH_URL, s.CACHES['default']['LOCATION'])", urls)
+
+    assert done.returncode == 0, done.stderr[-800:]
+    assert done.stdout.strip().splitlines()[-1] == repr((urls["ELASTICSEARCH_URL"], urls["CACHE_URL"]))
+
+
+EAGER_TASK = """
+import django
+django.setup()
+from skywatch_portal.celery import app
+
+@app.task(name="tests.noop")
+def noop():
+    return 1
+
+print(noop.delay().get())
+"""
+
+
+def test_an_in_process_task_makes_kombu_warn_of_nothing():
+    """`make run` printed "No hostname was supplied. Reverting to default 'localhost'" (and shipped it to
+    itself as a warning): Celery takes a producer for an eager task, from an unnamed AMQP broker."""
+    import os
+
+    embedded = {*ENV_NAMES, "CACHE_URL", "OBSERVATORY_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in embedded}
+    env["DJANGO_SETTINGS_MODULE"] = "skywatch_portal.settings"
+    done = subprocess.run(
+        [sys.executable, "-c", EAGER_TASK], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "1"
+    assert '"level": "warning"' not in done.stdout + done.stderr

@@ -19,7 +19,7 @@ from .unitfile import UnitFile
 TEMPLATE = REPO / "deploy" / "templates" / render.ENV_FILE
 # Read by the units and gunicorn, not by settings.py.
 PROCESS_VARIABLES = {"WEB_CONCURRENCY", "CELERY_WORKER_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
-ENV_READERS = {"env_bool", "env_int", "env_list", "_env", "getenv"}
+ENV_READERS = {"env_bool", "env_int", "env_list", "env_str", "env_level", "_env", "getenv"}
 
 
 def environment_names(path: Path) -> set[str]:
@@ -92,6 +92,16 @@ def test_each_setting_has_a_one_line_comment_and_plain_systemd_syntax():
         assert lines[number - 1].startswith("# ") and not lines[number - 1].startswith("# ---"), (
             f"{line.split('=')[0]} has no comment line of its own"
         )
+
+
+def test_no_comment_is_left_without_its_setting():
+    """A comment block ends on the setting it describes (one whose setting went stays behind otherwise)."""
+    lines = template_lines()
+    body = lines[lines.index("") + 1 :]  # after the file's own header
+    for number, line in enumerate(body):
+        if line.startswith("# ") and not line.startswith("# ---"):
+            following = next((later for later in body[number:] if not later.startswith("# ")), "")
+            assert following, f"no setting after the comment {line!r}"
 
 
 def test_production_values(rendered):
