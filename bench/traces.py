@@ -305,7 +305,7 @@ def _raw_user(es: Any, user: str, expected: int, per_page: int = 50) -> float:
     page = es.search(
         **common_params,
         query={"bool": {"filter": [{"term": {"user_id": user}}, {"exists": {"field": "correlation_id"}}]}},
-        sort=[{"timestamp": "desc"}],
+        sort=[{"timestamp": "desc"}, {"correlation_id": "asc"}],
         collapse={"field": "correlation_id"},
         from_=0,
         size=per_page,
@@ -315,8 +315,15 @@ def _raw_user(es: Any, user: str, expected: int, per_page: int = 50) -> float:
     )
     cids = [hit["_source"]["correlation_id"] for hit in page["hits"]["hits"]]
     per_request = {
-        "first": {"min": {"field": "timestamp"}},
-        "last": {"max": {"field": "timestamp"}},
+        name: {
+            "top_hits": {
+                "size": 1,
+                "sort": [{"timestamp": {"order": order, "numeric_type": "date_nanos"}}],
+                "_source": False,
+            }
+        }
+        for name, order in (("first", "asc"), ("last", "desc"))
+    } | {
         "services": {"terms": {"field": "service", "size": 100, "order": {"_key": "asc"}}},
         "levels": {"terms": {"field": "level", "size": 10}},
     }

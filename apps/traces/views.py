@@ -1,5 +1,9 @@
 """Pages for support: search requests, one trail, surrounding logs of a service, one user's requests."""
 
+import logging
+from collections.abc import Callable
+from functools import wraps
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -9,6 +13,8 @@ from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import role_required
 from apps.accounts.roles import SUPPORT
 from apps.accounts.services import audit_record
+from apps.common.errors import BackendUnavailable
+from apps.common.exceptions import SEARCH_RETRY_AFTER_SECONDS
 from apps.common.timebounds import OUT_OF_RANGE, within_query_bounds
 
 from . import selectors
@@ -16,10 +22,31 @@ from .forms import DEFAULT_RANGE, PER_PAGE, QUICK_RANGES, PasteBoxForm, TraceSea
 from .paste import LookedUpAs, paste_recognise
 from .timeline import timeline_for
 
+logger = logging.getLogger(__name__)
+
 SURROUNDING_CHOICES = (10, 30, 60, 300)
+# What a user's page shows when its form is not sent: the pager's links carry only the page.
+USER_DEFAULT_RANGE = "30d"
+
+
+def search_unavailable_is_503(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answer a page whose search backend cannot answer with a 503 saying so, as the API does: not a 500."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except BackendUnavailable as exc:
+            logger.error("search backend unavailable: %s", exc)
+            response = render(request, "traces/unavailable.html", status=503)
+            response["Retry-After"] = str(SEARCH_RETRY_AFTER_SECONDS)
+            return response
+
+    return wrapped
 
 
 @role_required(SUPPORT)
+@search_unavailable_is_503
 def trace_search(request: HttpRequest) -> HttpResponse:
     """Search requests by correlation ID, user, service, level, event and message text; or, given `q` (the
     paste box), open what it names directly."""
@@ -84,7 +111,8 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
     result = selectors.requests_search(
         query=form.to_query(), page=form.cleaned_data.get("page") or 1, per_page=PER_PAGE
     )
-    if result.total == 1 and result.requests[0].correlation_id:
+    # A page past the only match has no request to open (total counts all pages).
+    if result.total == 1 and result.requests and result.requests[0].correlation_id:
         # Exactly one request holds the text: open its trail, as the box does for an ID.
         messages.info(request, f"Looked up as text: {recognition.value} (one request matched)")
         return redirect("trace-detail", correlation_id=result.requests[0].correlation_id)
@@ -100,6 +128,7 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(SUPPORT)
+@search_unavailable_is_503
 def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show one request: a lane per service, then every event in time order."""
     audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="page")
@@ -119,6 +148,7 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
 
 
 @role_required(SUPPORT)
+@search_unavailable_is_503
 def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show a service's log lines around one moment of a trail, whatever their correlation ID."""
     service = request.GET.get("service", "")
@@ -159,10 +189,13 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
 
 
 @role_required(SUPPORT)
+@search_unavailable_is_503
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     """Show one user's requests, newest first."""
     audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="page")
-    form = TraceSearchForm(request.GET or {"range": "30d"})
+    data = request.GET.copy()
+    data.setdefault("range", USER_DEFAULT_RANGE)
+    form = TraceSearchForm(data)
     start = end = None
     page = 1
     if form.is_valid():

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from django.test import override_settings
 
 from tests.conftest import TRACE_BACKENDS
 
@@ -466,3 +467,36 @@ def test_an_event_answers_every_field_it_has():
     event = TraceEvent(**{f.name: None for f in fields(TraceEvent)} | {"timestamp": T0, "received_at": T0})
 
     assert set(event.as_json()) == {f.name for f in fields(TraceEvent)}
+
+
+@pytest.fixture
+def red_day(clean_search_index):
+    """Choose Elasticsearch, and return a function that makes the daily index of a day whose one shard is
+    never assigned (a red cluster: the node of its primary is gone)."""
+    from apps.traces.search import _backend_for
+    from apps.traces.search.elasticsearch import alias_name, es_client
+
+    def make(day: str) -> None:
+        es_client().indices.create(
+            index=f"{alias_name()}-{day}",
+            settings={"number_of_replicas": 0, "index.routing.allocation.require._name": "no-such-node"},
+            wait_for_active_shards=0,
+        )
+
+    with override_settings(TRACE_BACKEND=TRACE_BACKENDS["elasticsearch"]):
+        _backend_for.cache_clear()
+        yield make
+    _backend_for.cache_clear()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/traces/req/1:a", "/api/v1/users/u-1/requests"])
+def test_a_read_that_cannot_reach_every_shard_is_503_not_a_partial_answer(
+    support_client, red_day, two_requests, path
+):
+    # Another day's index is red: these events are all readable, but an answer that skips a shard it
+    # could not read may be missing some of them, and must not pass for a whole one.
+    red_day("2026.11.26")
+
+    response = support_client.get(path)
+
+    assert response.status_code == 503

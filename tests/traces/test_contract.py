@@ -273,3 +273,92 @@ def test_nothing_exists_before_anything_is_stored(trace_backend):
 
     assert backend.correlation_exists("c-1") is False
     assert backend.user_exists("u-1") is False
+
+
+def test_requests_tied_on_their_newest_moment_page_by_correlation_id(trace_backend, store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "opened",
+                "correlation_id": cid,
+                "user_id": "u-1",
+                "timestamp": at(0),
+            }
+            for cid in ("d", "b", "c", "a", "e")
+        ]
+    )
+    backend = get_trace_backend()
+
+    pages = [backend.search_requests(TraceQuery(user_id="u-1"), page=n, per_page=2) for n in (1, 2, 3)]
+
+    assert [[r.correlation_id for r in p.requests] for p in pages] == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_request_summaries_keep_microseconds(trace_backend, store_events):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "a",
+                "correlation_id": "c",
+                "user_id": "u-1",
+                "timestamp": at(0.000123),
+            },
+            {"service": "tiles", "event": "b", "correlation_id": "c", "timestamp": at(0.000457)},
+        ]
+    )
+
+    [summary] = get_trace_backend().search_requests(TraceQuery(user_id="u-1"), page=1, per_page=5).requests
+
+    assert (summary.first, summary.last) == (
+        T0 + timedelta(microseconds=123),
+        T0 + timedelta(microseconds=457),
+    )
+    assert summary.duration_seconds == pytest.approx(0.000334)
+
+
+@pytest.mark.parametrize("text", ["*", "-42", "timeout | served", "served -timeout"])
+def test_search_text_is_words_that_must_all_be_in_the_message_not_operators(
+    trace_backend, store_events, text
+):
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "type": "log",
+                "message": "upstream timeout",
+                "correlation_id": "a",
+                "timestamp": at(0),
+            },
+            {
+                "service": "gateway",
+                "type": "log",
+                "message": "tile served",
+                "correlation_id": "b",
+                "timestamp": at(1),
+            },
+        ]
+    )
+
+    page = get_trace_backend().search_requests(TraceQuery(text=text), page=1, per_page=10)
+
+    assert page.requests == []
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1950, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 50, tzinfo=UTC),
+        datetime(8999, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_surrounding_logs_of_a_window_nothing_can_be_stored_in_are_empty(trace_backend, store_events, moment):
+    store_events(request_events("a", 0))
+
+    events = get_trace_backend().surrounding(
+        service="download", start=moment, end=moment + timedelta(seconds=60), limit=10
+    )
+
+    assert events == []

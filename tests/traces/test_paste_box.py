@@ -162,6 +162,16 @@ def test_text_held_by_exactly_one_request_opens_its_trail(support_client, trace_
     assert {AuditEntry.REQUESTS_SEARCHED, AuditEntry.TRAIL_VIEWED} <= actions
 
 
+def test_a_page_past_the_only_request_holding_the_text_is_an_empty_page(
+    support_client, trace_backend, stored
+):
+    response = paste(support_client, "timeout after 30s", page=2)
+
+    assert response.status_code == 200
+    assert response.context["result"].total == 1
+    assert response.context["result"].requests == []
+
+
 def test_text_pages_keep_the_pasted_value(support_client, store_events):
     store_events(
         [

@@ -358,3 +358,70 @@ def test_request_lists_read_a_fixed_number_of_queries_whatever_their_length(
 
     assert response.status_code == 200
     assert response.content.decode().count('href="/traces/req-') >= 50
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/traces/?user_id=u-1&range=all",
+        "/traces/?q=anything",
+        "/traces/req-1/",
+        "/users/u-1/",
+        "/traces/req-1/surrounding/?service=gateway&at=2026-11-25T10:00:00%2B00:00",
+    ],
+)
+def test_pages_say_the_search_is_unavailable_with_503_when_elasticsearch_is_down(support_client, path):
+    from django.test import override_settings
+
+    from apps.traces.search import _backend_for
+    from tests.conftest import TRACE_BACKENDS
+
+    # A context manager, not the settings fixture: the index clean-up afterwards needs the real URL back.
+    with override_settings(
+        TRACE_BACKEND=TRACE_BACKENDS["elasticsearch"], ELASTICSEARCH_URL="http://127.0.0.1:1"
+    ):  # nothing listens on port 1
+        _backend_for.cache_clear()
+        response = support_client.get(path)
+    _backend_for.cache_clear()
+
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert 'id="search-unavailable"' in response.content.decode()
+
+
+def test_surrounding_logs_before_1970_are_an_empty_window(support_client, trace_backend, store_events):
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "c", "timestamp": at(0)}])
+
+    response = support_client.get(
+        "/traces/c/surrounding/", {"service": "gateway", "at": "1950-01-01T00:00:00+00:00"}
+    )
+
+    assert response.status_code == 200
+    assert "Nothing in this window." in response.content.decode()
+
+
+def test_a_users_older_page_keeps_the_pages_30_day_range(support_client, trace_backend, store_events):
+    from django.utils import timezone
+
+    ten_days_ago = timezone.now() - timedelta(days=10)
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": "opened",
+                "correlation_id": f"r-{i:02}",
+                "user_id": "u-p",
+                "timestamp": (ten_days_ago - timedelta(minutes=i)).isoformat(),
+            }
+            for i in range(55)
+        ]
+    )
+    first = support_client.get("/users/u-p/")
+    assert first.context["result"].total == 55
+    assert 'href="?&amp;page=2"' in first.content.decode()
+
+    second = support_client.get("/users/u-p/", {"page": 2})  # the "older →" link
+
+    assert [r.correlation_id for r in second.context["result"].requests] == [
+        f"r-{i:02}" for i in range(50, 55)
+    ]

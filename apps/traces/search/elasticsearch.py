@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -348,7 +348,8 @@ class ElasticsearchTraceBackend(TraceBackend):
         if unmatchable(correlation_id):
             return []
         # The hot read of the trace viewer: one request through the client, only the sources coming back
-        # (filter_path), no DSL objects built around the answer.
+        # (filter_path), no DSL objects built around the answer. A shard that cannot be read (a red
+        # cluster) fails the search, here and in every search below: a partial answer is a trail with holes.
         answer = self._call(
             lambda es: es.search(
                 index=alias_name(),
@@ -358,6 +359,7 @@ class ElasticsearchTraceBackend(TraceBackend):
                 track_total_hits=False,
                 ignore_unavailable=True,
                 allow_no_indices=True,
+                allow_partial_search_results=False,
                 filter_path=["hits.hits._source"],
             )
         )
@@ -380,7 +382,8 @@ class ElasticsearchTraceBackend(TraceBackend):
         # One query finds the page of requests (collapsed on the correlation ID, newest first) and counts
         # them; a second summarises those requests whole, not only their matching events.
         search = _filtered(self._search(), query).filter("exists", field="correlation_id")
-        search = search.sort({"timestamp": "desc"}).extra(
+        # Ties on the newest time go by correlation ID, as on the database: pages neither skip nor repeat one.
+        search = search.sort({"timestamp": "desc"}, {"correlation_id": "asc"}).extra(
             collapse={"field": "correlation_id"},
             from_=(page - 1) * per_page,
             size=per_page,
@@ -400,13 +403,13 @@ class ElasticsearchTraceBackend(TraceBackend):
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         if unmatchable(service):
             return []
-        search = (
-            self._search()
-            .filter("term", service=service)
-            .filter("range", timestamp={"gte": start.isoformat(), "lte": end.isoformat()})
-            .sort("timestamp", "received_at", "seq")
-            .extra(size=limit, track_total_hits=False)
-        )
+        bounds = _nanos_bounds(start, end, upper="lte")
+        if bounds is None:
+            return []
+        search = self._search().filter("term", service=service)
+        if bounds:
+            search = search.filter("range", timestamp=bounds)
+        search = search.sort("timestamp", "received_at", "seq").extra(size=limit, track_total_hits=False)
         return [_trace_event(hit) for hit in self._execute(search).hits]
 
     def drop_before(self, cutoff: datetime) -> list[str]:
@@ -463,6 +466,7 @@ class ElasticsearchTraceBackend(TraceBackend):
                 track_total_hits=1,
                 ignore_unavailable=True,
                 allow_no_indices=True,
+                allow_partial_search_results=False,
                 filter_path=["hits.total.value"],
             )
         )
@@ -479,22 +483,29 @@ class ElasticsearchTraceBackend(TraceBackend):
             return []
         search = self._search().filter("terms", correlation_id=cids).extra(size=0, track_total_hits=False)
         per_request = search.aggs.bucket("cid", "terms", field="correlation_id", size=len(cids))
-        per_request.metric("first", "min", field="timestamp")
-        per_request.metric("last", "max", field="timestamp")
+        # The earliest and latest event's sort value, not min and max: those are doubles of milliseconds,
+        # which lose the microseconds the database keeps; a date_nanos sort value is exact nanoseconds (in
+        # nanoseconds too from an index that maps `timestamp` as a millisecond date).
+        for name, order in (("first", "asc"), ("last", "desc")):
+            by_time = {"timestamp": {"order": order, "numeric_type": "date_nanos"}}
+            per_request.metric(name, "top_hits", size=1, sort=[by_time], _source=False)
         per_request.bucket("services", "terms", field="service", size=100, order={"_key": "asc"})
         per_request.bucket("levels", "terms", field="level", size=10)
-        buckets = {b.key: b for b in self._execute(search).aggregations.cid.buckets}
+        answer = self._execute(search).to_dict()
+        buckets = {b["key"]: b for b in answer.get("aggregations", {}).get("cid", {}).get("buckets", [])}
         summaries = []
         for cid in cids:
-            bucket = buckets[cid]
+            bucket = buckets.get(cid)
+            if bucket is None:  # its events were purged or dropped between the two queries
+                continue
             summaries.append(
                 RequestSummary(
                     correlation_id=cid,
-                    first=_parse_time(bucket.first.value_as_string),
-                    last=_parse_time(bucket.last.value_as_string),
-                    services=[s.key for s in bucket.services.buckets],
-                    count=bucket.doc_count,
-                    worst_level=worst_level([lv.key for lv in bucket.levels.buckets]),
+                    first=_from_nanos(bucket["first"]["hits"]["hits"][0]["sort"][0]),
+                    last=_from_nanos(bucket["last"]["hits"]["hits"][0]["sort"][0]),
+                    services=[s["key"] for s in bucket["services"]["buckets"]],
+                    count=bucket["doc_count"],
+                    worst_level=worst_level([lv["key"] for lv in bucket["levels"]["buckets"]]),
                 )
             )
         return summaries
@@ -504,7 +515,9 @@ class ElasticsearchTraceBackend(TraceBackend):
 
     def _execute(self, search: Search):
         try:
-            return search.params(ignore_unavailable=True, allow_no_indices=True).execute()
+            return search.params(
+                ignore_unavailable=True, allow_no_indices=True, allow_partial_search_results=False
+            ).execute()
         except (TransportError, es_exceptions.ApiError) as exc:
             raise _unavailable(exc) from exc
 
@@ -526,18 +539,25 @@ NANOS_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 NANOS_LATEST = datetime(2262, 4, 11, tzinfo=UTC)
 
 
+def _nanos_bounds(start: datetime | None, end: datetime | None, *, upper: str) -> dict[str, str] | None:
+    """Return the range bounds on `timestamp` for [start, end (`upper`: "lt" or "lte")], or None when the
+    range can hold nothing. `timestamp` is date_nanos, which refuses bounds outside what it can store: a
+    bound beyond them either excludes everything or nothing."""
+    if (start and start >= NANOS_LATEST) or (end and end < NANOS_EARLIEST):
+        return None
+    bounds = {}
+    if start and start > NANOS_EARLIEST:
+        bounds["gte"] = start.isoformat()
+    if end and end < NANOS_LATEST:
+        bounds[upper] = end.isoformat()
+    return bounds
+
+
 def _filtered(search: Search, query: TraceQuery) -> Search:
     if query.start or query.end:
-        start, end = query.start, query.end
-        # `timestamp` is date_nanos, which refuses bounds outside what it can store: a bound beyond them
-        # either excludes everything or nothing.
-        if (start and start >= NANOS_LATEST) or (end and end <= NANOS_EARLIEST):
+        bounds = _nanos_bounds(query.start, query.end, upper="lt")
+        if bounds is None:
             return search.filter("match_none")
-        bounds = {}
-        if start and start > NANOS_EARLIEST:
-            bounds["gte"] = start.isoformat()
-        if end and end < NANOS_LATEST:
-            bounds["lt"] = end.isoformat()
         if bounds:
             search = search.filter("range", timestamp=bounds)
     for name in ("correlation_id", "user_id", "service", "level", "event"):
@@ -545,16 +565,10 @@ def _filtered(search: Search, query: TraceQuery) -> Search:
         if value:
             search = search.filter("term", **{name: value})
     if query.text.strip():
-        # simple_query_string never raises on user syntax; raw query_string would let users pick fields.
-        search = search.query(
-            Q(
-                "simple_query_string",
-                query=query.text,
-                fields=["message"],
-                default_operator="and",
-                lenient=True,
-            )
-        )
+        # A match query: every word must be in the message, as on the database. simple_query_string's
+        # operators turned a pasted "-1" into "messages without 1", "a | b" into either word, and "*" into
+        # every message (even with its flags off); raw query_string would also let users pick fields.
+        search = search.query(Q("match", message={"query": query.text, "operator": "and"}))
     return search
 
 
@@ -581,6 +595,11 @@ def _trace_event_from(source: dict[str, Any]) -> TraceEvent:
         parent_span_id=source.get("parent_span_id") or "",
         duration_ms=source.get("duration_ms"),
     )
+
+
+def _from_nanos(nanos: int) -> datetime:
+    """Return a date_nanos sort value (nanoseconds since the epoch) as a datetime, to the microsecond."""
+    return NANOS_EARLIEST + timedelta(microseconds=nanos // 1000)
 
 
 def _index_day(name: str):
