@@ -35,6 +35,27 @@ def test_readyz_is_200_with_every_service_up(client, broker_url, elasticsearch_u
 
 
 @pytest.mark.django_db
+def test_readyz_names_the_database_when_its_schema_is_behind_the_code(
+    client, broker_url, elasticsearch_url, make_person
+):
+    from django.db import connection
+
+    client.force_login(make_person("admin"))
+    with connection.cursor() as cursor:  # as if the newest migration had not been run (rolled back after)
+        cursor.execute(
+            "DELETE FROM django_migrations"
+            " WHERE id = (SELECT max(id) FROM django_migrations WHERE app = 'ingest')"
+        )
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["database"]
+    assert "1 migrations not applied (run manage.py migrate): ingest." in body["checks"]["database"]["detail"]
+
+
+@pytest.mark.django_db
 def test_readyz_names_redis_when_the_broker_is_unreachable(client, settings, elasticsearch_url):
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
 
