@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import AuditEntry
-from .services import audit_write
+from .services import audit_write, client_address
 
 DOORS = ("page", "api", "admin", "command")
 
@@ -30,7 +30,7 @@ class Actor:
             name=str(user) if user else "anonymous",
             via=via,
             user=user if hasattr(user, "pk") else None,
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_address(request),
         )
 
     @classmethod

@@ -1,11 +1,13 @@
 """Writes for accounts: users and their roles, the audit log, personal tokens (and their cached grants)."""
 
 import functools
+import ipaddress
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
@@ -97,8 +99,21 @@ def _audit_entry(*, request, action: str, target: str, via: str) -> AuditEntry:
         action=action,
         target=target,
         via=via,
-        ip=request.META.get("REMOTE_ADDR") or None,
+        ip=client_address(request),
     )
+
+
+def client_address(request) -> str | None:
+    """Return the address a request came from: behind the proxy (BEHIND_PROXY), the one it forwards
+    (deploy/'s nginx sets X-Forwarded-For to the client's address alone, whatever the client sent), else
+    the peer's, which there would be the proxy's own for every request."""
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:  # none, or not an address: the peer's, rather than nothing
+            pass
+    return request.META.get("REMOTE_ADDR") or None
 
 
 def _new_audit_entry(

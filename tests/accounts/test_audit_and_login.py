@@ -107,3 +107,25 @@ def test_a_blank_password_does_not_reset_the_failure_count(client, make_person, 
 
     assert b"Too many failed sign-ins" in locked.content
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    ("behind_proxy", "forwarded", "recorded"),
+    [
+        (True, "203.0.113.7", "203.0.113.7"),  # nginx's X-Forwarded-For: the client's address alone
+        (True, "not an address", "127.0.0.1"),  # nothing usable forwarded: the peer's
+        (False, "203.0.113.7", "127.0.0.1"),  # not behind the proxy: a client could forge the header
+    ],
+    ids=["behind-proxy", "garbage", "direct"],
+)
+def test_the_audit_log_records_the_clients_address(
+    client, make_person, store_events, settings, behind_proxy, forwarded, recorded
+):
+    settings.BEHIND_PROXY = behind_proxy
+    store_events([{"service": "gateway", "event": "x", "correlation_id": "req-1", "user_id": "u-1"}])
+    client.force_login(make_person("support", "sam"))
+
+    client.get("/traces/req-1/", HTTP_X_FORWARDED_FOR=forwarded)
+    client.get("/api/v1/traces/req-1", HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert list(AuditEntry.objects.values_list("ip", flat=True)) == [recorded, recorded]
