@@ -2,11 +2,12 @@
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.functions import TruncDay
 
 from apps.ingest.models import AggregationBacklog, RawEvent
 from apps.ingest.services import backlog_add
@@ -24,19 +25,62 @@ def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return day_start, day_end
 
 
+def raw_retention_start(*, now: datetime) -> datetime:
+    """Return the first whole UTC day whose raw events retention has not begun to delete: the rollups of
+    earlier days cannot be rebuilt (unless the archive's events of those days were replayed)."""
+    cutoff = now - timedelta(days=settings.RETENTION_RAW_DAYS)
+    return whole_days(cutoff, cutoff)[1]
+
+
+ROLLUP_MODELS = (RollupCount, RollupNumeric, RollupUser, RollupSketch)
+
+
 def rollups_reset(*, start: datetime, end: datetime) -> int:
-    """Delete the rollups of [start, end) and put its events back in the aggregation backlog, in one
-    transaction.
+    """Delete the rollups of [start, end) (whole UTC days) and put their events back in the aggregation
+    backlog, one day per transaction so that live claims wait for one day's reset at most.
 
     Return how many events were taken out of the rollups (they are aggregated again).
     """
+    return sum(_day_reset(day) for day in _days_to_reset(start, end))
+
+
+def _days_to_reset(start: datetime, end: datetime) -> list[datetime]:
+    """Return the UTC days of [start, end) with rollups or counted events (a huge range has few)."""
+    with_rollups = RollupCount.objects.filter(
+        granularity="day", bucket_start__gte=start, bucket_start__lt=end
+    ).values_list("bucket_start", flat=True)
+    with_events = (
+        RawEvent.objects.aggregated()
+        .since(start)
+        .filter(timestamp__lt=end)
+        .annotate(day=TruncDay("timestamp", tzinfo=UTC))
+        .values_list("day", flat=True)
+    )
+    return sorted({*with_rollups.order_by().distinct(), *with_events.order_by().distinct()})
+
+
+def _day_reset(day: datetime) -> int:
+    end = day + timedelta(days=1)
     with transaction.atomic():
-        for model in (RollupCount, RollupNumeric, RollupUser, RollupSketch):
-            model.objects.filter(bucket_start__gte=start, bucket_start__lt=end).delete()
+        _rollups_lock()
+        for model in ROLLUP_MODELS:
+            model.objects.filter(bucket_start__gte=day, bucket_start__lt=end).delete()
         # What was counted is counted again; dead letters (never counted) stay given up on.
         return backlog_add(
-            AggregationBacklog, RawEvent.objects.aggregated().since(start).filter(timestamp__lt=end)
+            AggregationBacklog, RawEvent.objects.aggregated().since(day).filter(timestamp__lt=end)
         )
+
+
+def _rollups_lock() -> None:
+    """Wait for the claims writing rollups to commit, and hold new ones until the transaction ends (reads go
+    on). Else a bucket row that a claim inserts is invisible to the reset's delete and outlives it, while
+    the claim's events, committed by then, are put back and counted a second time. (PostgreSQL; the
+    embedded mode has one writer.)"""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(model._meta.db_table for model in ROLLUP_MODELS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
 
 
 def index_reset(*, start: datetime, end: datetime) -> int:
@@ -51,16 +95,18 @@ def index_reset(*, start: datetime, end: datetime) -> int:
         return events.count()
 
 
-def awaiting(work: str, *, start: datetime, end: datetime) -> QuerySet:
-    """Return the range's events still waiting for `work` ("aggregation" or "index"); events given up on
-    for that work (dead-lettered, refused by the index) do not wait."""
+def awaiting(work: str, *, start: datetime, end: datetime, received_by: datetime) -> QuerySet:
+    """Return the range's events received by `received_by` still waiting for `work` ("aggregation" or
+    "index"); events given up on for that work (dead-lettered, refused by the index) do not wait. Events
+    received later are live traffic: the pipeline has them, a range command does not wait for them."""
     waiting = {"aggregation": RawEvent.objects.awaiting_aggregation, "index": RawEvent.objects.awaiting_index}
-    return waiting[work]().since(start).filter(timestamp__lt=end)
+    return waiting[work]().since(start).filter(timestamp__lt=end, received_at__lte=received_by)
 
 
-def enqueue_range(*, start: datetime, end: datetime, work: str, task) -> int:
+def enqueue_range(*, start: datetime, end: datetime, received_by: datetime, work: str, task) -> int:
     """Queue the range's waiting events in chunks, streaming ids so a huge range never sits in memory."""
-    ids = awaiting(work, start=start, end=end).order_by("pk").values_list("pk", flat=True).iterator(10_000)
+    waiting = awaiting(work, start=start, end=end, received_by=received_by)
+    ids = waiting.order_by("pk").values_list("pk", flat=True).iterator(10_000)
     chunk: list[int] = []
     queued = 0
     for pk in ids:
@@ -74,9 +120,10 @@ def enqueue_range(*, start: datetime, end: datetime, work: str, task) -> int:
     return queued
 
 
-def pending_in_range(*, start: datetime, end: datetime, work: str) -> int:
-    """Return how many events of the range still wait for aggregation or indexing."""
-    return awaiting(work, start=start, end=end).count()
+def pending_in_range(*, start: datetime, end: datetime, received_by: datetime, work: str) -> int:
+    """Return how many events of the range received by `received_by` still wait for aggregation or
+    indexing."""
+    return awaiting(work, start=start, end=end, received_by=received_by).count()
 
 
 def watch(

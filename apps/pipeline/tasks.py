@@ -68,13 +68,22 @@ def drain_pending() -> dict:
     if taken is None:
         return {"aggregated": {}, "indexed": {}}
     event_ids, bounds = taken
+    _queue_next_drain()
     try:
-        if pending.drain_wanted():
-            _queue_drain()
         return _process(event_ids, bounds)
     except BaseException:
         _put_back(event_ids, bounds)
         raise
+
+
+def _queue_next_drain() -> None:
+    """Queue a drain for the records left, best effort: Redis or the broker gone for a moment must not cost
+    the chunk in hand its processing (the next batch queues a drain, the sweeper has what waits)."""
+    try:
+        if pending.drain_wanted():
+            _queue_drain()
+    except Exception:
+        logger.warning("could not queue the next drain; processing the chunk in hand", exc_info=True)
 
 
 def _put_back(event_ids: list[int], bounds: ClientTimeBounds | None) -> None:

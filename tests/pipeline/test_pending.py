@@ -129,3 +129,31 @@ def test_a_chunk_of_single_event_records_takes_a_few_round_trips_not_one_per_eve
     assert first[0] == [e.pk for e in events[:20]]
     assert rest[0] == [e.pk for e in events[20:]]
     assert len(pops) <= 5, pops
+
+
+def test_a_chunk_in_hand_is_processed_when_redis_restarts_after_its_pop(
+    api_client, make_key, settings, tmp_path, clean_search_index, monkeypatch
+):
+    from tests.pipeline.test_broker_restart import PrivateRedis
+
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        settings.CELERY_BROKER_URL = server.url  # the pending list on a Redis of its own, to restart
+        _, key = make_key()
+        send(api_client, key, make_events(2))
+        send(api_client, key, make_events(3))
+        real_take = pending.chunk_take
+
+        def take_then_redis_goes_away(size):  # the real pop; the real Redis stops right after it
+            taken = real_take(size)
+            server.stop()
+            return taken
+
+        monkeypatch.setattr(pending, "chunk_take", take_then_redis_goes_away)
+        drain_pending.apply().get()
+    finally:
+        server.stop()
+
+    assert day_count() == 5
+    assert not RawEvent.objects.awaiting_aggregation().exists()

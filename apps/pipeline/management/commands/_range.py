@@ -21,4 +21,7 @@ def parse_range(start: str, end: str) -> tuple[datetime, datetime]:
     finish = finish if finish.tzinfo else finish.replace(tzinfo=UTC)
     if finish <= begin:
         raise CommandError("--to must be after --from")
-    return begin.astimezone(UTC), finish.astimezone(UTC)
+    try:
+        return begin.astimezone(UTC), finish.astimezone(UTC)
+    except OverflowError:  # a zone that moves year 1 or 9999 out of range
+        raise CommandError("--from/--to must fall within the years 1 to 9999 in UTC") from None
