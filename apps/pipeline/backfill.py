@@ -83,6 +83,23 @@ def _rollups_lock() -> None:
         cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
 
 
+def dead_letters_requeue(*, start: datetime, end: datetime) -> list[int]:
+    """Give the dead-lettered events of [start, end) another chance, once the cause of their failures is
+    fixed: back in the aggregation backlog, their attempts at 0, in one transaction; return their ids."""
+    with transaction.atomic():
+        dead = RawEvent.objects.dead_lettered().since(start).filter(timestamp__lt=end)
+        ids = list(dead.select_for_update().values_list("pk", flat=True))
+        backlog_add(AggregationBacklog, RawEvent.objects.filter(pk__in=ids))
+        RawEvent.objects.filter(pk__in=ids).update(dead_lettered_at=None, aggregate_attempts=0)
+        return ids
+
+
+def requeued_outcome(ids: list[int]) -> tuple[int, int]:
+    """Return how many of these requeued events still wait for aggregation, and how many failed again."""
+    waiting = AggregationBacklog.objects.filter(raw_id__in=ids).count()
+    return waiting, RawEvent.objects.dead_lettered().filter(pk__in=ids).count()
+
+
 def index_reset(*, start: datetime, end: datetime) -> int:
     """Mark the events of [start, end) unindexed (refused ones get another chance); return how many.
 

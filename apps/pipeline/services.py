@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, QuerySet, Value, When
@@ -329,8 +330,8 @@ def aggregate_chunk(*, event_ids: list[int], bounds: Bounds | None = None) -> Ch
             return ChunkOutcome(skipped=len(event_ids))
     try:
         return _aggregate(event_ids, bounds)
-    except (OperationalError, InterfaceError):
-        raise  # the database is down or the transaction was cut off: retry later, count nothing
+    except _NOT_THE_EVENTS:
+        raise  # the database is down, the transaction was cut off or time ran out: retry later, count nothing
     except Exception as exc:
         logger.exception("chunk of %d events failed (%s); retrying them one by one", len(event_ids), exc)
     outcome = ChunkOutcome()
@@ -339,13 +340,17 @@ def aggregate_chunk(*, event_ids: list[int], bounds: Bounds | None = None) -> Ch
             part = _aggregate([event_id], bounds)
             outcome.done += part.done
             outcome.skipped += part.skipped
-        except (OperationalError, InterfaceError):
+        except _NOT_THE_EVENTS:
             raise
         except Exception as exc:
             logger.exception("event %s failed aggregation", event_id)
             outcome.failed += 1
             outcome.dead_lettered += _record_failure(event_id, f"{type(exc).__name__}: {exc}", bounds)
     return outcome
+
+
+# Failures that say nothing about the events: never a reason to retry them one by one or dead-letter them.
+_NOT_THE_EVENTS = (OperationalError, InterfaceError, SoftTimeLimitExceeded)
 
 
 def _time_range(event_ids: list[int]) -> Bounds | None:

@@ -230,3 +230,39 @@ def test_reindex_finishes_while_live_traffic_arrives_in_its_range(processed_even
 
     lines = out.getvalue().splitlines()
     assert lines[1:] == ["  indexed 0/10", "  indexed 10/10", "re-indexed"]
+
+
+def test_dead_letters_are_aggregated_again_once_their_cause_is_fixed(
+    make_key, start_worker, monkeypatch, settings
+):
+    # Failure injection: an aggregation bug that two events trigger, in this process only. The worker
+    # started below runs the fixed code.
+    settings.PIPELINE_MAX_ATTEMPTS = 1
+    events = [
+        {"event": f"e{i}", "event_id": str(uuid.uuid4()), "timestamp": "2026-11-10T12:00:00Z"}
+        for i in range(4)
+    ]
+    ids = events_ingest(items=events, api_key=make_key()[0], received_at=timezone.now()).stored_ids
+    real = services.events_claim_into_rollups
+    poison = set(ids[:2])
+
+    def claim_failing_on_two(event_ids, bounds):
+        if poison & set(event_ids):
+            raise ValueError("a bug")
+        return real(event_ids, bounds)
+
+    monkeypatch.setattr("apps.pipeline.services.events_claim_into_rollups", claim_failing_on_two)
+    services.aggregate_chunk(event_ids=ids)
+    monkeypatch.undo()
+    assert (RawEvent.objects.dead_lettered().count(), day_total()) == (2, 2)
+    start_worker()
+    out = io.StringIO()
+
+    call_command(
+        "retry_dead_letters", "--from", "2026-11-10", "--to", "2026-11-11", "--timeout", "60", stdout=out
+    )
+
+    assert "retrying 2 dead-lettered events" in out.getvalue()
+    assert "dead letters aggregated" in out.getvalue()
+    assert (RawEvent.objects.dead_lettered().count(), day_total()) == (0, 4)
+    assert set(RawEvent.objects.values_list("aggregate_attempts", flat=True)) == {0}

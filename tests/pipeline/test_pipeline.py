@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 import requests
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.db.models import Sum
 
@@ -256,6 +257,24 @@ def test_a_poison_event_is_dead_lettered_and_the_rest_of_its_chunk_counted(monke
     assert not AggregationBacklog.objects.exists()
     assert (RawEvent.objects.aggregated().count(), RawEvent.objects.done_with_aggregation().count()) == (4, 5)
     assert AggregationMark.objects.filter(day=poison.timestamp.date(), marked_at__gte=poison.dead_lettered_at)
+
+
+def test_a_chunk_that_runs_out_of_time_counts_nothing_and_blames_no_event(monkeypatch, settings):
+    # Failure injection: Celery's soft time limit, raised inside the chunk (a chunk waiting on a lock).
+    settings.PIPELINE_MAX_ATTEMPTS = 1
+    events = [RawEventFactory(event=f"e{i}") for i in range(3)]
+
+    def out_of_time(event_ids, bounds):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr("apps.pipeline.services.events_claim_into_rollups", out_of_time)
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        services.aggregate_chunk(event_ids=[ev.pk for ev in events])
+
+    assert not RawEvent.objects.dead_lettered().exists()
+    assert set(RawEvent.objects.values_list("aggregate_attempts", flat=True)) == {0}
+    assert AggregationBacklog.objects.count() == 3
 
 
 def test_concurrent_chunks_over_the_same_events_count_each_once(api_client, make_key):
