@@ -1,5 +1,6 @@
 """Reads of annotations: the ones a chart's time range covers."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from .models import Annotation
@@ -15,3 +16,18 @@ def annotations_between(start: datetime, end: datetime, *, limit: int = MAX_ANNO
             :limit
         ]
     )
+
+
+def annotations_of_ranges(
+    ranges: Iterable[tuple[datetime, datetime]], *, limit: int = MAX_ANNOTATIONS
+) -> dict[tuple[datetime, datetime], list[Annotation]]:
+    """Return the annotations of each (start, end) range, as annotations_between would, for the charts of
+    one page: one query when all the ranges together hold at most `limit` of them, else one per range (so
+    that a short chart never loses its markers to the limit of a long chart on the same page)."""
+    ranges = list(dict.fromkeys(ranges))
+    if not ranges:
+        return {}
+    found = annotations_between(min(s for s, _ in ranges), max(e for _, e in ranges), limit=limit + 1)
+    if len(found) > limit:
+        return {bounds: annotations_between(*bounds, limit=limit) for bounds in ranges}
+    return {(start, end): [a for a in found if start <= a.timestamp <= end] for start, end in ranges}

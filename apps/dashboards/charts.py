@@ -7,7 +7,7 @@ from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
 
-from apps.annotations.selectors import annotations_between
+from apps.annotations.selectors import annotations_of_ranges
 from apps.metrics.retention import RetentionQueryError
 from apps.metrics.selectors import Series, SeriesQueryError, earliest_raw_read, series_for
 
@@ -61,16 +61,12 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
 
 
 def charts_annotate(charts: list[RenderedChart]) -> None:
-    """Draw the annotations on each chart of a page that covers their time: one query for all charts."""
-    if not charts:
-        return
-    start = min(chart.spec.query.start for chart in charts)
-    end = max(chart.spec.query.end for chart in charts)
-    annotations = annotations_between(start, end)
+    """Draw the annotations on each chart of a page that covers their time: one query for all charts while
+    they hold at most a chart's worth of them (see annotations_of_ranges)."""
+    found = annotations_of_ranges((chart.spec.query.start, chart.spec.query.end) for chart in charts)
     for chart in charts:
-        figures.add_annotation_markers(
-            chart.figure, annotations, start=chart.spec.query.start, end=chart.spec.query.end
-        )
+        start, end = chart.spec.query.start, chart.spec.query.end
+        figures.add_annotation_markers(chart.figure, found[start, end], start=start, end=end)
 
 
 @dataclass

@@ -8,7 +8,7 @@ events is read directly (the explorer draws several events one line each).
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from apps.annotations.selectors import annotations_between
+from apps.annotations.selectors import annotations_of_ranges
 from apps.metrics import buckets, catalogue
 from apps.metrics.selectors import Series, SeriesQuery
 from apps.pipeline.selectors import PipelineHealth
@@ -97,13 +97,15 @@ def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
 
 
 def overview_annotate(*, usage: Usage | None, ingest_figure: dict, now: datetime) -> None:
-    """Draw the annotations on the overview's time-series charts that cover them: one query for the page."""
+    """Draw the annotations on the overview's time-series charts that cover them, as charts_annotate does."""
     ingest_start = now - INGEST_WINDOW
     charts = [c for c in (usage.charts if usage else ()) if c.start is not None and c.end is not None]
-    annotations = annotations_between(min([ingest_start, *(c.start for c in charts)]), now)
-    figures.add_annotation_markers(ingest_figure, annotations, start=ingest_start, end=now)
+    found = annotations_of_ranges([(ingest_start, now), *((c.start, c.end) for c in charts)])
+    figures.add_annotation_markers(ingest_figure, found[ingest_start, now], start=ingest_start, end=now)
     for chart in charts:
-        figures.add_annotation_markers(chart.figure, annotations, start=chart.start, end=chart.end)
+        figures.add_annotation_markers(
+            chart.figure, found[chart.start, chart.end], start=chart.start, end=chart.end
+        )
 
 
 def coverage_last_day(*, now: datetime) -> list[ServiceCoverage]:

@@ -1,8 +1,9 @@
-"""Forms of the key management pages."""
+"""Forms of the key management pages (and of `create_service_key`, which checks its arguments with them)."""
 
 from datetime import timedelta
 
 from django import forms
+from django.core.validators import RegexValidator
 
 GRACE_CHOICES = {
     "0": timedelta(0),
@@ -12,13 +13,20 @@ GRACE_CHOICES = {
 }
 
 
+# Conform refuses every event of a service or stage with a control character (a tab, a line break), so a
+# key for one could send nothing. \Z, not $: "$" also matches before a final line break.
+printable = RegexValidator(
+    r"[\x00-\x1f\x7f]", inverse_match=True, message="Use printable characters only (no tabs or line breaks)."
+)
+
+
 class KeyCreateForm(forms.Form):
     service = forms.RegexField(
-        regex=r"^[a-z0-9][a-z0-9_-]{0,99}$",
+        regex=r"\A[a-z0-9][a-z0-9_-]{0,99}\Z",
         max_length=100,
         error_messages={"invalid": "Use lowercase letters, digits, '-' and '_'."},
     )
-    stage = forms.CharField(max_length=50)
+    stage = forms.CharField(max_length=50, validators=[printable])
     can_forward = forms.BooleanField(required=False, label="May forward records for other services")
     label = forms.CharField(max_length=100, required=False)
 

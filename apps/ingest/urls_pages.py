@@ -4,6 +4,6 @@ from . import views
 
 urlpatterns = [
     path("keys/", views.key_list, name="key-list"),
-    path("keys/<str:prefix>/rotate/", views.key_rotate, name="key-rotate"),
-    path("keys/<str:prefix>/revoke/", views.key_revoke, name="key-revoke"),
+    path("keys/<slug:prefix>/rotate/", views.key_rotate, name="key-rotate"),
+    path("keys/<slug:prefix>/revoke/", views.key_revoke, name="key-revoke"),
 ]

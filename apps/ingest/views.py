@@ -1,5 +1,7 @@
 """Key management for admins: list with volume, create (shown once), rotate with a grace period, revoke."""
 
+from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -40,14 +42,27 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @role_required(ADMIN)
 def key_rotate(request: HttpRequest, prefix: str) -> HttpResponse:
     """Make a successor key (shown once); the old one keeps working for the chosen grace period."""
-    usable = ApiKey.objects.usable(timezone.now()).select_related("service")
-    api_key = get_object_or_404(usable, prefix=prefix)
     form = KeyRotateForm(request.POST)
     if not form.is_valid():
         return redirect("key-list")
-    successor, raw_key = service_key_rotate(
-        api_key=api_key, grace=form.grace_period(), actor=Actor.from_request(request, via="page")
-    )
+    with transaction.atomic():
+        # Locked, so that a second submit (a double click) waits for the first and then sees it rotated.
+        usable = (
+            ApiKey.objects.usable(timezone.now()).select_related("service").select_for_update(of=("self",))
+        )
+        api_key = get_object_or_404(usable, prefix=prefix)
+        if api_key.expires_at is not None and api_key.expires_at <= timezone.now() + form.grace_period():
+            # Rotated already (a double submit, say), and this would not end it sooner: another successor
+            # would be a working key whose secret nobody saw.
+            messages.error(
+                request,
+                f"Key {api_key.prefix} was rotated already; it stops working at "
+                f"{api_key.expires_at:%Y-%m-%d %H:%M} UTC.",
+            )
+            return redirect("key-list")
+        successor, raw_key = service_key_rotate(
+            api_key=api_key, grace=form.grace_period(), actor=Actor.from_request(request, via="page")
+        )
     return render(
         request, "ingest/key_created.html", {"api_key": successor, "raw_key": raw_key, "rotated": api_key}
     )

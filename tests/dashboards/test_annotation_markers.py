@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.annotations.models import Annotation
+from apps.annotations.selectors import MAX_ANNOTATIONS
 from apps.annotations.services import create_annotation
 from apps.dashboards import figures
 from apps.dashboards.services import chart_add, dashboard_create
@@ -133,3 +134,33 @@ def test_a_saved_dashboard_reads_annotations_once_for_all_its_charts(product_cli
     assert _annotation_texts(response.content.decode()) == [["checkout: deploy v2.14"]] * 3
     annotation_reads = [q for q in queries.captured_queries if "annotations_annotation" in q["sql"]]
     assert len(annotation_reads) == 1
+
+
+@pytest.fixture
+def busy_month(annotated_traffic):
+    """More annotations 20 days back than a chart shows, and one deploy ten minutes ago."""
+    now = annotated_traffic
+    Annotation.objects.bulk_create(
+        Annotation(service="ci", text=f"nightly {n}", timestamp=now - timedelta(days=20, minutes=n))
+        for n in range(MAX_ANNOTATIONS + 10)
+    )
+    create_annotation(service="checkout", text="deploy v2.15", timestamp=now - timedelta(minutes=10))
+    return now
+
+
+def test_a_short_chart_keeps_its_markers_beside_a_long_chart_that_has_too_many(product_client, busy_month):
+    owner = get_user_model().objects.get(username="product-person")
+    dashboard = dashboard_create(name="Checkout", owner=owner)
+    chart_add(dashboard=dashboard, title="month", query_string="event=search_made&interval=day&range=30d")
+    chart_add(dashboard=dashboard, title="day", query_string="event=search_made&interval=hour&range=24h")
+
+    texts = _annotation_texts(product_client.get(f"/dashboards/d/{dashboard.slug}/").content.decode())
+
+    assert len(texts[0]) == MAX_ANNOTATIONS  # the month's chart shows as many as a chart shows
+    assert texts[1] == ["checkout: deploy v2.15"]
+
+
+def test_the_last_hour_on_the_overview_keeps_its_marker_in_a_busy_month(product_client, busy_month):
+    texts = _annotation_texts(product_client.get("/").content.decode())
+
+    assert ["checkout: deploy v2.15"] in texts  # the ingest rate of the last hour

@@ -54,3 +54,24 @@ def test_a_key_made_by_the_command_is_audited_as_the_command():
     assert (entry.action, entry.via, entry.target) == ("key_created", "command", ApiKey.objects.get().prefix)
     assert entry.actor_name.startswith("command:")
     assert lines[-1] not in entry.target
+
+
+def test_a_line_break_after_the_service_name_is_refused():
+    # "$" in a regex also matches before a final line break: the name was kept with it, and conform then
+    # refused every event of the key.
+    with pytest.raises(CommandError, match="lowercase letters"):
+        run("download-server\n", "--stage", "prod")
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("stage", ["pr\tod", "pr\nod", "pr\x07od", "x" * 51, " "])
+def test_a_stage_conform_would_refuse_is_refused(stage):
+    with pytest.raises(CommandError, match="--stage"):
+        run("download-server", "--stage", stage)
+    assert not ApiKey.objects.exists()
+
+
+def test_a_label_too_long_to_store_is_refused_not_a_crash():
+    with pytest.raises(CommandError, match="--label"):
+        run("download-server", "--stage", "prod", "--label", "x" * 101)
+    assert not ApiKey.objects.exists()

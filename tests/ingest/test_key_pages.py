@@ -140,3 +140,43 @@ def test_the_key_list_reads_a_fixed_number_of_queries(admin_in, make_key, django
 
     assert response.status_code == 200
     assert response.content.decode().count("/revoke/") == 30
+
+
+@pytest.mark.parametrize("stage", ["pr\tod", "pr\x07od"])
+def test_a_stage_with_a_control_character_is_refused_with_a_message(admin_in, stage):
+    # Conform refuses every event of such a stage: the key could send nothing.
+    response = admin_in.post("/keys/", {"service": "ship-tracker", "stage": stage})
+
+    assert response.status_code == 400
+    assert "printable characters" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["rotate", "revoke"])
+def test_an_address_that_names_no_key_is_404(admin_in, action):
+    for prefix in ("%00", "a%00b", "%E2%80%A8", "..."):
+        assert admin_in.post(f"/keys/{prefix}/{action}/", {"grace": "1h"}).status_code == 404
+
+
+def test_a_second_submit_of_a_rotation_makes_no_second_successor(admin_in, api_client, make_key):
+    old, _ = make_key(service="crop-forecast")
+    first = admin_in.post(f"/keys/{old.prefix}/rotate/", {"grace": "24h"})
+
+    again = admin_in.post(f"/keys/{old.prefix}/rotate/", {"grace": "24h"}, follow=True)
+
+    assert send(api_client, shown_key(first)).status_code == 202
+    assert ApiKey.objects.count() == 2
+    assert "was rotated already" in again.content.decode()
+    assert AuditEntry.objects.filter(action="key_rotated").count() == 1
+    # Rotating again to end the grace sooner is still a rotation.
+    sooner = admin_in.post(f"/keys/{old.prefix}/rotate/", {"grace": "1h"})
+    assert sooner.status_code == 200 and ApiKey.objects.count() == 3
+    old.refresh_from_db()
+    assert old.expires_at < timezone.now() + timedelta(hours=1, minutes=1)
+
+
+def test_a_service_name_with_a_line_break_is_refused(admin_in):
+    response = admin_in.post("/keys/", {"service": "ship-tracker\n", "stage": "prod"})
+
+    assert response.status_code == 400
+    assert not ApiKey.objects.exists()

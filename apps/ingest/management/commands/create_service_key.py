@@ -1,13 +1,12 @@
 """`manage.py create_service_key <service> --stage <stage> [--forwarder]`: prints the key once, last."""
 
-import re
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.actors import Actor
+from apps.ingest.forms import KeyCreateForm
 from apps.ingest.services import service_key_create
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+ARGUMENT = {"service": "service", "stage": "--stage", "can_forward": "--forwarder", "label": "--label"}
 
 
 class Command(BaseCommand):
@@ -20,18 +19,26 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="", help="what the key is for, shown in the admin")
 
     def handle(self, *args, service: str, stage: str, forwarder: bool, label: str, **options) -> None:
-        if not SERVICE_NAME.match(service):
-            raise CommandError(f"service {service!r}: use lowercase letters, digits, '-' and '_' (max 100)")
-        if not stage.strip() or len(stage) > 50:
-            raise CommandError("--stage must be 1 to 50 characters")
+        # The key page's rules: a key the page would refuse (one conform refuses every event of) is refused.
+        form = KeyCreateForm({"service": service, "stage": stage, "can_forward": forwarder, "label": label})
+        if not form.is_valid():
+            raise CommandError(
+                "; ".join(
+                    f"{ARGUMENT[name]} {form.data[name]!r}: {' '.join(errors)}"
+                    for name, errors in form.errors.items()
+                )
+            )
+        data = form.cleaned_data
         api_key, raw_key = service_key_create(
-            service_name=service,
-            stage=stage.strip(),
-            can_forward=forwarder,
-            label=label,
+            service_name=data["service"],
+            stage=data["stage"],
+            can_forward=data["can_forward"],
+            label=data["label"],
             actor=Actor.command(),
         )
         scope = "own service and forwarding for others" if forwarder else "own service only"
-        self.stdout.write(f"Created key {api_key.prefix} for {service}/{api_key.stage} ({scope}).")
+        self.stdout.write(
+            f"Created key {api_key.prefix} for {api_key.service.name}/{api_key.stage} ({scope})."
+        )
         self.stdout.write("Store it now: it is not shown again and only its hash is kept.")
         self.stdout.write(raw_key)
