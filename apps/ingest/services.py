@@ -78,11 +78,23 @@ class KeyNotUsable(ValueError):
 
 
 @transaction.atomic
+@transaction.atomic
 def service_key_rotate(*, api_key: ApiKey, grace: timedelta, actor: Actor) -> tuple[ApiKey, str]:
     """Make a successor key with the same service, stage and scope; the old key expires after `grace`.
-    Audited as `actor`'s (one entry: old -> new)."""
+    Audited as `actor`'s (one entry: old -> new).
+
+    A key rotated already is rotated again only to end it sooner: else (a double submit, say) the new
+    successor would be a working key whose secret nobody saw. The key is locked, so that a second
+    rotation waits for the first and then sees it.
+    """
+    api_key = ApiKey.objects.select_for_update(of=("self",)).select_related("service").get(pk=api_key.pk)
     if not api_key.is_usable(timezone.now()):
         raise KeyNotUsable(f"key {api_key.prefix} is revoked or expired; create a new key instead")
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now() + grace:
+        raise KeyNotUsable(
+            f"key {api_key.prefix} was rotated already; it stops working at "
+            f"{api_key.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
     successor, raw_key = _new_key(
         service=api_key.service,
         stage=api_key.stage,

@@ -1,7 +1,6 @@
 """Key management for admins: list with volume, create (shown once), rotate with a grace period, revoke."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -15,7 +14,7 @@ from apps.accounts.roles import ADMIN
 from .forms import KeyCreateForm, KeyRotateForm
 from .models import ApiKey
 from .selectors import VOLUME_DAYS, keys_with_volume
-from .services import service_key_create, service_key_revoke, service_key_rotate
+from .services import KeyNotUsable, service_key_create, service_key_revoke, service_key_rotate
 
 
 @never_cache  # the answer to a POST shows a new key once: no cache may keep it
@@ -45,24 +44,16 @@ def key_rotate(request: HttpRequest, prefix: str) -> HttpResponse:
     form = KeyRotateForm(request.POST)
     if not form.is_valid():
         return redirect("key-list")
-    with transaction.atomic():
-        # Locked, so that a second submit (a double click) waits for the first and then sees it rotated.
-        usable = (
-            ApiKey.objects.usable(timezone.now()).select_related("service").select_for_update(of=("self",))
-        )
-        api_key = get_object_or_404(usable, prefix=prefix)
-        if api_key.expires_at is not None and api_key.expires_at <= timezone.now() + form.grace_period():
-            # Rotated already (a double submit, say), and this would not end it sooner: another successor
-            # would be a working key whose secret nobody saw.
-            messages.error(
-                request,
-                f"Key {api_key.prefix} was rotated already; it stops working at "
-                f"{api_key.expires_at:%Y-%m-%d %H:%M} UTC.",
-            )
-            return redirect("key-list")
+    api_key = get_object_or_404(ApiKey.objects.usable(timezone.now()), prefix=prefix)
+    try:
         successor, raw_key = service_key_rotate(
             api_key=api_key, grace=form.grace_period(), actor=Actor.from_request(request, via="page")
         )
+    except KeyNotUsable as refused:  # rotated already (a double submit), or revoked meanwhile
+        reason = str(refused)
+        messages.error(request, f"{reason[:1].upper()}{reason[1:]}.")
+        return redirect("key-list")
+    api_key.refresh_from_db(fields=["expires_at"])  # as the rotation set it, for the page to say
     return render(
         request, "ingest/key_created.html", {"api_key": successor, "raw_key": raw_key, "rotated": api_key}
     )
