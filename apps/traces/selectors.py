@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from .search import get_trace_backend
+from .search import base, get_trace_backend
 from .search.base import RequestPage, TraceEvent, TraceQuery
 
 SURROUNDING_LIMIT = 500
@@ -14,8 +14,14 @@ def search_uses_database() -> bool:
 
 
 def trail_get(*, correlation_id: str) -> list[TraceEvent]:
-    """Return one request's events in time order."""
-    return get_trace_backend().trail(correlation_id)
+    """Return one request's events in time order: the first TRAIL_LIMIT of them (trail_is_cut says when
+    there are more)."""
+    return get_trace_backend().trail(correlation_id, limit=base.TRAIL_LIMIT)
+
+
+def trail_is_cut(events: list[TraceEvent]) -> bool:
+    """Return whether a trail read by trail_get may hold more events than it returned."""
+    return len(events) >= base.TRAIL_LIMIT
 
 
 def requests_search(*, query: TraceQuery, page: int = 1, per_page: int = 50) -> RequestPage:

@@ -141,6 +141,7 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
         "events": events,
         "timeline": timeline_for(events),
         "user_ids": user_ids,
+        "cut": selectors.trail_is_cut(events),
         "payload": [{"properties": ev.properties} for ev in events],
         "surrounding_seconds": SURROUNDING_CHOICES[1],
     }

@@ -425,3 +425,21 @@ def test_a_users_older_page_keeps_the_pages_30_day_range(support_client, trace_b
     assert [r.correlation_id for r in second.context["result"].requests] == [
         f"r-{i:02}" for i in range(50, 55)
     ]
+
+
+def test_a_trail_longer_than_the_limit_says_it_is_cut(support_client, store_events, monkeypatch):
+    monkeypatch.setattr("apps.traces.search.base.TRAIL_LIMIT", 3)  # as if the request had 5,001 events
+    store_events(
+        [
+            {"service": "gateway", "event": f"step_{i}", "correlation_id": "req-long", "timestamp": at(i)}
+            for i in range(4)
+        ]
+    )
+    store_events([{"service": "gateway", "event": "only", "correlation_id": "req-short", "timestamp": at(0)}])
+
+    long_page = support_client.get("/traces/req-long/").content.decode()
+    short_page = support_client.get("/traces/req-short/").content.decode()
+
+    assert 'id="trail-cut"' in long_page and "Only the first 3 events" in long_page
+    assert "step_2" in long_page and "step_3" not in long_page
+    assert 'id="trail-cut"' not in short_page
