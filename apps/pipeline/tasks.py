@@ -8,6 +8,8 @@ from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from apps.common.errors import BackendUnavailable
 from apps.ingest.models import ClientTimeBounds
@@ -82,7 +84,7 @@ def _queue_next_drain() -> None:
     try:
         if pending.drain_wanted():
             _queue_drain()
-    except Exception:
+    except (RedisError, KombuOperationalError):  # the list's Redis, or the broker, out of reach
         logger.warning("could not queue the next drain; processing the chunk in hand", exc_info=True)
 
 
