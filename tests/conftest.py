@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +42,32 @@ def elasticsearch_url() -> str:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def in_thread(work) -> threading.Thread:
+    """Start `work` in a thread of its own, on its own database connection (closed when it ends)."""
+
+    def run():
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def a_session_waits_on_a_lock() -> bool:
+    """Return whether a session of the test database waits on a lock another one holds (a row, a table or
+    an advisory lock). Ask on the test's autocommit connection: in a transaction pg_stat_activity is a frozen
+    snapshot."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0"
+        )
+        return cursor.fetchone()[0] > 0
 
 
 def wait_for(condition, *, timeout: float, interval: float = 0.1, message: str = "condition") -> None:

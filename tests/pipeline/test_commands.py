@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from apps.lifecycle.services import retention_apply
 from apps.metrics.models import RollupCount
 from apps.pipeline import backfill, services
 from apps.traces.search.elasticsearch import alias_name, es_client
-from tests.conftest import wait_for
+from tests.conftest import a_session_waits_on_a_lock, in_thread, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,27 +116,6 @@ def aggregate_backlog() -> None:
     services.aggregate_chunk(event_ids=list(AggregationBacklog.objects.values_list("raw_id", flat=True)))
 
 
-def in_thread(work) -> threading.Thread:
-    def run():
-        try:
-            work()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
-def waiting_on_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def test_a_rebuild_while_a_worker_counts_events_of_its_range_counts_them_once(make_key):
     api_key, _ = make_key()
     services.aggregate_chunk(event_ids=store(api_key, 2, DAY.replace(hour=12)))
@@ -152,7 +131,7 @@ def test_a_rebuild_while_a_worker_counts_events_of_its_range_counts_them_once(ma
     worker = in_thread(claim)
     assert claimed.wait(timeout=30)
     rebuild = in_thread(lambda: backfill.rollups_reset(start=DAY, end=DAY + timedelta(days=1)))
-    wait_for(waiting_on_a_lock, timeout=30, message="the rebuild to wait for the claim")
+    wait_for(a_session_waits_on_a_lock, timeout=30, message="the rebuild to wait for the claim")
     commit.set()
     worker.join(timeout=30)
     rebuild.join(timeout=30)

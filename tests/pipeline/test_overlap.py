@@ -14,20 +14,16 @@ from apps.ingest.models import RawEvent
 from apps.lifecycle.services import user_purge
 from apps.pipeline import services
 from apps.traces.search.elasticsearch import ElasticsearchTraceBackend, alias_name, es_client
-from tests.conftest import _database_url_for, wait_for
+from tests.conftest import _database_url_for, a_session_waits_on_a_lock, in_thread, wait_for
 
 from .test_pipeline import T0, day_count, indexed_count, make_events, send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_the_rollups_are_committed_while_the_search_bulk_still_runs(
-    api_client, make_key, clean_search_index, monkeypatch
-):
-    # Failure injection: a search cluster that takes its time (held until the test lets it answer).
-    _, key = make_key()
-    send(api_client, key, make_events(30))
-    ids = list(RawEvent.objects.values_list("pk", flat=True))
+def held_bulks(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Failure injection: a search cluster that takes its time. Every bulk waits until the test sets the
+    second event; the first is set when one has started."""
     bulk_started, answer = threading.Event(), threading.Event()
     real_index_events = ElasticsearchTraceBackend.index_events
 
@@ -37,16 +33,20 @@ def test_the_rollups_are_committed_while_the_search_bulk_still_runs(
         return real_index_events(self, events)
 
     monkeypatch.setattr(ElasticsearchTraceBackend, "index_events", slow_index_events)
+    return bulk_started, answer
+
+
+def test_the_rollups_are_committed_while_the_search_bulk_still_runs(
+    api_client, make_key, clean_search_index, monkeypatch
+):
+    # Failure injection: a search cluster that takes its time (held until the test lets it answer).
+    _, key = make_key()
+    send(api_client, key, make_events(30))
+    ids = list(RawEvent.objects.values_list("pk", flat=True))
+    bulk_started, answer = held_bulks(monkeypatch)
     outcomes = []
 
-    def run():
-        try:
-            outcomes.append(services.process_chunk(event_ids=ids))
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    worker = in_thread(lambda: outcomes.append(services.process_chunk(event_ids=ids)))
     try:
         assert bulk_started.wait(timeout=30)
         # Seen from another connection: counted and marked aggregated, not yet indexed.
@@ -131,33 +131,14 @@ def test_a_purge_while_a_bulk_of_the_user_is_out_leaves_no_search_document(
     _, key = make_key()
     send(api_client, key, make_events(14))  # u0 has 2 of them
     ids = list(RawEvent.objects.values_list("pk", flat=True))
-    bulk_started, answer = threading.Event(), threading.Event()
-    real_index_events = ElasticsearchTraceBackend.index_events
-
-    def slow_index_events(self, events):
-        bulk_started.set()
-        answer.wait(timeout=60)
-        return real_index_events(self, events)
-
-    monkeypatch.setattr(ElasticsearchTraceBackend, "index_events", slow_index_events)
-
-    def in_thread(work):
-        def run():
-            try:
-                work()
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
+    bulk_started, answer = held_bulks(monkeypatch)
 
     worker = in_thread(lambda: services.process_chunk(event_ids=ids))
     try:
         assert bulk_started.wait(timeout=30)
         purge = in_thread(lambda: user_purge(user_id="u0", actor=Actor.command("test")))
         wait_for(
-            lambda: not purge.is_alive() or waiting_on_advisory_lock(),
+            lambda: not purge.is_alive() or a_session_waits_on_a_lock(),
             timeout=30,
             message="the purge to end or to wait for the bulk",
         )
@@ -170,15 +151,6 @@ def test_a_purge_while_a_bulk_of_the_user_is_out_leaves_no_search_document(
     assert indexed_count() == 12
     client = es_client()
     assert client.count(index=alias_name(), query={"term": {"user_id": "u0"}})["count"] == 0
-
-
-def waiting_on_advisory_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks JOIN pg_database d ON d.oid = database"
-            " WHERE locktype = 'advisory' AND NOT granted AND d.datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_a_purge_does_not_wait_forever_for_a_bulk_that_never_returns(store_events, monkeypatch, caplog):

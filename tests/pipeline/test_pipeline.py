@@ -19,7 +19,7 @@ from apps.metrics.selectors import SeriesQuery, series_for
 from apps.pipeline import services
 from apps.pipeline.tasks import sweep
 from apps.traces.search.elasticsearch import alias_name, es_client
-from tests.conftest import _database_url_for, free_port, wait_for
+from tests.conftest import _database_url_for, a_session_waits_on_a_lock, free_port, wait_for
 from tests.factories import RawEventFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -140,7 +140,7 @@ def test_a_worker_killed_mid_chunk_loses_and_double_counts_nothing(
         worker = start_worker()
 
         send(api_client, key, make_events(40, event="warmup"))
-        wait_for(_worker_waits_on_lock, timeout=30, message="the worker to block mid-chunk")
+        wait_for(a_session_waits_on_a_lock, timeout=30, message="the worker to block mid-chunk")
         worker.stop(signal.SIGKILL)
         blocker.rollback()
 
@@ -152,16 +152,6 @@ def test_a_worker_killed_mid_chunk_loses_and_double_counts_nothing(
     assert day_count("warmup") == 41
     assert day_users("warmup") == 7
     assert indexed_count() == 41
-
-
-def _worker_waits_on_lock() -> bool:
-    # Asked on the test's autocommit connection: inside a transaction pg_stat_activity is a frozen snapshot.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_search_down_still_moves_rollups_and_the_index_catches_up(
