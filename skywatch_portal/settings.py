@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.common.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -359,11 +361,13 @@ INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 102
 WIRE_MAX_BODY_BYTES = 5 * 1024 * 1024
 WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 * 1024, minimum=1)
 INGEST_RATE_LIMIT = env_str("INGEST_RATE_LIMIT", "3000/min")
-# The forms apps/ingest/throttling.py reads; anything else would fail every ingestion request.
-if not re.fullmatch(r"\d+\s*/\s*(s|sec|second|m|min|minute|h|hour)", INGEST_RATE_LIMIT):
+# Read as the throttle reads it: a rate it cannot read would fail every ingestion request.
+try:
+    parse_rate(INGEST_RATE_LIMIT)
+except ValueError:
     raise ImproperlyConfigured(
         f"INGEST_RATE_LIMIT={INGEST_RATE_LIMIT!r} is not like 3000/min (N/s, N/min, N/hour)"
-    )
+    ) from None
 # A usable service key is cached this long; a change through the ORM forgets it at once (in every process
 # with a shared CACHE_URL, else in the one that made it: the others see it within this time).
 INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5, minimum=0)

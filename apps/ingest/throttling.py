@@ -6,18 +6,10 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from apps.common.rates import parse_rate
 from apps.common.shortcut_cache import cache_count
 
 from .models import ApiKey
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """Return (requests, window seconds) from text like "600/min" or "10/s"."""
-    count, _, period = rate.partition("/")
-    seconds = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
-    if not count.strip().isdigit() or period.strip() not in seconds:
-        raise ValueError(f"rate {rate!r} is not like '600/min'")
-    return int(count), seconds[period.strip()]
 
 
 class ApiKeyRateThrottle(BaseThrottle):
