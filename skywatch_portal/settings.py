@@ -162,6 +162,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.common.middleware.AdminQueryNulMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
