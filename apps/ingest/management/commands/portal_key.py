@@ -1,16 +1,19 @@
 """`manage.py portal_key --file PATH`: the portal's own service key, kept in a file and reused while valid."""
 
+import os
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from apps.accounts.actors import Actor
 from apps.common.secrets import secret_hash as key_hash
+from apps.ingest.forms import KeyCreateForm
 from apps.ingest.models import ApiKey
 from apps.ingest.services import service_key_create
 
 PORTAL_SERVICE = "skywatch-portal"
+LABEL = "the portal's own logs"
 
 
 class Command(BaseCommand):
@@ -23,15 +26,37 @@ class Command(BaseCommand):
         parser.add_argument("--stage", default="dev")
 
     def handle(self, *args, file: str, stage: str, **options) -> None:
+        # The key page's rules: a stage conform would refuse every event of makes a key that sends nothing.
+        form = KeyCreateForm({"service": PORTAL_SERVICE, "stage": stage, "label": LABEL})
+        if not form.is_valid():
+            raise CommandError(f"--stage {stage!r}: {' '.join(form.errors.get('stage', form.errors))}")
+        stage = form.cleaned_data["stage"]
         path = Path(file)
-        saved = path.read_text().strip() if path.exists() else ""
-        if saved and ApiKey.objects.usable(timezone.now()).filter(key_hash=key_hash(saved)).exists():
+        try:
+            saved = path.read_text().strip() if path.exists() else ""
+        except (OSError, UnicodeDecodeError) as error:
+            raise CommandError(f"cannot read the key file {path}: {error}") from error
+        usable = ApiKey.objects.usable(timezone.now()).filter(
+            key_hash=key_hash(saved), service__name=PORTAL_SERVICE, stage=stage
+        )
+        if saved and usable.exists():
             self.stdout.write(saved)
             return
         _, raw_key = service_key_create(
-            service_name=PORTAL_SERVICE, stage=stage, label="the portal's own logs", actor=Actor.command()
+            service_name=PORTAL_SERVICE, stage=stage, label=LABEL, actor=Actor.command()
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(raw_key + "\n")
-        path.chmod(0o600)
+        try:
+            _write_private(path, raw_key + "\n")
+        except OSError as error:
+            raise CommandError(f"cannot save the key to {path}: {error}") from error
         self.stdout.write(raw_key)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write text readable by its owner only from the first byte (no moment under the umask's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(fresh, path)
