@@ -77,10 +77,11 @@ def without_credentials(url: str) -> str:
     return f"{scheme}{sep}{'…@' if at else ''}{host}"
 
 
-def check_urls(name: str, value: str, schemes: tuple[str, ...]) -> None:
-    """Refuse a URL (or each of a list, separated by commas or semicolons) without one of `schemes` or a
-    host, or whose port is no number: a typo such as `localhost:9200` would fail every request using it."""
-    for url in (item.strip() for item in re.split("[,;]", value)):
+def check_urls(name: str, value: str, schemes: tuple[str, ...], separators: str = ",;") -> None:
+    """Refuse a URL (or each of a list, split at any of `separators`) without one of `schemes` or a host,
+    or whose port is no number: a typo such as `localhost:9200` would fail every request using it."""
+    items = re.split(f"[{re.escape(separators)}]", value) if separators else [value]
+    for url in (item.strip() for item in items):
         parts = urlsplit(url)
         try:
             port_ok = parts.port is None or parts.port > 0
@@ -91,6 +92,24 @@ def check_urls(name: str, value: str, schemes: tuple[str, ...]) -> None:
             raise ImproperlyConfigured(
                 f"{name}: {without_credentials(url)!r} is not a URL like {schemes[0]}://host:port"
             )
+
+
+# Celery URLs with a host, whose form check_urls can check; other schemes are only named (below).
+HOST_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+
+def check_celery_url(name: str, value: str, known: set[str]) -> None:
+    """Refuse a Celery broker or result backend URL whose scheme Celery does not know (with or without a
+    `+driver` part): kombu reads `localhost:6379` as an AMQP host called localhost, so every task would fail
+    to publish while the portal looked fine."""
+    for url in (item.strip() for item in value.split(";")):  # kombu's fail-over list
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme.lower().partition("+")[0] not in known:
+            raise ImproperlyConfigured(
+                f"{name}: {without_credentials(url)!r} is not a URL like redis://host:6379/0"
+            )
+        if scheme.lower() in HOST_BROKER_SCHEMES:
+            check_urls(name, url, (scheme.lower(),), separators=";")
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -253,6 +272,10 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Celery: a real broker from CELERY_BROKER_URL, else tasks run in-process (eager).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+if CELERY_BROKER_URL:
+    from kombu.transport import TRANSPORT_ALIASES
+
+    check_celery_url("CELERY_BROKER_URL", CELERY_BROKER_URL, set(TRANSPORT_ALIASES))
 # kombu's Redis transport with a fix that keeps workers alive through a Redis restart (see broker.py).
 CELERY_BROKER_TRANSPORT = (
     "skywatch_portal.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
@@ -263,6 +286,10 @@ if CELERY_TASK_ALWAYS_EAGER:
     # does not warn "No hostname was supplied" for an AMQP broker nobody uses.
     CELERY_BROKER_WRITE_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
+if env_str("CELERY_RESULT_BACKEND"):
+    from celery.app.backends import BACKEND_ALIASES
+
+    check_celery_url("CELERY_RESULT_BACKEND", env_str("CELERY_RESULT_BACKEND"), set(BACKEND_ALIASES))
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (CELERY_BROKER_URL or None)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -317,7 +344,8 @@ ARCHIVE_DIR = env_str("ARCHIVE_DIR")
 # request again to another node when one cannot be reached.
 ELASTICSEARCH_URL = env_str("ELASTICSEARCH_URL")
 if ELASTICSEARCH_URL:
-    check_urls("ELASTICSEARCH_URL", ELASTICSEARCH_URL, ("http", "https"))
+    # Nodes are separated by commas only (apps/traces/search/elasticsearch.py: es_hosts).
+    check_urls("ELASTICSEARCH_URL", ELASTICSEARCH_URL, ("http", "https"), separators=",")
 ELASTICSEARCH_API_KEY = env_str("ELASTICSEARCH_API_KEY")
 ELASTICSEARCH_CA_CERTS = env_str("ELASTICSEARCH_CA_CERTS")
 ELASTICSEARCH_INDEX_PREFIX = env_str("ELASTICSEARCH_INDEX_PREFIX", "obs-events")
@@ -364,11 +392,13 @@ WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 *
 INGEST_RATE_LIMIT = env_str("INGEST_RATE_LIMIT", "3000/min")
 # Read as the throttle reads it: a rate it cannot read would fail every ingestion request.
 try:
-    parse_rate(INGEST_RATE_LIMIT)
+    _ingest_requests, _ = parse_rate(INGEST_RATE_LIMIT)
 except ValueError:
     raise ImproperlyConfigured(
         f"INGEST_RATE_LIMIT={INGEST_RATE_LIMIT!r} is not like 3000/min (N/s, N/min, N/hour)"
     ) from None
+if _ingest_requests < 1:  # every ingestion request would be throttled
+    raise ImproperlyConfigured(f"INGEST_RATE_LIMIT={INGEST_RATE_LIMIT!r} must allow 1 request or more")
 # A usable service key is cached this long; a change through the ORM forgets it at once (in every process
 # with a shared CACHE_URL, else in the one that made it: the others see it within this time).
 INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5, minimum=0)
@@ -408,6 +438,8 @@ SPECTACULAR_SETTINGS = {
 LOG_LEVEL = env_level("LOG_LEVEL")
 # With both set, the portal sends its own log lines to a portal (itself, under `make run`) as a service.
 OBSERVATORY_URL = env_str("OBSERVATORY_URL")
+if OBSERVATORY_URL:
+    check_urls("OBSERVATORY_URL", OBSERVATORY_URL, ("http", "https"), separators="")
 OBSERVATORY_API_KEY = env_str("OBSERVATORY_API_KEY")
 PORTAL_SHIP_LOG_LEVEL = env_level("PORTAL_SHIP_LOG_LEVEL")
 LOGGING = {
