@@ -281,10 +281,10 @@ def process_chunk(*, event_ids: list[int], client_times: Bounds | None = None) -
 
     The chunk's pending events are read first, and sent to the search backend from the indexer thread
     BULK_SIZE at a time as they are read (the first bulk starts before the rest is read), while this thread
-    claims the events by marking them aggregated, puts them in the index backlog, writes their rollups (one
-    statement) and commits: the rollups never wait for the search bulk, so another worker never waits for
-    this one's rollup rows while a bulk runs. One DELETE after the bulks takes the indexed events out of
-    the backlog again (the raw rows get one new version each, for their aggregation). A down search
+    claims the events by deleting their aggregation backlog rows, puts them in the index backlog, writes
+    their rollups (one statement) and commits: the rollups never wait for the search bulk, so another worker
+    never waits for this one's rollup rows while a bulk runs. One DELETE after the bulks takes the indexed
+    events out of the index backlog again (the raw rows are not rewritten). A down search
     backend never holds back the rollups: the outcome says so, the events stay in the backlog and the
     caller retries the indexing.
     `client_times`, when the caller knows them, bound the first read too.

@@ -9,8 +9,8 @@ from apps.lifecycle.services import user_purge
 class Command(BaseCommand):
     help = (
         "Delete every raw event and search document that stores the user ID (top-level user_id, or the "
-        "properties user_id, userId, userID, user, uid) and take them out of the rollups. Not covered: "
-        "free text in messages (counted in the output) and the audit log."
+        "properties user_id, userId, userID, user, uid, enduser.id, user.id) and take them out of the "
+        "rollups. Not covered: free text in messages (counted in the output) and the audit log."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
