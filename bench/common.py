@@ -8,6 +8,7 @@ Every process started here runs in its own process group and is stopped (TERM, t
 benchmark fails.
 """
 
+import math
 import os
 import re
 import signal
@@ -94,6 +95,15 @@ class Result:
     def __post_init__(self) -> None:
         if self.goal_op not in GOAL_OPS or self.goal_on not in GOAL_SIDES:
             raise ValueError(f"{self.name}: goal {self.goal_on} {self.goal_op} is not understood")
+        # A figure that is no measurement (a phase that never ran: BENCH_ROUNDS=0, a size of 0) stops the
+        # run before anything is written, instead of a NaN ratio (invalid JSON) or a 0 beside its goal.
+        # The ratio divides by the baseline, or by the value for a speed-up: that one must be above 0.
+        divisor, dividend = (self.value, self.baseline) if self.speedup else (self.baseline, self.value)
+        if not (math.isfinite(divisor) and divisor > 0 and math.isfinite(dividend) and dividend >= 0):
+            raise ValueError(
+                f"{self.name}: {self.value!r} {self.unit} beside {self.baseline!r} ({self.baseline_name}) "
+                "is no measurement"
+            )
 
     @property
     def ratio(self) -> float:

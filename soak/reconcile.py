@@ -2,9 +2,12 @@
 
 Every figure is read from the real stores. An event is "accepted" when its client got a 2xx for it; it is
 "lost" if, once the stores have converged, it is missing from PostgreSQL, was never aggregated, or has
-no search document `<service>:<event_id>`. Every rollup bucket (service, stage, event, granularity, bucket
+no search document `<service>:<event_id>`. An event stored under a key no client sent is an extra copy (the
+portal made an id of its own for something sent once): it would be counted and indexed consistently with
+its row, so only the clients' ledger shows it. Every rollup bucket (service, stage, event, granularity, bucket
 start) must count exactly the stored events that fall in it: more is double counting, fewer is a lost count
-(bucket by bucket, so an event counted twice in one bucket and missed in another shows as both).
+(bucket by bucket, so an event counted twice in one bucket and missed in another shows as both); the same
+for the count and sum of `duration_ms` and the unique users in every hour and day bucket.
 
 Chunks are claimed with `FOR UPDATE SKIP LOCKED` by two or more workers at once, and a chunk may run twice
 (a killed worker's message redelivered, the sweeper re-queueing it). The claim ledger proves that no claim
@@ -20,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.db.models.fields.json import KT
 from elasticsearch import Elasticsearch, helpers
 
@@ -81,6 +84,9 @@ class Reconciliation:
     unacknowledged: int = 0
     stored: int = 0
     stored_unacknowledged: int = 0  # stored although the client never heard back: allowed
+    # Stored under a (service, event_id) no client ever sent: an extra copy of an event under an id of the
+    # portal's making (its rows, counts and document all agree with each other, so nothing else sees it).
+    stored_unsent: int = 0
     aggregated: int = 0
     indexed: int = 0
     lost: int = 0
@@ -91,6 +97,7 @@ class Reconciliation:
     double_counted: int = 0
     undercounted: int = 0
     numeric_mismatches: int = 0
+    users_mismatches: int = 0  # hour and day buckets whose unique users differ from the stored events'
     pending_aggregation: int = 0
     pending_index: int = 0
     dead_lettered: int = 0
@@ -114,6 +121,7 @@ class Reconciliation:
                 self.double_counted,
                 self.undercounted,
                 self.numeric_mismatches,
+                self.users_mismatches,
                 self.pending_aggregation,
                 self.pending_index,
                 self.dead_lettered,
@@ -155,7 +163,8 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
         resent=ledger.resent,
         accepted=len(ledger.acknowledged),
         refused=len(ledger.rejected),
-        unacknowledged=len(ledger.failed),
+        # Given up by a client, or still pending when the clients' flush timed out: either way not accepted.
+        unacknowledged=len(ledger.sent - ledger.acknowledged - ledger.rejected),
     )
 
     rows = list(
@@ -174,12 +183,15 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
             "id",
             "stage",
             "timestamp",
+            "user_id",
         )
     )
     keys = Counter((service, str(event_id)) for service, event_id, *_ in rows)
     stored = set(keys)
     result.stored = len(stored)
     result.stored_unacknowledged = len(stored - ledger.acknowledged)
+    unsent = stored - ledger.sent
+    result.stored_unsent = len(unsent)
     duplicated = sum(n - 1 for n in keys.values() if n > 1)
     aggregated = {(s, str(e)) for s, e, _, agg, *_ in rows if agg}
     result.aggregated = len(aggregated)
@@ -213,22 +225,29 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
             ("lost_from_database", missing_db),
             ("lost_from_rollups", missing_rollups),
             ("lost_from_index", missing_index),
+            ("stored_unsent", unsent),
         )
         if keys_
     }
 
-    # Rollups: every granularity must count each stored event of its (service, event) exactly once.
-    expected: Counter[tuple[str, str]] = Counter()
-    expected_sum: Counter[tuple[str, str]] = Counter()
-    expected_n: Counter[tuple[str, str]] = Counter()
+    # Rollups: every bucket of every granularity must count each stored event of its (service, stage,
+    # event) exactly once, and its duration_ms count and sum too (hour and day buckets: numbers are not
+    # rolled up by minute). Bucket by bucket: a count or a number in the wrong bucket leaves totals right.
     expected_buckets: Counter[tuple[str, str, str, str, datetime]] = Counter()
-    for service, _eid, event, *_, duration, _id, stage, timestamp in rows:
-        expected[(service, event)] += 1
+    expected_numbers: dict[tuple[str, str, str, str, datetime], list[float]] = {}
+    expected_users: dict[tuple[str, str, str, str, datetime], set[str]] = {}
+    for service, _eid, event, *_, duration, _id, stage, timestamp, user_id in rows:
         for granularity in GRANULARITIES:
-            expected_buckets[(service, stage, event, granularity, _bucket_start(timestamp, granularity))] += 1
-        if duration is not None:
-            expected_n[(service, event)] += 1
-            expected_sum[(service, event)] += int(duration)
+            key = (service, stage, event, granularity, _bucket_start(timestamp, granularity))
+            expected_buckets[key] += 1
+            if granularity not in DETAIL_GRANULARITIES:
+                continue
+            if duration is not None:
+                n_sum = expected_numbers.setdefault(key, [0, 0.0])
+                n_sum[0] += 1
+                n_sum[1] += float(duration)
+            if user_id:
+                expected_users.setdefault(key, set()).add(user_id)
     buckets = Counter(
         {
             (r["service"], r["stage"], r["event"], r["granularity"], r["bucket_start"]): r["count"]
@@ -241,29 +260,48 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
         want, got = expected_buckets.get(key, 0), buckets.get(key, 0)
         result.double_counted += max(0, got - want)
         result.undercounted += max(0, want - got)
-    counted = {
-        (r["service"], r["event"], r["granularity"]): r["total"]
-        for r in RollupCount.objects.values("service", "event", "granularity").annotate(total=Sum("count"))
+    numbers = {
+        (r["service"], r["stage"], r["event"], r["granularity"], r["bucket_start"]): (r["count"], r["sum"])
+        for r in RollupNumeric.objects.filter(prop=NUMERIC_PROP).values(
+            "service", "stage", "event", "granularity", "bucket_start", "count", "sum"
+        )
     }
-    numeric = {
-        (r["service"], r["event"], r["granularity"]): (r["n"], r["total"])
-        for r in RollupNumeric.objects.filter(prop=NUMERIC_PROP)
-        .values("service", "event", "granularity")
-        .annotate(n=Sum("count"), total=Sum("sum"))
-    }
-    granularities = {g for *_, g in counted} | {"minute", "hour", "day"}
-    groups = set(expected) | {(s, e) for s, e, _ in counted}
-    for service, event in groups:
-        for granularity in granularities:
-            if granularity not in DETAIL_GRANULARITIES:  # numbers are rolled up by hour and day only
-                continue
-            n, total = numeric.get((service, event, granularity), (0, 0.0))
-            if n != expected_n.get((service, event), 0) or total != expected_sum.get((service, event), 0):
-                result.numeric_mismatches += 1
+    for key in expected_numbers.keys() | numbers.keys():
+        want_n, want_sum = expected_numbers.get(key, (0, 0.0))
+        got_n, got_sum = numbers.get(key, (0, 0.0))
+        if got_n != want_n or abs(got_sum - want_sum) > 1e-6 * max(1.0, abs(want_sum)):
+            result.numeric_mismatches += 1
+    result.users_mismatches = _users_mismatches(expected_users)
 
     if CLAIM_LEDGER in connection.introspection.table_names():
         _reconcile_claims(result, {r[8]: (r[0], str(r[1])) for r in rows if r[3] is not None})
     return result
+
+
+def _users_mismatches(expected: dict[tuple[str, str, str, str, datetime], set[str]]) -> int:
+    """Return how many hour and day buckets' unique users differ from the stored events' (PostgreSQL: the
+    HyperLogLog sketches, exact while a bucket holds up to ~1,280 users, as the soak's do; SQLite: the
+    RollupUser rows)."""
+    from apps.metrics.models import RollupSketch, RollupUser
+
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(RollupSketch._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT service, stage, event, granularity, bucket_start,"
+                f" round(hll_cardinality(users))::bigint FROM {table}"
+            )
+            got = {tuple(row[:5]): row[5] for row in cursor.fetchall()}
+    else:
+        got = Counter(
+            (r["service"], r["stage"], r["event"], r["granularity"], r["bucket_start"])
+            for r in RollupUser.objects.values("service", "stage", "event", "granularity", "bucket_start")
+        )
+    return sum(
+        1
+        for key in expected.keys() | {k for k, n in got.items() if n}
+        if got.get(key, 0) != len(expected.get(key, ()))
+    )
 
 
 def _reconcile_claims(result: Reconciliation, aggregated: dict[int, tuple[str, str]]) -> None:
