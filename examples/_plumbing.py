@@ -7,6 +7,8 @@ trackers flush at exit) and small JSON responses.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import signal
 import socketserver
 from collections.abc import Callable, Iterable
@@ -14,6 +16,10 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIServer, make_server
+
+# What the portal stores as a user ID: at most 200 characters, none of them a control character. An event
+# with another is refused by the portal, so a request with such a `user` would leave no trail at all.
+USER_ID = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -38,6 +44,21 @@ def serve(app: WSGIApp, host: str, port: int) -> None:
 def query_param(environ: dict[str, Any], name: str) -> str | None:
     """Return the first value of a query-string parameter, or None."""
     return parse_qs(environ.get("QUERY_STRING", "")).get(name, [None])[0]
+
+
+def valid_user_id(value: str | None) -> bool:
+    """Return whether `value` (None: an anonymous request) can be sent to the portal as a user ID."""
+    return value is None or USER_ID.fullmatch(value) is not None
+
+
+def user_refused(start_response: StartResponse, log: logging.Logger, tile_id: str) -> list[bytes]:
+    """Answer 400 to a `user` the portal cannot store, with a warning in the request's trail.
+
+    Refused here, not by the portal later: there every event carrying it (this hop's and the next ones')
+    would be dropped, and the request would leave no trail. The value itself is not logged.
+    """
+    log.warning("request for tile %s refused: the user parameter is not a valid user ID", tile_id)
+    return json_response(start_response, 400, {"detail": "user must be 1-200 printable characters"})
 
 
 def json_response(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:

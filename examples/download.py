@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from _plumbing import StartResponse, json_response, query_param, serve
+from _plumbing import StartResponse, json_response, query_param, serve, user_refused, valid_user_id
 from download_tasks import render_tile
 from kombu.exceptions import OperationalError
 
@@ -41,6 +41,8 @@ def make_app(tracker: observatory.Tracker) -> CorrelationMiddleware:
         if match is None or environ.get("REQUEST_METHOD") != "GET":
             return json_response(start_response, 404, {"detail": "try GET /download/<tile_id>?user=<id>"})
         tile_id, user_id = match["tile_id"], query_param(environ, "user")
+        if not valid_user_id(user_id):
+            return user_refused(start_response, log, tile_id)
 
         tracker.track("download_started", {"tile_id": tile_id}, user_id=user_id)
         log.info(

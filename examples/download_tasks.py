@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from celery import Celery, signals
 
 import observatory
 import observatory.celery
-from observatory.logging import CorrelationFilter, TrackerHandler
+from observatory.logging import CorrelationFilter, JsonFormatter, TrackerHandler
 
 BROKER_URL = os.environ.get("EXAMPLE_BROKER_URL", "redis://127.0.0.1:6379/12")
 QUEUE = "tiles"
@@ -45,15 +46,24 @@ log = logging.getLogger("tiles.render")
 
 
 @signals.after_setup_logger.connect
-def ship_task_logs(**_: Any) -> None:
-    """In worker processes only (this signal fires when a worker sets up logging), ship the task's log lines.
+def ship_task_logs(logger: logging.Logger | None = None, **_: Any) -> None:
+    """In worker processes only (this signal fires when a worker sets up logging), ship the task's log lines
+    and write them as JSON lines, like the web services do, with the correlation ID, SERVICE_NAME and STAGE.
 
-    The handler uses the process's default Tracker (from the environment), created on first use: in a
-    prefork pool that is inside the child process that runs the task.
+    The JSON lines go where Celery writes its own (stderr, or the `--logfile`) and only there: the logger
+    does not also pass them up to Celery's handler, whose format has no correlation ID. The handler uses
+    the process's default Tracker (from the environment), created on first use: in a prefork pool that is
+    inside the child process that runs the task.
     """
-    if not any(isinstance(h, TrackerHandler) for h in log.handlers):
-        log.addFilter(CorrelationFilter())
-        log.addHandler(TrackerHandler())
+    if any(isinstance(h, TrackerHandler) for h in log.handlers):
+        return
+    streams = [h.stream for h in getattr(logger, "handlers", ()) if isinstance(h, logging.StreamHandler)]
+    console = logging.StreamHandler(streams[0] if streams else sys.__stderr__)
+    console.setFormatter(JsonFormatter())
+    log.addFilter(CorrelationFilter())
+    log.addHandler(console)
+    log.addHandler(TrackerHandler())
+    log.propagate = False
 
 
 @app.task(name="tiles.render_tile")  # explicit: the publisher imports this module as `download_tasks`

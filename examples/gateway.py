@@ -19,7 +19,15 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from _plumbing import StartResponse, json_response, query_param, raw_response, serve
+from _plumbing import (
+    StartResponse,
+    json_response,
+    query_param,
+    raw_response,
+    serve,
+    user_refused,
+    valid_user_id,
+)
 
 import observatory
 import observatory.requests_propagation
@@ -43,6 +51,8 @@ def make_app(tracker: observatory.Tracker, download_url: str) -> CorrelationMidd
         if match is None or environ.get("REQUEST_METHOD") != "GET":
             return json_response(start_response, 404, {"detail": "try GET /tiles/<tile_id>?user=<id>"})
         tile_id, user_id = match["tile_id"], query_param(environ, "user")
+        if not valid_user_id(user_id):
+            return user_refused(start_response, log, tile_id)
 
         # Both carry the request's correlation ID: the middleware set it in this thread's context.
         tracker.track("tile_requested", {"tile_id": tile_id}, user_id=user_id)
