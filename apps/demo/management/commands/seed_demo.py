@@ -4,7 +4,7 @@ the real ingestion path, so a new portal has something to show."""
 import logging
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_datetime
 from apps.demo.selectors import raw_events_exist
 from apps.demo.services import demo_seed
 from apps.demo.traffic import SERVICES, demo_plan
+from apps.ingest.conform import EARLIEST_TIMESTAMP, FUTURE_TOLERANCE
 
 DEFAULT_SEED = 2017  # the year of the lessons' first downloads table
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
         parser.add_argument("--days", type=int, default=30, help="days of traffic ending now (default 30)")
         parser.add_argument("--users", type=int, default=2000, help="how many users (default 2000)")
-        parser.add_argument("--end", help="when the traffic ends, ISO-8601 (default now)")
+        parser.add_argument("--end", help="when the traffic ends, ISO-8601, not in the future (default now)")
         parser.add_argument(
             "--if-empty", action="store_true", help="do nothing when events are already stored"
         )
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             raise CommandError("--days must be from 1 to 365")
         if not 1 <= users <= 100_000:
             raise CommandError("--users must be from 1 to 100000")
-        ends = _end(end)
+        ends = _end(end, days)
         if if_empty and raw_events_exist():
             self.stdout.write("seed_demo: events are already stored; nothing seeded (--if-empty)")
             return
@@ -71,7 +72,8 @@ class Command(BaseCommand):
             )
 
 
-def _end(text: str | None) -> datetime:
+def _end(text: str | None, days: int) -> datetime:
+    """Return when the traffic ends; refuse an end the portal cannot hold the traffic for."""
     if text is None:
         return timezone.now()
     try:
@@ -80,6 +82,19 @@ def _end(text: str | None) -> datetime:
         moment = None
     if moment is None or timezone.is_naive(moment):
         raise CommandError(f"--end {text!r}: give an ISO-8601 time with a zone, e.g. 2026-12-01T12:00:00Z")
+    # Conform clamps a timestamp in the future to the received time (the whole demo at one instant) and
+    # refuses one before 2000 as implausible (a partial seed): neither is demo traffic.
+    if moment > timezone.now() + FUTURE_TOLERANCE:
+        raise CommandError(f"--end {text!r} is in the future: the portal would store every event at now")
+    try:
+        starts = moment - timedelta(days=days)
+    except OverflowError:
+        starts = None
+    if starts is None or starts < EARLIEST_TIMESTAMP:
+        raise CommandError(
+            f"--end {text!r} with --days {days} starts before {EARLIEST_TIMESTAMP:%Y-%m-%d}, "
+            "which the portal refuses as implausible"
+        )
     return moment
 
 
