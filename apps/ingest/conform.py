@@ -537,7 +537,9 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
             moment = _shifted(moment, skew, raw)
             notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
     if moment < EARLIEST_TIMESTAMP:
-        raise ConformError("timestamp", f"{clip(raw)!r} is before 2000-01-01, which is not plausible")
+        # A number above 1e11 is read as milliseconds, so seconds far in the future land before 2000.
+        how = " when read as epoch milliseconds" if "timestamp read as epoch milliseconds" in notes else ""
+        raise ConformError("timestamp", f"{clip(raw)!r} is before 2000-01-01{how}, which is not plausible")
     if moment > received + FUTURE_TOLERANCE:
         notes.append(f"timestamp clamped to the received time: it was {moment.isoformat()}, in the future")
         moment = received

@@ -874,3 +874,12 @@ def test_a_cached_key_past_its_rotation_grace_is_refused_at_once(api_client, mak
     )
     response = post(api_client, "/api/v1/batch", [{"event": "x"}], key)
     assert "rotated" in response.json()["detail"]
+
+
+def test_seconds_far_in_the_future_are_refused_saying_they_were_read_as_milliseconds(api_client, make_key):
+    _, key = make_key()
+
+    response = post(api_client, "/api/v1/batch", [{"event": "far", "timestamp": 2e11}], key)
+
+    error = response.json()["rejected"][0]["errors"]["timestamp"]
+    assert "before 2000-01-01 when read as epoch milliseconds" in error
