@@ -16,7 +16,15 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from _plumbing import StartResponse, json_response, query_param, serve, user_refused, valid_user_id
+from _plumbing import (
+    StartResponse,
+    errors_answered,
+    json_response,
+    query_param,
+    serve,
+    user_refused,
+    valid_user_id,
+)
 from download_tasks import render_tile
 from kombu.exceptions import OperationalError
 
@@ -61,7 +69,7 @@ def make_app(tracker: observatory.Tracker) -> CorrelationMiddleware:
         }
         return json_response(start_response, 200, body)
 
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(errors_answered(app, log))
 
 
 def configure_logging(tracker: observatory.Tracker) -> None:

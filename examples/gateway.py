@@ -21,6 +21,7 @@ from urllib.parse import quote
 import requests
 from _plumbing import (
     StartResponse,
+    errors_answered,
     json_response,
     query_param,
     raw_response,
@@ -71,7 +72,7 @@ def make_app(tracker: observatory.Tracker, download_url: str) -> CorrelationMidd
         content_type = answer.headers.get("Content-Type", "application/octet-stream")
         return raw_response(start_response, answer.status_code, answer.content, content_type)
 
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(errors_answered(app, log))
 
 
 def configure_logging(tracker: observatory.Tracker) -> None:
