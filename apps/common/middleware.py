@@ -31,9 +31,8 @@ class AdminQueryNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(reverse("admin:index")) and any(
-            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
-        ):
+        # "%00" is the only way a NUL reaches a query string: one substring test for every other request.
+        if "%00" in request.META.get("QUERY_STRING", "") and request.path.startswith(reverse("admin:index")):
             return HttpResponseBadRequest(
                 "A query parameter holds a NUL character.", content_type="text/plain"
             )
