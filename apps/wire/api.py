@@ -181,6 +181,12 @@ class PostHogIV0EView(PostHogCaptureView):
     pass
 
 
+@extend_schema(exclude=True)  # the /batch/ operation under another path: one operation in the schema
+class PostHogAiBatchView(PostHogCaptureView):
+    """/i/v0/ai/batch/: where posthog-node's `captureAi` (and @posthog/ai's wrappers) post `$ai_*` events,
+    with the body of /batch/. Refused, posthog-node would drop them."""
+
+
 # --- Segment HTTP tracking API ----------------------------------------------------------------------------
 
 
@@ -238,6 +244,12 @@ class SegmentBatchView(_SegmentView):
         except segment.TrackingError as exc:
             raise exceptions.ParseError(str(exc)) from None
         return self._answer(tracking)
+
+
+@extend_schema(exclude=True)  # segment_batch under another path: one operation in the schema
+class SegmentRootBatchView(SegmentBatchView):
+    """/v1/batch at the root: where @segment/analytics-node posts given host=<portal>/segment, since it
+    resolves its path `/v1/batch` against the host as a URL (`new URL(path, host)` drops the host's path)."""
 
 
 class SegmentMessageView(_SegmentView):

@@ -11,6 +11,7 @@ a failure.
 
 import base64
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,12 +90,78 @@ def _decode_json(raw: bytes, signal: Signal) -> Message:
     if not isinstance(data, dict):
         raise BodyError(f"Send a JSON object with {signal.json_path[0]} (an OTLP {signal.name} request).")
     _hex_ids_to_base64(data, signal)
-    message = signal.request_type()
     try:
-        json_format.ParseDict(data, message, ignore_unknown_fields=True)
+        return _parse(data, signal)
+    except (json_format.ParseError, ValueError, RecursionError) as exc:
+        try:
+            repaired = _repair_js_values(data)
+        except RecursionError:
+            repaired = False
+        if not repaired:
+            raise BodyError(f"Body is not an OTLP JSON {signal.name} request: {exc}") from None
+    try:
+        return _parse(data, signal)
     except (json_format.ParseError, ValueError, RecursionError) as exc:
         raise BodyError(f"Body is not an OTLP JSON {signal.name} request: {exc}") from None
+
+
+def _parse(data: dict, signal: Signal) -> Message:
+    message = signal.request_type()
+    json_format.ParseDict(data, message, ignore_unknown_fields=True)
     return message
+
+
+# Unicode's surrogate range: in a str that json.loads made, any of them is unpaired (a pair is one char).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INT64 = (-(2**63), 2**63 - 1)
+_INT_KEYS = ("intValue", "int_value")
+
+
+def _repair_js_values(value: Any) -> bool:
+    """Make what JavaScript's OTLP JSON serializer writes readable as what its protobuf serializer sends
+    for the same record, in place; return whether anything changed. Only tried on a body that did not
+    parse, so a well-formed body costs no walk.
+
+    - A lone surrogate (a string cut inside an emoji, which JSON.stringify writes as `\\ud83d`) becomes
+      U+FFFD, as protobuf's UTF-8 encoder writes it.
+    - An `intValue` that is no int64 (any integral Number is one to the JS serializer: 1e21,
+      Number.MAX_VALUE) becomes the `doubleValue` the protobuf serializer writes for it.
+    """
+    if isinstance(value, dict):
+        changed = _int_as_double(value)
+        children: Iterator[tuple[Any, Any]] = iter(list(value.items()))
+    elif isinstance(value, list):
+        changed, children = False, enumerate(value)
+    else:
+        return False
+    for place, child in children:
+        if isinstance(child, str):
+            if _SURROGATE.search(child):
+                value[place] = _SURROGATE.sub("\ufffd", child)
+                changed = True
+        elif isinstance(child, dict | list):
+            changed = _repair_js_values(child) or changed
+    return changed
+
+
+def _int_as_double(value: dict) -> bool:
+    """Turn an AnyValue's intValue that int64 cannot hold into its doubleValue; return whether it did."""
+    for key in _INT_KEYS:
+        number = value.get(key)
+        if _outside_int64(number):
+            del value[key]
+            value["doubleValue"] = float(number)
+            return True
+    return False
+
+
+def _outside_int64(number: Any) -> bool:
+    """Whether an intValue is a finite JSON number that int64 cannot hold (it is then a double)."""
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        return False
+    if isinstance(number, float) and not math.isfinite(number):
+        return False
+    return not (_INT64[0] <= number <= _INT64[1]) or (isinstance(number, float) and not number.is_integer())
 
 
 def _refuse_constant(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""Where foreign SDKs post: host=<portal>/posthog, host=<portal>/segment and the OTLP endpoint <portal>/otlp.
+"""Where foreign SDKs post: host=<portal>/posthog, host=<portal>/segment and the OTLP endpoint <portal>/otlp;
+and <portal>/v1/batch, where @segment/analytics-node posts given either host.
 
 The trailing slash is optional on every path. The schema shows each path as its SDKs spell it: `/?` reads as
 a slash there (PostHog's `/batch/`), `(?:/)?` as none (Segment's `/v1/batch`).
@@ -14,7 +15,10 @@ urlpatterns = [
     re_path(r"^posthog/capture/?$", api.PostHogCaptureAliasView.as_view(), name="posthog-capture"),
     re_path(r"^posthog/e/?$", api.PostHogEView.as_view(), name="posthog-e"),
     re_path(r"^posthog/i/v0/e/?$", api.PostHogIV0EView.as_view(), name="posthog-i-v0-e"),
+    re_path(r"^posthog/i/v0/ai/batch/?$", api.PostHogAiBatchView.as_view(), name="posthog-i-v0-ai-batch"),
     re_path(r"^segment/v1/batch(?:/)?$", api.SegmentBatchView.as_view(), name="segment-batch"),
+    # @segment/analytics-node given host=<portal>/segment posts here (see api.SegmentRootBatchView).
+    re_path(r"^v1/batch(?:/)?$", api.SegmentRootBatchView.as_view(), name="segment-batch-root"),
     *(
         re_path(
             rf"^segment/v1/{kind}(?:/)?$", api.SEGMENT_MESSAGE_VIEWS[kind].as_view(), name=f"segment-{kind}"

@@ -105,6 +105,41 @@ def test_json_that_does_not_decode_says_why(raw, message):
         otlp.decode(raw, signal=otlp.LOGS, media_type=otlp.JSON)
 
 
+def test_what_the_js_json_serializer_writes_decodes_as_its_protobuf_twin():
+    """Lone surrogates anywhere (names, keys, nested values, the resource) become U+FFFD; an intValue past
+    int64 (JSON.stringify of 1e21, of 2 ** 63) becomes a doubleValue; a valid int64 stays an int."""
+    values = '[{"intValue": 1e+21}, {"intValue": 9223372036854775807}, {"stringValue": "\\ud83d\\ude00 ok"}]'
+    attributes = (
+        f'[{{"key": "k\\ud83d", "value": {{"arrayValue": {{"values": {values}}}}}}}, '
+        '{"key": "big", "value": {"kvlistValue": {"values": [{"key": "n", "value": '
+        '{"intValue": 9223372036854776000}}]}}}]'
+    )
+    events = '[{"name": "e", "attributes": [{"key": "neg", "value": {"intValue": -1e+300}}]}]'
+    resource = '{"attributes": [{"key": "host.name", "value": {"stringValue": "box \\ud83d"}}]}'
+    raw = (
+        f'{{"resourceSpans": [{{"resource": {resource}, "scopeSpans": [{{"spans": [{{"traceId": '
+        f'"{TRACE_ID.hex()}", "spanId": "{SPAN_ID.hex()}", "name": "GET \\ude00", '
+        f'"attributes": {attributes}, "events": {events}}}]}}]}}]}}'
+    )
+    assert json.loads(raw)  # the escapes are JSON's, as JSON.stringify writes them
+
+    decoded = otlp.decode(raw.encode(), signal=otlp.TRACES, media_type=otlp.JSON)
+
+    resource = decoded.resource_spans[0].resource
+    sent = decoded.resource_spans[0].scope_spans[0].spans[0]
+    assert resource.attributes[0].value.string_value == "box \ufffd"
+    assert sent.name == "GET \ufffd"
+    [listed, nested] = sent.attributes
+    assert listed.key == "k\ufffd"
+    [huge, largest, emoji] = listed.value.array_value.values
+    assert (huge.WhichOneof("value"), huge.double_value) == ("double_value", 1e21)
+    assert (largest.WhichOneof("value"), largest.int_value) == ("int_value", 2**63 - 1)
+    assert emoji.string_value == "\U0001f600 ok"
+    assert nested.value.kvlist_value.values[0].value.double_value == 2.0**63
+    assert sent.events[0].attributes[0].value.double_value == -1e300
+    assert (sent.trace_id, sent.span_id) == (TRACE_ID, SPAN_ID)
+
+
 def test_protobuf_that_does_not_decode_says_so():
     with pytest.raises(otlp.BodyError, match="not a protobuf ExportTraceServiceRequest"):
         otlp.decode(b"\x0a\x05abc", signal=otlp.TRACES, media_type=otlp.PROTOBUF)
