@@ -16,6 +16,7 @@ KEY_FIELDS = ("api_key", "token")
 # posthog-js announces gzip in the query string; its other encodings are not read here.
 READABLE_COMPRESSION = ("", "gzip", "gzip-js")
 # Conform's field names, as a posthog sender knows them (for refusals).
+GROUP_IDENTIFY = "$groupidentify"
 WIRE_NAMES = {"event_id": "uuid", "user_id": "distinct_id"}
 
 
@@ -81,7 +82,8 @@ def _event_keys(events: list[Any]) -> Iterator[Any]:
 def to_item(event: Any, *, service: str) -> Any:
     """Return the canonical item for one posthog event (a non-object is returned for conform to refuse).
 
-    `distinct_id` (else `properties.distinct_id` / `$distinct_id`) -> user_id, `uuid` -> event_id (a UUID
+    `distinct_id` (else `properties.distinct_id` / `$distinct_id`) -> user_id (kept in properties instead for
+    a `$groupidentify`, whose distinct_id names a group), `uuid` -> event_id (a UUID
     derived from it when it is not one), `event`, `timestamp`; `properties` kept whole, `$` names included;
     other top-level fields (`$set`, `$set_once`, `offset`, ...) kept in properties. `api_key`, `token` and
     `properties.token` (the key, in posthog's names) are never stored.
@@ -97,6 +99,10 @@ def to_item(event: Any, *, service: str) -> Any:
         user_id = properties.get("distinct_id", properties.get("$distinct_id"))
     given_id = fields.pop("uuid", None)
     name = fields.pop("event", None)
+    if name == GROUP_IDENTIFY and isinstance(properties, dict) and user_id is not None:
+        # A group's record, not a person's: its distinct_id is "$<group type>_<group key>", no user to count.
+        keep(properties, "distinct_id", user_id)
+        user_id = None
     timestamp = fields.pop("timestamp", None)
     fields.pop("sent_at", None)  # the request's, read by unpack()
     if isinstance(properties, dict):

@@ -338,3 +338,22 @@ def test_a_throttled_key_gets_429_with_retry_after(client, make_key, settings):
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert 1 <= int(answers[2]["Retry-After"]) <= 60
     assert RawEvent.objects.count() == 2
+
+
+def test_a_group_identify_is_stored_without_a_user(client, make_key):
+    """posthog's group_identify sends the group as `$<type>_<key>` in distinct_id: no person to count."""
+    _, key = make_key()
+    group = event(
+        "$groupidentify",
+        distinct_id="$company_acme",
+        properties={"$group_type": "company", "$group_key": "acme", "$group_set": {"plan": "pro"}},
+    )
+
+    response = post(client, "/posthog/batch/", {"api_key": key, "batch": [group, event("search_made")]})
+
+    assert response.json()["accepted"] == 2
+    stored = {e.event: e for e in RawEvent.objects.all()}
+    assert stored["$groupidentify"].user_id == ""
+    assert stored["$groupidentify"].properties["distinct_id"] == "$company_acme"
+    assert stored["$groupidentify"].properties["$group_key"] == "acme"
+    assert stored["search_made"].user_id == "user-1"
