@@ -29,6 +29,9 @@ class KeyCreateForm(forms.Form):
     stage = forms.CharField(max_length=50, validators=[printable])
     can_forward = forms.BooleanField(required=False, label="May forward records for other services")
     label = forms.CharField(max_length=100, required=False)
+    # The one-time token the page issued with this form (`views.key_list`): a double submit makes one key.
+    # Optional: `create_service_key`, which checks its arguments with this form, and scripts send none.
+    nonce = forms.CharField(widget=forms.HiddenInput, required=False, max_length=200)
 
 
 class KeyRotateForm(forms.Form):
