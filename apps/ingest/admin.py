@@ -45,6 +45,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 
+# The list page's own parameters: the page, ordering, "show all", popups, the search box (audited apart).
+LISTING_PARAMETERS = {"p", "o", "all", "q", "_to_field", "_popup", "e"}
+
+
 @admin.register(RawEvent)
 class RawEventAdmin(admin.ModelAdmin):
     list_display = (
@@ -83,14 +87,22 @@ class RawEventAdmin(admin.ModelAdmin):
     def awaiting_index(self, event: RawEvent) -> bool:
         return event.awaiting_index
 
-    # Raw events hold what users did: reading them here is audited as on the trace pages.
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A deleted row would stay counted in the rollups and searchable: `purge_user` deletes (audited).
+        return False
+
+    # Raw events hold what users did: reading them here is audited as on the trace pages, whether found by
+    # the search box or by a filter in the URL (`?user_id=alice` lists that user's events too).
     def changelist_view(self, request, extra_context=None):
         searched = request.GET.get("q", "").strip()
-        if searched:
+        filters = [f"{name}={value}" for name, value in request.GET.items() if name not in LISTING_PARAMETERS]
+        if searched or filters:
+            what = [f"matching {searched}"] if searched else []
+            what += [f"where {', '.join(filters)}"] if filters else []
             audit(
                 actor=Actor.from_request(request, via="admin"),
                 action=AuditEntry.REQUESTS_SEARCHED,
-                target=f"raw events matching {searched}",
+                target=f"raw events {' '.join(what)}"[: AuditEntry._meta.get_field("target").max_length],
             )
         return super().changelist_view(request, extra_context)
 

@@ -70,3 +70,31 @@ def test_keys_cannot_be_deleted_in_the_admin_so_events_keep_the_key_that_sent_th
     assert bulk.status_code == 302  # the action is not offered: the list page answers "no action selected"
     assert ApiKey.objects.filter(pk=key.pk).exists()
     assert RawEvent.objects.get(pk=pk).api_key_id == key.pk
+
+
+def test_raw_events_listed_by_a_filter_in_the_url_are_audited(admin_site, store_events):
+    store_events([{"event": "login", "user_id": "alice", "correlation_id": "req-alice"}])
+
+    listing = admin_site.get("/admin/ingest/rawevent/", {"user_id": "alice", "o": "1", "p": "0"})
+
+    assert listing.status_code == 200 and "req-alice" in listing.content.decode()
+    searched = AuditEntry.objects.get(action="requests_searched")
+    assert (searched.via, searched.actor_name, searched.target) == (
+        "admin",
+        "ada",
+        "raw events where user_id=alice",
+    )
+
+
+def test_raw_events_cannot_be_deleted_in_the_admin_where_the_rollups_and_index_would_keep_them(
+    admin_site, store_events
+):
+    [pk] = store_events([{"event": "login", "user_id": "alice"}])
+
+    deleted = admin_site.post(f"/admin/ingest/rawevent/{pk}/delete/", {"post": "yes"})
+    admin_site.post(
+        "/admin/ingest/rawevent/", {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}
+    )
+
+    assert deleted.status_code == 403
+    assert RawEvent.objects.filter(pk=pk).exists()
