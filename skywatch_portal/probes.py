@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apps.accounts.permissions import has_role
 from apps.accounts.roles import ADMIN
@@ -10,14 +10,14 @@ from apps.accounts.roles import ADMIN
 from .readiness import readiness
 
 
-@require_GET
+@require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Answer 200 while the process is alive; checks nothing else."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Answer 200 when database, broker and search backend answer, else 503 naming what is down.

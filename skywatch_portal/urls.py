@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
+from django.views.decorators.http import require_safe
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.accounts import views as account_views
@@ -32,7 +33,8 @@ urlpatterns = [
     # The split view loads its script from a URL instead of inlining it (no inline scripts anywhere).
     path(
         "api/docs/",
-        login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        # GET and HEAD only: its OPTIONS answer has no template (a 500).
+        login_required(require_safe(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))),
         name="api-docs",
     ),
     path("admin/", admin.site.urls),

@@ -4,12 +4,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from .forms import PersonalTokenForm
 from .services import personal_token_create, personal_token_revoke
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 @never_cache  # the answer to a POST shows a new token once: no cache may keep it
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from rest_framework.exceptions import ValidationError
 
 from apps.accounts.models import AuditEntry
@@ -92,7 +92,7 @@ def time_range_text(start: datetime, end: datetime) -> str:
 
 # Support may open it too: product shares a spike's link, support follows it to the trails behind it.
 @role_required(PRODUCT, SUPPORT)
-@require_GET
+@require_safe
 def point_users(request: HttpRequest) -> HttpResponse:
     """List the users behind a chart's point, most active first (support: with their requests)."""
     try:

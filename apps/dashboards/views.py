@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.accounts.permissions import has_role, role_required
 from apps.accounts.roles import PRODUCT, SUPPORT
@@ -39,7 +39,7 @@ from .tables import write_series_csv
 DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
 
 
-@require_GET
+@require_safe
 @login_required
 @plotly_styles_allowed
 def overview(request: HttpRequest) -> HttpResponse:
@@ -66,7 +66,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(PRODUCT)
-@require_GET
+@require_safe
 @plotly_styles_allowed
 def explorer(request: HttpRequest) -> HttpResponse:
     """Draw the chart the query string describes; `format=csv` downloads its series instead."""
@@ -183,7 +183,7 @@ def chart_save(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(PRODUCT)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def dashboard_list(request: HttpRequest) -> HttpResponse:
     """List every saved dashboard (anyone with the product role may read them); create an empty one."""
     form = DashboardCreateForm(request.POST or None)
@@ -201,7 +201,7 @@ def dashboard_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(PRODUCT)
-@require_GET
+@require_safe
 @plotly_styles_allowed
 def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show a saved dashboard's charts, freshly computed; `range` shows them all over another range."""

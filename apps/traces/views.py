@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_safe
 
 from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import role_required
@@ -46,6 +47,7 @@ def search_unavailable_is_503(view: Callable[..., HttpResponse]) -> Callable[...
 
 
 @role_required(SUPPORT)
+@require_safe  # reads (audited): another method is a 405, not the page
 @search_unavailable_is_503
 def trace_search(request: HttpRequest) -> HttpResponse:
     """Search requests by correlation ID, user, service, level, event and message text; or, given `q` (the
@@ -128,6 +130,7 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(SUPPORT)
+@require_safe  # reads (audited): another method is a 405, not the page
 @search_unavailable_is_503
 def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show one request: a lane per service, then every event in time order."""
@@ -149,6 +152,7 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
 
 
 @role_required(SUPPORT)
+@require_safe  # reads (audited): another method is a 405, not the page
 @search_unavailable_is_503
 def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show a service's log lines around one moment of a trail, whatever their correlation ID."""
@@ -190,6 +194,7 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
 
 
 @role_required(SUPPORT)
+@require_safe  # reads (audited): another method is a 405, not the page
 @search_unavailable_is_503
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     """Show one user's requests, newest first."""
