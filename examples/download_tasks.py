@@ -41,8 +41,10 @@ app.conf.update(
 observatory.celery.install(app)
 
 # The task's own logger. Celery owns the worker's root logger and logs its bookkeeping there ("Task …
-# received", "… succeeded"); shipping only this logger keeps the trail to what the task itself says.
+# received", "… succeeded"); shipping only this logger keeps the trail to what the task itself says —
+# and a task's failure, which Celery logs at ERROR on `celery.app.trace` while the task's ID is still set.
 log = logging.getLogger("tiles.render")
+FAILURES = logging.getLogger("celery.app.trace")
 
 
 @signals.after_setup_logger.connect
@@ -64,6 +66,9 @@ def ship_task_logs(logger: logging.Logger | None = None, **_: Any) -> None:
     log.addHandler(console)
     log.addHandler(TrackerHandler())
     log.propagate = False
+    failures = TrackerHandler(level=logging.ERROR)  # "Task … raised …" with its traceback, not "succeeded"
+    failures.addFilter(CorrelationFilter())
+    FAILURES.addHandler(failures)
 
 
 @app.task(name="tiles.render_tile")  # explicit: the publisher imports this module as `download_tasks`

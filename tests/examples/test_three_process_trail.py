@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import requests
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
+from observatory.celery import HEADER as CELERY_HEADER
 from tests.conftest import REPO, _database_url_for, free_port, stop_process_group, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -241,3 +243,24 @@ def test_one_request_through_gateway_download_and_worker_is_one_trail(
     assert_one_trail(trails[given_cid], given_cid, "t-42", "u-7")
     assert_one_trail(trails[fresh_cid], fresh_cid, "t-43", None)
     assert not {e["event_id"] for e in trails[given_cid]} & {e["event_id"] for e in trails[fresh_cid]}
+
+    # A task the worker cannot run (a publisher that sends other arguments than the worker's task takes):
+    # Celery's failure line, with its traceback, joins the publisher's trail as the worker's error.
+    failed_cid = str(uuid.uuid4())
+    publisher = Celery(set_as_current=False)
+    publisher.conf.broker_write_url = broker_url  # over CELERY_BROKER_URL (the portal's), as the example does
+    publisher.send_task("tiles.render_tile", args=[], queue="tiles", headers={CELERY_HEADER: failed_cid})
+
+    def failure_in_trail() -> bool:
+        complete(failed_cid)
+        return any(
+            e["service"] == WORKER_SERVICE and e["type"] == "log" and e["level"] == "error"
+            for e in trails.get(failed_cid, [])
+        )
+
+    try:
+        wait_for(failure_in_trail, timeout=TRAIL_TIMEOUT, interval=0.5, message="the failure in its trail")
+    except pytest.fail.Exception:
+        pytest.fail(f"trail: {trails.get(failed_cid)}\n{worker.log_text()[-3000:]}", pytrace=False)
+    [failure] = [e for e in trails[failed_cid] if e["level"] == "error"]
+    assert "render_tile" in failure["message"] and "TypeError" in failure["properties"]["exception"]
