@@ -81,7 +81,7 @@ def test_the_body_limits_are_the_portals(rendered):
     # The server's limit, then the foreign SDKs' endpoints' own.
     assert limits == [settings.INGEST_MAX_BODY_BYTES, settings.WIRE_MAX_BODY_BYTES]
     assert settings.INGEST_MAX_BODY_BYTES == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    wire = site[site.index("location ~ ^/(posthog|segment|otlp)/") :]
+    wire = site[site.index("location ~ ^/((posthog|segment|otlp)/|v1/batch/?$)") :]
     assert "client_max_body_size" in wire[: wire.index("}")]
 
 
@@ -209,6 +209,8 @@ def test_the_portal_behind_the_rendered_nginx(proxied_portal):
     assert from_portal(wire_at_limit), wire_at_limit.text[:300]
     wire_over = requests.post(https + "/posthog/batch/", data=b" " * (wire_limit + 1), headers=headers, **tls)
     assert wire_over.status_code == 413 and not from_portal(wire_over)
+    segment_root = requests.post(https + "/v1/batch", data=b" " * wire_limit, headers=headers, **tls)
+    assert from_portal(segment_root), segment_root.text[:300]
 
     # Static files from whitenoise, compressed by nginx, with the portal's headers; pages never compressed.
     gzip_ok = {**host, "Accept-Encoding": "gzip"}
