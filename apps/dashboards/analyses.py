@@ -267,8 +267,8 @@ def analysis_render(spec: AnalysisSpec) -> RenderedAnalysis:
         funnel = funnel_for(spec.query)
         if funnel.other_groups:
             notes += (f"{funnel.other_groups} smaller groups are left out; the overall funnel counts them.",)
-        links = {None: [c for c, _ in funnel_step_links(spec.query)]}
-        links.update({g.name: [c for c, _ in funnel_step_links(spec.query, g.name)] for g in funnel.groups})
+        links = [[c for c, _ in funnel_step_links(spec.query)]]
+        links += [[c for c, _ in funnel_step_links(spec.query, g)] for g in funnel.groups]
         figure = analysis_figures.funnel_figure(funnel, links=links)
         return RenderedAnalysis(spec=spec, figure=figure.to_plotly_json(), funnel=funnel, notes=notes)
     retention = retention_for(spec.query)
@@ -286,10 +286,10 @@ def percent_text(value: float | None) -> str:
 def funnel_rows(funnel: Funnel, query: FunnelQuery | None = None) -> list[dict]:
     """Return the funnel's table rows: the overall steps, then each group's; with the query, each step's
     users pages (those who reached it, those who dropped off before it)."""
-    groups = [("All users", None, funnel.steps)] + [(g.name, g.name, g.steps) for g in funnel.groups]
+    groups = [("All users", None, funnel.steps)] + [(g.name, g, g.steps) for g in funnel.groups]
     rows = []
-    for group, value, steps in groups:
-        links = funnel_step_links(query, value) if query is not None else [(None, None)] * len(steps)
+    for group, funnel_group, steps in groups:
+        links = funnel_step_links(query, funnel_group) if query is not None else [(None, None)] * len(steps)
         for number, (step, (users_url, dropped_url)) in enumerate(zip(steps, links, strict=True), start=1):
             rows.append(
                 {

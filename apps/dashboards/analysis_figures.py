@@ -73,12 +73,11 @@ def _funnel_trace(
     )
 
 
-def funnel_figure(
-    funnel: Funnel, *, height: int = 420, links: dict[str | None, list[str]] | None = None
-) -> go.Figure:
+def funnel_figure(funnel: Funnel, *, height: int = 420, links: list[list[str]] | None = None) -> go.Figure:
     """Return the funnel: one trace for everyone, or one per breakdown group (the overall in the table);
-    `links`: per group (None: everyone), each step's users page."""
-    links = links or {}
+    `links`: each step's users page, for everyone then for each group in the funnel's order (two groups
+    may share a name: the absent group and the text "(none)")."""
+    links = links or []
     groups = funnel.groups
     figure = go.Figure(layout=_layout(max(height, 80 * len(funnel.steps)), legend=bool(groups)))
     figure.update_layout(yaxis={"automargin": True}, hovermode="closest")
@@ -89,12 +88,12 @@ def funnel_figure(
                     group.steps,
                     name=group.name,
                     color=PALETTE[index % len(PALETTE)],
-                    links=links.get(group.name),
+                    links=links[index + 1] if index + 1 < len(links) else None,
                 )
             )
     else:
         figure.add_trace(
-            _funnel_trace(funnel.steps, name="All users", color=PALETTE[0], links=links.get(None))
+            _funnel_trace(funnel.steps, name="All users", color=PALETTE[0], links=links[0] if links else None)
         )
     if not funnel.steps or funnel.steps[0].count == 0:
         figure.add_annotation(

@@ -3,7 +3,8 @@
 The address carries what the series counted there (events, filters, the breakdown group, the bucket), so
 the users page lists the same events. Only points that count events or users get one; a previous period,
 a sum or an average does not (whose users would "the average" be?). Which series is which is read from
-`kind`, never from its name.
+`kind` and `absent`, never from its name: the group of events without a property is asked for with
+`absent=true`, so a value that is the text "(none)" keeps its own users.
 """
 
 from collections.abc import Sequence
@@ -13,16 +14,16 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from apps.metrics.buckets import STEP
-from apps.metrics.funnel import FunnelQuery
+from apps.metrics.funnel import FunnelGroup, FunnelQuery
 from apps.metrics.selectors import Series, SeriesQuery
 
 LINKED_MEASURES = ("count", "unique_users")
 LINKED_KINDS = ("total", "value", "rest")
 
 
-def point_params(query: SeriesQuery, series: Series, others: Sequence[str], at: datetime) -> list[tuple]:
+def point_params(query: SeriesQuery, series: Series, others: Sequence[Series], at: datetime) -> list[tuple]:
     """Return the users page's parameters for one point: the series' events, filters and group, and the
-    bucket starting at `at` (`others`: the names of the "value" series, which the rest leaves out)."""
+    bucket starting at `at` (`others`: the "value" series, whose groups the rest leaves out)."""
     start = at.astimezone(UTC)
     end = start + STEP[query.interval]
     params: list[tuple[str, str]] = [("event", e) for e in query.events]
@@ -30,9 +31,12 @@ def point_params(query: SeriesQuery, series: Series, others: Sequence[str], at: 
     # Several events without a breakdown are drawn one series per event (series_for).
     breakdown = query.breakdown or ("event" if len(query.events) > 1 else "")
     if breakdown and series.kind == "value":
-        params += [("breakdown", breakdown), ("value", series.name)]
+        group = ("absent", "true") if series.absent else ("value", series.name)
+        params += [("breakdown", breakdown), group]
     elif breakdown and series.kind == "rest":
-        params += [("breakdown", breakdown), ("rest", "true")] + [("exclude", name) for name in others]
+        params += [("breakdown", breakdown), ("rest", "true")]
+        params += [("exclude", s.name) for s in others if not s.absent]
+        params += [("exclude_absent", "true")] if any(s.absent for s in others) else []
     params += [("filter", f"{k}={v}") for k, v in query.filters]
     return params
 
@@ -42,7 +46,7 @@ def point_links(query: SeriesQuery, series: Sequence[Series]) -> list[list[str] 
     if query.measure not in LINKED_MEASURES:
         return [None] * len(series)
     base = reverse("dashboard-users")
-    others = [s.name for s in series if s.kind == "value"]
+    others = [s for s in series if s.kind == "value"]
     links: list[list[str] | None] = []
     for s in series:
         if s.kind not in LINKED_KINDS:
@@ -60,7 +64,7 @@ def with_point_links(figure, links: Sequence[list[str] | None]) -> None:
             trace.customdata = urls
 
 
-def funnel_step_links(query: FunnelQuery, group: str | None = None) -> list[tuple[str, str | None]]:
+def funnel_step_links(query: FunnelQuery, group: FunnelGroup | None = None) -> list[tuple[str, str | None]]:
     """Return, per step of the funnel (one breakdown group's when given), the users page's address for
     those who reached it and for those who dropped off before it (None at step 1, where nobody drops)."""
     params: list[tuple[str, str]] = [
@@ -72,7 +76,7 @@ def funnel_step_links(query: FunnelQuery, group: str | None = None) -> list[tupl
     if query.breakdown:
         params.append(("breakdown", query.breakdown))
     if query.breakdown and group is not None:
-        params.append(("group", group))
+        params.append(("absent", "true") if group.absent else ("group", group.name))
     params += [("filter", f"{k}={v}") for k, v in query.where.properties]
     params += [
         (name, value)

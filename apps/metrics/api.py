@@ -45,12 +45,21 @@ SeriesSchema = inline_serializer(
     fields={
         "name": serializers.CharField(
             help_text='"total", a breakdown value, or "other" for the rest; a previous-period series has the '
-            "name of the current series it compares with. Read `kind`, never the name, to tell them apart."
+            'name of the current series it compares with; "(none)" for the events without the property '
+            "(`absent`). Read `kind` and `absent`, never the name, to tell them apart."
         ),
         "kind": serializers.ChoiceField(
             choices=KINDS,
             help_text="value: one breakdown value; rest: every value outside the top N; total: no breakdown; "
             "previous: the period before (listed after the current series, in the same order).",
+        ),
+        "absent": serializers.BooleanField(
+            help_text="true: the group of a property breakdown's events without the property (or with null), "
+            'named "(none)"; an event that sends the text "(none)" is a value like any other (false). '
+            "Its points' users: /api/v1/metrics/users with absent=true."
+        ),
+        "estimate": serializers.BooleanField(
+            help_text="true: unique users estimated from HyperLogLog sketches, not counted exactly."
         ),
         "points": serializers.ListField(child=SeriesPointSchema),
     },
@@ -203,8 +212,14 @@ class FunnelStepSchema(serializers.Serializer):
 FunnelGroupSchema = inline_serializer(
     "FunnelGroup",
     fields={
-        "name": serializers.CharField(help_text="The breakdown value of the users' step-1 event."),
+        "name": serializers.CharField(
+            help_text='The breakdown value of the users\' step-1 event; "(none)" when `absent`.'
+        ),
         "kind": serializers.ChoiceField(choices=["value"]),
+        "absent": serializers.BooleanField(
+            help_text='true: the users whose step-1 event lacks the property (a value "(none)" is false); '
+            "their users: /api/v1/metrics/users with absent=true instead of group."
+        ),
         "steps": serializers.ListField(child=FunnelStepSchema()),
     },
 )
@@ -444,9 +459,12 @@ POINT_REFUSALS = {
     "dropped_at_1": "nobody drops at step 1: it is where the funnel starts",
     "group": "a group is a value of the funnel's breakdown: add breakdown",
     "funnel_breakdown": "A funnel's steps are events: break it down by service, stage or a property.",
+    "absent": "absent is the group of events without a property: it needs breakdown=prop:<property>",
+    "absent_and": "give one group: a value (group), absent or rest, not two",
+    "exclude_absent": "exclude_absent leaves the absent group out of the rest group: add rest=true",
 }
 FUNNEL_POINT_PARAMS = ("step", "outcome", "window", "group")
-SERIES_POINT_PARAMS = ("event", "value", "rest", "exclude")
+SERIES_POINT_PARAMS = ("event", "value", "rest", "exclude", "exclude_absent")
 
 PointUserSchema = inline_serializer(
     "PointUser",
@@ -487,6 +505,10 @@ def point_query_from_params(params) -> PointQuery:
     value = params.get("value")
     rest = query_bool(params, "rest")
     exclude = tuple(params.getlist("exclude"))
+    absent = _absent(params, breakdown, value is not None or rest)
+    exclude_absent = query_bool(params, "exclude_absent")
+    if exclude_absent and not rest:
+        raise exceptions.ValidationError({"exclude_absent": POINT_REFUSALS["exclude_absent"]})
     if value is not None and not breakdown:
         raise exceptions.ValidationError({"value": POINT_REFUSALS["value"]})
     if rest and not breakdown:
@@ -506,7 +528,20 @@ def point_query_from_params(params) -> PointQuery:
         rest=rest,
         exclude=exclude,
         filters=filters,
+        absent=absent,
+        exclude_absent=exclude_absent,
     )
+
+
+def _absent(params, breakdown: str, other_group: bool) -> bool:
+    """Read `absent` (the group of events without the broken-down property); refuse it without a property
+    breakdown or beside another group."""
+    absent = query_bool(params, "absent")
+    if absent and not breakdown.startswith("prop:"):
+        raise exceptions.ValidationError({"absent": POINT_REFUSALS["absent"]})
+    if absent and other_group:
+        raise exceptions.ValidationError({"absent": POINT_REFUSALS["absent_and"]})
+    return absent
 
 
 def funnel_step_point_from_params(params) -> FunnelStepPoint:
@@ -529,7 +564,8 @@ def funnel_step_point_from_params(params) -> FunnelStepPoint:
         raise exceptions.ValidationError({"group": POINT_REFUSALS["group"]})
     if group is not None and "\x00" in group:
         raise exceptions.ValidationError({"group": "must not contain NUL characters"})
-    return FunnelStepPoint(query=query, step=step, outcome=outcome, group=group)
+    absent = _absent(params, query.breakdown, group is not None)
+    return FunnelStepPoint(query=query, step=step, outcome=outcome, group=group, absent=absent)
 
 
 def people_from_params(params) -> tuple[PointQuery | FunnelStepPoint, QuerySet, list[str] | None]:
@@ -578,13 +614,25 @@ class PointUsersAPI(APIView):
             OpenApiParameter(
                 "value",
                 {"type": "string", "pattern": "^[^\\x00]*$"},
-                description="the breakdown value of the point's series ((none): events without the property)",
+                description="the breakdown value of the point's series (the text itself: a series with "
+                "`absent` is asked for with absent=true)",
+            ),
+            OpenApiParameter(
+                "absent",
+                bool,
+                description="with breakdown=prop:<name>: the group of events without the property (a series "
+                "or a funnel group with `absent`), instead of value, group or rest",
             ),
             OpenApiParameter("rest", bool, description="the series' rest group: every value but `exclude`"),
             OpenApiParameter(
                 "exclude",
                 {"type": "array", "items": {"type": "string", "pattern": "^[^\\x00]*$"}, "maxItems": MAX_TOP},
                 description="with rest: the top values the rest leaves out",
+            ),
+            OpenApiParameter(
+                "exclude_absent",
+                bool,
+                description="with rest: the rest leaves out the absent group too (it is one of the top N)",
             ),
             OpenApiParameter(
                 "filter",
@@ -614,7 +662,8 @@ class PointUsersAPI(APIView):
             OpenApiParameter(
                 "group",
                 {"type": "string", "pattern": "^[^\\x00]*$"},
-                description="with steps and a breakdown: one group's users",
+                description="with steps and a breakdown: one group's users (its value; a group with "
+                "`absent` is asked for with absent=true)",
             ),
             OpenApiParameter(
                 "limit",

@@ -12,13 +12,13 @@ from datetime import datetime
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import F, QuerySet, TextField, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, QuerySet
 
 from apps.common.jsonfields import PropertyText
 from apps.ingest.models import RawEvent
 
-NONE_VALUE = "(none)"  # the group of users whose breakdown property is absent (as the series API says)
+from .groups import group_expression
+
 BREAKDOWNS = ("service", "stage")  # and prop:<name>
 
 
@@ -60,11 +60,10 @@ def identified_events(
 
 
 def breakdown_expression(breakdown: str):
-    """Return the value a breakdown groups an event by: its service, stage or a property's text."""
-    if breakdown in BREAKDOWNS:
-        return F(breakdown)
-    if breakdown.startswith("prop:"):
-        return Coalesce(PropertyText(breakdown[5:]), Value(NONE_VALUE), output_field=TextField())
+    """Return the value a breakdown groups an event by: its service, stage or a property's text (NULL, the
+    absent group, when the event lacks the property)."""
+    if breakdown in BREAKDOWNS or breakdown.startswith("prop:"):
+        return group_expression(breakdown)
     raise ValueError(f"unknown breakdown {breakdown!r}")
 
 

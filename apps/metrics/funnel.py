@@ -11,7 +11,8 @@ What counts (README, "Funnels and retention"):
 - Per step: users, conversion from step 1 and from the previous step, and the median seconds from the
   previous step's match (`percentile_cont(0.5)`: the mean of the two middle values for an even count).
 - A breakdown groups users by the service, stage or property of their step-1 event (the smallest value
-  when several step-1 events share t1); groups ranked by step-1 users, the top N returned, and the
+  when several step-1 events share t1; the absent group, None, only when none of them has the property);
+  groups ranked by step-1 users (ties by value, the absent group last), the top N returned, and the
   overall funnel is always exact.
 
 PostgreSQL answers in ONE statement: per step its event's rows read from an index, a hash join of the
@@ -29,6 +30,7 @@ from typing import Any
 from django.db import connection
 
 from .eventrows import EventFilter, analysis_cursor, event_rows
+from .groups import group_label
 
 MAX_WINDOW = timedelta(days=90)
 OUTCOMES = ("converted", "dropped")
@@ -65,11 +67,22 @@ class FunnelStep:
 
 @dataclass
 class FunnelGroup:
-    name: str  # the breakdown value ("(none)" when the property is absent)
+    name: str  # the breakdown value; "(none)" for people when the property is absent (then `absent`)
     steps: list[FunnelStep]
+    absent: bool = False  # the users whose step-1 event lacks the broken-down property
+
+    @property
+    def value(self) -> str | None:
+        """The breakdown value the group's users share; None for the absent group."""
+        return None if self.absent else self.name
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "value", "steps": [s.as_json() for s in self.steps]}
+        return {
+            "name": self.name,
+            "kind": "value",
+            "absent": self.absent,
+            "steps": [s.as_json() for s in self.steps],
+        }
 
 
 @dataclass
@@ -86,8 +99,12 @@ class Funnel:
         return out
 
 
-# A user's path through the funnel: the breakdown value, then each step's matched time (None: not reached).
+# A user's path through the funnel: the breakdown value (None: absent, or no breakdown), then each step's
+# matched time (None: not reached).
 UserPath = tuple[str | None, list[datetime | None]]
+# The key of the absent group's counts, whose other keys are values and None for everyone (so a property
+# value can never be taken for either).
+ABSENT = object()
 
 
 def funnel_for(query: FunnelQuery) -> Funnel:
@@ -97,8 +114,15 @@ def funnel_for(query: FunnelQuery) -> Funnel:
     else:
         counts = _counts_of_paths(_paths_in_python(query).values(), len(query.steps), bool(query.breakdown))
     overall = counts.pop(None, None) or _empty_counts(len(query.steps))
-    ranked = sorted(counts, key=lambda name: (-counts[name][0][0], name))
-    groups = [FunnelGroup(name, _steps(query.steps, *counts[name])) for name in ranked[: query.top_n]]
+    ranked = sorted(counts, key=lambda key: (-counts[key][0][0], key is ABSENT, "" if key is ABSENT else key))
+    groups = [
+        FunnelGroup(
+            group_label(None if key is ABSENT else key),
+            _steps(query.steps, *counts[key]),
+            absent=key is ABSENT,
+        )
+        for key in ranked[: query.top_n]
+    ]
     return Funnel(
         steps=_steps(query.steps, *overall),
         groups=groups,
@@ -107,18 +131,27 @@ def funnel_for(query: FunnelQuery) -> Funnel:
 
 
 def funnel_step_users(
-    query: FunnelQuery, *, step: int, outcome: str = "converted", group: str | None = None
+    query: FunnelQuery,
+    *,
+    step: int,
+    outcome: str = "converted",
+    group: str | None = None,
+    absent: bool = False,
 ) -> list[str]:
     """Return the IDs (sorted) of the users who reached step `step` (1-based), or who reached the step
-    before it and not this one ("dropped"); only the breakdown group `group` when given."""
+    before it and not this one ("dropped"); only the breakdown group `group` when given, or with `absent`
+    only the users whose step-1 event lacks the broken-down property."""
     if not 1 <= step <= len(query.steps):
         raise ValueError(f"step must be from 1 to {len(query.steps)}")
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
     if outcome == "dropped" and step == 1:
         raise ValueError("nobody drops at step 1: it is where the funnel starts")
-    if group is not None and not query.breakdown:
+    if (group is not None or absent) and not query.breakdown:
         raise ValueError("a group needs a breakdown")
+    if group is not None and absent:
+        raise ValueError("give either a group or absent, not both")
+    grouped = group is not None or absent
     if connection.vendor == "postgresql":
         sql, params = _user_paths_sql(query)
         where = (
@@ -126,7 +159,9 @@ def funnel_step_users(
             if outcome == "converted"
             else f"t{step - 1} IS NOT NULL AND t{step} IS NULL"
         )
-        if group is not None:
+        if absent:
+            where += " AND b IS NULL"
+        elif group is not None:
             where += " AND b = %s"
             params = (*params, group)
         with analysis_cursor() as cursor:
@@ -135,7 +170,7 @@ def funnel_step_users(
     index = step - 1
     users = []
     for user, (value, times) in _paths_in_python(query).items():
-        if group is not None and value != group:
+        if grouped and value != group:
             continue
         reached = times[index] is not None
         if (outcome == "converted" and reached) or (
@@ -174,7 +209,8 @@ def _user_paths_sql(query: FunnelQuery) -> tuple[str, tuple]:
         params = (*params, query.steps[k - 1], query.window)
     b, joins = "NULL::text", ""
     if query.breakdown:
-        # The breakdown value of the step-1 event matched (the smallest when several share its time).
+        # The breakdown value of the step-1 event matched (the smallest when several share its time; NULL,
+        # the absent group, when none of them has the property: MIN skips NULLs).
         parts.append(
             "bs AS (SELECT p.u, MIN(ev.b) AS b FROM s1 AS p JOIN ev ON ev.u = p.u AND ev.e = %s"
             " AND ev.t = p.t1 GROUP BY p.u)"
@@ -201,7 +237,7 @@ def _counts_in_sql(query: FunnelQuery) -> dict:
         cursor.execute(f"SELECT {overall}, {b}, {counts}, {medians} FROM ({sql}) AS paths {grouping}", params)
         out: dict = {}
         for is_overall, value, *figures in cursor.fetchall():
-            out[None if is_overall else value] = (
+            out[None if is_overall else ABSENT if value is None else value] = (
                 [int(c) for c in figures[:n]],
                 [None, *(None if m is None else float(m) for m in figures[n:])],
             )
@@ -239,8 +275,12 @@ def _add_path(paths: dict, user: str, events: list[tuple], steps: tuple[str, ...
     if first is None:
         return
     t1 = first[2]
+    # The smallest value of the step-1 events at t1; None (absent) when none has one, as SQL's MIN.
     value = (
-        min((row[3] for row in events if row[1] == steps[0] and row[2] == t1), default=None)
+        min(
+            (row[3] for row in events if row[1] == steps[0] and row[2] == t1 and row[3] is not None),
+            default=None,
+        )
         if len(first) > 3
         else None
     )
@@ -257,10 +297,11 @@ def _add_path(paths: dict, user: str, events: list[tuple], steps: tuple[str, ...
 
 
 def _counts_of_paths(paths: Iterable[UserPath], n: int, grouped: bool) -> dict:
-    """Return {None: overall, value: group} → (counts per step, median seconds per step)."""
+    """Return {None: overall, value: group, ABSENT: the absent group} → (counts per step, median seconds
+    per step)."""
     gaps: dict = {}
     for value, times in paths:
-        for key in (None, value) if grouped else (None,):
+        for key in (None, ABSENT if value is None else value) if grouped else (None,):
             counts, waits = gaps.setdefault(key, ([0] * n, [[] for _ in range(n)]))
             for k, moment in enumerate(times):
                 if moment is None:

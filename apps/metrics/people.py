@@ -4,8 +4,9 @@
     users_behind(events=..., limit=..., offset=..., among=None) -> UsersPage
 
 A point is what the series reader counted in one cell: the same events, the same property filters, and the
-same group of a breakdown (one value, `(none)` for events without the property, or the rest: every value
-outside the top N, given as the values to leave out). So the users' counts add up to the point's count
+same group of a breakdown (one value; `absent`: the events without the property, whatever a value says; or
+the rest: every value outside the top N, given as the values to leave out, and `exclude_absent` when the
+absent group is one of the top N). So the users' counts add up to the point's count
 (less the events that carry no user ID), and there are as many users as the unique-users point says.
 
 `among` narrows the users to another set of user IDs, e.g. a funnel step's converted or dropped users (a
@@ -18,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Expression, F, Max, Min, QuerySet, TextField, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Max, Min, QuerySet
 
 from apps.common.jsonfields import PropertyText
 from apps.ingest.models import RawEvent
@@ -27,7 +27,7 @@ from apps.ingest.models import RawEvent
 from . import query as query_language
 from .eventrows import identified_events
 from .funnel import FunnelQuery, funnel_step_users
-from .selectors import NONE_VALUE
+from .groups import ALIAS, group_expression, in_groups, outside_groups
 
 MAX_LIMIT = 200
 
@@ -36,8 +36,9 @@ MAX_LIMIT = 200
 class PointQuery:
     """The events behind one point: [start, end) is the point's bucket; no events means every event.
 
-    `breakdown` is canonical (query.breakdown); with it, either `value` names the group, or `exclude`
-    lists the top values the rest group leaves out (`rest=True`).
+    `breakdown` is canonical (query.breakdown); with it, either `value` names the group, or `absent`
+    (a property breakdown) is the group of events without the property, or `exclude` lists the top values
+    the rest group leaves out (`rest=True`; `exclude_absent`: the absent group is one of them).
     """
 
     events: tuple[str, ...]
@@ -48,6 +49,8 @@ class PointQuery:
     rest: bool = False
     exclude: tuple[str, ...] = ()
     filters: tuple[tuple[str, str], ...] = ()
+    absent: bool = False
+    exclude_absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,6 @@ class UsersPage:
     has_next: bool
 
 
-def group_expression(breakdown: str) -> Expression:
-    """Return the value a breakdown groups an event by, as the series reader computes it."""
-    if breakdown.startswith("prop:"):
-        return Coalesce(PropertyText(breakdown[5:]), Value(NONE_VALUE), output_field=TextField())
-    return F(breakdown)
-
-
 def point_events(point: PointQuery) -> QuerySet:
     """Return the raw events the series counted in the point (aggregated ones only, as the rollups)."""
     qs = RawEvent.objects.aggregated().since(point.start).filter(timestamp__lt=point.end)
@@ -89,10 +85,13 @@ def point_events(point: PointQuery) -> QuerySet:
     for index, (name, value) in enumerate(point.filters):
         qs = qs.alias(**{f"filter_{index}": PropertyText(name)}).filter(**{f"filter_{index}": value})
     breakdown = query_language.breakdown(point.breakdown)
-    if breakdown and point.value is not None:
-        qs = qs.alias(group_value=group_expression(breakdown)).filter(group_value=point.value)
-    elif breakdown and point.rest and point.exclude:
-        qs = qs.alias(group_value=group_expression(breakdown)).exclude(group_value__in=point.exclude)
+    if not breakdown:
+        return qs
+    if point.value is not None or point.absent:
+        return qs.alias(**{ALIAS: group_expression(breakdown)}).filter(in_groups([point.value]))
+    if point.rest:
+        left_out = [*point.exclude, *([None] if point.exclude_absent else [])]
+        return qs.alias(**{ALIAS: group_expression(breakdown)}).filter(outside_groups(left_out))
     return qs
 
 
@@ -134,12 +133,14 @@ def users_count(events: QuerySet) -> int:
 @dataclass(frozen=True)
 class FunnelStepPoint:
     """The users behind one step of a funnel: those who reached it ("converted"), or who reached the step
-    before it and not this one ("dropped"); only the breakdown group `group` when given."""
+    before it and not this one ("dropped"); only the breakdown group `group` when given, or with `absent`
+    the group whose step-1 event lacks the broken-down property."""
 
     query: FunnelQuery
     step: int  # 1-based
     outcome: str = "converted"
     group: str | None = None
+    absent: bool = False
 
     @property
     def event(self) -> str:
@@ -150,7 +151,9 @@ class FunnelStepPoint:
 def funnel_step_people(point: FunnelStepPoint) -> tuple[QuerySet, list[str]]:
     """Return the events to count for a funnel step's users (`point.event` in the funnel's range and
     filters) and the users themselves, for `users_behind(events=…, among=…)`."""
-    users = funnel_step_users(point.query, step=point.step, outcome=point.outcome, group=point.group)
+    users = funnel_step_users(
+        point.query, step=point.step, outcome=point.outcome, group=point.group, absent=point.absent
+    )
     query = point.query
     events = identified_events(names=(point.event,), start=query.start, end=query.end, where=query.where)
     return events, users

@@ -6,13 +6,16 @@
 - interval: "minute" | "hour" | "day" | "week" (weeks start on Monday, UTC)
 - breakdown: "" | "service" | "stage" | "event" | "prop:<name>"; the top N values by total (kind "value"),
   then one series for all the other values (kind "rest"). Several events without a breakdown are broken
-  down by event. Without a breakdown there is one series of kind "total".
+  down by event. Without a breakdown there is one series of kind "total". A property breakdown's events
+  without the property are one group (`absent=True`, named "(none)"), apart from the text "(none)"; on a
+  tie it ranks after the values.
 - filters: (("<property>", "<value as text>"), ...) equality on top-level properties
 - every bucket of [start, end) is present; count, unique_users and sum are 0 in empty buckets, avg is None
 - compare=True adds, after the current series and in their order, one series of kind "previous" per
   series: the same span just before, shifted onto the current buckets, under the same name
 
-What a series is lives in `kind`, never in its name: a property whose value is "other" is a "value".
+What a series is lives in `kind` and `absent`, never in its name: a property whose value is "other" is a
+"value", and one whose value is the text "(none)" is not the group of events without the property.
 
 A property breakdown's groups are ranked in SQL before any bucket is read, so only the top N and the rest
 are laid out (services, stages and events are few: one query reads them all); a query whose series ×
@@ -42,7 +45,7 @@ from django.db.models import (
     TextField,
     Value,
 )
-from django.db.models.functions import Coalesce, Trunc, TruncWeek
+from django.db.models.functions import Trunc, TruncWeek
 
 from apps.common.jsonfields import PropertyNumber, PropertyText
 from apps.ingest.models import RawEvent
@@ -50,11 +53,12 @@ from apps.ingest.models import RawEvent
 from . import buckets
 from . import query as query_language
 from .buckets import INTERVALS, MAX_BUCKETS, STEP
+from .groups import ALIAS, group_label, in_groups, outside_groups
+from .groups import group_expression as breakdown_group
 from .models import DETAIL_GRANULARITIES, RollupCount, RollupNumeric, RollupSketch, RollupUser
 
 OTHER = "other"  # the name shown for the rest series
 TOTAL = "total"
-NONE_VALUE = "(none)"  # the group of events without the broken-down property
 KINDS = ("value", "rest", "total", "previous")
 # Series × buckets one answer may hold (a chart of 12 days by minute with the top 10 is 190,080).
 MAX_POINTS = 200_000
@@ -86,12 +90,21 @@ class Series:
     kind: str = TOTAL
     # The values are estimates (unique users from HyperLogLog sketches), not exact counts.
     estimate: bool = False
+    # The group of a property breakdown's events without the property (named "(none)" for people; a value
+    # "(none)" is not absent). With kind "previous", the current series' group.
+    absent: bool = False
+
+    @property
+    def group(self) -> str | None:
+        """The breakdown group of a "value" or "previous" series: its value, None for the absent group."""
+        return None if self.absent else self.name
 
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "kind": self.kind,
             "estimate": self.estimate,
+            "absent": self.absent,
             "points": [{"t": t.isoformat(), "v": v} for t, v in self.points],
         }
 
@@ -140,9 +153,9 @@ def series_for(query: SeriesQuery) -> list[Series]:
     except OverflowError:
         raise SeriesQueryError("the period before the range starts before year 1") from None
     # The previous period keeps the current period's groups, so every series has its partner.
-    names = [series.name for series in current if series.kind == "value"]
+    groups = [series.group for series in current if series.kind == "value"]
     with_rest = any(series.kind == "rest" for series in current)
-    previous = _series_over(source, previous_start, start, names=names, with_rest=with_rest)
+    previous = _series_over(source, previous_start, start, groups=groups, with_rest=with_rest)
     for series in previous:
         series.kind = "previous"
         series.points = [(t + span, v) for t, v in series.points]
@@ -259,9 +272,7 @@ class _Source:
         return TruncWeek("bucket_start", tzinfo=UTC) if interval == "week" else F("bucket_start")
 
     def group_expression(self) -> Expression:
-        if self.group.startswith("prop:"):
-            return Coalesce(PropertyText(self.group[5:]), Value(NONE_VALUE), output_field=TextField())
-        return F(self.group)
+        return breakdown_group(self.group)
 
     def aggregates(self) -> dict[str, Any]:
         """The parts of a cell, named as _PARTS says, for the measure."""
@@ -289,10 +300,11 @@ def _series_over(
     source: _Source,
     start: datetime,
     end: datetime,
-    names: list[str] | None = None,
+    groups: list[str | None] | None = None,
     with_rest: bool | None = None,
 ) -> list[Series]:
-    """Return one period's series: the top groups (or the given ones), then the rest."""
+    """Return one period's series: the top groups (or the given ones; None: the absent group), then the
+    rest."""
     bucket_list = buckets.starts(start, end, source.query.interval)
     size = len(bucket_list)
     rows = source.rows(start, end)
@@ -306,44 +318,51 @@ def _series_over(
     group = source.group_expression()
     if source.raw:
         # A property may have thousands of values: rank them in SQL, then read only the top N and the rest.
-        if names is None:
-            names, with_rest = _ranked_groups(rows, source, source.query.top_n)
+        if groups is None:
+            groups, with_rest = _ranked_groups(rows, source, source.query.top_n)
         columns = {}
-        if names:
-            top_rows = rows.alias(group_value=group).filter(group_value__in=names)
+        if groups:
+            top_rows = rows.alias(**{ALIAS: group}).filter(in_groups(groups))
             columns = _columns(top_rows, source, start, size, grouped=True)
         rest = None
         if with_rest:
-            rest_rows = rows.alias(group_value=group).exclude(group_value__in=names) if names else rows
+            rest_rows = rows.alias(**{ALIAS: group}).filter(outside_groups(groups))
             rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
     else:
         # Services, stages and events are few: one query reads every group, ranked and folded here.
         columns = _columns(rows, source, start, size, grouped=True)
-        if names is None:
-            names = _ranked_in_python(columns, source)[: source.query.top_n]
-            with_rest = len(columns) > len(names)
-        others = [name for name in columns if name not in names]
+        if groups is None:
+            groups = _ranked_in_python(columns, source)[: source.query.top_n]
+            with_rest = len(columns) > len(groups)
+        others = [value for value in columns if value not in groups]
         rest = None
         if with_rest and others and source.measure == "unique_users":
             # The users of several groups do not add up: the union of their sketches (or rows) is asked.
-            rest_rows = rows.alias(group_value=group).exclude(group_value__in=names)
+            rest_rows = rows.alias(**{ALIAS: group}).filter(outside_groups(groups))
             rest = _columns(rest_rows, source, start, size, grouped=False).get(TOTAL)
         elif with_rest:
-            rest = _folded([columns[name] for name in others], size)
+            rest = _folded([columns[value] for value in others], size)
     out = [
-        Series(name, _points(bucket_list, columns.get(name), source.measure, size), "value", source.sketches)
-        for name in names
+        Series(
+            group_label(value),
+            _points(bucket_list, columns.get(value), source.measure, size),
+            "value",
+            source.sketches,
+            absent=value is None,
+        )
+        for value in groups
     ]
     if with_rest:
         out.append(Series(OTHER, _points(bucket_list, rest, source.measure, size), "rest", source.sketches))
     return out
 
 
-def _ranked_in_python(columns: dict[str, _Column], source: _Source) -> list[str]:
-    """Return the groups by their total over the range, largest first, ties by name (as _ranked_groups)."""
+def _ranked_in_python(columns: dict[str | None, _Column], source: _Source) -> list[str | None]:
+    """Return the groups by their total over the range, largest first, ties by value and the absent group
+    last (as _ranked_groups)."""
     part = _PARTS[source.rank_part()][0]
-    totals = {name: sum(getattr(column, part)) for name, column in columns.items()}
-    return sorted(totals, key=lambda name: (-totals[name], name))
+    totals = {value: sum(getattr(column, part)) for value, column in columns.items()}
+    return sorted(totals, key=lambda value: (-totals[value], value is None, value or ""))
 
 
 def _folded(columns: list[_Column], size: int) -> _Column:
@@ -360,8 +379,9 @@ def _points(buckets: list[datetime], column: _Column | None, measure: str, size:
     return list(zip(buckets, column.values(measure), strict=True))
 
 
-def _ranked_groups(rows: QuerySet, source: _Source, top_n: int) -> tuple[list[str], bool]:
-    """Return the top N groups by their total over the range (ties by name), and whether others exist.
+def _ranked_groups(rows: QuerySet, source: _Source, top_n: int) -> tuple[list[str | None], bool]:
+    """Return the top N groups by their total over the range (ties by value, the absent group, None,
+    last), and whether others exist.
 
     The total of a group is the sum of its bucket values (for unique users: per-bucket distinct users),
     computed by the database over (group, bucket) cells, so a property with thousands of values costs a
@@ -376,7 +396,7 @@ def _ranked_groups(rows: QuerySet, source: _Source, top_n: int) -> tuple[list[st
     with connection.cursor() as cursor:
         cursor.execute(
             f'SELECT "g" FROM ({sql}) AS cells GROUP BY "g"'
-            f' ORDER BY COALESCE(SUM("{part}"), 0) DESC, "g" {text_order} LIMIT %s',
+            f' ORDER BY COALESCE(SUM("{part}"), 0) DESC, ("g" IS NULL), "g" {text_order} LIMIT %s',
             (*params, top_n + 1),
         )
         ranked = [row[0] for row in cursor.fetchall()]
@@ -390,9 +410,9 @@ def _columns(rows: QuerySet, source: _Source, start: datetime, size: int, *, gro
     # Grouping on the bucket column itself lets PostgreSQL read distinct users in index order.
     cells = rows.values(b=source.bucket(), g=group).annotate(**aggregates)
     interval = source.query.interval
-    columns: dict[str, _Column] = {}
+    columns: dict[str | None, _Column] = {}  # None: the absent group
 
-    def column_of(name: str) -> _Column:
+    def column_of(name: str | None) -> _Column:
         if name not in columns:
             columns[name] = _Column.empty(size)
         return columns[name]

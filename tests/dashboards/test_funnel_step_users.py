@@ -184,3 +184,69 @@ def test_a_step_link_of_a_range_ending_at_now_lists_whom_the_chart_counted(clien
 
     assert response.status_code == 200
     assert [user["user_id"] for user in response.json()["users"]] == ["u1"]
+
+
+@pytest.fixture
+def plans(store_events):
+    """Step 1 without a plan (ana, bob: bob's as JSON null), with the text "(none)" (cy), with "pro" (dee);
+    ana, cy and dee view a scene after."""
+    rows = [
+        ("ana", "search_made", 0, {}),
+        ("ana", "scene_viewed", 5, {}),
+        ("bob", "search_made", 0, {"plan": None}),
+        ("cy", "search_made", 0, {"plan": "(none)"}),
+        ("cy", "scene_viewed", 5, {"plan": "(none)"}),
+        ("dee", "search_made", 0, {"plan": "pro"}),
+        ("dee", "scene_viewed", 5, {}),
+    ]
+    store_events(
+        [
+            {"event": event, "user_id": user, "timestamp": at(minutes), "properties": props}
+            for user, event, minutes, props in rows
+        ]
+    )
+
+
+def test_a_funnels_absent_group_and_the_text_none_lead_to_their_own_users(product, plans):
+    body = product.get("/api/v1/metrics/funnel", funnel(breakdown="prop:plan")).json()
+    assert [(g["name"], g["absent"], [s["count"] for s in g["steps"]]) for g in body["groups"]] == [
+        ("(none)", True, [2, 1, 0]),
+        ("(none)", False, [1, 1, 0]),
+        ("pro", False, [1, 1, 0]),
+    ]
+    assert listed(product.get(URL, funnel(step="1", breakdown="prop:plan", absent="true"))) == [
+        ("ana", 1),
+        ("bob", 1),
+    ]
+    assert listed(product.get(URL, funnel(step="1", breakdown="prop:plan", group="(none)"))) == [("cy", 1)]
+    assert listed(
+        product.get(URL, funnel(step="2", outcome="dropped", breakdown="prop:plan", absent="true"))
+    ) == [("bob", 1)]
+
+    page = product.get(
+        "/dashboards/",
+        {
+            "analysis": "funnel",
+            "steps": STEPS,
+            "window": "3600",
+            "breakdown": "prop:plan",
+            "range": "custom",
+            "start": day0().strftime("%Y-%m-%dT%H:%M"),
+            "end": (day0() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    ).content.decode()
+    # The table: everyone's three steps, then each group's; step 1's "reached it" of each group.
+    reached = [link.replace("&amp;", "&") for link in re.findall(r'<a href="([^"]+)">reached it</a>', page)]
+    assert len(reached) == 12
+    everyone, absent, text, pro = (product.get(reached[k]).content.decode() for k in (0, 3, 6, 9))
+    assert "<code>bob</code>" in everyone and "<code>cy</code>" in everyone and "<code>dee</code>" in everyone
+    assert "<code>ana</code>" in absent and "<code>bob</code>" in absent
+    assert "<code>cy</code>" not in absent and "<code>dee</code>" not in absent
+    assert "<code>cy</code>" in text and "<code>ana</code>" not in text and "<code>bob</code>" not in text
+    assert "<code>dee</code>" in pro and "<code>cy</code>" not in pro
+    assert "plan not set (none)" in absent and "plan = (none)" in text
+    # The chart: one trace per group, each bar leading to its own group's users.
+    figure = json.loads(re.findall(r'<script type="application/json">(.*?)</script>', page, flags=re.S)[0])
+    assert [t["name"] for t in figure["data"]] == ["(none)", "(none)", "pro"]
+    chart_links = [[point[-1] for point in trace["customdata"]] for trace in figure["data"]]
+    assert chart_links == [reached[3:6], reached[6:9], reached[9:12]]

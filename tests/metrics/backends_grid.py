@@ -263,6 +263,19 @@ def users_grid() -> list[dict]:
             {**base, "event": "search_made", "breakdown": "service", "value": "gateway", "limit": 200}
         )
         grid.append({**base, "event": "search_made", "breakdown": "prop:country", "value": "(none)"})
+        grid.append({**base, "event": "search_made", "breakdown": "prop:country", "absent": "true"})
+        grid.append({**base, "event": "search_made", "breakdown": "prop:mixed", "value": "(none)"})
+        grid.append({**base, "event": "search_made", "breakdown": "prop:mixed", "absent": "true"})
+        grid.append(
+            {
+                **base,
+                "event": "search_made",
+                "breakdown": "prop:mixed",
+                "rest": "true",
+                "exclude": ["1", "(none)"],
+                "exclude_absent": "true",
+            }
+        )
         grid.append({**base, "event": "search_made", "breakdown": "prop:mixed", "value": "1"})
         grid.append({**base, "event": "search_made", "breakdown": "prop:mixed", "value": "1.5"})
         grid.append({**base, "event": "search_made", "breakdown": "prop:mixed", "value": "true"})
@@ -283,6 +296,10 @@ def users_grid() -> list[dict]:
             grid.append(
                 {**base, "steps": steps, "step": 2, "breakdown": "prop:country", "group": "NL", "limit": 200}
             )
+            for group in ({"group": "(none)"}, {"absent": "true"}):
+                grid.append(
+                    {**base, "steps": steps, "step": 1, "breakdown": "prop:mixed", **group, "limit": 200}
+                )
     return grid
 
 
@@ -402,8 +419,7 @@ def brute_series(rows: list[dict], p: dict) -> dict:
         if not _filters_keep(e, p.get("filter", [])):
             continue
         if breakdown.startswith("prop:"):
-            group = property_text(e["properties"], breakdown[5:])
-            group = "(none)" if group is None else group
+            group = property_text(e["properties"], breakdown[5:])  # None: the absent group
         else:
             group = e[breakdown] if breakdown else "total"
         cell = cells.setdefault(group, {}).setdefault(_floor(e["timestamp"], interval), [0, 0.0, 0, set()])
@@ -432,9 +448,9 @@ def brute_series(rows: list[dict], p: dict) -> dict:
         return sum(len(c[3]) if index is None else c[index] for c in by_bucket)
 
     if not breakdown:
-        return {"total": values(cells.get("total", {}))}
-    ranked = sorted(cells, key=lambda g: (-rank(g), g))
-    out = {g: values(cells[g]) for g in ranked[:top]}
+        return {"=total": values(cells.get("total", {}))}
+    ranked = sorted(cells, key=lambda g: (-rank(g), g is None, g or ""))  # the absent group last on a tie
+    out = {("(absent)" if g is None else "=" + g): values(cells[g]) for g in ranked[:top]}
     if len(ranked) > top:
         rest: dict = {}
         for g in ranked[top:]:
@@ -451,7 +467,9 @@ def brute_series(rows: list[dict], p: dict) -> dict:
 def series_as_compared(answer: dict) -> dict:
     """An API series answer as brute_series returns it (current period only)."""
     return {
-        ("(rest)" if s["kind"] == "rest" else s["name"]): [point["v"] for point in s["points"]]
+        ("(rest)" if s["kind"] == "rest" else "(absent)" if s["absent"] else "=" + s["name"]): [
+            point["v"] for point in s["points"]
+        ]
         for s in answer["series"]
         if s["kind"] != "previous"
     }
@@ -492,11 +510,11 @@ def brute_funnel_paths(rows: list[dict], p: dict) -> dict:
                 if e["timestamp"] != t1:
                     continue
                 if breakdown.startswith("prop:"):
-                    text = property_text(e["properties"], breakdown[5:])
-                    values.append("(none)" if text is None else text)
+                    values.append(property_text(e["properties"], breakdown[5:]))
                 else:
                     values.append(e[breakdown])
-            value = min(values)
+            # The smallest value present; None (absent) only when none of them has the property.
+            value = min((v for v in values if v is not None), default=None)
         times = [t1]
         for name in steps[1:]:
             match = next(
@@ -542,9 +560,17 @@ def brute_funnel(rows: list[dict], p: dict) -> dict:
         groups: dict = {}
         for value, times in paths.values():
             groups.setdefault(value, []).append((value, times))
-        ranked = sorted(groups, key=lambda g: (-len(groups[g]), g))
+        ranked = sorted(groups, key=lambda g: (-len(groups[g]), g is None, g or ""))
         top = int(p.get("top", 10))
-        answer["groups"] = [{"name": g, "kind": "value", "steps": figures(groups[g])} for g in ranked[:top]]
+        answer["groups"] = [
+            {
+                "name": "(none)" if g is None else g,
+                "kind": "value",
+                "absent": g is None,
+                "steps": figures(groups[g]),
+            }
+            for g in ranked[:top]
+        ]
         answer["other_groups"] = max(len(ranked) - top, 0)
         if not answer["groups"] and not answer["other_groups"]:
             del answer["groups"], answer["other_groups"]
@@ -599,6 +625,7 @@ def brute_users(rows: list[dict], p: dict) -> list:
             u
             for u, (value, t) in paths.items()
             if ("group" not in p or value == p["group"])
+            and ("absent" not in p or value is None)
             and (t[step - 1] is not None if outcome == "converted" else t[step - 2] and t[step - 1] is None)
         }
         steps = [s.strip() for s in p["steps"].split(",")]
@@ -615,13 +642,16 @@ def brute_users(rows: list[dict], p: dict) -> list:
                 continue
             if breakdown:
                 if breakdown.startswith("prop:"):
-                    group = property_text(e["properties"], breakdown[5:])
-                    group = "(none)" if group is None else group
+                    group = property_text(e["properties"], breakdown[5:])  # None: the absent group
                 else:
                     group = e[breakdown]
                 if "value" in p and group != p["value"]:
                     continue
-                if p.get("rest") == "true" and group in p.get("exclude", []):
+                if "absent" in p and group is not None:
+                    continue
+                if p.get("rest") == "true" and (
+                    group in p.get("exclude", []) or (group is None and "exclude_absent" in p)
+                ):
                     continue
             selected.append(e)
     users: dict = {}

@@ -109,6 +109,72 @@ def test_exact_a_number_property_groups_and_filters_by_its_json_text(numbers, pr
     assert [(c["size"], c["values"]) for c in retention["cohorts"]] == [(1, [1])]
 
 
+@pytest.fixture
+def plans(make_key):
+    """Events of users without a plan (absent, or JSON null), with the text "(none)", and with "pro"."""
+    from apps.ingest.services import events_ingest
+    from apps.pipeline.services import aggregate_chunk
+
+    api_key, _ = make_key(service="log-shipper", forwarder=True)
+    rows = [
+        ("a1", {}),
+        ("a1", {"plan": None}),
+        ("a2", {}),
+        ("t1", {"plan": "(none)"}),
+        ("p1", {"plan": "pro"}),
+    ]
+    items = [
+        {
+            "event": event,
+            "service": "gateway",
+            "user_id": user,
+            "timestamp": T.replace(minute=2 * n + k).isoformat(),
+            "properties": props,
+        }
+        for n, (user, props) in enumerate(rows)
+        for k, event in enumerate(("search_made", "tile_downloaded"))
+    ]
+    stored = events_ingest(items=items, api_key=api_key, received_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert not stored.rejected
+    aggregate_chunk(event_ids=stored.stored_ids)
+
+
+def test_exact_events_without_the_property_and_the_text_none_are_two_groups(plans, product_client):
+    series = product_client.get(
+        "/api/v1/metrics/series",
+        {"event": "search_made", "breakdown": "prop:plan", "interval": "day", **RANGE},
+    ).json()["series"]
+    assert [(s["name"], s["absent"], s["points"][0]["v"]) for s in series] == [
+        ("(none)", True, 3),
+        ("(none)", False, 1),
+        ("pro", False, 1),
+    ]
+
+    def users(**params) -> list[str]:
+        answer = product_client.get(
+            "/api/v1/metrics/users", {"event": "search_made", "breakdown": "prop:plan", **params, **RANGE}
+        )
+        assert answer.status_code == 200, answer.content
+        return [u["user_id"] for u in answer.json()["users"]]
+
+    assert users(absent="true") == ["a1", "a2"]
+    assert users(value="(none)") == ["t1"]
+    assert users(rest="true", exclude="pro") == ["a1", "a2", "t1"]
+    assert users(rest="true", exclude="pro", exclude_absent="true") == ["t1"]
+
+    funnel = {"steps": "search_made,tile_downloaded", "breakdown": "prop:plan", **RANGE}
+    groups = product_client.get("/api/v1/metrics/funnel", funnel).json()["groups"]
+    assert [(g["name"], g["absent"], g["steps"][1]["count"]) for g in groups] == [
+        ("(none)", True, 2),
+        ("(none)", False, 1),
+        ("pro", False, 1),
+    ]
+    step_users = {"steps": funnel["steps"], "breakdown": "prop:plan", "step": 2, **RANGE}
+    absent = product_client.get("/api/v1/metrics/users", {**step_users, "absent": "true"}).json()["users"]
+    text = product_client.get("/api/v1/metrics/users", {**step_users, "group": "(none)"}).json()["users"]
+    assert [u["user_id"] for u in absent] == ["a1", "a2"] and [u["user_id"] for u in text] == ["t1"]
+
+
 def _sqlite_env(tmp_path) -> dict[str, str]:
     env = portal_env(DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}")
     for name in ("CELERY_BROKER_URL", "ELASTICSEARCH_URL", "CACHE_URL", "OBSERVATORY_URL"):

@@ -127,6 +127,33 @@ def test_exact_breakdown_by_a_property_and_filters(known_traffic):
     assert [s.count for s in pro_only.steps] == [2, 0, 0]  # u11's b says plan=free
 
 
+def test_exact_a_property_absent_and_the_text_none_are_two_groups(known_traffic):
+    """Nobody in the known traffic has a plan; u11 sends the text "(none)", u12 "pro", and u13 did step 1
+    twice at one moment, once without a plan and once with "pro": the smallest value present counts."""
+    store("u11", A, minutes(0), plan="(none)")
+    store("u11", B, minutes(1), plan="(none)")
+    store("u12", A, minutes(0), plan="pro")
+    store("u13", A, minutes(0))
+    store("u13", A, minutes(0), plan="pro")
+    q = query(breakdown="prop:plan")
+
+    funnel = funnel_for(q)
+
+    groups = [(g.name, g.absent, [s.count for s in g.steps]) for g in funnel.groups]
+    assert groups == [("(none)", True, [8, 5, 2]), ("pro", False, [2, 0, 0]), ("(none)", False, [1, 1, 0])]
+    assert [(g["name"], g["absent"]) for g in funnel.as_json()["groups"]] == [
+        ("(none)", True),
+        ("pro", False),
+        ("(none)", False),
+    ]
+    assert funnel_step_users(q, step=2, absent=True) == ["u1", "u10", "u2", "u4", "u9"]
+    assert funnel_step_users(q, step=2, group="(none)") == ["u11"]
+    assert funnel_step_users(q, step=1, group="pro") == ["u12", "u13"]
+    assert funnel_step_users(q, step=2, outcome="dropped", absent=True) == ["u3", "u5", "u7"]
+    with pytest.raises(ValueError):
+        funnel_step_users(q, step=2, group="pro", absent=True)
+
+
 def test_exact_funnel_of_nobody_and_a_repeated_step():
     assert [(s.count, s.conversion) for s in funnel_for(query()).steps] == [(0, None)] * 3
     store("r1", A, minutes(0))

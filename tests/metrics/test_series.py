@@ -535,3 +535,51 @@ def test_a_range_ending_before_it_starts_is_refused_even_inside_one_bucket(clien
 
     assert response.status_code == 400
     assert response.json() == {"detail": "the range must end after it starts"}
+
+
+def test_events_without_the_property_are_a_group_apart_from_the_text_none(client, make_person, make_key):
+    """A property that is absent is a field (`absent`), not a name: an event that sends the text "(none)" is
+    a value of its own, though both are labelled "(none)"."""
+    day = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    stored(
+        make_key,
+        [
+            {"event": "e", "user_id": "a1", "timestamp": day.isoformat(), "properties": {"n": 1}},
+            {"event": "e", "user_id": "a2", "timestamp": day.isoformat()},
+            {"event": "e", "user_id": "a2", "timestamp": day.isoformat(), "properties": {"plan": None}},
+            {"event": "e", "user_id": "t1", "timestamp": day.isoformat(), "properties": {"plan": "(none)"}},
+            {"event": "e", "user_id": "p1", "timestamp": day.isoformat(), "properties": {"plan": "pro"}},
+        ],
+    )
+    client.force_login(make_person("product"))
+    window = {"event": "e", "from": "2026-11-20T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
+
+    answer = client.get("/api/v1/metrics/series", {**window, "breakdown": "prop:plan", "compare": "true"})
+
+    assert answer.status_code == 200, answer.content
+    got = [
+        (s["name"], s["kind"], s["absent"], sum(p["v"] for p in s["points"])) for s in answer.json()["series"]
+    ]
+    assert got == [
+        ("(none)", "value", True, 3),
+        ("(none)", "value", False, 1),
+        ("pro", "value", False, 1),
+        ("(none)", "previous", True, 0),
+        ("(none)", "previous", False, 0),
+        ("pro", "previous", False, 0),
+    ]
+    top_one = client.get("/api/v1/metrics/series", {**window, "breakdown": "prop:plan", "top": "1"}).json()
+    assert [(s["kind"], s["absent"], sum(p["v"] for p in s["points"])) for s in top_one["series"]] == [
+        ("value", True, 3),
+        ("rest", False, 2),
+    ]
+    users = client.get(
+        "/api/v1/metrics/series", {**window, "breakdown": "prop:plan", "measure": "unique_users", "top": "1"}
+    ).json()
+    assert [(s["absent"], sum(p["v"] for p in s["points"])) for s in users["series"]] == [
+        (True, 2),
+        (False, 2),
+    ]
+    # A breakdown without a property to miss has no absent group; nor has a chart without a breakdown.
+    by_service = client.get("/api/v1/metrics/series", {**window, "breakdown": "service"}).json()
+    assert [s["absent"] for s in by_service["series"]] == [False]

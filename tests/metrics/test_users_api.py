@@ -136,7 +136,8 @@ def test_equal_counts_are_ordered_by_user_id_so_pages_never_overlap(product, mak
         ({"breakdown": "service", "value": "tiles"}, [("u1", 2), ("u3", 1)]),
         ({"breakdown": "service", "value": "gateway"}, [("u2", 2), ("u1", 1)]),
         ({"breakdown": "prop:plan", "value": "pro"}, [("u1", 2), ("u2", 1)]),
-        ({"breakdown": "prop:plan", "value": "(none)"}, [("u3", 1)]),  # events without the property
+        ({"breakdown": "prop:plan", "absent": "true"}, [("u3", 1)]),  # events without the property
+        ({"breakdown": "prop:plan", "value": "(none)"}, []),  # nobody sent the text "(none)"
         ({"breakdown": "prop:plan", "rest": "true", "exclude": "pro"}, [("u1", 1), ("u2", 1), ("u3", 1)]),
         ({"breakdown": "prop:plan", "rest": "true", "exclude": ["pro", "free"]}, [("u3", 1)]),
         ({"breakdown": "event", "value": "search_made"}, [("u1", 3), ("u2", 2), ("u3", 1)]),
@@ -299,8 +300,113 @@ def test_the_schema_documents_it(client, make_person):
         "value",
         "rest",
         "exclude",
+        "absent",
+        "exclude_absent",
         "filter",
         "limit",
         "offset",
     } <= names
     assert {"200", "400", "401", "403"} <= set(operation["responses"])
+
+
+# Two users who send the text "(none)" as their plan: a value, not the group of events without a plan; and
+# one more event without a plan.
+NONE_TEXT = [
+    {"event": "search_made", "user_id": "u6", "timestamp": at(7), "properties": {"plan": "(none)"}},
+    {"event": "search_made", "user_id": "u6", "timestamp": at(8), "properties": {"plan": "(none)"}},
+    {"event": "search_made", "user_id": "u7", "timestamp": at(9), "properties": {"plan": "(none)"}},
+    {"event": "search_made", "user_id": "u8", "timestamp": at(55), "properties": {"plan": None}},
+]
+
+
+@pytest.fixture
+def known_with_none_text(make_key):
+    store(make_key, KNOWN + NONE_TEXT)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"breakdown": "prop:plan", "absent": "true"}, [("u3", 1), ("u8", 1)]),  # without the property
+        ({"breakdown": "prop:plan", "value": "(none)"}, [("u6", 2), ("u7", 1)]),  # the text "(none)"
+        (
+            {"breakdown": "prop:plan", "rest": "true", "exclude": ["pro", "free"]},
+            [("u6", 2), ("u3", 1), ("u7", 1), ("u8", 1)],
+        ),
+        (
+            {"breakdown": "prop:plan", "rest": "true", "exclude": ["pro", "free"], "exclude_absent": "true"},
+            [("u6", 2), ("u7", 1)],
+        ),
+        (
+            {
+                "breakdown": "prop:plan",
+                "rest": "true",
+                "exclude": ["pro", "(none)"],
+                "exclude_absent": "true",
+            },
+            [("u1", 1), ("u2", 1)],
+        ),
+        (
+            {"breakdown": "prop:plan", "rest": "true", "exclude": ["pro", "(none)"]},
+            [("u1", 1), ("u2", 1), ("u3", 1), ("u8", 1)],
+        ),
+    ],
+)
+def test_the_absent_group_and_the_text_none_list_their_own_users(
+    product, known_with_none_text, params, expected
+):
+    assert users(product.get(URL, {**BUCKET, **params})) == expected
+
+
+@pytest.mark.parametrize("top_n", [5, 3, 2, 1])
+def test_each_points_link_lists_its_own_groups_users_when_the_property_is_absent_or_the_text_none(
+    product, known_with_none_text, top_n
+):
+    """Over 13:00-16:00, pro (4 events) and the absent group (u4 at 13h, u3 and u8 at 14h, u1 at 15h) tie
+    and pro ranks first (a value before the absent group), then the text "(none)" (3), then free (2); the
+    rest takes what the top leaves, absent or not."""
+    query = SeriesQuery(
+        events=("search_made",),
+        interval="hour",
+        start=H14 - timedelta(hours=1),
+        end=H14 + timedelta(hours=2),
+        breakdown="prop:plan",
+        top_n=top_n,
+    )
+    series = series_for(query)
+    links = point_links(query, series)
+
+    at_14 = {}
+    for s, urls in zip(series, links, strict=True):
+        label = "rest" if s.kind == "rest" else ("absent" if s.absent else s.name)
+        params = parse_qsl(urlsplit(urls[1]).query)
+        at_14[label] = users(product.get(URL, [*params, ("limit", "200")]))
+        # The users page lists what the chart counted: their counts (and pro's event without a user) add up.
+        assert sum(n for _, n in at_14[label]) + (label == "pro") == s.points[1][1], label
+    pro, absent = [("u1", 2), ("u2", 1)], [("u3", 1), ("u8", 1)]
+    text, free = [("u6", 2), ("u7", 1)], [("u1", 1), ("u2", 1)]
+    expected = {
+        5: {"pro": pro, "absent": absent, "(none)": text, "free": free},
+        3: {"pro": pro, "absent": absent, "(none)": text, "rest": free},
+        2: {"pro": pro, "absent": absent, "rest": [("u6", 2), ("u1", 1), ("u2", 1), ("u7", 1)]},
+        1: {"pro": pro, "rest": [("u6", 2), ("u1", 1), ("u2", 1), ("u3", 1), ("u7", 1), ("u8", 1)]},
+    }
+    assert at_14 == expected[top_n]
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({**BUCKET, "absent": "true"}, "absent"),  # no breakdown
+        ({**BUCKET, "breakdown": "service", "absent": "true"}, "absent"),  # a service is never absent
+        ({**BUCKET, "breakdown": "prop:plan", "absent": "true", "value": "pro"}, "absent"),
+        ({**BUCKET, "breakdown": "prop:plan", "absent": "true", "rest": "true"}, "absent"),
+        ({**BUCKET, "breakdown": "prop:plan", "absent": "maybe"}, "absent"),
+        ({**BUCKET, "breakdown": "prop:plan", "exclude_absent": "true"}, "exclude_absent"),
+    ],
+)
+def test_the_absent_group_is_asked_for_in_a_way_that_makes_sense(product, params, name):
+    response = product.get(URL, params)
+
+    assert response.status_code == 400
+    assert list(response.json()) == [name], response.json()
