@@ -23,6 +23,7 @@ from apps.accounts.services import audit_record
 from apps.common.errors import BackendUnavailable
 from apps.common.params import query_int
 from apps.metrics.api import MAX_OFFSET, people_from_params
+from apps.metrics.groups import NONE_LABEL
 from apps.metrics.people import (
     FunnelStepPoint,
     PointQuery,
@@ -32,7 +33,7 @@ from apps.metrics.people import (
     users_count,
 )
 from apps.traces import selectors as trace_selectors
-from apps.traces.search.base import RequestSummary
+from apps.traces.search.base import RequestSummary, UserRequests
 
 logger = logging.getLogger(__name__)
 PER_PAGE = 25
@@ -57,6 +58,10 @@ def point_description(point: PointQuery | FunnelStepPoint) -> str:
         parts = [point.value]  # one of the chart's events
     elif point.value is not None:
         parts.append(f"{group} = {point.value}")
+    elif point.absent:
+        parts.append(absent_text(group))
+    elif point.rest and point.exclude_absent:
+        parts.append(f"{group} set" + (" and not " + ", ".join(point.exclude) if point.exclude else ""))
     elif point.rest:
         parts.append(f"{group} not " + (", ".join(point.exclude) if point.exclude else "in the top values"))
     parts += [f"{name} = {value}" for name, value in point.filters]
@@ -70,13 +75,21 @@ def funnel_step_description(point: FunnelStepPoint) -> str:
     step = query.steps[point.step - 1]
     outcome = "reached it" if point.outcome == "converted" else "dropped off before it"
     parts = [f"Funnel {' → '.join(query.steps)}: step {point.step} ({step}), {outcome}"]
+    by = query.breakdown[5:] if query.breakdown.startswith("prop:") else query.breakdown
     if point.group is not None:
-        by = query.breakdown[5:] if query.breakdown.startswith("prop:") else query.breakdown
         parts.append(f"{by} = {point.group}")
+    elif point.absent:
+        parts.append(absent_text(by))
     parts += [f"{name} = {value}" for name, value in query.where.properties]
     parts.append(time_range_text(query.start, query.end))
     parts.append(f"events counted: {point.event}")
     return ", ".join(parts)
+
+
+def absent_text(prop: str) -> str:
+    """Return how the group of events without a property reads: "plan not set (none)" ("(none)" being its
+    label on the chart)."""
+    return f"{prop} not set {NONE_LABEL}"
 
 
 def time_range_text(start: datetime, end: datetime) -> str:
@@ -104,7 +117,7 @@ def point_users(request: HttpRequest) -> HttpResponse:
     page = users_behind(events=events, limit=PER_PAGE, offset=offset, among=among)
     start, end = (point.query.start, point.query.end) if among is not None else (point.start, point.end)
     show_trails = has_role(request.user, SUPPORT)
-    rows, trails_unavailable = [], False
+    trails_unavailable = False
     if show_trails and page.users:
         audit_record(
             request=request,
@@ -112,18 +125,27 @@ def point_users(request: HttpRequest) -> HttpResponse:
             target=f"users behind a chart point: {_without_offset(request)}"[:300],
             via="page",
         )
-    for user in page.users:
-        requests, more = [], False
-        if show_trails and not trails_unavailable:
-            try:
-                found = trace_selectors.user_requests(
-                    user_id=user.user_id, start=start, end=end, per_page=REQUESTS_PER_USER
-                )
-                requests, more = found.requests, found.has_next
-            except BackendUnavailable:
-                logger.warning("trace search unavailable: the users page shows no requests", exc_info=True)
-                trails_unavailable = True
-        rows.append(UserRow(user=user, requests=requests, more_requests=more))
+    trails: dict[str, UserRequests] = {}
+    if show_trails and page.users:
+        try:  # every listed user's requests at once, not a search per user
+            trails = trace_selectors.requests_of_users(
+                user_ids=[user.user_id for user in page.users],
+                start=start,
+                end=end,
+                per_user=REQUESTS_PER_USER,
+            )
+        except BackendUnavailable:
+            logger.warning("trace search unavailable: the users page shows no requests", exc_info=True)
+            trails_unavailable = True
+    nothing = UserRequests([], has_more=False)
+    rows = [
+        UserRow(
+            user=user,
+            requests=trails.get(user.user_id, nothing).requests,
+            more_requests=trails.get(user.user_id, nothing).has_more,
+        )
+        for user in page.users
+    ]
     context = {
         "point": point,
         "description": point_description(point),

@@ -267,17 +267,12 @@ CASES = {
 }
 
 # N+1s in apps another person is editing: reported, not fixed here.
-KNOWN = {
-    "users page (support: trails)": "N+1 in apps/dashboards/users_page.py:point_users (one trace search per "
-    "listed user: trace_selectors.user_requests, 5 queries each on the database backend), reported",
-}
 
 
 def _params() -> list:
     params = []
     for name, case in CASES.items():
-        marks = [pytest.mark.xfail(strict=True, reason=KNOWN[name])] if name in KNOWN else []
-        params.append(pytest.param(case, id=name, marks=marks))
+        params.append(pytest.param(case, id=name))
     return params
 
 

@@ -162,7 +162,7 @@ def test_the_page_pages_through_many_users(client, make_person, aggregate_events
     assert "less active" not in second and "more active" in second
 
 
-def test_support_pages_ask_the_trace_backend_once_per_listed_user_at_most(
+def test_support_pages_ask_the_trace_backend_once_for_all_listed_users(
     client, make_person, aggregate_events, monkeypatch
 ):
     aggregate_events(
@@ -180,13 +180,16 @@ def test_support_pages_ask_the_trace_backend_once_per_listed_user_at_most(
     from apps.traces import selectors
 
     asked = []
-    real = selectors.user_requests
-    monkeypatch.setattr(selectors, "user_requests", lambda **kw: asked.append(kw["user_id"]) or real(**kw))
+    real = selectors.requests_of_users
+    monkeypatch.setattr(
+        selectors, "requests_of_users", lambda **kw: asked.append(kw["user_ids"]) or real(**kw)
+    )
 
     response = signed_in(client, make_person, "admin").get("/dashboards/users/", POINT)
 
     assert response.status_code == 200
-    assert len(asked) == PER_PAGE
+    assert [len(users) for users in asked] == [PER_PAGE]
+    assert "r0" in response.content.decode()  # the requests still show, under their users
 
 
 @pytest.mark.parametrize(
@@ -237,6 +240,66 @@ def test_each_point_of_an_explorer_chart_links_to_its_users(client, make_person,
     # The link lists the point's users.
     listed = page.get(traces[1]["customdata"][2]).content.decode()
     assert user_rows(listed) == [("cyd", "1")]
+
+
+@pytest.fixture
+def plans(aggregate_events):
+    """In the 14:00 hour: ana and bob without a plan (one as JSON null), cyd sends the text "(none)" twice,
+    dee the hostile plan "<b>x</b>"."""
+    rows = [
+        ("ana", {}),
+        ("ana", {"plan": None}),
+        ("bob", {}),
+        ("cyd", {"plan": "(none)"}),
+        ("cyd", {"plan": "(none)"}),
+        ("dee", {"plan": "<b>x</b>"}),
+    ]
+    return aggregate_events(
+        [
+            {"event": "search_made", "user_id": user, "timestamp": at(5 + n), "properties": props}
+            for n, (user, props) in enumerate(rows)
+        ]
+    )
+
+
+def test_the_absent_group_and_the_text_none_are_two_traces_each_listing_its_own_users(
+    client, make_person, plans, aggregate_events
+):
+    page = signed_in(client, make_person, "product")
+    explorer = {
+        "event": "search_made",
+        "range": "custom",
+        "start": "2026-11-03T12:00",
+        "end": "2026-11-03T16:00",
+        "interval": "hour",
+        "breakdown": "prop:plan",
+    }
+    response = page.get("/dashboards/", explorer)
+
+    assert response.status_code == 200
+    traces = figure_of(response.content.decode())["data"]
+    # Both are labelled "(none)" for people; the links tell them apart. Names from services stay escaped.
+    assert [t["name"] for t in traces] == ["(none)", "(none)", "&lt;b&gt;x&lt;/b&gt;"]
+    absent, text, hostile = (page.get(t["customdata"][2]).content.decode() for t in traces)
+    assert user_rows(absent) == [("ana", "2"), ("bob", "1")]
+    assert user_rows(text) == [("cyd", "2")]
+    assert user_rows(hostile) == [("dee", "1")]
+    assert "search_made, plan not set (none), 2026-11-03 14:00–15:00 UTC" in absent
+    assert "search_made, plan = (none), 2026-11-03 14:00–15:00 UTC" in text
+
+    # With four events each of free and pro, the top 3 end with the absent group; the rest holds the text
+    # "(none)" and the hostile plan, and not the absent group's users.
+    aggregate_events(
+        [
+            {"event": "search_made", "user_id": user, "timestamp": at(20 + n), "properties": {"plan": plan}}
+            for user, plan in (("eve", "free"), ("fay", "pro"))
+            for n in range(4)
+        ]
+    )
+    traces = figure_of(page.get("/dashboards/", {**explorer, "top": "3"}).content.decode())["data"]
+    assert [t["name"] for t in traces] == ["free", "pro", "(none)", "other"]
+    assert user_rows(page.get(traces[2]["customdata"][2]).content.decode()) == [("ana", "2"), ("bob", "1")]
+    assert user_rows(page.get(traces[3]["customdata"][2]).content.decode()) == [("cyd", "2"), ("dee", "1")]
 
 
 @pytest.mark.parametrize(
@@ -338,3 +401,17 @@ def test_the_database_work_of_a_page_does_not_grow_with_its_users(client, make_p
         return len(queries)
 
     assert queries_with(2) == queries_with(PER_PAGE + 10)
+
+
+def test_the_page_says_when_a_point_is_of_events_without_the_property():
+    day = {"events": ("a",), "start": H14, "end": H14 + timedelta(hours=1), "breakdown": "prop:plan"}
+
+    assert (
+        point_description(PointQuery(**day, absent=True))
+        == "a, plan not set (none), 2026-11-03 14:00–15:00 UTC"
+    )
+    assert (
+        point_description(PointQuery(**day, value="(none)")) == "a, plan = (none), 2026-11-03 14:00–15:00 UTC"
+    )
+    rest = PointQuery(**day, rest=True, exclude=("pro",), exclude_absent=True)
+    assert point_description(rest) == "a, plan set and not pro, 2026-11-03 14:00–15:00 UTC"

@@ -362,3 +362,26 @@ def test_surrounding_logs_of_a_window_nothing_can_be_stored_in_are_empty(trace_b
     )
 
     assert events == []
+
+
+def test_the_requests_of_several_users_are_each_users_first_page(trace_backend, store_events):
+    events = []
+    for i in range(4):
+        events += request_events(f"a-{i}", i * 10, user="u-a")
+    events += request_events("b-0", 5, user="u-b") + request_events("shared", 50, user="u-a")
+    events += request_events("shared", 51, user="u-b") + request_events("late", 7200, user="u-b")
+    store_events(events)
+    backend = get_trace_backend()
+    users = ["u-a", "u-b", "u-nobody", "bad\x00id"]
+    end = T0 + timedelta(hours=1)
+
+    found = backend.requests_of_users(users, start=T0, end=end, per_user=3)
+
+    assert set(found) == set(users)
+    for user in users:
+        page = backend.search_requests(TraceQuery(user_id=user, start=T0, end=end), page=1, per_page=3)
+        assert found[user].requests == page.requests, user
+        assert found[user].has_more == page.has_next, user
+    assert [r.correlation_id for r in found["u-a"].requests] == ["shared", "a-3", "a-2"]
+    assert found["u-a"].has_more and not found["u-b"].has_more
+    assert [r.correlation_id for r in found["u-b"].requests] == ["shared", "b-0"]

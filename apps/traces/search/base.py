@@ -1,7 +1,7 @@
 """The trace search interface shared by the database and Elasticsearch backends."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -142,6 +142,27 @@ class RequestPage:
         return self.page < self.pages
 
 
+@dataclass
+class UserRequests:
+    """One user's newest requests, and whether the user has more in the range."""
+
+    requests: list[RequestSummary]
+    has_more: bool
+
+
+def users_requests(
+    found: dict[str, list[str]], *, per_user: int, summarise: Callable[[list[str]], list[RequestSummary]]
+) -> dict[str, UserRequests]:
+    """Return each user's first `per_user` correlation IDs as summaries (one `summarise` call for all);
+    a user with more IDs than that has more."""
+    shown = sorted({cid for cids in found.values() for cid in cids[:per_user]})
+    summaries = {summary.correlation_id: summary for summary in summarise(shown)}
+    return {
+        user_id: UserRequests([summaries[cid] for cid in cids[:per_user]], has_more=len(cids) > per_user)
+        for user_id, cids in found.items()
+    }
+
+
 def unmatchable(*values: str) -> bool:
     """Return whether any searched value can match nothing stored (a NUL or an unpaired surrogate, which
     ingestion refuses), so a backend answers "nothing" instead of passing it to a database that errors."""
@@ -190,6 +211,13 @@ class TraceBackend(ABC):
     @abstractmethod
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         """Return the requests with an event matching the query, newest first, one page of them."""
+
+    @abstractmethod
+    def requests_of_users(
+        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, per_user: int
+    ) -> dict[str, UserRequests]:
+        """Return each user's newest `per_user` requests in [start, end), as `search_requests` of the user
+        would, for a list of users in a fixed number of queries (not one search per user)."""
 
     @abstractmethod
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:

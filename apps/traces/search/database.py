@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, F, Max, Min, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from apps.common.errors import BackendUnavailable
 from apps.common.redact import redact_text
@@ -21,7 +22,9 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
+    UserRequests,
     unmatchable,
+    users_requests,
     worst_level,
 )
 
@@ -96,6 +99,33 @@ class DatabaseTraceBackend(TraceBackend):
         offset = (page - 1) * per_page
         cids = [row["correlation_id"] for row in groups[offset : offset + per_page]]
         return RequestPage(_summaries(cids), total=total, page=page, per_page=per_page)
+
+    def requests_of_users(
+        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, per_user: int
+    ) -> dict[str, UserRequests]:
+        wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id and not unmatchable(user_id)]
+        found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
+        if wanted:
+            # Each user's requests newest first, numbered per user; one more than shown says "more".
+            groups = (
+                _filtered(TraceQuery(start=start, end=end))
+                .filter(user_id__in=wanted)
+                .exclude(correlation_id="")
+                .values("user_id", "correlation_id")
+                .annotate(newest=Max("timestamp"))
+                .annotate(
+                    rank=Window(
+                        RowNumber(),
+                        partition_by=[F("user_id")],
+                        order_by=[F("newest").desc(), "correlation_id"],
+                    )
+                )
+                .filter(rank__lte=per_user + 1)
+                .order_by("user_id", "rank")
+            )
+            for row in groups:
+                found[row["user_id"]].append(row["correlation_id"])
+        return users_requests(found, per_user=per_user, summarise=_summaries)
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         if unmatchable(service):

@@ -27,6 +27,7 @@ from elasticsearch_dsl import (
     Keyword,
     Long,
     MetaField,
+    MultiSearch,
     Q,
     Search,
     Text,
@@ -45,11 +46,17 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
+    UserRequests,
     unmatchable,
+    users_requests,
     worst_level,
 )
 
 logger = logging.getLogger(__name__)
+
+# Every search: a missing daily index is no error, and a shard that cannot answer fails the search rather
+# than leaving holes in a trail.
+SEARCH_PARAMS = {"ignore_unavailable": True, "allow_no_indices": True, "allow_partial_search_results": False}
 
 
 def _unavailable(exc: Exception) -> BackendUnavailable:
@@ -381,15 +388,7 @@ class ElasticsearchTraceBackend(TraceBackend):
             return RequestPage([], total=0, page=page, per_page=per_page)
         # One query finds the page of requests (collapsed on the correlation ID, newest first) and counts
         # them; a second summarises those requests whole, not only their matching events.
-        search = _filtered(self._search(), query).filter("exists", field="correlation_id")
-        # Ties on the newest time go by correlation ID, as on the database: pages neither skip nor repeat one.
-        search = search.sort({"timestamp": "desc"}, {"correlation_id": "asc"}).extra(
-            collapse={"field": "correlation_id"},
-            from_=(page - 1) * per_page,
-            size=per_page,
-            track_total_hits=False,
-            _source=["correlation_id"],
-        )
+        search = self._requests_newest_first(query).extra(from_=(page - 1) * per_page, size=per_page)
         search.aggs.metric("requests", "cardinality", field="correlation_id", precision_threshold=40000)
         response = self._execute(search)
         # Read the raw _source: the DSL merges the collapse `fields` (lists) over it.
@@ -399,6 +398,30 @@ class ElasticsearchTraceBackend(TraceBackend):
         counted = getattr(response.aggregations, "requests", None)
         total = int(counted.value) if counted is not None else 0
         return RequestPage(self._summaries(cids), total=total, page=page, per_page=per_page)
+
+    def requests_of_users(
+        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, per_user: int
+    ) -> dict[str, UserRequests]:
+        wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id and not unmatchable(user_id)]
+        found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
+        if wanted:
+            # Each user's search as search_requests sends it (one more than shown says "more"), all in one
+            # _msearch; then one summary query for every request found.
+            searches = MultiSearch(using=es_client(), index=alias_name())
+            for user_id in wanted:
+                query = TraceQuery(user_id=user_id, start=start, end=end)
+                searches = searches.add(
+                    self._requests_newest_first(query).extra(size=per_user + 1).params(**SEARCH_PARAMS)
+                )
+            try:
+                responses = searches.execute()
+            except (TransportError, es_exceptions.ApiError) as exc:
+                raise _unavailable(exc) from exc
+            for user_id, response in zip(wanted, responses, strict=True):
+                found[user_id] = [
+                    hit["_source"]["correlation_id"] for hit in response.to_dict()["hits"]["hits"]
+                ]
+        return users_requests(found, per_user=per_user, summarise=self._summaries)
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         if unmatchable(service):
@@ -513,11 +536,17 @@ class ElasticsearchTraceBackend(TraceBackend):
     def _search(self) -> Search:
         return Search(using=es_client(), index=alias_name())
 
+    def _requests_newest_first(self, query: TraceQuery) -> Search:
+        """The requests with an event matching `query`, one hit each (collapsed on the correlation ID)."""
+        search = _filtered(self._search(), query).filter("exists", field="correlation_id")
+        # Ties on the newest time go by correlation ID, as on the database: pages neither skip nor repeat one.
+        return search.sort({"timestamp": "desc"}, {"correlation_id": "asc"}).extra(
+            collapse={"field": "correlation_id"}, track_total_hits=False, _source=["correlation_id"]
+        )
+
     def _execute(self, search: Search):
         try:
-            return search.params(
-                ignore_unavailable=True, allow_no_indices=True, allow_partial_search_results=False
-            ).execute()
+            return search.params(**SEARCH_PARAMS).execute()
         except (TransportError, es_exceptions.ApiError) as exc:
             raise _unavailable(exc) from exc
 
