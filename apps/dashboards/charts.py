@@ -62,7 +62,7 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
 
 def charts_annotate(charts: list[RenderedChart]) -> None:
     """Draw the annotations on each chart of a page that covers their time: one query for all charts while
-    they hold at most a chart's worth of them (see annotations_of_ranges)."""
+    they hold at most a chart's worth of them, else two (see annotations_of_ranges)."""
     found = annotations_of_ranges((chart.spec.query.start, chart.spec.query.end) for chart in charts)
     for chart in charts:
         start, end = chart.spec.query.start, chart.spec.query.end
