@@ -20,15 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 HEADER = "X-Correlation-ID"
 start_example = three.start_example  # the fixture: example processes, stopped afterwards
-
-
-def healthy(url: str, processes) -> bool:
-    for process in processes:
-        process.check_alive()
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+healthy = three.healthy
 
 
 def test_a_user_the_portal_cannot_store_is_refused_at_each_entry_and_the_refusal_is_in_the_trail(

@@ -111,6 +111,16 @@ def sign_in(portal_url: str, username: str) -> requests.Session:
     return session
 
 
+def healthy(url: str, processes) -> bool:
+    """Whether the example at `url` answers its health check (failing at once if one of `processes` died)."""
+    for process in processes:
+        process.check_alive()
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def expected_trail() -> set[tuple[str, str, str]]:
     return {
         ("gateway", "metric", "tile_requested"),
@@ -184,17 +194,10 @@ def test_one_request_through_gateway_download_and_worker_is_one_trail(
     )
     start_worker()  # the portal's own: aggregates and indexes what the examples send
     processes = [gateway, download, worker]
-
-    def answers(url: str) -> bool:
-        for process in processes:
-            process.check_alive()
-        try:
-            return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
     wait_for(
-        lambda: answers(gateway_url) and answers(download_url), timeout=30, message="the example services"
+        lambda: healthy(gateway_url, processes) and healthy(download_url, processes),
+        timeout=30,
+        message="the example services",
     )
     wait_for(lambda: "ready." in worker.log_text() or worker.check_alive(), timeout=30, message="the worker")
 

@@ -9,24 +9,14 @@ from django.db.models import F
 
 from apps.metrics.models import RollupNumeric, RollupSketch
 from apps.pipeline.services import process_chunk
-from apps.traces.search import _backend_for
 from apps.traces.search.elasticsearch import alias_name, es_client
 from soak.reconcile import Reconciliation, reconcile
 from soak.report import Report
 from soak.traffic import LedgerSnapshot
-from tests.conftest import TRACE_BACKENDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2026, 11, 20, 9, 15, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def on_elasticsearch(settings, clean_search_index):
-    settings.TRACE_BACKEND = TRACE_BACKENDS["elasticsearch"]
-    _backend_for.cache_clear()
-    yield
-    _backend_for.cache_clear()
 
 
 def events(n: int, *, hours: int = 1) -> list[dict]:
@@ -69,7 +59,7 @@ def report_of(figures: Reconciliation) -> Report:
     )
 
 
-def test_an_event_stored_twice_under_a_second_event_id_is_reported(on_elasticsearch, store_events):
+def test_an_event_stored_twice_under_a_second_event_id_is_reported(search_on_elasticsearch, store_events):
     # A portal that stores a re-sent event again under an event_id of its own making: one more raw row, one
     # more count in the rollups, one more document. The stores agree with each other; not with the clients.
     sent = events(10)
@@ -83,7 +73,7 @@ def test_an_event_stored_twice_under_a_second_event_id_is_reported(on_elasticsea
     assert not report_of(figures).goal_met
 
 
-def test_sent_events_never_acknowledged_miss_the_goal(on_elasticsearch, store_events):
+def test_sent_events_never_acknowledged_miss_the_goal(search_on_elasticsearch, store_events):
     # Half the traffic never acknowledged (refused, given up, or still pending when the flush timed out):
     # nothing was lost that the portal promised to keep, but the soak did not show that it keeps it.
     sent = events(10)
@@ -97,7 +87,7 @@ def test_sent_events_never_acknowledged_miss_the_goal(on_elasticsearch, store_ev
     assert not report_of(figures).goal_met
 
 
-def test_stores_that_agree_meet_the_goal(on_elasticsearch, store_events):
+def test_stores_that_agree_meet_the_goal(search_on_elasticsearch, store_events):
     sent = events(10)
     process_chunk(event_ids=store_events(sent))
 
@@ -107,7 +97,7 @@ def test_stores_that_agree_meet_the_goal(on_elasticsearch, store_events):
     assert report_of(figures).goal_met
 
 
-def test_a_number_counted_in_the_wrong_hour_is_a_mismatch(on_elasticsearch, store_events):
+def test_a_number_counted_in_the_wrong_hour_is_a_mismatch(search_on_elasticsearch, store_events):
     # One event's duration_ms summed into the next hour's bucket: every group's total still agrees.
     sent = events(4, hours=2)
     process_chunk(event_ids=store_events(sent))
@@ -124,7 +114,7 @@ def test_a_number_counted_in_the_wrong_hour_is_a_mismatch(on_elasticsearch, stor
     assert not report_of(figures).goal_met
 
 
-def test_users_missing_from_an_hour_are_a_mismatch(on_elasticsearch, store_events):
+def test_users_missing_from_an_hour_are_a_mismatch(search_on_elasticsearch, store_events):
     # The sketches were never reconciled: a pipeline that left an hour's users out passed the soak.
     sent = [{**e, "user_id": f"user-{i % 3}"} for i, e in enumerate(events(6, hours=2))]
     process_chunk(event_ids=store_events(sent))

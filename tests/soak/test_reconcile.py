@@ -12,24 +12,13 @@ from apps.ingest.models import AggregationBacklog, RawEvent
 from apps.ingest.services import backlog_add
 from apps.metrics.models import RollupCount
 from apps.pipeline.services import aggregate_chunk, process_chunk
-from apps.traces.search import _backend_for
 from apps.traces.search.elasticsearch import alias_name, document_id, es_client
 from soak.reconcile import claim_ledger_install, claim_ledger_remove, reconcile
 from soak.traffic import LedgerSnapshot
-from tests.conftest import TRACE_BACKENDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2026, 11, 20, 9, 15, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def search_on_elasticsearch(settings, clean_search_index):
-    """The soak reconciles against Elasticsearch: index there whatever the session's default is."""
-    settings.TRACE_BACKEND = TRACE_BACKENDS["elasticsearch"]
-    _backend_for.cache_clear()
-    yield
-    _backend_for.cache_clear()
 
 
 def ten_events() -> list[dict]:

@@ -1,7 +1,7 @@
 """The trace search interface shared by the database and Elasticsearch backends."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -150,19 +150,6 @@ class UserRequests:
     has_more: bool
 
 
-def users_requests(
-    found: dict[str, list[str]], *, per_user: int, summarise: Callable[[list[str]], list[RequestSummary]]
-) -> dict[str, UserRequests]:
-    """Return each user's first `per_user` correlation IDs as summaries (one `summarise` call for all);
-    a user with more IDs than that has more."""
-    shown = sorted({cid for cids in found.values() for cid in cids[:per_user]})
-    summaries = {summary.correlation_id: summary for summary in summarise(shown)}
-    return {
-        user_id: UserRequests([summaries[cid] for cid in cids[:per_user]], has_more=len(cids) > per_user)
-        for user_id, cids in found.items()
-    }
-
-
 def unmatchable(*values: str) -> bool:
     """Return whether any searched value can match nothing stored (a NUL or an unpaired surrogate, which
     ingestion refuses), so a backend answers "nothing" instead of passing it to a database that errors."""
@@ -212,12 +199,38 @@ class TraceBackend(ABC):
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         """Return the requests with an event matching the query, newest first, one page of them."""
 
-    @abstractmethod
     def requests_of_users(
         self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, per_user: int
     ) -> dict[str, UserRequests]:
         """Return each user's newest `per_user` requests in [start, end), as `search_requests` of the user
         would, for a list of users in a fixed number of queries (not one search per user)."""
+        wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id and not unmatchable(user_id)]
+        # One more than shown says whether a user has more.
+        found = (
+            self.newest_requests_of_users(wanted, start=start, end=end, limit=per_user + 1) if wanted else {}
+        )
+        shown = {user_id: found.get(user_id, [])[:per_user] for user_id in user_ids}
+        summaries = {
+            summary.correlation_id: summary
+            for summary in self.summarise_requests(sorted({cid for cids in shown.values() for cid in cids}))
+        }
+        return {
+            user_id: UserRequests(
+                [summaries[cid] for cid in cids], has_more=len(found.get(user_id, [])) > per_user
+            )
+            for user_id, cids in shown.items()
+        }
+
+    @abstractmethod
+    def newest_requests_of_users(
+        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, limit: int
+    ) -> dict[str, list[str]]:
+        """Return the correlation IDs of each user's newest `limit` requests in [start, end), newest first
+        (ties by correlation ID, as `search_requests` orders them)."""
+
+    @abstractmethod
+    def summarise_requests(self, correlation_ids: list[str]) -> list[RequestSummary]:
+        """Summarise whole requests: every event of each ID, not only those a search matched."""
 
     @abstractmethod
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:

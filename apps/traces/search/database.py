@@ -22,9 +22,7 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
-    UserRequests,
     unmatchable,
-    users_requests,
     worst_level,
 )
 
@@ -100,32 +98,31 @@ class DatabaseTraceBackend(TraceBackend):
         cids = [row["correlation_id"] for row in groups[offset : offset + per_page]]
         return RequestPage(_summaries(cids), total=total, page=page, per_page=per_page)
 
-    def requests_of_users(
-        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, per_user: int
-    ) -> dict[str, UserRequests]:
-        wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id and not unmatchable(user_id)]
-        found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
-        if wanted:
-            # Each user's requests newest first, numbered per user; one more than shown says "more".
-            groups = (
-                _filtered(TraceQuery(start=start, end=end))
-                .filter(user_id__in=wanted)
-                .exclude(correlation_id="")
-                .values("user_id", "correlation_id")
-                .annotate(newest=Max("timestamp"))
-                .annotate(
-                    rank=Window(
-                        RowNumber(),
-                        partition_by=[F("user_id")],
-                        order_by=[F("newest").desc(), "correlation_id"],
-                    )
+    def newest_requests_of_users(
+        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, limit: int
+    ) -> dict[str, list[str]]:
+        # Each user's requests newest first, numbered per user.
+        groups = (
+            _filtered(TraceQuery(start=start, end=end))
+            .filter(user_id__in=user_ids)
+            .exclude(correlation_id="")
+            .values("user_id", "correlation_id")
+            .annotate(newest=Max("timestamp"))
+            .annotate(
+                rank=Window(
+                    RowNumber(), partition_by=[F("user_id")], order_by=[F("newest").desc(), "correlation_id"]
                 )
-                .filter(rank__lte=per_user + 1)
-                .order_by("user_id", "rank")
             )
-            for row in groups:
-                found[row["user_id"]].append(row["correlation_id"])
-        return users_requests(found, per_user=per_user, summarise=_summaries)
+            .filter(rank__lte=limit)
+            .order_by("user_id", "rank")
+        )
+        found: dict[str, list[str]] = defaultdict(list)
+        for row in groups:
+            found[row["user_id"]].append(row["correlation_id"])
+        return found
+
+    def summarise_requests(self, correlation_ids: list[str]) -> list[RequestSummary]:
+        return _summaries(correlation_ids)
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         if unmatchable(service):

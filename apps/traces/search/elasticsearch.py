@@ -46,9 +46,7 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
-    UserRequests,
     unmatchable,
-    users_requests,
     worst_level,
 )
 
@@ -397,31 +395,26 @@ class ElasticsearchTraceBackend(TraceBackend):
         # and the response has no aggregations at all.
         counted = getattr(response.aggregations, "requests", None)
         total = int(counted.value) if counted is not None else 0
-        return RequestPage(self._summaries(cids), total=total, page=page, per_page=per_page)
+        return RequestPage(self.summarise_requests(cids), total=total, page=page, per_page=per_page)
 
-    def requests_of_users(
-        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, per_user: int
-    ) -> dict[str, UserRequests]:
-        wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id and not unmatchable(user_id)]
-        found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
-        if wanted:
-            # Each user's search as search_requests sends it (one more than shown says "more"), all in one
-            # _msearch; then one summary query for every request found.
-            searches = MultiSearch(using=es_client(), index=alias_name())
-            for user_id in wanted:
-                query = TraceQuery(user_id=user_id, start=start, end=end)
-                searches = searches.add(
-                    self._requests_newest_first(query).extra(size=per_user + 1).params(**SEARCH_PARAMS)
-                )
-            try:
-                responses = searches.execute()
-            except (TransportError, es_exceptions.ApiError) as exc:
-                raise _unavailable(exc) from exc
-            for user_id, response in zip(wanted, responses, strict=True):
-                found[user_id] = [
-                    hit["_source"]["correlation_id"] for hit in response.to_dict()["hits"]["hits"]
-                ]
-        return users_requests(found, per_user=per_user, summarise=self._summaries)
+    def newest_requests_of_users(
+        self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, limit: int
+    ) -> dict[str, list[str]]:
+        # Each user's search as search_requests sends it, all in one _msearch.
+        searches = MultiSearch(using=es_client(), index=alias_name())
+        for user_id in user_ids:
+            query = TraceQuery(user_id=user_id, start=start, end=end)
+            searches = searches.add(
+                self._requests_newest_first(query).extra(size=limit).params(**SEARCH_PARAMS)
+            )
+        try:
+            responses = searches.execute()
+        except (TransportError, es_exceptions.ApiError) as exc:
+            raise _unavailable(exc) from exc
+        return {
+            user_id: [hit["_source"]["correlation_id"] for hit in response.to_dict()["hits"]["hits"]]
+            for user_id, response in zip(user_ids, responses, strict=True)
+        }
 
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         if unmatchable(service):
@@ -501,7 +494,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         except (TransportError, es_exceptions.ApiError) as exc:
             raise _unavailable(exc) from exc
 
-    def _summaries(self, cids: list[str]) -> list[RequestSummary]:
+    def summarise_requests(self, cids: list[str]) -> list[RequestSummary]:
         if not cids:
             return []
         search = self._search().filter("terms", correlation_id=cids).extra(size=0, track_total_hits=False)
