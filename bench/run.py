@@ -146,7 +146,10 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
   nothing else). Baseline: the same `term` query on `correlation_id` with the trail's sort and size, sent by
   the Python client; the API and the raw query alternate ID by ID after a warm-up on other IDs.
   `trace_api_p95_ms_absolute` is the same figure against the issue's absolute bound; `trace_api_p50_ms` the
-  medians (reported).
+  medians (reported). `trace_api_in_worker_p95_ms` and `_p50_ms`: the same calls as gunicorn's worker timed
+  them (its access log's `%(D)s`, from the parsed request to the response written; no goal): the portal's
+  own time, the search included; the rest of `trace_api_p95_ms` is the HTTP hop (the client's urllib3,
+  loopback, gunicorn's accept and parsing). The access log costs the API side one write per call.
 - `user_requests_api_p95_ms`: p95 of `GET /api/v1/users/<user>/requests` (first page) for
   `BENCH_TRACE_USERS` users, beside the two queries the Elasticsearch backend sends for it (collapse with
   cardinality, then the page's summaries) sent directly (reported, no goal).
