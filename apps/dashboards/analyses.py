@@ -325,17 +325,33 @@ def retention_rows(retention: Retention) -> list[dict]:
 
 
 def write_analysis_csv(rendered: RenderedAnalysis, out) -> None:
-    """Write a funnel (one row per group and step) or a retention table (one row per cohort) as CSV."""
+    """Write a funnel (one row per group and step) or a retention table (one row per cohort) as CSV.
+
+    A funnel row's `group_kind` says whose row it is: "all" (everyone, `group` empty), "value" (the users
+    whose step-1 event has the property's value `group`) or "absent" (those whose step-1 event lacks the
+    property, `group` "(none)" for people): a value may be the text "(none)", or empty, too."""
     writer = csv.writer(out)
     if rendered.funnel is not None:
         writer.writerow(
-            ["group", "step", "event", "users", "conversion", "conversion_from_previous", "median_seconds"]
+            [
+                "group_kind",
+                "group",
+                "step",
+                "event",
+                "users",
+                "conversion",
+                "conversion_from_previous",
+                "median_seconds",
+            ]
         )
-        groups = [("", rendered.funnel.steps)] + [(g.name, g.steps) for g in rendered.funnel.groups]
-        for group, steps in groups:
+        groups = [("all", "", rendered.funnel.steps)] + [
+            ("absent" if g.absent else "value", g.name, g.steps) for g in rendered.funnel.groups
+        ]
+        for kind, group, steps in groups:
             for number, step in enumerate(steps, start=1):
                 writer.writerow(
                     [
+                        kind,
                         spreadsheet_text(group),
                         number,
                         spreadsheet_text(step.event),

@@ -148,6 +148,7 @@ def test_the_csvs_have_a_row_per_step_and_per_cohort(product_client, paths):
     rows = list(csv.reader(io.StringIO(funnel.content.decode())))
     assert funnel["Content-Type"].startswith("text/csv")
     assert rows[0] == [
+        "group_kind",
         "group",
         "step",
         "event",
@@ -157,10 +158,10 @@ def test_the_csvs_have_a_row_per_step_and_per_cohort(product_client, paths):
         "median_seconds",
     ]
     assert rows[1:3] == [
-        ["", "1", "search_made", "3", "1.0", "1.0", ""],
-        ["", "2", "download_started", "1", "0.333333", "0.333333", "90000.0"],
+        ["all", "", "1", "search_made", "3", "1.0", "1.0", ""],
+        ["all", "", "2", "download_started", "1", "0.333333", "0.333333", "90000.0"],
     ]
-    assert rows[3][:4] == ["(none)", "1", "search_made", "2"]
+    assert rows[3][:5] == ["absent", "(none)", "1", "search_made", "2"]
 
     retention = product_client.get("/dashboards/", custom(**RETENTION, format="csv"))
     rows = list(csv.reader(io.StringIO(retention.content.decode())))
@@ -169,6 +170,35 @@ def test_the_csvs_have_a_row_per_step_and_per_cohort(product_client, paths):
 
     bad = product_client.get("/dashboards/", {**FUNNEL, "steps": "a", "format": "csv"})
     assert bad.status_code == 400 and "steps" in bad.content.decode()
+
+
+def test_the_funnel_csv_tells_the_users_without_the_property_from_a_value_that_reads_none(
+    product_client, store_events
+):
+    def search(user: str, hours: float, **properties) -> dict:
+        event = {"service": "tiles", "event": "search_made", "user_id": user, "timestamp": at(0, hours)}
+        return {**event, "properties": properties} if properties else event
+
+    store_events(
+        [
+            search("lacks-plan", 1),
+            search("sends-none", 2, plan="(none)"),
+            search("sends-empty", 3, plan=""),
+            {"service": "tiles", "event": "download_started", "user_id": "sends-none", "timestamp": at(0, 4)},
+        ]
+    )
+
+    answer = product_client.get("/dashboards/", custom(**FUNNEL, breakdown="prop:plan", format="csv"))
+
+    assert answer.status_code == 200
+    rows = list(csv.reader(io.StringIO(answer.content.decode())))
+    step_two = {(kind, group): users for kind, group, step, _, users, *_ in rows[1:] if step == "2"}
+    assert step_two == {
+        ("all", ""): "1",
+        ("absent", "(none)"): "0",
+        ("value", "(none)"): "1",
+        ("value", ""): "0",
+    }
 
 
 def test_both_analyses_save_to_a_dashboard_that_draws_them(product_client, paths):
