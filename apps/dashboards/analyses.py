@@ -8,7 +8,7 @@ trends), and `analysis_of` is the one place that reads it.
 
 import csv
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django import forms
@@ -22,7 +22,7 @@ from apps.metrics.retention import Retention, RetentionQuery, retention_for
 
 from . import analysis_figures
 from .analysis_figures import duration_text
-from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES, raw_history_note
+from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES, range_input, raw_history_note
 from .drilldown import funnel_step_links
 from .forms import MAX_FILTERS, ExplorerOptions, TextListField, TimeRangeForm, _parsed
 from .tables import spreadsheet_text
@@ -181,13 +181,9 @@ def query_string(settings: AnalysisSettings) -> str:
         ]
     params.append(("range", settings.range))
     if settings.range == "custom":
-        params += [("start", _local_input(settings.start)), ("end", _local_input(settings.end))]
+        params += [("start", range_input(settings.start)), ("end", range_input(settings.end))]
     params += [("filter", f"{k}={v}") for k, v in settings.filters]
     return urlencode(params)
-
-
-def _local_input(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def window_text(seconds: int) -> str:

@@ -163,7 +163,7 @@ def query_string(settings: ChartSettings) -> str:
     params: list[tuple[str, str]] = [("event", e) for e in settings.events]
     params += [("measure", settings.measure), ("interval", settings.interval), ("range", settings.range)]
     if settings.range == "custom":
-        params += [("start", _local_input(settings.start)), ("end", _local_input(settings.end))]
+        params += [("start", range_input(settings.start)), ("end", range_input(settings.end))]
     if settings.breakdown:
         params += [("breakdown", settings.breakdown), ("top", str(settings.top))]
     params += [("filter", f"{k}={v}") for k, v in settings.filters]
@@ -173,5 +173,10 @@ def query_string(settings: ChartSettings) -> str:
     return urlencode(params)
 
 
-def _local_input(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+def range_input(value: datetime) -> str:
+    """Return a custom range's end as the form reads it (UTC, no zone): to the minute when that is exact,
+    else to the second or microsecond, so that a link or a saved chart reads the range the page read."""
+    moment = value.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S" if moment.second else "%Y-%m-%dT%H:%M")
