@@ -534,8 +534,14 @@ def _timestamp(fields: dict, extra: dict, event: dict, context: SendContext, not
                 f"clock skew of {skew.total_seconds():+.0f}s from sent_at is beyond 24 h: not corrected"
             )
         elif abs(skew) > SKEW_TOLERANCE:
-            moment = _shifted(moment, skew, raw)
-            notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
+            try:
+                moment += skew
+                notes.append(f"clock skew of {skew.total_seconds():+.1f}s corrected from sent_at")
+            except OverflowError:  # past year 9999 or before year 1: clamped or refused below, as sent
+                notes.append(
+                    f"clock skew of {skew.total_seconds():+.1f}s from sent_at not corrected: the timestamp "
+                    "would leave the calendar"
+                )
     if moment < EARLIEST_TIMESTAMP:
         # A number above 1e11 is read as milliseconds, so seconds far in the future land before 2000.
         how = " when read as epoch milliseconds" if "timestamp read as epoch milliseconds" in notes else ""
@@ -559,16 +565,6 @@ _STEPS = (
     ("correlation_id", _correlation_id),
     ("timestamp", _timestamp),
 )
-
-
-def _shifted(moment: datetime, delta: timedelta, raw: Any) -> datetime:
-    """Return moment + delta, or refuse the item when that leaves the calendar (years 1 to 9999)."""
-    try:
-        return moment + delta
-    except OverflowError:
-        raise ConformError(
-            "timestamp", f"{clip(raw)!r} is out of range once corrected for the sender's clock skew"
-        ) from None
 
 
 def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
