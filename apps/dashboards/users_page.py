@@ -35,6 +35,8 @@ from apps.metrics.people import (
 from apps.traces import selectors as trace_selectors
 from apps.traces.search.base import RequestSummary, UserRequests
 
+from .chartspec import range_input
+
 logger = logging.getLogger(__name__)
 PER_PAGE = 25
 # Each listed user's requests are one search on the trace backend: a page holds PER_PAGE of them at most.
@@ -159,15 +161,11 @@ def point_users(request: HttpRequest) -> HttpResponse:
         "without_user": events_without_user(events) if offset == 0 and among is None else None,
         "users_count": users_count(events) if among is None else len(among),
         # A user's own page over the point's range (its form reads times without a zone as UTC).
-        "range_query": urlencode({"range": "custom", "start": _minute(start), "end": _minute(end)}),
+        "range_query": urlencode({"range": "custom", "start": range_input(start), "end": range_input(end)}),
         "show_trails": show_trails,
         "trails_unavailable": trails_unavailable,
     }
     return render(request, "dashboards/users.html", context)
-
-
-def _minute(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M")
 
 
 def _messages(msgs) -> list:

@@ -250,3 +250,23 @@ def test_a_funnels_absent_group_and_the_text_none_lead_to_their_own_users(produc
     assert [t["name"] for t in figure["data"]] == ["(none)", "(none)", "pro"]
     chart_links = [[point[-1] for point in trace["customdata"]] for trace in figure["data"]]
     assert chart_links == [reached[3:6], reached[6:9], reached[9:12]]
+
+
+def test_a_users_more_link_keeps_the_points_range_to_the_microsecond(client, make_person, paths):
+    # ana has four requests in the range (more than the page lists): her own page must read the same range,
+    # not one cut to the minute, which would drop the last seconds of a range ending at now.
+    end = day0() + timedelta(hours=5, seconds=42, microseconds=500)
+    client.force_login(make_person("support"))
+
+    html = client.get("/dashboards/users/", funnel(step="1", to=end.isoformat())).content.decode()
+
+    more = re.search(r'href="/users/ana/\?([^"]+)">more', html)
+    assert more, html
+    assert dict(parse_qsl(more.group(1).replace("&amp;", "&"))) == {
+        "range": "custom",
+        "start": day0().strftime("%Y-%m-%dT%H:%M"),
+        "end": end.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+    }
+    own_page = client.get(f"/users/ana/?{more.group(1).replace('&amp;', '&')}")
+    assert own_page.status_code == 200
+    assert own_page.content.decode().count('href="/traces/req-ana-') == 4
