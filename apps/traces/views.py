@@ -54,7 +54,10 @@ def trace_search(request: HttpRequest) -> HttpResponse:
     paste box), open what it names directly."""
     if request.GET.get("q", "").strip():
         return _paste_box(request)
-    form = TraceSearchForm(request.GET or {"range": DEFAULT_RANGE})
+    data = request.GET.copy()
+    if not data.get("range"):  # the range searched is the one the form shows (and sends next)
+        data["range"] = DEFAULT_RANGE
+    form = TraceSearchForm(data)
     result = None
     if form.is_valid() and form.has_criteria():
         if form.cleaned_data["user_id"]:
@@ -202,12 +205,11 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     data = request.GET.copy()
     data.setdefault("range", USER_DEFAULT_RANGE)
     form = TraceSearchForm(data)
-    start = end = None
-    page = 1
+    result = None  # a refused parameter is said on the page, never read as "all time"
     if form.is_valid():
         start, end = form.time_bounds()
         page = form.cleaned_data.get("page") or 1
-    result = selectors.user_requests(user_id=user_id, start=start, end=end, page=page, per_page=PER_PAGE)
+        result = selectors.user_requests(user_id=user_id, start=start, end=end, page=page, per_page=PER_PAGE)
     return render(
         request,
         "traces/user.html",

@@ -18,12 +18,6 @@ def at(seconds: float) -> str:
 
 
 @pytest.fixture
-def support_client(client, make_person):
-    client.force_login(make_person("support"))
-    return client
-
-
-@pytest.fixture
 def two_requests(store_events):
     store_events(
         [

@@ -26,12 +26,6 @@ def recent(seconds: float) -> str:
 
 
 @pytest.fixture
-def support_client(client, make_person):
-    client.force_login(make_person("support"))
-    return client
-
-
-@pytest.fixture
 def stored(store_events):
     """A request with a user, a trace from OpenTelemetry, and a value that is both a request and a user."""
     store_events(

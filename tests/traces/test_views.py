@@ -14,12 +14,6 @@ def at(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat()
 
 
-@pytest.fixture
-def support_client(client, make_person):
-    client.force_login(make_person("support"))
-    return client
-
-
 def test_search_lists_requests_with_their_summary(support_client, store_events):
     store_events(
         [
