@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.accounts import views as account_views
 from apps.accounts.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
+from apps.dashboards.csp import inline_styles_allowed
 from apps.traces.coverage_api import CoverageAPI
 
 from . import probes
@@ -34,7 +35,10 @@ urlpatterns = [
     path(
         "api/docs/",
         # GET and HEAD only: its OPTIONS answer has no template (a 500).
-        login_required(require_safe(SpectacularSwaggerSplitView.as_view(url_name="api-schema"))),
+        # Swagger-ui sets inline styles: the page's policy allows them, as the chart pages' does.
+        login_required(
+            require_safe(inline_styles_allowed(SpectacularSwaggerSplitView.as_view(url_name="api-schema")))
+        ),
         name="api-docs",
     ),
     path("admin/", admin.site.urls),

@@ -15,6 +15,7 @@ from django import forms
 from django.http import QueryDict
 from django.utils import timezone
 
+from apps.common.bidi import isolated, isolated_all
 from apps.metrics import query as query_language
 from apps.metrics.eventrows import EventFilter
 from apps.metrics.funnel import MAX_WINDOW, Funnel, FunnelQuery, funnel_for
@@ -216,7 +217,7 @@ def analysis_spec(settings: AnalysisSettings, *, now: datetime) -> AnalysisSpec:
     where = EventFilter(properties=settings.filters)
     parts = [when]
     if settings.filters:
-        parts.append("where " + " and ".join(f"{k} = {v}" for k, v in settings.filters))
+        parts.append("where " + " and ".join(f"{isolated(k)} = {isolated(v)}" for k, v in settings.filters))
     if settings.analysis == "funnel":
         query: FunnelQuery | RetentionQuery = FunnelQuery(
             steps=settings.steps,
@@ -226,12 +227,12 @@ def analysis_spec(settings: AnalysisSettings, *, now: datetime) -> AnalysisSpec:
             breakdown=settings.breakdown,
             where=where,
         )
-        steps = " → ".join(settings.steps)
+        steps = " → ".join(isolated_all(settings.steps))
         title = f"Funnel: {steps}"
         parts.insert(1, f"within {window_text(settings.window)} of step 1")
         if settings.breakdown:
             by = settings.breakdown[5:] if settings.breakdown.startswith("prop:") else settings.breakdown
-            title += f" by {by}"
+            title += f" by {isolated(by)}"
     else:
         query = RetentionQuery(
             start_event=settings.start_event,
@@ -241,7 +242,9 @@ def analysis_spec(settings: AnalysisSettings, *, now: datetime) -> AnalysisSpec:
             interval=settings.interval,
             where=where,
         )
-        title = f"Retention: first {settings.start_event}, back with {settings.return_event}"
+        title = (
+            f"Retention: first {isolated(settings.start_event)}, back with {isolated(settings.return_event)}"
+        )
         parts.insert(1, f"cohorts by {settings.interval}")
     return AnalysisSpec(settings=settings, query=query, title=title[:200], subtitle=" · ".join(parts))
 

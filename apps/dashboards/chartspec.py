@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings as django_settings  # `settings` here is a chart's
 
+from apps.common.bidi import isolated, isolated_all
 from apps.metrics import buckets
 from apps.metrics.selectors import SeriesQuery
 
@@ -67,7 +68,7 @@ def measure_label(measure: str) -> str:
     if measure == "unique_users":
         return "unique users"
     kind, _, prop = measure.partition(":")
-    return f"sum of {prop}" if kind == "sum" else f"average {prop}"
+    return f"sum of {isolated(prop)}" if kind == "sum" else f"average {isolated(prop)}"
 
 
 def time_bounds(settings: ChartSettings, now: datetime) -> tuple[datetime, datetime]:
@@ -114,7 +115,7 @@ def chart_spec(settings: ChartSettings, *, now: datetime) -> ChartSpec:
 def title(settings: ChartSettings) -> str:
     """Return a chart title in words, e.g. "Count of search_made by service"."""
     events = settings.events
-    what = ", ".join(events) if len(events) <= 3 else f"{len(events)} events"
+    what = ", ".join(isolated_all(events)) if len(events) <= 3 else f"{len(events)} events"
     if settings.measure == "count":
         text = f"Count of {what}"
     elif settings.measure == "unique_users":
@@ -123,7 +124,7 @@ def title(settings: ChartSettings) -> str:
         text = f"{measure_label(settings.measure).capitalize()} of {what}"
     if settings.breakdown:
         text += " by " + (
-            settings.breakdown[5:]
+            isolated(settings.breakdown[5:])
             if settings.breakdown.startswith("prop:")
             else BREAKDOWN_BUILTINS[settings.breakdown].lower()
         )
@@ -139,7 +140,7 @@ def _subtitle(settings: ChartSettings, interval: str, start: datetime, end: date
     if len(settings.events) > 1 and not settings.breakdown:
         parts.append("one line per event")
     if settings.filters:
-        parts.append("where " + " and ".join(f"{k} = {v}" for k, v in settings.filters))
+        parts.append("where " + " and ".join(f"{isolated(k)} = {isolated(v)}" for k, v in settings.filters))
     if settings.compare:
         parts.append("compared with the previous period")
     return " · ".join(parts)

@@ -1,9 +1,11 @@
-"""Chart pages relax the portal's Content-Security-Policy for one thing: inline styles, which plotly.js needs.
+"""Chart pages, and the API documentation, relax the portal's Content-Security-Policy for one thing: inline
+styles, which plotly.js and swagger-ui need.
 
 Plotly.js positions what it draws with `style` attributes and adds its own rules (and its bundled map
-library's) in <style> elements it creates; `style-src 'self'` blocks both, leaving broken charts. So pages
-that draw charts add 'unsafe-inline' to style-src only. Scripts stay 'self' only, and every other directive
-stays as strict as the portal's policy. (Page markup is autoescaped, so no one else can inject a style.)
+library's) in <style> elements it creates; `style-src 'self'` blocks both, leaving broken charts. Swagger-ui
+(/api/docs/, drf-spectacular's page) sets inline styles too. So those pages add 'unsafe-inline' to style-src
+only. Scripts stay 'self' only, and every other directive stays as strict as the portal's policy. (Page
+markup is autoescaped, so no one else can inject a style.)
 """
 
 from collections.abc import Callable
@@ -28,8 +30,8 @@ def with_inline_styles(policy: str) -> str:
     return "; ".join(" ".join(d) for d in directives)
 
 
-def plotly_styles_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Decorate a view whose page draws plotly charts (see the module docstring)."""
+def inline_styles_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate a view whose page draws plotly charts or swagger-ui (see the module docstring)."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:

@@ -20,6 +20,7 @@ from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import has_role, role_required
 from apps.accounts.roles import PRODUCT, SUPPORT
 from apps.accounts.services import audit_record
+from apps.common.bidi import isolated, isolated_all
 from apps.common.errors import BackendUnavailable
 from apps.common.params import query_int
 from apps.metrics.api import MAX_OFFSET, people_from_params
@@ -54,19 +55,21 @@ def point_description(point: PointQuery | FunnelStepPoint) -> str:
     """Return what the point is, in words: "search_made, service = tiles, 2026-11-03 14:00–15:00 UTC"."""
     if isinstance(point, FunnelStepPoint):
         return funnel_step_description(point)
-    parts = [", ".join(point.events) or "every event"]
-    group = point.breakdown[5:] if point.breakdown.startswith("prop:") else point.breakdown
+    parts = [", ".join(isolated_all(point.events)) or "every event"]
+    group = isolated(point.breakdown[5:]) if point.breakdown.startswith("prop:") else point.breakdown
     if point.breakdown == "event" and point.value is not None:
-        parts = [point.value]  # one of the chart's events
+        parts = [isolated(point.value)]  # one of the chart's events
     elif point.value is not None:
-        parts.append(f"{group} = {point.value}")
+        parts.append(f"{group} = {isolated(point.value)}")
     elif point.absent:
         parts.append(absent_text(group))
     elif point.rest and point.exclude_absent:
-        parts.append(f"{group} set" + (" and not " + ", ".join(point.exclude) if point.exclude else ""))
+        excluded = ", ".join(isolated_all(point.exclude))
+        parts.append(f"{group} set" + (f" and not {excluded}" if excluded else ""))
     elif point.rest:
-        parts.append(f"{group} not " + (", ".join(point.exclude) if point.exclude else "in the top values"))
-    parts += [f"{name} = {value}" for name, value in point.filters]
+        excluded = ", ".join(isolated_all(point.exclude))
+        parts.append(f"{group} not " + (excluded or "in the top values"))
+    parts += [f"{isolated(name)} = {isolated(value)}" for name, value in point.filters]
     parts.append(time_range_text(point.start, point.end))
     return ", ".join(parts)
 
@@ -76,15 +79,16 @@ def funnel_step_description(point: FunnelStepPoint) -> str:
     query = point.query
     step = query.steps[point.step - 1]
     outcome = "reached it" if point.outcome == "converted" else "dropped off before it"
-    parts = [f"Funnel {' → '.join(query.steps)}: step {point.step} ({step}), {outcome}"]
-    by = query.breakdown[5:] if query.breakdown.startswith("prop:") else query.breakdown
+    steps = " → ".join(isolated_all(query.steps))
+    parts = [f"Funnel {steps}: step {point.step} ({isolated(step)}), {outcome}"]
+    by = isolated(query.breakdown[5:]) if query.breakdown.startswith("prop:") else query.breakdown
     if point.group is not None:
-        parts.append(f"{by} = {point.group}")
+        parts.append(f"{by} = {isolated(point.group)}")
     elif point.absent:
         parts.append(absent_text(by))
-    parts += [f"{name} = {value}" for name, value in query.where.properties]
+    parts += [f"{isolated(name)} = {isolated(value)}" for name, value in query.where.properties]
     parts.append(time_range_text(query.start, query.end))
-    parts.append(f"events counted: {point.event}")
+    parts.append(f"events counted: {isolated(point.event)}")
     return ", ".join(parts)
 
 
