@@ -31,17 +31,18 @@ from .analyses import query_string as analysis_query_string
 from .charts import RenderedChart, chart_render, charts_annotate, saved_chart_render
 from .chartspec import QUICK_RANGES, chart_spec
 from .chartspec import query_string as chart_query_string
-from .csp import plotly_styles_allowed
+from .csp import inline_styles_allowed
 from .forms import DashboardCreateForm, ExplorerForm, SaveChartForm
 from .models import Chart, Dashboard
 from .tables import write_series_csv
 
 DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
+SAVE_DRAFT = "dashboards.save_draft"  # the session key of a refused save's input (see _save_form)
 
 
 @require_safe
 @login_required
-@plotly_styles_allowed
+@inline_styles_allowed
 def overview(request: HttpRequest) -> HttpResponse:
     """Show usage at a glance (product and admin), the pipeline's health (everyone signed in) and the
     correlation coverage of each service (support and admin); annotations on the time-series charts."""
@@ -67,7 +68,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @role_required(PRODUCT)
 @require_safe
-@plotly_styles_allowed
+@inline_styles_allowed
 def explorer(request: HttpRequest) -> HttpResponse:
     """Draw the chart the query string describes; `format=csv` downloads its series instead."""
     if analysis_of(request.GET) != "trends":
@@ -104,10 +105,7 @@ def explorer(request: HttpRequest) -> HttpResponse:
         write_series_csv(chart.series, response)
         return response
     charts_annotate([chart])
-    save_form = SaveChartForm(
-        initial={"title": chart.spec.title, "query_string": query_string},
-        dashboards=selectors.dashboards_owned(user=request.user),
-    )
+    save_form = _save_form(request, title=chart.spec.title, query_string=query_string)
     context = {"form": form, "chart": chart, "query_string": query_string, "save_form": save_form}
     return render(request, "dashboards/explorer.html", context)
 
@@ -146,10 +144,7 @@ def analysis_explorer(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         write_analysis_csv(rendered, response)
         return response
-    save_form = SaveChartForm(
-        initial={"title": rendered.spec.title, "query_string": query_string},
-        dashboards=selectors.dashboards_owned(user=request.user),
-    )
+    save_form = _save_form(request, title=rendered.spec.title, query_string=query_string)
     context = {
         "form": form,
         "analysis": analysis,
@@ -166,6 +161,16 @@ def analysis_explorer(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/analysis.html", context)
 
 
+def _save_form(request: HttpRequest, *, title: str, query_string: str) -> SaveChartForm:
+    """Return the page's save form: what the person typed in a save just refused for this chart, else the
+    chart's title."""
+    dashboards = selectors.dashboards_owned(user=request.user)
+    draft = request.session.pop(SAVE_DRAFT, None) if SAVE_DRAFT in request.session else None
+    if isinstance(draft, dict) and draft.get("query_string") == query_string:
+        return SaveChartForm(draft, dashboards=dashboards)
+    return SaveChartForm(initial={"title": title, "query_string": query_string}, dashboards=dashboards)
+
+
 @role_required(PRODUCT)
 @require_POST
 def chart_save(request: HttpRequest) -> HttpResponse:
@@ -174,6 +179,8 @@ def chart_save(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         problems = " ".join(msg for msgs in form.errors.values() for msg in msgs)
         messages.error(request, f"The chart was not saved. {problems}")
+        # What the person typed comes back in the save form of the page they return to (_save_form).
+        request.session[SAVE_DRAFT] = {name: request.POST.get(name, "")[:20_000] for name in form.fields}
         return redirect(reverse("dashboard-explorer") + "?" + request.POST.get("query_string", "")[:20_000])
     data = form.cleaned_data
     dashboard = form.target() or services.dashboard_create(name=data["new_name"], owner=request.user)
@@ -202,7 +209,7 @@ def dashboard_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(PRODUCT)
 @require_safe
-@plotly_styles_allowed
+@inline_styles_allowed
 def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Show a saved dashboard's charts, freshly computed; `range` shows them all over another range."""
     dashboard = selectors.dashboard_get(slug=slug)
@@ -225,6 +232,13 @@ def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "dashboards/detail.html", context)
 
 
+def _dashboard_url(request: HttpRequest, slug: str) -> str:
+    """Return the dashboard's address, over the range it was shown with (a form's `range`) if any."""
+    url = reverse("dashboard-detail", args=[slug])
+    range_override = request.POST.get("range", "")
+    return url + f"?range={range_override}" if range_override in DASHBOARD_RANGES else url
+
+
 def _editable_chart(request: HttpRequest, slug: str, chart_id: int) -> Chart:
     chart = get_object_or_404(Chart.objects.select_related("dashboard"), pk=chart_id, dashboard__slug=slug)
     if not chart.dashboard.editable_by(request.user):
@@ -241,7 +255,7 @@ def chart_move(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
     if direction not in ("up", "down"):
         return HttpResponse("direction must be up or down", status=400, content_type="text/plain")
     services.chart_move(chart=chart, direction=direction)
-    return redirect(reverse("dashboard-detail", args=[slug]) + f"#chart-{chart.pk}")
+    return redirect(_dashboard_url(request, slug) + f"#chart-{chart.pk}")
 
 
 @role_required(PRODUCT)
@@ -251,7 +265,7 @@ def chart_remove(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse
     chart = _editable_chart(request, slug, chart_id)
     services.chart_remove(chart=chart)
     messages.success(request, f"Removed “{chart.title}”.")
-    return redirect("dashboard-detail", slug=slug)
+    return redirect(_dashboard_url(request, slug))
 
 
 @role_required(PRODUCT)
