@@ -175,6 +175,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "apps.common.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: static files keep their own caching; everything else is kept out of caches.
+    "apps.common.middleware.PrivateAnswersMiddleware",
+    # Outside CommonMiddleware and the URL resolver: their errors under /api/ are answered as JSON too.
+    "apps.common.middleware.ApiErrorsAsJsonMiddleware",
     "observatory.django.CorrelationIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,10 +1,16 @@
-"""Security headers on every response; admin queries kept from handing the database a NUL."""
+"""Security headers on every response; answers kept out of caches; JSON errors under /api/; admin queries
+kept from handing the database a NUL."""
 
+import json
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from rest_framework.response import Response
+
+API_PREFIX = "/api/"
 
 
 class ContentSecurityPolicyMiddleware:
@@ -37,3 +43,55 @@ class AdminQueryNulMiddleware:
                 "A query parameter holds a NUL character.", content_type="text/plain"
             )
         return self.get_response(request)
+
+
+class PrivateAnswersMiddleware:
+    """Keep every answer the portal computes out of browser and proxy caches, unless a view said otherwise.
+
+    Pages and read APIs show user IDs, trails, log lines, keys and downloads to whoever is signed in: none
+    may be stored or replayed to someone else (`Cache-Control: private, no-store`). An API answer depends on
+    the Authorization header too (a token's owner and roles), so it varies on it. Static files never get
+    here: WhiteNoise answers them first, with its own caching.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path_info.startswith(API_PREFIX):
+            patch_vary_headers(response, ("Authorization",))
+        if "Cache-Control" not in response:
+            add_never_cache_headers(response)
+        return response
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Answer every error under /api/ as JSON `{"detail": ...}`, the API's documented shape.
+
+    DRF's views answer their own errors so; what Django answers before or instead of a view (an address no
+    endpoint has, a bad Host header, an unhandled exception, a method a plain view refuses) was an HTML
+    page. Its status and headers (Allow, Retry-After, …) are kept. DRF's answers, the browsable API's too,
+    are left as negotiated.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path_info.startswith(API_PREFIX)
+            or isinstance(response, Response)
+            or response.streaming
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        detail = f"{response.status_code} {response.reason_phrase}."
+        if response.status_code == 404:
+            detail = "No API endpoint has this address; the API is described at /api/docs/."
+        response.content = json.dumps({"detail": detail}).encode()
+        response["Content-Type"] = "application/json"
+        response["Content-Length"] = str(len(response.content))
+        return response
