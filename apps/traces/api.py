@@ -1,5 +1,7 @@
 """GET /api/v1/traces/<correlation_id> and /api/v1/users/<user_id>/requests."""
 
+from urllib.parse import quote
+
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -143,9 +145,22 @@ class TraceAPI(_SupportAPI):
             )
         response = Response({"correlation_id": correlation_id, "events": [ev.as_json() for ev in events]})
         if download:
-            safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in correlation_id)[:100]
-            response["Content-Disposition"] = f'attachment; filename="trace-{safe_name}.json"'
+            response["Content-Disposition"] = attachment_disposition(f"trace-{correlation_id[:100]}.json")
         return response
+
+
+def attachment_disposition(filename: str) -> str:
+    """Return a Content-Disposition naming a download as RFC 6266 says: an ASCII `filename` every client
+    reads and, when the name has other characters, the whole name in `filename*` (RFC 5987, UTF-8).
+
+    Letters and digits of any script are kept, anything else (quotes, slashes, control characters) is "_".
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
+    fallback = "".join(c if c.isascii() else "_" for c in safe)
+    header = f'attachment; filename="{fallback}"'
+    if fallback != safe:
+        header += f"; filename*=UTF-8''{quote(safe, safe='')}"
+    return header
 
 
 class UserRequestsAPI(_SupportAPI):
