@@ -61,6 +61,13 @@ class _WireView(APIView):
     # No DRF parser: body.json_body reads the body (DRF would hand a chunked one over as empty).
     parser_classes: list = []
 
+    def refuse_other_methods(self, request: Request) -> None:
+        """Answer 405 (with Allow) to a method the view has no handler for. Called before authentication
+        where the key may be in the body (PostHog, Segment): reading it, a GET was a 400 "body is empty"."""
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise exceptions.MethodNotAllowed(request.method)
+
     def _store(
         self,
         request: Request,
@@ -118,6 +125,7 @@ class PostHogCaptureView(_WireView):
     authentication_classes = [PostHogKeyAuthentication]
 
     def initial(self, request: Request, *args, **kwargs) -> None:
+        self.refuse_other_methods(request)
         # Before authentication reads the body: lz64 or base64 text would only be reported as bad JSON.
         compression = request.query_params.get("compression", "").strip().lower()
         if compression not in posthog.READABLE_COMPRESSION:
@@ -203,6 +211,10 @@ def segment_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 class _SegmentView(_WireView):
     authentication_classes = [SegmentWriteKeyAuthentication]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        self.refuse_other_methods(request)  # before authentication reads the body for writeKey
+        super().initial(request, *args, **kwargs)
 
     def get_exception_handler(self):
         return segment_exception_handler

@@ -217,9 +217,9 @@ def _admin_routes() -> list[Route]:
 ADMIN = _admin_routes()
 ROUTES = PAGES + APIS + WIRE + OTHERS + ADMIN
 
-# apps/wire: posthog and segment read the key from the body before the method is checked, so another
-# method than POST is a 400 (no body to read) or 401, not 405. Not data, not a 5xx: accepted.
-WIRE_OTHER_METHODS = {"400", "401", "405"}
+# apps/wire: posthog and segment check the method before they read the key from the body: another method
+# than POST (and OPTIONS) is a 405 whoever calls.
+BODY_KEY_KINDS = ("posthog", "segment")
 
 
 def expected(route: Route, caller: str, method: str) -> set[str]:
@@ -265,18 +265,13 @@ def expected(route: Route, caller: str, method: str) -> set[str]:
         if caller in ("service_key", "other_key"):
             if method == "POST":
                 return success
-            return (
-                {"200", "405"}
-                if method == "OPTIONS"
-                else WIRE_OTHER_METHODS
-                if kind in ("posthog", "segment")
-                else {"405"}
-            )
+            return {"200", "405"} if method == "OPTIONS" else {"405"}
+        if kind in BODY_KEY_KINDS and method not in ("POST", "OPTIONS"):
+            return {"405"}
         # posthog SDKs know one auth failure, 401 (apps/wire/auth.py); elsewhere a dead key is 403.
         refused = _dead_key(caller, forbidden="401" if kind == "posthog" else "403")
-        return refused | (
-            WIRE_OTHER_METHODS if kind in ("posthog", "segment") and method != "POST" else set()
-        )
+        # An OPTIONS has no body to read the key from: 400 (no data either way).
+        return refused | {"400"} if kind in BODY_KEY_KINDS and method == "OPTIONS" else refused
     if kind == "admin-login":  # a signed-in admin is sent on to the index
         if method == "DELETE":
             return {"405"}
