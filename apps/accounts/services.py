@@ -12,16 +12,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
-from apps.common.shortcut_cache import cache_forget
+from apps.common.shortcut_cache import cache_invalidate
 
 from .models import AuditEntry, PersonalToken
 from .roles import ADMIN, ROLES
-from .selectors import token_cache_key
+from .selectors import token_cache_key, token_cache_seconds
 
 
 class UserExists(Exception):
@@ -53,7 +53,11 @@ def user_create(*, username: str, role: str, password: str, replace: bool = Fals
         raise ValidationError({"password": exc.messages}) from exc
     user.set_password(password)
     user.is_staff = user.is_superuser = role == ADMIN
-    user.save()
+    try:
+        with transaction.atomic():  # another create of the name may commit first: its unique key says so
+            user.save()
+    except IntegrityError as exc:
+        raise UserExists(f"user {username!r} already exists") from exc
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.set([group])
     return user
@@ -238,14 +242,15 @@ def personal_token_revoke(*, user, prefix: str) -> bool:
 
 def personal_tokens_forget(*, key_hashes: Iterable[str] = (), user_ids: Iterable[int] = ()) -> None:
     """Drop cached token grants: these tokens', and every token of these users (their roles, their
-    activity or their superuser flag changed). Dropped now and again when the transaction commits."""
+    activity or their superuser flag changed). Dropped now and again when the transaction commits, and not
+    cached again meanwhile by a request that read them before the commit (`cache_invalidate`)."""
     hashes = set(key_hashes)
     user_ids = set(user_ids)
     if user_ids:
         hashes.update(PersonalToken.objects.filter(user_id__in=user_ids).values_list("key_hash", flat=True))
     if not hashes:
         return
-    cache_forget(token_cache_key(key_hash) for key_hash in sorted(hashes))
+    cache_invalidate((token_cache_key(key_hash) for key_hash in sorted(hashes)), hold=token_cache_seconds())
 
 
 def personal_token_touch(

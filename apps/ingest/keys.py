@@ -14,7 +14,7 @@ from django.conf import settings
 
 from apps.common.instances import partial_instance
 from apps.common.secrets import secret_hash
-from apps.common.shortcut_cache import cache_forget, cache_put, cached
+from apps.common.shortcut_cache import cache_invalidate, cache_put, cached
 
 from .models import ApiKey, Service
 
@@ -79,10 +79,12 @@ def _from_cached(digest: str, values: tuple) -> ApiKey:
 
 def key_changed(sender, instance: ApiKey, **kwargs) -> None:
     """Receiver of ApiKey saves and deletes: the cached copy is not used again."""
-    cache_forget([key_cache_key(instance.key_hash)])
+    if kwargs.get("created"):  # a new secret: nothing cached, and its first requests may cache it
+        return
+    cache_invalidate([key_cache_key(instance.key_hash)], hold=settings.INGEST_KEY_CACHE_SECONDS)
 
 
 def service_changed(sender, instance: Service, **kwargs) -> None:
     """Receiver of Service saves and deletes: its keys' cached copies carry its name."""
     hashes = ApiKey.objects.filter(service_id=instance.pk).values_list("key_hash", flat=True)
-    cache_forget([key_cache_key(digest) for digest in hashes])
+    cache_invalidate([key_cache_key(digest) for digest in hashes], hold=settings.INGEST_KEY_CACHE_SECONDS)

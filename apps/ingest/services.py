@@ -112,11 +112,14 @@ def service_key_rotate(*, api_key: ApiKey, grace: timedelta, actor: Actor) -> tu
 @transaction.atomic
 def service_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
     """Revoke a key; the next request that uses it gets 403. Audited as `actor`'s (once: revoking a revoked
-    key changes nothing)."""
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
-        audit(actor=actor, action=AuditEntry.KEY_REVOKED, target=api_key.prefix)
+    key changes nothing). The key is locked and read again, so that of two revocations at once the second
+    waits for the first and then sees it."""
+    locked = ApiKey.objects.select_for_update(of=("self",)).get(pk=api_key.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        audit(actor=actor, action=AuditEntry.KEY_REVOKED, target=locked.prefix)
+    api_key.revoked_at = locked.revoked_at
     return api_key
 
 
