@@ -1,12 +1,30 @@
-"""Writes for saved dashboards: create, add a chart, arrange, remove. Who may do it is the view's check."""
+"""Writes for saved dashboards: create, add a chart, arrange, remove. Who may do it is the view's check.
+
+Every change to a dashboard or its charts first locks the dashboard's row, so that changes made at once by
+two people (or two tabs) run one after the other, in one lock order, and one that finds the dashboard or
+the chart deleted meanwhile says so (`Gone`) instead of writing to what is no longer there.
+"""
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.http import Http404
 from django.utils.text import slugify
 
 from .models import Chart, Dashboard
 
 MAX_SLUG = 140
+
+
+class Gone(Http404):
+    """The dashboard or the chart was deleted meanwhile (by someone else): answered as 404 by a view."""
+
+
+def _dashboard_lock(pk: int) -> Dashboard:
+    """Return the dashboard locked until the transaction ends; raise Gone when it was deleted."""
+    dashboard = Dashboard.objects.select_for_update().filter(pk=pk).first()
+    if dashboard is None:
+        raise Gone("This dashboard was deleted meanwhile.")
+    return dashboard
 
 
 def _slug_candidates(name: str):
@@ -37,8 +55,8 @@ def dashboard_create(*, name: str, owner) -> Dashboard:
 
 @transaction.atomic
 def chart_add(*, dashboard: Dashboard, title: str, query_string: str) -> Chart:
-    """Append a chart to a dashboard."""
-    Dashboard.objects.select_for_update().filter(pk=dashboard.pk).first()
+    """Append a chart to a dashboard (Gone when it was deleted meanwhile)."""
+    dashboard = _dashboard_lock(dashboard.pk)
     last = dashboard.charts.aggregate(last=Max("position"))["last"]
     chart = Chart.objects.create(
         dashboard=dashboard, title=title, query_string=query_string, position=0 if last is None else last + 1
@@ -52,9 +70,11 @@ def chart_move(*, chart: Chart, direction: str) -> None:
     """Move a chart one place up or down its dashboard (positions are renumbered 0..n-1)."""
     if direction not in ("up", "down"):
         raise ValueError(f"direction must be up or down, not {direction!r}")
-    dashboard = Dashboard.objects.select_for_update().get(pk=chart.dashboard_id)
+    dashboard = _dashboard_lock(chart.dashboard_id)
     charts = list(dashboard.charts.order_by("position", "pk"))
-    index = next(i for i, c in enumerate(charts) if c.pk == chart.pk)
+    index = next((i for i, c in enumerate(charts) if c.pk == chart.pk), None)
+    if index is None:
+        raise Gone("This chart was removed meanwhile.")
     other = index - 1 if direction == "up" else index + 1
     if 0 <= other < len(charts):
         charts[index], charts[other] = charts[other], charts[index]
@@ -66,12 +86,17 @@ def chart_move(*, chart: Chart, direction: str) -> None:
 
 @transaction.atomic
 def chart_remove(*, chart: Chart) -> None:
-    """Remove a chart from its dashboard."""
-    dashboard = chart.dashboard
-    chart.delete()
+    """Remove a chart from its dashboard (a chart removed meanwhile stays removed; Gone when the dashboard
+    was deleted)."""
+    dashboard = _dashboard_lock(chart.dashboard_id)
+    Chart.objects.filter(pk=chart.pk).delete()
     dashboard.save(update_fields=["updated_at"])
 
 
+@transaction.atomic
 def dashboard_delete(*, dashboard: Dashboard) -> None:
-    """Delete a dashboard and its charts."""
-    dashboard.delete()
+    """Delete a dashboard and all its charts, those added until now included (deleted already: a no-op)."""
+    try:
+        _dashboard_lock(dashboard.pk).delete()
+    except Gone:
+        pass

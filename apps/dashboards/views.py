@@ -176,15 +176,19 @@ def _save_form(request: HttpRequest, *, title: str, query_string: str) -> SaveCh
 def chart_save(request: HttpRequest) -> HttpResponse:
     """Save the explorer's chart to one of the person's dashboards, or to a new one."""
     form = SaveChartForm(request.POST, dashboards=selectors.dashboards_owned(user=request.user))
+    if form.is_valid():
+        data = form.cleaned_data
+        dashboard = form.target() or services.dashboard_create(name=data["new_name"], owner=request.user)
+        try:
+            services.chart_add(dashboard=dashboard, title=data["title"], query_string=data["query_string"])
+        except services.Gone:
+            form.add_error("dashboard", f"The dashboard “{dashboard.name}” was deleted meanwhile.")
     if not form.is_valid():
         problems = " ".join(msg for msgs in form.errors.values() for msg in msgs)
         messages.error(request, f"The chart was not saved. {problems}")
         # What the person typed comes back in the save form of the page they return to (_save_form).
         request.session[SAVE_DRAFT] = {name: request.POST.get(name, "")[:20_000] for name in form.fields}
         return redirect(reverse("dashboard-explorer") + "?" + request.POST.get("query_string", "")[:20_000])
-    data = form.cleaned_data
-    dashboard = form.target() or services.dashboard_create(name=data["new_name"], owner=request.user)
-    services.chart_add(dashboard=dashboard, title=data["title"], query_string=data["query_string"])
     messages.success(request, f"Saved “{data['title']}” to the dashboard “{dashboard.name}”.")
     return redirect("dashboard-detail", slug=dashboard.slug)
 
@@ -254,8 +258,20 @@ def chart_move(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
     direction = request.POST.get("direction", "")
     if direction not in ("up", "down"):
         return HttpResponse("direction must be up or down", status=400, content_type="text/plain")
-    services.chart_move(chart=chart, direction=direction)
+    try:
+        services.chart_move(chart=chart, direction=direction)
+    except services.Gone as gone:
+        return _gone(request, slug, f"{gone} Nothing was moved.")
     return redirect(_dashboard_url(request, slug) + f"#chart-{chart.pk}")
+
+
+def _gone(request: HttpRequest, slug: str, message: str) -> HttpResponse:
+    """Say that someone else removed the chart or deleted the dashboard meanwhile; back to the dashboard,
+    or to the list when it is gone."""
+    messages.error(request, message)
+    if Dashboard.objects.filter(slug=slug).exists():
+        return redirect(_dashboard_url(request, slug))
+    return redirect("dashboard-list")
 
 
 @role_required(PRODUCT)
@@ -263,7 +279,10 @@ def chart_move(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
 def chart_remove(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
     """Remove a chart from its dashboard."""
     chart = _editable_chart(request, slug, chart_id)
-    services.chart_remove(chart=chart)
+    try:
+        services.chart_remove(chart=chart)
+    except services.Gone as gone:
+        return _gone(request, slug, f"{gone} Nothing was removed.")
     messages.success(request, f"Removed “{chart.title}”.")
     return redirect(_dashboard_url(request, slug))
 
