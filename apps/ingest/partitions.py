@@ -82,6 +82,11 @@ def partition_create(day: date) -> bool:
             if cursor.fetchone()[0]:
                 return False
             cursor.execute(f"LOCK TABLE {quote(DEFAULT_PARTITION)} IN SHARE ROW EXCLUSIVE MODE")
+            # Asked again under the lock: another run (beat's and a deploy's at once) may have made it while
+            # this one waited for the lock.
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            if cursor.fetchone()[0]:
+                return False
             cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(PARENT)} INCLUDING DEFAULTS)")
             idempotency_key_create(cursor, name)
             cursor.execute(

@@ -5,11 +5,13 @@ ARCHIVE_DIR set, raw events leave only once the archive holds them (apps/lifecyc
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -56,14 +58,49 @@ class RetentionReport:
     indices_error: str = ""
 
 
+# A PostgreSQL advisory lock a retention run holds from start to end: a second run at once (beat's task
+# and an operator's command) is refused rather than detaching, dropping and counting the same days.
+RETENTION_LOCK = 0x5357_5245_544E  # "SWRETN"
+
+
+class RetentionRunning(Exception):
+    """Another retention run is in progress; this one did nothing."""
+
+
+@contextmanager
+def _retention_exclusive() -> Iterator[None]:
+    """Hold the retention lock for the block, or raise RetentionRunning (PostgreSQL; the embedded mode has
+    one process)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RETENTION_LOCK])
+        if not cursor.fetchone()[0]:
+            raise RetentionRunning("another retention run is in progress; nothing was deleted by this one")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [RETENTION_LOCK])
+        except DatabaseError:  # connection lost: the session's lock went with it
+            logger.warning("could not release the retention lock", exc_info=True)
+
+
 def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     """Delete raw events older than RETENTION_RAW_DAYS and search indices older than RETENTION_INDEX_DAYS.
 
     Events not yet aggregated are kept (deleting them would lose them from the rollups) and counted. With
     ARCHIVE_DIR set, so is every UTC day the archive does not hold as it is (beat archives days before
     they are due; a day refused here is archived by its next run and deleted by the next retention).
+    One run at a time: RetentionRunning while another is in progress.
     """
-    now = now or timezone.now()
+    with _retention_exclusive():
+        return _retention_apply(now=now or timezone.now())
+
+
+def _retention_apply(*, now: datetime) -> RetentionReport:
     # First, before anything is deleted: an archive that cannot be opened raises ArchiveError here.
     archive = configured_archive()
     report = RetentionReport(

@@ -10,13 +10,18 @@ from django.utils import timezone
 from . import archive
 from .archive_layout import Archive
 from .replay import row_group_replay
-from .services import partitions_maintain, retention_apply
+from .services import RetentionRunning, partitions_maintain, retention_apply
 
 
 @shared_task(name="lifecycle.apply_retention", time_limit=3600)
 def apply_retention() -> dict:
-    """Delete what is past its retention age (days the archive should hold but does not are kept)."""
-    return {k: str(v) if not isinstance(v, (int, list)) else v for k, v in asdict(retention_apply()).items()}
+    """Delete what is past its retention age (days the archive should hold but does not are kept); nothing
+    while another run is in progress."""
+    try:
+        report = retention_apply()
+    except RetentionRunning as exc:
+        return {"skipped": str(exc)}
+    return {k: str(v) if not isinstance(v, (int, list)) else v for k, v in asdict(report).items()}
 
 
 @shared_task(name="lifecycle.ensure_partitions", time_limit=600)

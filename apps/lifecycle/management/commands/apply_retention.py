@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.lifecycle.archive import ArchiveError
-from apps.lifecycle.services import retention_apply
+from apps.lifecycle.services import RetentionRunning, retention_apply
 
 
 class Command(BaseCommand):
@@ -15,6 +15,8 @@ class Command(BaseCommand):
             report = retention_apply()
         except ArchiveError as exc:  # raised before anything is deleted
             raise CommandError(f"{exc}; nothing was deleted") from None
+        except RetentionRunning as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(
             f"raw events older than {report.raw_cutoff:%Y-%m-%d %H:%M} UTC "
             f"({settings.RETENTION_RAW_DAYS} days): {report.raw_events_deleted} deleted, "
