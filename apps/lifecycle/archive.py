@@ -23,6 +23,7 @@ from django.db.models import Count, Exists, Max, Q, QuerySet
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 
+from apps.common.advisory import exclusive
 from apps.ingest.models import AggregationMark, RawEvent
 
 from .archive_layout import (
@@ -47,6 +48,10 @@ READ_CHUNK = 5_000
 SETTLE = timedelta(minutes=10)
 # Beat archives the days that pass RETENTION_RAW_DAYS within this many days (one run can fail unharmed).
 LEAD_DAYS = 2
+
+
+# With a day's ordinal, the advisory lock (two 32-bit keys) a run holds while it archives that day.
+ARCHIVE_DAY_LOCK = 0x53574152  # "SWAR"
 
 
 class ArchiveError(Exception):
@@ -82,10 +87,14 @@ def day_archive(*, archive: Archive, day: date, now: datetime | None = None) -> 
     Database rows win over archived rows of the same event (their pipeline state is newer); archived rows
     the database no longer has are kept. Services the database no longer has keep their files untouched.
     Then the day's marker records the highest row id read and when the run started. A day the filesystem
-    refuses (a name, space, permissions) raises ArchiveError: that day fails, not the whole run.
+    refuses (a name, space, permissions) raises ArchiveError: that day fails, not the whole run. So does a
+    day another run is archiving (beat's task and an operator's command at once): two runs interleaving
+    their files could leave a marker that does not describe the files, and retention trusts the marker.
     """
+    refused = ArchiveError(f"{archive.day_dir(day)}: another run is archiving this day; try again later")
     try:
-        return _day_write(archive=archive, day=day, started=now or timezone.now())
+        with exclusive(ARCHIVE_DAY_LOCK, day.toordinal(), refused=refused):
+            return _day_write(archive=archive, day=day, started=now or timezone.now())
     except OSError as exc:
         raise ArchiveError(
             f"{archive.day_dir(day)}: cannot write the day ({type(exc).__name__}: {exc})"

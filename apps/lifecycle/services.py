@@ -5,18 +5,17 @@ ARCHIVE_DIR set, raw events leave only once the archive holds them (apps/lifecyc
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
+from apps.common.advisory import exclusive
 from apps.common.errors import BackendUnavailable
 from apps.common.jsonfields import PropertyText
 from apps.ingest import partitions
@@ -67,27 +66,6 @@ class RetentionRunning(Exception):
     """Another retention run is in progress; this one did nothing."""
 
 
-@contextmanager
-def _retention_exclusive() -> Iterator[None]:
-    """Hold the retention lock for the block, or raise RetentionRunning (PostgreSQL; the embedded mode has
-    one process)."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RETENTION_LOCK])
-        if not cursor.fetchone()[0]:
-            raise RetentionRunning("another retention run is in progress; nothing was deleted by this one")
-    try:
-        yield
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [RETENTION_LOCK])
-        except DatabaseError:  # connection lost: the session's lock went with it
-            logger.warning("could not release the retention lock", exc_info=True)
-
-
 def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     """Delete raw events older than RETENTION_RAW_DAYS and search indices older than RETENTION_INDEX_DAYS.
 
@@ -96,7 +74,8 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
     they are due; a day refused here is archived by its next run and deleted by the next retention).
     One run at a time: RetentionRunning while another is in progress.
     """
-    with _retention_exclusive():
+    refused = RetentionRunning("another retention run is in progress; nothing was deleted by this one")
+    with exclusive(RETENTION_LOCK, refused=refused):
         return _retention_apply(now=now or timezone.now())
 
 

@@ -3,19 +3,23 @@
 import hashlib
 import io
 import json
+import threading
 from datetime import timedelta
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
+from apps.common.advisory import exclusive
 from apps.ingest.models import RawEvent
 from apps.lifecycle import archive, tasks
 from apps.lifecycle.archive_layout import SCHEMA, Archive
 from apps.lifecycle.services import retention_apply
 from apps.pipeline.services import process_chunk
+from tests.conftest import in_thread
 
 from .conftest import at
 
@@ -339,3 +343,39 @@ def test_retention_with_an_archive_it_cannot_open_deletes_nothing(old_events, se
         call_command("apply_retention", stdout=io.StringIO())
 
     assert dropped == [] and RawEvent.objects.count() == 5
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one process in the embedded mode")
+def test_a_day_another_run_is_archiving_is_left_to_it_and_said(old_events, archive_dir, days):
+    first, second = days
+    holding, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:  # beat's archive task for the first day, in a session of its own
+        refused = AssertionError("the test's run took the lock first")
+        with exclusive(archive.ARCHIVE_DAY_LOCK, first.toordinal(), refused=refused):
+            holding.set()
+            release.wait(10)
+
+    thread = in_thread(other_run)
+    try:
+        assert holding.wait(10)
+        err = io.StringIO()
+        with pytest.raises(CommandError, match="days not archived: 1"):
+            call_command(
+                "archive_events",
+                "--before",
+                f"{timezone.now():%Y-%m-%d}",
+                "--to",
+                str(archive_dir),
+                stderr=err,
+            )
+    finally:
+        release.set()
+        thread.join(10)
+
+    assert (
+        f"{first}: not archived" in err.getvalue() and "another run is archiving this day" in err.getvalue()
+    )
+    assert not (archive_dir / f"date={first}").exists()  # nothing written beside the other run
+    assert list((archive_dir / f"date={second}").rglob("*.parquet"))  # the other day is archived
+    assert f"{first}: " in archive_all(archive_dir)  # once the other run is done, the day is archived
