@@ -1,5 +1,6 @@
 """The support pages: search, one trail, surrounding logs, a user's requests."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -437,3 +438,29 @@ def test_a_trail_longer_than_the_limit_says_it_is_cut(support_client, store_even
     assert 'id="trail-cut"' in long_page and "Only the first 3 events" in long_page
     assert "step_2" in long_page and "step_3" not in long_page
     assert 'id="trail-cut"' not in short_page
+
+
+def test_a_trail_across_midnight_dates_the_rows_of_the_next_day(support_client, store_events):
+    before = datetime(2026, 11, 25, 23, 59, 50, tzinfo=UTC)
+    events = [("request_received", 0), ("tile_rendered", 5), ("tile_sent", 20), ("request_done", 25)]
+    store_events(
+        [
+            {
+                "service": "gateway",
+                "event": name,
+                "correlation_id": "req-midnight",
+                "timestamp": (before + timedelta(seconds=seconds)).isoformat(),
+            }
+            for name, seconds in events
+        ]
+    )
+
+    html = support_client.get("/traces/req-midnight/").content.decode()
+
+    times = re.findall(r'<td class="time">(.*?)</td>', html, flags=re.S)
+    assert [" ".join(re.sub(r"<[^>]+>", " ", t).split()) for t in times] == [
+        "23:59:50.000",
+        "23:59:55.000",
+        "2026-11-26 00:00:10.000",
+        "00:00:15.000",
+    ]
