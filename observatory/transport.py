@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 
@@ -30,6 +31,7 @@ _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.except
 # The longest pause a Retry-After gets: the portal's rate limits go down to one an hour, and a broken
 # header must not stop a sender for days.
 MAX_PAUSE_SECONDS = 3600.0
+_READ_SIZE = 65_536  # the most read from the answer's body at once (what the socket has, up to this)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -52,6 +54,37 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
+def _read_answer(response: requests.Response, timeout: Any) -> None:
+    """Read the answer's body into ``response`` (for ``.json()``, ``.text``) within ``timeout`` seconds of
+    its headers, else raise ``requests.Timeout``.
+
+    ``timeout`` bounds each read, not the answer: one trickling a byte at a time (a stalled proxy) would
+    otherwise hold the sender, or a sync caller, for as long as it trickles.
+    """
+    if isinstance(timeout, tuple):  # requests' (connect, read)
+        timeout = timeout[-1]
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    raw = response.raw
+    read = getattr(raw, "read1", None) or raw.read  # read1: what has arrived, never waits for more
+    parts: list[bytes] = []
+    try:
+        while True:
+            part = read(_READ_SIZE, decode_content=True)
+            if not part:
+                break
+            parts.append(part)
+            if time.monotonic() > deadline:
+                raise requests.Timeout(f"the answer was still arriving {timeout}s after its headers")
+    except requests.RequestException:
+        response.close()
+        raise
+    except Exception as exc:  # urllib3's own errors while reading: as requests' iter_content maps them
+        response.close()
+        raise requests.ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+    response._content = b"".join(parts)  # what requests' own .content does after reading
+    response._content_consumed = True
+
+
 class Transport:
     """One process's HTTP session to the portal; ``send`` delivers a chunk or gives it up, and reports."""
 
@@ -61,6 +94,7 @@ class Transport:
         self._abort = abort  # set at shutdown: cut retries, back-off and pauses short
         self._session = requests.Session()
         self._lock = threading.Lock()  # one POST at a time (sender thread, sync callers, flush in caller)
+        self._sending_in: int | None = None  # the thread holding _lock
         # The Retry-After pause that shutdown cut short, so the events left behind are given up with it.
         self.interrupted_pause: str | None = None
 
@@ -75,7 +109,16 @@ class Transport:
         pauses: an answer asking for more than the retry budget gives the chunk up.
         """
         with self._lock:
-            return self._post(chunk, may_pause)
+            self._sending_in = threading.get_ident()
+            try:
+                return self._post(chunk, may_pause)
+            finally:
+                self._sending_in = None
+
+    def sending_here(self) -> bool:
+        """Return whether the current thread is inside ``send`` (an ``on_delivery`` callback or a signal
+        handler that interrupted it): sending from there would wait for itself."""
+        return self._sending_in == threading.get_ident()
 
     def close(self) -> None:
         """Close the session's pooled connections."""
@@ -106,7 +149,17 @@ class Transport:
                 headers["Authorization"] = f"Bearer {config.api_key}"
             retry_after: float | None = None
             try:
-                response = self._session.post(endpoint, data=body, headers=headers, timeout=config.timeout)
+                # Redirects are not followed: requests would turn the POST into a GET (nginx's http ->
+                # https 301, a login page's 302) and count the page's 200 as the batch delivered.
+                response = self._session.post(
+                    endpoint,
+                    data=body,
+                    headers=headers,
+                    timeout=config.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+                _read_answer(response, config.timeout)
             except _TRANSIENT_ERRORS as exc:
                 reason, status = f"{type(exc).__name__}: {exc}", None
             except requests.RequestException as exc:  # bad URL and the like: retrying cannot help
@@ -123,6 +176,16 @@ class Transport:
                 if 200 <= status < 300:
                     self.reporter.acknowledged(chunk, response)
                     return True
+                if 300 <= status < 400:
+                    location = response.headers.get("Location", "")
+                    self.reporter.failed(
+                        chunk,
+                        f"HTTP {status}: the portal's address redirects to {location!r}; set "
+                        "OBSERVATORY_URL to the address it names",
+                        retryable=False,
+                        status=status,
+                    )
+                    return False
                 if status == 413 and len(chunk) > 1:
                     # Too large for this server's limit: split and send halves (same event_ids).
                     middle = len(chunk) // 2
