@@ -240,7 +240,7 @@ def _snapshot(value: Any, path: set[int]) -> Any:
         path.add(ident)
         try:
             if isinstance(value, dict):
-                return {key: _snapshot(item, path) for key, item in value.items()}
+                return {_json_key(key): _snapshot(item, path) for key, item in value.items()}
             return [_snapshot(item, path) for item in value]
         finally:
             path.discard(ident)
@@ -252,6 +252,27 @@ def _snapshot(value: Any, path: set[int]) -> Any:
     if isinstance(value, float):
         return float.__float__(value)
     return _json_default(value)
+
+
+def _json_key(key: Any) -> Any:
+    """Return ``key`` as a JSON object key: what json.dumps writes itself as it is, else a string.
+
+    json.dumps refuses keys other than str, int, float, bool and None (a date, a UUID, a tuple): one such
+    key would cost the event all of its properties.
+    """
+    if key is None or isinstance(key, str | int | float):
+        return key
+    value = _json_default(key)
+    return value if isinstance(value, str) else str(key)
+
+
+def _string_keys(obj: Any) -> Any:
+    """Return ``obj`` with every dict key turned into one JSON takes (see :func:`_json_key`)."""
+    if isinstance(obj, dict):
+        return {_json_key(key): _string_keys(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_string_keys(value) for value in obj]
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
@@ -296,9 +317,13 @@ def encode(event: PendingEvent, service: str | None = None, stage: str | None = 
         payload["message"] = event.message
     try:
         data = dumps(payload)
-    except Exception:  # e.g. a lone surrogate in a property: keep the event, lose the properties
-        payload["properties"] = {"_unserialisable": True}
-        data = dumps(payload)
+    except Exception:
+        try:  # a key JSON cannot take (a tuple, say, in properties whose values needed no snapshot)
+            payload["properties"] = _string_keys(event.properties)
+            data = dumps(payload)
+        except Exception:  # e.g. a lone surrogate in a property: keep the event, lose the properties
+            payload["properties"] = {"_unserialisable": True}
+            data = dumps(payload)
     if _fits(payload, data):
         return data
     # Usually a huge log message or traceback: keep the head of long strings, then the rest.

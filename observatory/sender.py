@@ -291,6 +291,10 @@ class Sender:
             self._taken += len(batch)
         return batch
 
+    def send_queued(self) -> None:
+        """Deliver in the caller what is queued (sync mode: events tracked while the caller was sending)."""
+        self._drain_in_caller(None)
+
     def _drain_in_caller(self, deadline: float | None) -> None:
         with _guard.sending():
             while deadline is None or time.monotonic() < deadline:

@@ -167,6 +167,7 @@ class Tracker:
         """Create everything that must not be shared with a forked child: queue, locks, thread, session."""
         self._pid = os.getpid()
         self._closed = False
+        self._shutdown_delivered = True  # what shutdown() returned, for a second call
         # The fast path of _submit: a URL, not sync mode, not shut down.
         self._queueing = self.config.endpoint is not None and not self.config.sync
         self._counters = Counters()
@@ -313,7 +314,10 @@ class Tracker:
         times out gives nothing up: during a ``Retry-After`` pause, the events wait for its end.
         """
         if self.config.sync:
-            return True  # sync mode delivers inside track()
+            # Sync mode delivers inside track(), but for events tracked during a send (see _submit_otherwise).
+            if self._queue and not self._transport.sending_here():
+                self._sender.send_queued()
+            return True
         self._check_pid()
         return self._sender.flush(timeout)
 
@@ -328,12 +332,13 @@ class Tracker:
         """
         self._check_pid()
         if self._closed:
-            return True
+            return self._shutdown_delivered  # a second call says what the first found
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, timeout)
         delivered = self.flush(timeout)
         self._queueing = False
         self._queue_until = _CLOSED
+        self._shutdown_delivered = delivered
         self._closed = True
         self._sender.close(delivered, deadline)
         return delivered
@@ -381,9 +386,16 @@ class Tracker:
                 logger.warning("observatory: event tracked after shutdown(); dropped")
             return None
         if config.sync:
+            if self._transport.sending_here():
+                # An on_delivery callback or a signal handler inside this thread's own send: sending now
+                # would wait for that send's lock for ever. The send it interrupted takes the event after.
+                self._queue.append(event)
+                return event[EVENT_ID_INDEX]
             self._counters.add(tracked=1)
             with _guard.sending():
                 self._sender.deliver([event])
+            if self._queue:
+                self._sender.send_queued()
             return event[EVENT_ID_INDEX]
         dropped = self._counters.increment("dropped")
         if self._throttle.ready("queue-full"):
