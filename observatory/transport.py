@@ -160,6 +160,10 @@ class Transport:
                     allow_redirects=False,
                 )
                 _read_answer(response, config.timeout)
+            except requests.exceptions.SSLError as exc:
+                # A certificate or TLS setting (requests counts it a ConnectionError): no retry helps.
+                self.reporter.failed(chunk, f"TLS: {exc}", retryable=False)
+                return False
             except _TRANSIENT_ERRORS as exc:
                 reason, status = f"{type(exc).__name__}: {exc}", None
             except requests.RequestException as exc:  # bad URL and the like: retrying cannot help

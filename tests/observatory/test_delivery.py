@@ -225,3 +225,22 @@ def test_an_error_escaping_the_transport_reports_the_batch_and_the_sender_goes_o
     assert [(d.failed, d.acknowledged) for d in seen] == [(tuple(lost), ()), ((), (later,))]
     assert "RuntimeError" in seen[0].reason
     assert tracker.stats()["failed_events"] == 3
+
+
+def test_a_tls_failure_is_reported_at_once_not_retried_like_a_network_outage(ingest_server, make_tracker):
+    # https:// to a server that speaks plain HTTP: the handshake fails as a bad certificate would, and no
+    # retry can get past it (with this back-off, a second attempt alone would take over a minute).
+    seen, record = _recorder()
+    tracker = make_tracker(
+        url=ingest_server.url.replace("http://", "https://"),
+        on_delivery=record,
+        backoff_base=60.0,
+        backoff_max=60.0,
+    )
+    event_id = tracker.track("e")
+
+    assert tracker.flush(10)
+
+    [delivery] = seen
+    assert delivery.failed == (event_id,) and delivery.status is None
+    assert delivery.reason.startswith("TLS: ")
