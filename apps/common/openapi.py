@@ -22,3 +22,38 @@ READ_RESPONSES = {
         ErrorSchema, description="The database or the search backend is unavailable; see Retry-After."
     ),
 }
+
+
+# Headers the portal sends with these answers (DRF's authentication and apps/common/exceptions.py).
+_RESPONSE_HEADERS = {
+    "401": {
+        "WWW-Authenticate": {
+            "description": "How to authenticate: `Bearer` with a key or a personal token.",
+            "schema": {"type": "string"},
+        }
+    },
+    "429": {
+        "Retry-After": {
+            "description": "Seconds to wait before sending again.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+    "503": {
+        "Retry-After": {
+            "description": "Seconds after which the request may succeed.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+
+
+def document_response_headers(result: dict, generator, request, public) -> dict:
+    """drf-spectacular hook: name the headers that come with 401, 429 and 503 answers in every operation."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                for name, header in _RESPONSE_HEADERS.get(str(status), {}).items():
+                    response.setdefault("headers", {}).setdefault(name, header)
+    return result

@@ -738,6 +738,12 @@ def test_openapi_schema_and_docs_are_served(admin_client):
     assert "/api/v1/batch" in paths and "/api/v1/events" in paths
     assert "examples" in json.dumps(paths["/api/v1/batch"])
     assert docs.status_code == 200
+    # The headers that come with refusals are named where clients read when to try again.
+    batch = paths["/api/v1/batch"]["post"]["responses"]
+    assert set(batch["429"]["headers"]) == set(batch["503"]["headers"]) == {"Retry-After"}
+    assert set(batch["401"]["headers"]) == {"WWW-Authenticate"}
+    trace = paths["/api/v1/traces/{correlation_id}"]["get"]["responses"]
+    assert set(trace["503"]["headers"]) == {"Retry-After"}
 
 
 @pytest.mark.parametrize(
