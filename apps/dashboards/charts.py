@@ -46,12 +46,14 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     figure = figures.series_figure(
         series, chart_type=spec.chart_type, measure_label=spec.measure_label, stack=spec.additive
     )
-    drilldown.with_point_links(figure, drilldown.point_links(spec.query, series))
+    links = drilldown.point_links(spec.query, series)
+    drilldown.with_point_links(figure, links)
     table = series_table(
         series,
         interval=spec.query.interval,
         additive=spec.additive,
         decimals=spec.query.measure.startswith("avg:"),
+        links=links,
     )
     # A property breakdown or filter, or numbers or users by minute, are read from raw events.
     raw_note = raw_history_note(earliest_raw_read(spec.query), now=timezone.now(), what="This chart")

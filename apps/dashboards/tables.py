@@ -19,7 +19,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", " ", "\u3000", "\uff1d",
 @dataclass(frozen=True)
 class SeriesTable:
     columns: list[str]
-    rows: list[tuple[str, list[str]]]  # (bucket label, formatted values), oldest first
+    # (bucket label, [(formatted value, its users page or None)]), oldest first: a point's users are a
+    # link away from the table too, not only a click on the chart.
+    rows: list[tuple[str, list[tuple[str, str | None]]]]
     totals: list[str] | None  # for additive measures only
     hidden_rows: int  # older buckets left out of the page
 
@@ -46,15 +48,26 @@ def series_table(
     additive: bool,
     decimals: bool = False,
     max_rows: int = MAX_ROWS,
+    links: Sequence[Sequence[str] | None] = (),
 ) -> SeriesTable:
     """Return the buckets × series table of a chart (all series share the same buckets).
 
-    `decimals` shows every value with two decimals (averages), so a column's figures line up.
+    `decimals` shows every value with two decimals (averages), so a column's figures line up. `links`: per
+    series, each point's users page (drilldown.point_links), put on the cells that count someone.
     """
     buckets = [t for t, _ in series[0].points] if series else []
     by_series = [dict(s.points) for s in series]
+    point_links = [dict(zip(buckets, found, strict=True)) if found else {} for found in links] or [
+        {} for _ in series
+    ]
     rows = [
-        (bucket_label(t, interval), [format_value(values.get(t), decimals=decimals) for values in by_series])
+        (
+            bucket_label(t, interval),
+            [
+                (format_value(values.get(t), decimals=decimals), links_of.get(t) if values.get(t) else None)
+                for values, links_of in zip(by_series, point_links, strict=True)
+            ],
+        )
         for t in buckets
     ]
     totals = None

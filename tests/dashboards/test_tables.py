@@ -18,7 +18,10 @@ def test_a_table_has_a_row_per_bucket_and_totals_for_additive_measures():
     table = series_table([series("a", [1000, 2]), series("b", [0, 3.5])], interval="day", additive=True)
 
     assert table.columns == ["a", "b"]
-    assert table.rows == [("2026-11-20", ["1,000", "0"]), ("2026-11-21", ["2", "3.50"])]
+    assert table.rows == [
+        ("2026-11-20", [("1,000", None), ("0", None)]),
+        ("2026-11-21", [("2", None), ("3.50", None)]),
+    ]
     assert table.totals == ["1,002", "3.50"]
 
 

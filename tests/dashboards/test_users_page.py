@@ -4,6 +4,7 @@ trails. And the charts' points carry its address, for the clicks (kinds, not nam
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from html import unescape as html_unescape
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -240,6 +241,36 @@ def test_each_point_of_an_explorer_chart_links_to_its_users(client, make_person,
     # The link lists the point's users.
     listed = page.get(traces[1]["customdata"][2]).content.decode()
     assert user_rows(listed) == [("cyd", "1")]
+
+
+def test_the_numbers_table_links_each_point_that_counts_someone_to_its_users(client, make_person, traffic):
+    # A keyboard or screen-reader user reaches a point's users from the table, not only by a click on the
+    # chart: the same address, on the cells that count someone.
+    page = signed_in(client, make_person, "product")
+    html = page.get(
+        "/dashboards/",
+        {
+            "event": "search_made",
+            "range": "custom",
+            "start": "2026-11-03T12:00",
+            "end": "2026-11-03T16:00",
+            "interval": "hour",
+            "breakdown": "service",
+        },
+    ).content.decode()
+
+    traces = figure_of(html)["data"]
+    table = html.split('class="series-table"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td class=\"time\">(.*?)</td>(.*?)</tr>", table, re.S)
+    for hour, (label, cells) in enumerate(rows):
+        for trace, cell in zip(traces, re.findall(r'<td class="num">(.*?)</td>', cells), strict=True):
+            link = re.fullmatch(r'<a href="([^"]+)" title="Who is behind it">([^<]+)</a>', cell)
+            value = link.group(2) if link else cell
+            assert (link is not None) == (value not in ("0", "—")), (label, cell)
+            if link:
+                assert html_unescape(link.group(1)) == trace["customdata"][hour]
+    gateway_14h = re.findall(r'<td class="num"><a href="([^"]+)"', rows[2][1])[-1]
+    assert user_rows(page.get(html_unescape(gateway_14h)).content.decode()) == [("cyd", "1")]
 
 
 @pytest.fixture

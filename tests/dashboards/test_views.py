@@ -177,7 +177,7 @@ def test_an_average_keeps_empty_buckets_as_gaps(product_client, usage):
 
     (trace,) = traces(response.content.decode())
     assert trace["y"] == [200, 50, None]
-    assert response.context["chart"].table.rows[2][1] == ["—"]
+    assert response.context["chart"].table.rows[2][1] == [("—", None)]
 
 
 def test_a_property_breakdown_and_filter(product_client, usage):
