@@ -292,8 +292,20 @@ class Sender:
         return batch
 
     def send_queued(self) -> None:
-        """Deliver in the caller what is queued (sync mode: events tracked while the caller was sending)."""
-        self._drain_in_caller(None)
+        """Deliver in the caller the events queued now (sync mode: those tracked while the caller was
+        sending). Events the callbacks of these sends track wait for the next track() or flush(): an
+        ``on_delivery`` that tracks each failure would otherwise keep the caller sending for ever."""
+        pending = len(self.queue)
+        with _guard.sending():
+            while pending > 0:
+                batch = self._take(min(self.config.batch_size, pending))
+                if not batch:
+                    return
+                pending -= len(batch)
+                try:
+                    self.deliver(batch)
+                finally:
+                    self._mark_done(len(batch))
 
     def _drain_in_caller(self, deadline: float | None) -> None:
         with _guard.sending():

@@ -9,6 +9,7 @@ import gzip
 import logging
 import math
 import random
+import ssl
 import threading
 import time
 from datetime import UTC, datetime
@@ -32,6 +33,25 @@ _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.except
 # header must not stop a sender for days.
 MAX_PAUSE_SECONDS = 3600.0
 _READ_SIZE = 65_536  # the most read from the answer's body at once (what the socket has, up to this)
+# TLS failures that are the connection cut during the handshake or a read (a proxy restarting, an idle
+# keep-alive connection closed by the server): an outage like a reset, retried. Any other TLS error (a
+# certificate, https to a plain server) is a setting no retry changes.
+_TLS_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
+
+
+def _tls_cut(exc: BaseException) -> bool:
+    """Return whether a requests SSLError is the connection being cut (see ``_TLS_CUT``)."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, _TLS_CUT):
+            return True
+        pending += [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+    return False
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -161,9 +181,11 @@ class Transport:
                 )
                 _read_answer(response, config.timeout)
             except requests.exceptions.SSLError as exc:
-                # A certificate or TLS setting (requests counts it a ConnectionError): no retry helps.
-                self.reporter.failed(chunk, f"TLS: {exc}", retryable=False)
-                return False
+                if _tls_cut(exc):  # a handshake or read cut short: retried like any dropped connection
+                    reason, status = f"{type(exc).__name__}: {exc}", None
+                else:  # a certificate or TLS setting (requests counts it a ConnectionError): no retry helps
+                    self.reporter.failed(chunk, f"TLS: {exc}", retryable=False)
+                    return False
             except _TRANSIENT_ERRORS as exc:
                 reason, status = f"{type(exc).__name__}: {exc}", None
             except requests.RequestException as exc:  # bad URL and the like: retrying cannot help
