@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings as django_settings  # `settings` here is a chart's
 
-from apps.common.bidi import isolated, isolated_all
+from apps.common.bidi import clipped, isolated, isolated_all
 from apps.metrics import buckets
 from apps.metrics.selectors import SeriesQuery
 
@@ -128,7 +128,7 @@ def title(settings: ChartSettings) -> str:
             if settings.breakdown.startswith("prop:")
             else BREAKDOWN_BUILTINS[settings.breakdown].lower()
         )
-    return text[:MAX_TITLE]
+    return clipped(text, MAX_TITLE)
 
 
 def _subtitle(settings: ChartSettings, interval: str, start: datetime, end: datetime) -> str:
