@@ -15,7 +15,7 @@ from django import forms
 from django.http import QueryDict
 from django.utils import timezone
 
-from apps.common.bidi import isolated, isolated_all
+from apps.common.bidi import clipped, isolated, isolated_all
 from apps.metrics import query as query_language
 from apps.metrics.eventrows import EventFilter
 from apps.metrics.funnel import MAX_WINDOW, Funnel, FunnelQuery, funnel_for
@@ -163,7 +163,10 @@ class AnalysisForm(TimeRangeForm):
         )
 
     def filter_values(self) -> list[str]:
-        """Return the filters as typed, for redrawing their inputs (valid or not)."""
+        """Return the filters as typed, for redrawing their inputs (valid or not); an empty form's are those
+        the analysis switch carried over."""
+        if not self.is_bound:
+            return [v for v in self.initial.get("filter", []) if v.strip()]
         return [v for v in self.data.getlist("filter") if v.strip()] if hasattr(self.data, "getlist") else []
 
 
@@ -246,7 +249,7 @@ def analysis_spec(settings: AnalysisSettings, *, now: datetime) -> AnalysisSpec:
             f"Retention: first {isolated(settings.start_event)}, back with {isolated(settings.return_event)}"
         )
         parts.insert(1, f"cohorts by {settings.interval}")
-    return AnalysisSpec(settings=settings, query=query, title=title[:200], subtitle=" · ".join(parts))
+    return AnalysisSpec(settings=settings, query=query, title=clipped(title, 200), subtitle=" · ".join(parts))
 
 
 @dataclass

@@ -7,6 +7,7 @@ or any more, for a saved chart): such names are accepted and shown, never an err
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.http import QueryDict
@@ -27,6 +28,15 @@ from .chartspec import (
 from .models import Dashboard
 
 TOP_N_CHOICES = (3, 5, 10, 20)
+# What the Trends / Funnel / Retention switch keeps when it changes analysis: the range and the filters.
+CARRIED = ("range", "start", "end", "filter")
+
+
+def carried_state(params: QueryDict) -> str:
+    """Return the range and filters of a page's query string, encoded for the other analyses' links."""
+    return urlencode([(key, value) for key in CARRIED for value in params.getlist(key) if value])
+
+
 DEFAULTS = {"range": "7d", "interval": "hour", "measure": "count", "top": "5", "chart": "line"}
 MAX_EVENTS = 200
 MAX_FILTERS = 10
@@ -142,11 +152,15 @@ class ExplorerForm(TimeRangeForm):
         self.fields["breakdown"].widget.choices = self._breakdown_choices()
 
     @classmethod
-    def default_data(cls, *, events: list[str]) -> QueryDict:
-        """Return the state of an explorer opened without parameters: these events, the defaults."""
+    def default_data(cls, *, events: list[str], carried: QueryDict | None = None) -> QueryDict:
+        """Return the state of an explorer opened without events: these events, the defaults, and the range
+        and filters `carried` from another analysis (see carried_state)."""
         data = QueryDict(mutable=True)
         data.update(DEFAULTS)
         data.setlist("event", events)
+        for key in CARRIED if carried is not None else ():
+            if key in carried:
+                data.setlist(key, carried.getlist(key))
         return data
 
     def _measure_choices(self) -> list:

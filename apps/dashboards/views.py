@@ -32,7 +32,7 @@ from .charts import RenderedChart, chart_render, charts_annotate, saved_chart_re
 from .chartspec import QUICK_RANGES, chart_spec
 from .chartspec import query_string as chart_query_string
 from .csp import inline_styles_allowed
-from .forms import DashboardCreateForm, ExplorerForm, SaveChartForm
+from .forms import CARRIED, DashboardCreateForm, ExplorerForm, SaveChartForm
 from .models import Chart, Dashboard
 from .tables import write_series_csv
 
@@ -75,13 +75,13 @@ def explorer(request: HttpRequest) -> HttpResponse:
         return analysis_explorer(request)
     wants_csv = request.GET.get("format") == "csv"
     options = None if wants_csv else selectors.explorer_options()
-    if any(key != "format" for key in request.GET):
+    if set(request.GET) - {"format"} - set(CARRIED):
         data = request.GET
-    else:
+    else:  # opened bare, or from another analysis with its range and filters (CARRIED)
         default_event = selectors.default_event()
         if default_event is None:
             return render(request, "dashboards/explorer.html", {"form": ExplorerForm(), "no_events": True})
-        data = ExplorerForm.default_data(events=[default_event])
+        data = ExplorerForm.default_data(events=[default_event], carried=request.GET)
     form = ExplorerForm(data, options=options)
     chart = None
     if form.is_valid():
@@ -116,9 +116,14 @@ def analysis_explorer(request: HttpRequest) -> HttpResponse:
     wants_csv = request.GET.get("format") == "csv"
     options = None if wants_csv else selectors.explorer_options()
     analysis = request.GET["analysis"]
-    if not wants_csv and set(request.GET) <= {"analysis"}:
-        # Opened from the analysis switch: the empty form, with its defaults, and a word on what to fill in.
-        form = AnalysisForm(initial={"analysis": analysis, "range": "30d", "window": 86400}, options=options)
+    if not wants_csv and set(request.GET) - {"analysis"} <= set(CARRIED):
+        # Opened from the analysis switch: the empty form, with its defaults and the range and filters the
+        # other analysis had, and a word on what to fill in.
+        initial = {"analysis": analysis, "range": "30d", "window": 86400}
+        initial.update({key: request.GET[key] for key in ("range", "start", "end") if request.GET.get(key)})
+        if request.GET.getlist("filter"):
+            initial["filter"] = request.GET.getlist("filter")
+        form = AnalysisForm(initial=initial, options=options)
         return render(
             request, "dashboards/analysis.html", {"form": form, "analysis": analysis, "fresh": True}
         )

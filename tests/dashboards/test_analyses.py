@@ -234,3 +234,38 @@ def test_saving_refuses_invalid_analysis_settings(product_client):
 
     assert response.status_code == 302
     assert not Dashboard.objects.exists()
+
+
+def tab_link(html: str, name: str) -> str:
+    from html import unescape
+
+    return unescape(re.search(rf'<a href="([^"]*)"[^>]*>{name}</a>', html).group(1))
+
+
+def test_the_analysis_switch_keeps_the_range_and_the_filters(product_client, aggregate_events):
+    aggregate_events(
+        [
+            {"event": "search_made", "user_id": "u1", "timestamp": at(0, 1), "properties": {"plan": "pro"}},
+            {"event": "search_made", "user_id": "u2", "timestamp": at(0, 2), "properties": {"plan": "free"}},
+        ]
+    )
+    trends = product_client.get(
+        "/dashboards/", custom(event="search_made", filter="plan=pro", interval="hour")
+    ).content.decode()
+
+    funnel_link = tab_link(trends, "Funnel")
+    funnel = product_client.get(funnel_link)
+
+    assert funnel.status_code == 200
+    page = funnel.content.decode()
+    assert re.search(r'<option value="custom" selected>', page)
+    assert f'value="{day0().strftime("%Y-%m-%dT%H:%M")}"' in page  # the start, as the trend had it
+    assert 'value="plan=pro"' in page
+    assert "search_made" not in funnel_link  # the trend's events are not funnel steps
+
+    back = product_client.get(tab_link(page, "Trends"))
+
+    assert back.status_code == 200
+    form = back.context["form"]
+    assert (form.cleaned_data["range"], form.cleaned_data["start"]) == ("custom", day0())
+    assert form.filter_values() == ["plan=pro"]
