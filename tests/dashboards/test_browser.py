@@ -155,7 +155,12 @@ def test_hostile_breakdown_values_are_drawn_as_text(
     legend = page.locator(".js-plotly-plot .legend .legendtext").all_text_contents()
     assert IMG in legend and LINK in legend
     assert page.locator(".js-plotly-plot img, .js-plotly-plot a[href*='evil']").count() == 0
-    assert page.locator("table.series-table img, table.series-table a").count() == 0
+    # The table's only links are its own, each cell's users page; nothing a value could inject.
+    assert page.locator("table.series-table img, table.series-table thead a").count() == 0
+    cells = page.locator("table.series-table tbody a")
+    assert cells.count() > 0
+    hrefs = [cells.nth(k).get_attribute("href") for k in range(cells.count())]
+    assert all(href.startswith("/dashboards/users/?") for href in hrefs), hrefs
     assert IMG in page.inner_text("table.series-table thead")
     page.hover(".js-plotly-plot .nsewdrag", position={"x": 300, "y": 120})  # the hover label names series too
     page.wait_for_timeout(200)
