@@ -28,5 +28,9 @@ def exclusive(*key: int, refused: Exception) -> Iterator[None]:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT pg_advisory_unlock({placeholders})", list(key))
-        except DatabaseError:  # connection lost: the session's lock went with it
-            logger.warning("could not release the advisory lock %s", key, exc_info=True)
+        except DatabaseError:
+            # Lost, or left in a failed transaction (the block inside an outer atomic, a task's time limit
+            # cutting a query): closed, so that the lock ends with the session instead of outliving it in
+            # a worker that keeps its connection.
+            logger.warning("advisory lock %s not released; closing the connection", key, exc_info=True)
+            connection.close()
