@@ -317,11 +317,11 @@ def encode(event: PendingEvent, service: str | None = None, stage: str | None = 
         payload["message"] = event.message
     try:
         data = dumps(payload)
-    except Exception:
+    except _UNENCODABLE:
         try:  # a key JSON cannot take (a tuple, say, in properties whose values needed no snapshot)
             payload["properties"] = _string_keys(event.properties)
             data = dumps(payload)
-        except Exception:  # e.g. a lone surrogate in a property: keep the event, lose the properties
+        except _UNENCODABLE:  # e.g. a lone surrogate in a property: keep the event, lose the properties
             payload["properties"] = {"_unserialisable": True}
             data = dumps(payload)
     if _fits(payload, data):
@@ -358,6 +358,11 @@ def _fits(payload: dict[str, Any], data: bytes) -> bool:
     if size + EXPONENT_GROWTH * data.count(b"e") <= MAX_EVENT_BYTES:
         return True
     return len(_stdlib_dumps(payload)) <= MAX_EVENT_BYTES
+
+
+# What json.dumps raises for what it cannot write: a key of another type (TypeError), a lone surrogate
+# (UnicodeEncodeError, a ValueError), a reference cycle (ValueError, or RecursionError through _finite).
+_UNENCODABLE = (TypeError, ValueError, RecursionError)
 
 
 def dumps(obj: Any) -> bytes:

@@ -6,6 +6,7 @@ pauses the sender thread for as long as it asks, outside the retry budget (see `
 from __future__ import annotations
 
 import gzip
+import http.client
 import logging
 import math
 import random
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+import urllib3
 
 from ._version import __version__
 from .config import TrackerConfig
@@ -98,7 +100,8 @@ def _read_answer(response: requests.Response, timeout: Any) -> None:
     except requests.RequestException:
         response.close()
         raise
-    except Exception as exc:  # urllib3's own errors while reading: as requests' iter_content maps them
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        # urllib3's and http.client's errors while reading: as requests' iter_content maps them
         response.close()
         raise requests.ConnectionError(f"{type(exc).__name__}: {exc}") from exc
     response._content = b"".join(parts)  # what requests' own .content does after reading
