@@ -217,18 +217,22 @@ def figure_of(html: str) -> dict:
     return json.loads(block.group(1))
 
 
+# The explorer's chart of search_made by service, hour by hour over four hours of `traffic`.
+BY_SERVICE_HOURLY = {
+    "event": "search_made",
+    "range": "custom",
+    "start": "2026-11-03T12:00",
+    "end": "2026-11-03T16:00",
+    "interval": "hour",
+    "breakdown": "service",
+}
+
+
 def test_each_point_of_an_explorer_chart_links_to_its_users(client, make_person, traffic):
     page = signed_in(client, make_person, "product")
     response = page.get(
         "/dashboards/",
-        {
-            "event": "search_made",
-            "range": "custom",
-            "start": "2026-11-03T12:00",
-            "end": "2026-11-03T16:00",
-            "interval": "hour",
-            "breakdown": "service",
-        },
+        BY_SERVICE_HOURLY,
     )
 
     assert response.status_code == 200, re.findall(
@@ -249,14 +253,7 @@ def test_the_numbers_table_links_each_point_that_counts_someone_to_its_users(cli
     page = signed_in(client, make_person, "product")
     html = page.get(
         "/dashboards/",
-        {
-            "event": "search_made",
-            "range": "custom",
-            "start": "2026-11-03T12:00",
-            "end": "2026-11-03T16:00",
-            "interval": "hour",
-            "breakdown": "service",
-        },
+        BY_SERVICE_HOURLY,
     ).content.decode()
 
     traces = figure_of(html)["data"]

@@ -130,6 +130,19 @@ def tls_files(tmp_path: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
+def _sync_tls_tracker(port: int, seen: list) -> observatory.Tracker:
+    """A sync-mode Tracker for https on the loopback port, three quick retries, deliveries into `seen`."""
+    return observatory.Tracker(
+        url=f"https://127.0.0.1:{port}",
+        api_key="k",
+        sync=True,
+        max_retries=3,
+        backoff_base=0.01,
+        backoff_max=0.01,
+        on_delivery=seen.append,
+    )
+
+
 def test_a_tls_handshake_cut_by_a_restarting_proxy_is_retried(tls_files, monkeypatch):
     # A TLS-terminating proxy (nginx reloading, a load balancer draining) closes the first connection during
     # the handshake: a passing outage, like a refused connection. The next attempt finds it back.
@@ -167,15 +180,7 @@ def test_a_tls_handshake_cut_by_a_restarting_proxy_is_retried(tls_files, monkeyp
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     seen: list[observatory.Delivery] = []
-    tracker = observatory.Tracker(
-        url=f"https://127.0.0.1:{port}",
-        api_key="k",
-        sync=True,
-        max_retries=3,
-        backoff_base=0.01,
-        backoff_max=0.01,
-        on_delivery=seen.append,
-    )
+    tracker = _sync_tls_tracker(port, seen)
     try:
         event_id = tracker.track("checkout_done")
     finally:
@@ -208,15 +213,7 @@ def test_an_untrusted_certificate_is_still_reported_at_once(tls_files):
 
     threading.Thread(target=serve, daemon=True).start()
     seen: list[observatory.Delivery] = []
-    tracker = observatory.Tracker(
-        url=f"https://127.0.0.1:{port}",
-        api_key="k",
-        sync=True,
-        max_retries=3,
-        backoff_base=0.01,
-        backoff_max=0.01,
-        on_delivery=seen.append,
-    )
+    tracker = _sync_tls_tracker(port, seen)
     try:
         tracker.track("e")
     finally:
