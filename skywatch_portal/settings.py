@@ -435,7 +435,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.ingest.schema.complete_batch_request",
-        "apps.common.openapi.document_response_headers",
+        "apps.common.openapi.document_shared_answers",
     ],
 }
 

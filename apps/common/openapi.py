@@ -47,12 +47,23 @@ _RESPONSE_HEADERS = {
 }
 
 
-def document_response_headers(result: dict, generator, request, public) -> dict:
-    """drf-spectacular hook: name the headers that come with 401, 429 and 503 answers in every operation."""
-    for path_item in result.get("paths", {}).values():
+# DRF negotiates the answer's type before it authenticates, so every portal API (not the foreign-SDK
+# endpoints, which answer their SDK's JSON whatever Accept says) can refuse an Accept it cannot meet.
+_NOT_ACCEPTABLE = {
+    "description": "The Accept header names no type this API answers with (it answers application/json).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def document_shared_answers(result: dict, generator, request, public) -> dict:
+    """drf-spectacular hook: name the headers that come with 401, 429 and 503 answers in every operation,
+    and the 406 of every portal API."""
+    for path, path_item in result.get("paths", {}).items():
         for operation in path_item.values():
             if not isinstance(operation, dict):
                 continue
+            if path.startswith("/api/v1/"):
+                operation["responses"].setdefault("406", _NOT_ACCEPTABLE)
             for status, response in operation.get("responses", {}).items():
                 for name, header in _RESPONSE_HEADERS.get(str(status), {}).items():
                     response.setdefault("headers", {}).setdefault(name, header)

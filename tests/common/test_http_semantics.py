@@ -209,3 +209,26 @@ def test_other_methods_than_post_on_sdk_endpoints_are_405(path, method):
 
     assert response.status_code == 405, response.content[:120]
     assert "POST" in response["Allow"]
+
+
+def test_every_portal_api_operation_documents_its_406_for_an_accept_it_cannot_answer(admin_client, client):
+    paths = json.loads(admin_client.get("/api/schema/", HTTP_ACCEPT="application/json").content)["paths"]
+    operations = [
+        (path, method)
+        for path, item in paths.items()
+        if path.startswith("/api/v1/")
+        for method in item
+        if method in ("get", "post")
+    ]
+    assert len(operations) >= 10, operations
+
+    for path, method in operations:
+        url = path.replace("{correlation_id}", "c-1").replace("{user_id}", "u-1")
+        # Content negotiation comes before authentication, so no credentials are needed to see it.
+        answer = getattr(client, method)(url, HTTP_ACCEPT="application/xml")
+
+        assert answer.status_code == 406, (method, path, answer.status_code)
+        assert answer["Content-Type"] == "application/json"
+        assert "Accept" in answer.json()["detail"]
+        documented = paths[path][method]["responses"]["406"]
+        assert documented["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
