@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from .encoding import Encoded
 
 __all__ = ["COUNTERS", "Counters", "Delivery", "Reporter", "Throttle"]
@@ -40,8 +38,9 @@ class Delivery:
     2xx and holds the event, stored now or by an earlier send of the same event_id), ``rejected`` (refused
     item by item in a 2xx answer, or refused before sending because the portal would refuse it: larger
     than its 32 KiB limit even when truncated, or not encodable as JSON; resending cannot help) or
-    ``failed`` (given up: after a 4xx, when retries ran out, on an unexpected error in the send path, or at
-    shutdown, a ``Retry-After`` pause cut short included; the portal may or may not have stored it).
+    ``failed`` (given up: after a 4xx, a redirect or a 2xx that is not the portal's answer, when retries ran
+    out, on an unexpected error in the send path, or at shutdown, a ``Retry-After`` pause cut short
+    included; the portal may or may not have stored it).
     """
 
     acknowledged: tuple[str, ...] = ()
@@ -106,21 +105,16 @@ class Reporter:
         self.throttle = throttle
         self.on_delivery = on_delivery
 
-    def acknowledged(self, chunk: list[Encoded], response: requests.Response) -> None:
-        """Record a 2xx answer to a POST of ``chunk``: accepted, duplicates and items refused one by one."""
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
+    def acknowledged(self, chunk: list[Encoded], answer: dict[str, Any], status: int) -> None:
+        """Record the portal's 2xx ``answer`` to a POST of ``chunk``: accepted, duplicates and items refused
+        one by one."""
         rejected = answer.get("rejected") or []
         if not isinstance(rejected, list):
             rejected = []
         duplicates = _as_int(answer.get("duplicates"), 0)
         accepted = _as_int(answer.get("accepted"), len(chunk) - duplicates - len(rejected))
         self.counters.add(sent=len(chunk), accepted=accepted, duplicates=duplicates, rejected=len(rejected))
-        self._report(lambda: _success_delivery(chunk, rejected, response.status_code))
+        self._report(lambda: _success_delivery(chunk, rejected, status))
         if rejected and self.throttle.ready("rejected"):
             logger.warning(
                 "observatory: server rejected %d of %d event(s), e.g. %s",

@@ -108,6 +108,20 @@ def _read_answer(response: requests.Response, timeout: Any) -> None:
     response._content_consumed = True
 
 
+def _portal_answer(response: requests.Response) -> dict[str, Any] | None:
+    """Return the portal's answer to a batch (a JSON object counting what it ``accepted``), else None."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    accepted = answer.get("accepted")
+    if not isinstance(accepted, int) or isinstance(accepted, bool):
+        return None
+    return answer
+
+
 class Transport:
     """One process's HTTP session to the portal; ``send`` delivers a chunk or gives it up, and reports."""
 
@@ -203,7 +217,20 @@ class Transport:
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    self.reporter.acknowledged(chunk, response)
+                    answer = _portal_answer(response)
+                    if answer is None:
+                        # A catch-all (a default web site, a health endpoint) answers 2xx to anything;
+                        # only the portal's own answer says the events were stored.
+                        kind = response.headers.get("Content-Type", "no Content-Type")
+                        self.reporter.failed(
+                            chunk,
+                            f"HTTP {status} ({kind}) is not the portal's answer: {response.text[:100]!r}; "
+                            "check that OBSERVATORY_URL is the portal's address",
+                            retryable=False,
+                            status=status,
+                        )
+                        return False
+                    self.reporter.acknowledged(chunk, answer, status)
                     return True
                 if 300 <= status < 400:
                     location = response.headers.get("Location", "")

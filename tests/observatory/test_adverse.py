@@ -95,6 +95,49 @@ def test_a_redirect_to_a_page_that_answers_200_is_not_taken_for_delivery(serve):
     assert tracker.stats()["accepted"] == 0
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/html", b"<html><body>Welcome to nginx!</body></html>"),
+        ("application/json", b'{"ok": true}'),
+        ("application/json", b"[]"),
+        ("text/plain", b""),
+    ],
+)
+def test_a_2xx_that_is_not_the_portals_answer_is_not_taken_for_delivery(serve, content_type, body):
+    # OBSERVATORY_URL pointing at a catch-all (a default nginx site, a health endpoint, a mock): it
+    # answers 200 to anything. Counting that as delivered would lose every event without a word.
+    class CatchAll(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args):  # noqa: A002
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    seen: list[observatory.Delivery] = []
+    tracker = observatory.Tracker(
+        url=serve(CatchAll), api_key="k", flush_interval=0.01, on_delivery=seen.append
+    )
+    try:
+        event_id = tracker.track("checkout_done")
+        assert tracker.flush(5)
+    finally:
+        tracker.shutdown(2)
+
+    [delivery] = seen
+    assert delivery.acknowledged == () and delivery.failed == (event_id,) and delivery.status == 200
+    assert "not the portal's answer" in delivery.reason and content_type in delivery.reason
+    stats = tracker.stats()
+    assert (stats["accepted"], stats["failed_events"]) == (0, 1)
+
+
 def test_sync_track_returns_within_its_timeout_when_the_answer_trickles(serve):
     # A portal (or a proxy) that sends its answer a byte at a time never trips the per-read timeout.
     stop = threading.Event()
