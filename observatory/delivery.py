@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -51,28 +52,54 @@ class Delivery:
 
 
 class Counters:
-    """Thread-safe event counters behind ``Tracker.stats()``."""
+    """Thread-safe event counters behind ``Tracker.stats()``.
+
+    A signal handler runs in the main thread, possibly while that thread holds the lock here, and reading
+    stats() or shutting down from it is what SIGTERM handlers do. So the lock is re-entrant, and a writer
+    that finds it taken (the sender thread, while the handler waits for it) leaves its deltas in
+    ``_pending`` (appends are atomic) for the next holder to apply, instead of waiting for a thread that
+    waits for it.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._values = dict.fromkeys(COUNTERS, 0)
+        self._pending: deque[dict[str, int]] = deque()
 
     def add(self, **deltas: int) -> None:
         """Add to the named counters."""
-        with self._lock:
-            for name, delta in deltas.items():
-                self._values[name] += delta
+        if not self._lock.acquire(blocking=False):
+            self._pending.append(deltas)
+            return
+        try:
+            self._apply(deltas)
+        finally:
+            self._lock.release()
 
     def increment(self, name: str) -> int:
-        """Add one to a counter and return its new value."""
-        with self._lock:
-            self._values[name] += 1
-            return self._values[name]
+        """Add one to a counter and return its new value (a lower bound while another thread adds)."""
+        self.add(**{name: 1})
+        return self._values[name]
 
     def snapshot(self) -> dict[str, int]:
         """Return a copy of every counter."""
         with self._lock:
+            self._apply({})
             return dict(self._values)
+
+    def _apply(self, deltas: dict[str, int]) -> None:
+        """Add ``deltas`` and whatever other writers left pending; the caller holds the lock."""
+        values = self._values
+        for name, delta in deltas.items():
+            values[name] += delta
+        pending = self._pending
+        while True:
+            try:  # not `while pending`: a signal handler's snapshot() may empty it between test and pop
+                left = pending.popleft()
+            except IndexError:
+                return
+            for name, delta in left.items():
+                values[name] += delta
 
 
 class Throttle:

@@ -60,7 +60,8 @@ class Sender:
         # ``append_below`` (a call layer here would cost as much as the append), and calls put() otherwise.
         self.queue: deque[tuple[Any, ...]] = deque()  # events as encoding.capture made them
         self.max_queue = config.max_queue
-        self._lock = threading.Lock()
+        # Re-entrant for signal handlers, as Counters' lock; the condition's wait releases it whole.
+        self._lock = threading.RLock()
         self._done_changed = threading.Condition(self._lock)
         self._taken = 0
         self._done = 0

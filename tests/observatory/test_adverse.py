@@ -244,6 +244,48 @@ def test_track_from_a_signal_handler_during_a_sync_send(ingest_server, wait_unti
             child.wait(5)
 
 
+_SHUTDOWN_IN_HANDLER_CHILD = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+import observatory
+
+tracker = observatory.Tracker(url={url!r}, api_key="k", flush_interval=0.01)
+
+def on_term(signum, frame):
+    stats = tracker.stats()
+    delivered = tracker.shutdown(5)
+    print("handler done", stats["tracked"], delivered, flush=True)
+    sys.exit(3)
+
+signal.signal(signal.SIGTERM, on_term)
+tracker.track("job_step")
+# The window a signal can land in: the main thread holding one of the tracker's locks (a stats() call,
+# a drop counted). Python runs the handler in the main thread at its next instruction, so sending the
+# signal from inside the lock makes that landing certain instead of rare.
+with tracker.{lock}:
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("not reached", flush=True)
+"""
+
+
+@pytest.mark.parametrize("lock", ["_counters._lock", "_sender._lock"])
+def test_stats_and_shutdown_from_a_signal_handler_that_lands_inside_the_trackers_lock(ingest_server, lock):
+    # A service's SIGTERM handler that reads stats() and calls shutdown() (the usual way to flush on
+    # exit) must finish wherever the signal landed, not hang until the process manager kills it.
+    code = textwrap.dedent(_SHUTDOWN_IN_HANDLER_CHILD).format(
+        repo=str(REPO), url=ingest_server.url, lock=lock
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert _readline_within(child, 10) == "handler done 1 True", "the SIGTERM handler deadlocked"
+        assert child.wait(5) == 3
+        assert [e["event"] for e in ingest_server.events()] == ["job_step"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(5)
+
+
 def _readline_within(child: subprocess.Popen, timeout: float) -> str | None:
     lines: list[str] = []
     got = threading.Event()
