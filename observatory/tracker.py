@@ -327,8 +327,10 @@ class Tracker:
         Events still pending after the timeout are abandoned: reported failed to ``on_delivery`` (the
         reason names a ``Retry-After`` pause that shutdown cut short) and counted in ``failed_events``. The
         sender thread gets up to ``ABORT_GRACE_SECONDS`` more to finish a request in flight and count them.
-        Return whether everything was delivered. Called automatically at interpreter exit and at the exit
-        of a multiprocessing child.
+        Return whether everything was delivered: True only when the flush finished in time and no event
+        this Tracker took was ever given up (``failed_events``) or dropped (a full queue, no URL). Events
+        the portal refused one by one are not counted here (see ``rejected`` and ``on_delivery``). Called
+        automatically at interpreter exit and at the exit of a multiprocessing child.
         """
         self._check_pid()
         if self._closed:
@@ -338,10 +340,11 @@ class Tracker:
         delivered = self.flush(timeout)
         self._queueing = False
         self._queue_until = _CLOSED
-        self._shutdown_delivered = delivered
         self._closed = True
         self._sender.close(delivered, deadline)
-        return delivered
+        counts = self._counters.snapshot()
+        self._shutdown_delivered = delivered and not counts["failed_events"] and not counts["dropped"]
+        return self._shutdown_delivered
 
     def stats(self) -> dict[str, int]:
         """Return counters: queued (pending now), sent, accepted, duplicates, rejected, dropped, retries,

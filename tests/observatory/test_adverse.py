@@ -311,6 +311,34 @@ def test_shutdown_called_twice_reports_the_same_outcome():
     assert [len(d.failed) for d in seen] == [1]
 
 
+def test_shutdown_says_false_when_an_event_was_given_up_before_it(ingest_server, make_tracker):
+    # A batch refused (a 4xx) or out of retries is done with, so the flush inside shutdown() finishes in
+    # time; shutdown() must still not say that everything was delivered.
+    ingest_server.answer_next(400)
+    tracker = make_tracker(max_retries=0)
+    tracker.track("refused_with_its_batch")
+    assert tracker.flush(5)
+    tracker.track("delivered")
+
+    assert tracker.shutdown(5) is False
+    assert tracker.shutdown(5) is False
+    assert [e["event"] for e in ingest_server.events()] == ["delivered"]
+    assert tracker.stats()["failed_events"] == 1
+
+
+def test_shutdown_says_false_when_the_full_queue_dropped_an_event(ingest_server, make_tracker, wait_until):
+    ingest_server.answer_next("block")
+    tracker = make_tracker(max_queue=1, flush_interval=0.01)
+    tracker.track("sending")
+    wait_until(ingest_server.posts)  # the first event is on the wire, the queue empty
+    tracker.track("queued")
+    assert tracker.track("dropped_queue_full") is None
+    ingest_server.release.set()
+
+    assert tracker.shutdown(5) is False
+    assert sorted(e["event"] for e in ingest_server.events()) == ["queued", "sending"]
+
+
 def test_properties_with_keys_json_cannot_take_keep_their_values(ingest_server, make_tracker):
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
     tracker = make_tracker()
