@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian tools the tests drive when they are missing: Chromium (browser tests; tools' own
 # browser downloads fail here), nginx, systemd-analyze and openssl (tests/deploy checks the rendered units
-# and site with them), Node.js and npm (tests/wire/test_sdks_node.py); then the Node SDKs that test drives,
-# pinned by tests/wire/node/package-lock.json, into $SKYWATCH_CACHE/node-sdks (npm ci, from the npm
-# registry; again only when the lock file changed).
+# and site with them), Node.js and npm (tests/wire/test_sdks_node.py); then the Node SDKs that test drives
+# and axe-core (the pages' accessibility test loads it into Chromium), pinned by
+# tests/wire/node/package-lock.json, into $SKYWATCH_CACHE/node-sdks (npm ci, from the npm registry; again
+# only when the lock file changed).
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 CACHE_DIR=${SKYWATCH_CACHE:-$REPO_DIR/.cache}

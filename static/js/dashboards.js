@@ -23,9 +23,16 @@
       }
       var figure = JSON.parse(data.textContent);
       window.Plotly.newPlot(target, figure.data, figure.layout, PLOT_CONFIG).then(function () {
+        hideDrawing(target);
         followPointLinks(target, figure);
       });
     });
+  }
+
+  // The drawing's SVG is tick labels and shapes in no reading order: screen readers skip it (the figure is
+  // named, its numbers are in the table); the modebar's buttons stay reachable and named.
+  function hideDrawing(target) {
+    target.querySelectorAll("svg.main-svg").forEach(function (svg) { svg.setAttribute("aria-hidden", "true"); });
   }
 
   // A point whose trace carries its address in `customdata` (apps/dashboards/drilldown.py) opens the users
