@@ -179,6 +179,8 @@ MIDDLEWARE = [
     "apps.common.middleware.PrivateAnswersMiddleware",
     # Outside CommonMiddleware and the URL resolver: their errors under /api/ are answered as JSON too.
     "apps.common.middleware.ApiErrorsAsJsonMiddleware",
+    # A view the database could not serve (a refused connection, a statement timeout): 503, not a 500.
+    "apps.common.middleware.DatabaseUnavailableMiddleware",
     "observatory.django.CorrelationIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -371,9 +373,16 @@ TRACE_BACKEND = (
 CACHE_URL = env_str("CACHE_URL")
 if CACHE_URL:
     check_urls("CACHE_URL", CACHE_URL, ("redis", "rediss", "unix"))
+# The cache is a shortcut (apps/common/shortcut_cache.py): a Redis that stops answering must cost a request
+# seconds, not hold it for as long as the connection lives (redis-py waits for ever by default).
+CACHE_REDIS_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": CACHE_REDIS_OPTIONS,
+        }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -1,16 +1,26 @@
-"""Security headers on every response; answers kept out of caches; JSON errors under /api/; admin queries
-kept from handing the database a NUL."""
+"""Security headers on every response; answers kept out of caches; JSON errors under /api/; a database
+outage answered 503; admin queries kept from handing the database a NUL."""
 
 import json
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.template import loader
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from rest_framework.response import Response
 
+from apps.common.exceptions import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    database_timed_out,
+    database_unavailable_detail,
+)
+
 API_PREFIX = "/api/"
+logger = logging.getLogger(__name__)
 
 
 class ContentSecurityPolicyMiddleware:
@@ -94,4 +104,38 @@ class ApiErrorsAsJsonMiddleware:
         response.content = json.dumps({"detail": detail}).encode()
         response["Content-Type"] = "application/json"
         response["Content-Length"] = str(len(response.content))
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer a request the database could not serve (it refused or lost the connection, or cancelled a
+    statement at its timeout) with 503 and Retry-After, saying so: `{"detail": ...}` under /api/, a page
+    elsewhere. It was a 500 page, and the session is read from the database, so every page of a signed-in
+    person failed so; DRF's views answer their own (apps.common.exceptions), the same way.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.error("database unavailable for %s %s: %s", request.method, request.path_info, exception)
+        read = request.method in ("GET", "HEAD", "OPTIONS")
+        if request.path_info.startswith(API_PREFIX):
+            response = JsonResponse({"detail": database_unavailable_detail(exception, read=read)}, status=503)
+        else:
+            reason = (
+                "It did not answer in time."
+                if database_timed_out(exception)
+                else "It cannot be reached right now."
+            )
+            # Rendered without the request: nothing on the page may ask the database again (who is
+            # signed in lives there too).
+            page = loader.render_to_string("database_unavailable.html", {"reason": reason})
+            response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response

@@ -51,26 +51,48 @@ class Usage:
     charts: list[UsageChart]
     top_events: list[catalogue.Total]
     service_figure: dict
+    # The explorer's URL state of the window the section counted, by day (`interval`, a custom `range`,
+    # `start`, `end`): a link with `event=<name>&` before it opens the same count.
+    range_query: str = ""
 
 
 def product_usage(*, now: datetime) -> Usage:
     """Return the overview's usage section: charts, the top events table, volume by service."""
-    since = usage_since(now)
-    ranked = catalogue.top_events(start=since, limit=MAX_EVENTS)
+    since, until = usage_window(now)
+    ranked = catalogue.top_events(start=since, end=until, limit=MAX_EVENTS)
     return Usage(
         charts=usage_charts(now=now, events=[t.name for t in ranked]),
         top_events=ranked[:TOP_EVENTS],
-        service_figure=service_volume_figure(catalogue.volume_by_service(start=since)),
+        service_figure=service_volume_figure(catalogue.volume_by_service(start=since, end=until)),
+        range_query=usage_range_query(now),
     )
+
+
+def usage_settings(*, now: datetime, events: tuple[str, ...]) -> ChartSettings:
+    """Return the explorer settings of the overview's window by day: from midnight UTC 30 days back to
+    `now`, as a custom range, so that the explorer opened later counts what the page counted (`30d` would
+    be read at the click, a day later once a midnight has passed)."""
+    return ChartSettings(
+        events=events,
+        measure="count",
+        interval="day",
+        range="custom",
+        start=usage_since(now),
+        end=now,
+        breakdown="event" if events else "",
+    )
+
+
+def usage_range_query(now: datetime) -> str:
+    """Return the explorer query string of the overview's window without events (see Usage.range_query)."""
+    return query_string(usage_settings(now=now, events=()))
 
 
 def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
     """Return the overview's time-series charts: events per day (top events), daily active users."""
     if not events:
         return []
-    settings = ChartSettings(
-        events=tuple(events[:MAX_EVENTS]), measure="count", interval="day", range="30d", breakdown="event"
-    )
+    settings = usage_settings(now=now, events=tuple(events[:MAX_EVENTS]))
     spec = chart_spec(settings, now=now)
     per_event = chart_render(spec).figure
     users = catalogue.daily_active_users(start=usage_since(now), end=now)
@@ -116,6 +138,14 @@ def coverage_last_day(*, now: datetime) -> list[ServiceCoverage]:
 def usage_since(now: datetime) -> datetime:
     """Return the start of the overview's period: midnight UTC, 30 days back."""
     return buckets.floor(now - timedelta(days=USAGE_DAYS), "day")
+
+
+def usage_window(now: datetime) -> tuple[datetime, datetime]:
+    """Return the day buckets [start, end) the overview counts: those the explorer's series of the same
+    range reads (the day holding `now` whole; none after it, where an event up to the clock tolerance
+    ahead may already be counted)."""
+    today = buckets.floor(now, "day")
+    return usage_since(now), today if today == now else today + buckets.STEP["day"]
 
 
 def service_volume_figure(totals: list[catalogue.Total]) -> dict:

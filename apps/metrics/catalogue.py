@@ -68,26 +68,23 @@ class Total:
     count: int
 
 
-def top_events(*, start: datetime, limit: int = 10) -> list[Total]:
-    """Return the events with the most occurrences since `start` (a day boundary), most first."""
-    rows = (
-        RollupCount.objects.filter(granularity="day", bucket_start__gte=start)
-        .values("event")
-        .annotate(total=Sum("count"))
-        .order_by("-total", "event")[:limit]
-    )
+def top_events(*, start: datetime, end: datetime | None = None, limit: int = 10) -> list[Total]:
+    """Return the events with the most occurrences in the days from `start` (a day boundary) until `end`
+    (one too, or no end), most first."""
+    rows = _days(start, end).values("event").annotate(total=Sum("count")).order_by("-total", "event")[:limit]
     return [Total(row["event"], row["total"]) for row in rows]
 
 
-def volume_by_service(*, start: datetime) -> list[Total]:
-    """Return the number of events per service since `start` (a day boundary), most first."""
-    rows = (
-        RollupCount.objects.filter(granularity="day", bucket_start__gte=start)
-        .values("service")
-        .annotate(total=Sum("count"))
-        .order_by("-total", "service")
-    )
+def volume_by_service(*, start: datetime, end: datetime | None = None) -> list[Total]:
+    """Return the number of events per service in the days from `start` (a day boundary) until `end` (one
+    too, or no end), most first."""
+    rows = _days(start, end).values("service").annotate(total=Sum("count")).order_by("-total", "service")
     return [Total(row["service"], row["total"]) for row in rows]
+
+
+def _days(start: datetime, end: datetime | None):
+    days = RollupCount.objects.filter(granularity="day", bucket_start__gte=start)
+    return days if end is None else days.filter(bucket_start__lt=end)
 
 
 def daily_active_users(*, start: datetime, end: datetime) -> Series:

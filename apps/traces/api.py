@@ -139,6 +139,7 @@ class TraceAPI(_SupportAPI):
         ):
             events = selectors.trail_get(correlation_id=correlation_id)
         if not events:
+            selectors.trail_missing_check(correlation_id=correlation_id)
             raise exceptions.NotFound(
                 f"No events have the correlation ID {correlation_id!r}. Check it was copied whole; events "
                 "older than the retention period are deleted."

@@ -2,6 +2,12 @@
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.utils import timezone
+
+from apps.common.errors import BackendUnavailable
+from apps.ingest.models import AWAITING_INDEX, RawEvent
+
 from .search import base, get_trace_backend
 from .search.base import RequestPage, TraceEvent, TraceQuery, UserRequests
 
@@ -17,6 +23,27 @@ def trail_get(*, correlation_id: str) -> list[TraceEvent]:
     """Return one request's events in time order: the first TRAIL_LIMIT of them (trail_is_cut says when
     there are more)."""
     return get_trace_backend().trail(correlation_id, limit=base.TRAIL_LIMIT)
+
+
+def trail_missing_check(*, correlation_id: str) -> None:
+    """Raise BackendUnavailable when a trail the search backend found empty has events that were made
+    searchable and are still kept there (younger than RETENTION_INDEX_DAYS): its index was lost (deleted,
+    a day dropped by hand, a prefix re-pointed), and "no events have this ID" would send support looking
+    for a request that exists. Call it after an empty trail_get, outside any block that must leave the
+    database alone: it reads the database (one look-up by the correlation ID's index)."""
+    if search_uses_database() or base.unmatchable(correlation_id):  # the rows are the index; no such row
+        return
+    kept_since = timezone.now() - timedelta(days=settings.RETENTION_INDEX_DAYS)
+    searchable = (
+        RawEvent.objects.since(kept_since)
+        .filter(correlation_id=correlation_id, index_rejected_at__isnull=True)
+        .exclude(AWAITING_INDEX)
+    )
+    if searchable.exists():
+        raise BackendUnavailable(
+            f"the search index holds no event of the trail {correlation_id!r}, which the database says "
+            "was indexed: the index is missing"
+        )
 
 
 def trail_is_cut(events: list[TraceEvent]) -> bool:

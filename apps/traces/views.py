@@ -140,6 +140,7 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="page")
     events = selectors.trail_get(correlation_id=correlation_id)
     if not events:
+        selectors.trail_missing_check(correlation_id=correlation_id)
         raise Http404(f"No events have the correlation ID {correlation_id!r}.")
     user_ids = sorted({ev.user_id for ev in events if ev.user_id})
     context = {

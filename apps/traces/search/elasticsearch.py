@@ -109,6 +109,24 @@ def es_client() -> Elasticsearch:
     return client
 
 
+def es_read_client() -> Elasticsearch:
+    """Return the client for a read someone waits for (a page, an API call): a search that timed out is
+    not sent again, so a silent cluster costs one ELASTICSEARCH_TIMEOUT, not three (past the proxy's own
+    wait, whose 504 would say nothing). A node that refuses the connection still passes the request on to
+    the next node of a cluster: that costs no time."""
+    client = es_client()
+    # options() builds a new client each call (0.1-0.4 ms, OpenTelemetry set-up included): made once per
+    # process-wide client, it shares that client's connections.
+    cached = _read_clients.get(id(client))
+    if cached is None or cached[0] is not client:
+        cached = (client, client.options(retry_on_timeout=False))
+        _read_clients[id(client)] = cached
+    return cached[1]
+
+
+_read_clients: dict[int, tuple[Elasticsearch, Elasticsearch]] = {}
+
+
 class EventDocument(Document):
     """One event or log line as support staff search it."""
 
@@ -355,7 +373,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         # The hot read of the trace viewer: one request through the client, only the sources coming back
         # (filter_path), no DSL objects built around the answer. A shard that cannot be read (a red
         # cluster) fails the search, here and in every search below: a partial answer is a trail with holes.
-        answer = self._call(
+        answer = self._read(
             lambda es: es.search(
                 index=alias_name(),
                 query={"bool": {"filter": [{"term": {"correlation_id": correlation_id}}]}},
@@ -401,7 +419,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         self, user_ids: Sequence[str], *, start: datetime | None, end: datetime | None, limit: int
     ) -> dict[str, list[str]]:
         # Each user's search as search_requests sends it, all in one _msearch.
-        searches = MultiSearch(using=es_client(), index=alias_name())
+        searches = MultiSearch(using=es_read_client(), index=alias_name())
         for user_id in user_ids:
             query = TraceQuery(user_id=user_id, start=start, end=end)
             searches = searches.add(
@@ -473,7 +491,7 @@ class ElasticsearchTraceBackend(TraceBackend):
 
     def _any_document(self, condition: dict[str, Any]) -> bool:
         # Each shard stops at its first match and nothing but the count comes back.
-        answer = self._call(
+        answer = self._read(
             lambda es: es.search(
                 index=alias_name(),
                 query={"bool": {"filter": [condition]}},
@@ -491,6 +509,13 @@ class ElasticsearchTraceBackend(TraceBackend):
     def _call(self, operation):
         try:
             return operation(es_client())
+        except (TransportError, es_exceptions.ApiError) as exc:
+            raise _unavailable(exc) from exc
+
+    def _read(self, operation):
+        """Run a read someone waits for (see es_read_client)."""
+        try:
+            return operation(es_read_client())
         except (TransportError, es_exceptions.ApiError) as exc:
             raise _unavailable(exc) from exc
 
@@ -527,7 +552,7 @@ class ElasticsearchTraceBackend(TraceBackend):
         return summaries
 
     def _search(self) -> Search:
-        return Search(using=es_client(), index=alias_name())
+        return Search(using=es_read_client(), index=alias_name())
 
     def _requests_newest_first(self, query: TraceQuery) -> Search:
         """The requests with an event matching `query`, one hit each (collapsed on the correlation ID)."""

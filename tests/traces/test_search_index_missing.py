@@ -1,0 +1,73 @@
+"""A trail whose events were indexed but whose search index is gone (deleted, a re-pointed prefix, a day's
+index dropped by hand) is a search outage, said with a 503: not a 404 "no events have this ID", which sent
+support looking for a request that exists."""
+
+import pytest
+from django.test import override_settings
+
+from tests.conftest import TRACE_BACKENDS
+
+
+@pytest.fixture
+def indexed_then_lost(settings, aggregate_events, elasticsearch_url):
+    """A trail counted and indexed, as the pipeline leaves it; then every daily index of the test deleted."""
+    from apps.traces.search import _backend_for
+    from apps.traces.search.elasticsearch import alias_name, es_client
+
+    settings.TRACE_BACKEND = TRACE_BACKENDS["elasticsearch"]
+    _backend_for.cache_clear()
+    aggregate_events(
+        [
+            {
+                "service": "gateway",
+                "event": "request_received",
+                "correlation_id": "req-lost",
+                "user_id": "u-9",
+            },
+            {"service": "download", "type": "log", "message": "served", "correlation_id": "req-lost"},
+        ]
+    )
+    es_client().indices.delete(index=f"{alias_name()}-*", expand_wildcards="all")
+    yield
+    _backend_for.cache_clear()
+
+
+def test_the_trail_api_says_the_search_index_is_missing_with_503(support_client, indexed_then_lost):
+    response = support_client.get("/api/v1/traces/req-lost")
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "search" in response.json()["detail"]
+
+
+def test_the_trail_page_says_the_search_index_is_missing_with_503(support_client, indexed_then_lost):
+    response = support_client.get("/traces/req-lost/")
+
+    assert response.status_code == 503
+    assert 'id="search-unavailable"' in response.content.decode()
+
+
+def test_a_trail_not_yet_indexed_is_still_a_404(support_client, settings, store_events, elasticsearch_url):
+    """Stored, not yet through the pipeline: nothing is missing from the index, the trail is not there yet."""
+    from apps.traces.search import _backend_for
+
+    with override_settings(TRACE_BACKEND=TRACE_BACKENDS["elasticsearch"]):
+        _backend_for.cache_clear()
+        from apps.ingest.models import AggregationBacklog, RawEvent
+
+        store_events([{"service": "gateway", "event": "x", "correlation_id": "req-new"}])
+        # As ingestion leaves it: awaiting the pipeline, not in the index.
+        from apps.traces.search.elasticsearch import alias_name, es_client
+
+        es_client().indices.delete(index=f"{alias_name()}-*", expand_wildcards="all")
+        assert AggregationBacklog.objects.filter(raw_id__in=RawEvent.objects.values("pk")).exists()
+        response = support_client.get("/api/v1/traces/req-new")
+    _backend_for.cache_clear()
+
+    assert response.status_code == 404
+
+
+@pytest.fixture
+def support_client(client, make_person):
+    client.force_login(make_person("support"))
+    return client
