@@ -1,16 +1,20 @@
 """Shared fixtures. Tests talk to the real PostgreSQL, Redis and Elasticsearch that `make test` starts."""
 
+import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 REPO = Path(__file__).resolve().parent.parent
@@ -443,3 +447,52 @@ def migrate_to(targets: list[tuple[str, str]]) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections and never answers (a hung server): its number."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    server.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@dataclass
+class Ran:
+    out: str
+    err: str
+    status: int
+    message: str = ""  # the CommandError's, which manage.py prints on stderr
+
+
+@pytest.fixture
+def run():
+    """Return a function that runs a command and returns what an operator sees of it (never raises
+    CommandError: its message and status are in the result)."""
+
+    def run_command(name: str, *args: str, **options) -> Ran:
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            call_command(name, *args, stdout=out, stderr=err, **options)
+        except CommandError as exc:
+            return Ran(out.getvalue(), err.getvalue(), exc.returncode, str(exc))
+        return Ran(out.getvalue(), err.getvalue(), 0)
+
+    return run_command

@@ -79,6 +79,8 @@ class ReplayPlan:
     files: list[str] = field(default_factory=list)
     units: list[ReplayUnit] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # file -> why it is skipped
+    days: list[date] = field(default_factory=list)  # the archive's days in the range
+    services_held: set[str] = field(default_factory=set)  # the services of those days, any asked for or not
 
     @property
     def rows(self) -> int:
@@ -143,7 +145,9 @@ def replay_plan(
     for day in archive.days():
         if (start is not None and day < start) or (end is not None and day >= end):
             continue
+        plan.days.append(day)
         for service, paths in archive.service_files(day).items():
+            plan.services_held.add(service)
             if services and service not in services:
                 continue
             for path in paths:

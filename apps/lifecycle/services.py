@@ -35,7 +35,7 @@ from apps.pipeline.services import index_backlog_forget, indexing_wait
 from apps.traces.search import get_trace_backend
 from apps.wire.otlp_items import USER_KEYS as OTLP_USER_KEYS
 
-from .archive import configured_archive, retention_scope
+from .archive import RetentionScope, configured_archive, retention_scope
 
 logger = logging.getLogger(__name__)
 DELETE_BATCH = 5000
@@ -79,8 +79,24 @@ def retention_apply(*, now: datetime | None = None) -> RetentionReport:
         return _retention_apply(now=now or timezone.now())
 
 
-def _retention_apply(*, now: datetime) -> RetentionReport:
-    # First, before anything is deleted: an archive that cannot be opened raises ArchiveError here.
+def retention_preview(*, now: datetime | None = None) -> RetentionReport:
+    """Return what retention_apply would delete and keep now, deleting nothing (a dry run).
+
+    `raw_events_deleted` counts the raw events that would go; the search indices are not listed (the
+    trace backend only drops them), `index_cutoff` says from which day they would.
+    """
+    report, old, done, archived = _retention_scope(now=now or timezone.now())
+    report.raw_events_deleted = done.count()
+    report.raw_events_kept_unprocessed = old.awaiting_aggregation().count()
+    if archived is not None:
+        report.raw_events_kept_unarchived = old.done_with_aggregation().count() - report.raw_events_deleted
+    return report
+
+
+def _retention_scope(*, now: datetime) -> tuple[RetentionReport, QuerySet, QuerySet, RetentionScope | None]:
+    """Return the report to fill, the raw events past the cut-off, those of them retention deletes, and
+    what the archive holds (None without ARCHIVE_DIR). An archive that cannot be opened raises ArchiveError
+    here, before anything is deleted."""
     archive = configured_archive()
     report = RetentionReport(
         raw_cutoff=now - timedelta(days=settings.RETENTION_RAW_DAYS),
@@ -92,6 +108,11 @@ def _retention_apply(*, now: datetime) -> RetentionReport:
     if archived is not None:
         done = done.filter(archived.held)
         report.raw_days_not_archived = [day.isoformat() for day in archived.not_archived]
+    return report, old, done, archived
+
+
+def _retention_apply(*, now: datetime) -> RetentionReport:
+    report, old, done, archived = _retention_scope(now=now)
     if partitions.is_partitioned():
         _drop_whole_days(report, held=archived.held if archived is not None else None)
     # What no dropped partition held: the cut-off's own day, the default partition, days kept in part.
@@ -243,10 +264,13 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
     Not covered, and counted instead: messages (free text) that mention the ID. The audit log keeps who
     looked at the user, by design, and records this purge as `actor`'s.
     """
-    audit(actor=actor, action=AuditEntry.USER_PURGED, target=user_id)
     report = PurgeReport(user_id=user_id)
     backend = get_trace_backend()
+    # First, before the audit log records the purge: a search cluster that is down raises
+    # BackendUnavailable here, no raw event deleted and no purge recorded (a recorded purge makes replay
+    # leave the user's archived events out).
     report.search_documents_deleted = backend.delete_user(user_id, properties=USER_ID_PROPERTIES)
+    audit(actor=actor, action=AuditEntry.USER_PURGED, target=user_id)
     with transaction.atomic():
         events = list(
             user_events(user_id)
@@ -292,6 +316,22 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
     report.messages_mentioning = RawEvent.objects.filter(message__contains=user_id).count()
     logger.info("purged a user: %s", report.counts())
     return report
+
+
+def user_purge_preview(*, user_id: str) -> PurgeReport:
+    """Return what user_purge would delete from the raw events, deleting and recording nothing (a dry run).
+
+    Search documents and rollup buckets are not counted (the index and the rollups follow the raw events);
+    `messages_mentioning` counts the other events whose message contains the ID, which stay.
+    """
+    events = user_events(user_id)
+    return PurgeReport(
+        user_id=user_id,
+        raw_events_deleted=events.count(),
+        messages_mentioning=RawEvent.objects.filter(message__contains=user_id)
+        .exclude(pk__in=events.values("pk"))
+        .count(),
+    )
 
 
 def _subtract(deltas: RollupDeltas) -> int:

@@ -161,7 +161,8 @@ def test_days_whose_raw_events_retention_deleted_keep_their_rollups(make_key, se
 
 
 class Progress(io.StringIO):
-    """A command's output whose first progress line runs `at_first`: the workers, then live traffic."""
+    """A command's output (both streams) whose first progress line runs `at_first`: the workers, then live
+    traffic."""
 
     def __init__(self, word: str, at_first) -> None:
         super().__init__()
@@ -186,7 +187,15 @@ def test_rebuild_progress_counts_what_it_rebuilds_and_not_live_traffic(make_key)
 
     out = Progress("aggregated", workers_then_live_traffic)
     call_command(
-        "rebuild_rollups", "--from", "2026-11-10", "--to", "2026-11-11", "--timeout", "10", stdout=out
+        "rebuild_rollups",
+        "--from",
+        "2026-11-10",
+        "--to",
+        "2026-11-11",
+        "--timeout",
+        "10",
+        stdout=out,
+        stderr=out,
     )
 
     lines = out.getvalue().splitlines()
@@ -205,7 +214,9 @@ def test_reindex_finishes_while_live_traffic_arrives_in_its_range(processed_even
         store(api_key, 1, DAY.replace(hour=14))
 
     out = Progress("indexed", workers_then_live_traffic)
-    call_command("reindex", "--from", "2026-11-10", "--to", "2026-11-11", "--timeout", "10", stdout=out)
+    call_command(  # progress on stderr, the result on stdout
+        "reindex", "--from", "2026-11-10", "--to", "2026-11-11", "--timeout", "10", stdout=out, stderr=out
+    )
 
     lines = out.getvalue().splitlines()
     assert lines[1:] == ["  indexed 0/10", "  indexed 10/10", "re-indexed"]

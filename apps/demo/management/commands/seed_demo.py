@@ -7,10 +7,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.common.commands import OperatorCommand
 from apps.demo.selectors import raw_events_exist
 from apps.demo.services import demo_seed
 from apps.demo.traffic import SERVICES, demo_plan
@@ -19,14 +20,23 @@ from apps.ingest.conform import EARLIEST_TIMESTAMP, FUTURE_TOLERANCE
 DEFAULT_SEED = 2017  # the year of the lessons' first downloads table
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Send SkyWatch-like demo traffic (gateway, search-api, download-server, download-worker, "
         "crop-forecast, ship-tracking) through conform and the pipeline. Deterministic for a --seed."
     )
+    examples = (
+        "manage.py seed_demo --if-empty            # make run: only into an empty database",
+        "manage.py seed_demo --days 7 --users 200 --end 2026-12-01T00:00:00Z   # the same events each run",
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=DEFAULT_SEED,
+            help=f"random seed: a seed and --end make the same events (default {DEFAULT_SEED})",
+        )
         parser.add_argument("--days", type=int, default=30, help="days of traffic ending now (default 30)")
         parser.add_argument("--users", type=int, default=2000, help="how many users (default 2000)")
         parser.add_argument("--end", help="when the traffic ends, ISO-8601, not in the future (default now)")

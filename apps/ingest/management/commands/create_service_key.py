@@ -1,16 +1,26 @@
-"""`manage.py create_service_key <service> --stage <stage> [--forwarder]`: prints the key once, last."""
+"""`manage.py create_service_key <service> --stage <stage> [--forwarder]`: the key, shown once, is all that
+goes to standard output (`KEY=$(manage.py create_service_key …)`); what was made goes to standard error."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from apps.accounts.actors import Actor
+from apps.common.commands import OperatorCommand
 from apps.ingest.forms import KeyCreateForm
 from apps.ingest.services import service_key_create
 
 ARGUMENT = {"service": "service", "stage": "--stage", "can_forward": "--forwarder", "label": "--label"}
 
 
-class Command(BaseCommand):
-    help = "Create an API key for a service (the service is created when new). The key is shown only once."
+class Command(OperatorCommand):
+    help = (
+        "Create an API key for a service (the service is created when new). The key is shown only once, "
+        "alone on standard output; what was made goes to standard error."
+    )
+    examples = (
+        "manage.py create_service_key search-api --stage prod",
+        "manage.py create_service_key log-shipper --stage prod --forwarder --label 'fluent-bit on web-1'",
+        "KEY=$(manage.py create_service_key gateway --stage staging)   # the key and nothing else",
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("service", help="service name, e.g. download-server")
@@ -37,8 +47,8 @@ class Command(BaseCommand):
             actor=Actor.command(),
         )
         scope = "own service and forwarding for others" if forwarder else "own service only"
-        self.stdout.write(
-            f"Created key {api_key.prefix} for {api_key.service.name}/{api_key.stage} ({scope})."
+        self.note(
+            f"Created key {api_key.prefix} for {api_key.service.name}/{api_key.stage} ({scope}). "
+            "Store it now: it is not shown again and only its hash is kept."
         )
-        self.stdout.write("Store it now: it is not shown again and only its hash is kept.")
         self.stdout.write(raw_key)

@@ -1,17 +1,28 @@
 """`manage.py rebuild_rollups --from --to`: recompute the rollups of whole days from the raw events."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from apps.pipeline import backfill
 from apps.pipeline.tasks import aggregate_events
 
-from ._range import add_range_arguments, parse_range
+from ._range import RangeCommand, add_range_arguments, parse_range
 
 
-class Command(BaseCommand):
-    help = "Delete and rebuild the rollups of a range (widened to whole UTC days) in parallel chunks."
+class Command(RangeCommand):
+    help = (
+        "Delete and rebuild the rollups of a range (widened to whole UTC days) in parallel chunks. Running "
+        "it again rebuilds the same days: nothing is counted twice."
+    )
+    examples = (
+        "manage.py rebuild_rollups --from 2026-11-01 --to 2026-11-08",
+        "manage.py rebuild_rollups --from 2026-11-01 --to 2026-11-08 --no-wait   # the workers do it",
+    )
+    left_changed = (
+        "the range's rollups are reset and being rebuilt (short until it ends); the events not counted yet "
+        "wait in the aggregation backlog, which the pipeline's sweeper also works off"
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_range_arguments(parser)
@@ -37,23 +48,25 @@ class Command(BaseCommand):
                 f"{settings.RETENTION_RAW_DAYS}), so the rollups of those days cannot be rebuilt: use --from"
                 f" {kept_from:%Y-%m-%d} or later (--past-retention once the archive's days are replayed)"
             )
+        self.given, self.changed = (f"{begin:%Y-%m-%d}", f"{finish:%Y-%m-%d}"), True
         backfill.rollups_reset(start=begin, end=finish)
         total = backfill.pending_in_range(start=begin, end=finish, received_by=as_of, work="aggregation")
         chunks = backfill.enqueue_range(
             start=begin, end=finish, received_by=as_of, work="aggregation", task=aggregate_events
         )
+        self.queued_to_workers = not settings.CELERY_TASK_ALWAYS_EAGER
         self.stdout.write(
             f"rebuilding {begin:%Y-%m-%d} to {finish:%Y-%m-%d}: {total} events in {chunks} chunks"
         )
         if no_wait:
             return
-        finished = backfill.watch(
+        finished = self.watch(
             total=total,
             timeout=timeout,
             remaining=lambda: backfill.pending_in_range(
                 start=begin, end=finish, received_by=as_of, work="aggregation"
             ),
-            report=lambda done, all_: self.stdout.write(f"  aggregated {done}/{all_}"),
+            doing="aggregated",
         )
         if not finished:
             raise CommandError("timed out; the queued chunks keep running on the workers")
