@@ -496,3 +496,10 @@ def run():
         return Ran(out.getvalue(), err.getvalue(), 0)
 
     return run_command
+
+
+@pytest.fixture
+def support_client(client, make_person):
+    """The test client signed in as a person with the support role."""
+    client.force_login(make_person("support"))
+    return client

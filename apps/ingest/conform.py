@@ -8,9 +8,11 @@ import functools
 import json
 import math
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Context, Decimal, InvalidOperation
 from typing import Any
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -32,6 +34,16 @@ SKEW_TOLERANCE = timedelta(seconds=2)
 MAX_SKEW_CORRECTION = timedelta(hours=24)
 # Epoch values above this are milliseconds (1e11 seconds is the year 5138).
 EPOCH_MILLISECONDS_ABOVE = 1e11
+# Epoch values are cut to the microsecond, as ISO text with more fraction digits and OTLP's nanoseconds are:
+# rounding put the last 500 ns of a day on the next day. Decimal arithmetic that only ever rounds down, with
+# more digits than any time in the calendar has, so that cutting the digits it keeps is cutting the value.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FLOOR = Context(prec=40, rounding=ROUND_FLOOR)
+# An epoch value this large is past the calendar (year 9999 is 2.5e14 milliseconds).
+_EPOCH_OUT_OF_RANGE = 10**16
+# Epoch text of at most this many characters (16 digits and a point) is read as a double, which holds it to
+# the microsecond; longer text is read digit by digit.
+_FLOAT_EXACT_CHARACTERS = 17
 
 # What only a span carries (OTLP traces): its id, its parent's id and how long it took.
 SPAN_FIELDS = ("span_id", "parent_span_id", "duration_ms")
@@ -373,14 +385,21 @@ def _properties(fields: dict, extra: dict, event: dict, context: SendContext, no
         raise ConformError("properties", f"must be a JSON object, got {_json_type(props)}")
     props = dict(props)
     for key, value in extra.items():
-        if key in props:
-            props[f"_top.{key}"] = value
-            notes.append(f"{key} moved to properties as _top.{key}: properties already had {key}")
-        else:
-            props[key] = value
+        name = free_name(props, key, prefix="_top.")
+        props[name] = value
+        if name != key:
+            notes.append(f"{key} moved to properties as {name}: properties already had {key}")
     if extra:
         notes.append(f"moved to properties: {', '.join(sorted(extra))}")
     event["properties"] = props
+
+
+def free_name(properties: dict[str, Any], key: str, *, prefix: str) -> str:
+    """Return the name under which a value moved into `properties` overwrites nothing the sender sent:
+    `key` when it is free, else the first free one of `<prefix>key`, `<prefix><prefix>key`, ..."""
+    while key in properties:
+        key = prefix + key
+    return key
 
 
 def _type_and_event(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
@@ -425,7 +444,7 @@ def _span(fields: dict, extra: dict, event: dict, context: SendContext, notes: l
         return
     # Only spans have a place for these: anything else keeps them as it keeps any other field.
     for name in given:
-        properties[f"_top.{name}" if name in properties else name] = fields[name]
+        properties[free_name(properties, name, prefix="_top.")] = fields[name]
     notes.append(f"{', '.join(given)} kept in properties: only spans are stored with span fields")
 
 
@@ -496,6 +515,12 @@ def _user_id(fields: dict, extra: dict, event: dict, context: SendContext, notes
     if isinstance(raw, int):
         notes.append("user_id number stored as text")
     value = str(raw).strip()
+    # One person, one ID: "é" composed and "e" + a combining accent look the same to the people who search
+    # for the user, and must count once. Most IDs are ASCII, which is normalized already (one C-level scan).
+    # Before the length check: a few characters (U+0958) take two code points in NFC.
+    if not value.isascii() and not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+        notes.append("user_id normalized to Unicode NFC (the same characters, composed)")
     if len(value) > MAX_NAME_LENGTH or _CONTROL_CHARS.search(value):
         raise ConformError("user_id", f"must be at most {MAX_NAME_LENGTH} printable characters")
     event["user_id"] = value
@@ -569,7 +594,8 @@ _STEPS = (
 
 def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
     """Return an aware UTC datetime from ISO-8601 text or epoch seconds (number or numeric text), or from an
-    aware datetime a wire format's mapping made (OTLP's nanoseconds: no text to write and read back)."""
+    aware datetime a wire format's mapping made (OTLP's nanoseconds: no text to write and read back).
+    Every spelling is cut to the microsecond, never rounded up to the next one."""
     notes = notes if notes is not None else []
     if isinstance(raw, datetime) and raw.tzinfo is UTC:
         return raw
@@ -579,30 +605,52 @@ def parse_timestamp(raw: Any, notes: list[str] | None = None) -> datetime:
         text = raw.strip()
         if ":" in text:  # never a number (float() takes no colon): spare the failed conversion
             return _parse_iso(text, notes)
+        number: float | Decimal
         try:
-            number = float(text)
-        except ValueError:
+            # More digits than a double holds exactly to the microsecond are read as written.
+            number = float(text) if len(text) <= _FLOAT_EXACT_CHARACTERS else Decimal(text)
+        except (ValueError, InvalidOperation):
             return _parse_iso(text, notes)
-        if not math.isfinite(number):
+        if not (number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)):
             raise ConformError("timestamp", f"{clip(raw)!r} is not a time")
         notes.append("timestamp read from epoch seconds in a string")
-        return _from_epoch(number, notes)
+        return _from_epoch(number, raw, notes)
     if isinstance(raw, (int, float)):
-        try:
-            return _from_epoch(float(raw), notes)
-        except OverflowError:  # an integer beyond a float's range
-            raise ConformError("timestamp", f"{clip(raw)!r} is out of range") from None
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ConformError("timestamp", f"{clip(raw)!r} is not a time")
+        return _from_epoch(raw, raw, notes)
     raise ConformError("timestamp", f"must be ISO-8601 text or epoch seconds, got {_json_type(raw)}")
 
 
-def _from_epoch(number: float, notes: list[str]) -> datetime:
+def _from_epoch(number: float | Decimal, raw: Any, notes: list[str]) -> datetime:
+    """Return epoch seconds (or milliseconds, above EPOCH_MILLISECONDS_ABOVE) as a time cut to the
+    microsecond."""
+    if abs(number) >= _EPOCH_OUT_OF_RANGE:
+        raise ConformError("timestamp", f"{clip(raw)!r} is out of range")
+    per_unit = 1_000_000
     if abs(number) > EPOCH_MILLISECONDS_ABOVE:
-        number /= 1000.0
+        per_unit = 1_000
         notes.append("timestamp read as epoch milliseconds")
     try:
-        return datetime.fromtimestamp(number, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise ConformError("timestamp", f"{number!r} is out of range") from None
+        return _EPOCH + timedelta(microseconds=_microseconds(number, per_unit))
+    except OverflowError:
+        raise ConformError("timestamp", f"{clip(raw)!r} is out of range") from None
+
+
+def _microseconds(number: float | Decimal, per_unit: int) -> int:
+    """Return floor(number × per_unit): the microseconds of an epoch value, cut, as the sender wrote it."""
+    if isinstance(number, int):
+        return number * per_unit
+    if isinstance(number, Decimal):
+        return int(number.scaleb(len(str(per_unit)) - 1, _FLOOR).to_integral_value(context=_FLOOR))
+    numerator, denominator = number.as_integer_ratio()
+    cut = numerator * per_unit // denominator
+    # A double is the nearest binary value to what was written, a hair above or below it: 1795219199.123456
+    # is 1795219199.1234559…, whose floor is a microsecond short. When the next microsecond, written out,
+    # reads back as this very double, it is what the sender wrote (int / int is correctly rounded).
+    if (cut + 1) / per_unit == number:
+        cut += 1
+    return cut
 
 
 def _parse_iso(text: str, notes: list[str]) -> datetime:

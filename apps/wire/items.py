@@ -4,6 +4,8 @@ ID a property carries joins the event to its trail."""
 
 from typing import Any
 
+from apps.ingest.conform import free_name
+
 from .ids import event_id_for
 
 # Where a free-text id that was turned into a UUID is kept, so support can still search for it.
@@ -22,8 +24,9 @@ class Refused(Exception):
 
 
 def keep(properties: dict[str, Any], key: str, value: Any) -> None:
-    """Put a field into properties; when a property already has its name, keep both (as `_top.<key>`)."""
-    properties[f"_top.{key}" if key in properties else key] = value
+    """Put a field into properties; when a property already has its name, keep both (as `_top.<key>`, or
+    with one more `_top.` for each name the sender's properties already use)."""
+    properties[free_name(properties, key, prefix="_top.")] = value
 
 
 def properties_of(value: Any) -> Any:

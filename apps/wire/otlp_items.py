@@ -36,6 +36,8 @@ from google.protobuf.message import Message
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from apps.ingest.conform import free_name
+
 from . import otlp
 from .ids import uuid5_text
 from .items import Refused, correlation_from
@@ -165,7 +167,7 @@ def _records(resources: Iterable[Any], resource_key: str, scope_key: str, record
                 shared["otel.scope.version"] = scope.version
             sources = dict.fromkeys(shared, "scope")
             for key, value in resource_attributes.items():
-                name = f"_resource.{key}" if key in shared else key
+                name = free_name(shared, key, prefix="_resource.")
                 shared[name] = value
                 sources[name] = "resource"
             digest = hashlib.sha256()
@@ -310,7 +312,7 @@ def _merged(own: dict[str, Any], origin: Origin) -> dict[str, Any]:
         return {**own, **shared}
     merged = dict(own)
     for key, value in shared.items():
-        merged[f"_{origin.sources[key]}.{key}" if key in merged else key] = value
+        merged[free_name(merged, key, prefix=f"_{origin.sources[key]}.")] = value
     return merged
 
 

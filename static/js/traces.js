@@ -80,10 +80,20 @@
     }
   }
 
+  // An integer past 2^53 (an ID, a byte count, nanoseconds) would lose digits as a Number: read it from the
+  // text the service sent, as a BigInt (browsers that do not give the reviver the source keep the Number).
+  function exactIntegers(key, value, context) {
+    if (typeof value === "number" && !Number.isSafeInteger(value) && context &&
+        /^-?[0-9]+$/.test(context.source)) {
+      return BigInt(context.source);
+    }
+    return value;
+  }
+
   function setUpTrees() {
     var dataNode = document.getElementById("trail-data");
     if (!dataNode) return;
-    var payload = JSON.parse(dataNode.textContent);
+    var payload = JSON.parse(dataNode.textContent, exactIntegers);
     document.querySelectorAll("details.props").forEach(function (details) {
       details.addEventListener("toggle", function () {
         if (details.open && !details.dataset.rendered) {

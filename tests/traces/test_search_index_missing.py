@@ -65,9 +65,3 @@ def test_a_trail_not_yet_indexed_is_still_a_404(support_client, settings, store_
     _backend_for.cache_clear()
 
     assert response.status_code == 404
-
-
-@pytest.fixture
-def support_client(client, make_person):
-    client.force_login(make_person("support"))
-    return client
