@@ -1,5 +1,7 @@
 """The two commands that delete: a dry run shows what would go, a refusal leaves nothing done."""
 
+from datetime import UTC, datetime, time
+
 import pytest
 
 from apps.accounts.models import AuditEntry
@@ -79,3 +81,25 @@ def test_a_retention_dry_run_names_the_days_the_archive_does_not_hold(run, old_e
     assert "0 would be deleted" in ran.out
     assert f"{first}, {second}" in ran.out
     assert RawEvent.objects.count() == 5
+
+
+def test_a_purge_takes_every_unicode_spelling_of_the_user_id(run, send_old, days):
+    # Rows stored before user IDs were normalized keep the form their service sent (here decomposed, as
+    # macOS file names are); the person asking for the purge types the composed one.
+    composed, decomposed = "jos\u00e9", "jose\u0301"
+    first, _ = days
+    stored = send_old(
+        [
+            {"event": "login", "user_id": composed, "timestamp": f"{first}T10:00:00Z"},
+            {"event": "login", "user_id": composed, "timestamp": f"{first}T11:00:00Z"},
+        ],
+        received_at=datetime.combine(first, time(12), tzinfo=UTC),
+    )
+    RawEvent.objects.filter(pk=stored[0]).update(user_id=decomposed)
+
+    ran = run("purge_user", composed)
+
+    assert ran.status == 0, ran.message
+    assert not RawEvent.objects.filter(user_id__in=[composed, decomposed]).exists()
+    purged = set(AuditEntry.objects.filter(action=AuditEntry.USER_PURGED).values_list("target", flat=True))
+    assert purged == {composed, decomposed}  # replay leaves either spelling out

@@ -1,6 +1,8 @@
 """`manage.py purge_user <user_id> [--dry-run]`: remove one user from the database, the search index and the
 rollups."""
 
+import unicodedata
+
 from django.core.management.base import CommandError, CommandParser
 
 from apps.accounts.actors import Actor
@@ -30,8 +32,16 @@ class Command(OperatorCommand):
     def handle(self, *args, user_id: str, dry_run: bool, **options) -> None:
         if not user_id.strip():
             raise CommandError("the user ID is empty: nothing purged (an unset shell variable?)")
+        # Conform stores user IDs composed (NFC), but rows stored before it did keep the form their service
+        # sent: every spelling of the ID is purged, and recorded, so that a replay leaves each out.
+        for spelling in spellings(user_id):
+            self.purge(spelling, dry_run=dry_run, alias=spelling != user_id)
+
+    def purge(self, user_id: str, *, dry_run: bool, alias: bool) -> None:
         if dry_run:
             preview = user_purge_preview(user_id=user_id)
+            if alias and not preview.raw_events_deleted:
+                return
             self.stdout.write(
                 f"dry run, user {user_id!r}: {preview.raw_events_deleted} raw events would be deleted, with "
                 f"their search documents and rollup counts; {preview.messages_mentioning} messages of other "
@@ -45,9 +55,17 @@ class Command(OperatorCommand):
                 f"the search cluster is unreachable ({exc}): nothing was purged and the purge is not "
                 "recorded; run the command again once the cluster is back"
             ) from exc
-        self.stdout.write(f"user {user_id!r}: {report.counts()}")
-        if not report.raw_events_deleted and not report.search_documents_deleted:
+        spelling = " (another Unicode spelling)" if alias else ""
+        self.stdout.write(f"user {user_id!r}{spelling}: {report.counts()}")
+        if not alias and not report.raw_events_deleted and not report.search_documents_deleted:
             self.note(
                 f"no stored event names user {user_id!r} (check the ID); the purge is recorded all the same, "
                 "so a replay of the archive will not store their events"
             )
+
+
+def spellings(user_id: str) -> list[str]:
+    """Return the user ID as given, then its other Unicode normal forms (composed, decomposed) where they
+    differ."""
+    forms = [user_id, unicodedata.normalize("NFC", user_id), unicodedata.normalize("NFD", user_id)]
+    return list(dict.fromkeys(forms))
