@@ -317,17 +317,23 @@ def _merged(own: dict[str, Any], origin: Origin) -> dict[str, Any]:
 
 
 def _pop_first(values: dict[str, Any], keys: Iterable[str]) -> Any:
-    """Remove the first of `keys` that `values` has and return its value (None when none is there). The
-    others are removed when they say the same, and kept as properties when they differ: nothing is lost."""
+    """Remove the first of `keys` that `values` has as an ID (text or a whole number) and return it (None
+    when none is there). The others are removed when they say the same, and kept as properties when they
+    differ, as is a value that is no ID (a double, a bool, an array): nothing is lost, and the record is
+    stored without a user rather than refused."""
     first = None
     for key in keys:
-        if key not in values:
+        if key not in values or not _is_id(values[key]):
             continue
         if first is None:
             first = values.pop(key)
         elif values[key] == first:
             del values[key]
     return first
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
 def _hex_id(raw: bytes, size: int, name: str, *, required: bool = False) -> str:

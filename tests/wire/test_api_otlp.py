@@ -268,6 +268,21 @@ def test_one_bad_log_record_is_refused_by_name_and_the_rest_stored(client, make_
     assert sorted(RawEvent.objects.values_list("message", flat=True)) == ["first", "third"]
 
 
+@pytest.mark.parametrize("sent", [12.5, True, ["u-1", "u-2"]])
+def test_a_user_id_attribute_that_is_not_an_id_is_kept_and_the_record_stored(client, make_key, sent):
+    # enduser.id as a double, a bool or an array names no user: the log line is still what support needs.
+    _, key = make_key()
+    body = logs_request(log_record("payment declined", attributes={"enduser.id": sent, "region": "eu"}))
+
+    response = send(client, "/otlp/v1/logs", body.SerializeToString(), key)
+
+    assert response.status_code == 200
+    assert not ExportLogsServiceResponse.FromString(response.content).HasField("partial_success")
+    stored = RawEvent.objects.get()
+    assert (stored.message, stored.user_id) == ("payment declined", "")
+    assert stored.properties["enduser.id"] == sent and stored.properties["region"] == "eu"
+
+
 def test_spans_with_bad_ids_or_times_are_refused_and_answered_in_json(client, make_key):
     _, key = make_key()
     start = now_nanos(2)
