@@ -1,5 +1,7 @@
 """`manage.py create_user` makes a user in one role group."""
 
+import io
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -66,3 +68,30 @@ def test_a_username_the_admin_would_refuse_is_refused_clearly(username):
         call_command("create_user", username, "--role", "support", "--password", "correct-horse-battery")
 
     assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_password_read_from_standard_input_stays_off_the_command_line(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct-horse-battery\n"))
+
+    call_command("create_user", "ada", "--role", "product", "--password-stdin")
+
+    assert get_user_model().objects.get(username="ada").check_password("correct-horse-battery")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        (["--password-stdin"], "held no password"),
+        (["--password-stdin", "--password", "correct-horse-battery"], "not allowed with"),
+        ([], "one of the arguments --password --password-stdin is required"),
+    ],
+)
+def test_a_missing_or_doubled_password_is_refused_and_nothing_created(monkeypatch, arguments, refusal):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    with pytest.raises(CommandError, match=refusal):
+        call_command("create_user", "ada", "--role", "product", *arguments)
+
+    assert not get_user_model().objects.filter(username="ada").exists()

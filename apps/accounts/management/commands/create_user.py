@@ -1,4 +1,7 @@
-"""`manage.py create_user <username> --role support|product|admin --password <password>`."""
+"""`manage.py create_user <username> --role support|product|admin --password <password>` (or
+`--password-stdin`)."""
+
+import sys
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
@@ -13,19 +16,39 @@ class Command(OperatorCommand):
     examples = (
         "manage.py create_user alice --role admin --password '…'",
         "manage.py create_user bob --role support --password '…' --replace   # a new password and role",
+        "pass show portal/carol | manage.py create_user carol --role product --password-stdin",
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", help="the sign-in name: letters, digits and @.+-_")
         parser.add_argument("--role", required=True, choices=ROLES, help="what the user may see and do")
-        parser.add_argument(
-            "--password", required=True, help="checked by the password validators (at least 8 characters)"
+        password = parser.add_mutually_exclusive_group(required=True)
+        password.add_argument(
+            "--password", help="checked by the password validators (at least 8 characters); visible to ps"
+        )
+        password.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of standard input (kept out of ps and shell history)",
         )
         parser.add_argument(
             "--replace", action="store_true", help="reset the password and role of an existing user"
         )
 
-    def handle(self, *args, username: str, role: str, password: str, replace: bool, **options) -> None:
+    def handle(
+        self,
+        *args,
+        username: str,
+        role: str,
+        password: str | None,
+        password_stdin: bool,
+        replace: bool,
+        **options,
+    ) -> None:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise CommandError("--password-stdin: standard input held no password; nothing created")
         try:
             user = user_create(username=username, role=role, password=password, replace=replace)
         except UserExists as exc:
