@@ -214,6 +214,8 @@ class UserRequestsAPI(_SupportAPI):
             result = selectors.user_requests(
                 user_id=user_id, start=start, end=end, page=page, per_page=per_page
             )
+        if not result.total:
+            selectors.user_missing_check(user_id=user_id, start=start, end=end)
         return Response(
             {
                 "user_id": user_id,

@@ -31,19 +31,38 @@ def trail_missing_check(*, correlation_id: str) -> None:
     a day dropped by hand, a prefix re-pointed), and "no events have this ID" would send support looking
     for a request that exists. Call it after an empty trail_get, outside any block that must leave the
     database alone: it reads the database (one look-up by the correlation ID's index)."""
-    if search_uses_database() or base.unmatchable(correlation_id):  # the rows are the index; no such row
-        return
-    kept_since = timezone.now() - timedelta(days=settings.RETENTION_INDEX_DAYS)
-    searchable = (
-        RawEvent.objects.since(kept_since)
-        .filter(correlation_id=correlation_id, index_rejected_at__isnull=True)
-        .exclude(AWAITING_INDEX)
-    )
-    if searchable.exists():
+    if not base.unmatchable(correlation_id) and _indexed_events_exist(correlation_id=correlation_id):
         raise BackendUnavailable(
             f"the search index holds no event of the trail {correlation_id!r}, which the database says "
             "was indexed: the index is missing"
         )
+
+
+def user_missing_check(*, user_id: str, start: datetime | None, end: datetime | None) -> None:
+    """Raise BackendUnavailable when a user's requests the search backend found none of, in this range, have
+    events the database says were indexed and are still kept: as trail_missing_check, for the user page
+    and API (one look-up by the user ID's index)."""
+    if not base.unmatchable(user_id) and _indexed_events_exist(user_id=user_id, start=start, end=end):
+        raise BackendUnavailable(
+            f"the search index holds no request of user {user_id!r} in this range, which the database says "
+            "was indexed: the index is missing"
+        )
+
+
+def _indexed_events_exist(
+    *, start: datetime | None = None, end: datetime | None = None, **match: str
+) -> bool:
+    """Return whether events matching `match` in the range were made searchable and are still kept in the
+    index (younger than RETENTION_INDEX_DAYS); always False when the database is the index."""
+    if search_uses_database():  # the rows are the index: nothing can be missing from it
+        return False
+    kept_since = timezone.now() - timedelta(days=settings.RETENTION_INDEX_DAYS)
+    events = RawEvent.objects.since(max(kept_since, start) if start else kept_since).filter(
+        index_rejected_at__isnull=True, **match
+    )
+    if end is not None:
+        events = events.filter(timestamp__lt=end)
+    return events.exclude(AWAITING_INDEX).exists()
 
 
 def trail_is_cut(events: list[TraceEvent]) -> bool:

@@ -211,6 +211,8 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         start, end = form.time_bounds()
         page = form.cleaned_data.get("page") or 1
         result = selectors.user_requests(user_id=user_id, start=start, end=end, page=page, per_page=PER_PAGE)
+        if not result.total:
+            selectors.user_missing_check(user_id=user_id, start=start, end=end)
     return render(
         request,
         "traces/user.html",

@@ -65,3 +65,20 @@ def test_a_trail_not_yet_indexed_is_still_a_404(support_client, settings, store_
     _backend_for.cache_clear()
 
     assert response.status_code == 404
+
+
+def test_the_user_api_and_page_say_the_search_index_is_missing_with_503(support_client, indexed_then_lost):
+    api = support_client.get("/api/v1/users/u-9/requests")
+    page = support_client.get("/users/u-9/")
+
+    assert api.status_code == 503 and "search" in api.json()["detail"]
+    assert page.status_code == 503 and 'id="search-unavailable"' in page.content.decode()
+
+
+def test_a_user_with_no_events_in_the_range_is_still_an_empty_answer(support_client, indexed_then_lost):
+    # u-9's events are from now: a range that ends a week ago holds none, index or not.
+    api = support_client.get("/api/v1/users/u-9/requests?from=2025-01-01T00:00:00Z&to=2025-01-08T00:00:00Z")
+    other = support_client.get("/api/v1/users/someone-else/requests")
+
+    assert (api.status_code, api.json()["total"]) == (200, 0)
+    assert (other.status_code, other.json()["total"]) == (200, 0)
