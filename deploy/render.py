@@ -42,6 +42,9 @@ LONG_READ_SECONDS = 120
 # gunicorn kills a worker silent for longer than this, so it must outlast nginx's longest wait (nginx then
 # answers 504 rather than a killed worker's 502); on stop, requests in flight get as long to finish.
 GUNICORN_TIMEOUT_SECONDS = LONG_READ_SECONDS + 5
+# PostgreSQL cancels a web request's statement after this, so the portal answers its own 503 before nginx's
+# longest wait ends (and the query does not run on after everyone gave up on it).
+STATEMENT_TIMEOUT_SECONDS = LONG_READ_SECONDS - 5
 # systemd SIGKILLs what is left after this: gunicorn's graceful stop comes first.
 WEB_STOP_SECONDS = GUNICORN_TIMEOUT_SECONDS + 15
 # Celery's warm shutdown waits for running tasks. The longest hard time limit is lifecycle.apply_retention's
@@ -91,6 +94,7 @@ class RenderOptions:
             "READ_SECONDS": f"{READ_SECONDS}s",
             "LONG_READ_SECONDS": f"{LONG_READ_SECONDS}s",
             "GUNICORN_TIMEOUT_SECONDS": str(GUNICORN_TIMEOUT_SECONDS),
+            "STATEMENT_TIMEOUT_SECONDS": str(STATEMENT_TIMEOUT_SECONDS),
             "WEB_STOP_SECONDS": f"{WEB_STOP_SECONDS}s",
             "WORKER_STOP_SECONDS": f"{WORKER_STOP_SECONDS}s",
         }

@@ -243,8 +243,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # 190 ms chunk statement, every chunk (4.9 s against 1.9 s per 50,000 events). The funnel, retention
     # and series queries ran no faster with it (`scripts/bench.sh metrics analytics`, JIT on and off in
     # turn: funnel p50 1.3 s against 1.1 s without). A pooler in between must pass `options` through.
-    options = DATABASES["default"]["OPTIONS"].get("options", "")
-    DATABASES["default"]["OPTIONS"]["options"] = f"{options} -c jit=off".strip()
+    options = f"{DATABASES['default']['OPTIONS'].get('options', '')} -c jit=off".strip()
+    # Seconds after which PostgreSQL cancels a statement (0: never). The web unit sets it (deploy/): a page's
+    # query otherwise ran on in PostgreSQL after nginx and gunicorn had given up on it; now it ends, and the
+    # page is a 503 that says so. Workers, beat and commands keep no limit (rebuilds run for minutes).
+    statement_timeout = env_int("DATABASE_STATEMENT_TIMEOUT", 0, minimum=0)
+    if statement_timeout:
+        options += f" -c statement_timeout={statement_timeout * 1000}"
+    DATABASES["default"]["OPTIONS"]["options"] = options
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -117,6 +117,15 @@ def test_postgresql_runs_without_jit_and_keeps_the_urls_own_options():
     assert with_options["db_options"] == "-c statement_timeout=5000 -c jit=off"
 
 
+def test_a_statement_timeout_in_seconds_reaches_postgresql_in_milliseconds():
+    url = "postgres://u:p@db.internal:6543/portal"
+    web = load({"DATABASE_URL": url, "DATABASE_STATEMENT_TIMEOUT": "115"})
+    worker = load({"DATABASE_URL": url, "DATABASE_STATEMENT_TIMEOUT": "0"})
+
+    assert web["db_options"] == "-c jit=off -c statement_timeout=115000"
+    assert worker["db_options"] == "-c jit=off"
+
+
 @pytest.mark.parametrize("value", ["maybe", "2"])
 def test_a_malformed_flag_is_refused_with_its_name(value):
     done = settings_in_child({"DEBUG": value})

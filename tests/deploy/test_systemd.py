@@ -16,6 +16,7 @@ from tests.conftest import REPO, free_port, wait_for
 
 from .conftest import (
     ensure_tool,
+    read_env_file,
     render,
     render_into,
     service_overrides,
@@ -150,6 +151,12 @@ def test_stop_budgets_outlast_the_work_they_wait_for(rendered):
     site = rendered[render.NGINX_SITE].read_text()
     longest_read = max(seconds(v) for v in re.findall(r"proxy_read_timeout (\S+);", site))
     assert longest_read < timeout <= graceful < seconds(web.value("Service", "TimeoutStopSec"))
+    # PostgreSQL cancels a page's statement before nginx stops waiting, so the page is the portal's 503; the
+    # gunicorn --env wins over the env file's no-limit, which the workers keep.
+    statement = argv[argv.index("--env") + 1]
+    assert statement.startswith("DATABASE_STATEMENT_TIMEOUT=")
+    assert 0 < int(statement.split("=")[1]) < longest_read
+    assert read_env_file(rendered[render.ENV_FILE])["DATABASE_STATEMENT_TIMEOUT"] == "0"
     assert web.value("Service", "KillMode") == "mixed"
     assert web.value("Service", "ExecReload") == "/bin/kill -s HUP $MAINPID"
 
