@@ -1,6 +1,6 @@
 """Reads for the trace viewer, on whichever search backend is configured."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -27,42 +27,61 @@ def trail_get(*, correlation_id: str) -> list[TraceEvent]:
 
 def trail_missing_check(*, correlation_id: str) -> None:
     """Raise BackendUnavailable when a trail the search backend found empty has events that were made
-    searchable and are still kept there (younger than RETENTION_INDEX_DAYS): its index was lost (deleted,
-    a day dropped by hand, a prefix re-pointed), and "no events have this ID" would send support looking
+    searchable and are still kept there (younger than RETENTION_INDEX_DAYS) on a day whose index is gone
+    (deleted, dropped by hand, a prefix re-pointed): "no events have this ID" would send support looking
     for a request that exists. Call it after an empty trail_get, outside any block that must leave the
-    database alone: it reads the database (one look-up by the correlation ID's index)."""
-    if not base.unmatchable(correlation_id) and _indexed_events_exist(correlation_id=correlation_id):
+    database alone: it reads the database (one look-up by the correlation ID's index), then asks the search
+    backend whether those days' indices exist (one that exists but has not refreshed yet is no outage)."""
+    if base.unmatchable(correlation_id):
+        return
+    lost = _lost_days(correlation_id=correlation_id)
+    if lost:
         raise BackendUnavailable(
-            f"the search index holds no event of the trail {correlation_id!r}, which the database says "
-            "was indexed: the index is missing"
+            f"the search index of {_days_text(lost)} is missing: it held events of the trail "
+            f"{correlation_id!r}, which the database says were indexed"
         )
 
 
 def user_missing_check(*, user_id: str, start: datetime | None, end: datetime | None) -> None:
     """Raise BackendUnavailable when a user's requests the search backend found none of, in this range, have
-    events the database says were indexed and are still kept: as trail_missing_check, for the user page
-    and API (one look-up by the user ID's index)."""
-    if not base.unmatchable(user_id) and _indexed_events_exist(user_id=user_id, start=start, end=end):
+    events on a day whose index is gone: as trail_missing_check, for the user page and API (one look-up by
+    the user ID's index)."""
+    if base.unmatchable(user_id):
+        return
+    lost = _lost_days(user_id=user_id, start=start, end=end)
+    if lost:
         raise BackendUnavailable(
-            f"the search index holds no request of user {user_id!r} in this range, which the database says "
-            "was indexed: the index is missing"
+            f"the search index of {_days_text(lost)} is missing: it held requests of user {user_id!r}, "
+            "which the database says were indexed"
         )
 
 
-def _indexed_events_exist(
-    *, start: datetime | None = None, end: datetime | None = None, **match: str
-) -> bool:
-    """Return whether events matching `match` in the range were made searchable and are still kept in the
-    index (younger than RETENTION_INDEX_DAYS); always False when the database is the index."""
+# Days looked at for one ID: enough to find a lost index, few enough for one cheap look-up.
+_DAYS_CHECKED = 31
+
+
+def _lost_days(*, start: datetime | None = None, end: datetime | None = None, **match: str) -> list[date]:
+    """Return the days whose index is gone although events matching `match` in the range were made
+    searchable on them and are still kept (younger than RETENTION_INDEX_DAYS); none when the database is
+    the index."""
     if search_uses_database():  # the rows are the index: nothing can be missing from it
-        return False
+        return []
     kept_since = timezone.now() - timedelta(days=settings.RETENTION_INDEX_DAYS)
     events = RawEvent.objects.since(max(kept_since, start) if start else kept_since).filter(
         index_rejected_at__isnull=True, **match
     )
     if end is not None:
         events = events.filter(timestamp__lt=end)
-    return events.exclude(AWAITING_INDEX).exists()
+    moments = (
+        events.exclude(AWAITING_INDEX).order_by().values_list("timestamp", flat=True)[: _DAYS_CHECKED * 50]
+    )
+    days = sorted({moment.astimezone(UTC).date() for moment in moments})[:_DAYS_CHECKED]
+    return get_trace_backend().missing_days(days) if days else []
+
+
+def _days_text(days: list[date]) -> str:
+    shown = ", ".join(f"{day}" for day in days[:3])
+    return shown + (f" and {len(days) - 3} more days" if len(days) > 3 else "")
 
 
 def trail_is_cut(events: list[TraceEvent]) -> bool:

@@ -82,3 +82,26 @@ def test_a_user_with_no_events_in_the_range_is_still_an_empty_answer(support_cli
 
     assert (api.status_code, api.json()["total"]) == (200, 0)
     assert (other.status_code, other.json()["total"]) == (200, 0)
+
+
+def test_a_trail_whose_index_exists_is_a_404_not_an_outage(support_client, settings, aggregate_events):
+    """Indexed, but not (yet) searchable in an index that is there, as in the second before a refresh: the
+    index is not missing, so the answer is the usual 404, which a poller waiting for its trail expects."""
+    from apps.traces.search import _backend_for
+    from apps.traces.search.elasticsearch import alias_name, es_client
+
+    settings.TRACE_BACKEND = TRACE_BACKENDS["elasticsearch"]
+    _backend_for.cache_clear()
+    aggregate_events([{"service": "gateway", "event": "x", "correlation_id": "req-refreshing"}])
+    es = es_client()
+    found = es.search(index=alias_name(), query={"term": {"correlation_id": "req-refreshing"}})["hits"][
+        "hits"
+    ]
+    assert found
+    for hit in found:  # the trail's documents out of an index that stays
+        es.delete(index=hit["_index"], id=hit["_id"], refresh=True)
+
+    response = support_client.get("/api/v1/traces/req-refreshing")
+    _backend_for.cache_clear()
+
+    assert response.status_code == 404

@@ -3,7 +3,7 @@
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from apps.ingest.conform import LEVELS
@@ -235,6 +235,11 @@ class TraceBackend(ABC):
     @abstractmethod
     def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
         """Return a service's events in [start, end] in time order, whatever their correlation ID."""
+
+    def missing_days(self, days: Sequence[date]) -> list[date]:
+        """Return which of these days' stored periods (daily indices) are gone; none where the database is
+        the index."""
+        return []
 
     @abstractmethod
     def drop_before(self, cutoff: datetime) -> list[str]:

@@ -489,6 +489,16 @@ class ElasticsearchTraceBackend(TraceBackend):
                     )
                 )
 
+    def missing_days(self, days: Sequence[date]) -> list[date]:
+        names = {_daily_index(alias_name(), day): day for day in days}
+        # One request for all of them (HEAD answers 200 only when every one exists), then one per day.
+        if not names or self._index_exists(",".join(names)):
+            return []
+        return sorted(day for name, day in names.items() if not self._index_exists(name))
+
+    def _index_exists(self, names: str) -> bool:
+        return bool(self._read(lambda es: es.indices.exists(index=names, allow_no_indices=False)))
+
     def _any_document(self, condition: dict[str, Any]) -> bool:
         # Each shard stops at its first match and nothing but the count comes back.
         answer = self._read(
