@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -382,9 +383,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def browser_page(tmp_path):
-    """A headless Debian Chromium page driven by Playwright; records dialogs and console errors it sees."""
+@contextmanager
+def chromium_page(**context_options):
+    """Yield a page of headless Debian Chromium driven by Playwright (`context_options`: Playwright's
+    new_context options beyond the viewport)."""
     from playwright.sync_api import sync_playwright
 
     executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -394,14 +396,9 @@ def browser_page(tmp_path):
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.dialogs = []
-        page.console_errors = []
-        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
         try:
-            yield page
+            yield context.new_page()
         finally:
             context.close()
             browser.close()
@@ -409,6 +406,17 @@ def browser_page(tmp_path):
             # own; left open, they keep the test database from being dropped at the end of the session.
             connections.close_all()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A headless Debian Chromium page driven by Playwright; records dialogs and console errors it sees."""
+    with chromium_page() as page:
+        page.dialogs = []
+        page.console_errors = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+        yield page
 
 
 def sign_in(page, base_url: str, username: str, password: str = "correct-horse-battery") -> None:

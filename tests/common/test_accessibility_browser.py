@@ -10,13 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from apps.accounts.services import personal_token_create
 from apps.annotations.services import create_annotation
 from apps.dashboards.services import chart_add, dashboard_create
-from tests.conftest import CHROMIUM_ARGS, sign_in
+from tests.conftest import chromium_page, sign_in
 from tests.factories import make_api_key
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -47,24 +46,10 @@ RUN_AXE = """async () => {
 @pytest.fixture
 def axe_page():
     """A headless Debian Chromium page whose context lets axe-core's script in past the pages' CSP."""
-    from playwright.sync_api import sync_playwright
-
     if not AXE.is_file():
         pytest.fail(f"axe-core is not installed at {AXE}: run `make test` (it installs the pinned axe-core)")
-    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-    if not Path(executable).exists():
-        pytest.fail(f"Chromium not found at {executable}: run `make test` (it installs Debian's chromium)")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-            connections.close_all()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with chromium_page(bypass_csp=True) as page:
+        yield page
 
 
 DRAWN = """() => Array.from(document.querySelectorAll(".plot-wrap .plot")).every(
