@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.common.errors import BackendUnavailable
@@ -72,10 +73,13 @@ def _lost_days(*, start: datetime | None = None, end: datetime | None = None, **
     )
     if end is not None:
         events = events.filter(timestamp__lt=end)
-    moments = (
-        events.exclude(AWAITING_INDEX).order_by().values_list("timestamp", flat=True)[: _DAYS_CHECKED * 50]
+    days = list(
+        events.exclude(AWAITING_INDEX)
+        .annotate(day=TruncDate("timestamp", tzinfo=UTC))
+        .order_by("day")
+        .values_list("day", flat=True)
+        .distinct()[:_DAYS_CHECKED]
     )
-    days = sorted({moment.astimezone(UTC).date() for moment in moments})[:_DAYS_CHECKED]
     return get_trace_backend().missing_days(days) if days else []
 
 
