@@ -57,7 +57,11 @@ def test_exit_is_not_held_up_by_an_unreachable_server(ingest_server):
     result = _run_script(
         """
         import observatory
-        tracker = observatory.Tracker(shutdown_timeout=0.5, backoff_base=0.1, backoff_max=0.2)
+        # Retries that never run out on their own: only shutdown's timeout can end the send (with the
+        # default 8 retries, jittered backoff sometimes used them all up within the 0.5 s).
+        tracker = observatory.Tracker(
+            shutdown_timeout=0.5, backoff_base=0.1, backoff_max=0.2, max_retries=1000, max_retry_time=60
+        )
         tracker.track("doomed")
         """,
         {"OBSERVATORY_URL": ingest_server.url},
