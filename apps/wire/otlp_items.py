@@ -10,7 +10,8 @@ opentelemetry-proto messages: no database, no settings.
 - every other record, scope and resource attribute -> properties under its own key (a scope or resource
   attribute whose key the record also has is kept as `_scope.<key>` or `_resource.<key>`), values
   flattened to JSON; what OTLP carries outside attributes under `otel.` names (scope name and version, a
-  log record's span id, a span's kind, status, events, links and trace state).
+  log record's span id, a span's kind, status, events, links and trace state), or `_otel.` ones where an
+  attribute has the name.
 - a log record: event = `event_name` (else "log"), timestamp = `time_unix_nano` (else when it was
   observed), level from `severity_number` (1-8 debug, 9-12 info, 13-16 warning, 17-20 error, 21-24
   critical), else from `severity_text` (kept as `otel.severity_text` when it names no level), message =
@@ -162,9 +163,9 @@ def _records(resources: Iterable[Any], resource_key: str, scope_key: str, record
             scope = scope_group.scope
             shared: dict[str, Any] = attributes(scope.attributes)
             if scope.name:
-                shared["otel.scope.name"] = scope.name
+                _put_otel(shared, "otel.scope.name", scope.name)
             if scope.version:
-                shared["otel.scope.version"] = scope.version
+                _put_otel(shared, "otel.scope.version", scope.version)
             sources = dict.fromkeys(shared, "scope")
             for key, value in resource_attributes.items():
                 name = free_name(shared, key, prefix="_resource.")
@@ -203,11 +204,11 @@ def log_item(record: Record, *, service: str = "") -> dict[str, Any]:
     trace_id = _hex_id(log.trace_id, TRACE_ID_BYTES, "trace_id")
     span_id = _hex_id(log.span_id, SPAN_ID_BYTES, "span_id")
     if span_id:
-        properties["otel.span_id"] = span_id
+        _put_otel(properties, "otel.span_id", span_id)
     severity_text = log.severity_text
     level = level_for(log.severity_number, severity_text)
     if level is None and severity_text:
-        properties["otel.severity_text"] = severity_text
+        _put_otel(properties, "otel.severity_text", severity_text)
     digest = origin.digest.copy()
     digest.update(log.SerializeToString(deterministic=True))
     item: dict[str, Any] = {
@@ -244,13 +245,13 @@ def span_item(record: Record, *, service: str = "") -> dict[str, Any]:
     user_id = _pop_first(own, USER_KEYS)
     properties = _merged(own, record.origin)
     if span.kind in _SPAN_KINDS:
-        properties["otel.span.kind"] = _SPAN_KINDS[span.kind]
+        _put_otel(properties, "otel.span.kind", _SPAN_KINDS[span.kind])
     if span.status.code in _STATUS_CODES:
-        properties["otel.status_code"] = _STATUS_CODES[span.status.code]
+        _put_otel(properties, "otel.status_code", _STATUS_CODES[span.status.code])
     if span.trace_state:
-        properties["otel.trace_state"] = span.trace_state
+        _put_otel(properties, "otel.trace_state", span.trace_state)
     if span.events:
-        properties["otel.events"] = [
+        events = [
             {
                 "name": event.name,
                 "time": _iso(event.time_unix_nano),
@@ -258,8 +259,9 @@ def span_item(record: Record, *, service: str = "") -> dict[str, Any]:
             }
             for event in span.events
         ]
+        _put_otel(properties, "otel.events", events)
     if span.links:
-        properties["otel.links"] = [
+        links = [
             {
                 "trace_id": link.trace_id.hex(),
                 "span_id": link.span_id.hex(),
@@ -267,6 +269,7 @@ def span_item(record: Record, *, service: str = "") -> dict[str, Any]:
             }
             for link in span.links
         ]
+        _put_otel(properties, "otel.links", links)
     item: dict[str, Any] = {
         "event_id": uuid5_text(NAMESPACE, f"span\n{trace_id}\n{span_id}"),
         "type": "span",
@@ -314,6 +317,12 @@ def _merged(own: dict[str, Any], origin: Origin) -> dict[str, Any]:
     for key, value in shared.items():
         merged[free_name(merged, key, prefix=f"_{origin.sources[key]}.")] = value
     return merged
+
+
+def _put_otel(properties: dict[str, Any], key: str, value: Any) -> None:
+    """Add what OTLP carries outside attributes under its `otel.` name, or under `_otel.…` when the sender's
+    attributes already have that name (theirs is kept as sent)."""
+    properties[free_name(properties, key, prefix="_")] = value
 
 
 def _pop_first(values: dict[str, Any], keys: Iterable[str]) -> Any:

@@ -206,7 +206,7 @@ _LOG_RECORD = {
         "body": _ANY_VALUE,
         "attributes": _ATTRIBUTES,
         "traceId": _hex(32, "Stored as the correlation ID."),
-        "spanId": _hex(16, "Kept in properties as otel.span_id."),
+        "spanId": _hex(16, "In properties as otel.span_id (_otel.span_id if an attribute has that name)."),
         "eventName": {"type": "string", "description": 'Stored as the event (default "log").'},
     },
 }

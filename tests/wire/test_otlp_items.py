@@ -20,6 +20,7 @@ from tests.wire.otlp_messages import (
     SPAN_ID,
     TRACE_ID,
     any_value,
+    key_values,
     log_record,
     logs_request,
     span,
@@ -169,6 +170,49 @@ def test_a_shared_attribute_the_record_also_has_is_kept_under_where_it_came_from
 
     assert item["properties"]["host.name"] == "mine"
     assert item["properties"]["_resource.host.name"] == "theirs"
+
+
+def test_what_otlp_carries_outside_attributes_overwrites_no_sender_attribute_of_the_same_name():
+    sent = {
+        "otel.span_id": "sender's",
+        "otel.severity_text": "sender's",
+        "otel.span.kind": "sender's",
+        "otel.status_code": "sender's",
+        "otel.trace_state": "sender's",
+        "otel.events": "sender's",
+        "otel.links": "sender's",
+    }
+    [log] = log_items(log_record(attributes=sent, span_id=SPAN_ID, severity_text="loud"))
+    [traced] = span_items(
+        span(
+            attributes=sent,
+            kind=Span.SPAN_KIND_SERVER,
+            status=Status(code=Status.STATUS_CODE_OK),
+            trace_state="k=v",
+            events=[Span.Event(name="retry")],
+            links=[Span.Link(trace_id=TRACE_ID, span_id=PARENT_SPAN_ID)],
+        )
+    )
+    request = logs_request(log_record(attributes={"otel.scope.name": "sender's"}))
+    scope = request.resource_logs[0].scope_logs[0].scope
+    scope.attributes.extend(key_values({"otel.scope.version": "sender's"}))
+    scope.version = "2.0"
+    [scoped] = [otlp_items.log_item(r) for r in otlp_items.log_records(request)]
+
+    for key in ("otel.span_id", "otel.severity_text"):
+        assert log["properties"][key] == "sender's"
+    assert log["properties"]["_otel.span_id"] == SPAN_ID.hex()
+    assert log["properties"]["_otel.severity_text"] == "loud"
+    assert {key: traced["properties"][key] for key in sent} == sent
+    assert traced["properties"]["_otel.span.kind"] == "server"
+    assert traced["properties"]["_otel.status_code"] == "ok"
+    assert traced["properties"]["_otel.trace_state"] == "k=v"
+    assert traced["properties"]["_otel.events"][0]["name"] == "retry"
+    assert traced["properties"]["_otel.links"][0]["span_id"] == PARENT_SPAN_ID.hex()
+    assert scoped["properties"]["otel.scope.name"] == "sender's"
+    assert scoped["properties"]["_scope.otel.scope.name"] == "tests"
+    assert scoped["properties"]["otel.scope.version"] == "sender's"
+    assert scoped["properties"]["_otel.scope.version"] == "2.0"
 
 
 def test_the_sdks_unknown_service_is_no_service_and_the_resources_user_is_the_fallback():
