@@ -526,6 +526,16 @@ def _user_id(fields: dict, extra: dict, event: dict, context: SendContext, notes
     event["user_id"] = value
 
 
+def user_id_spellings(user_id: str) -> list[str]:
+    """Return the user ID as given, then its other Unicode normal forms (composed, decomposed) where they
+    differ: what to look up or purge for a typed ID, since rows stored before conform normalized user IDs
+    keep the form their service sent."""
+    if user_id.isascii():
+        return [user_id]
+    forms = [user_id, unicodedata.normalize("NFC", user_id), unicodedata.normalize("NFD", user_id)]
+    return list(dict.fromkeys(forms))
+
+
 def _correlation_id(fields: dict, extra: dict, event: dict, context: SendContext, notes: list[str]) -> None:
     raw = fields.get("correlation_id")
     if raw is None or raw == "":

@@ -1,12 +1,14 @@
 """Reads for the trace viewer, on whichever search backend is configured."""
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.common.errors import BackendUnavailable
+from apps.ingest.conform import user_id_spellings
 from apps.ingest.models import AWAITING_INDEX, RawEvent
 
 from .search import base, get_trace_backend
@@ -49,7 +51,7 @@ def user_missing_check(*, user_id: str, start: datetime | None, end: datetime | 
     the user ID's index)."""
     if base.unmatchable(user_id):
         return
-    lost = _lost_days(user_id=user_id, start=start, end=end)
+    lost = _lost_days(user_id__in=user_id_spellings(user_id), start=start, end=end)
     if lost:
         raise BackendUnavailable(
             f"the search index of {_days_text(lost)} is missing: it held requests of user {user_id!r}, "
@@ -61,7 +63,7 @@ def user_missing_check(*, user_id: str, start: datetime | None, end: datetime | 
 _DAYS_CHECKED = 31
 
 
-def _lost_days(*, start: datetime | None = None, end: datetime | None = None, **match: str) -> list[date]:
+def _lost_days(*, start: datetime | None = None, end: datetime | None = None, **match: Any) -> list[date]:
     """Return the days whose index is gone although events matching `match` in the range were made
     searchable on them and are still kept (younger than RETENTION_INDEX_DAYS); none when the database is
     the index."""

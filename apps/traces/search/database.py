@@ -11,6 +11,7 @@ from django.db.models.functions import RowNumber
 
 from apps.common.errors import BackendUnavailable
 from apps.common.redact import redact_text
+from apps.ingest.conform import user_id_spellings
 from apps.ingest.models import RawEvent
 
 from .base import (
@@ -82,7 +83,7 @@ class DatabaseTraceBackend(TraceBackend):
     def user_exists(self, user_id: str) -> bool:
         if not user_id or unmatchable(user_id):
             return False
-        return RawEvent.objects.filter(user_id=user_id).exists()
+        return RawEvent.objects.filter(user_id__in=user_id_spellings(user_id)).exists()
 
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         if unmatchable(*query.strings()):
@@ -150,10 +151,12 @@ def _filtered(query: TraceQuery) -> QuerySet:
         qs = qs.since(query.start)
     if query.end:
         qs = qs.filter(timestamp__lt=query.end)
-    for name in ("correlation_id", "user_id", "service", "level", "event"):
+    for name in ("correlation_id", "service", "level", "event"):
         value = getattr(query, name)
         if value:
             qs = qs.filter(**{name: value})
+    if query.user_id:
+        qs = qs.filter(user_id__in=user_id_spellings(query.user_id))
     for word in query.text.split():
         qs = qs.filter(message__icontains=word)
     return qs

@@ -36,6 +36,7 @@ from elasticsearch_dsl import (
 
 from apps.common.errors import BackendUnavailable
 from apps.common.redact import redact_text
+from apps.ingest.conform import user_id_spellings
 
 from .base import (
     TRAIL_LIMIT,
@@ -397,7 +398,7 @@ class ElasticsearchTraceBackend(TraceBackend):
     def user_exists(self, user_id: str) -> bool:
         if not user_id or unmatchable(user_id):
             return False
-        return self._any_document({"term": {"user_id": user_id}})
+        return self._any_document({"terms": {"user_id": user_id_spellings(user_id)}})
 
     def search_requests(self, query: TraceQuery, *, page: int, per_page: int) -> RequestPage:
         if unmatchable(*query.strings()):
@@ -617,10 +618,12 @@ def _filtered(search: Search, query: TraceQuery) -> Search:
             return search.filter("match_none")
         if bounds:
             search = search.filter("range", timestamp=bounds)
-    for name in ("correlation_id", "user_id", "service", "level", "event"):
+    for name in ("correlation_id", "service", "level", "event"):
         value = getattr(query, name)
         if value:
             search = search.filter("term", **{name: value})
+    if query.user_id:
+        search = search.filter("terms", user_id=user_id_spellings(query.user_id))
     if query.text.strip():
         # A match query: every word must be in the message, as on the database. simple_query_string's
         # operators turned a pasted "-1" into "messages without 1", "a | b" into either word, and "*" into

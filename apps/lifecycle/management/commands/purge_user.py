@@ -1,13 +1,12 @@
 """`manage.py purge_user <user_id> [--dry-run]`: remove one user from the database, the search index and the
 rollups."""
 
-import unicodedata
-
 from django.core.management.base import CommandError, CommandParser
 
 from apps.accounts.actors import Actor
 from apps.common.commands import OperatorCommand
 from apps.common.errors import BackendUnavailable
+from apps.ingest.conform import user_id_spellings
 from apps.lifecycle.services import user_purge, user_purge_preview
 
 
@@ -34,7 +33,7 @@ class Command(OperatorCommand):
             raise CommandError("the user ID is empty: nothing purged (an unset shell variable?)")
         # Conform stores user IDs composed (NFC), but rows stored before it did keep the form their service
         # sent: every spelling of the ID is purged, and recorded, so that a replay leaves each out.
-        for spelling in spellings(user_id):
+        for spelling in user_id_spellings(user_id):
             self.purge(spelling, dry_run=dry_run, alias=spelling != user_id)
 
     def purge(self, user_id: str, *, dry_run: bool, alias: bool) -> None:
@@ -63,9 +62,3 @@ class Command(OperatorCommand):
                 "so a replay of the archive will not store their events"
             )
 
-
-def spellings(user_id: str) -> list[str]:
-    """Return the user ID as given, then its other Unicode normal forms (composed, decomposed) where they
-    differ."""
-    forms = [user_id, unicodedata.normalize("NFC", user_id), unicodedata.normalize("NFD", user_id)]
-    return list(dict.fromkeys(forms))
