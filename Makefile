@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+# The port `make run` serves on: `make run PORT=8001` beside another portal.
+PORT ?= 8000
 
 .PHONY: run test lint format install install-dev services services-stop worker beat bench soak fuzz clean
 
@@ -23,9 +25,9 @@ $(DEV_STAMP): requirements-dev.txt $(RUN_STAMP)
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)
 
-## The portal on http://127.0.0.1:8000 in the embedded default: SQLite, in-process tasks, database search.
+## The portal on http://127.0.0.1:$(PORT) in the embedded default: SQLite, in-process tasks, database search.
 run: install
-	scripts/run.sh
+	PORT=$(PORT) scripts/run.sh
 
 ## Every test against real PostgreSQL, Redis, Elasticsearch and Chromium (installed and started if missing).
 test: install-dev
@@ -46,12 +48,14 @@ services:
 services-stop:
 	@scripts/services.sh stop
 
-## A Celery worker and the beat scheduler against the real broker (run `make services` first).
+## A Celery worker and the beat scheduler against the real services (run `make services` first): the URLs
+## of `scripts/services.sh env` for those the environment does not set. Beat keeps its schedule in .cache/.
 worker: install
-	eval "$$(scripts/services.sh env)" && $(BIN)/celery -A skywatch_portal worker -l info
+	scripts/with-services.sh $(BIN)/celery -A skywatch_portal worker -l info
 
 beat: install
-	eval "$$(scripts/services.sh env)" && $(BIN)/celery -A skywatch_portal beat -l info
+	mkdir -p .cache
+	scripts/with-services.sh $(BIN)/celery -A skywatch_portal beat -l info --schedule .cache/celerybeat-schedule
 
 ## Every benchmark against the real services; writes bench/results/latest.json and bench/README.md.
 bench: install-dev

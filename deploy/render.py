@@ -167,16 +167,44 @@ def _upstream_for(bind: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> tuple[RenderOptions, Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prefix", type=Path, default=Path("/opt/skywatch"), help="the checkout (manage.py)")
+    parser.add_argument(
+        "--prefix",
+        type=Path,
+        default=Path("/opt/skywatch"),
+        help="the checkout (manage.py; default: %(default)s)",
+    )
     parser.add_argument("--venv", type=Path, help="its virtualenv (default: PREFIX/.venv)")
-    parser.add_argument("--user", default="skywatch", help="the unprivileged user the services run as")
+    parser.add_argument(
+        "--user", default="skywatch", help="the unprivileged user the services run as (default: %(default)s)"
+    )
     parser.add_argument("--group", help="their group (default: the user's name)")
-    parser.add_argument("--env-file", type=Path, default=Path("/etc/skywatch/skywatch.env"))
-    parser.add_argument("--bind", default="127.0.0.1:8000", help="gunicorn's host:port")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path("/etc/skywatch/skywatch.env"),
+        help="where the units read the environment (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bind", default="127.0.0.1:8000", help="gunicorn's host:port (default: %(default)s)"
+    )
     parser.add_argument("--upstream", help="where nginx reaches gunicorn (default: from --bind)")
-    parser.add_argument("--server-name", default="portal.example.com", help="the portal's public host name")
-    parser.add_argument("--tls-cert", type=Path, default=Path("/etc/ssl/skywatch/fullchain.pem"))
-    parser.add_argument("--tls-key", type=Path, default=Path("/etc/ssl/skywatch/privkey.pem"))
+    parser.add_argument(
+        "--server-name",
+        default="portal.example.com",
+        help="the portal's public host name (default: %(default)s, a placeholder)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=Path("/etc/ssl/skywatch/fullchain.pem"),
+        help="nginx's certificate chain (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        default=Path("/etc/ssl/skywatch/privkey.pem"),
+        help="its private key (default: %(default)s)",
+    )
     parser.add_argument(
         "--http-listen", action="append", help="nginx listen address for http (repeat; default: 80, [::]:80)"
     )

@@ -37,7 +37,9 @@ class Command(OperatorCommand):
             default=DEFAULT_SEED,
             help=f"random seed: a seed and --end make the same events (default {DEFAULT_SEED})",
         )
-        parser.add_argument("--days", type=int, default=30, help="days of traffic ending now (default 30)")
+        parser.add_argument(
+            "--days", type=int, default=30, help="days of traffic ending at --end (default 30)"
+        )
         parser.add_argument("--users", type=int, default=2000, help="how many users (default 2000)")
         parser.add_argument("--end", help="when the traffic ends, ISO-8601, not in the future (default now)")
         parser.add_argument(
