@@ -28,7 +28,7 @@ then runs `python -m bench.run` against them on its own database `skywatch_bench
 each run), Redis DB 13 and index prefix `bench-obs-events`, so the test suite and a developer's portal can
 use the same services meanwhile (two runs at once give each its own with `BENCH_DATABASE`, a name starting
 with `skywatch_bench`, `BENCH_REDIS_DB` and `BENCH_INDEX_PREFIX`, starting with `bench-`). It takes about
-20 minutes on 2 cores, writes `bench/results/latest.json` and regenerates this file; the logs of the
+15 minutes on 2 cores, writes `bench/results/latest.json` and regenerates this file; the logs of the
 gunicorn and Celery processes it starts go to `bench/results/logs/`. `scripts/bench.sh ingest` (or
 `pipeline`, `lifecycle`, `client`, `traces`, `metrics`, `analytics`, `partitions`, or several) runs only
 those and only prints them.
@@ -73,19 +73,19 @@ gunicorn (`BENCH_GUNICORN_WORKERS` sync workers, a new connection per request), 
 - `ingest_batch_vs_single_event`: batch events/s ÷ events/s of one-event `POST /api/v1/events`.
 - `pipeline_events_per_s`: events/s of the whole pipeline (`drain_pending` tasks taking chunks of
   `PIPELINE_CHUNK_SIZE` off the pending list: one read of the chunk's pending rows, the search bulks (one bulk
-  request of 500 documents each) in a thread as the rows are read, while one statement claims the chunk by
-  marking it aggregated, puts it in the index backlog and upserts its counts, numbers and user sketches from
-  what the claim returned, committed before the rest of the bulk is waited for, then one DELETE takes the
-  indexed events out of the backlog) with one Celery worker process (prefork, concurrency 1), from
-  `announce_events` per 100-event batch (each with its events' least and greatest client time, as ingestion
-  hands them on, so every statement reads only their days' partitions) until every event is aggregated and
-  none is in the index backlog; best of `BENCH_ROUNDS` rounds, alternating with the two-worker phase. Every
-  phase (and each baseline's) starts after a CHECKPOINT and a sync, so none pays for the writes of what ran
-  before it. Raw events (20 names, 5 services, 1000 users, 2-3 numbers each, 2 days, in time order) are COPY'd
-  in unprocessed first. Baseline: `elasticsearch.helpers.bulk` of the same documents (`document_for`, built
-  beforehand) into fresh indices from one process, 500 a request like the backend, timed in every round beside
-  the pipeline phases (best of the rounds), as is the rollup upsert below, so each ratio compares phases under
-  the same load.
+  request of 500 documents each) in a thread as the rows are read, while one statement claims the chunk
+  (deletes its rows from the aggregation backlog, `SKIP LOCKED`), puts it in the index backlog and upserts its
+  counts, numbers and user sketches from what the claim returned, committed before the rest of the bulk is
+  waited for, then one DELETE takes the indexed events out of the backlog) with one Celery worker process
+  (prefork, concurrency 1), from `announce_events` per 100-event batch (each with its events' least and
+  greatest client time, as ingestion hands them on, so every statement reads only their days' partitions)
+  until every event is aggregated and none is in the index backlog; best of `BENCH_ROUNDS` rounds, alternating
+  with the two-worker phase. Every phase (and each baseline's) starts after a CHECKPOINT and a sync, so none
+  pays for the writes of what ran before it. Raw events (20 names, 5 services, 1000 users, 2-3 numbers each, 2
+  days, in time order) are COPY'd in unprocessed first. Baseline: `elasticsearch.helpers.bulk` of the same
+  documents (`document_for`, built beforehand) into fresh indices from one process, 500 a request like the
+  backend, timed in every round beside the pipeline phases (best of the rounds), as is the rollup upsert
+  below, so each ratio compares phases under the same load.
 - `pipeline_vs_rollup_upsert`: the same pipeline figure beside `rollups_add_sql` over the whole data set
   in one transaction: the app's own set-based rollup statement, without claiming, marking, indexing or
   Celery (reported, no goal).

@@ -12,8 +12,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from celery import current_app
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter, OutputWrapper
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
 from apps.common.errors import BackendUnavailable
 
@@ -36,8 +40,8 @@ class OperatorCommand(BaseCommand):
 
     `examples` are shown at the end of --help. While the command runs, log lines that would reach standard
     output go to standard error, so standard output holds only what the command writes (a script may read
-    it). Ctrl-C ends it with `interrupted()` on standard error and status 130; an unreachable database or
-    search cluster with one line and status 1.
+    it). Ctrl-C ends it with `interrupted()` on standard error and status 130; an unreachable database,
+    search cluster or task broker with one line and status 1 (for the broker, with `left_after_failure()`).
     """
 
     examples: tuple[str, ...] = ()
@@ -58,6 +62,10 @@ class OperatorCommand(BaseCommand):
                 raise CommandError(f"the search cluster is unreachable: {exc}") from exc
             except (OperationalError, InterfaceError) as exc:
                 raise CommandError(f"database error: {exc}".strip()) from exc
+            except BrokerError as exc:  # lost after require_task_broker() found it
+                raise CommandError(
+                    f"the task broker is unreachable: {exc}; {self.left_after_failure()}"
+                ) from exc
 
     def note(self, text: str) -> None:
         """Write a line for the person on standard error, uncoloured (standard output is the result)."""
@@ -66,6 +74,36 @@ class OperatorCommand(BaseCommand):
     def interrupted(self) -> str:
         """Return the line said on Ctrl-C: what the run left done and how to go on."""
         return "interrupted before the end: run the command again"
+
+    def left_after_failure(self) -> str:
+        """Return what a run that failed half-way left done and how to go on."""
+        return "run the command again once it is back"
+
+
+def require_task_broker() -> None:
+    """Raise CommandError when tasks go to a broker (not run in-process) and it, or the result store, does
+    not answer: checked before a command that queues work changes anything, since half a run (a range's
+    rollups reset, nothing queued to rebuild them) is worse than none."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    try:
+        with current_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+    except BrokerError as exc:
+        raise CommandError(
+            f"the task broker is unreachable ({connection.as_uri()}: {exc}); nothing was changed: run the "
+            "command again once it is back"
+        ) from exc
+    client = getattr(current_app.backend, "client", None)  # Redis's result store: replay waits on results
+    if client is None:
+        return
+    try:
+        client.ping()
+    except RedisError as exc:
+        raise CommandError(
+            f"the task result store is unreachable ({exc}); nothing was changed: run the command again once "
+            "it is back"
+        ) from exc
 
 
 @contextmanager

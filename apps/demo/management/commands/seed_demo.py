@@ -11,8 +11,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from apps.common.commands import OperatorCommand
-from apps.demo.selectors import raw_events_exist
+from apps.common.commands import OperatorCommand, require_task_broker
+from apps.demo.selectors import raw_events_count, raw_events_exist
 from apps.demo.services import demo_seed
 from apps.demo.traffic import SERVICES, demo_plan
 from apps.ingest.conform import EARLIEST_TIMESTAMP, FUTURE_TOLERANCE
@@ -29,6 +29,10 @@ class Command(OperatorCommand):
         "manage.py seed_demo --if-empty            # make run: only into an empty database",
         "manage.py seed_demo --days 7 --users 200 --end 2026-12-01T00:00:00Z   # the same events each run",
     )
+    # Set by handle: the command that stores the same window's traffic, and how many events were stored
+    # before it began (what Ctrl-C says).
+    rerun = ""
+    stored_before: int | None = None
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -57,8 +61,13 @@ class Command(OperatorCommand):
         if if_empty and raw_events_exist():
             self.stdout.write("seed_demo: events are already stored; nothing seeded (--if-empty)")
             return
+        require_task_broker()
         began = time.monotonic()
         plan = demo_plan(seed=seed, days=days, users=users, end=ends)
+        self.rerun = (
+            f"manage.py seed_demo --seed {seed} --days {days} --users {users} --end {plan.end.isoformat()}"
+        )
+        self.stored_before = raw_events_count()
         with _quiet("celery.app.trace"):
             outcome = demo_seed(plan=plan)
         seconds = time.monotonic() - began
@@ -82,6 +91,15 @@ class Command(OperatorCommand):
                 f"  error spike on {plan.spike_day:%Y-%m-%d}; deploy at "
                 f"{deploy.timestamp:%Y-%m-%d %H:%M} UTC ({state}): {deploy.text}"
             )
+
+    def interrupted(self) -> str:
+        if self.stored_before is None or raw_events_count() == self.stored_before:
+            return "interrupted before any demo event was stored"
+        # Without --end a bare rerun seeds a window ending later, and --if-empty would seed nothing.
+        return (
+            "interrupted: the demo traffic is partly stored; to store the rest of the same window (nothing "
+            f"twice), run: {self.rerun}"
+        )
 
 
 def _end(text: str | None, days: int) -> datetime:

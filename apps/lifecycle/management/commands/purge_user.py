@@ -61,4 +61,3 @@ class Command(OperatorCommand):
                 f"no stored event names user {user_id!r} (check the ID); the purge is recorded all the same, "
                 "so a replay of the archive will not store their events"
             )
-

@@ -7,7 +7,7 @@ from datetime import date
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from apps.common.commands import OperatorCommand, Progress, quiet_loggers, seconds
+from apps.common.commands import OperatorCommand, Progress, quiet_loggers, require_task_broker, seconds
 from apps.lifecycle.archive_layout import Archive
 from apps.lifecycle.replay import ReplayOutcome, ReplayPlan, replay_plan, row_group_replay
 from apps.lifecycle.tasks import replay_row_group
@@ -63,6 +63,7 @@ class Command(OperatorCommand):
         archive = open_archive(directory, must_exist=True)
         plan = replay_plan(archive=archive, start=first, end=after, services=service)
         _refuse_an_empty_choice(archive, plan, first=first, after=after, services=service)
+        require_task_broker()
         self.plan = plan
         self.stdout.write(
             f"replaying {len(plan.files)} files of {archive.url}: {len(plan.units)} row groups, "

@@ -61,6 +61,11 @@ class RangeCommand(OperatorCommand):
             )
         return f"interrupted: {self.left_changed}; run the same command again to finish: {self.again()}"
 
+    def left_after_failure(self) -> str:
+        if not self.changed:
+            return "nothing was changed: run the command again once it is back"
+        return f"{self.left_changed}; run the same command again to finish once it is back: {self.again()}"
+
     def watch(self, *, total: int, remaining: Callable[[], int], timeout: float, doing: str) -> bool:
         """Show progress on standard error until nothing remains or the timeout passes; return whether it
         finished."""

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from apps.common.commands import require_task_broker
 from apps.pipeline import backfill
 from apps.pipeline.tasks import aggregate_events
 
@@ -48,6 +49,7 @@ class Command(RangeCommand):
                 f"{settings.RETENTION_RAW_DAYS}), so the rollups of those days cannot be rebuilt: use --from"
                 f" {kept_from:%Y-%m-%d} or later (--past-retention once the archive's days are replayed)"
             )
+        require_task_broker()
         self.given, self.changed = (f"{begin:%Y-%m-%d}", f"{finish:%Y-%m-%d}"), True
         backfill.rollups_reset(start=begin, end=finish)
         total = backfill.pending_in_range(start=begin, end=finish, received_by=as_of, work="aggregation")

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from apps.common.commands import require_task_broker
 from apps.pipeline import backfill
 from apps.pipeline.tasks import index_events
 
@@ -31,6 +32,7 @@ class Command(RangeCommand):
         begin, finish = parse_range(start, end)
         # Events received from now on are live traffic: indexed by the pipeline, not waited for here.
         as_of = timezone.now()
+        require_task_broker()
         self.given, self.changed = (begin.isoformat(), finish.isoformat()), True
         backfill.index_reset(start=begin, end=finish)
         total = backfill.pending_in_range(start=begin, end=finish, received_by=as_of, work="index")

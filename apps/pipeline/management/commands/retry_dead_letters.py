@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from apps.common.commands import require_task_broker
 from apps.pipeline import backfill
 from apps.pipeline.tasks import aggregate_events
 
@@ -28,6 +29,7 @@ class Command(RangeCommand):
     def handle(self, *args, start: str, end: str, no_wait: bool, timeout: float, **options) -> None:
         begin, finish = parse_range(start, end)
         as_of = timezone.now()
+        require_task_broker()
         self.given, self.changed = (begin.isoformat(), finish.isoformat()), True
         ids = backfill.dead_letters_requeue(start=begin, end=finish)
         backfill.enqueue_range(
