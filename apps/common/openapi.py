@@ -5,10 +5,11 @@ from rest_framework import serializers
 
 ErrorSchema = inline_serializer("Error", fields={"detail": serializers.CharField()})
 
-# DRF answers a ValidationError raised with {name: message} as that object.
+# DRF answers a ValidationError raised with {name: message} as that object. The hook below names it once, as
+# the component ParameterErrors, so a generated client has one type for it instead of one per operation.
 ParameterErrorsSchema = {
     "type": "object",
-    "description": "Each invalid query parameter, with what is wrong with it.",
+    "description": "Each invalid query parameter (or body field), with what is wrong with it.",
     "additionalProperties": {"type": "string"},
     "minProperties": 1,
     "example": {"per_page": "must be a whole number from 1 to 200"},
@@ -55,9 +56,12 @@ _NOT_ACCEPTABLE = {
 }
 
 
+_PARAMETER_ERRORS_REF = {"$ref": "#/components/schemas/ParameterErrors"}
+
+
 def document_shared_answers(result: dict, generator, request, public) -> dict:
     """drf-spectacular hook: name the headers that come with 401, 429 and 503 answers in every operation,
-    and the 406 of every portal API."""
+    the 406 of every portal API, and the parameter errors' schema once, as a component."""
     for path, path_item in result.get("paths", {}).items():
         for operation in path_item.values():
             if not isinstance(operation, dict):
@@ -67,4 +71,10 @@ def document_shared_answers(result: dict, generator, request, public) -> dict:
             for status, response in operation.get("responses", {}).items():
                 for name, header in _RESPONSE_HEADERS.get(str(status), {}).items():
                     response.setdefault("headers", {}).setdefault(name, header)
+                content = response.get("content", {}).get("application/json")
+                if content is not None and content.get("schema") == ParameterErrorsSchema:
+                    content["schema"] = _PARAMETER_ERRORS_REF
+                    result.setdefault("components", {}).setdefault("schemas", {})["ParameterErrors"] = (
+                        ParameterErrorsSchema
+                    )
     return result

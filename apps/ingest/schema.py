@@ -9,16 +9,24 @@ from .conform import LEVELS, MAX_SPAN_ID_LENGTH, TYPES
 
 
 # Conform reads what services really send, so the documented types are as wide as what it accepts.
-@extend_schema_field(
-    {"anyOf": [{"type": "string"}, {"type": "number"}], "nullable": True},
-)
+# OpenAPI 3.0.3 lets `nullable` add null only beside a `type`: on an anyOf it allows nothing, so the null
+# that conform reads as "not sent" is named inside a branch.
+@extend_schema_field({"anyOf": [{"type": "string", "nullable": True}, {"type": "number"}]})
 class _TimestampField(serializers.Field):
     pass
 
 
-@extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True})
+@extend_schema_field({"anyOf": [{"type": "string", "nullable": True}, {"type": "integer"}]})
 class _UserIdField(serializers.Field):
     pass
+
+
+def _span_id(help_text: str) -> serializers.RegexField:
+    # The pattern admits "" (no span, a root span); allow_blank would add a second branch that "" also
+    # matches, and a oneOf that two branches match refuses the value.
+    return serializers.RegexField(
+        rf"^[0-9a-fA-F]{{0,{MAX_SPAN_ID_LENGTH}}}$", required=False, allow_null=True, help_text=help_text
+    )
 
 
 EventSchema = inline_serializer(
@@ -61,21 +69,11 @@ EventSchema = inline_serializer(
         ),
         "message": serializers.CharField(required=False, allow_null=True, allow_blank=True),
         "properties": serializers.DictField(required=False, allow_null=True),
-        "span_id": serializers.RegexField(
-            rf"^[0-9a-fA-F]{{0,{MAX_SPAN_ID_LENGTH}}}$",
-            required=False,
-            allow_null=True,
-            allow_blank=True,
-            help_text="The span's id, hex (stored in lowercase). Only spans store it; other types keep it in "
-            "properties.",
+        "span_id": _span_id(
+            "The span's id, hex (stored in lowercase). Only spans store it; other types keep it in "
+            "properties."
         ),
-        "parent_span_id": serializers.RegexField(
-            rf"^[0-9a-fA-F]{{0,{MAX_SPAN_ID_LENGTH}}}$",
-            required=False,
-            allow_null=True,
-            allow_blank=True,
-            help_text="Spans: the parent span's id, hex; empty for a root span.",
-        ),
+        "parent_span_id": _span_id("Spans: the parent span's id, hex; empty for a root span."),
         "duration_ms": serializers.FloatField(
             required=False,
             allow_null=True,
@@ -204,11 +202,15 @@ BATCH_EXAMPLE = OpenApiExample(
 
 
 def complete_batch_request(result: dict, generator, request, public: bool) -> dict:
-    """Postprocessing hook: say what drf-spectacular cannot about POST /api/v1/batch.
+    """Postprocessing hook: say what drf-spectacular cannot about POST /api/v1/batch and /api/v1/events.
 
     The envelope takes no other keys (they are refused with 400), and a bare array of events is accepted
-    as well as the envelope.
+    as well as the envelope; one event's body is required (an empty one is a 400).
     """
+    # Event has no required field, so drf-spectacular leaves one event's body optional; it is not.
+    event_operation = result.get("paths", {}).get("/api/v1/events", {}).get("post")
+    if event_operation is not None:
+        event_operation["requestBody"]["required"] = True
     batch = result.get("components", {}).get("schemas", {}).get("Batch")
     operation = result.get("paths", {}).get("/api/v1/batch", {}).get("post")
     if batch is None or operation is None:

@@ -455,7 +455,7 @@ POINT_REFUSALS = {
     "exclude": "exclude lists the top values the rest group leaves out: add rest=true",
     "funnel_point": "a funnel step is named by steps and step; event, value, rest, exclude: a series' point",
     "step": "give the step whose users to list: 1 for the funnel's first, up to the number of steps",
-    "funnel_only": "step, outcome, window and group describe a funnel step: give steps too",
+    "funnel_only": "step, outcome, window, group, service and stage describe a funnel step: give steps too",
     "dropped_at_1": "nobody drops at step 1: it is where the funnel starts",
     "group": "a group is a value of the funnel's breakdown: add breakdown",
     "funnel_breakdown": "A funnel's steps are events: break it down by service, stage or a property.",
@@ -463,7 +463,8 @@ POINT_REFUSALS = {
     "absent_and": "give one group: a value (group), absent or rest, not two",
     "exclude_absent": "exclude_absent leaves the absent group out of the rest group: add rest=true",
 }
-FUNNEL_POINT_PARAMS = ("step", "outcome", "window", "group")
+# A series' point has no service or stage filter (its breakdown groups say which): refused, never ignored.
+FUNNEL_POINT_PARAMS = ("step", "outcome", "window", "group", "service", "stage")
 SERIES_POINT_PARAMS = ("event", "value", "rest", "exclude", "exclude_absent")
 
 PointUserSchema = inline_serializer(
@@ -664,6 +665,14 @@ class PointUsersAPI(APIView):
                 {"type": "string", "pattern": "^[^\\x00]*$"},
                 description="with steps and a breakdown: one group's users (its value; a group with "
                 "`absent` is asked for with absent=true)",
+            ),
+            *(
+                OpenApiParameter(
+                    name,
+                    {"type": "string", "pattern": "^[^\\x00]*$"},
+                    description=f"with steps: only this {name}'s events (as /api/v1/metrics/funnel)",
+                )
+                for name in ("service", "stage")
             ),
             OpenApiParameter(
                 "limit",
