@@ -5,15 +5,28 @@ from rest_framework import serializers
 
 ErrorSchema = inline_serializer("Error", fields={"detail": serializers.CharField()})
 
-# DRF answers a ValidationError raised with {name: message} as that object. The hook below names it once, as
-# the component ParameterErrors, so a generated client has one type for it instead of one per operation.
-ParameterErrorsSchema = {
-    "type": "object",
-    "description": "Each invalid query parameter (or body field), with what is wrong with it.",
-    "additionalProperties": {"type": "string"},
-    "minProperties": 1,
-    "example": {"per_page": "must be a whole number from 1 to 200"},
-}
+# Plain JSON schemas that the hook below names once, as components: a generated client then has one type for
+# each instead of a look-alike per operation and status.
+_NAMED_SCHEMAS: dict[str, dict] = {}
+
+
+def named_schema(name: str, schema: dict) -> dict:
+    """Return `schema`, which the document will name `name` wherever an answer uses it."""
+    _NAMED_SCHEMAS[name] = schema
+    return schema
+
+
+# DRF answers a ValidationError raised with {name: message} as that object.
+ParameterErrorsSchema = named_schema(
+    "ParameterErrors",
+    {
+        "type": "object",
+        "description": "Each invalid query parameter (or body field), with what is wrong with it.",
+        "additionalProperties": {"type": "string"},
+        "minProperties": 1,
+        "example": {"per_page": "must be a whole number from 1 to 200"},
+    },
+)
 
 READ_RESPONSES = {
     400: OpenApiResponse(ParameterErrorsSchema, description="A query parameter is invalid."),
@@ -56,12 +69,9 @@ _NOT_ACCEPTABLE = {
 }
 
 
-_PARAMETER_ERRORS_REF = {"$ref": "#/components/schemas/ParameterErrors"}
-
-
 def document_shared_answers(result: dict, generator, request, public) -> dict:
     """drf-spectacular hook: name the headers that come with 401, 429 and 503 answers in every operation,
-    the 406 of every portal API, and the parameter errors' schema once, as a component."""
+    the 406 of every portal API, and each named_schema once, as a component."""
     for path, path_item in result.get("paths", {}).items():
         for operation in path_item.values():
             if not isinstance(operation, dict):
@@ -72,9 +82,8 @@ def document_shared_answers(result: dict, generator, request, public) -> dict:
                 for name, header in _RESPONSE_HEADERS.get(str(status), {}).items():
                     response.setdefault("headers", {}).setdefault(name, header)
                 content = response.get("content", {}).get("application/json")
-                if content is not None and content.get("schema") == ParameterErrorsSchema:
-                    content["schema"] = _PARAMETER_ERRORS_REF
-                    result.setdefault("components", {}).setdefault("schemas", {})["ParameterErrors"] = (
-                        ParameterErrorsSchema
-                    )
+                for name, schema in _NAMED_SCHEMAS.items():
+                    if content is not None and content.get("schema") == schema:
+                        content["schema"] = {"$ref": f"#/components/schemas/{name}"}
+                        result.setdefault("components", {}).setdefault("schemas", {})[name] = schema
     return result

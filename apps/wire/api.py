@@ -231,7 +231,13 @@ class _SegmentView(_WireView):
         if tracking.single and result.rejected:
             errors = result.rejected[0]["errors"]
             message = f"The message was refused: {_describe(errors)}."
-            body = {"success": False, "code": "invalid_message", "message": message, "errors": errors}
+            body = {
+                "success": False,
+                "code": "invalid_message",
+                "message": message,
+                "detail": message,
+                "errors": errors,
+            }
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         return Response({"success": True, **result.as_response()}, status=status.HTTP_200_OK)
 

@@ -4,7 +4,7 @@ read the bodies)."""
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from apps.common.openapi import ErrorSchema
+from apps.common.openapi import named_schema
 from apps.ingest.schema import RejectedItemSerializer
 
 _ANY = {"help_text": "Text, or anything the SDK sends; conform reads it."}
@@ -82,6 +82,15 @@ SegmentResultSchema = inline_serializer(
         "rejected": serializers.ListField(child=RejectedItemSerializer()),
     },
 )
+PostHogErrorSchema = inline_serializer(
+    "PostHogError",
+    fields={
+        "detail": serializers.CharField(),
+        "errors": serializers.DictField(
+            child=serializers.CharField(), required=False, help_text="The one event's refused fields (400)."
+        ),
+    },
+)
 SegmentErrorSchema = inline_serializer(
     "SegmentError",
     fields={
@@ -116,7 +125,7 @@ def _errors(schema, *, single: bool, unusable: str) -> dict[int, OpenApiResponse
 
 
 def posthog_responses() -> dict:
-    return {200: PostHogResultSchema, **_errors(ErrorSchema, single=True, unusable="401")}
+    return {200: PostHogResultSchema, **_errors(PostHogErrorSchema, single=True, unusable="401")}
 
 
 def segment_responses(*, single: bool) -> dict:
@@ -256,15 +265,18 @@ _OTLP_JSON_REQUESTS = {
     "traces": _export_request("resourceSpans", "scopeSpans", "spans", _SPAN),
 }
 _BINARY = {"type": "string", "format": "binary"}
-_STATUS = {
-    "type": "object",
-    "description": "A google.rpc.Status (in protobuf, for a protobuf request).",
-    "properties": {
-        "code": {"type": "integer", "description": "A gRPC code, for troubleshooting only."},
-        "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object"}},
+_STATUS = named_schema(
+    "GoogleRpcStatus",
+    {
+        "type": "object",
+        "description": "A google.rpc.Status (in protobuf, for a protobuf request).",
+        "properties": {
+            "code": {"type": "integer", "description": "A gRPC code, for troubleshooting only."},
+            "message": {"type": "string"},
+            "details": {"type": "array", "items": {"type": "object"}},
+        },
     },
-}
+)
 
 
 def otlp_request(signal) -> dict:
