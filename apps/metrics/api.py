@@ -77,7 +77,8 @@ EVENT_PATTERN = f"^[^\\x00]*[^,{_SPACE}\\x00][^\\x00]*$"  # at least one name on
 _NAME = f"[^\\x00-\\x1f\\x7f]*[^{_SPACE}\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*"
 FILTER_PATTERN = f"^[^=\\x00-\\x1f\\x7f]*[^={_SPACE}\\x00-\\x1f\\x7f][^=\\x00-\\x1f\\x7f]*=[^\\x00]*$"
 MEASURE_PATTERN = f"^(count|unique_users|(sum|avg):{_NAME})$"
-BREAKDOWN_PATTERN = f"^(service|stage|event|prop:{_NAME})?$"
+# A column, or a property: prop:<name>, or its bare name (prop: names one called like a column).
+BREAKDOWN_PATTERN = f"^({_NAME})?$"
 TIME = {"type": "string", "format": "date-time"}
 
 
@@ -154,7 +155,8 @@ class SeriesAPI(APIView):
             OpenApiParameter(
                 "breakdown",
                 {"type": "string", "pattern": BREAKDOWN_PATTERN},
-                description="service | stage | event | prop:<name>",
+                description="service | stage | event | prop:<name> | <name> (a property; prop: for one "
+                "named service, stage or event)",
             ),
             OpenApiParameter(
                 "filter",
@@ -185,7 +187,7 @@ class SeriesAPI(APIView):
 _STEP = f"[^,\\x00]*[^,{_SPACE}\\x00][^,\\x00]*"
 STEPS_PATTERN = f"^{_STEP}(,{_STEP}){{1,7}}$"  # 2 to 8 comma-separated names, none blank
 NAME_PATTERN = f"^[^\\x00]*[^{_SPACE}\\x00][^\\x00]*$"
-ANALYSIS_BREAKDOWN_PATTERN = f"^(service|stage|prop:{_NAME})?$"
+ANALYSIS_BREAKDOWN_PATTERN = f"^(?![{_SPACE}]*event[{_SPACE}]*$)({_NAME})?$"  # as a series', but not event
 DEFAULT_WINDOW = 86_400
 MAX_GROUPS = 50
 RETENTION_SPAN = timedelta(days=30)
@@ -385,7 +387,8 @@ class FunnelAPI(APIView):
             OpenApiParameter(
                 "breakdown",
                 {"type": "string", "pattern": ANALYSIS_BREAKDOWN_PATTERN},
-                description="service | stage | prop:<name>, of each user's step-1 event",
+                description="service | stage | prop:<name> | <name> (a property), of each user's step-1 "
+                "event",
             ),
             OpenApiParameter(
                 "top",
@@ -610,7 +613,7 @@ class PointUsersAPI(APIView):
             OpenApiParameter(
                 "breakdown",
                 {"type": "string", "pattern": BREAKDOWN_PATTERN},
-                description="service | stage | event | prop:<name>, as the series was broken down",
+                description="service | stage | event | prop:<name> | <name>, as the series was broken down",
             ),
             OpenApiParameter(
                 "value",

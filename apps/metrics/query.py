@@ -59,15 +59,14 @@ def measure_text(kind: str, prop: str) -> str:
 
 
 def breakdown(text: str) -> str:
-    """Return a breakdown: "", service, stage, event or prop:<property>."""
+    """Return a breakdown: "", service, stage, event or prop:<property>.
+
+    A bare name that is no column is a property (DESIGN.md's `breakdown=<prop>`); `prop:` names a property
+    called like a column."""
     text = text.strip()
     if text in ("", *COLUMN_BREAKDOWNS):
         return text
-    if not text.startswith("prop:"):
-        raise QueryError(
-            "breakdown", f"“{text[:80]}” is not a breakdown: use service, stage, event or prop:<property>."
-        )
-    return "prop:" + name(text[5:], what="property name", parameter="breakdown")
+    return "prop:" + name(text.removeprefix("prop:"), what="property name", parameter="breakdown")
 
 
 def property_filter(text: str) -> tuple[str, str]:

@@ -213,7 +213,7 @@ def test_hostile_breakdown_values_stay_text(product_client, usage):
         ({"range": "custom", "start": "2026-11-20T10:00", "end": "2026-11-20T09:00"}, "must be after"),
         ({"range": "custom", "start": "1990-01-01T00:00", "end": "1990-02-01T00:00"}, "before 2000-01-01"),
         ({"range": "custom", "start": "2020-01-01T00:00", "end": "2026-01-01T00:00"}, "at most two years"),
-        ({"breakdown": "colour"}, "is not a breakdown"),
+        ({"breakdown": "prop: "}, "Give a property name"),
         ({"top": "7"}, "Select a valid choice"),
         ({"filter": "nonsense"}, "is not a filter: write property=value"),
         ({"filter": "=x"}, "is not a filter"),

@@ -243,7 +243,7 @@ def test_the_api_answers_the_funnel(client, make_person, known_traffic):
         ({"window": "1h"}, "window"),
         ({"window": str(91 * 86400)}, "window"),
         ({"breakdown": "event"}, "breakdown"),
-        ({"breakdown": "colour"}, "breakdown"),
+        ({"breakdown": "prop:"}, "breakdown"),
         ({"from": "yesterday"}, "from"),
         ({"to": START.isoformat()}, "to"),
         ({"filter": "no-equals-sign"}, "filter"),

@@ -227,7 +227,7 @@ def test_compare_adds_the_previous_period_on_the_same_buckets(dataset):
         (SeriesQuery(events=("x",), measure="median", start=T0, end=T0 + timedelta(days=1)), "measure"),
         (SeriesQuery(events=("x",), measure="sum", start=T0, end=T0 + timedelta(days=1)), "needs a property"),
         (SeriesQuery(events=("x",), interval="year", start=T0, end=T0 + timedelta(days=1)), "interval"),
-        (SeriesQuery(events=("x",), breakdown="colour", start=T0, end=T0 + timedelta(days=1)), "breakdown"),
+        (SeriesQuery(events=("x",), breakdown="prop:", start=T0, end=T0 + timedelta(days=1)), "property"),
         (SeriesQuery(events=("x",), interval="minute", start=T0, end=T0 + timedelta(days=30)), "coarser"),
         (SeriesQuery(events=("x",), start=T0, end=T0 - timedelta(days=1)), "end after"),
     ],
