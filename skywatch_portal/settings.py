@@ -262,6 +262,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Failed sign-ins from one address (an IPv6 /64) within LOGIN_LOCKOUT_SECONDS before it is refused too: one
+# password tried on many names never meets a name's own lockout. Room for an office behind one address.
+LOGIN_MAX_FAILURES_PER_ADDRESS = 6 * LOGIN_MAX_FAILURES
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -311,6 +314,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Workers log through LOGGING below, as the web does: Celery otherwise replaces its handlers with a plain-text
+# one, without the credential filter, the correlation ID or the JSON that keeps each record on one line.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 # Celery's Django fixup closes the database connection before and after every task unless this is set: a

@@ -8,13 +8,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
 from apps.common.shortcut_cache import cache_invalidate
@@ -273,3 +275,24 @@ def personal_token_touch(
 
 # token id -> when this process last wrote its last_used_at.
 _tokens_touched: dict[int, datetime] = {}
+
+
+def user_credentials_end(*, user_id: int) -> None:
+    """End a person's sessions and revoke their personal tokens (they were deactivated).
+
+    Refusing an inactive person at each request only suspends them: taken back into use, a stolen session
+    cookie or a leaked token made before would work again.
+    """
+    now = timezone.now()
+    tokens = PersonalToken.objects.filter(user_id=user_id, revoked_at__isnull=True)
+    hashes = list(tokens.values_list("key_hash", flat=True))
+    tokens.update(revoked_at=now)
+    personal_tokens_forget(key_hashes=hashes)
+    # Sessions name their person only inside their signed data: each live one is read. Deactivation is
+    # rare, and the table holds signed-in people's sessions only.
+    store_class = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    owner = str(user_id)
+    live = Session.objects.filter(expire_date__gt=now).only("session_key", "session_data")
+    for session in live.iterator(chunk_size=2000):
+        if session.get_decoded().get(SESSION_KEY) == owner:
+            store_class(session.session_key).delete()  # through the engine: a cached copy goes too

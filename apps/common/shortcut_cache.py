@@ -83,3 +83,13 @@ def cache_count(key: str, *, timeout: int) -> int | None:
     except RedisError as error:
         logger.warning("cache unavailable, nothing counted: %s", error)
         return None
+
+
+def cache_uncount(key: str) -> None:
+    """Take back one count of `cache_count` (nothing when the counter expired or the cache is down)."""
+    try:
+        cache.decr(key)
+    except ValueError:  # expired meanwhile: nothing left to take back
+        pass
+    except RedisError as error:
+        logger.warning("cache unavailable, nothing taken back: %s", error)
