@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.common.bidi import clipped, isolated, isolated_all
@@ -93,6 +94,10 @@ class AnalysisForm(TimeRangeForm):
                     data[name] = value
         super().__init__(data, **kwargs)
         self.options = options or ExplorerOptions()
+        for name in ("start_event", "return_event"):  # suggestions from every event name as one types
+            self.fields[name].widget.attrs.update(
+                {"class": "js-name-search", "data-search-url": reverse("dashboard-event-names")}
+            )
         props = list(self.options.properties)
         current = str(self.data.get("breakdown") or "")
         if current.startswith("prop:") and current[5:] and current[5:] not in props:

@@ -46,7 +46,7 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     figure = figures.series_figure(
         series, chart_type=spec.chart_type, measure_label=spec.measure_label, stack=spec.additive
     )
-    links = drilldown.point_links(spec.query, series)
+    links, link_notes = drilldown.point_links_bounded(spec.query, series)
     drilldown.with_point_links(figure, links)
     table = series_table(
         series,
@@ -57,7 +57,7 @@ def chart_from_series(spec: ChartSpec, series: list[Series]) -> RenderedChart:
     )
     # A property breakdown or filter, or numbers or users by minute, are read from raw events.
     raw_note = raw_history_note(earliest_raw_read(spec.query), now=timezone.now(), what="This chart")
-    notes = spec.notes + raw_note
+    notes = spec.notes + raw_note + link_notes
     notes += (ESTIMATE_NOTE,) if any(s.estimate for s in series) else ()
     return RenderedChart(spec=spec, series=series, figure=figure.to_plotly_json(), table=table, notes=notes)
 

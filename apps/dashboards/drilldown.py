@@ -19,6 +19,13 @@ from apps.metrics.selectors import Series, SeriesQuery
 
 LINKED_MEASURES = ("count", "unique_users")
 LINKED_KINDS = ("total", "value", "rest")
+# A point's address names the chart's events: past this length a server refuses it (gunicorn reads request
+# lines of up to 4,094 bytes), and repeated on every point and table cell it makes pages of many MB.
+MAX_LINK_LENGTH = 4000
+TOO_LONG_NOTE = (
+    "Some points of this chart are not linked to their users: their addresses would name too many events "
+    "to open. Choose fewer events (or shorter ones) to follow such a point to its users."
+)
 
 
 def point_params(query: SeriesQuery, series: Series, others: Sequence[Series], at: datetime) -> list[tuple]:
@@ -26,10 +33,17 @@ def point_params(query: SeriesQuery, series: Series, others: Sequence[Series], a
     bucket starting at `at` (`others`: the "value" series, whose groups the rest leaves out)."""
     start = at.astimezone(UTC)
     end = start + STEP[query.interval]
-    params: list[tuple[str, str]] = [("event", e) for e in query.events]
-    params += [("from", _iso(start)), ("to", _iso(end))]
     # Several events without a breakdown are drawn one series per event (series_for).
     breakdown = query.breakdown or ("event" if len(query.events) > 1 else "")
+    events = list(query.events)
+    if breakdown == "event" and series.kind in ("value", "rest"):
+        # An event's series counts that event; the rest, the chart's other events. Named as such, the
+        # address stays short: a chart of 200 events no longer repeats all of them on every point.
+        top = {s.name for s in others}
+        events = [series.name] if series.kind == "value" else [e for e in events if e not in top]
+        breakdown = "event" if series.kind == "value" else ""
+    params: list[tuple[str, str]] = [("event", e) for e in events]
+    params += [("from", _iso(start)), ("to", _iso(end))]
     if breakdown and series.kind == "value":
         group = ("absent", "true") if series.absent else ("value", series.name)
         params += [("breakdown", breakdown), group]
@@ -54,6 +68,18 @@ def point_links(query: SeriesQuery, series: Sequence[Series]) -> list[list[str] 
             continue
         links.append([f"{base}?{urlencode(point_params(query, s, others, t))}" for t, _ in s.points])
     return links
+
+
+def point_links_bounded(
+    query: SeriesQuery, series: Sequence[Series]
+) -> tuple[list[list[str] | None], tuple[str, ...]]:
+    """Return point_links, without the links of a series whose addresses would pass MAX_LINK_LENGTH, and
+    the notes the chart shows (TOO_LONG_NOTE when it leaves some out)."""
+    links = point_links(query, series)
+    bounded = [
+        None if found and any(len(link) > MAX_LINK_LENGTH for link in found) else found for found in links
+    ]
+    return bounded, (TOO_LONG_NOTE,) if bounded != links else ()
 
 
 def with_point_links(figure, links: Sequence[list[str] | None]) -> None:

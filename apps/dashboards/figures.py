@@ -200,12 +200,19 @@ def series_figure(
 
 
 def totals_bar_figure(
-    totals: Sequence[tuple[str, float]], *, measure_label: str, height: int = 320
+    totals: Sequence[tuple[str, float]],
+    *,
+    measure_label: str,
+    height: int = 320,
+    rest: tuple[str, float] | None = None,
 ) -> go.Figure:
-    """Return a horizontal bar per name (largest on top), e.g. events per service."""
-    names = [plotly_text(name) for name, _ in totals][::-1]
-    values = [value for _, value in totals][::-1]
-    layout = base_layout(y_title="", height=max(height, 40 + 28 * len(totals)), show_legend=False)
+    """Return a horizontal bar per name (largest on top), e.g. events per service; `rest`, a label and a
+    total, is drawn last in grey (the names left out, as one bar)."""
+    bars = [*totals, *([rest] if rest else [])]
+    names = [plotly_text(name) for name, _ in bars][::-1]
+    values = [value for _, value in bars][::-1]
+    colors = ([OTHER_COLOR] if rest else []) + [PALETTE[0]] * len(totals)
+    layout = base_layout(y_title="", height=max(height, 40 + 28 * len(bars)), show_legend=False)
     layout["hovermode"] = "closest"
     layout["xaxis"] = {
         "title": {"text": plotly_text(measure_label), "font": {"size": 12, "color": "#5b6475"}},
@@ -222,7 +229,7 @@ def totals_bar_figure(
             x=values,
             y=names,
             orientation="h",
-            marker={"color": PALETTE[0]},
+            marker={"color": colors},
             hovertemplate="%{y}: %{x:,}<extra></extra>",
         )
     )

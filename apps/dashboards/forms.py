@@ -49,8 +49,15 @@ class ExplorerOptions:
     """What the pickers offer: names found in the data."""
 
     events: list[str] = field(default_factory=list)
+    # How many events the picker's period holds: those beyond `events` are found by name.
+    events_total: int = 0
     numeric_props: list[str] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)
+    properties_cut: bool = False  # recent events hold more property names than `properties` lists
+
+    @property
+    def events_left_out(self) -> int:
+        return max(self.events_total - len(self.events), 0)
 
 
 def _parsed(parse, *args):

@@ -1,8 +1,9 @@
 """The landing page's content: usage at a glance for product, the pipeline's own health for everyone, and
 correlation coverage for support.
 
-Events per day is an ordinary explorer query, so it opens in the explorer; daily active users over all
-events is read directly (the explorer draws several events one line each).
+Events per day is an ordinary explorer query of the busiest events, so it opens in the explorer; daily
+active users over all events is read directly (the explorer draws several events one line each). Each chart
+has its numbers table beside it, whose cells link to the same users as a click on the chart's points.
 """
 
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from apps.traces.coverage import COVERAGE_THRESHOLD, ServiceCoverage, correlatio
 from . import drilldown, figures
 from .charts import chart_render
 from .chartspec import ChartSettings, chart_spec, query_string
-from .forms import MAX_EVENTS
+from .tables import SeriesTable, series_table
 
 USAGE_DAYS = 30
 TOP_EVENTS = 10
+TOP_SERVICES = 15  # bars of volume by service; the others are one bar (the numbers table has all)
 # A backlog older than this is worth a look (the sweeper re-queues after PIPELINE_SWEEP_GRACE_SECONDS).
 LAG_WARNING = timedelta(minutes=5)
 INGEST_WINDOW = timedelta(hours=1)  # what the ingest-rate chart shows (pipeline_health's last hour)
@@ -36,6 +38,8 @@ class UsageChart:
     # The time range the chart covers, so annotations of that range can be drawn on it.
     start: datetime | None = None
     end: datetime | None = None
+    # The chart's numbers, each point's users a link away (as a click on the chart's point).
+    table: SeriesTable | None = None
 
 
 @dataclass(frozen=True)
@@ -51,19 +55,27 @@ class Usage:
     charts: list[UsageChart]
     top_events: list[catalogue.Total]
     service_figure: dict
+    service_totals: list[catalogue.Total]
     # The explorer's URL state of the window the section counted, by day (`interval`, a custom `range`,
     # `start`, `end`): a link with `event=<name>&` before it opens the same count.
     range_query: str = ""
+
+    @property
+    def services_left_out(self) -> int:
+        """How many services the volume chart draws as one bar (see service_volume_figure)."""
+        return max(len(self.service_totals) - TOP_SERVICES, 0)
 
 
 def product_usage(*, now: datetime) -> Usage:
     """Return the overview's usage section: charts, the top events table, volume by service."""
     since, until = usage_window(now)
-    ranked = catalogue.top_events(start=since, end=until, limit=MAX_EVENTS)
+    ranked = catalogue.top_events(start=since, end=until, limit=TOP_EVENTS)
+    services = catalogue.volume_by_service(start=since, end=until)
     return Usage(
         charts=usage_charts(now=now, events=[t.name for t in ranked]),
-        top_events=ranked[:TOP_EVENTS],
-        service_figure=service_volume_figure(catalogue.volume_by_service(start=since, end=until)),
+        top_events=ranked,
+        service_figure=service_volume_figure(services),
+        service_totals=services,
         range_query=usage_range_query(now),
     )
 
@@ -80,6 +92,7 @@ def usage_settings(*, now: datetime, events: tuple[str, ...]) -> ChartSettings:
         start=usage_since(now),
         end=now,
         breakdown="event" if events else "",
+        top=TOP_EVENTS,  # at most TOP_EVENTS events: each its own line, no "other" of a few of the rest
     )
 
 
@@ -89,31 +102,37 @@ def usage_range_query(now: datetime) -> str:
 
 
 def usage_charts(*, now: datetime, events: list[str]) -> list[UsageChart]:
-    """Return the overview's time-series charts: events per day (top events), daily active users."""
+    """Return the overview's time-series charts: events per day of the busiest events (at most
+    TOP_EVENTS, the top events table's), daily active users."""
     if not events:
         return []
-    settings = usage_settings(now=now, events=tuple(events[:MAX_EVENTS]))
+    events = events[:TOP_EVENTS]
+    settings = usage_settings(now=now, events=tuple(events))
     spec = chart_spec(settings, now=now)
-    per_event = chart_render(spec).figure
+    per_event = chart_render(spec)
     users = catalogue.daily_active_users(start=usage_since(now), end=now)
     active = figures.series_figure([users], chart_type="bar", measure_label="unique users")
     # Every event's users: a query of no event names means all of them on the users page.
     every_event = SeriesQuery(events=(), measure="unique_users", interval="day")
-    drilldown.with_point_links(active, drilldown.point_links(every_event, [users]))
+    active_links = drilldown.point_links(every_event, [users])
+    drilldown.with_point_links(active, active_links)
     active = active.to_plotly_json()
+    busiest = f"top {len(events)} events" if len(events) > 1 else "top event"
     return [
         UsageChart(
-            "Events per day, top events",
-            per_event,
+            f"Events per day, {busiest}",
+            per_event.figure,
             query_string(settings),
             start=spec.query.start,
             end=spec.query.end,
+            table=per_event.table,
         ),
         UsageChart(
             "Daily active users, all events" + (" (estimated)" if users.estimate else ""),
             active,
             start=usage_since(now),
             end=now,
+            table=series_table([users], interval="day", additive=False, links=active_links),
         ),
     ]
 
@@ -149,8 +168,14 @@ def usage_window(now: datetime) -> tuple[datetime, datetime]:
 
 
 def service_volume_figure(totals: list[catalogue.Total]) -> dict:
+    """Return the bars of events per service: the TOP_SERVICES busiest, then the others as one bar."""
+    drawn, others = totals[:TOP_SERVICES], totals[TOP_SERVICES:]
+    rest = None
+    if others:
+        label = f"{len(others):,} other service" + ("s" if len(others) > 1 else "")
+        rest = (label, sum(t.count for t in others))
     return figures.totals_bar_figure(
-        [(t.name, t.count) for t in totals], measure_label="events, last 30 days"
+        [(t.name, t.count) for t in drawn], measure_label="events, last 30 days", rest=rest
     ).to_plotly_json()
 
 
@@ -160,6 +185,12 @@ def ingest_rate_figure(health: PipelineHealth) -> dict:
         [received], chart_type="bar", measure_label="events / minute", stack=True, height=220
     )
     return figure.to_plotly_json()
+
+
+def ingest_rate_table(health: PipelineHealth) -> SeriesTable:
+    """Return the numbers of the ingest-rate chart: events received in each minute of the last hour."""
+    received = Series(name="received", points=list(health.received_per_minute))
+    return series_table([received], interval="minute", additive=True)
 
 
 def health_tiles(health: PipelineHealth) -> list[Tile]:

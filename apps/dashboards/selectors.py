@@ -4,9 +4,10 @@ Series come from `apps.metrics.selectors.series_for`, names and totals from `app
 pipeline health from `apps.pipeline.selectors`.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.metrics import catalogue
@@ -14,14 +15,26 @@ from apps.metrics import catalogue
 from .forms import ExplorerOptions
 from .models import Dashboard
 
+PICKER_EVENTS = 100  # the event picker lists the busiest of the last 30 days; any other is found by name
+
 
 def explorer_options() -> ExplorerOptions:
-    """Return what the explorer's pickers offer."""
+    """Return what the explorer's pickers offer: the busiest events of the last 30 days (any other is found
+    by name), numeric properties, and the property names of recent events; each says what it leaves out."""
     numeric = catalogue.numeric_property_names()
-    recent = catalogue.recent_property_names()
+    recent = catalogue.recent_property_names_page()
+    busiest = catalogue.busiest_event_names(start=_picker_since(), limit=PICKER_EVENTS)
     return ExplorerOptions(
-        events=catalogue.event_names(), numeric_props=numeric, properties=sorted(set(recent) | set(numeric))
+        events=busiest.names,
+        events_total=busiest.total,
+        numeric_props=numeric,
+        properties=sorted(set(recent.names) | set(numeric)),
+        properties_cut=recent.total > len(recent.names),
     )
+
+
+def _picker_since():
+    return timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=30)
 
 
 def default_event() -> str | None:
@@ -33,9 +46,26 @@ def default_event() -> str | None:
     return next(iter(catalogue.event_names()), None)
 
 
-def dashboard_list() -> QuerySet[Dashboard]:
-    """Return every saved dashboard with its owner and number of charts (one query)."""
-    return Dashboard.objects.select_related("owner").annotate(n_charts=Count("charts")).order_by("name", "pk")
+def dashboard_list(*, named: str = "") -> QuerySet[Dashboard]:
+    """Return every saved dashboard (those whose name contains `named`, any case) with its owner and number
+    of charts (one query)."""
+    boards = Dashboard.objects.select_related("owner").annotate(n_charts=Count("charts"))
+    boards = boards.order_by("name", "pk")
+    return boards.filter(name__icontains=named) if named else boards
+
+
+@dataclass(frozen=True)
+class DashboardCounts:
+    mine: int
+    others: int
+
+
+def dashboards_counted(dashboards: QuerySet[Dashboard], *, owner) -> DashboardCounts:
+    """Return how many of `dashboards` a person owns and how many others do (one query)."""
+    counts = dashboards.order_by().aggregate(
+        mine=Count("pk", filter=Q(owner=owner)), others=Count("pk", filter=~Q(owner=owner))
+    )
+    return DashboardCounts(mine=counts["mine"], others=counts["others"])
 
 
 def dashboards_owned(*, user) -> list[Dashboard]:

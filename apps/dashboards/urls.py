@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.overview, name="home"),
     path("dashboards/", views.explorer, name="dashboard-explorer"),
     path("dashboards/users/", users_page.point_users, name="dashboard-users"),
+    path("dashboards/names/events/", views.event_names_search, name="dashboard-event-names"),
     path("dashboards/charts/", views.chart_save, name="chart-save"),
     path("dashboards/d/", views.dashboard_list, name="dashboard-list"),
     path("dashboards/d/<slug:slug>/", views.dashboard_detail, name="dashboard-detail"),

@@ -1,9 +1,12 @@
 """Pages for product: the overview, the chart explorer (state in the URL), saved and shared dashboards."""
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -12,6 +15,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from apps.accounts.permissions import has_role, role_required
 from apps.accounts.roles import PRODUCT, SUPPORT
+from apps.metrics import catalogue
+from apps.metrics.query import MAX_NAME
 from apps.metrics.retention import RetentionQueryError
 from apps.metrics.selectors import SeriesQueryError
 from apps.pipeline.selectors import pipeline_health
@@ -37,6 +42,8 @@ from .models import Chart, Dashboard
 from .tables import write_series_csv
 
 DASHBOARD_RANGES = {k: v[0] for k, v in QUICK_RANGES.items() if k != "custom"}
+DASHBOARDS_PER_PAGE = 50  # each list of the dashboards page (yours, others'), a page at a time
+NAME_SEARCH_LIMIT = 20  # names one search-as-you-type answer holds (it says when there are more)
 SAVE_DRAFT = "dashboards.save_draft"  # the session key of a refused save's input (see _save_form)
 
 
@@ -51,11 +58,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     context = {
         "tiles": overview_content.health_tiles(health),
         "ingest_figure": overview_content.ingest_rate_figure(health),
+        "ingest_table": overview_content.ingest_rate_table(health),
         "is_product": has_role(request.user, PRODUCT),
         "is_support": has_role(request.user, SUPPORT),
     }
     if context["is_product"]:
         context["usage"] = overview_content.product_usage(now=now)
+        context["top_services"] = overview_content.TOP_SERVICES
     if context["is_product"] or context["is_support"]:
         overview_content.overview_annotate(
             usage=context.get("usage"), ingest_figure=context["ingest_figure"], now=now
@@ -108,6 +117,18 @@ def explorer(request: HttpRequest) -> HttpResponse:
     save_form = _save_form(request, title=chart.spec.title, query_string=query_string)
     context = {"form": form, "chart": chart, "query_string": query_string, "save_form": save_form}
     return render(request, "dashboards/explorer.html", context)
+
+
+@role_required(PRODUCT)
+@require_safe
+def event_names_search(request: HttpRequest) -> JsonResponse:
+    """Answer the event names containing `q` (any case) for the pickers' search-as-you-type: at most
+    NAME_SEARCH_LIMIT, sorted, and `more` when there are others."""
+    text = request.GET.get("q", "").strip()[:MAX_NAME]
+    if not text:
+        return JsonResponse({"names": [], "more": False})
+    found = catalogue.event_names_matching(text=text, limit=NAME_SEARCH_LIMIT)
+    return JsonResponse({"names": found.names, "more": found.total > len(found.names)})
 
 
 def analysis_explorer(request: HttpRequest) -> HttpResponse:
@@ -207,12 +228,56 @@ def dashboard_list(request: HttpRequest) -> HttpResponse:
         dashboard = services.dashboard_create(name=form.cleaned_data["name"], owner=request.user)
         messages.success(request, f"Created “{dashboard.name}”. Add charts from the explorer.")
         return redirect("dashboard-detail", slug=dashboard.slug)
-    dashboards = list(selectors.dashboard_list())
-    mine = [d for d in dashboards if d.owner_id == request.user.pk]
-    others = [d for d in dashboards if d.owner_id != request.user.pk]
+    named = request.GET.get("q", "").strip()[:120]
+    dashboards = selectors.dashboard_list(named=named)
+    counts = selectors.dashboards_counted(dashboards, owner=request.user)
+    mine = _list_page(request, dashboards.filter(owner=request.user), counts.mine, "mine_page")
+    others = _list_page(request, dashboards.exclude(owner=request.user), counts.others, "others_page")
+    context = {
+        "mine": list(mine.page.object_list),
+        "mine_pager": mine,
+        "others": list(others.page.object_list),
+        "others_pager": others,
+        "form": form,
+        "named": named,
+    }
     status = 400 if request.method == "POST" else 200
-    return render(
-        request, "dashboards/list.html", {"mine": mine, "others": others, "form": form}, status=status
+    return render(request, "dashboards/list.html", context, status=status)
+
+
+class _CountedPaginator(Paginator):
+    """A paginator told its count (one query counts both lists of the dashboards page)."""
+
+    def __init__(self, object_list, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached property
+
+
+@dataclass(frozen=True)
+class _ListPage:
+    """One page of a dashboards list and the addresses of the pages beside it ("" when none)."""
+
+    page: Page
+    previous_url: str
+    next_url: str
+
+
+def _list_page(request: HttpRequest, dashboards, count: int, parameter: str) -> _ListPage:
+    """Return one page of a dashboards list of `count` (`parameter` names its page in the URL); the links
+    to the pages beside it keep the other list's page and the name searched for."""
+    page = _CountedPaginator(dashboards, DASHBOARDS_PER_PAGE, count=count).get_page(
+        request.GET.get(parameter)
+    )
+
+    def link(number: int) -> str:
+        params = request.GET.copy()
+        params[parameter] = str(number)
+        return "?" + params.urlencode()
+
+    return _ListPage(
+        page=page,
+        previous_url=link(page.previous_page_number()) if page.has_previous() else "",
+        next_url=link(page.next_page_number()) if page.has_next() else "",
     )
 
 

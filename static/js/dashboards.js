@@ -145,6 +145,44 @@
     });
   }
 
+  // Search-as-you-type for a name field (`.js-name-search`): the server's matches fill its datalist, at most
+  // a page of them, and the status line says when there are more. Built with DOM calls, never HTML.
+  function setUpNameSearch() {
+    document.querySelectorAll(".js-name-search").forEach(function (input) {
+      var list = input.list;
+      var status = document.getElementById(input.dataset.status || "");
+      var url = input.dataset.searchUrl;
+      if (!list || !url || typeof window.fetch !== "function") return;
+      var timer = null;
+      var asked = "";
+      var say = function (text) { if (status) status.textContent = text; };
+      var search = function () {
+        var text = input.value.trim();
+        if (text === asked) return;
+        asked = text;
+        if (!text) { list.replaceChildren(); say("Type part of a name for suggestions."); return; }
+        window.fetch(url + "?q=" + encodeURIComponent(text), { credentials: "same-origin" })
+          .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+          .then(function (found) {
+            if (asked !== text) return;  // a later search has been asked meanwhile
+            list.replaceChildren.apply(list, found.names.map(function (name) {
+              var option = document.createElement("option");
+              option.value = name;
+              return option;
+            }));
+            if (!found.names.length) say("No event name contains “" + text + "”.");
+            else if (found.more) say("The first " + found.names.length + " matches are suggested; type more to narrow them.");
+            else say(found.names.length + " match" + (found.names.length === 1 ? "" : "es") + ".");
+          })
+          .catch(function () { say("Suggestions are unavailable; a name typed in full still works."); });
+      };
+      input.addEventListener("input", function () {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(search, 200);
+      });
+    });
+  }
+
   function setUpSaveForm() {
     var form = document.querySelector(".js-save-form");
     if (!form) return;
@@ -177,6 +215,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     showUtcOffset();
     setUpExplorerForm();
+    setUpNameSearch();
     setUpSaveForm();
     setUpCopyButtons();
     drawFigures();

@@ -81,6 +81,7 @@ PAGES = [
     Route("/dashboards/", "page", ("product",)),
     Route("/dashboards/?event=search&format=csv", "page", ("product",)),
     Route("/dashboards/users/?event=search", "page", ("product", "support")),
+    Route("/dashboards/names/events/?q=search", "page", ("product",)),
     Route(
         "/dashboards/charts/",
         "page",
