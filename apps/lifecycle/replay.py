@@ -14,6 +14,7 @@ holds each purge and its time). A row the database cannot store is refused alone
 
 import json
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -275,18 +276,30 @@ def _user_ids(row: tuple[Any, ...]) -> set[str]:
         value = properties.get(name)
         if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
             found.add(str(value))  # a number matches as its JSON text, as purge reads it
-    return found
+    return {_spelling(user_id) for user_id in found}
+
+
+def _spelling(user_id: str) -> str:
+    """Return the one spelling a purge and a row's user ID are compared in (NFC): purge_user removes every
+    Unicode spelling of the ID it is given, a property keeps the one its service sent, and the audit log
+    the one the admin typed."""
+    return user_id if user_id.isascii() else unicodedata.normalize("NFC", user_id)
 
 
 def _last_purges() -> dict[str, datetime]:
     """Return when each purged user was last purged (the audit log records every purge). Read once per unit,
-    whole: purges are rare admin acts, and most units then check no row at all."""
-    return dict(
+    whole: purges are rare admin acts, and most units then check no row at all. Keyed by _spelling: one
+    user purged as typed in two spellings is one user."""
+    purges: dict[str, datetime] = {}
+    for target, last in (
         AuditEntry.objects.filter(action=AuditEntry.USER_PURGED)
         .values("target")
         .annotate(last=Max("at"))
         .values_list("target", "last")
-    )
+    ):
+        user = _spelling(target)
+        purges[user] = max(last, purges.get(user, last))
+    return purges
 
 
 def _purged_since_received(row: tuple[Any, ...], purges: dict[str, datetime]) -> bool:

@@ -10,8 +10,8 @@ Backwards, the events neither awaiting aggregation nor dead-lettered get their d
 from datetime import UTC
 
 from django.db import migrations, models
-from django.db.models import Max
-from django.db.models.functions import Greatest, TruncDate
+from django.db.models import Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 
 TO_BACKLOG = """
 INSERT INTO ingest_aggregationbacklog (raw_id, client_timestamp, received_at)
@@ -41,18 +41,31 @@ def marks_from_rows(apps, schema_editor) -> None:
     )
 
 
+def _outer(name: str) -> models.ExpressionWrapper:
+    # TruncDate needs its argument's type, which an OuterRef has only once wrapped.
+    return models.ExpressionWrapper(OuterRef(name), output_field=models.DateTimeField())
+
+
 def rows_from_marks(apps, schema_editor) -> None:
     RawEvent = apps.get_model("ingest", "RawEvent")
     AggregationBacklog = apps.get_model("ingest", "AggregationBacklog")
     AggregationMark = apps.get_model("ingest", "AggregationMark")
-    counted = RawEvent.objects.filter(dead_lettered_at__isnull=True).exclude(
-        pk__in=AggregationBacklog.objects.values("raw_id")
+    # One UPDATE, one pass over the table: each counted row looks up its day's last mark (an index probe),
+    # instead of a scan of the whole table per day the marks name. A row of a day without a mark, or
+    # received after it, gets its receive time.
+    day_marked = (
+        AggregationMark.objects.filter(day=TruncDate(_outer("timestamp"), tzinfo=UTC))
+        .order_by("-marked_at")
+        .values("marked_at")[:1]
     )
-    for mark in AggregationMark.objects.values("day").annotate(last=Max("marked_at")):
-        counted.annotate(day=TruncDate("timestamp", tzinfo=UTC)).filter(day=mark["day"]).update(
-            aggregated_at=Greatest("received_at", models.Value(mark["last"]))
+    RawEvent.objects.filter(dead_lettered_at__isnull=True).exclude(
+        pk__in=AggregationBacklog.objects.values("raw_id")
+    ).update(
+        aggregated_at=Greatest(
+            "received_at",
+            Coalesce(Subquery(day_marked, output_field=models.DateTimeField()), "received_at"),
         )
-    counted.filter(aggregated_at__isnull=True).update(aggregated_at=models.F("received_at"))
+    )
 
 
 class Migration(migrations.Migration):
