@@ -22,6 +22,9 @@ DEFAULT_RANGE = "7d"
 PER_PAGE = 50
 # Message text searched at once: the detailed form's field and the paste box, which searches it as text.
 TEXT_MAX_LENGTH = 500
+# The deepest page both search backends serve; older requests are reached by narrowing the range (the
+# last page links the rest: the same search, ending where it stopped).
+MAX_PAGE = MAX_RESULT_WINDOW // PER_PAGE
 
 
 class TraceSearchForm(forms.Form):
@@ -41,7 +44,15 @@ class TraceSearchForm(forms.Form):
         required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     # Pages end where both search backends stop paging (a deeper page was a 500 on Elasticsearch).
-    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_RESULT_WINDOW // PER_PAGE)
+    page = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_PAGE,
+        error_messages={
+            "max_value": "Pages stop at %(limit_value)s: for older requests, follow “older” on page "
+            "%(limit_value)s, or narrow the time range (From and To)."
+        },
+    )
 
     def clean(self) -> dict:
         data = super().clean()

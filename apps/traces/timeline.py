@@ -7,7 +7,7 @@ their correlation ID, so they sit on the point row at their moment, under the sp
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .search.base import LEVEL_RANK, TraceEvent
@@ -22,6 +22,10 @@ MAX_DEPTH = 64
 WIDTH = 1000
 MARGIN = 10
 MIN_BAR_WIDTH = 2
+# Points of one lane and severity closer than this (in the viewBox's units) are one mark that says how many
+# events it stands for: 10,000 log lines in a second were 10,000 circles drawn on one another. Errors are
+# never merged, so each stays a mark (and a link) of its own.
+MERGE_WIDTH = 4
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Mark:
     severity: str  # "error", "warning" or "normal"
     label: str
     anchor: str
+    index: int  # the event's place in the trail (the first, when the mark stands for several)
+    count: int = 1  # events the mark stands for
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Bar:
     label: str
     anchor: str
     depth: int
+    index: int  # the event's place in the trail
 
 
 @dataclass(frozen=True)
@@ -88,20 +95,35 @@ def timeline_for(events: list[TraceEvent]) -> Timeline:
         tops[service] = top
         top += LANE_HEIGHT + lane_rows[service] * SPAN_ROW_HEIGHT
 
-    marks = []
+    marks: list[Mark] = []
+    # Per lane and severity (errors aside), the mark being filled and the events it stands for.
+    crowd: dict[tuple[str, str], tuple[Mark, int]] = {}
     for index, ev in enumerate(events):
         if ev.is_span:
             continue
         offset = (ev.timestamp - start).total_seconds()
-        marks.append(
-            Mark(
-                x=round(MARGIN + scale * offset, 1),
-                y=tops[ev.service] + LANE_HEIGHT / 2,
-                severity=_severity(ev.level),
-                label=f"+{offset:.3f}s {ev.service} {ev.level or ev.type}: {ev.message or ev.event}"[:300],
-                anchor=f"ev-{index}",
-            )
+        x = round(MARGIN + scale * offset, 1)
+        severity = _severity(ev.level)
+        key = (ev.service, severity)
+        if severity != "error" and key in crowd and x - crowd[key][0].x < MERGE_WIDTH:
+            first, position = crowd[key]
+            merged = replace(first, count=first.count + 1)
+            crowd[key] = merged, position
+            marks[position] = merged
+            continue
+        mark = Mark(
+            x=x,
+            y=tops[ev.service] + LANE_HEIGHT / 2,
+            severity=severity,
+            label=f"+{offset:.3f}s {ev.service} {ev.level or ev.type}: {ev.message or ev.event}"[:300],
+            anchor=f"ev-{index}",
+            index=index,
         )
+        crowd[key] = mark, len(marks)
+        marks.append(mark)
+    marks = [
+        replace(m, label=f"{m.label} (and {m.count - 1} more here)") if m.count > 1 else m for m in marks
+    ]
     # Errors drawn last so they stand out on top of the rest.
     marks.sort(key=lambda m: {"normal": 0, "warning": 1, "error": 2}[m.severity])
 
@@ -125,6 +147,7 @@ def timeline_for(events: list[TraceEvent]) -> Timeline:
                 label=label[:300],
                 anchor=f"ev-{index}",
                 depth=row,
+                index=index,
             )
         )
     lanes = [

@@ -2,6 +2,8 @@
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 from django.contrib import messages
@@ -19,8 +21,9 @@ from apps.common.exceptions import SEARCH_RETRY_AFTER_SECONDS
 from apps.common.timebounds import OUT_OF_RANGE, within_query_bounds
 
 from . import selectors
-from .forms import DEFAULT_RANGE, PER_PAGE, QUICK_RANGES, PasteBoxForm, TraceSearchForm
+from .forms import DEFAULT_RANGE, MAX_PAGE, PER_PAGE, QUICK_RANGES, PasteBoxForm, TraceSearchForm
 from .paste import LookedUpAs, paste_recognise
+from .search.base import LEVEL_RANK, RequestPage
 from .timeline import timeline_for
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,24 @@ logger = logging.getLogger(__name__)
 SURROUNDING_CHOICES = (10, 30, 60, 300)
 # What a user's page shows when its form is not sent: the pager's links carry only the page.
 USER_DEFAULT_RANGE = "30d"
+# A trail's error events listed at its top, each a link to its row (the rest are counted).
+ERRORS_LISTED = 20
+# A trail's events table shows this many rows at a time (the timeline and the error list cover them all):
+# 5,000 rows made a 7 MB page that took seconds to render and seconds more to lay out.
+EVENTS_PER_PART = 1000
+
+
+@dataclass(frozen=True)
+class TrailPart:
+    """Which of a trail's events the page lists: rows `first` to `last` (from 1) of `total`, part `number`
+    of `count` parts of `size` rows."""
+
+    number: int
+    count: int
+    size: int
+    first: int
+    last: int
+    total: int
 
 
 def search_unavailable_is_503(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -80,7 +101,12 @@ def trace_search(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "traces/search.html",
-        {"form": form, "result": result, "query_string": _without_page(request)},
+        {
+            "form": form,
+            "result": result,
+            "query_string": _without_page(request),
+            "older_query": _older_requests_query(request, form, result),
+        },
     )
 
 
@@ -125,6 +151,7 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
         "form": form,
         "result": result,
         "query_string": query_string,
+        "older_query": _older_requests_query(request, form, result),
         "paste_q": recognition.value,
         "recognition": recognition,
         "range_label": QUICK_RANGES[form.cleaned_data.get("range") or DEFAULT_RANGE][0],
@@ -136,20 +163,41 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
 @require_safe  # reads (audited): another method is a 405, not the page
 @search_unavailable_is_503
 def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
-    """Show one request: a lane per service, then every event in time order."""
+    """Show one request: a lane per service, its errors, then its events in time order (EVENTS_PER_PART rows
+    a page: `part` says which)."""
     audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="page")
     events = selectors.trail_get(correlation_id=correlation_id)
     if not events:
         selectors.trail_missing_check(correlation_id=correlation_id)
         raise Http404(f"No events have the correlation ID {correlation_id!r}.")
+    try:
+        number = int(request.GET.get("part", "1"))
+    except ValueError:
+        number = 0
+    count = -(-len(events) // EVENTS_PER_PART)
+    if not 1 <= number <= count:
+        raise Http404(f"This request's events make {count} part{'s' if count > 1 else ''}.")
+    offset = (number - 1) * EVENTS_PER_PART
+    rows = [(index, events[index]) for index in range(offset, min(offset + EVENTS_PER_PART, len(events)))]
+    part = TrailPart(number, count, EVENTS_PER_PART, offset + 1, offset + len(rows), len(events))
     user_ids = sorted({ev.user_id for ev in events if ev.user_id})
+    errors = [
+        (index, ev) for index, ev in enumerate(events) if LEVEL_RANK.get(ev.level, 0) >= LEVEL_RANK["error"]
+    ]
+    cut = selectors.trail_is_cut(events)
     context = {
         "correlation_id": correlation_id,
         "events": events,
         "timeline": timeline_for(events),
         "user_ids": user_ids,
-        "cut": selectors.trail_is_cut(events),
-        "payload": [{"properties": ev.properties} for ev in events],
+        "cut": cut,
+        # Where the events shown stop: the rest of the trail comes after this moment.
+        "cut_at": events[-1].timestamp if cut else None,
+        "errors": errors,
+        "errors_shown": errors[:ERRORS_LISTED],
+        "rows": rows,
+        "part": part,
+        "payload": [{"properties": ev.properties} for _, ev in rows],
         "surrounding_seconds": SURROUNDING_CHOICES[1],
     }
     return render(request, "traces/detail.html", context)
@@ -170,6 +218,9 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
     except ValueError:
         seconds = SURROUNDING_CHOICES[1]
     seconds = min(max(seconds, 1), 3600)
+    # From the moment on (2 × seconds after it) instead of around it: where a window holds more events than
+    # a page, the events at and after the moment, and the way to go on from the last one shown.
+    from_moment = request.GET.get("from_moment") == "1"
     if not service or at is None or at.tzinfo is None:
         return render(
             request,
@@ -179,19 +230,28 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
         )
     if not within_query_bounds(at):
         return render(request, "traces/surrounding.html", {"error": f"“at” {OUT_OF_RANGE}."}, status=400)
+    window = f"+{2 * seconds}s from" if from_moment else f"±{seconds}s at"
     audit_record(
         request=request,
         action=AuditEntry.TRAIL_VIEWED,
         via="page",
-        target=f"surrounding {service} ±{seconds}s at {at.isoformat()}",
+        target=f"surrounding {service} {window} {at.isoformat()}",
     )
-    events = selectors.surrounding_events(service=service, at=at, seconds=seconds)
+    middle = at + timedelta(seconds=seconds) if from_moment else at
+    if from_moment and not within_query_bounds(middle + timedelta(seconds=seconds)):
+        return render(request, "traces/surrounding.html", {"error": f"“at” {OUT_OF_RANGE}."}, status=400)
+    events = selectors.surrounding_events(service=service, at=middle, seconds=seconds)
+    cut = len(events) >= selectors.SURROUNDING_LIMIT
     context = {
         "correlation_id": correlation_id,
         "service": service,
         "at": at,
         "seconds": seconds,
+        "from_moment": from_moment,
+        "window_seconds": 2 * seconds,
         "events": events,
+        "cut": cut,
+        "cut_at": events[-1].timestamp if cut else None,
         "choices": SURROUNDING_CHOICES,
     }
     return render(request, "traces/surrounding.html", context)
@@ -216,8 +276,40 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     return render(
         request,
         "traces/user.html",
-        {"user_id": user_id, "form": form, "result": result, "query_string": _without_page(request)},
+        {
+            "user_id": user_id,
+            "form": form,
+            "result": result,
+            "query_string": _without_page(request),
+            "older_query": _older_requests_query(request, form, result),
+        },
     )
+
+
+def _older_requests_query(
+    request: HttpRequest, form: TraceSearchForm, result: RequestPage | None
+) -> str | None:
+    """Return the query string of the requests older than the last page a search serves (MAX_PAGE), when
+    there are more: the same search, its range ending just after the last request shown (it may show again
+    first; none is skipped, as the list is ordered by each request's newest matching event)."""
+    if result is None or result.page < MAX_PAGE or not result.has_next or not result.requests:
+        return None
+    start, _ = form.time_bounds()
+    params = request.GET.copy()
+    for name in ("page", "q", "range", "start", "end"):
+        params.pop(name, None)
+    if "q" in request.GET:  # the paste box searched it as text: the detailed form's field says so
+        params["text"] = form.cleaned_data["text"]
+    params["range"] = "custom"
+    # Naive UTC to the millisecond, as the form's datetime-local fields show (and send) it again.
+    params["start"] = _form_time(start) if start else ""
+    params["end"] = _form_time(result.requests[-1].last + timedelta(milliseconds=1))
+    return params.urlencode()
+
+
+def _form_time(moment: datetime) -> str:
+    """Return a UTC moment as a datetime-local field's value, cut to the millisecond."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
 def _without_page(request: HttpRequest) -> str:
