@@ -58,10 +58,9 @@ def many_events(aggregate_events):
     return make
 
 
-def test_a_point_of_one_events_series_links_to_that_event_alone(product_client, many_events):
-    """With many events broken down by event, each event's points link to the users of that event: the
-    address does not carry every event of the chart (2,000 events × 31 points × 6 series was 2.3 MB)."""
-    names = many_events(8)
+def explorer_by_event(client, names: list[str]) -> str:
+    """Return the explorer's page charting `names` by day over the last three days, broken down by event
+    (the top 3, then the rest)."""
     now = timezone.now()
     params = [("event", name) for name in names] + [
         ("breakdown", "event"),
@@ -71,7 +70,14 @@ def test_a_point_of_one_events_series_links_to_that_event_alone(product_client, 
         ("start", (now - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")),
         ("end", now.strftime("%Y-%m-%dT%H:%M")),
     ]
-    page = product_client.get("/dashboards/?" + urlencode(params)).content.decode()
+    return client.get("/dashboards/?" + urlencode(params)).content.decode()
+
+
+def test_a_point_of_one_events_series_links_to_that_event_alone(product_client, many_events):
+    """With many events broken down by event, each event's points link to the users of that event: the
+    address does not carry every event of the chart (2,000 events × 31 points × 6 series was 2.3 MB)."""
+    names = many_events(8)
+    page = explorer_by_event(product_client, names)
 
     traces = figures_in(page)[0]["data"]
     values = [t for t in traces if t["name"] != "other"]
@@ -84,16 +90,7 @@ def test_a_point_of_one_events_series_links_to_that_event_alone(product_client, 
 
 def test_the_rest_of_an_event_breakdown_links_to_the_same_users(product_client, many_events):
     names = many_events(4)
-    now = timezone.now()
-    params = [("event", name) for name in names] + [
-        ("breakdown", "event"),
-        ("top", "3"),
-        ("interval", "day"),
-        ("range", "custom"),
-        ("start", (now - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")),
-        ("end", now.strftime("%Y-%m-%dT%H:%M")),
-    ]
-    page = product_client.get("/dashboards/?" + urlencode(params)).content.decode()
+    page = explorer_by_event(product_client, names)
     (rest,) = [t for t in figures_in(page)[0]["data"] if t["name"] == "other"]
     link = next(link for link, y in zip(rest["customdata"], rest["y"], strict=True) if y)
 
