@@ -109,7 +109,13 @@ class JsonFormatter(logging.Formatter):
             payload["stack_info"] = self.formatStack(record.stack_info)
         for key, value in _extras(record).items():
             payload.setdefault(key, value)
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        return json.dumps(payload, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
+
+
+# Characters outside ASCII's controls (which JSON escapes) that str.splitlines() and some log tools also end a
+# line at: escaped, so a value holding one cannot split a record and forge the next line. JSON allows the
+# escape anywhere a string is, and only strings can hold them.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"})
 
 
 def _ignored(name: str) -> bool:

@@ -26,7 +26,7 @@ from apps.common.params import query_bool, query_int, query_time
 from apps.ingest.conform import TYPES
 
 from . import selectors
-from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW
+from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW, TRAIL_LIMIT
 
 MAX_PER_PAGE = 200
 # Shown in the API docs (and used by the schema fuzz, which seeds a request with these IDs).
@@ -71,6 +71,10 @@ TraceSchema = inline_serializer(
     fields={
         "correlation_id": serializers.CharField(),
         "events": serializers.ListField(child=TraceEventSchema, min_length=1),
+        "cut": serializers.BooleanField(
+            help_text=f"true when the trail holds {TRAIL_LIMIT:,} events, the most one answer lists: the "
+            "request may have more, after the last one listed"
+        ),
     },
 )
 RequestSummarySchema = inline_serializer(
@@ -144,7 +148,13 @@ class TraceAPI(_SupportAPI):
                 f"No events have the correlation ID {correlation_id!r}. Check it was copied whole; events "
                 "older than the retention period are deleted."
             )
-        response = Response({"correlation_id": correlation_id, "events": [ev.as_json() for ev in events]})
+        response = Response(
+            {
+                "correlation_id": correlation_id,
+                "events": [ev.as_json() for ev in events],
+                "cut": selectors.trail_is_cut(events),
+            }
+        )
         if download:
             response["Content-Disposition"] = attachment_disposition(f"trace-{correlation_id[:100]}.json")
         return response

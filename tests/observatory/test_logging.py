@@ -176,3 +176,15 @@ def test_tracker_handler_ignores_library_and_http_loggers(make_tracker):
         handler.handle(logging.LogRecord(name, logging.ERROR, __file__, 1, "noise", (), None))
     handler.handle(logging.LogRecord("observatory_fan_club", logging.ERROR, __file__, 1, "kept", (), None))
     assert tracker.stats()["tracked"] == 1
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"])
+def test_json_formatter_keeps_a_record_on_one_line_for_any_line_splitter(separator):
+    # str.splitlines() (and tools like it) also end a line at these: a user ID or message holding one would
+    # split the record in two, the second half forging a line of its own.
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "user %s", (f"u1{separator}forged",), None)
+
+    line = JsonFormatter().format(record)
+
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["message"] == f"user u1{separator}forged"
