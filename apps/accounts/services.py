@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from apps.common.secrets import PERSONAL_TOKEN_KIND, new_secret, secret_hash
+from apps.common.secrets import PERSONAL_TOKEN_KIND, secret_hash, secret_store
 from apps.common.shortcut_cache import cache_invalidate
 
 from .models import AuditEntry, PersonalToken
@@ -224,8 +224,13 @@ def _sent_ahead(sql: str, params: list[str | None]) -> Iterator[None]:
 
 def personal_token_create(*, user, label: str = "") -> tuple[PersonalToken, str]:
     """Create a read-API token for a person; return it and the secret, shown once."""
-    prefix, raw = new_secret(PERSONAL_TOKEN_KIND)
-    return PersonalToken.objects.create(user=user, prefix=prefix, key_hash=secret_hash(raw), label=label), raw
+    return secret_store(
+        PERSONAL_TOKEN_KIND,
+        lambda prefix, raw: PersonalToken.objects.create(
+            user=user, prefix=prefix, key_hash=secret_hash(raw), label=label
+        ),
+        taken=lambda prefix: PersonalToken.objects.filter(prefix=prefix).exists(),
+    )
 
 
 def personal_token_revoke(*, user, prefix: str) -> bool:

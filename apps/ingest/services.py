@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.accounts.actors import Actor, audit
 from apps.accounts.models import AuditEntry
 from apps.common.bulk import bulk_insert_json, json_insert_sql, json_rows
-from apps.common.secrets import SERVICE_KEY_KIND, new_secret, secret_hash
+from apps.common.secrets import SERVICE_KEY_KIND, secret_hash, secret_store
 
 from .conform import SendContext, conform_event
 from .models import (
@@ -61,16 +61,18 @@ def service_key_create(
 
 
 def _new_key(*, service: Service, stage: str, can_forward: bool, label: str) -> tuple[ApiKey, str]:
-    prefix, raw_key = new_secret(SERVICE_KEY_KIND)
-    api_key = ApiKey.objects.create(
-        service=service,
-        stage=stage,
-        prefix=prefix,
-        key_hash=secret_hash(raw_key),
-        can_forward=can_forward,
-        label=label,
+    return secret_store(
+        SERVICE_KEY_KIND,
+        lambda prefix, raw_key: ApiKey.objects.create(
+            service=service,
+            stage=stage,
+            prefix=prefix,
+            key_hash=secret_hash(raw_key),
+            can_forward=can_forward,
+            label=label,
+        ),
+        taken=lambda prefix: ApiKey.objects.filter(prefix=prefix).exists(),
     )
-    return api_key, raw_key
 
 
 class KeyNotUsable(ValueError):
