@@ -479,6 +479,7 @@ LOGGING = {
             "()": "apps.common.logfilters.WarningsOnlyFrom",
             "loggers": ["celery", "kombu", "apps.pipeline", "apps.metrics"],
         },
+        "one_warning_line": {"()": "apps.common.logfilters.AsOneWarningLine"},
         "correlation": {
             "()": "observatory.logging.CorrelationFilter",
             "service": SERVICE_NAME,
@@ -509,5 +510,7 @@ LOGGING = {
         "elastic_transport": {"level": "WARNING"},
         # runserver's access log stays on stdout: shipping it would log the shipping request, and so on.
         "django.server": {"handlers": ["stdout"], "propagate": False},
+        # A Host the portal does not serve: anyone can send one; one line, not an error with a traceback.
+        "django.security.DisallowedHost": {"filters": ["one_warning_line"]},
     },
 }

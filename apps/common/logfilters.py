@@ -19,3 +19,15 @@ class WarningsOnlyFrom(logging.Filter):
         if record.levelno >= logging.WARNING:
             return True
         return not any(record.name == p or record.name.startswith(p + ".") for p in self.prefixes)
+
+
+class AsOneWarningLine(logging.Filter):
+    """Log a logger's records as one warning line, without their traceback: for refusals anyone can cause
+    (a Host header the portal does not serve), which Django logs as errors with a traceback each, and which
+    the portal would ship into its own events as errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Lower the record to WARNING and drop its traceback; keep it."""
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.exc_info = record.exc_text = None
+        return True
