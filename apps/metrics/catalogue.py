@@ -53,6 +53,8 @@ def busiest_event_names(*, start: datetime, limit: int) -> NamesPage:
 def event_names_matching(*, text: str, limit: int) -> NamesPage:
     """Return the first `limit` event names (sorted) that contain `text`, any case; `total` is `limit` + 1
     when there are more (they are not counted)."""
+    if "\x00" in text:  # no stored name holds one, and PostgreSQL refuses to compare with it
+        return NamesPage(names=[], total=0)
     names = list(
         RollupCount.objects.filter(granularity="day", event__icontains=text)
         .values_list("event", flat=True)

@@ -185,6 +185,15 @@ def test_the_event_search_is_for_product_people_only(client, make_person):
     assert client.get("/dashboards/names/events/", {"q": "a"}).status_code == 403
 
 
+def test_a_search_holding_a_nul_finds_nothing_rather_than_failing(product_client):
+    # No stored name holds a NUL (PostgreSQL refuses it in text): the search answers nothing, not a 500.
+    names = product_client.get("/dashboards/names/events/", {"q": "a\x00b"})
+    boards = product_client.get("/dashboards/d/", {"q": "a\x00b"})
+
+    assert names.status_code == 200 and names.json() == {"names": [], "more": False}
+    assert boards.status_code == 200
+
+
 def test_the_property_picker_says_when_it_lists_only_some_names(product_client, aggregate_events):
     properties = {f"p{i:03d}": "text" for i in range(MAX_PROPERTY_NAMES + 1)}
     aggregate_events(
