@@ -30,7 +30,7 @@ from apps.ingest.models import (
     within_client_times,
 )
 from apps.metrics.models import RollupCount, RollupNumeric, RollupUser
-from apps.metrics.services import RollupDeltas, deltas_for, sketches_rebuild
+from apps.metrics.services import RollupDeltas, deltas_for, event_names_prune, sketches_rebuild
 from apps.pipeline.services import index_backlog_forget, indexing_wait
 from apps.traces.search import get_trace_backend
 from apps.wire.otlp_items import USER_KEYS as OTLP_USER_KEYS
@@ -309,6 +309,10 @@ def user_purge(*, user_id: str, actor: Actor) -> PurgeReport:
         else:
             report.unique_user_buckets_corrected = RollupUser.objects.filter(user_id=user_id).delete()[0]
             report.unique_user_buckets_corrected += _drop_absent_users(deltas, remaining, purged=user_id)
+    # A name that only the user's events were counted under is counted nowhere now: the name search no longer
+    # offers it. After the commit: the prune waits for the claims in progress, which may be waiting for the
+    # count rows this purge updated.
+    event_names_prune(names={key[2] for key in deltas.counts})
     # Events of this user accepted while the purge ran are indexed later, and a worker may have read the
     # deleted rows before the purge and still have their bulk out: once those bulks are back, purge again.
     indexing_wait()

@@ -7,25 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import BigIntegerField, Count, Func, Sum
 
 from apps.ingest.models import RawEvent
 
-from .models import RollupCount, RollupNumeric, RollupSketch, RollupUser
-from .selectors import Series, UsersInSketches
+from .models import DaySketch, EventName, RollupCount, RollupNumeric, RollupUser
+from .selectors import Series
 
 PROPERTY_SAMPLE = 1000  # recent raw events whose property names the breakdown picker offers
 MAX_PROPERTY_NAMES = 200
 
 
 def event_names() -> list[str]:
-    """Return every event name the rollups hold, sorted."""
-    return list(
-        RollupCount.objects.filter(granularity="day")
-        .values_list("event", flat=True)
-        .distinct()
-        .order_by("event")
-    )
+    """Return every event name the day rollups count, sorted."""
+    return list(EventName.objects.order_by("name").values_list("name", flat=True))
 
 
 @dataclass(frozen=True)
@@ -55,11 +50,11 @@ def event_names_matching(*, text: str, limit: int) -> NamesPage:
     when there are more (they are not counted)."""
     if "\x00" in text:  # no stored name holds one, and PostgreSQL refuses to compare with it
         return NamesPage(names=[], total=0)
+    # The catalogue of names, not the day rollups: a few thousand short rows, whatever the text.
     names = list(
-        RollupCount.objects.filter(granularity="day", event__icontains=text)
-        .values_list("event", flat=True)
-        .distinct()
-        .order_by("event")[: limit + 1]
+        EventName.objects.filter(name__icontains=text)
+        .order_by("name")
+        .values_list("name", flat=True)[: limit + 1]
     )
     return NamesPage(names=names[:limit], total=len(names))
 
@@ -131,24 +126,32 @@ def _days(start: datetime, end: datetime | None):
     return days if end is None else days.filter(bucket_start__lt=end)
 
 
+class UsersInSketch(Func):
+    """The users of one HyperLogLog sketch (postgresql-hll), rounded to a whole number as a union's are."""
+
+    template = "round(hll_cardinality(%(expressions)s))::bigint"
+    output_field = BigIntegerField()
+
+
 def daily_active_users(*, start: datetime, end: datetime) -> Series:
     """Return the distinct users of any event per day in [start, end) (start at midnight UTC), zeros kept.
 
-    `series_for` draws one line per event when given several, so the all-events total is read here, from
-    the same rollups: the union of the day's sketches on PostgreSQL (an estimate), user rows on SQLite.
+    `series_for` draws one line per event when given several, so the all-events total is read here: on
+    PostgreSQL from each day's sketch of every event (an estimate; the union of the day's sketches, kept
+    by the pipeline), on SQLite from user rows.
     """
     sketches = connection.vendor == "postgresql"
-    model, users_of = (
-        (RollupSketch, UsersInSketches("users"))
-        if sketches
-        else (RollupUser, Count("user_id", distinct=True))
-    )
-    rows = (
-        model.objects.filter(granularity="day", bucket_start__gte=start, bucket_start__lt=end)
-        .values("bucket_start")
-        .annotate(n=users_of)
-        .values_list("bucket_start", "n")
-    )
+    if sketches:
+        rows = DaySketch.objects.filter(bucket_start__gte=start, bucket_start__lt=end).values_list(
+            "bucket_start", UsersInSketch("users")
+        )
+    else:
+        rows = (
+            RollupUser.objects.filter(granularity="day", bucket_start__gte=start, bucket_start__lt=end)
+            .values("bucket_start")
+            .annotate(n=Count("user_id", distinct=True))
+            .values_list("bucket_start", "n")
+        )
     users = dict(rows)
     days = []
     day = start

@@ -5,6 +5,10 @@ A bucket is (bucket start, granularity, event, service, stage). Unique users:
   of any buckets union without counting anyone twice, so a week, a breakdown's rest or a whole range is
   one union; the estimate is exact up to ~1,280 users and within about 1 % beyond;
 - on SQLite (the embedded mode), exact: one row per user and bucket in `RollupUser`.
+
+Two small tables answer what a scan of the rollups would, for the pages that ask often: `EventName` (every
+event name the day counts hold, for the name pickers) and `DaySketch` (a day's users of every event as one
+sketch, for the overview's daily active users; PostgreSQL only).
 """
 
 from django.db import models
@@ -103,3 +107,28 @@ class RollupSketch(_BucketFields):
                 name="rollupsketch_bucket",
             )
         ]
+
+
+class DaySketch(models.Model):
+    """The users of every event of a UTC day as one HyperLogLog sketch (PostgreSQL only): the union of the
+    day's `RollupSketch` rows, kept so that daily active users read one row a day instead of unioning
+    every (event, service, stage) sketch of the day. SQLite counts `RollupUser` rows instead."""
+
+    bucket_start = models.DateTimeField(unique=True)  # midnight UTC
+    users = HllField()
+
+    def __str__(self) -> str:
+        return f"users of {self.bucket_start:%Y-%m-%d}"
+
+
+class EventName(models.Model):
+    """An event name that a day `RollupCount` row with a count above zero holds (one row per name), so
+    that the name pickers search a few thousand names rather than every day row of the rollups.
+
+    The pipeline adds a chunk's names with its rollups; a rollup reset or a purge that leaves a name
+    nothing counted takes it out (`event_names_prune`)."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.name

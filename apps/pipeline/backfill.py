@@ -11,7 +11,8 @@ from django.db.models.functions import TruncDay
 
 from apps.ingest.models import AggregationBacklog, RawEvent
 from apps.ingest.services import backlog_add
-from apps.metrics.models import RollupCount, RollupNumeric, RollupSketch, RollupUser
+from apps.metrics.models import DaySketch, EventName, RollupCount, RollupNumeric, RollupSketch, RollupUser
+from apps.metrics.services import event_names_prune
 
 from .services import index_backlog_add
 
@@ -32,7 +33,7 @@ def raw_retention_start(*, now: datetime) -> datetime:
     return whole_days(cutoff, cutoff)[1]
 
 
-ROLLUP_MODELS = (RollupCount, RollupNumeric, RollupUser, RollupSketch)
+ROLLUP_MODELS = (RollupCount, RollupNumeric, RollupUser, RollupSketch, DaySketch)
 
 
 def rollups_reset(*, start: datetime, end: datetime) -> int:
@@ -65,6 +66,8 @@ def _day_reset(day: datetime) -> int:
         _rollups_lock()
         for model in ROLLUP_MODELS:
             model.objects.filter(bucket_start__gte=day, bucket_start__lt=end).delete()
+        # A name counted on no other day is gone until its events are counted again.
+        event_names_prune()
         # What was counted is counted again; dead letters (never counted) stay given up on.
         return backlog_add(
             AggregationBacklog, RawEvent.objects.aggregated().since(day).filter(timestamp__lt=end)
@@ -78,7 +81,8 @@ def _rollups_lock() -> None:
     embedded mode has one writer.)"""
     if connection.vendor != "postgresql":
         return
-    tables = ", ".join(model._meta.db_table for model in ROLLUP_MODELS)
+    # The names too: a claim that added a name the prune then took out would leave it missing.
+    tables = ", ".join(model._meta.db_table for model in (*ROLLUP_MODELS, EventName))
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
 

@@ -36,3 +36,18 @@ def run_exact_tests_on_sqlite(tmp_path: Path) -> subprocess.CompletedProcess:
         *MODULES,
     ]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_on_sqlite(tmp_path: Path, keyword: str, *modules: str) -> subprocess.CompletedProcess:
+    """Run the tests of `modules` whose names match `keyword` again on SQLite, in a child pytest."""
+    env = portal_env(DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}")
+    for name in (
+        "CELERY_BROKER_URL",
+        "ELASTICSEARCH_URL",
+        "CACHE_URL",
+        "OBSERVATORY_URL",
+        "SKYWATCH_REQUIRE_SERVICES",
+    ):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", keyword, *modules]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
