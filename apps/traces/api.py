@@ -1,7 +1,11 @@
 """GET /api/v1/traces/<correlation_id> and /api/v1/users/<user_id>/requests."""
 
+import logging
+from collections.abc import Iterator
 from urllib.parse import quote
 
+from django.db import DatabaseError
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -12,6 +16,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,14 +26,20 @@ from apps.accounts.models import AuditEntry
 from apps.accounts.permissions import HasRole
 from apps.accounts.roles import SUPPORT
 from apps.accounts.services import audit_while
+from apps.common.errors import BackendUnavailable
 from apps.common.openapi import READ_RESPONSES, ErrorSchema
 from apps.common.params import query_bool, query_int, query_time
 from apps.ingest.conform import TYPES
 
 from . import selectors
-from .search.base import LEVEL_RANK, MAX_RESULT_WINDOW, TRAIL_LIMIT
+from .search.base import CURSOR_PATTERN, LEVEL_RANK, MAX_RESULT_WINDOW, TRAIL_LIMIT, TrailCursor, TrailPage
+
+logger = logging.getLogger(__name__)
 
 MAX_PER_PAGE = 200
+# A download holds at most this many pages of TRAIL_LIMIT events (100,000): the whole of any trail a
+# person reads, streamed a page at a time; a longer one ends with `next`, as an answer does.
+DOWNLOAD_PAGES = 20
 # Shown in the API docs (and used by the schema fuzz, which seeds a request with these IDs).
 EXAMPLE_CORRELATION_ID = "8d0f6f8e-5d0b-4e37-9a52-2b3c1e0f9a77"
 EXAMPLE_USER_ID = "1234"
@@ -72,8 +83,14 @@ TraceSchema = inline_serializer(
         "correlation_id": serializers.CharField(),
         "events": serializers.ListField(child=TraceEventSchema, min_length=1),
         "cut": serializers.BooleanField(
-            help_text=f"true when the trail holds {TRAIL_LIMIT:,} events, the most one answer lists: the "
-            "request may have more, after the last one listed"
+            help_text="true when the request has more events than this answer lists (at most "
+            f"{TRAIL_LIMIT:,}; a download up to {DOWNLOAD_PAGES * TRAIL_LIMIT:,}): they come after the last "
+            "one listed"
+        ),
+        "next": serializers.CharField(
+            allow_null=True,
+            help_text="When cut: the cursor of the events that follow; pass it as `after` to read them. null "
+            "otherwise. Opaque: use it as given.",
         ),
     },
 )
@@ -121,17 +138,33 @@ class TraceAPI(_SupportAPI):
                 OpenApiParameter.PATH,
                 examples=[OpenApiExample("A request", value=EXAMPLE_CORRELATION_ID)],
             ),
-            OpenApiParameter("download", bool, description="answer as a file download"),
+            OpenApiParameter(
+                "after",
+                {"type": "string", "pattern": CURSOR_PATTERN},
+                description=f"the `next` of an earlier answer: the {TRAIL_LIMIT:,} events after that one's "
+                "last, in the same order (pages neither skip nor repeat an event); a text that is not a "
+                "cursor is a 400",
+            ),
+            OpenApiParameter(
+                "download",
+                bool,
+                description="answer as a file download: the whole trail (from `after` when given) up to "
+                f"{DOWNLOAD_PAGES * TRAIL_LIMIT:,} events, streamed; past that, `cut` and `next` as in an "
+                "answer",
+            ),
         ],
         responses={
             200: TraceSchema,
             **READ_RESPONSES,
-            404: OpenApiResponse(ErrorSchema, description="No events have this correlation ID."),
+            404: OpenApiResponse(
+                ErrorSchema, description="No events have this correlation ID (or none come after `after`)."
+            ),
         },
         tags=["traces"],
     )
-    def get(self, request: Request, correlation_id: str) -> Response:
+    def get(self, request: Request, correlation_id: str) -> Response | StreamingHttpResponse:
         download = query_bool(request.query_params, "download")
+        after = _query_cursor(request.query_params, "after")
         # Every read is audited: the entry is committed before any event is answered (a failed write fails
         # the request); PostgreSQL writes it while Elasticsearch searches.
         with audit_while(
@@ -141,23 +174,74 @@ class TraceAPI(_SupportAPI):
             via="api",
             block_uses_database=selectors.search_uses_database(),
         ):
-            events = selectors.trail_get(correlation_id=correlation_id)
-        if not events:
+            page = selectors.trail_page(correlation_id=correlation_id, after=after)
+        if not page.events:
+            if after is not None:
+                raise exceptions.NotFound(
+                    f"No events of the correlation ID {correlation_id!r} come after this cursor."
+                )
             selectors.trail_missing_check(correlation_id=correlation_id)
             raise exceptions.NotFound(
                 f"No events have the correlation ID {correlation_id!r}. Check it was copied whole; events "
                 "older than the retention period are deleted."
             )
-        response = Response(
-            {
-                "correlation_id": correlation_id,
-                "events": [ev.as_json() for ev in events],
-                "cut": selectors.trail_is_cut(events),
-            }
-        )
+        if download and page.cut:
+            # The rest of the trail is read page by page while the file is sent, never held whole.
+            response = StreamingHttpResponse(
+                _download_chunks(correlation_id, page), content_type="application/json"
+            )
+        else:
+            response = Response(_trace_answer(correlation_id, page))
         if download:
             response["Content-Disposition"] = attachment_disposition(f"trace-{correlation_id[:100]}.json")
         return response
+
+
+def _query_cursor(params, name: str) -> TrailCursor | None:
+    """Return the trail cursor a query parameter holds; None when it is absent; a 400 naming it when it
+    holds anything else."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return TrailCursor.decode(raw)
+    except ValueError as exc:
+        raise exceptions.ValidationError({name: str(exc)}) from exc
+
+
+def _trace_answer(correlation_id: str, page: TrailPage) -> dict:
+    return {
+        "correlation_id": correlation_id,
+        "events": [ev.as_json() for ev in page.events],
+        "cut": page.cut,
+        "next": page.next.encode() if page.next else None,
+    }
+
+
+def _download_chunks(correlation_id: str, page: TrailPage) -> Iterator[bytes]:
+    """Yield a trail's download as an answer's JSON, page after page up to DOWNLOAD_PAGES. A page the
+    backend fails to read ends the file short (not valid JSON), never as if the trail ended there."""
+    render = JSONRenderer().render  # the encoding of every other answer
+    head = render({"correlation_id": correlation_id, "events": []})
+    yield head[: head.rindex(b"[") + 1]
+    pages = 1
+    while True:
+        yield render([ev.as_json() for ev in page.events])[1:-1]
+        if page.next is None or pages >= DOWNLOAD_PAGES:
+            break
+        try:
+            following = selectors.trail_page(correlation_id=correlation_id, after=page.next)
+        except (BackendUnavailable, DatabaseError):  # the 200 is sent: the log is where this failure shows
+            logger.exception("trail download of %r failed after %d pages", correlation_id, pages)
+            raise
+        if not following.events:  # purged meanwhile: the trail ends where the last page did
+            page = following
+            break
+        yield b","
+        page, pages = following, pages + 1
+    # (The renderer makes nothing of None.)
+    cursor = render(page.next.encode()) if page.next else b"null"
+    yield b'],"cut":%b,"next":%b}' % (render(page.cut), cursor)
 
 
 def attachment_disposition(filename: str) -> str:

@@ -1,5 +1,6 @@
 """Reads for the trace viewer, on whichever search backend is configured."""
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,8 +13,10 @@ from apps.ingest.conform import user_id_spellings
 from apps.ingest.models import AWAITING_INDEX, RawEvent
 
 from .search import base, get_trace_backend
-from .search.base import RequestPage, TraceEvent, TraceQuery, UserRequests
+from .search.base import RequestPage, TraceEvent, TraceQuery, TrailCursor, TrailPage, UserRequests
 
+# The most events a surrounding window shows, nearest the moment: half before it, half from it on (a side
+# with fewer leaves its share to the other).
 SURROUNDING_LIMIT = 500
 
 
@@ -23,9 +26,15 @@ def search_uses_database() -> bool:
 
 
 def trail_get(*, correlation_id: str) -> list[TraceEvent]:
-    """Return one request's events in time order: the first TRAIL_LIMIT of them (trail_is_cut says when
-    there are more)."""
-    return get_trace_backend().trail(correlation_id, limit=base.TRAIL_LIMIT)
+    """Return one request's events in time order: the first TRAIL_LIMIT of them (trail_page says whether
+    there are more, and where they start)."""
+    return trail_page(correlation_id=correlation_id).events
+
+
+def trail_page(*, correlation_id: str, after: TrailCursor | None = None) -> TrailPage:
+    """Return one page of a request's events in time order: TRAIL_LIMIT of them at most, from its start or
+    after a cursor, with the cursor of the next page when more follow."""
+    return get_trace_backend().trail_page(correlation_id, limit=base.TRAIL_LIMIT, after=after)
 
 
 def trail_missing_check(*, correlation_id: str) -> None:
@@ -90,11 +99,6 @@ def _days_text(days: list[date]) -> str:
     return shown + (f" and {len(days) - 3} more days" if len(days) > 3 else "")
 
 
-def trail_is_cut(events: list[TraceEvent]) -> bool:
-    """Return whether a trail read by trail_get may hold more events than it returned."""
-    return len(events) >= base.TRAIL_LIMIT
-
-
 def requests_search(*, query: TraceQuery, page: int = 1, per_page: int = 50) -> RequestPage:
     """Return the requests matching a search, newest first."""
     return get_trace_backend().search_requests(query, page=page, per_page=per_page)
@@ -122,12 +126,47 @@ def requests_of_users(
     return get_trace_backend().requests_of_users(user_ids, start=start, end=end, per_user=per_user)
 
 
-def surrounding_events(*, service: str, at: datetime, seconds: int) -> list[TraceEvent]:
-    """Return a service's events within ± seconds of a moment, whatever their correlation ID."""
-    window = timedelta(seconds=seconds)
-    return get_trace_backend().surrounding(
-        service=service, start=at - window, end=at + window, limit=SURROUNDING_LIMIT
+@dataclass(frozen=True)
+class SurroundingWindow:
+    """A service's events in a window, in time order, and whether the window holds more of them before or
+    after those shown."""
+
+    events: list[TraceEvent]
+    cut_before: bool
+    cut_after: bool
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def surrounding_events(*, service: str, at: datetime, seconds: int) -> SurroundingWindow:
+    """Return a service's events within ± seconds of a moment, whatever their correlation ID: the
+    SURROUNDING_LIMIT nearest the moment, up to half of them before it (more when fewer follow it)."""
+    window, limit = timedelta(seconds=seconds), SURROUNDING_LIMIT
+    backend = get_trace_backend()
+    # Each side read nearest first, one more than a page holds (to tell whether it is cut). Times are
+    # microseconds on both backends: "before" ends one microsecond before the moment, which is "after"'s.
+    before = backend.surrounding(
+        service=service, start=at - window, end=at - _MICROSECOND, limit=limit + 1, newest_first=True
     )
+    after = backend.surrounding(service=service, start=at, end=at + window, limit=limit + 1)
+    after_shown = min(len(after), max(limit - limit // 2, limit - len(before)))
+    before_shown = min(len(before), limit - after_shown)
+    return SurroundingWindow(
+        events=before[:before_shown][::-1] + after[:after_shown],
+        cut_before=len(before) > before_shown,
+        cut_after=len(after) > after_shown,
+    )
+
+
+def events_from(*, service: str, start: datetime, seconds: int) -> SurroundingWindow:
+    """Return a service's first SURROUNDING_LIMIT events from a moment on, for `seconds`, whatever their
+    correlation ID."""
+    limit = SURROUNDING_LIMIT
+    after = get_trace_backend().surrounding(
+        service=service, start=start, end=start + timedelta(seconds=seconds), limit=limit + 1
+    )
+    return SurroundingWindow(events=after[:limit], cut_before=False, cut_after=len(after) > limit)
 
 
 def correlation_exists(*, correlation_id: str) -> bool:

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 from django.views.decorators.http import require_safe
 
 from apps.accounts.models import AuditEntry
@@ -20,10 +21,11 @@ from apps.common.errors import BackendUnavailable
 from apps.common.exceptions import SEARCH_RETRY_AFTER_SECONDS
 from apps.common.timebounds import OUT_OF_RANGE, within_query_bounds
 
-from . import selectors
+from . import api, selectors
+from .converters import QUERY_MARKER, id_from, id_url, legacy_id
 from .forms import DEFAULT_RANGE, MAX_PAGE, PER_PAGE, QUICK_RANGES, PasteBoxForm, TraceSearchForm
 from .paste import LookedUpAs, paste_recognise
-from .search.base import LEVEL_RANK, RequestPage
+from .search.base import LEVEL_RANK, RequestPage, TrailCursor
 from .timeline import timeline_for
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class TrailPart:
     first: int
     last: int
     total: int
+    # The query string every part's link starts with ("" or ending in "&"): the ID when it travels in the
+    # query, the cursor of a continuation.
+    query: str = ""
 
 
 def search_unavailable_is_503(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -134,8 +139,8 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
         # The page opened audits the view itself (a trail or a user's requests), as when opened by a link.
         messages.info(request, f"Looked up as {recognition.found.label}: {recognition.value}")
         if recognition.found == LookedUpAs.USER_ID:
-            return redirect("user-detail", user_id=recognition.value)
-        return redirect("trace-detail", correlation_id=recognition.value)
+            return redirect(id_url("user-detail", recognition.value))
+        return redirect(id_url("trace-detail", recognition.value))
 
     query_string = _without_page(request)
     audit_record(request=request, action=AuditEntry.REQUESTS_SEARCHED, target=query_string, via="search")
@@ -146,7 +151,7 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
     if result.total == 1 and result.requests and result.requests[0].correlation_id:
         # Exactly one request holds the text: open its trail, as the box does for an ID.
         messages.info(request, f"Looked up as text: {recognition.value} (one request matched)")
-        return redirect("trace-detail", correlation_id=result.requests[0].correlation_id)
+        return redirect(id_url("trace-detail", result.requests[0].correlation_id))
     context = {
         "form": form,
         "result": result,
@@ -164,12 +169,25 @@ def _paste_box(request: HttpRequest) -> HttpResponse:
 @search_unavailable_is_503
 def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     """Show one request: a lane per service, its errors, then its events in time order (EVENTS_PER_PART rows
-    a page: `part` says which)."""
+    a page: `part` says which). A trail longer than TRAIL_LIMIT events goes on at `after` (a cursor)."""
+    segment, correlation_id = correlation_id, id_from(correlation_id, request.GET, "correlation_id")
+    after = None
+    if "after" in request.GET:
+        try:
+            after = TrailCursor.decode(request.GET["after"])
+        except ValueError as exc:
+            return render(request, "traces/bad_link.html", {"error": f"after: {exc}"}, status=400)
     audit_record(request=request, action=AuditEntry.TRAIL_VIEWED, target=correlation_id, via="page")
-    events = selectors.trail_get(correlation_id=correlation_id)
+    page = selectors.trail_page(correlation_id=correlation_id, after=after)
+    events = page.events
     if not events:
-        selectors.trail_missing_check(correlation_id=correlation_id)
-        raise Http404(f"No events have the correlation ID {correlation_id!r}.")
+        older = _legacy_target(segment, exists=lambda cid: selectors.correlation_exists(correlation_id=cid))
+        if older is not None:
+            return redirect(id_url("trace-detail", older, **request.GET.dict()))
+        if after is None:
+            selectors.trail_missing_check(correlation_id=correlation_id)
+            raise Http404(f"No events have the correlation ID {correlation_id!r}.")
+        raise Http404(f"No events of the correlation ID {correlation_id!r} come after this cursor.")
     try:
         number = int(request.GET.get("part", "1"))
     except ValueError:
@@ -179,20 +197,29 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
         raise Http404(f"This request's events make {count} part{'s' if count > 1 else ''}.")
     offset = (number - 1) * EVENTS_PER_PART
     rows = [(index, events[index]) for index in range(offset, min(offset + EVENTS_PER_PART, len(events)))]
-    part = TrailPart(number, count, EVENTS_PER_PART, offset + 1, offset + len(rows), len(events))
+    kept = _id_query(segment, "correlation_id", correlation_id) + (
+        [("after", request.GET["after"])] if after else []
+    )
+    part = TrailPart(
+        number, count, EVENTS_PER_PART, offset + 1, offset + len(rows), len(events), _query_prefix(kept)
+    )
     user_ids = sorted({ev.user_id for ev in events if ev.user_id})
     errors = [
         (index, ev) for index, ev in enumerate(events) if LEVEL_RANK.get(ev.level, 0) >= LEVEL_RANK["error"]
     ]
-    cut = selectors.trail_is_cut(events)
     context = {
         "correlation_id": correlation_id,
         "events": events,
         "timeline": timeline_for(events),
         "user_ids": user_ids,
-        "cut": cut,
-        # Where the events shown stop: the rest of the trail comes after this moment.
-        "cut_at": events[-1].timestamp if cut else None,
+        "cut": page.cut,
+        # Where the events shown stop, and the link to those after them.
+        "cut_at": events[-1].timestamp if page.cut else None,
+        "next_url": id_url("trace-detail", correlation_id, after=page.next.encode()) if page.next else None,
+        "continued": after is not None,
+        "start_url": id_url("trace-detail", correlation_id),
+        "download_url": id_url("api-trace", correlation_id, download=1),
+        "download_limit": api.DOWNLOAD_PAGES * selectors.base.TRAIL_LIMIT,
         "errors": errors,
         "errors_shown": errors[:ERRORS_LISTED],
         "rows": rows,
@@ -207,7 +234,12 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
 @require_safe  # reads (audited): another method is a 405, not the page
 @search_unavailable_is_503
 def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse:
-    """Show a service's log lines around one moment of a trail, whatever their correlation ID."""
+    """Show a service's log lines around one moment of a trail, whatever their correlation ID: those nearest
+    the moment on both sides of it, or (`from_moment`) those from the moment on."""
+    segment, correlation_id = correlation_id, id_from(correlation_id, request.GET, "correlation_id")
+    older = _legacy_target(segment, exists=lambda cid: selectors.correlation_exists(correlation_id=cid))
+    if older is not None:
+        return redirect(id_url("trace-surrounding", older, **request.GET.dict()))
     service = request.GET.get("service", "")
     try:
         at = parse_datetime(request.GET.get("at", "").replace(" ", "+"))
@@ -219,7 +251,7 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
         seconds = SURROUNDING_CHOICES[1]
     seconds = min(max(seconds, 1), 3600)
     # From the moment on (2 × seconds after it) instead of around it: where a window holds more events than
-    # a page, the events at and after the moment, and the way to go on from the last one shown.
+    # a page, the way to go on from the last one shown.
     from_moment = request.GET.get("from_moment") == "1"
     if not service or at is None or at.tzinfo is None:
         return render(
@@ -237,21 +269,28 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
         via="page",
         target=f"surrounding {service} {window} {at.isoformat()}",
     )
-    middle = at + timedelta(seconds=seconds) if from_moment else at
-    if from_moment and not within_query_bounds(middle + timedelta(seconds=seconds)):
-        return render(request, "traces/surrounding.html", {"error": f"“at” {OUT_OF_RANGE}."}, status=400)
-    events = selectors.surrounding_events(service=service, at=middle, seconds=seconds)
-    cut = len(events) >= selectors.SURROUNDING_LIMIT
+    if from_moment:
+        if not within_query_bounds(at + timedelta(seconds=2 * seconds)):
+            return render(request, "traces/surrounding.html", {"error": f"“at” {OUT_OF_RANGE}."}, status=400)
+        shown = selectors.events_from(service=service, start=at, seconds=2 * seconds)
+    else:
+        shown = selectors.surrounding_events(service=service, at=at, seconds=seconds)
+    events = shown.events
     context = {
         "correlation_id": correlation_id,
+        "trail_url": id_url("trace-detail", correlation_id),
+        # The ID, when it travels in the query string, leads every link of the page that changes the rest.
+        "id_query": _query_prefix(_id_query(segment, "correlation_id", correlation_id)),
         "service": service,
         "at": at,
         "seconds": seconds,
         "from_moment": from_moment,
         "window_seconds": 2 * seconds,
         "events": events,
-        "cut": cut,
-        "cut_at": events[-1].timestamp if cut else None,
+        "cut_before": shown.cut_before,
+        "cut_after": shown.cut_after,
+        "first_at": events[0].timestamp if events else None,
+        "last_at": events[-1].timestamp if events else None,
         "choices": SURROUNDING_CHOICES,
     }
     return render(request, "traces/surrounding.html", context)
@@ -262,6 +301,10 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
 @search_unavailable_is_503
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     """Show one user's requests, newest first."""
+    segment, user_id = user_id, id_from(user_id, request.GET, "user_id")
+    older = _legacy_target(segment, exists=lambda uid: selectors.user_exists(user_id=uid))
+    if older is not None:
+        return redirect(id_url("user-detail", older, **request.GET.dict()))
     audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="page")
     data = request.GET.copy()
     data.setdefault("range", USER_DEFAULT_RANGE)
@@ -278,6 +321,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         "traces/user.html",
         {
             "user_id": user_id,
+            "id_in_query": segment == QUERY_MARKER and "user_id" in request.GET,
             "form": form,
             "result": result,
             "query_string": _without_page(request),
@@ -305,6 +349,27 @@ def _older_requests_query(
     params["start"] = _form_time(start) if start else ""
     params["end"] = _form_time(result.requests[-1].last + timedelta(milliseconds=1))
     return params.urlencode()
+
+
+def _legacy_target(segment: str, *, exists: Callable[[str], bool]) -> str | None:
+    """Return the ID an old twice-encoded link in the path meant, when the ID as decoded once has no events
+    and that one has (None otherwise: most IDs cost no look-up at all)."""
+    older = legacy_id(segment)
+    if older is None or segment == QUERY_MARKER:
+        return None
+    if exists(segment) or not exists(older):
+        return None
+    return older
+
+
+def _id_query(segment: str, name: str, value: str) -> list[tuple[str, str]]:
+    """Return the query parameter that names the ID, when the URL carries it there (QUERY_MARKER)."""
+    return [(name, value)] if segment == QUERY_MARKER else []
+
+
+def _query_prefix(pairs: list[tuple[str, str]]) -> str:
+    """Return query parameters as the start of a query string, ready for more ("" or ending in "&")."""
+    return urlencode(pairs) + "&" if pairs else ""
 
 
 def _form_time(moment: datetime) -> str:

@@ -86,13 +86,15 @@ def test_a_cut_trail_says_where_it_stops_and_how_to_see_the_rest(support_client,
 
     cut = html[html.index('id="trail-cut"') : html.index("</p>", html.index('id="trail-cut"'))]
     assert "2026-11-25 10:00:02" in cut  # where the shown events stop
-    assert "The download holds the same 3 events" in cut
-    # The rest: each service's events after that moment, on the surrounding page starting there.
-    links = re.findall(r'href="([^"]+)"', cut)
-    assert any("/traces/req-long/surrounding/" in link and "from_moment=1" in link for link in links)
+    assert "The download holds the whole request" in cut
+    # The rest: the next page of the trail, after the last event shown (tests/traces/test_trail_cursor.py
+    # walks it; the surrounding page it linked to before repeated a moment shared by more than a page).
+    [link] = re.findall(r'href="([^"]+)"', cut)
+    rest = support_client.get(link.replace("&amp;", "&")).content.decode()
+    assert "step_3" in rest and "step_4" in rest and "step_2" not in rest
 
 
-def test_a_surrounding_window_with_more_lines_than_shown_says_so_and_opens_at_the_moment(
+def test_a_surrounding_window_with_more_lines_than_shown_shows_those_nearest_the_moment(
     support_client, store_events, monkeypatch
 ):
     monkeypatch.setattr("apps.traces.selectors.SURROUNDING_LIMIT", 5)  # as if 10,000 lines in one second
@@ -108,18 +110,21 @@ def test_a_surrounding_window_with_more_lines_than_shown_says_so_and_opens_at_th
 
     around = support_client.get("/traces/r-15/surrounding/", params).content.decode()
 
-    assert 'id="window-cut"' in around and "Only the first 5 events" in around
-    assert "line 15" not in around  # the moment itself is past what the page holds…
+    # Before, the window's first five lines (0-4) were shown and the moment was past them.
+    assert re.findall(r"line (\d+)", around) == ["13", "14", "15", "16", "17"]
+    assert 'id="window-cut-before"' in around and 'id="window-cut-after"' in around
     link = (
-        re.search(r'id="window-cut".*?<a href="\?([^"]+)"', around, flags=re.S).group(1).replace("&amp;", "&")
+        re.search(r'id="window-cut-after".*?<a href="\?([^"]+)"', around, flags=re.S)
+        .group(1)
+        .replace("&amp;", "&")
     )
     assert parse_qs(link)["from_moment"] == ["1"]
 
     from_moment = support_client.get("/traces/r-15/surrounding/", parse_qs(link)).content.decode()
 
-    # …and the link opens the window at the moment: its line first.
+    # …and "go on" opens the window at the last line shown: it first, then what follows.
     lines = re.findall(r"line (\d+)", from_moment)
-    assert lines[0] == "15" and len(lines) == 5
+    assert lines == ["17", "18", "19"]
 
 
 @pytest.mark.usefixtures("database_traces")

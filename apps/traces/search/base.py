@@ -1,9 +1,10 @@
 """The trace search interface shared by the database and Elasticsearch backends."""
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from apps.ingest.conform import LEVELS
@@ -99,6 +100,55 @@ class TraceEvent:
         }
 
 
+# A trail cursor as text: microseconds since 1970 of the event's time and of its received time, then its
+# place in the store (the raw row's id), dot-separated. Every text this pattern matches is a cursor the
+# backends can read (16 digits of microseconds reach the year 2286), so the API's schema can state it.
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[0-9]{1,16}\.[0-9]{1,19}$"
+_CURSOR = re.compile(CURSOR_PATTERN.strip("^$"))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# The largest row id either store holds (a signed 64-bit integer); a cursor's larger one means the same.
+MAX_SEQ = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class TrailCursor:
+    """Where a page of a trail stopped: its last event's sort key (time, received time, store sequence),
+    which both backends order trails by; the next page is the events after it."""
+
+    timestamp: datetime
+    received_at: datetime
+    seq: int
+
+    def encode(self) -> str:
+        """Return the cursor as the text the API hands out (opaque to clients)."""
+        return f"{_micros(self.timestamp)}.{_micros(self.received_at)}.{self.seq}"
+
+    @classmethod
+    def decode(cls, text: str) -> "TrailCursor":
+        """Return the cursor a text encodes; raise ValueError when it is not one."""
+        if not _CURSOR.fullmatch(text):
+            raise ValueError(f"{text[:60]!r} is not a trail cursor: pass the `next` of an earlier answer")
+        timestamp, received_at, seq = (int(part) for part in text.split("."))
+        return cls(_EPOCH + timestamp * _MICROSECOND, _EPOCH + received_at * _MICROSECOND, min(seq, MAX_SEQ))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+@dataclass
+class TrailPage:
+    """One page of a trail: its events in time order and, when more follow, where to go on from."""
+
+    events: list[TraceEvent]
+    next: TrailCursor | None
+
+    @property
+    def cut(self) -> bool:
+        return self.next is not None
+
+
 @dataclass
 class RequestSummary:
     """One request (all events sharing a correlation ID): where it went, when, and how badly it went."""
@@ -183,9 +233,15 @@ class TraceBackend(ABC):
     def index_events(self, events: Sequence[Any]) -> IndexOutcome:
         """Make raw events searchable; idempotent (indexing an event twice leaves one document)."""
 
-    @abstractmethod
     def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
         """Return the events of one correlation ID in time order (at most `limit`)."""
+        return self.trail_page(correlation_id, limit=limit).events
+
+    @abstractmethod
+    def trail_page(self, correlation_id: str, *, limit: int, after: TrailCursor | None = None) -> TrailPage:
+        """Return at most `limit` events of one correlation ID in time order, those after `after` when
+        given, and the cursor of the last one when more follow. Ties on time go by received time, then by
+        the raw row's id, on both backends: pages neither skip nor repeat an event."""
 
     @abstractmethod
     def correlation_exists(self, correlation_id: str) -> bool:
@@ -233,8 +289,11 @@ class TraceBackend(ABC):
         """Summarise whole requests: every event of each ID, not only those a search matched."""
 
     @abstractmethod
-    def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
-        """Return a service's events in [start, end] in time order, whatever their correlation ID."""
+    def surrounding(
+        self, *, service: str, start: datetime, end: datetime, limit: int, newest_first: bool = False
+    ) -> list[TraceEvent]:
+        """Return a service's events in [start, end] in time order, whatever their correlation ID: the
+        earliest `limit` of them, or with `newest_first` the latest `limit`, latest first."""
 
     def missing_days(self, days: Sequence[date]) -> list[date]:
         """Return which of these days' stored periods (daily indices) are gone; none where the database is

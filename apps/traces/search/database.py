@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, QuerySet, Window
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from apps.common.errors import BackendUnavailable
@@ -15,7 +15,6 @@ from apps.ingest.conform import user_id_spellings
 from apps.ingest.models import RawEvent
 
 from .base import (
-    TRAIL_LIMIT,
     BackendHealth,
     IndexOutcome,
     RequestPage,
@@ -23,6 +22,8 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
+    TrailCursor,
+    TrailPage,
     unmatchable,
     worst_level,
 )
@@ -48,7 +49,8 @@ _EVENT_FIELDS = (
 
 
 def _trace_event(row: dict[str, Any]) -> TraceEvent:
-    return TraceEvent(**{**row, "event_id": str(row["event_id"])})
+    fields = {name: row[name] for name in _EVENT_FIELDS}
+    return TraceEvent(**{**fields, "event_id": str(row["event_id"])})
 
 
 class DatabaseTraceBackend(TraceBackend):
@@ -65,15 +67,27 @@ class DatabaseTraceBackend(TraceBackend):
         # The raw event rows are the index here: committed means searchable.
         return IndexOutcome(indexed=[ev.pk for ev in events])
 
-    def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
+    def trail_page(self, correlation_id: str, *, limit: int, after: TrailCursor | None = None) -> TrailPage:
         if unmatchable(correlation_id):
-            return []
-        rows = (
-            RawEvent.objects.filter(correlation_id=correlation_id)
-            .order_by("timestamp", "received_at", "pk")
-            .values(*_EVENT_FIELDS)[:limit]
+            return TrailPage([], next=None)
+        events = RawEvent.objects.filter(correlation_id=correlation_id)
+        if after is not None:
+            # Keyset: (timestamp, received_at, id) > the cursor's, spelled out so either database plans it.
+            events = events.filter(timestamp__gte=after.timestamp).filter(
+                Q(timestamp__gt=after.timestamp)
+                | Q(timestamp=after.timestamp, received_at__gt=after.received_at)
+                | Q(timestamp=after.timestamp, received_at=after.received_at, pk__gt=after.seq)
+            )
+        # One row more than the page says whether more follow.
+        rows = list(
+            events.order_by("timestamp", "received_at", "pk").values(*_EVENT_FIELDS, "pk")[: limit + 1]
         )
-        return [_trace_event(row) for row in rows]
+        shown = rows[:limit]
+        cursor = None
+        if len(rows) > limit and shown:
+            last = shown[-1]
+            cursor = TrailCursor(last["timestamp"], last["received_at"], last["pk"])
+        return TrailPage([_trace_event(row) for row in shown], next=cursor)
 
     def correlation_exists(self, correlation_id: str) -> bool:
         if not correlation_id or unmatchable(correlation_id):
@@ -125,13 +139,16 @@ class DatabaseTraceBackend(TraceBackend):
     def summarise_requests(self, correlation_ids: list[str]) -> list[RequestSummary]:
         return _summaries(correlation_ids)
 
-    def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+    def surrounding(
+        self, *, service: str, start: datetime, end: datetime, limit: int, newest_first: bool = False
+    ) -> list[TraceEvent]:
         if unmatchable(service):
             return []
+        order = ("-timestamp", "-received_at", "-pk") if newest_first else ("timestamp", "received_at", "pk")
         rows = (
             RawEvent.objects.since(start)
             .filter(service=service, timestamp__lte=end)
-            .order_by("timestamp", "received_at", "pk")
+            .order_by(*order)
             .values(*_EVENT_FIELDS)[:limit]
         )
         return [_trace_event(row) for row in rows]

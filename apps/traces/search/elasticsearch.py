@@ -39,7 +39,7 @@ from apps.common.redact import redact_text
 from apps.ingest.conform import user_id_spellings
 
 from .base import (
-    TRAIL_LIMIT,
+    MAX_SEQ,
     BackendHealth,
     IndexOutcome,
     RequestPage,
@@ -47,6 +47,8 @@ from .base import (
     TraceBackend,
     TraceEvent,
     TraceQuery,
+    TrailCursor,
+    TrailPage,
     unmatchable,
     worst_level,
 )
@@ -368,27 +370,39 @@ class ElasticsearchTraceBackend(TraceBackend):
             raise _unavailable(exc) from exc
         return outcome
 
-    def trail(self, correlation_id: str, *, limit: int = TRAIL_LIMIT) -> list[TraceEvent]:
-        if unmatchable(correlation_id):
-            return []
-        # The hot read of the trace viewer: one request through the client, only the sources coming back
-        # (filter_path), no DSL objects built around the answer. A shard that cannot be read (a red
-        # cluster) fails the search, here and in every search below: a partial answer is a trail with holes.
+    def trail_page(self, correlation_id: str, *, limit: int, after: TrailCursor | None = None) -> TrailPage:
+        if unmatchable(correlation_id) or (after is not None and after.timestamp >= NANOS_LATEST):
+            return TrailPage([], next=None)
+        # The hot read of the trace viewer: one request through the client, only the sources and sort values
+        # coming back (filter_path), no DSL objects built around the answer. A shard that cannot be read (a
+        # red cluster) fails the search, here and in every search below: a partial answer is a trail with
+        # holes. The page goes on from a cursor with search_after on the same three sort values.
+        extra: dict[str, Any] = {}
+        if after is not None:
+            # A received time past what date_nanos holds (only a made-up cursor has one) sorts as the last.
+            received = min(_nanos(after.received_at), MAX_SEQ)
+            extra["search_after"] = [_nanos(after.timestamp), received, after.seq]
         answer = self._read(
             lambda es: es.search(
                 index=alias_name(),
                 query={"bool": {"filter": [{"term": {"correlation_id": correlation_id}}]}},
-                sort=["timestamp", "received_at", "seq"],
-                size=limit,
+                sort=_TRAIL_SORT,
+                size=limit + 1,  # one more than the page says whether more follow
                 track_total_hits=False,
                 ignore_unavailable=True,
                 allow_no_indices=True,
                 allow_partial_search_results=False,
-                filter_path=["hits.hits._source"],
+                filter_path=["hits.hits._source", "hits.hits.sort"],
+                **extra,
             )
         )
         hits = answer.body.get("hits", {}).get("hits", [])  # no hits: an empty body
-        return [_trace_event_from(hit["_source"]) for hit in hits]
+        shown = hits[:limit]
+        cursor = None
+        if len(hits) > limit and shown:
+            timestamp, received_at, seq = shown[-1]["sort"]
+            cursor = TrailCursor(_from_nanos(timestamp), _from_nanos(received_at), min(seq, MAX_SEQ))
+        return TrailPage([_trace_event_from(hit["_source"]) for hit in shown], next=cursor)
 
     def correlation_exists(self, correlation_id: str) -> bool:
         if not correlation_id or unmatchable(correlation_id):
@@ -435,7 +449,9 @@ class ElasticsearchTraceBackend(TraceBackend):
             for user_id, response in zip(user_ids, responses, strict=True)
         }
 
-    def surrounding(self, *, service: str, start: datetime, end: datetime, limit: int) -> list[TraceEvent]:
+    def surrounding(
+        self, *, service: str, start: datetime, end: datetime, limit: int, newest_first: bool = False
+    ) -> list[TraceEvent]:
         if unmatchable(service):
             return []
         bounds = _nanos_bounds(start, end, upper="lte")
@@ -444,7 +460,9 @@ class ElasticsearchTraceBackend(TraceBackend):
         search = self._search().filter("term", service=service)
         if bounds:
             search = search.filter("range", timestamp=bounds)
-        search = search.sort("timestamp", "received_at", "seq").extra(size=limit, track_total_hits=False)
+        order = "desc" if newest_first else "asc"
+        search = search.sort(*({name: order} for name in ("timestamp", "received_at", "seq")))
+        search = search.extra(size=limit, track_total_hits=False)
         return [_trace_event(hit) for hit in self._execute(search).hits]
 
     def drop_before(self, cutoff: datetime) -> list[str]:
@@ -655,6 +673,20 @@ def _trace_event_from(source: dict[str, Any]) -> TraceEvent:
         parent_span_id=source.get("parent_span_id") or "",
         duration_ms=source.get("duration_ms"),
     )
+
+
+# A trail's order, as the database's (time, received time, row id). Both times sort as nanoseconds whatever
+# an index maps them as, so the sort values (and a cursor's search_after) mean the same in every index.
+_TRAIL_SORT = [
+    {"timestamp": {"order": "asc", "numeric_type": "date_nanos"}},
+    {"received_at": {"order": "asc", "numeric_type": "date_nanos"}},
+    {"seq": {"order": "asc"}},
+]
+
+
+def _nanos(moment: datetime) -> int:
+    """Return a moment as nanoseconds since the epoch (a date_nanos sort value)."""
+    return (moment - NANOS_EARLIEST) // timedelta(microseconds=1) * 1000
 
 
 def _from_nanos(nanos: int) -> datetime:

@@ -6,6 +6,7 @@ from django import template
 
 from apps.accounts.permissions import has_role
 from apps.accounts.roles import SUPPORT
+from apps.traces import converters
 
 register = template.Library()
 
@@ -51,4 +52,10 @@ def message_preview(message: str) -> MessagePreview | None:
 def event_href(index: int, part) -> str:
     """Return the link to a trail event's row: on this page, or on the part of the trail that lists it."""
     number = index // part.size + 1
-    return f"#ev-{index}" if number == part.number else f"?part={number}#ev-{index}"
+    return f"#ev-{index}" if number == part.number else f"?{part.query}part={number}#ev-{index}"
+
+
+@register.simple_tag
+def id_url(name: str, value: str, **params: object) -> str:
+    """Return the link to the page of an ID, the ID encoded exactly once (apps/traces/converters.py)."""
+    return converters.id_url(name, value, **params)
