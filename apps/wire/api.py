@@ -5,6 +5,7 @@ throttling per key, 503 when the database is down); each format answers in the s
 """
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -31,6 +32,7 @@ from observatory import correlation
 from . import otlp, otlp_items, posthog, schema, segment
 from .auth import (
     OtlpBearerAuthentication,
+    PostHogFlagsKeyAuthentication,
     PostHogKeyAuthentication,
     SegmentWriteKeyAuthentication,
     posthog_capture,
@@ -118,6 +120,16 @@ def _describe(errors: Mapping[str, str]) -> str:
 # --- PostHog capture --------------------------------------------------------------------------------------
 
 
+def _refuse_unread_compression(request: Request) -> None:
+    """415 for a posthog-js encoding not read here; called before authentication reads the body, where lz64
+    text would only be reported as bad JSON."""
+    compression = request.query_params.get("compression", "").strip().lower()
+    if compression not in posthog.READABLE_COMPRESSION:
+        raise exceptions.UnsupportedMediaType(
+            compression, detail=f"compression={compression!r} is not supported; send JSON, gzip or base64."
+        )
+
+
 class PostHogCaptureView(_WireView):
     """What posthog SDKs given host=<portal>/posthog post to: 200 {"status": 1, ...} when the request was
     read, refused events listed; 401 for any key problem."""
@@ -126,20 +138,18 @@ class PostHogCaptureView(_WireView):
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         self.refuse_other_methods(request)
-        # Before authentication reads the body: lz64 or base64 text would only be reported as bad JSON.
-        compression = request.query_params.get("compression", "").strip().lower()
-        if compression not in posthog.READABLE_COMPRESSION:
-            raise exceptions.UnsupportedMediaType(
-                compression, detail=f"compression={compression!r} is not supported; send JSON, or gzip."
-            )
+        _refuse_unread_compression(request)
         super().initial(request, *args, **kwargs)
 
     def post(self, request: Request) -> Response:
         capture = posthog_capture(request)
+        sent_at = capture.sent_at
+        if sent_at is None:  # older posthog-js: the request time in the query string
+            sent_at = posthog.query_sent_at(request.query_params.get("_"))
         result = self._store(
             request,
             events=capture.events,
-            sent_at=capture.sent_at,
+            sent_at=sent_at,
             sent_at_name="sent_at",
             to_item=posthog.to_item,
             wire_names=posthog.WIRE_NAMES,
@@ -158,8 +168,10 @@ def _posthog_operation(operation_id: str, summary: str) -> Callable[[type], type
             summary=summary,
             description="The key goes in the body as `api_key` or `token` (or on each event); a single "
             "event or a bare array of events is read too. gzip by Content-Encoding, `?compression=gzip-js` "
-            "or its magic bytes. Answers 200 with `status: 1` once the events are committed; refused "
-            "events are listed in `rejected` (a single event that is refused is a 400).",
+            "or its magic bytes; posthog-js's form bodies (`data=`, base64 with `?compression=base64`). "
+            "Without `sent_at`, the query's `_` (epoch ms) corrects clock skew. Answers 200 with `status: 1` "
+            "once the events are committed; refused events are listed in `rejected` (a single event that is "
+            "refused is a 400).",
             request={"application/json": schema.PostHogBatchSchema},
             responses=schema.posthog_responses(),
             examples=[schema.POSTHOG_BATCH_EXAMPLE],
@@ -193,6 +205,41 @@ class PostHogIV0EView(PostHogCaptureView):
 class PostHogAiBatchView(PostHogCaptureView):
     """/i/v0/ai/batch/: where posthog-node's `captureAi` (and @posthog/ai's wrappers) post `$ai_*` events,
     with the body of /batch/. Refused, posthog-node would drop them."""
+
+
+@extend_schema(exclude=True)  # for SDKs only: there are no flags to describe
+class PostHogFlagsView(_WireView):
+    """/flags/ (and the older /decide/), which posthog SDKs call at start-up and for feature flags: the
+    portal has none, so the answer is PostHog's "no flags" in the shape the SDK asked for; 401 for any key
+    problem, as capture. A 404 here made every SDK log an error per call."""
+
+    authentication_classes = [PostHogFlagsKeyAuthentication]
+    # An SDK may ask on every feature-flag call; counting that against the key's ingestion rate would make
+    # its events the ones refused. The answer is a cached key look-up and a constant.
+    throttle_classes: list = []
+    decide = False
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        self.refuse_other_methods(request)
+        _refuse_unread_compression(request)
+        super().initial(request, *args, **kwargs)
+
+    def post(self, request: Request) -> Response:
+        answer = posthog.flags_answer(
+            version=request.query_params.get("v"),
+            config=request.query_params.get("config"),
+            decide=self.decide,
+            request_id=str(uuid.uuid4()),
+            evaluated_at=int(timezone.now().timestamp() * 1000),
+        )
+        return Response(answer, status=status.HTTP_200_OK)
+
+
+@extend_schema(exclude=True)
+class PostHogDecideView(PostHogFlagsView):
+    """/decide/: what posthog SDKs called before /flags/ existed; older SDK versions in services still do."""
+
+    decide = True
 
 
 # --- Segment HTTP tracking API ----------------------------------------------------------------------------

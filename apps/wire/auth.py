@@ -64,6 +64,18 @@ class PostHogKeyAuthentication(_WireKeyAuthentication):
         return exceptions.AuthenticationFailed(reason)
 
 
+class PostHogFlagsKeyAuthentication(PostHogKeyAuthentication):
+    """The key of a feature-flag request: `token` (posthog-node, posthog-js) or `api_key` (posthog-python)."""
+
+    missing_key = "A service key is required: send it as token (or api_key) in the body."
+
+    def raw_key(self, request: Request) -> str | None:
+        try:
+            return posthog.flags_key(json_body(request, posthog_encodings=True))
+        except posthog.CaptureError as exc:
+            raise exceptions.ParseError(str(exc)) from None
+
+
 class SegmentWriteKeyAuthentication(_WireKeyAuthentication):
     """The write key as the Basic-auth user (password empty), else `writeKey` in the body.
 
@@ -111,7 +123,7 @@ class OtlpBearerAuthentication(_WireKeyAuthentication):
 def posthog_capture(request: Request) -> posthog.Capture:
     """Return the capture request the body holds; 400 when it holds none."""
     try:
-        return posthog.unpack(json_body(request))
+        return posthog.unpack(json_body(request, posthog_encodings=True))
     except posthog.CaptureError as exc:
         raise exceptions.ParseError(str(exc)) from None
 

@@ -8,7 +8,10 @@ Content-Length an empty body and DRF then never calls its parser, while analytic
 sets `wsgi.input_terminated`), that stream is read directly, within the same limits.
 """
 
+import base64
+import binascii
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.conf import settings
 from rest_framework import exceptions, status
@@ -20,6 +23,8 @@ from apps.ingest.conform import read_json_float, read_json_int
 GZIP_MAGIC = b"\x1f\x8b"
 # posthog-js sends beacons as text/plain; no Content-Type at all is read as JSON too.
 JSON_MEDIA_TYPES = ("application/json", "text/plain", "")
+# posthog-js's `compression=base64` (and older SDKs' plain JSON) comes as a form: `data=<the body>`.
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _CACHE = "wire_json_body"
 
 
@@ -29,26 +34,66 @@ class LengthRequired(exceptions.APIException):
     default_code = "length_required"
 
 
-def json_body(request: Request) -> Any:
+def json_body(request: Request, *, posthog_encodings: bool = False) -> Any:
     """Return the request's JSON body, read and decoded on the first call (later calls return it again).
 
     413 past WIRE_MAX_BODY_BYTES (or WIRE_MAX_DECOMPRESSED_BYTES once inflated), 415 for a content type
     or encoding that is not JSON or gzip, 400 for anything malformed. Gzip is recognised by its
     Content-Encoding or by its magic bytes (posthog-js marks it in the query string instead; JSON never
     starts with 0x1f).
+
+    `posthog_encodings`: also read what PostHog's endpoints read and posthog-js sends, a form whose `data`
+    field holds the body, and base64 (`compression=base64`, in the query string or the form).
     """
     cached = request.__dict__.get(_CACHE)
     if cached is not None:
         return cached[0]
     media_type = media_type_of(request)
-    if media_type not in JSON_MEDIA_TYPES:
+    readable = (*JSON_MEDIA_TYPES, FORM_MEDIA_TYPE) if posthog_encodings else JSON_MEDIA_TYPES
+    if media_type not in readable:
         raise exceptions.UnsupportedMediaType(
             media_type, detail=f"Content-Type {media_type!r} is not supported; send application/json."
         )
+    data = raw_body(request)
+    if posthog_encodings:
+        data = _posthog_payload(request, data, form=media_type == FORM_MEDIA_TYPE)
     # A number out of range refuses only its event (conform), not the whole body.
-    value = loads_strict(raw_body(request), parse_float=read_json_float, parse_int=read_json_int)
+    value = loads_strict(data, parse_float=read_json_float, parse_int=read_json_int)
     request.__dict__[_CACHE] = (value,)
     return value
+
+
+def _posthog_payload(request: Request, data: bytes, *, form: bool) -> bytes:
+    """Return the JSON text of a PostHog body: a form's `data` field, base64-decoded when it is base64."""
+    compression = request.query_params.get("compression", "")
+    if form:
+        try:
+            fields = dict(parse_qsl(data.decode("ascii"), keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            raise exceptions.ParseError("A form body must be URL-encoded ASCII text.") from None
+        if "data" not in fields:
+            # A form without the body in `data` is not something a PostHog SDK sends.
+            raise exceptions.UnsupportedMediaType(
+                FORM_MEDIA_TYPE, detail="A form body must carry the events in its data field."
+            )
+        compression = compression or fields.get("compression", "")
+        text = fields["data"]
+        # Older senders base64 the form without saying so; JSON never starts like base64 does.
+        if compression.strip().lower() == "base64" or not text.lstrip().startswith(("{", "[")):
+            return _base64_decoded(text)
+        return text.encode()
+    if compression.strip().lower() == "base64":
+        return _base64_decoded(data.decode("ascii", errors="replace"))
+    return data
+
+
+def _base64_decoded(text: str) -> bytes:
+    # A `+` a sender left unescaped reads as a space in a form; padding is often dropped (as PostHog allows).
+    cleaned = "".join(text.replace(" ", "+").split())
+    try:
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise exceptions.ParseError("The body is not valid base64 (compression=base64).") from None
 
 
 def media_type_of(request: Request) -> str:

@@ -1,5 +1,6 @@
 """PostHog capture as posthog SDKs send it: the bodies of /batch/, /capture/, /e/ and /i/v0/e/, and one
-posthog event mapped onto a canonical item. Pure functions: no database, no settings.
+posthog event mapped onto a canonical item; and the answer to their feature-flag requests (/flags/,
+/decide/), which is always "no flags". Pure functions: no database, no settings.
 
 Bodies: `{"api_key": …, "batch": [events], "sent_at": …, "historical_migration": …}` (posthog-python, and
 the same from posthog-node/-go/-ruby), one event with its `api_key` or `token`, or a bare array of events.
@@ -7,17 +8,36 @@ the same from posthog-node/-go/-ruby), one event with its `api_key` or `token`, 
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .items import canonical_item, correlation_from, keep, properties_of
 from .keys import one_key
 
 KEY_FIELDS = ("api_key", "token")
-# posthog-js announces gzip in the query string; its other encodings are not read here.
-READABLE_COMPRESSION = ("", "gzip", "gzip-js")
+# posthog-js announces its encoding in the query string; lz64 (very old posthog-js) is not read here.
+READABLE_COMPRESSION = ("", "gzip", "gzip-js", "base64")
 # Conform's field names, as a posthog sender knows them (for refusals).
 GROUP_IDENTIFY = "$groupidentify"
 WIRE_NAMES = {"event_id": "uuid", "user_id": "distinct_id"}
+
+
+# Where a flags request names the key: posthog-python sends api_key, posthog-node and posthog-js token.
+FLAGS_KEY_FIELDS = ("token", "api_key", "$token")
+# What PostHog answers for a project it holds no configuration of (ConfigResponse::fallback in its
+# rust/feature-flags): posthog-js reads it with config=true, and picks gzip-js (read here) for its events.
+NO_CONFIG: dict[str, Any] = {
+    "hasFeatureFlags": False,
+    "supportedCompression": ["gzip", "gzip-js"],
+    "sessionRecording": False,
+    "surveys": False,
+    "heatmaps": False,
+    "capturePerformance": False,
+    "autocaptureExceptions": False,
+    "isAuthenticated": False,
+    "toolbarParams": {},
+    "config": {"enable_collect_everything": True},
+}
 
 
 class CaptureError(ValueError):
@@ -50,6 +70,20 @@ def unpack(body: Any) -> Capture:
     if not events:
         raise CaptureError("batch is empty.")
     return Capture(events=events, sent_at=sent_at, single=single, key=project_key(body))
+
+
+def query_sent_at(value: str | None) -> datetime | None:
+    """Return the request time posthog-js puts in the query string as `_` (epoch milliseconds), else None.
+
+    posthog-js versions that post a bare array of events send no `sent_at` in the body; PostHog's capture
+    reads this instead, and ignores what is not milliseconds after 2020 (older SDKs sent seconds), as is
+    done here: a value not read is no reason to refuse the events.
+    """
+    try:
+        moment = datetime.fromtimestamp(int(value or "") / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment if moment.year > 2020 else None
 
 
 def project_key(body: Any) -> str | None:
@@ -117,3 +151,51 @@ def to_item(event: Any, *, service: str) -> Any:
         correlation_id=correlation_from(properties),
         properties=properties,
     )
+
+
+def flags_key(body: Any) -> str | None:
+    """Return the key a /flags/ or /decide/ body names (None for none); raise CaptureError for a body that is
+    not a JSON object, keys.ConflictingKeys for one that names two keys."""
+    if not isinstance(body, dict):
+        raise CaptureError('Send {"token": ..., "distinct_id": ...} as a JSON object.')
+    return one_key(body.get(name) for name in FLAGS_KEY_FIELDS)
+
+
+def flags_answer(
+    *, version: str | None, config: str | None, decide: bool, request_id: str, evaluated_at: int
+) -> dict[str, Any]:
+    """Return PostHog's answer with no feature flags, in the shape the query asks for.
+
+    As PostHog's rust/feature-flags does (endpoint.rs): `v` that is not a number reads as 1; /flags/ with
+    neither `v` nor `config` answers v2 with the config; /decide/ always carries the config, and its v1 and
+    v2 are their own shapes (a list, then a map, of enabled flags), v3 is /flags/ v1 and v4 /flags/ v2.
+    """
+    number = _query_int(version)
+    with_config = _query_bool(config)
+    if decide:
+        with_config = True if with_config is None else with_config
+    elif number is None and with_config is None:
+        number, with_config = 2, True
+    ids = {"requestId": request_id, "evaluatedAt": evaluated_at}
+    flags_v2 = {"errorsWhileComputingFlags": False, "flags": {}, **ids}
+    flags_v1 = {"errorsWhileComputingFlags": False, "featureFlags": {}, "featureFlagPayloads": {}, **ids}
+    if decide and (number is None or number < 4):
+        answer = {2: {"featureFlags": {}, **ids}, 3: flags_v1}.get(number, {"featureFlags": [], **ids})
+    else:
+        answer = flags_v2 if number is not None and number >= 2 else flags_v1
+    return {**answer, **NO_CONFIG} if with_config else answer
+
+
+def _query_int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return 1
+
+
+def _query_bool(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    return value.strip().lower() in ("true", "1")

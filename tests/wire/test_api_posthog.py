@@ -1,9 +1,11 @@
 """POST /posthog/batch/, /capture/, /e/ and /i/v0/e/ as a posthog sender sees them (Django test client)."""
 
+import base64
 import gzip
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from django.utils import timezone
@@ -192,6 +194,79 @@ def test_gzip_by_content_encoding_by_query_string_and_by_magic_bytes(client, mak
 
     assert [r.status_code for r in (by_header, by_query, by_magic)] == [200, 200, 200]
     assert RawEvent.objects.count() == 3
+
+
+def posthog_js_base64(body) -> str:
+    """Return a body as posthog-js encodes it with compression=base64 (packages/browser/src/request.ts:
+    base64 of the UTF-8 JSON, then `'data=' + encodeURIComponent(...)`, sent as a form)."""
+    encoded = base64.b64encode(json.dumps(body).encode()).decode()
+    return "data=" + quote(encoded, safe="")
+
+
+def test_a_posthog_js_base64_form_body_is_read(client, make_key):
+    _, key = make_key()
+    sent = event("zoë ✓", properties={"token": key, "$current_url": "https://example.test/?q=a+b"})
+
+    response = post(
+        client,
+        "/posthog/e/?compression=base64&ver=1.300.0",
+        raw=posthog_js_base64([sent]),
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 200, response.content
+    stored = RawEvent.objects.get()
+    assert (stored.event, stored.properties) == ("zoë ✓", {"$current_url": "https://example.test/?q=a+b"})
+
+
+def test_a_form_body_with_json_in_data_is_read_as_posthog_capture_reads_it(client, make_key):
+    _, key = make_key()
+    form = "data=" + quote(json.dumps({**event("legacy"), "token": key}), safe="")
+
+    response = post(client, "/posthog/e/", raw=form, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 200, response.content
+    assert RawEvent.objects.get().event == "legacy"
+
+
+def test_a_base64_form_body_that_is_not_base64_is_400(client, make_key):
+    make_key()
+
+    response = post(
+        client,
+        "/posthog/e/?compression=base64",
+        raw="data=%%%not-base64",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 400
+    assert "base64" in response.json()["detail"]
+
+
+def test_posthog_js_sent_at_in_the_query_corrects_clock_skew(client, make_key):
+    """posthog-js sends no sent_at in the body: its request time is `_` (epoch ms) in the query string, which
+    PostHog's capture reads for the skew correction."""
+    _, key = make_key()
+    client_clock = timezone.now() - timedelta(hours=1)
+    sent = {**event(timestamp=(client_clock - timedelta(seconds=30)).isoformat()), "token": key}
+
+    response = post(client, f"/posthog/e/?ver=1.300.0&_={int(client_clock.timestamp() * 1000)}", [sent])
+
+    assert response.status_code == 200, response.content
+    stored = RawEvent.objects.get()
+    assert abs((stored.timestamp - (timezone.now() - timedelta(seconds=30))).total_seconds()) < 5
+    assert any(note.startswith("clock skew of +3600") for note in stored.notes)
+
+
+@pytest.mark.parametrize("underscore", ["1700000000", "soon", ""])
+def test_a_query_time_posthog_does_not_read_is_ignored_not_refused(client, make_key, underscore):
+    """Seconds (older SDKs) or anything else in `_` is ignored, as PostHog's capture does."""
+    _, key = make_key()
+
+    response = post(client, f"/posthog/e/?_={underscore}", [{**event(), "token": key}])
+
+    assert response.status_code == 200, response.content
+    assert not any("clock skew" in note for note in RawEvent.objects.get().notes)
 
 
 def test_an_encoding_posthog_js_may_choose_that_is_not_read_is_415(client, make_key):

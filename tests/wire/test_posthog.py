@@ -1,6 +1,7 @@
 """Reading posthog capture bodies and mapping posthog events (pure functions)."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -93,3 +94,33 @@ def test_the_key_is_never_kept_wherever_posthog_puts_it(event, properties):
     assert "api_key" not in item["properties"] and "token" not in item["properties"]
     assert set(item) <= {"event", "event_id", "user_id", "timestamp", "correlation_id", "properties"}
     json.dumps(item)
+
+
+@pytest.mark.parametrize(
+    ("version", "shape"),
+    [(None, "list"), ("1", "list"), ("0", "list"), ("x", "list"), ("2", "map"), ("3", "v1"), ("9", "v2")],
+)
+def test_decide_versions_map_onto_posthogs_shapes(version, shape):
+    answer = posthog.flags_answer(version=version, config=None, decide=True, request_id="r", evaluated_at=1)
+
+    found = {
+        "list": answer.get("featureFlags") == [],
+        "map": answer.get("featureFlags") == {} and "errorsWhileComputingFlags" not in answer,
+        "v1": answer.get("featureFlagPayloads") == {},
+        "v2": answer.get("flags") == {},
+    }
+    assert [name for name, matched in found.items() if matched] == [shape]
+    assert answer["supportedCompression"] == ["gzip", "gzip-js"]  # /decide/ always carries the config
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1764900000000", datetime(2025, 12, 5, 2, 0, tzinfo=UTC)),
+        ("1764900000", None),
+        ("x", None),
+        (None, None),
+    ],
+)
+def test_the_query_time_is_read_as_posthog_reads_it(value, expected):
+    assert posthog.query_sent_at(value) == expected

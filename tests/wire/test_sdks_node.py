@@ -1,6 +1,7 @@
 """The real Node.js SDKs, unmodified (tests/wire/node: posthog-node, @segment/analytics-node and the
-OpenTelemetry JS OTLP/HTTP exporters, pinned by its package-lock.json), against the portal served by gunicorn
-on loopback: everything they send is stored as they meant it, and they hear of no error.
+OpenTelemetry JS OTLP/HTTP exporters, and posthog-js in jsdom, pinned by its package-lock.json), against the
+portal served by gunicorn on loopback: everything they send is stored as they meant it, and they hear of no
+error.
 
 scripts/ensure-test-tools.sh installs them (npm ci) into .cache/node-sdks; without node or them this test
 fails, saying so: it is never skipped.
@@ -21,18 +22,22 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("node") / "send.js"
+BROWSER_DRIVER = Path(__file__).with_name("node") / "browser.js"
 CACHE = Path(os.environ.get("SKYWATCH_CACHE", REPO / ".cache"))
 NODE_MODULES = CACHE / "node-sdks" / "node_modules"
 # What each OTLP export of send.js holds, in each encoding: two spans, one log record.
 SENT = (("traces", 2), ("logs", 1))
 
 
-def run_node_sdks(portal_url: str, key: str, cid: str) -> dict:
+def run_node_sdks(portal_url: str, key: str, cid: str, *, driver: Path = DRIVER) -> dict:
     node = shutil.which("node")
-    if node is None or not (NODE_MODULES / "posthog-node").is_dir():
+    # The packages each driver needs: a cache installed before package-lock.json changed lacks them.
+    if node is None or not all(
+        (NODE_MODULES / name).is_dir() for name in ("posthog-node", "posthog-js", "jsdom")
+    ):
         pytest.fail(f"node and the Node SDKs in {NODE_MODULES} are needed: run scripts/ensure-test-tools.sh")
     done = subprocess.run(
-        [node, str(DRIVER), portal_url, key, cid],
+        [node, str(driver), portal_url, key, cid],
         env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
         capture_output=True,
         text=True,
@@ -50,6 +55,7 @@ def test_node_sdks_send_and_everything_is_stored_as_meant(portal, make_key):
     report = run_node_sdks(portal.url, key, cid)
 
     assert report["posthog"]["errors"] == []
+    assert (report["posthog"]["flag"], report["posthog"]["enabled"]) == ("undefined", "undefined")
     assert report["segment"] == {"errors": [], "statuses": [[200, "/v1/batch"]]}  # host=<portal>/segment
     exports = [[f"{signal}-{encoding}", n, 0, None] for encoding in ("proto", "json") for signal, n in SENT]
     assert sorted(report["otlp"]["results"]) == sorted(exports)
@@ -85,3 +91,24 @@ def test_node_sdks_send_and_everything_is_stored_as_meant(portal, make_key):
         assert (line.level, line.message) == ("warning", "cut \ufffd")
         assert float(line.properties["huge"]) == 1e21
         assert float(line.properties["max"]) == 1.7976931348623157e308
+
+
+def test_posthog_js_in_a_page_loads_no_flags_without_an_error_and_its_events_are_stored(portal, make_key):
+    """posthog-js asks /flags/ at start-up (a 404 there was an error in every visitor's console), reads the
+    config in the answer, and sends its events gzip'd to /e/."""
+    _, key = make_key(service="shop-web", stage="prod")
+    cid = f"web-{uuid.uuid4()}"
+
+    report = run_node_sdks(portal.url, key, cid, driver=BROWSER_DRIVER)
+
+    assert report["logged"] == []
+    assert (report["flag"], report["enabled"]) == ("undefined", "undefined")  # as for a flag PostHog lacks
+    assert report["compression"] == "gzip-js"  # chosen from the answer's supportedCompression
+    assert ["/posthog/flags/", 200] in report["requests"]
+    assert {status for _path, status in report["requests"]} == {200}
+    stored = {e.event: e for e in RawEvent.objects.filter(service="shop-web", stage="prod")}
+    assert set(stored) == {"$identify", "basket_filled", "$feature_flag_called", "checkout_done"}
+    assert stored["$identify"].properties["$set"] == {"plan": "pro"}
+    assert (stored["basket_filled"].user_id, stored["basket_filled"].correlation_id) == ("user-42", cid)
+    assert stored["basket_filled"].properties["name"] == "Zoë ✓"
+    assert stored["basket_filled"].properties["$lib"] == "web"

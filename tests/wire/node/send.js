@@ -13,6 +13,9 @@ async function posthog() {
     ph.identify({ distinctId: 'user-42', properties: { plan: 'pro' } }),
     ph.captureAi({ distinctId: 'user-42', event: '$ai_generation', properties: { $ai_model: 'gpt-4o-mini', correlation_id: cid } }),
   ];
+  // The portal has no feature flags: /flags/ says so (it was a 404, an error per call).
+  report.posthog.flag = String(await ph.getFeatureFlag('new-checkout', 'user-42'));
+  report.posthog.enabled = String(await ph.isFeatureEnabled('new-checkout', 'user-42'));
   await ph.shutdown(10000);
 }
 
