@@ -1,8 +1,11 @@
 """One chart for a page: run its query once, then hand the same series to the figure and the table."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from django import forms
 from django.db import DatabaseError
 from django.http import QueryDict
 from django.utils import timezone
@@ -12,7 +15,15 @@ from apps.metrics.retention import RetentionQueryError
 from apps.metrics.selectors import Series, SeriesQueryError, earliest_raw_read, series_for
 
 from . import drilldown, figures
-from .analyses import analysis_of
+from .analyses import (
+    AnalysisSpec,
+    RenderedAnalysis,
+    analysis_form_from_query_string,
+    analysis_of,
+    analysis_render,
+    analysis_spec,
+)
+from .analyses import query_string as analysis_query_string
 from .chartspec import ChartSpec, chart_spec, query_string, raw_history_note
 from .forms import ExplorerForm
 from .tables import SeriesTable, series_table
@@ -76,44 +87,88 @@ class SavedChartView:
     """A saved chart as its dashboard shows it: drawn, or the reason it cannot be."""
 
     chart: object  # models.Chart
-    rendered: RenderedChart | None
+    rendered: RenderedChart | RenderedAnalysis | None
     errors: list[str]
     explorer_query: str
     # False when the settings are fine but the chart could not be read (the errors say why).
     settings_invalid: bool = True
+    subtitle: str = ""  # its settings in words (range, interval, filters), known before it is read
 
 
-def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
-    """Re-run a saved chart's query string (over another quick range when asked); an invalid one (an old
-    URL, say) becomes a message instead of a chart."""
+@dataclass(frozen=True)
+class _SavedPlan:
+    """How to read a saved chart back: its bound form, and what turns valid settings into a spec (no query),
+    a spec into a drawing (its queries), and settings into the canonical query string."""
+
+    form: forms.Form
+    spec: Callable[[Any], ChartSpec | AnalysisSpec]
+    draw: Callable[[Any], RenderedChart | RenderedAnalysis]
+    refusals: tuple[type[Exception], ...]  # a limit of the reader, said to the person as the chart's message
+    canonical: Callable[[Any], str]
+
+
+def _saved_plan(chart, *, range_override: str) -> _SavedPlan:
+    """Return how to read a saved chart's query string back (over another quick range when asked)."""
     data = QueryDict(chart.query_string, mutable=True)
+    now = timezone.now()
     if analysis_of(data) != "trends":
-        return saved_analysis_render(chart, range_override=range_override)
+        return _SavedPlan(
+            form=analysis_form_from_query_string(chart.query_string, range_override=range_override),
+            spec=lambda settings: analysis_spec(settings, now=now),
+            draw=analysis_render,
+            refusals=(RetentionQueryError,),
+            canonical=analysis_query_string,
+        )
     if range_override:
         data["range"] = range_override
         data.pop("start", None)
         data.pop("end", None)
-    return _saved_render(
-        chart,
-        ExplorerForm(data),
-        draw=lambda settings: chart_render(chart_spec(settings, now=timezone.now())),
+    return _SavedPlan(
+        form=ExplorerForm(data, limit_length=False),  # saved when the address fitted the server's line
+        spec=lambda settings: chart_spec(settings, now=now),
+        draw=chart_render,
         refusals=(SeriesQueryError,),
         canonical=query_string,
     )
 
 
-def _saved_render(chart, form, *, draw, refusals: tuple[type[Exception], ...], canonical) -> SavedChartView:
-    """Draw a saved chart from its bound form: invalid settings, a limit of the reader (`refusals`) or a
-    database that does not answer become the chart's message, never the dashboard's 500."""
-    if not form.is_valid():
-        errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
-        return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+def _invalid(chart, form: forms.Form) -> SavedChartView:
+    errors = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
+    return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
+
+
+def saved_chart_card(chart, *, range_override: str = "") -> SavedChartView:
+    """Return what a dashboard shows of a saved chart before reading it: its settings in words, or why they
+    are invalid. No query: the dashboard page answers at once and each chart is read on its own URL."""
+    plan = _saved_plan(chart, range_override=range_override)
+    if not plan.form.is_valid():
+        return _invalid(chart, plan.form)
+    settings = plan.form.settings()
+    return SavedChartView(
+        chart=chart,
+        rendered=None,
+        errors=[],
+        explorer_query=plan.canonical(settings),
+        settings_invalid=False,
+        subtitle=plan.spec(settings).subtitle,
+    )
+
+
+def saved_chart_render(chart, *, range_override: str = "") -> SavedChartView:
+    """Re-run a saved chart's query string, a trend chart or an analysis (over another quick range when
+    asked): invalid settings (an old URL, say), a limit of the reader or a database that does not answer
+    become the chart's message, never a 500."""
+    plan = _saved_plan(chart, range_override=range_override)
+    if not plan.form.is_valid():
+        return _invalid(chart, plan.form)
+    settings = plan.form.settings()
+    spec = plan.spec(settings)
     try:
-        rendered = draw(form.settings())
-    except refusals as exc:
+        rendered = plan.draw(spec)
+    except plan.refusals as exc:
         errors = [f"{str(exc).capitalize()}."]
         return SavedChartView(chart=chart, rendered=None, errors=errors, explorer_query=chart.query_string)
-    except DatabaseError:  # one chart's failure must not take the whole dashboard down with a 500
+    except DatabaseError:  # one chart's failure is said on that chart (logged), never a 500
         logger.exception("saved chart %s could not be drawn", chart.pk)
         errors = ["This chart could not be drawn: the database did not answer its query. Try again later."]
         return SavedChartView(
@@ -122,21 +177,13 @@ def _saved_render(chart, form, *, draw, refusals: tuple[type[Exception], ...], c
             errors=errors,
             explorer_query=chart.query_string,
             settings_invalid=False,
+            subtitle=spec.subtitle,
         )
     return SavedChartView(
-        chart=chart, rendered=rendered, errors=[], explorer_query=canonical(form.settings())
-    )
-
-
-def saved_analysis_render(chart, *, range_override: str = "") -> SavedChartView:
-    """Re-run a saved funnel or retention table, as saved_chart_render does a trend chart."""
-    from .analyses import analysis_form_from_query_string, analysis_render, analysis_spec
-    from .analyses import query_string as analysis_query_string
-
-    return _saved_render(
-        chart,
-        analysis_form_from_query_string(chart.query_string, range_override=range_override),
-        draw=lambda settings: analysis_render(analysis_spec(settings, now=timezone.now())),
-        refusals=(RetentionQueryError,),
-        canonical=analysis_query_string,
+        chart=chart,
+        rendered=rendered,
+        errors=[],
+        explorer_query=plan.canonical(settings),
+        settings_invalid=False,
+        subtitle=spec.subtitle,
     )

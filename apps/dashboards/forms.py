@@ -40,6 +40,10 @@ def carried_state(params: QueryDict) -> str:
 DEFAULTS = {"range": "7d", "interval": "hour", "measure": "count", "top": "5", "chart": "line"}
 MAX_EVENTS = 200
 MAX_FILTERS = 10
+# Characters of a chart's URL state (its canonical query string). gunicorn refuses a request line over 4,094
+# bytes, and every link the explorer builds carries this state (CSV, copy link, save, open in explorer)
+# or most of it (a point's users): past this, those links would be refused, so the form refuses first.
+MAX_QUERY_STRING = 3000
 MAX_SPAN = timedelta(days=731)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -139,8 +143,12 @@ class ExplorerForm(TimeRangeForm):
         required=False, label="Chart type", choices=list(CHART_TYPES.items()), widget=forms.RadioSelect
     )
 
-    def __init__(self, data=None, *, options: ExplorerOptions | None = None, **kwargs) -> None:
+    def __init__(
+        self, data=None, *, options: ExplorerOptions | None = None, limit_length: bool = True, **kwargs
+    ) -> None:
+        """`limit_length=False` for a chart saved before MAX_QUERY_STRING: it drew then and still does."""
         kwargs.setdefault("label_suffix", "")
+        self.limit_length = limit_length
         if data is not None:
             # A link may leave settings out; the page then shows, and the chart uses, the defaults.
             data = data.copy()
@@ -227,6 +235,31 @@ class ExplorerForm(TimeRangeForm):
 
     def clean_chart(self) -> str:
         return self.cleaned_data.get("chart") or DEFAULTS["chart"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.limit_length and not self.errors:
+            self._check_length()
+        return data
+
+    def _check_length(self) -> None:
+        """Refuse settings whose URL state would pass MAX_QUERY_STRING, on the field that makes it long."""
+        length = len(query_string(self.settings()))
+        if length <= MAX_QUERY_STRING:
+            return
+        data = self.cleaned_data
+        events = len(urlencode([("event", e) for e in data["event"]]))
+        filters = len(urlencode([("filter", f"{k}={v}") for k, v in data["filter"]]))
+        too_long = f"the chart’s address would be {length:,} characters long (at most {MAX_QUERY_STRING:,})"
+        if events >= filters:
+            n = len(data["event"])
+            self.add_error(
+                "event",
+                f"These {n} event{'s' if n != 1 else ''} make {too_long}: pick fewer events, or events "
+                "with shorter names.",
+            )
+        else:
+            self.add_error("filter", f"These filters make {too_long}: use fewer or shorter filters.")
 
     def settings(self) -> ChartSettings:
         """Return the chart settings of a valid form."""

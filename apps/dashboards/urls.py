@@ -12,6 +12,7 @@ urlpatterns = [
     path("dashboards/charts/", views.chart_save, name="chart-save"),
     path("dashboards/d/", views.dashboard_list, name="dashboard-list"),
     path("dashboards/d/<slug:slug>/", views.dashboard_detail, name="dashboard-detail"),
+    path("dashboards/d/<slug:slug>/charts/<int:chart_id>/", views.dashboard_chart, name="dashboard-chart"),
     path("dashboards/d/<slug:slug>/delete/", views.dashboard_delete, name="dashboard-delete"),
     path("dashboards/d/<slug:slug>/charts/<int:chart_id>/move/", views.chart_move, name="chart-move"),
     path("dashboards/d/<slug:slug>/charts/<int:chart_id>/remove/", views.chart_remove, name="chart-remove"),

@@ -9,7 +9,6 @@ trails. That part is a requests search on the trace backend, so it is audited li
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -165,7 +164,8 @@ def point_users(request: HttpRequest) -> HttpResponse:
         "without_user": events_without_user(events) if offset == 0 and among is None else None,
         "users_count": users_count(events) if among is None else len(among),
         # A user's own page over the point's range (its form reads times without a zone as UTC).
-        "range_query": urlencode({"range": "custom", "start": range_input(start), "end": range_input(end)}),
+        "range_start": range_input(start),
+        "range_end": range_input(end),
         "show_trails": show_trails,
         "trails_unavailable": trails_unavailable,
     }

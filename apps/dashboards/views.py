@@ -33,11 +33,11 @@ from .analyses import (
     write_analysis_csv,
 )
 from .analyses import query_string as analysis_query_string
-from .charts import RenderedChart, chart_render, charts_annotate, saved_chart_render
+from .charts import RenderedChart, chart_render, charts_annotate, saved_chart_card, saved_chart_render
 from .chartspec import QUICK_RANGES, chart_spec
 from .chartspec import query_string as chart_query_string
 from .csp import inline_styles_allowed
-from .forms import CARRIED, DashboardCreateForm, ExplorerForm, SaveChartForm
+from .forms import CARRIED, MAX_QUERY_STRING, DashboardCreateForm, ExplorerForm, SaveChartForm
 from .models import Chart, Dashboard
 from .tables import write_series_csv
 
@@ -214,7 +214,11 @@ def chart_save(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"The chart was not saved. {problems}")
         # What the person typed comes back in the save form of the page they return to (_save_form).
         request.session[SAVE_DRAFT] = {name: request.POST.get(name, "")[:20_000] for name in form.fields}
-        return redirect(reverse("dashboard-explorer") + "?" + request.POST.get("query_string", "")[:20_000])
+        # Back to the chart, unless its state is too long for a link the server takes (then the bare page).
+        state = request.POST.get("query_string", "")
+        return redirect(
+            reverse("dashboard-explorer") + ("?" + state if len(state) <= MAX_QUERY_STRING else "")
+        )
     messages.success(request, f"Saved “{data['title']}” to the dashboard “{dashboard.name}”.")
     return redirect("dashboard-detail", slug=dashboard.slug)
 
@@ -285,16 +289,14 @@ def _list_page(request: HttpRequest, dashboards, count: int, parameter: str) -> 
 @require_safe
 @inline_styles_allowed
 def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    """Show a saved dashboard's charts, freshly computed; `range` shows them all over another range."""
+    """Show a saved dashboard's charts, each as a card its script fills from the chart's own URL
+    (dashboard_chart): the page answers at once, whatever its charts' queries cost. `range` shows them all
+    over another range."""
     dashboard = selectors.dashboard_get(slug=slug)
     if dashboard is None:
         raise Http404("No dashboard has this address.")
-    range_override = request.GET.get("range", "")
-    if range_override not in DASHBOARD_RANGES:
-        range_override = ""
-    charts = [saved_chart_render(chart, range_override=range_override) for chart in dashboard.charts.all()]
-    # Markers belong on time axes: a funnel or a retention table has none.
-    charts_annotate([c.rendered for c in charts if isinstance(c.rendered, RenderedChart)])
+    range_override = _range_override(request.GET)
+    charts = [saved_chart_card(chart, range_override=range_override) for chart in dashboard.charts.all()]
     context = {
         "dashboard": dashboard,
         "charts": charts,
@@ -306,11 +308,40 @@ def dashboard_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "dashboards/detail.html", context)
 
 
+@role_required(PRODUCT)  # exactly the dashboard page's: whoever may read a dashboard may read its charts
+@require_safe
+@inline_styles_allowed
+def dashboard_chart(request: HttpRequest, slug: str, chart_id: int) -> HttpResponse:
+    """Draw one chart of a saved dashboard, freshly computed: `part=figure` answers the fragment the
+    dashboard page puts in the chart's card, else a page of its own (the card's link without JavaScript).
+    A chart that cannot be read for want of the database answers 503, with its message."""
+    chart = get_object_or_404(
+        Chart.objects.select_related("dashboard"), pk=chart_id, dashboard__slug=slug
+    )  # another dashboard's chart is not found here
+    range_override = _range_override(request.GET)
+    item = saved_chart_render(chart, range_override=range_override)
+    # Markers belong on time axes: a funnel or a retention table has none.
+    if isinstance(item.rendered, RenderedChart):
+        charts_annotate([item.rendered])
+    unavailable = item.rendered is None and not item.settings_invalid
+    status = 503 if unavailable else 200
+    if request.GET.get("part") == "figure":
+        return render(request, "dashboards/_saved_chart_figure.html", {"item": item}, status=status)
+    context = {"dashboard": chart.dashboard, "item": item, "range_override": range_override}
+    return render(request, "dashboards/chart.html", context, status=status)
+
+
+def _range_override(params) -> str:
+    """Return the quick range a dashboard's charts are all shown over (`range`), or "" for their own."""
+    range_override = params.get("range", "")
+    return range_override if range_override in DASHBOARD_RANGES else ""
+
+
 def _dashboard_url(request: HttpRequest, slug: str) -> str:
     """Return the dashboard's address, over the range it was shown with (a form's `range`) if any."""
     url = reverse("dashboard-detail", args=[slug])
-    range_override = request.POST.get("range", "")
-    return url + f"?range={range_override}" if range_override in DASHBOARD_RANGES else url
+    range_override = _range_override(request.POST)
+    return url + f"?range={range_override}" if range_override else url
 
 
 def _editable_chart(request: HttpRequest, slug: str, chart_id: int) -> Chart:

@@ -11,8 +11,9 @@
     toImageButtonOptions: { format: "png", filename: "skywatch-chart", scale: 2 }
   };
 
-  function drawFigures() {
-    document.querySelectorAll(".plot-wrap").forEach(function (wrap) {
+  // Draw the figures under `root` (the page, or a saved chart's card its fragment was just put in).
+  function drawFigures(root) {
+    (root || document).querySelectorAll(".plot-wrap").forEach(function (wrap) {
       var data = wrap.querySelector('script[type="application/json"]');
       var target = wrap.querySelector(".plot");
       if (!data || !target) return;
@@ -212,12 +213,15 @@
     });
   }
 
+  // apps/dashboards/static/dashboards/dashboard_charts.js draws each saved chart it fetches with it.
+  window.SkyWatchDashboards = { drawFigures: drawFigures };
+
   document.addEventListener("DOMContentLoaded", function () {
     showUtcOffset();
     setUpExplorerForm();
     setUpNameSearch();
     setUpSaveForm();
     setUpCopyButtons();
-    drawFigures();
+    drawFigures(document);
   });
 })();

@@ -220,8 +220,13 @@ def test_both_analyses_save_to_a_dashboard_that_draws_them(product_client, paths
     assert charts[1].query_string.startswith("analysis=retention&start_event=search_made")
 
     page = product_client.get("/dashboards/d/product/").content.decode()
+    # Each chart is drawn from its own URL, which the page's script fetches.
+    drawn = [
+        product_client.get(f"/dashboards/d/product/charts/{c.pk}/", {"part": "figure"}).content.decode()
+        for c in charts
+    ]
 
-    assert [f["data"][0]["type"] for f in figures_in(page)] == ["funnel", "heatmap"]
+    assert [f["data"][0]["type"] for d in drawn for f in figures_in(d)] == ["funnel", "heatmap"]
     assert f'href="/dashboards/?{charts[0].query_string.replace("&", "&amp;")}"' in page
     assert "within 2 days of step 1" in page and "cohorts by day" in page
 

@@ -241,12 +241,12 @@ def test_volume_by_service_draws_the_busiest_services_and_the_others_as_one_bar(
     assert all(f"<td>{service}</td>" in service_table for service in services)
 
 
-def test_a_chart_whose_point_addresses_would_be_too_long_says_so_instead_of_linking(
+def test_a_chart_whose_addresses_would_be_too_long_is_refused_instead_of_linked(
     product_client, aggregate_events
 ):
     """A point's address names the chart's events: with many long names it passes what a server reads of a
     request line (gunicorn: 4,094 bytes), and repeated on every point and cell it made pages of 45 MB.
-    Such a chart links no point and says why."""
+    The explorer refuses such a chart (apps/dashboards/forms.py MAX_QUERY_STRING) and says what to do."""
     from apps.dashboards.drilldown import MAX_LINK_LENGTH
 
     names = [f"e{i:02d}_" + "y" * 180 for i in range(MAX_LINK_LENGTH // 180 + 1)]
@@ -255,12 +255,12 @@ def test_a_chart_whose_point_addresses_would_be_too_long_says_so_instead_of_link
     )
     params = [("event", name) for name in names] + [("breakdown", "service"), ("range", "7d")]
 
-    page = product_client.get("/dashboards/?" + urlencode(params)).content.decode()
+    response = product_client.get("/dashboards/?" + urlencode(params))
 
-    traces = figures_in(page)[0]["data"]
-    assert traces and not any(t.get("customdata") for t in traces)
-    assert "/dashboards/users/" not in page
-    assert "not linked to their users" in page
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "pick fewer events" in page
+    assert figures_in(page) == [] and "/dashboards/users/" not in page
     assert len(page) < 400_000
 
 
@@ -317,13 +317,20 @@ def test_the_dashboard_list_finds_a_dashboard_by_name(product_client):
 def test_only_the_series_with_too_long_addresses_lose_their_links(product_client, aggregate_events):
     from apps.dashboards.drilldown import MAX_LINK_LENGTH
 
-    names = [f"e{i:02d}_" + "z" * 180 for i in range(MAX_LINK_LENGTH // 180 + 4)]
-    aggregate_events([{"service": "web", "event": name, "timestamp": a_day_ago()} for name in names])
-    params = [("event", name) for name in names] + [("breakdown", "event"), ("top", "3"), ("range", "7d")]
+    # The rest's address names every value it leaves out: twenty long ones pass MAX_LINK_LENGTH, while each
+    # value's own address names one.
+    values = [f"v{i:02d}_" + "z" * (MAX_LINK_LENGTH // 15) for i in range(25)]
+    aggregate_events(
+        [
+            {"service": "web", "event": "wide", "timestamp": a_day_ago(), "properties": {"plan": value}}
+            for value in values
+        ]
+    )
+    params = [("event", "wide"), ("breakdown", "prop:plan"), ("top", "20"), ("range", "7d")]
 
     page = product_client.get("/dashboards/?" + urlencode(params)).content.decode()
 
     traces = figures_in(page)[0]["data"]
-    assert [bool(t.get("customdata")) for t in traces if t["name"] != "other"] == [True, True, True]
+    assert [bool(t.get("customdata")) for t in traces if t["name"] != "other"] == [True] * 20
     assert not [t for t in traces if t["name"] == "other"][0].get("customdata")
     assert "Some points of this chart are not linked to their users" in page

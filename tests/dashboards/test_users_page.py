@@ -141,7 +141,8 @@ def test_a_user_id_is_text_and_stays_in_its_link(client, make_person, aggregate_
     html = signed_in(client, make_person, "admin").get("/dashboards/users/", POINT).content.decode()
 
     assert "<b>x</b>" not in html
-    assert 'href="/users/%3Cb%3Ex%3C%252Fb%3E%252F..%252Fadmin/"' in html  # one path segment
+    # An ID with a "/" goes in the query string, encoded once (apps/traces/converters.py).
+    assert 'href="/users/-/?user_id=%3Cb%3Ex%3C%2Fb%3E%2F..%2Fadmin"' in html
 
 
 def test_the_page_pages_through_many_users(client, make_person, aggregate_events):
@@ -443,3 +444,34 @@ def test_the_page_says_when_a_point_is_of_events_without_the_property():
     )
     rest = PointQuery(**day, rest=True, exclude=("pro",), exclude_absent=True)
     assert point_description(rest) == "a, plan set and not pro, 2026-11-03 14:00–15:00 UTC"
+
+
+@pytest.mark.parametrize("user_id", ["dee", "dee/ops"])
+def test_a_user_with_more_requests_links_to_their_page_over_the_points_range(
+    client, make_person, aggregate_events, user_id
+):
+    aggregate_events(
+        [
+            {
+                "event": "search_made",
+                "service": "tiles",
+                "user_id": user_id,
+                "correlation_id": f"req-d{i}",
+                "timestamp": at(i),
+            }
+            for i in range(5)
+        ]
+    )
+
+    html = signed_in(client, make_person, "support").get("/dashboards/users/", POINT).content.decode()
+
+    [more] = re.findall(r'<a href="([^"]+)">more…</a>', html)
+    path, _, query = html_unescape(more).partition("?")
+    params = dict(parse_qsl(query))
+    assert params["range"] == "custom"
+    assert (params["start"], params["end"]) == ("2026-11-03T14:00", "2026-11-03T15:00")
+    # The ID is the path's segment, or (with a "/") the query's, encoded once either way.
+    assert (path, params.get("user_id")) in (("/users/dee/", None), ("/users/-/", "dee/ops"))
+    page = client.get(html_unescape(more))
+    assert page.status_code == 200
+    assert "req-d4" in page.content.decode()

@@ -393,9 +393,19 @@ def test_save_to_a_new_dashboard_then_add_another_chart(product_client, usage):
     assert page.status_code == 200
     content = page.content.decode()
     assert content.index("Searches") < content.index("Searchers")
-    assert [t["name"] for t in traces(content, 0)] == ["search-api", "tiles"]
-    assert [t["name"] for t in traces(content, 1)] == ["total"]
     assert f'href="/dashboards/?{charts[0].query_string.replace("&", "&amp;")}"' in content
+    # Each chart is drawn from its own URL, which the page's script fetches.
+    assert [t["name"] for t in traces(chart_figure(product_client, charts[0]), 0)] == ["search-api", "tiles"]
+    assert [t["name"] for t in traces(chart_figure(product_client, charts[1]), 0)] == ["total"]
+
+
+def chart_figure(client, chart: Chart, **params) -> str:
+    """Return a saved chart's drawing as its dashboard page loads it (its own URL, `part=figure`)."""
+    response = client.get(
+        f"/dashboards/d/{chart.dashboard.slug}/charts/{chart.pk}/", {"part": "figure", **params}
+    )
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 def test_saving_needs_a_name_for_a_new_dashboard(product_client, usage):
@@ -530,7 +540,8 @@ def test_a_saved_chart_with_stale_settings_shows_why_instead_of_failing(client, 
     content = response.content.decode()
     assert "saved settings are no longer valid" in content
     assert "is not a measure" in content
-    assert len(figures_in(content)) == 3
+    assert content.count("Loading this chart…") == 3  # the others are drawn, each from its own URL
+    assert all(len(figures_in(chart_figure(client, c))) == 1 for c in board.charts.exclude(title="Old"))
 
 
 def test_a_saved_chart_filtering_on_a_numeric_property_name_draws(client, board, aggregate_events):
@@ -544,10 +555,10 @@ def test_a_saved_chart_filtering_on_a_numeric_property_name_draws(client, board,
     )
     client.force_login(board.owner)
 
-    response = client.get("/dashboards/d/usage/")
+    response = client.get(f"/dashboards/d/usage/charts/{board.charts.get(title='Numeric name').pk}/")
 
     assert response.status_code == 200
-    drawn = {item.chart.title: item for item in response.context["charts"]}["Numeric name"]
+    drawn = response.context["item"]
     assert drawn.errors == []
     assert sum(v for s in drawn.rendered.series for _, v in s.points) == 1
 
@@ -563,10 +574,12 @@ def test_a_saved_chart_the_database_cannot_answer_shows_a_message(client, board,
     monkeypatch.setattr(charts, "series_for", failing)  # a failure that cannot be caused on demand
     client.force_login(board.owner)
 
-    response = client.get("/dashboards/d/usage/")
+    page = client.get("/dashboards/d/usage/")
+    chart = client.get(f"/dashboards/d/usage/charts/{board.charts.first().pk}/", {"part": "figure"})
 
-    assert response.status_code == 200
-    assert "could not be drawn" in response.content.decode()
+    assert page.status_code == 200  # the page reads no chart
+    assert chart.status_code == 503  # the chart's card says so, and its script offers a retry
+    assert "could not be drawn" in chart.content.decode()
 
 
 def test_a_dashboard_can_show_every_chart_over_another_range(client, board):
@@ -574,10 +587,11 @@ def test_a_dashboard_can_show_every_chart_over_another_range(client, board):
 
     response = client.get("/dashboards/d/usage/", {"range": "24h"})
 
-    assert [item.rendered.spec.subtitle for item in response.context["charts"]] == [
-        "last 24 hours · by day"
-    ] * 3
+    assert [item.subtitle for item in response.context["charts"]] == ["last 24 hours · by day"] * 3
     assert 'value="24h" selected' in response.content.decode()
+    chart = board.charts.first()
+    drawn = client.get(f"/dashboards/d/usage/charts/{chart.pk}/", {"part": "figure", "range": "24h"})
+    assert drawn.context["item"].rendered.spec.subtitle == "last 24 hours · by day"
 
 
 def test_the_list_shows_mine_and_others_in_a_fixed_number_of_queries(
