@@ -26,7 +26,16 @@ from . import analysis_figures
 from .analysis_figures import duration_text
 from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES, range_input, raw_history_note
 from .drilldown import funnel_step_links
-from .forms import MAX_FILTERS, ExplorerOptions, TextListField, TimeRangeForm, _parsed
+from .forms import (
+    MAX_FILTERS,
+    ExplorerOptions,
+    StatePart,
+    TextListField,
+    TimeRangeForm,
+    _parsed,
+    filters_part,
+    refuse_long_state,
+)
 from .tables import spreadsheet_text
 
 ANALYSES = {"trends": "Trends", "funnel": "Funnel", "retention": "Retention"}
@@ -85,8 +94,12 @@ class AnalysisForm(TimeRangeForm):
     breakdown = forms.CharField(required=False, label="Break down by", widget=forms.Select)
     filter = TextListField(required=False, label="Only events where")
 
-    def __init__(self, data=None, *, options: ExplorerOptions | None = None, **kwargs) -> None:
+    def __init__(
+        self, data=None, *, options: ExplorerOptions | None = None, limit_length: bool = True, **kwargs
+    ) -> None:
+        """`limit_length=False` for an analysis saved before MAX_QUERY_STRING: it drew then and still does."""
         kwargs.setdefault("label_suffix", "")
+        self.limit_length = limit_length
         if data is not None:
             data = data.copy()
             for name, value in DEFAULTS.items():
@@ -148,6 +161,41 @@ class AnalysisForm(TimeRangeForm):
         if len(raw) > MAX_FILTERS:
             raise forms.ValidationError(f"Use at most {MAX_FILTERS} filters.")
         return [_parsed(query_language.property_filter, item) for item in raw]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.limit_length and not self.errors:
+            self._check_length()
+        return data
+
+    def _check_length(self) -> None:
+        """Refuse settings whose URL state would pass MAX_QUERY_STRING, on the field that makes it long."""
+        data = self.cleaned_data
+        if data["analysis"] == "funnel":
+            n = len(data["steps"])
+            parts = [
+                StatePart(
+                    "steps",
+                    [("steps", ",".join(data["steps"]))],
+                    f"These {n} steps make",
+                    "pick fewer steps, or events with shorter names.",
+                ),
+                StatePart(
+                    "breakdown",
+                    [("breakdown", data["breakdown"])],
+                    "This breakdown makes",
+                    "break down by a property with a shorter name.",
+                ),
+            ]
+        else:
+            parts = [
+                StatePart(
+                    name, [(name, data[name])], "This event makes", "pick an event with a shorter name."
+                )
+                for name in ("start_event", "return_event")
+            ]
+        parts.append(filters_part(data["filter"]))
+        refuse_long_state(self, state=query_string(self.settings()), parts=parts)
 
     def settings(self) -> AnalysisSettings:
         """Return the settings of a valid form."""
@@ -377,10 +425,11 @@ def write_analysis_csv(rendered: RenderedAnalysis, out) -> None:
 
 
 def analysis_form_from_query_string(text: str, *, range_override: str = "") -> AnalysisForm:
-    """Return the bound form of a saved analysis' query string (over another quick range when asked)."""
+    """Return the bound form of a saved analysis' query string (over another quick range when asked), without
+    MAX_QUERY_STRING: saved when the address fitted the server's line, it still draws."""
     data = QueryDict(text, mutable=True)
     if range_override:
         data["range"] = range_override
         data.pop("start", None)
         data.pop("end", None)
-    return AnalysisForm(data)
+    return AnalysisForm(data, limit_length=False)

@@ -244,22 +244,21 @@ class ExplorerForm(TimeRangeForm):
 
     def _check_length(self) -> None:
         """Refuse settings whose URL state would pass MAX_QUERY_STRING, on the field that makes it long."""
-        length = len(query_string(self.settings()))
-        if length <= MAX_QUERY_STRING:
-            return
         data = self.cleaned_data
-        events = len(urlencode([("event", e) for e in data["event"]]))
-        filters = len(urlencode([("filter", f"{k}={v}") for k, v in data["filter"]]))
-        too_long = f"the chart’s address would be {length:,} characters long (at most {MAX_QUERY_STRING:,})"
-        if events >= filters:
-            n = len(data["event"])
-            self.add_error(
-                "event",
-                f"These {n} event{'s' if n != 1 else ''} make {too_long}: pick fewer events, or events "
-                "with shorter names.",
-            )
-        else:
-            self.add_error("filter", f"These filters make {too_long}: use fewer or shorter filters.")
+        n = len(data["event"])
+        refuse_long_state(
+            self,
+            state=query_string(self.settings()),
+            parts=[
+                StatePart(
+                    "event",
+                    [("event", e) for e in data["event"]],
+                    f"These {n} event{'s' if n != 1 else ''} make",
+                    "pick fewer events, or events with shorter names.",
+                ),
+                filters_part(data["filter"]),
+            ],
+        )
 
     def settings(self) -> ChartSettings:
         """Return the chart settings of a valid form."""
@@ -282,6 +281,35 @@ class ExplorerForm(TimeRangeForm):
     def filter_values(self) -> list[str]:
         """Return the filters as typed, for redrawing their inputs (valid or not)."""
         return [v for v in self.data.getlist("filter") if v.strip()] if hasattr(self.data, "getlist") else []
+
+
+@dataclass(frozen=True)
+class StatePart:
+    """A field's share of a chart's URL state, and what its refusal says when the state is too long."""
+
+    field: str
+    params: list[tuple[str, str]]
+    subject: str  # "These 3 events make"
+    advice: str  # "pick fewer events, or events with shorter names."
+
+
+def filters_part(filters: list[tuple[str, str]]) -> StatePart:
+    """Return the filters' share of a chart's URL state (trends and the analyses write them alike)."""
+    params = [("filter", f"{k}={v}") for k, v in filters]
+    return StatePart("filter", params, "These filters make", "use fewer or shorter filters.")
+
+
+def refuse_long_state(form: forms.Form, *, state: str, parts: list[StatePart]) -> None:
+    """Refuse a URL state longer than MAX_QUERY_STRING on the field of `parts` whose parameters take most of
+    it (the first of equals)."""
+    if len(state) <= MAX_QUERY_STRING:
+        return
+    part = max(parts, key=lambda part: len(urlencode(part.params)))
+    form.add_error(
+        part.field,
+        f"{part.subject} the chart’s address {len(state):,} characters long (at most {MAX_QUERY_STRING:,}): "
+        f"{part.advice}",
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:
