@@ -25,7 +25,7 @@ from apps.metrics.retention import Retention, RetentionQuery, retention_for
 from . import analysis_figures
 from .analysis_figures import duration_text
 from .chartspec import BREAKDOWN_BUILTINS, QUICK_RANGES, range_input, raw_history_note
-from .drilldown import funnel_step_links
+from .drilldown import FUNNEL_TOO_LONG_NOTE, funnel_step_links
 from .forms import (
     MAX_FILTERS,
     ExplorerOptions,
@@ -324,6 +324,8 @@ def analysis_render(spec: AnalysisSpec) -> RenderedAnalysis:
             notes += (f"{funnel.other_groups} smaller groups are left out; the overall funnel counts them.",)
         links = [[c for c, _ in funnel_step_links(spec.query)]]
         links += [[c for c, _ in funnel_step_links(spec.query, g)] for g in funnel.groups]
+        if any(link is None for steps in links for link in steps):
+            notes += (FUNNEL_TOO_LONG_NOTE,)
         figure = analysis_figures.funnel_figure(funnel, links=links)
         return RenderedAnalysis(spec=spec, figure=figure.to_plotly_json(), funnel=funnel, notes=notes)
     retention = retention_for(spec.query)

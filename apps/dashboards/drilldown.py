@@ -82,6 +82,12 @@ def point_links_bounded(
     return bounded, (TOO_LONG_NOTE,) if bounded != links else ()
 
 
+# A funnel group's name comes from the data, so its links may be long however short the settings are.
+FUNNEL_TOO_LONG_NOTE = (
+    "Some steps of this funnel are not linked to their users: their group's value is too long for an address."
+)
+
+
 def with_point_links(figure, links: Sequence[list[str] | None]) -> None:
     """Put each point's address into its trace's `customdata`, which static/js/dashboards.js follows on a
     click. The series' traces come first, in the series' order (annotations may follow)."""
@@ -92,7 +98,8 @@ def with_point_links(figure, links: Sequence[list[str] | None]) -> None:
 
 def funnel_step_links(query: FunnelQuery, group: FunnelGroup | None = None) -> list[tuple[str, str | None]]:
     """Return, per step of the funnel (one breakdown group's when given), the users page's address for
-    those who reached it and for those who dropped off before it (None at step 1, where nobody drops)."""
+    those who reached it and for those who dropped off before it (None at step 1, where nobody drops, and
+    None for an address past MAX_LINK_LENGTH: a group's value too long to open)."""
     params: list[tuple[str, str]] = [
         ("steps", ",".join(query.steps)),
         ("window", str(int(query.window.total_seconds()))),
@@ -118,8 +125,12 @@ def funnel_step_links(query: FunnelQuery, group: FunnelGroup | None = None) -> l
             if step > 1
             else None
         )
-        links.append((converted, dropped))
+        links.append((_bounded(converted), _bounded(dropped)))
     return links
+
+
+def _bounded(link: str | None) -> str | None:
+    return link if link is None or len(link) <= MAX_LINK_LENGTH else None
 
 
 def _iso(moment: datetime) -> str:

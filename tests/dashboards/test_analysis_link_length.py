@@ -242,3 +242,34 @@ def test_an_analysis_saved_before_the_limit_still_draws(client, make_person, agg
     assert re.search(r'<script type="application/json">', page)
     card = html.unescape(client.get("/dashboards/d/usage/").content.decode())
     assert "pick fewer" not in card and "use fewer" not in card
+
+
+def test_a_funnel_group_whose_value_is_too_long_for_an_address_is_not_linked_and_says_so(
+    product_client, aggregate_events
+):
+    # The group's value comes from the data: short settings can still make a step's users link too long.
+    long_plan = "p" * 4500
+    start = timezone.now().astimezone(UTC) - timedelta(hours=10)
+    aggregate_events(
+        [
+            {
+                "service": "web",
+                "event": step,
+                "user_id": user,
+                "timestamp": (start + timedelta(minutes=number)).isoformat(),
+                "properties": {"plan": plan},
+            }
+            for user, plan in (("u1", long_plan), ("u2", "free"))
+            for number, step in enumerate(["signup", "upload"])
+        ]
+    )
+
+    settings = {"analysis": "funnel", "steps": "signup,upload", "breakdown": "prop:plan"}
+    response = product_client.get("/dashboards/?" + urlencode(settings))
+
+    assert response.status_code == 200
+    page = html.unescape(response.content.decode())
+    step_links = [link for link in links_in(page) if link.startswith("/dashboards/users/?")]
+    assert any("group=free" in link for link in step_links)  # the short group keeps its links
+    assert [link for link in step_links if len(link) + GET_AND_VERSION > REQUEST_LINE] == []
+    assert "not linked to their users: their group's value is too long" in page
