@@ -94,6 +94,17 @@ def check_urls(name: str, value: str, schemes: tuple[str, ...], separators: str 
             )
 
 
+def check_rate(name: str, value: str, example: str) -> None:
+    """Refuse a rate its throttle cannot read, or one that allows no request: either would fail every request
+    it applies to."""
+    try:
+        requests, _ = parse_rate(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not like {example} (N/s, N/min, N/hour)") from None
+    if requests < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} must allow 1 request or more")
+
+
 # Celery URLs with a host, whose form check_urls can check; other schemes are only named (below).
 HOST_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
@@ -150,6 +161,9 @@ STAGE = env_str("STAGE", "dev")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
+    # Before django.contrib.auth: its `changepassword` command replaces Django's (which left the person's
+    # sessions and tokens working).
+    "apps.accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -159,7 +173,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "apps.common",
-    "apps.accounts",
     "apps.ingest",
     "apps.pipeline",
     "apps.metrics",
@@ -415,25 +428,24 @@ INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 102
 WIRE_MAX_BODY_BYTES = 5 * 1024 * 1024
 WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 * 1024, minimum=1)
 INGEST_RATE_LIMIT = env_str("INGEST_RATE_LIMIT", "3000/min")
-# Read as the throttle reads it: a rate it cannot read would fail every ingestion request.
-try:
-    _ingest_requests, _ = parse_rate(INGEST_RATE_LIMIT)
-except ValueError:
-    raise ImproperlyConfigured(
-        f"INGEST_RATE_LIMIT={INGEST_RATE_LIMIT!r} is not like 3000/min (N/s, N/min, N/hour)"
-    ) from None
-if _ingest_requests < 1:  # every ingestion request would be throttled
-    raise ImproperlyConfigured(f"INGEST_RATE_LIMIT={INGEST_RATE_LIMIT!r} must allow 1 request or more")
+check_rate("INGEST_RATE_LIMIT", INGEST_RATE_LIMIT, "3000/min")
 # A usable service key is cached this long; a change through the ORM forgets it at once (in every process
 # with a shared CACHE_URL, else in the one that made it: the others see it within this time).
 INGEST_KEY_CACHE_SECONDS = env_int("INGEST_KEY_CACHE_SECONDS", 5, minimum=0)
 INGEST_NODE = env_str("INGEST_NODE") or socket.gethostname()
 
 # --- REST framework and the OpenAPI schema.
+# Requests per person and window on the read APIs (session or personal token alike): room for a dashboard's
+# charts and a notebook's loop, not for a script that would take the database's or the cluster's every
+# connection. Ingestion keeps its per-key rate (INGEST_RATE_LIMIT).
+API_READ_RATE_LIMIT = env_str("API_READ_RATE_LIMIT", "120/min")
+check_rate("API_READ_RATE_LIMIT", API_READ_RATE_LIMIT, "120/min")
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Views with throttles of their own (ingestion's per-key rate) replace this one.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.throttling.PersonRateThrottle"],
     "EXCEPTION_HANDLER": "apps.common.exceptions.api_exception_handler",
     "DEFAULT_PARSER_CLASSES": ["apps.common.parsers.BoundedJSONParser"],
 }

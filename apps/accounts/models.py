@@ -1,4 +1,5 @@
-"""The audit log: who opened which user's trail or page, and every key action. Written once, never edited."""
+"""The audit log: who opened which user's trail or page, every key action and every password set. Written
+once, never edited."""
 
 from django.conf import settings
 from django.db import models
@@ -13,6 +14,8 @@ class AuditEntry(models.Model):
     REQUESTS_SEARCHED = "requests_searched"
     USER_PURGED = "user_purged"
     RAW_EVENT_VIEWED = "raw_event_viewed"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
     ACTIONS = [
         (TRAIL_VIEWED, "opened a request trail"),
         (USER_VIEWED, "opened a user's requests"),
@@ -22,6 +25,8 @@ class AuditEntry(models.Model):
         (REQUESTS_SEARCHED, "searched requests"),
         (USER_PURGED, "purged a user's data"),
         (RAW_EVENT_VIEWED, "opened a raw event (admin)"),
+        (PASSWORD_CHANGED, "changed their own password"),
+        (PASSWORD_RESET, "set a person's password (their sessions and tokens ended)"),
     ]
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -282,22 +282,30 @@ def personal_token_touch(
 _tokens_touched: dict[int, datetime] = {}
 
 
-def user_credentials_end(*, user_id: int) -> None:
-    """End a person's sessions and revoke their personal tokens (they were deactivated).
+def user_credentials_end(*, user_id: int, keep_session_key: str | None = None) -> None:
+    """End a person's sessions (all but `keep_session_key`, the one in use when they did it themselves) and
+    revoke their personal tokens: they were deactivated, or someone else set their password.
 
     Refusing an inactive person at each request only suspends them: taken back into use, a stolen session
-    cookie or a leaked token made before would work again.
+    cookie or a leaked token made before would work again. A password set by an admin or an operator says
+    the old one may be known: whatever was signed in with it must not outlive it.
     """
-    now = timezone.now()
     tokens = PersonalToken.objects.filter(user_id=user_id, revoked_at__isnull=True)
     hashes = list(tokens.values_list("key_hash", flat=True))
-    tokens.update(revoked_at=now)
+    tokens.update(revoked_at=timezone.now())
     personal_tokens_forget(key_hashes=hashes)
-    # Sessions name their person only inside their signed data: each live one is read. Deactivation is
-    # rare, and the table holds signed-in people's sessions only.
+    user_sessions_end(user_id=user_id, keep_session_key=keep_session_key)
+
+
+def user_sessions_end(*, user_id: int, keep_session_key: str | None = None) -> None:
+    """End every live session of a person but `keep_session_key`'s (None: every one)."""
+    # Sessions name their person only inside their signed data: each live one is read. This runs on a
+    # deactivation or a password change, which are rare, and the table holds signed-in people's sessions only.
     store_class = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
     owner = str(user_id)
-    live = Session.objects.filter(expire_date__gt=now).only("session_key", "session_data")
+    live = Session.objects.filter(expire_date__gt=timezone.now()).only("session_key", "session_data")
+    if keep_session_key:
+        live = live.exclude(session_key=keep_session_key)
     for session in live.iterator(chunk_size=2000):
         if session.get_decoded().get(SESSION_KEY) == owner:
             store_class(session.session_key).delete()  # through the engine: a cached copy goes too

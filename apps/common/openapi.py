@@ -32,6 +32,9 @@ READ_RESPONSES = {
     400: OpenApiResponse(ParameterErrorsSchema, description="A query parameter is invalid."),
     401: OpenApiResponse(ErrorSchema, description="No credentials, or an unknown or revoked personal token."),
     403: OpenApiResponse(ErrorSchema, description="Signed in, but without the role this API needs."),
+    429: OpenApiResponse(
+        ErrorSchema, description="Over the reads allowed per person (API_READ_RATE_LIMIT); see Retry-After."
+    ),
     503: OpenApiResponse(
         ErrorSchema, description="The database or the search backend is unavailable; see Retry-After."
     ),

@@ -64,14 +64,26 @@ class HasServiceKey(BasePermission):
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    """Describe service keys in the OpenAPI schema (drf-spectacular finds subclasses on import)."""
+    """Describe service keys in the OpenAPI schema (drf-spectacular finds subclasses on import): either
+    header alone authenticates, so each is its own security requirement (alternatives)."""
 
     target_class = "apps.ingest.auth.ApiKeyAuthentication"
-    name = "ServiceApiKey"
+    name = ["ServiceApiKey", "ServiceApiKeyHeader"]
 
-    def get_security_definition(self, auto_schema) -> dict:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A service key: Authorization: Bearer <key>",
-        }
+    def get_security_requirement(self, auto_schema) -> list[dict]:
+        return [{name: []} for name in self.name]
+
+    def get_security_definition(self, auto_schema) -> list[dict]:
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A service key: Authorization: Bearer <key>",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Api-Key",
+                "description": "A service key in its own header, for senders that cannot set Authorization.",
+            },
+        ]

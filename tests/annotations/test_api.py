@@ -242,10 +242,11 @@ def test_the_schema_documents_both_operations(client_as):
 
     operations = schema["paths"]["/api/v1/annotations"]
     assert operations["post"]["operationId"] == "annotations_create"
-    assert operations["post"]["security"] == [{"ServiceApiKey": []}]
+    assert operations["post"]["security"] == [{"ServiceApiKey": []}, {"ServiceApiKeyHeader": []}]
     assert set(operations["post"]["responses"]) >= {"201", "400", "401", "403"}
     assert operations["get"]["operationId"] == "annotations_list"
     assert {"ServiceApiKey": []} not in operations["get"]["security"]
+    assert {"ServiceApiKeyHeader": []} not in operations["get"]["security"]
 
 
 def test_posting_counts_against_the_keys_rate_like_ingestion(api_client, deploy_key, settings):

@@ -203,6 +203,7 @@ def test_axe_finds_nothing_serious_on_any_page(live_server, axe_page, world):
     check("surrounding logs", surrounding)
     check("user trail", "/users/u1/?range=all")
     check("tokens", "/account/tokens/")
+    check("password", "/account/password/")
     check("keys", "/keys/")
     check("not found", "/no-such-page/", status=404)
     check("dashboard not found", "/dashboards/d/nope/", status=404)

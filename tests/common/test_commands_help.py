@@ -9,6 +9,7 @@ from django.core.management import load_command_class
 from tests.conftest import REPO
 
 COMMANDS = {
+    "changepassword": "accounts",
     "create_user": "accounts",
     "create_service_key": "ingest",
     "portal_key": "ingest",

@@ -69,6 +69,7 @@ def two_keys():
         "/users/u1/?start=not-a-time&end=nor-this",
         "/keys/",
         "/account/tokens/",
+        "/account/password/",
         "/dashboards/d/",
     ],
 )
@@ -82,6 +83,7 @@ def test_refused_forms_tie_their_errors_to_their_fields(admin_client, two_keys):
     pages = {
         "key": admin_client.post("/keys/", {"service": "", "stage": "", "label": "x" * 200}),
         "token": admin_client.post("/account/tokens/", {"label": "x" * 200}),
+        "password": admin_client.post("/account/password/", {"old_password": "", "new_password1": "1"}),
         "dashboard": admin_client.post("/dashboards/d/", {"name": ""}),
     }
     for name, response in pages.items():

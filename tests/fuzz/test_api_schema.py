@@ -152,9 +152,10 @@ def credentials(
 
     settings.TRACE_BACKEND = TRACE_BACKENDS["elasticsearch"]
     _backend_for.cache_clear()
-    # The per-key throttle has its own tests; here it would turn most of the fuzz into 429s. 429 stays
-    # documented and is checked like every other answer.
+    # The per-key and per-person throttles have their own tests; here they would turn most of the fuzz into
+    # 429s. 429 stays documented and is checked like every other answer.
     settings.INGEST_RATE_LIMIT = "1000000/min"
+    settings.API_READ_RATE_LIMIT = "1000000/min"
     _seed_searchable_data(store_events)
 
     _, service_key = make_key(service="fuzz-sender", stage="prod")

@@ -93,6 +93,10 @@ PAGES = [
     Route("/dashboards/d/", "page", ("product",), (*READ, "POST"), {"POST": {ELSEWHERE}}, {"name": "n"}),
     Route("/dashboards/d/{slug}/", "page", ("product",)),
     Route("/dashboards/d/{others_slug}/", "page", ("product",)),  # shared: every product reader
+    # A dashboard's chart, read by its page's script: exactly the dashboard page's readers.
+    Route("/dashboards/d/{slug}/charts/{chart}/", "page", ("product",)),
+    Route("/dashboards/d/{others_slug}/charts/{others_chart}/?part=figure", "page", ("product",)),
+    Route("/dashboards/d/{slug}/charts/{others_chart}/", "page", ("product",), ok={m: {"404"} for m in READ}),
     Route("/dashboards/d/{slug}/delete/", "page", ("product",), ("POST",), {"POST": {ELSEWHERE}}),
     Route(
         "/dashboards/d/{slug}/charts/{chart}/move/",
@@ -123,6 +127,8 @@ PAGES = [
     Route("/keys/{prefix}/revoke/", "page", ("admin",), ("POST",), {"POST": {ELSEWHERE}}),
     Route("/account/tokens/", "page", (), (*READ, "POST"), {"POST": {"200"}}, {"label": "mine"}),
     Route("/account/tokens/nosuch/revoke/", "page", (), ("POST",), {"POST": {ELSEWHERE}}),
+    # No body: the form is refused before any password is checked (nothing counted towards a lockout).
+    Route("/account/password/", "page", (), (*READ, "POST"), {"POST": {"200"}}),
 ]
 APIS = [
     Route("/api/v1/traces/req-alice", "api", ("support",)),
@@ -171,7 +177,7 @@ WIRE = [
     Route("/api/v1/batch", "ingest", methods=("POST",), body={"batch": [{"event": "search"}]}),
     *(
         Route(f"/posthog/{name}", "posthog", methods=("POST",), body={"event": "search", "distinct_id": "u1"})
-        for name in ("batch/", "capture/", "e/", "i/v0/e/", "i/v0/ai/batch/")
+        for name in ("batch/", "capture/", "e/", "i/v0/e/", "i/v0/ai/batch/", "flags/", "decide/")
     ),
     Route("/v1/batch", "segment", methods=("POST",), body=_SEGMENT["batch"]),
     *(

@@ -3,9 +3,13 @@
 
 import sys
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
 
+from apps.accounts.actors import Actor
+from apps.accounts.passwords import password_reset_done
 from apps.accounts.roles import ROLES
 from apps.accounts.services import UserExists, user_create
 from apps.common.commands import OperatorCommand
@@ -32,7 +36,9 @@ class Command(OperatorCommand):
             help="read the password from the first line of standard input (kept out of ps and shell history)",
         )
         parser.add_argument(
-            "--replace", action="store_true", help="reset the password and role of an existing user"
+            "--replace",
+            action="store_true",
+            help="reset the password and role of an existing user (their sessions and personal tokens end)",
         )
 
     def handle(
@@ -50,10 +56,15 @@ class Command(OperatorCommand):
             if not password:
                 raise CommandError("--password-stdin: standard input held no password; nothing created")
         try:
-            user = user_create(username=username, role=role, password=password, replace=replace)
+            with transaction.atomic():
+                replacing = replace and get_user_model()._default_manager.filter(username=username).exists()
+                user = user_create(username=username, role=role, password=password, replace=replace)
+                if replacing:  # a reset: whoever knew the old password is signed out, their tokens revoked
+                    password_reset_done(actor=Actor.command(), user=user)
         except UserExists as exc:
             raise CommandError(f"{exc}; pass --replace to reset its password and role") from exc
         except ValidationError as exc:
             field, messages = next(iter(exc.message_dict.items()))
             raise CommandError(f"{field} refused: " + " ".join(messages)) from exc
-        self.stdout.write(f"user {user.username} has role {role}")
+        ended = "; their sessions and personal tokens were ended" if replacing else ""
+        self.stdout.write(f"user {user.username} has role {role}{ended}")
