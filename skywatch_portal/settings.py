@@ -422,10 +422,12 @@ INGEST_MAX_BATCH_EVENTS = 1000
 INGEST_MAX_BODY_BYTES = 1024 * 1024
 # A gzip body may expand to this much JSON; more is refused as a decompression bomb.
 INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 4 * 1024 * 1024, minimum=1)
-# Foreign SDKs' batches are bigger at their defaults (posthog-python: up to 5 MB uncompressed; an OTLP
-# exporter: 512 spans, easily over 1 MB, not compressed unless configured) and are not split on a 413: the
-# wire endpoints take up to 5 MB as sent, 16 MB inflated. Still at most 1000 events of at most 32 KB each.
-WIRE_MAX_BODY_BYTES = 5 * 1024 * 1024
+# Foreign SDKs' batches are bigger at their defaults and are not split on a 413 (the whole batch is given
+# up): posthog-python closes a batch once it has passed 5 MB, so one may hold 5 MB plus its last event (up to
+# 900 KB) plus the envelope; an OTLP exporter sends 512 spans, easily over 1 MB, not compressed unless
+# configured. The wire endpoints take up to 8 MB as sent, 16 MB inflated (PostHog's own limit is 20 MB).
+# Still at most 1000 events of at most 32 KB each.
+WIRE_MAX_BODY_BYTES = 8 * 1024 * 1024
 WIRE_MAX_DECOMPRESSED_BYTES = env_int("WIRE_MAX_DECOMPRESSED_BYTES", 16 * 1024 * 1024, minimum=1)
 INGEST_RATE_LIMIT = env_str("INGEST_RATE_LIMIT", "3000/min")
 check_rate("INGEST_RATE_LIMIT", INGEST_RATE_LIMIT, "3000/min")

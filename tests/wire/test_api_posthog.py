@@ -299,9 +299,9 @@ def test_a_chunked_body_the_server_does_not_terminate_is_411(client, make_key):
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_a_body_over_5_mb_is_413(client, make_key, chunked, settings):
+def test_a_body_over_the_wire_limit_is_413(client, make_key, chunked, settings):
     _, key = make_key()
-    data = json.dumps({"api_key": key, "batch": [event(message="x" * 9000) for _ in range(600)]}).encode()
+    data = json.dumps({"api_key": key, "batch": [event(message="x" * 9000) for _ in range(950)]}).encode()
     assert len(data) > settings.WIRE_MAX_BODY_BYTES
 
     response = (

@@ -219,9 +219,10 @@ def test_gzip_and_chunked_bodies(client, make_key):
     assert set(RawEvent.objects.values_list("event", flat=True)) == {"zipped", "chunked"}
 
 
-def test_a_body_over_5_mb_is_413_in_segments_error_shape(client, make_key):
+def test_a_body_over_the_wire_limit_is_413_in_segments_error_shape(client, make_key, settings):
     _, key = make_key()
-    batch = [message(properties={"blob": "x" * 9000}) for _ in range(600)]
+    batch = [message(properties={"blob": "x" * 9000}) for _ in range(950)]
+    assert len(json.dumps({"batch": batch})) > settings.WIRE_MAX_BODY_BYTES
 
     response = post(client, "/segment/v1/batch", {"batch": batch}, headers=basic(key))
 
