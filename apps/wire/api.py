@@ -34,6 +34,7 @@ from .auth import (
     OtlpBearerAuthentication,
     PostHogFlagsKeyAuthentication,
     PostHogKeyAuthentication,
+    PostHogPathKeyAuthentication,
     SegmentWriteKeyAuthentication,
     posthog_capture,
 )
@@ -240,6 +241,39 @@ class PostHogDecideView(PostHogFlagsView):
     """/decide/: what posthog SDKs called before /flags/ existed; older SDK versions in services still do."""
 
     decide = True
+
+
+@extend_schema(exclude=True)  # for posthog-js only: nothing is enabled, nothing to describe
+class PostHogRemoteConfigView(_WireView):
+    """/array/<key>/config, which posthog-js fetches at start-up (before /flags/) to learn what the project
+    enables: nothing here (posthog.REMOTE_CONFIG), and so no /flags/ request at start-up. A 404 for a key
+    that is unknown, revoked or expired, as PostHog answers for a token it has no project of; a 404 here was
+    an error in every visitor's console."""
+
+    authentication_classes = [PostHogPathKeyAuthentication]
+    # Asked once per page load: counting that against the key's ingestion rate would make a busy site's
+    # events the ones refused. The answer is a cached key look-up and a constant.
+    throttle_classes: list = []
+
+    def get(self, request: Request, token: str) -> HttpResponse:
+        return Response(posthog.REMOTE_CONFIG, status=status.HTTP_200_OK)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if response.status_code < 500:
+            # Django would log the 404 with its path, which holds the key sent: a secret in the log lines,
+            # which the portal ships to itself. An unknown key is no news.
+            response._has_been_logged = True
+        return response
+
+
+@extend_schema(exclude=True)
+class PostHogRemoteConfigScriptView(PostHogRemoteConfigView):
+    """/array/<key>/config.js: the same config as a script, which posthog-js (before 1.451) loads first and
+    falls back to /config only when it fails; a 404 was a second console error per page."""
+
+    def get(self, request: Request, token: str) -> HttpResponse:
+        return HttpResponse(posthog.remote_config_script(token), content_type="application/javascript")
 
 
 # --- Segment HTTP tracking API ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 import base64
 import binascii
+import re
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -27,6 +28,9 @@ class _WireKeyAuthentication(BaseAuthentication):
     def raw_key(self, request: Request) -> str | None:
         raise NotImplementedError
 
+    def refuse_unknown(self) -> exceptions.APIException:
+        return exceptions.AuthenticationFailed("Unknown API key.")
+
     def refuse_unusable(self, reason: str) -> exceptions.APIException:
         return exceptions.PermissionDenied(reason)
 
@@ -40,7 +44,7 @@ class _WireKeyAuthentication(BaseAuthentication):
         try:
             api_key = api_key_for_secret(raw=raw, now=timezone.now())
         except UnknownKey:
-            raise exceptions.AuthenticationFailed("Unknown API key.") from None
+            raise self.refuse_unknown() from None
         except UnusableKey as dead:
             raise self.refuse_unusable(dead.reason) from None
         return ServicePrincipal(api_key.service.name, api_key.stage, api_key.prefix), api_key
@@ -74,6 +78,28 @@ class PostHogFlagsKeyAuthentication(PostHogKeyAuthentication):
             return posthog.flags_key(json_body(request, posthog_encodings=True))
         except posthog.CaptureError as exc:
             raise exceptions.ParseError(str(exc)) from None
+
+
+# PostHog's check of a token in a path (BaseRemoteConfigAPIView.check_token): anything else is a 400.
+_PATH_TOKEN = re.compile(r"[a-zA-Z0-9_-]{1,200}")
+
+
+class PostHogPathKeyAuthentication(PostHogKeyAuthentication):
+    """The key in the path, where posthog-js asks for its remote config (`/array/<key>/config`). An unknown,
+    revoked or expired key is a 404, as PostHog answers for a token it has no project of: what is found
+    there is the key's config."""
+
+    def raw_key(self, request: Request) -> str | None:
+        token = request.parser_context["kwargs"]["token"]
+        if not _PATH_TOKEN.fullmatch(token):
+            raise exceptions.ParseError("Invalid token")
+        return token
+
+    def refuse_unknown(self) -> exceptions.APIException:
+        return exceptions.NotFound()
+
+    def refuse_unusable(self, reason: str) -> exceptions.APIException:
+        return exceptions.NotFound()
 
 
 class SegmentWriteKeyAuthentication(_WireKeyAuthentication):

@@ -1,11 +1,13 @@
 """PostHog capture as posthog SDKs send it: the bodies of /batch/, /capture/, /e/ and /i/v0/e/, and one
-posthog event mapped onto a canonical item; and the answer to their feature-flag requests (/flags/,
-/decide/), which is always "no flags". Pure functions: no database, no settings.
+posthog event mapped onto a canonical item; the answer to their feature-flag requests (/flags/, /decide/),
+which is always "no flags", and posthog-js's remote config, where nothing is enabled. Pure functions: no
+database, no settings.
 
 Bodies: `{"api_key": …, "batch": [events], "sent_at": …, "historical_migration": …}` (posthog-python, and
 the same from posthog-node/-go/-ruby), one event with its `api_key` or `token`, or a bare array of events.
 """
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +39,26 @@ NO_CONFIG: dict[str, Any] = {
     "isAuthenticated": False,
     "toolbarParams": {},
     "config": {"enable_collect_everything": True},
+}
+
+# What PostHog's /array/<token>/config answers for a project with nothing enabled (RemoteConfig.build_config
+# in PostHog/posthog's posthog/models/remote_config.py: no flags, surveys, recording, heatmaps, performance
+# or exception capture, no site apps). Left out: `token` (the key, which posthog-js does not read back),
+# and `analytics` and `elementsChainAsString`, which PostHog leaves out for some projects too: with them
+# posthog-js would move its events to /i/v0/e/ and send autocapture's elements as one string.
+REMOTE_CONFIG: dict[str, Any] = {
+    "supportedCompression": ["gzip", "gzip-js"],
+    "hasFeatureFlags": False,
+    "captureDeadClicks": False,
+    "capturePerformance": False,
+    "autocapture_opt_out": False,
+    "autocaptureExceptions": False,
+    "errorTracking": {"autocaptureExceptions": False, "suppressionRules": []},
+    "sessionRecording": False,
+    "heatmaps": False,
+    "surveys": False,
+    "defaultIdentifiedOnly": True,
+    "siteApps": [],
 }
 
 
@@ -199,3 +221,19 @@ def _query_bool(value: str | None) -> bool | None:
     if value is None or value == "":
         return None
     return value.strip().lower() in ("true", "1")
+
+
+def remote_config_script(key: str) -> str:
+    """Return /array/<key>/config.js: the script posthog-js loads before it tries the JSON config, which
+    files REMOTE_CONFIG under the key in `window._POSTHOG_REMOTE_CONFIG`, with no site apps (the shape of
+    PostHog's RemoteConfig.get_config_js_via_token)."""
+    config = {name: value for name, value in REMOTE_CONFIG.items() if name != "siteApps"}
+    return (
+        "(function() {\n"
+        "  window._POSTHOG_REMOTE_CONFIG = window._POSTHOG_REMOTE_CONFIG || {};\n"
+        f"  window._POSTHOG_REMOTE_CONFIG[{json.dumps(key)}] = {{\n"
+        f"    config: {json.dumps(config)},\n"
+        "    siteApps: []\n"
+        "  };\n"
+        "})();\n"
+    )

@@ -18,6 +18,17 @@ urlpatterns = [
     re_path(r"^posthog/i/v0/ai/batch/?$", api.PostHogAiBatchView.as_view(), name="posthog-i-v0-ai-batch"),
     re_path(r"^posthog/flags/?$", api.PostHogFlagsView.as_view(), name="posthog-flags"),
     re_path(r"^posthog/decide/?$", api.PostHogDecideView.as_view(), name="posthog-decide"),
+    # posthog-js's remote config, asked of its assets host: its api_host, unless that is PostHog's cloud.
+    re_path(
+        r"^posthog/array/(?P<token>[^/]+)/config(?:/)?$",
+        api.PostHogRemoteConfigView.as_view(),
+        name="posthog-remote-config",
+    ),
+    re_path(
+        r"^posthog/array/(?P<token>[^/]+)/config\.js(?:/)?$",
+        api.PostHogRemoteConfigScriptView.as_view(),
+        name="posthog-remote-config-js",
+    ),
     re_path(r"^segment/v1/batch(?:/)?$", api.SegmentBatchView.as_view(), name="segment-batch"),
     # @segment/analytics-node given host=<portal>/segment posts here (see api.SegmentRootBatchView).
     re_path(r"^v1/batch(?:/)?$", api.SegmentRootBatchView.as_view(), name="segment-batch-root"),

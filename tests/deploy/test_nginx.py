@@ -163,7 +163,7 @@ def from_portal(response: requests.Response) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-def test_the_portal_behind_the_rendered_nginx(proxied_portal):
+def test_the_portal_behind_the_rendered_nginx(proxied_portal, tmp_path):
     from apps.ingest.models import RawEvent
 
     http, https, key = proxied_portal
@@ -221,3 +221,10 @@ def test_the_portal_behind_the_rendered_nginx(proxied_portal):
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     sign_in = requests.get(https + "/login/", headers=gzip_ok, **tls)
     assert sign_in.status_code == 200 and "Content-Encoding" not in sign_in.headers
+
+    # posthog-js's remote config carries the service key in its path: answered, and never in the access log.
+    config = requests.get(https + f"/posthog/array/{key}/config", headers=host, **tls)
+    assert config.status_code == 200 and config.json()["hasFeatureFlags"] is False
+    access_log = (tmp_path / "access.log").read_text()
+    assert "/login/" in access_log  # nginx does log requests
+    assert key not in access_log

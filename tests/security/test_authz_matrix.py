@@ -179,6 +179,7 @@ WIRE = [
         Route(f"/posthog/{name}", "posthog", methods=("POST",), body={"event": "search", "distinct_id": "u1"})
         for name in ("batch/", "capture/", "e/", "i/v0/e/", "i/v0/ai/batch/", "flags/", "decide/")
     ),
+    Route("/posthog/array/swk_0_unknown/config", "missing", pattern="^posthog/array/"),  # an unknown key: 404
     Route("/v1/batch", "segment", methods=("POST",), body=_SEGMENT["batch"]),
     *(
         Route(f"/segment/v1/{kind}", "segment", methods=("POST",), body=body)

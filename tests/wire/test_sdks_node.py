@@ -29,7 +29,7 @@ NODE_MODULES = CACHE / "node-sdks" / "node_modules"
 SENT = (("traces", 2), ("logs", 1))
 
 
-def run_node_sdks(portal_url: str, key: str, cid: str, *, driver: Path = DRIVER) -> dict:
+def run_node_sdks(portal_url: str, key: str, cid: str, *args: str, driver: Path = DRIVER) -> dict:
     node = shutil.which("node")
     # The packages each driver needs: a cache installed before package-lock.json changed lacks them.
     if node is None or not all(
@@ -37,7 +37,7 @@ def run_node_sdks(portal_url: str, key: str, cid: str, *, driver: Path = DRIVER)
     ):
         pytest.fail(f"node and the Node SDKs in {NODE_MODULES} are needed: run scripts/ensure-test-tools.sh")
     done = subprocess.run(
-        [node, str(driver), portal_url, key, cid],
+        [node, str(driver), portal_url, key, cid, *args],
         env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
         capture_output=True,
         text=True,
@@ -93,17 +93,30 @@ def test_node_sdks_send_and_everything_is_stored_as_meant(portal, make_key):
         assert float(line.properties["max"]) == 1.7976931348623157e308
 
 
-def test_posthog_js_in_a_page_loads_no_flags_without_an_error_and_its_events_are_stored(portal, make_key):
-    """posthog-js asks /flags/ at start-up (a 404 there was an error in every visitor's console), reads the
-    config in the answer, and sends its events gzip'd to /e/."""
+@pytest.mark.parametrize("config_from", ["config.js", "config"])
+def test_posthog_js_in_a_page_loads_no_flags_without_an_error_and_its_events_are_stored(
+    portal, make_key, config_from
+):
+    """posthog-js loads its remote config at start-up, as the script /array/<key>/config.js (posthog-js
+    before 1.451, in a page that runs it) or as JSON from /array/<key>/config (later ones, or a page whose
+    CSP refuses the script): a 404 there was an error in every visitor's console. It asks /flags/ when the
+    user is identified, and sends its events gzip'd to /e/."""
     _, key = make_key(service="shop-web", stage="prod")
     cid = f"web-{uuid.uuid4()}"
+    mode = "script" if config_from == "config.js" else "json"
 
-    report = run_node_sdks(portal.url, key, cid, driver=BROWSER_DRIVER)
+    report = run_node_sdks(portal.url, key, cid, mode, driver=BROWSER_DRIVER)
 
     assert report["logged"] == []
     assert (report["flag"], report["enabled"]) == ("undefined", "undefined")  # as for a flag PostHog lacks
-    assert report["compression"] == "gzip-js"  # chosen from the answer's supportedCompression
+    assert report["compression"] == "gzip-js"  # chosen from the config's supportedCompression
+    configs = [path for path, _status in report["requests"] if path.startswith("/posthog/array/")]
+    assert configs == [f"/posthog/array/{key}/{config_from}"]  # the script, when run, is enough
+    if mode == "script":
+        assert report["scriptConfig"]["config"]["hasFeatureFlags"] is False
+        assert report["scriptConfig"]["siteApps"] == []
+    else:
+        assert report["scriptConfig"] is None
     assert ["/posthog/flags/", 200] in report["requests"]
     assert {status for _path, status in report["requests"]} == {200}
     stored = {e.event: e for e in RawEvent.objects.filter(service="shop-web", stage="prod")}
