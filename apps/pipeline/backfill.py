@@ -81,8 +81,13 @@ def _rollups_lock() -> None:
     embedded mode has one writer.)"""
     if connection.vendor != "postgresql":
         return
-    # The names too: a claim that added a name the prune then took out would leave it missing.
-    tables = ", ".join(model._meta.db_table for model in (*ROLLUP_MODELS, EventName))
+    # The names too: a claim that added a name the prune then took out would leave it missing. In the order a
+    # claim's statement takes them (the names before the rollups), else a claim begun while this waited for
+    # another holds the names, waiting for the rollups this holds, while this waits for the names. Not the
+    # days' sketches: a claim takes that table first, a purge last, and neither writes to it before holding
+    # the counts, which this holds.
+    locked = (EventName, *(model for model in ROLLUP_MODELS if model is not DaySketch))
+    tables = ", ".join(model._meta.db_table for model in locked)
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
 

@@ -113,3 +113,34 @@ def test_without_javascript_each_card_links_to_its_chart(live_server, browser_pa
         assert page.locator(".series-table tbody tr").count() >= 1
     finally:
         context.close()
+
+
+def test_without_javascript_no_card_says_it_is_busy(live_server, browser_page, board):
+    # A busy region may be kept from screen readers until it is done: without the script, never.
+    context = browser_page.context.browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        sign_in(page, live_server.url, "pia")
+        page.goto(f"{live_server.url}/dashboards/d/{board.slug}/")
+
+        assert page.locator(".chart-card").count() == 6
+        assert page.locator("[aria-busy='true']").count() == 0
+    finally:
+        context.close()
+
+
+def test_a_chart_retried_from_the_keyboard_keeps_the_focus_in_its_card(
+    live_server, browser_page, board, watched_reads
+):
+    page = browser_page
+    sign_in(page, live_server.url, "pia")
+    page.goto(f"{live_server.url}/dashboards/d/{board.slug}/")
+    page.wait_for_function(LOADED, timeout=20_000)
+    failed = page.locator(".chart-card").nth(5)
+
+    failed.locator("a:has-text('Retry')").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(LOADED, timeout=20_000)
+
+    assert failed.locator(".js-plotly-plot").count() == 1
+    assert failed.evaluate("(card) => card.contains(document.activeElement)")

@@ -88,6 +88,9 @@
     retry.addEventListener("click", function (event) {
       event.preventDefault();
       showLoading(body);
+      // The link goes with the error: the focus stays in the card, not back at the top of the page.
+      body.setAttribute("tabindex", "-1");
+      body.focus();
       enqueue(body);
     });
     text.appendChild(retry);
@@ -100,6 +103,8 @@
     document.querySelectorAll(".js-chart-body").forEach(function (body) {
       var link = body.querySelector(".js-chart-link");
       if (link) body.dataset.chartLink = link.getAttribute("href");
+      // Busy only once something will fill it: without this script the card's link is all there is.
+      body.setAttribute("aria-busy", "true");
       enqueue(body);  // the server's placeholder already says it is loading
     });
   });
