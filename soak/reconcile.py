@@ -97,7 +97,10 @@ class Reconciliation:
     double_counted: int = 0
     undercounted: int = 0
     numeric_mismatches: int = 0
-    users_mismatches: int = 0  # hour and day buckets whose unique users differ from the stored events'
+    # Hour and day buckets (and, on PostgreSQL, days of every event) whose unique users differ from the
+    # stored events'.
+    users_mismatches: int = 0
+    names_mismatches: int = 0  # event names the name catalogue misses, or lists without a counted event
     pending_aggregation: int = 0
     pending_index: int = 0
     dead_lettered: int = 0
@@ -122,6 +125,7 @@ class Reconciliation:
                 self.undercounted,
                 self.numeric_mismatches,
                 self.users_mismatches,
+                self.names_mismatches,
                 self.pending_aggregation,
                 self.pending_index,
                 self.dead_lettered,
@@ -155,7 +159,7 @@ def quick_pending(*, es: Elasticsearch, alias: str) -> tuple[int, int, int, int]
 def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Reconciliation:
     """Compare the ledger with every store and return the figures."""
     from apps.ingest.models import RawEvent
-    from apps.metrics.models import DETAIL_GRANULARITIES, GRANULARITIES, RollupCount, RollupNumeric
+    from apps.metrics.models import DETAIL_GRANULARITIES, GRANULARITIES, EventName, RollupCount, RollupNumeric
 
     connections.close_all()
     result = Reconciliation(
@@ -272,6 +276,8 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
         if got_n != want_n or abs(got_sum - want_sum) > 1e-6 * max(1.0, abs(want_sum)):
             result.numeric_mismatches += 1
     result.users_mismatches = _users_mismatches(expected_users)
+    counted_names = {event for _s, _e, event, agg, *_ in rows if agg}
+    result.names_mismatches = len(counted_names ^ set(EventName.objects.values_list("name", flat=True)))
 
     if CLAIM_LEDGER in connection.introspection.table_names():
         _reconcile_claims(result, {r[8]: (r[0], str(r[1])) for r in rows if r[3] is not None})
@@ -280,18 +286,25 @@ def reconcile(*, ledger: LedgerSnapshot, es: Elasticsearch, alias: str) -> Recon
 
 def _users_mismatches(expected: dict[tuple[str, str, str, str, datetime], set[str]]) -> int:
     """Return how many hour and day buckets' unique users differ from the stored events' (PostgreSQL: the
-    HyperLogLog sketches, exact while a bucket holds up to ~1,280 users, as the soak's do; SQLite: the
-    RollupUser rows)."""
-    from apps.metrics.models import RollupSketch, RollupUser
+    HyperLogLog sketches, exact while a bucket holds up to ~1,280 users, as the soak's do, and the days'
+    sketches of every event, keyed ("", "", "", "all-day", day); SQLite: the RollupUser rows)."""
+    from apps.metrics.models import DaySketch, RollupSketch, RollupUser
 
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(RollupSketch._meta.db_table)
+        days = connection.ops.quote_name(DaySketch._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT service, stage, event, granularity, bucket_start,"
                 f" round(hll_cardinality(users))::bigint FROM {table}"
+                " UNION ALL SELECT '', '', '', 'all-day', bucket_start,"
+                f" round(hll_cardinality(users))::bigint FROM {days}"
             )
             got = {tuple(row[:5]): row[5] for row in cursor.fetchall()}
+        expected = dict(expected)
+        for (_service, _stage, _event, granularity, start), users in list(expected.items()):
+            if granularity == "day":
+                expected.setdefault(("", "", "", "all-day", start), set()).update(users)
     else:
         got = Counter(
             (r["service"], r["stage"], r["event"], r["granularity"], r["bucket_start"])

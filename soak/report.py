@@ -39,7 +39,12 @@ _ROWS = (
     ),
     ("aggregated_unclaimed", "aggregated, unclaimed", "aggregated events the claim ledger never saw"),
     ("numeric_mismatches", "numeric mismatches", "hour and day buckets whose duration_ms count/sum is off"),
-    ("users_mismatches", "unique-users mismatches", "hour and day buckets whose unique users are off"),
+    (
+        "users_mismatches",
+        "unique-users mismatches",
+        "hour and day buckets (and days of every event) whose unique users are off",
+    ),
+    ("names_mismatches", "event-name mismatches", "names the name catalogue misses or lists uncounted"),
 )
 
 
@@ -70,6 +75,7 @@ class Report:
             == f.undercounted
             == f.numeric_mismatches
             == f.users_mismatches
+            == f.names_mismatches
             == 0
             and f.stored_unsent == 0  # no event stored again under an id of the portal's making
             and f.claimed_twice == f.aggregated_unclaimed == 0

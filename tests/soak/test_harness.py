@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db.models import F
 
-from apps.metrics.models import RollupNumeric, RollupSketch
+from apps.metrics.models import DaySketch, EventName, RollupNumeric, RollupSketch
 from apps.pipeline.services import process_chunk
 from apps.traces.search.elasticsearch import alias_name, es_client
 from soak.reconcile import Reconciliation, reconcile
@@ -124,4 +124,30 @@ def test_users_missing_from_an_hour_are_a_mismatch(search_on_elasticsearch, stor
     figures = figures_for(keys_of(sent))
 
     assert (figures.users_mismatches, figures.double_counted, figures.numeric_mismatches) == (1, 0, 0)
+    assert not report_of(figures).goal_met
+
+
+def test_a_day_of_every_event_missing_a_user_is_a_mismatch(search_on_elasticsearch, store_events):
+    # The overview's daily active users read one sketch per day: a pipeline that left it behind passed.
+    sent = [{**e, "user_id": f"user-{i % 3}"} for i, e in enumerate(events(6, hours=2))]
+    process_chunk(event_ids=store_events(sent))
+    assert figures_for(keys_of(sent)).users_mismatches == 0
+    DaySketch.objects.all().delete()
+
+    figures = figures_for(keys_of(sent))
+
+    assert (figures.users_mismatches, figures.double_counted, figures.names_mismatches) == (1, 0, 0)
+    assert not report_of(figures).goal_met
+
+
+def test_a_counted_event_missing_from_the_name_catalogue_is_a_mismatch(search_on_elasticsearch, store_events):
+    sent = events(4, hours=2)
+    process_chunk(event_ids=store_events(sent))
+    assert figures_for(keys_of(sent)).names_mismatches == 0
+    EventName.objects.all().delete()
+    EventName.objects.create(name="never-sent")
+
+    figures = figures_for(keys_of(sent))
+
+    assert figures.names_mismatches == len({e["event"] for e in sent}) + 1
     assert not report_of(figures).goal_met
