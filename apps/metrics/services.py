@@ -135,9 +135,10 @@ def _one_line(sql: str) -> str:
 # name already there is neither written nor locked; an anti-join leaves those out at half the cost of a
 # conflict check each), and its users into its days' sketches of every event (hashed again: the same sketch
 # as the union of the day's RollupSketch rows, and 1 ms for a 2,000-event chunk against 40 for a union of
-# its ~1,600 small hour sketches). PostgreSQL runs the upserts, which nothing reads, last listed first: the
-# day sketches, the one row every chunk of the day updates, run last, so that row stays locked only from
-# its upsert to the commit (and after the buckets, the order in which a purge rebuilds them).
+# its ~1,600 small hour sketches). PostgreSQL runs the upserts, which nothing reads, last listed first:
+# counts, sums, sketches, names, days' sketches, the order in which a purge updates a bucket's rows (else a
+# claim of a bucket a purge holds deadlocks with it); the day sketches, the one row every chunk of the day
+# updates, run last, so that row stays locked only from its upsert to the commit.
 _UTC_DAY = "date_trunc('day', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _ROLLUP_CTES = f"""
     hours AS MATERIALIZED (
@@ -161,20 +162,20 @@ _ROLLUP_CTES = f"""
         SELECT DISTINCT event FROM chunk c
         WHERE NOT EXISTS (SELECT FROM metrics_eventname n WHERE n.name = c.event)
         ORDER BY 1 ON CONFLICT DO NOTHING
-    ), counts AS (
-        INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
+    ), hour_users AS MATERIALIZED (
+        SELECT event, hour_start, service, stage, hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS}) AS users
+        FROM hours WHERE user_id <> '' GROUP BY 1, 2, 3, 4
+    ), sketches AS (
+        INSERT INTO metrics_rollupsketch AS t (granularity, event, bucket_start, service, stage, users)
         SELECT * FROM (
-            SELECT 'minute', event, date_trunc('minute', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-                service, stage, count(*)
-            FROM chunk GROUP BY 2, 3, 4, 5
+            SELECT 'hour', event, hour_start, service, stage, users FROM hour_users
             UNION ALL
-            SELECT 'hour', event, hour_start, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
-            UNION ALL
-            SELECT 'day', event, {_UTC_DAY}, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
-        ) AS k (granularity, event, bucket_start, service, stage, count)
+            SELECT 'day', event, {_UTC_DAY}, service, stage, hll_union_agg(users)
+            FROM hour_users GROUP BY 2, 3, 4, 5
+        ) AS k (granularity, event, bucket_start, service, stage, users)
         ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (granularity, event, bucket_start, service, stage)
-        DO UPDATE SET count = t.count + excluded.count
+        DO UPDATE SET users = hll_union(t.users, excluded.users)
     ), hour_numbers AS MATERIALIZED (
         SELECT h.event, h.hour_start, h.service, h.stage, n.key,
             count(*) AS count, sum(n.n) AS sum, min(n.n) AS min, max(n.n) AS max
@@ -193,20 +194,20 @@ _ROLLUP_CTES = f"""
         ON CONFLICT (granularity, event, bucket_start, service, stage, prop)
         DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum,
             min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max)
-    ), hour_users AS MATERIALIZED (
-        SELECT event, hour_start, service, stage, hll_add_agg(hll_hash_text(user_id), {HLL_PARAMS}) AS users
-        FROM hours WHERE user_id <> '' GROUP BY 1, 2, 3, 4
-    ), sketches AS (
-        INSERT INTO metrics_rollupsketch AS t (granularity, event, bucket_start, service, stage, users)
+    ), counts AS (
+        INSERT INTO metrics_rollupcount AS t (granularity, event, bucket_start, service, stage, count)
         SELECT * FROM (
-            SELECT 'hour', event, hour_start, service, stage, users FROM hour_users
+            SELECT 'minute', event, date_trunc('minute', "timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                service, stage, count(*)
+            FROM chunk GROUP BY 2, 3, 4, 5
             UNION ALL
-            SELECT 'day', event, {_UTC_DAY}, service, stage, hll_union_agg(users)
-            FROM hour_users GROUP BY 2, 3, 4, 5
-        ) AS k (granularity, event, bucket_start, service, stage, users)
+            SELECT 'hour', event, hour_start, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
+            UNION ALL
+            SELECT 'day', event, {_UTC_DAY}, service, stage, count(*) FROM hours GROUP BY 2, 3, 4, 5
+        ) AS k (granularity, event, bucket_start, service, stage, count)
         ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (granularity, event, bucket_start, service, stage)
-        DO UPDATE SET users = hll_union(t.users, excluded.users)
+        DO UPDATE SET count = t.count + excluded.count
     )
     SELECT count(*) FROM chunk"""
 # What the rollup statement reads of each event of its `chunk`.

@@ -130,3 +130,51 @@ def test_a_reset_while_a_purge_holds_its_counts_is_not_deadlocked_with_it(store_
     services.aggregate_chunk(event_ids=list(AggregationBacklog.objects.values_list("raw_id", flat=True)))
     assert RollupCount.objects.get(granularity="day", event="a").count == 1
     assert catalogue.daily_active_users(start=day, end=day + timedelta(days=1)).points == [(day, 1)]
+
+
+def test_a_claim_of_a_bucket_a_purge_holds_waits_for_it_instead_of_deadlocking(store_events, monkeypatch):
+    # A purge updates a bucket's count, then its sums, then rebuilds its sketches; a claim of a new event in
+    # the same bucket must take those rows in that order too, or each ends up waiting for the other.
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks of one statement: PostgreSQL (the embedded mode has one writer)")
+    day = (
+        (timezone.now() - timedelta(days=3))
+        .astimezone(UTC)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    at = (day + timedelta(hours=10)).isoformat()
+    event = {"event": "a", "timestamp": at, "properties": {"duration_ms": 5}}
+    ids = store_events([{**event, "user_id": "alice"}, {**event, "user_id": "bob"}])
+    services.aggregate_chunk(event_ids=ids)
+    [late] = store_events([{**event, "user_id": "carol"}])
+    subtracted, go_on = threading.Event(), threading.Event()
+    errors: list[Exception] = []
+    real = lifecycle._recompute_extremes
+
+    def paused(deltas, remaining):  # the purge holds the bucket's updated count and sums here
+        subtracted.set()
+        assert go_on.wait(timeout=30)
+        real(deltas, remaining)
+
+    monkeypatch.setattr(lifecycle, "_recompute_extremes", paused)
+
+    def collecting(work):
+        def run():
+            try:
+                work()
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        return run
+
+    purge = in_thread(collecting(lambda: lifecycle.user_purge(user_id="alice", actor=Actor.command("test"))))
+    assert subtracted.wait(timeout=30)
+    claim = in_thread(collecting(lambda: services.aggregate_chunk(event_ids=[late])))
+    wait_for(lambda: sessions_waiting_on_locks() >= 1, timeout=30, message="the claim to wait for the purge")
+    go_on.set()
+    for thread in (purge, claim):
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert RollupCount.objects.get(granularity="day", event="a").count == 2
+    assert catalogue.daily_active_users(start=day, end=day + timedelta(days=1)).points == [(day, 2)]
