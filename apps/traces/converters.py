@@ -77,8 +77,9 @@ def id_url(name: str, value: str, /, **params: object) -> str:
 
 
 def id_from(segment: str, query: Mapping[str, str], name: str) -> str:
-    """Return the ID a page's URL names: the path segment, or the query parameter behind QUERY_MARKER."""
-    if segment == QUERY_MARKER and name in query:
+    """Return the ID a page's URL names: the path segment, or the query parameter behind QUERY_MARKER (an
+    empty one names none: no ID is empty, and no link to one can be made)."""
+    if segment == QUERY_MARKER and query.get(name):
         return query[name]
     return segment
 

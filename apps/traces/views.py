@@ -183,7 +183,7 @@ def trace_detail(request: HttpRequest, correlation_id: str) -> HttpResponse:
     if not events:
         older = _legacy_target(segment, exists=lambda cid: selectors.correlation_exists(correlation_id=cid))
         if older is not None:
-            return redirect(id_url("trace-detail", older, **request.GET.dict()))
+            return redirect(id_url("trace-detail", older, **_legacy_query(request, "correlation_id")))
         if after is None:
             selectors.trail_missing_check(correlation_id=correlation_id)
             raise Http404(f"No events have the correlation ID {correlation_id!r}.")
@@ -239,7 +239,7 @@ def trace_surrounding(request: HttpRequest, correlation_id: str) -> HttpResponse
     segment, correlation_id = correlation_id, id_from(correlation_id, request.GET, "correlation_id")
     older = _legacy_target(segment, exists=lambda cid: selectors.correlation_exists(correlation_id=cid))
     if older is not None:
-        return redirect(id_url("trace-surrounding", older, **request.GET.dict()))
+        return redirect(id_url("trace-surrounding", older, **_legacy_query(request, "correlation_id")))
     service = request.GET.get("service", "")
     try:
         at = parse_datetime(request.GET.get("at", "").replace(" ", "+"))
@@ -304,7 +304,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     segment, user_id = user_id, id_from(user_id, request.GET, "user_id")
     older = _legacy_target(segment, exists=lambda uid: selectors.user_exists(user_id=uid))
     if older is not None:
-        return redirect(id_url("user-detail", older, **request.GET.dict()))
+        return redirect(id_url("user-detail", older, **_legacy_query(request, "user_id")))
     audit_record(request=request, action=AuditEntry.USER_VIEWED, target=user_id, via="page")
     data = request.GET.copy()
     data.setdefault("range", USER_DEFAULT_RANGE)
@@ -360,6 +360,12 @@ def _legacy_target(segment: str, *, exists: Callable[[str], bool]) -> str | None
     if exists(segment) or not exists(older):
         return None
     return older
+
+
+def _legacy_query(request: HttpRequest, name: str) -> dict[str, str]:
+    """Return the query an old link's redirect keeps: all of it but the ID's parameter, which meant nothing
+    beside an ID in the path and would otherwise name the page the redirect opens."""
+    return {key: value for key, value in request.GET.dict().items() if key != name}
 
 
 def _id_query(segment: str, name: str, value: str) -> list[tuple[str, str]]:

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from apps.accounts.models import AuditEntry
+
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 11, 25, 10, tzinfo=UTC)
@@ -134,3 +136,51 @@ def test_links_encoded_twice_before_redirect_to_their_page(support_client, store
     assert response.status_code == 302
     assert response["Location"] == location
     assert support_client.get(location).status_code == 200
+
+
+def test_an_empty_query_parameter_names_no_id(support_client, store_events):
+    # `/-/?correlation_id=` (a link cut short, a form sent blank) is the page of the ID "-", never of the
+    # empty ID: no page for it can be linked (reverse() refuses it: a 500), and a user page for it listed
+    # every request in the range (an empty user ID filters nothing), audited as opened for nobody.
+    store_events(
+        [
+            {"service": "gateway", "event": "anonymous", "correlation_id": "r-1", "timestamp": at(0)},
+            {
+                "service": "gateway",
+                "event": "dash",
+                "correlation_id": "-",
+                "user_id": "-",
+                "timestamp": at(1),
+            },
+        ]
+    )
+
+    surrounding = support_client.get(
+        "/traces/-/surrounding/", {"correlation_id": "", "service": "gateway", "at": at(0)}
+    )
+    user = support_client.get("/users/-/", {"user_id": "", "range": "all"})
+
+    assert surrounding.status_code == 200 and surrounding.context["correlation_id"] == "-"
+    assert user.status_code == 200 and user.context["user_id"] == "-"
+    assert [r.correlation_id for r in user.context["result"].requests] == ["-"]
+    viewed = AuditEntry.objects.filter(action=AuditEntry.USER_VIEWED).latest("pk")
+    assert viewed.target == "-"
+
+
+def test_an_old_link_redirects_to_its_own_id_whatever_its_query_says(support_client, store_events):
+    # The old link's path names the trail; a correlation_id in its query meant nothing there, and must not
+    # become the ID the redirect opens (the page reads the last of two).
+    store_events(
+        [
+            {"event": "meant", "correlation_id": "k/l", "user_id": "u/v", "timestamp": at(0)},
+            {"event": "other", "correlation_id": "other", "user_id": "other", "timestamp": at(1)},
+        ]
+    )
+
+    trail = support_client.get("/traces/k%252Fl/", {"correlation_id": "other"})
+    user = support_client.get("/users/u%252Fv/", {"user_id": "other", "range": "all"})
+
+    assert trail.status_code == user.status_code == 302
+    assert trail["Location"] == "/traces/-/?correlation_id=k%2Fl"
+    assert user["Location"] == "/users/-/?user_id=u%2Fv&range=all"
+    assert support_client.get(trail["Location"]).context["correlation_id"] == "k/l"
