@@ -158,7 +158,8 @@ class AnnotationsAPI(APIView):
         return [IsAuthenticated(), HasRole()]
 
     def get_throttles(self):
-        return [ApiKeyRateThrottle()] if self.request.method == "POST" else []
+        # A key's ingestion rate to post; a person's read rate (the default) to read.
+        return [ApiKeyRateThrottle()] if self.request.method == "POST" else super().get_throttles()
 
     @extend_schema(
         operation_id="annotations_create",

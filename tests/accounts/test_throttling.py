@@ -84,3 +84,12 @@ def test_the_default_rate_is_generous():
     from django.conf import settings
 
     assert settings.API_READ_RATE_LIMIT == "120/min"
+
+
+def test_annotation_reads_count_as_reads(make_person, settings):
+    settings.API_READ_RATE_LIMIT = "1/min"
+    browser = Client()
+    browser.force_login(make_person("product", "pat-annotations"))
+
+    assert browser.get("/api/v1/annotations").status_code == 200
+    assert browser.get("/api/v1/annotations").status_code == 429
