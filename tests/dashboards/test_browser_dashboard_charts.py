@@ -3,7 +3,6 @@ order, each drawn in its card; one that fails says so and retries alone; without
 link opens the chart on its own page."""
 
 import threading
-import time
 
 import pytest
 from django.db import DatabaseError
@@ -38,24 +37,28 @@ def board(make_person, aggregate_events):
 def watched_reads(monkeypatch):
     """Series reads, slowed so that they overlap, counted as they run; `flaky` fails its first read."""
     real = charts.series_for
-    lock = threading.Lock()
+    changed = threading.Condition()
     seen = {"running": 0, "most": 0, "started": [], "failed": False}
 
     def series_for(query):
-        with lock:
+        with changed:
             seen["running"] += 1
             seen["most"] = max(seen["most"], seen["running"])
             seen["started"].append(query.events[0])
             fail = query.events == ("flaky",) and not seen["failed"]
             seen["failed"] = seen["failed"] or fail
+            changed.notify_all()
+            # Held until four run at once (a fifth would show in "most"), or for at most 0.3 s when fewer
+            # are left to load.
+            changed.wait_for(lambda: seen["running"] >= 4, timeout=0.3)
         try:
-            time.sleep(0.3)
             if fail:
                 raise DatabaseError("canceling statement due to statement timeout")
             return real(query)
         finally:
-            with lock:
+            with changed:
                 seen["running"] -= 1
+                changed.notify_all()
 
     monkeypatch.setattr(charts, "series_for", series_for)
     return seen
