@@ -37,6 +37,18 @@ def store(api_key, event: str, n: int, at: datetime) -> list[int]:
     return events_ingest(items=items, api_key=api_key, received_at=timezone.now()).stored_ids
 
 
+def collecting(errors: list[Exception], work):
+    """Return `work` for a thread: what it raises goes into `errors`, which the test asserts on."""
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # collected and asserted by the test
+            errors.append(exc)
+
+    return run
+
+
 def test_a_claim_that_begins_while_a_reset_waits_for_another_is_not_deadlocked_with_it(make_key):
     if connection.vendor != "postgresql":
         pytest.skip("table locks: PostgreSQL (the embedded mode has one writer)")
@@ -47,26 +59,19 @@ def test_a_claim_that_begins_while_a_reset_waits_for_another_is_not_deadlocked_w
     claimed, commit = threading.Event(), threading.Event()
     errors: list[Exception] = []
 
-    def collecting(work):
-        def run():
-            try:
-                work()
-            except Exception as exc:  # collected and asserted below
-                errors.append(exc)
-
-        return run
-
     def hold_a_claim():  # a worker's claim in progress when the reset begins
         with transaction.atomic():
             services.aggregate_chunk(event_ids=first)
             claimed.set()
             assert commit.wait(timeout=30)
 
-    worker = in_thread(collecting(hold_a_claim))
+    worker = in_thread(collecting(errors, hold_a_claim))
     assert claimed.wait(timeout=30)
-    reset = in_thread(collecting(lambda: backfill.rollups_reset(start=DAY, end=DAY + timedelta(days=1))))
+    reset = in_thread(
+        collecting(errors, lambda: backfill.rollups_reset(start=DAY, end=DAY + timedelta(days=1)))
+    )
     wait_for(lambda: sessions_waiting_on_locks() >= 1, timeout=30, message="the reset to wait for the claim")
-    other = in_thread(collecting(lambda: services.aggregate_chunk(event_ids=second)))
+    other = in_thread(collecting(errors, lambda: services.aggregate_chunk(event_ids=second)))
     wait_for(lambda: sessions_waiting_on_locks() >= 2, timeout=30, message="a second claim to wait")
     commit.set()
     for thread in (worker, reset, other):
@@ -109,18 +114,13 @@ def test_a_reset_while_a_purge_holds_its_counts_is_not_deadlocked_with_it(store_
 
     monkeypatch.setattr(lifecycle, "_recompute_extremes", paused)
 
-    def collecting(work):
-        def run():
-            try:
-                work()
-            except Exception as exc:  # collected and asserted below
-                errors.append(exc)
-
-        return run
-
-    purge = in_thread(collecting(lambda: lifecycle.user_purge(user_id="alice", actor=Actor.command("test"))))
+    purge = in_thread(
+        collecting(errors, lambda: lifecycle.user_purge(user_id="alice", actor=Actor.command("test")))
+    )
     assert subtracted.wait(timeout=30)
-    reset = in_thread(collecting(lambda: backfill.rollups_reset(start=day, end=day + timedelta(days=1))))
+    reset = in_thread(
+        collecting(errors, lambda: backfill.rollups_reset(start=day, end=day + timedelta(days=1)))
+    )
     wait_for(lambda: sessions_waiting_on_locks() >= 1, timeout=30, message="the reset to wait for the purge")
     go_on.set()
     for thread in (purge, reset):
@@ -158,18 +158,11 @@ def test_a_claim_of_a_bucket_a_purge_holds_waits_for_it_instead_of_deadlocking(s
 
     monkeypatch.setattr(lifecycle, "_recompute_extremes", paused)
 
-    def collecting(work):
-        def run():
-            try:
-                work()
-            except Exception as exc:  # collected and asserted below
-                errors.append(exc)
-
-        return run
-
-    purge = in_thread(collecting(lambda: lifecycle.user_purge(user_id="alice", actor=Actor.command("test"))))
+    purge = in_thread(
+        collecting(errors, lambda: lifecycle.user_purge(user_id="alice", actor=Actor.command("test")))
+    )
     assert subtracted.wait(timeout=30)
-    claim = in_thread(collecting(lambda: services.aggregate_chunk(event_ids=[late])))
+    claim = in_thread(collecting(errors, lambda: services.aggregate_chunk(event_ids=[late])))
     wait_for(lambda: sessions_waiting_on_locks() >= 1, timeout=30, message="the claim to wait for the purge")
     go_on.set()
     for thread in (purge, claim):
